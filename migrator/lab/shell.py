@@ -199,9 +199,7 @@ class Param:
     """One cmdlet parameter, as the binder needs it (name prefix matching, aliases, positions, switches)."""
 
     name: str
-    kind: Literal["any", "string", "int", "bool", "switch", "string[]", "hashtable", "datetime", "object[]"] = (
-        "any"
-    )
+    kind: Literal["any", "string", "int", "bool", "switch", "string[]", "hashtable", "datetime", "object[]"] = "any"
     mandatory: bool = False
     position: int | None = None
     aliases: tuple[str, ...] = ()

@@ -1,0 +1,355 @@
+"""The lab's device model: typed, JSON-serialisable state of a simulated Windows fleet.
+
+Only *state* lives here (what a fleet file holds). Behaviour (sign-in, provisioning, container deletion) lives
+in :mod:`migrator.lab.windows`, policy evaluation in :mod:`migrator.lab.policy`, fleet generation in
+:mod:`migrator.lab.fleet`. Facts the orchestrator must discover remotely (policy values, OS build) are stored
+where Windows stores them (the registry) so that reading them through PowerShell is the only way to know.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from migrator.lab.registry import Registry
+
+SCHEMA_VERSION = 1
+
+JoinType = Literal["hybrid", "entra", "domain", "workgroup"]
+TrustType = Literal["key", "cert", "cloud"]
+SessionKind = Literal["console", "rdp"]
+SessionState = Literal["Active", "Disc"]
+LogonMethod = Literal["password", "hello"]
+Compliance = Literal["prompt", "slow", "never", "away"]
+
+# Cloud Kerberos trust minimum builds (MS docs "cloud Kerberos trust" prerequisites): Windows 10 21H2 with
+# KB5010415 = 19044.1566, Windows 11 21H2 with KB5010414 = 22000.527, any later Windows 11 feature release.
+CLOUD_TRUST_MIN_UBR: dict[int, int] = {19044: 1566, 19045: 0, 22000: 527}
+# Windows 10 21H1/21H2 after KB5018410 (Oct 2022) showed OnPremTgt/CloudTgt wrongly in dsregcmd; fixed in the
+# 2023-01 C update (windows-facts §1, §9.5). UBR ranges of the affected builds.
+DSREG_DISPLAY_BUG_UBR: dict[int, tuple[int, int]] = {19043: (2130, 2486), 19044: (2130, 2486)}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class Domain(_Model):
+    """An Active Directory domain users and devices belong to."""
+
+    dns_name: str  # corp.contoso.com
+    netbios: str  # CORP
+    sid: str  # S-1-5-21-a-b-c
+    guid: str
+    forest: str
+    entra_kerberos: bool  # the AzureADKerberos server object exists (Set-AzureADKerberosServer was run)
+    dc_name: str  # DC01.corp.contoso.com
+    dc_address: str  # what nltest prints; never contacted
+    dc_site: str = "Default-First-Site-Name"
+    # What the domain's Group Policy writes to HKLM\SOFTWARE\Policies\Microsoft\PassportForWork on gpupdate
+    # (the "external" policy channel): value name -> DWORD. None = no WHfB GPO linked.
+    gpo_passport_policy: dict[str, int] | None = None
+    adfs_ra_ready: bool = True  # certificate trust enrolment authority (AD FS RA) is ready
+
+
+class Tenant(_Model):
+    tenant_id: str
+    name: str  # Contoso
+    default_domain: str  # contoso.onmicrosoft.com
+
+
+class OsInfo(_Model):
+    product_name: str  # "Windows 10 Enterprise" (as in the registry, also on Windows 11)
+    caption: str  # "Microsoft Windows 11 Enterprise" (Win32_OperatingSystem.Caption)
+    edition_id: str  # Enterprise
+    display_version: str  # 21H2
+    build: int  # 19044
+    ubr: int  # 1566
+    version: str = "10.0"
+    install_date: datetime | None = None
+    last_boot: datetime | None = None
+
+    @property
+    def full_build(self) -> str:
+        return f"{self.build}.{self.ubr}"
+
+    @property
+    def supports_cloud_trust(self) -> bool:
+        if self.build >= 22621:  # Windows 11 22H2 and later
+            return True
+        minimum = CLOUD_TRUST_MIN_UBR.get(self.build)
+        return minimum is not None and self.ubr >= minimum
+
+    @property
+    def has_dsregcmd_display_bug(self) -> bool:
+        window = DSREG_DISPLAY_BUG_UBR.get(self.build)
+        return window is not None and window[0] <= self.ubr < window[1]
+
+
+class Tpm(_Model):
+    present: bool = True
+    ready: bool = True
+    spec_version: str = "2.0, 0, 1.59"  # Win32_Tpm SpecVersion style
+    manufacturer: str = "IFX"
+    manufacturer_version: str = "7.85.4555.0"
+
+
+class HelloContainer(_Model):
+    """A user's Windows Hello (NGC) container."""
+
+    trust: TrustType
+    key_id: str  # NgcKeyId, {GUID}
+    created: datetime
+    has_passkeys: bool = False  # Windows 11 keeps device-bound passkeys in the container too
+    used_with_dc: bool = False  # first PIN sign-in on hybrid needs DC line of sight; set once it succeeded
+
+
+class Certificate(_Model):
+    """A certificate in Cert:\\CurrentUser\\My."""
+
+    thumbprint: str
+    subject: str
+    issuer: str
+    template: str  # "WHFBAuthentication"
+    not_before: datetime
+    not_after: datetime
+    key_provider: str = "Microsoft Passport Key Storage Provider"
+    hello_key_id: str | None = None  # the container key the certificate was enrolled with
+
+
+class UserCounters(_Model):
+    """Truth for tests: what happened to this user, counted by the lab."""
+
+    sign_ins: int = 0
+    hello_sign_ins: int = 0
+    hello_sign_in_failures: int = 0
+    sign_outs: int = 0
+    container_deletions: int = 0
+    provisionings: int = 0
+    prompts_received: int = 0
+    tasks_run: int = 0
+
+
+class UserBehaviour(_Model):
+    """How the simulated person reacts to a sign-out prompt."""
+
+    compliance: Compliance = "prompt"
+    delay_seconds: float = 300.0  # how long after a prompt the user signs out and back in
+    away_until: datetime | None = None  # "away" users return (and sign in) at this time
+    prefers_rdp: bool = False
+
+
+class User(_Model):
+    """A user with a local profile on the device."""
+
+    sam: str  # alice (what quser prints)
+    domain: str  # CORP, or AzureAD for Entra-only accounts
+    upn: str
+    sid: str
+    display_name: str
+    has_prt: bool = True  # the user gets an Entra PRT at sign-in (Entra identity synced, no AD FS issue)
+    privileged: bool = False  # in msDS-NeverRevealGroup of AzureADKerberos: no partial TGT
+    container: HelloContainer | None = None
+    certificates: list[Certificate] = Field(default_factory=list)
+    behaviour: UserBehaviour = Field(default_factory=UserBehaviour)
+    counters: UserCounters = Field(default_factory=UserCounters)
+    profile_path: str = ""
+    last_sign_in: datetime | None = None
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.domain}\\{self.sam}"
+
+
+class Session(_Model):
+    """A signed-in user session (quser line)."""
+
+    user_sid: str
+    session_id: int
+    kind: SessionKind = "console"
+    state: SessionState = "Active"
+    locked: bool = False
+    logon_time: datetime
+    logon_method: LogonMethod = "password"
+    logon_id: str = "0x3e7"  # klist "Current LogonId"
+    # Kerberos material held by the session (what klist/dsregcmd in that session show).
+    on_prem_tgt: bool = False  # a TGT from an on-prem DC for the AD domain
+    partial_tgt: bool = False  # cloud Kerberos trust partial TGT from Entra (dsregcmd OnPremTgt)
+    cloud_tgt: bool = False  # Entra Kerberos TGT krbtgt/KERBEROS.MICROSOFTONLINE.COM (dsregcmd CloudTgt)
+    prt: bool = False
+    prt_update_time: datetime | None = None
+    messages: list[str] = Field(default_factory=list)  # msg.exe text shown to the user
+
+
+class TaskAction(_Model):
+    execute: str
+    arguments: str = ""
+    working_directory: str = ""
+
+
+class TaskTrigger(_Model):
+    kind: Literal["AtLogOn", "Once", "AtStartup"]
+    user_id: str | None = None  # AtLogOn for one user (DOMAIN\user); None = any user
+    start: datetime | None = None
+
+
+class ScheduledTask(_Model):
+    name: str
+    path: str = "\\"
+    user_id: str  # principal: DOMAIN\user, SID, or SYSTEM
+    logon_type: Literal["Interactive", "ServiceAccount", "Password", "S4U", "InteractiveOrPassword"] = "Interactive"
+    run_level: Literal["Limited", "Highest"] = "Limited"
+    actions: list[TaskAction] = Field(default_factory=list)
+    triggers: list[TaskTrigger] = Field(default_factory=list)
+    state: Literal["Ready", "Running", "Disabled", "Queued"] = "Ready"
+    last_run_time: datetime | None = None
+    last_task_result: int = 267011  # 0x41303: SCHED_S_TASK_HAS_NOT_RUN
+    number_of_missed_runs: int = 0
+    author: str = ""
+    description: str = ""
+    registered: datetime | None = None
+    delete_expired_after_run: bool = False
+
+
+class EventRecord(_Model):
+    log_name: str  # Microsoft-Windows-User Device Registration/Admin
+    provider: str  # Microsoft-Windows-User Device Registration
+    event_id: int
+    level: Literal["Information", "Warning", "Error", "Critical", "Verbose"] = "Information"
+    time_created: datetime
+    message: str
+    record_id: int = 0
+    user_sid: str | None = None
+
+
+class CommandRecord(_Model):
+    """A native command or PowerShell pipeline run on the device, with who ran it (truth for tests)."""
+
+    time: datetime
+    principal: str
+    kind: Literal["native", "powershell", "task"]
+    command: str
+
+
+class DeviceCounters(_Model):
+    commands: list[CommandRecord] = Field(default_factory=list)
+    reboots: int = 0
+    gpupdates: int = 0
+
+
+class VFile(_Model):
+    """A file on the device (task output files, scripts)."""
+
+    path: str  # display spelling: C:\ProgramData\migrator\out.json
+    content: str = ""
+    modified: datetime | None = None
+    is_directory: bool = False
+
+
+class Device(_Model):
+    """One simulated Windows device."""
+
+    name: str  # PC-0001 (NetBIOS computer name)
+    address: str  # 127.20.0.1: where its listeners live
+    join_type: JoinType
+    domain: str | None = None  # DNS name of its AD domain (hybrid and domain joined)
+    os: OsInfo
+    tpm: Tpm = Field(default_factory=Tpm)
+    device_id: str | None = None  # Entra device id (AzureAdJoined devices)
+    device_cert_thumbprint: str | None = None
+    manufacturer: str = "Dell Inc."
+    model: str = "Latitude 7440"
+    dc_reachable: bool = True
+    vpn_only: bool = False  # line of sight to a DC only while on VPN (flaps in the simulation)
+    mdm_enrolled: bool = False
+    local_admins: list[str] = Field(default_factory=list)  # DOMAIN\name of accounts allowed to connect
+    registry: Registry = Field(default_factory=Registry)
+    users: list[User] = Field(default_factory=list)
+    sessions: list[Session] = Field(default_factory=list)
+    tasks: list[ScheduledTask] = Field(default_factory=list)
+    events: list[EventRecord] = Field(default_factory=list)
+    files: dict[str, VFile] = Field(default_factory=dict)  # by case-folded path
+    counters: DeviceCounters = Field(default_factory=DeviceCounters)
+    groups: list[str] = Field(default_factory=list)  # inventory groups the generator suggests
+    notes: list[str] = Field(default_factory=list)  # why the generator made it so (old build, VPN, ...)
+    next_session_id: int = 2
+    next_event_record: int = 1
+
+    _lock: threading.RLock = PrivateAttr(default_factory=threading.RLock)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Serialises every mutation of this device (scripts run in worker threads)."""
+        return self._lock
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.domain}" if self.domain else self.name
+
+    @property
+    def azure_ad_joined(self) -> bool:
+        return self.join_type in ("hybrid", "entra")
+
+    @property
+    def domain_joined(self) -> bool:
+        return self.join_type in ("hybrid", "domain")
+
+    def user(self, name_or_sid: str) -> User | None:
+        """Find a user by SID, DOMAIN\\sam, UPN or sam (case-insensitive)."""
+        wanted = name_or_sid.casefold()
+        for user in self.users:
+            if wanted in (
+                user.sid.casefold(),
+                user.qualified_name.casefold(),
+                user.upn.casefold(),
+                user.sam.casefold(),
+            ):
+                return user
+        return None
+
+    def session_of(self, user: User) -> Session | None:
+        for session in self.sessions:
+            if session.user_sid == user.sid:
+                return session
+        return None
+
+
+class AdminAccount(_Model):
+    """The account the orchestrator connects with (its password is never in the fleet file)."""
+
+    domain: str = "LAB"
+    username: str = "migrator-admin"
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.domain}\\{self.username}"
+
+
+class Fleet(_Model):
+    """A whole lab: what ``lab fleet`` writes and ``lab up --fleet`` reads."""
+
+    schema_version: int = SCHEMA_VERSION
+    seed: int
+    created: datetime
+    clock: datetime  # the virtual time the fleet was saved at
+    tenant: Tenant
+    domains: list[Domain]
+    admin: AdminAccount = Field(default_factory=AdminAccount)
+    devices: list[Device]
+
+    def domain(self, dns_name: str | None) -> Domain | None:
+        if dns_name is None:
+            return None
+        for domain in self.domains:
+            if domain.dns_name.casefold() == dns_name.casefold():
+                return domain
+        return None
+
+    def device(self, name: str) -> Device | None:
+        for device in self.devices:
+            if device.name.casefold() == name.casefold():
+                return device
+        return None
