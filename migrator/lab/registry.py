@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator
 
 RegType = Literal["REG_SZ", "REG_EXPAND_SZ", "REG_DWORD", "REG_QWORD", "REG_MULTI_SZ", "REG_BINARY"]
 
@@ -56,16 +56,11 @@ def _decode_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return base64.b64decode(value)
     if isinstance(value, list):
-        return bytes(value)
+        return bytes(int(x) for x in value)
     raise ValueError("expected bytes or base64 text")
 
 
-Base64Bytes = Annotated[
-    bytes,
-    PlainValidator(_decode_bytes),
-    PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), return_type=str),
-]
-RegData = int | str | list[str] | Base64Bytes
+RegData = int | str | list[str] | bytes
 
 
 class RegValue(BaseModel):
@@ -75,6 +70,17 @@ class RegValue(BaseModel):
     type: RegType
     data: RegData
 
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data_matches_type(cls, data: Any, info: ValidationInfo) -> Any:
+        # The stored type decides how JSON data reads back: REG_BINARY travels as base64 text.
+        reg_type = info.data.get("type")
+        return _coerce(data, reg_type) if reg_type else data
+
+    @field_serializer("data")
+    def _data_as_json(self, data: RegData) -> int | str | list[str]:
+        return base64.b64encode(data).decode("ascii") if isinstance(data, bytes) else data
+
     def coerced(self) -> RegData:
         """The data as PowerShell returns it for this type (DWORD as int, MULTI_SZ as list, ...)."""
         if self.type in ("REG_DWORD", "REG_QWORD"):
@@ -82,11 +88,7 @@ class RegValue(BaseModel):
             bits = 32 if self.type == "REG_DWORD" else 64
             number = int(self.data) if not isinstance(self.data, bytes | list) else 0
             return number - 2**bits if number >= 2 ** (bits - 1) else number
-        if self.type == "REG_MULTI_SZ":
-            return list(self.data) if isinstance(self.data, list) else [str(self.data)]
-        if self.type == "REG_BINARY":
-            return self.data if isinstance(self.data, bytes) else b""
-        return str(self.data) if not isinstance(self.data, str) else self.data
+        return self.data
 
 
 class RegKey(BaseModel):
@@ -221,7 +223,7 @@ def _coerce(data: Any, reg_type: RegType) -> RegData:
         bits = 32 if reg_type == "REG_DWORD" else 64
         if not -(2 ** (bits - 1)) <= number < 2**bits:
             raise ValueError(f"Value {number} is out of range for {reg_type}.")
-        return number & (2**bits - 1)
+        return int(number & (2**bits - 1))
     if reg_type == "REG_MULTI_SZ":
         return [str(x) for x in data] if isinstance(data, list) else [str(data)]
     if reg_type == "REG_BINARY":
