@@ -1,0 +1,104 @@
+"""The project's error tree, by what the caller can do about an error.
+
+::
+
+    MigratorError
+    ├── InputError                 fix the input (file, line, field named in the message)
+    └── RemoteError                something about one device (its name is in .device)
+        ├── TransientError         retry later (with backoff); .may_have_run says if the device may have acted
+        │   ├── DeviceUnreachable  refused / no route / connect timeout / rebooting: nothing was sent
+        │   ├── ConnectionLost     reset or read timeout after the request left: the device may have acted
+        │   └── DeviceBusy         WinRM quota or HTTP 5xx fault: the device refused this request
+        ├── CredentialsError       fix credentials or rights: never retried
+        │   ├── AuthenticationFailed   wrong user name or password (HTTP 401)
+        │   └── AccessDenied           authenticated but not allowed (not a local administrator)
+        ├── ConfigurationError     fix connection settings (TLS trust, scheme, auth mechanism): never retried
+        ├── ScriptFailed           the script ran and failed on the device: carries its error records
+        └── ProtocolError          the device answered something unreadable: give up on this device
+
+Foreign exceptions (requests, pypsrp, pywinrm, socket, ssl) are mapped into this tree once, at the adapters in
+:mod:`migrator.remote`. Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MigratorError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    action = "give up"  # what the caller can do: shown to users next to the message
+
+
+class InputError(MigratorError):
+    action = "fix the input"
+
+
+class RemoteError(MigratorError):
+    """An error about one device."""
+
+    def __init__(self, device: str, message: str, *, may_have_run: bool = False) -> None:
+        super().__init__(f"{device}: {message}")
+        self.device = device
+        self.detail = message
+        self.may_have_run = may_have_run
+
+
+class TransientError(RemoteError):
+    action = "retry later"
+
+
+class DeviceUnreachable(TransientError):
+    """Nothing reached the device (connection refused, no route, connect timeout)."""
+
+
+class ConnectionLost(TransientError):
+    """The request was sent but the answer was lost: the device may have acted."""
+
+    def __init__(self, device: str, message: str) -> None:
+        super().__init__(device, message, may_have_run=True)
+
+
+class DeviceBusy(TransientError):
+    """The device refused the request for now (WinRM quota, service busy, HTTP 5xx)."""
+
+
+class CredentialsError(RemoteError):
+    action = "fix the credentials"
+
+
+class AuthenticationFailed(CredentialsError):
+    pass
+
+
+class AccessDenied(CredentialsError):
+    action = "grant the account local administrator rights, or use another account"
+
+
+class ConfigurationError(RemoteError):
+    action = "fix the connection settings"
+
+
+class ProtocolError(RemoteError):
+    action = "give up on this device and report it"
+
+
+@dataclass(frozen=True)
+class DeviceErrorRecord:
+    """A PowerShell error record as the device reported it."""
+
+    message: str
+    fully_qualified_error_id: str = ""
+    category: str = ""
+    target: str = ""
+
+
+class ScriptFailed(RemoteError):
+    action = "read the device's error and decide"
+
+    def __init__(self, device: str, script: str, records: list[DeviceErrorRecord]) -> None:
+        first = records[0].message if records else "the script failed without an error record"
+        super().__init__(device, f"script {script} failed: {first}", may_have_run=True)
+        self.script = script
+        self.records = records

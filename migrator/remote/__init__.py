@@ -1,0 +1,1 @@
+"""The one seam to devices: transports (PSRP, WinRM), credentials, error translation and retry."""

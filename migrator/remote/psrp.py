@@ -1,0 +1,155 @@
+"""PSRP adapter (pypsrp): one runspace pool per device, opened on first use and kept across a visit.
+
+Each script is one pipeline: ``add_script(text)`` + ``add_parameters(values)`` (MS-PSRP 2.2.2.10
+CREATE_PIPELINE), so a value can never become code. Opening a pool costs the WS-Man Create plus a Receive or
+two; each script costs Command + Receive(s) + Signal/Delete, which is why the pool is reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from pypsrp.complex_objects import PSInvocationState
+from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.wsman import WSMan
+
+from migrator.errors import DeviceErrorRecord, ScriptFailed
+from migrator.inventory import Connection, DeviceEntry
+from migrator.remote.credentials import Credentials
+from migrator.remote.translate import translate
+from migrator.remote.transport import ScriptResult, parse_script_output
+from migrator.scripts import Script
+
+
+def wsman_options(device: DeviceEntry, connection: Connection, credentials: Credentials) -> dict[str, Any]:
+    """pypsrp WSMan keyword arguments for a device (shared with tools that need a raw WSMan)."""
+    verify: bool | str = connection.cert_validation
+    if connection.cert_validation and connection.ca_bundle is not None:
+        verify = str(connection.ca_bundle)
+    options: dict[str, Any] = {
+        "server": device.address,
+        "port": connection.port,
+        "username": credentials.username,
+        "password": credentials.password.get_secret_value(),
+        "ssl": connection.scheme == "https",
+        "auth": connection.auth,
+        "cert_validation": verify,
+        "connection_timeout": int(connection.connect_timeout),
+        "read_timeout": int(max(connection.read_timeout, connection.operation_timeout + 10)),
+        "operation_timeout": connection.operation_timeout,
+        "no_proxy": True,
+        # "auto": NTLM over HTTP wraps every message (MS-WSMV 2.2.9.1); over HTTPS TLS protects it.
+        "encryption": "auto",
+    }
+    if connection.auth == "certificate":
+        options["certificate_pem"] = str(connection.certificate_pem)
+        options["certificate_key_pem"] = str(connection.certificate_key_pem)
+    return options
+
+
+def error_records(errors: list[Any]) -> list[DeviceErrorRecord]:
+    """pypsrp ErrorRecord objects → plain records (message from the exception, as PowerShell shows it)."""
+    records = []
+    for record in errors:
+        message = ""
+        exception = getattr(record, "exception", None)
+        for props in ("adapted_properties", "extended_properties", "property_sets"):
+            values = getattr(exception, props, None)
+            if isinstance(values, dict) and values.get("Message"):
+                message = str(values["Message"])
+                break
+        if not message:
+            message = str(getattr(record, "message", "") or record)
+        records.append(
+            DeviceErrorRecord(
+                message=message,
+                fully_qualified_error_id=str(getattr(record, "fq_error", "") or ""),
+                category=str(getattr(record, "reason", "") or ""),
+                target=str(getattr(record, "target_name", "") or ""),
+            )
+        )
+    return records
+
+
+class PsrpTransport:
+    """Runs scripts on one device over PSRP, reusing one runspace pool."""
+
+    def __init__(self, device: DeviceEntry, connection: Connection, credentials: Credentials) -> None:
+        self._entry = device
+        self._connection = connection
+        self._credentials = credentials
+        self._wsman: WSMan | None = None
+        self._pool: RunspacePool | None = None
+        self._requests = 0
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> str:
+        return self._entry.name
+
+    @property
+    def requests_sent(self) -> int:
+        return self._requests
+
+    def _count_requests(self, wsman: WSMan) -> None:
+        transport = wsman.transport
+        send = transport._send_request  # every HTTP POST, authentication legs included
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self._requests += 1
+            return send(*args, **kwargs)
+
+        transport._send_request = counting  # type: ignore[method-assign]
+
+    def _open(self) -> RunspacePool:
+        if self._pool is not None:
+            return self._pool
+        try:
+            wsman = WSMan(**wsman_options(self._entry, self._connection, self._credentials))
+            self._count_requests(wsman)
+            pool = RunspacePool(wsman)
+            pool.open()
+        except Exception as err:
+            raise translate(self.device, err, sent=False) from None
+        self._wsman, self._pool = wsman, pool
+        return pool
+
+    def run(self, script: Script, parameters: Mapping[str, Any] | None = None) -> ScriptResult:
+        with self._lock:
+            pool = self._open()
+            ps = PowerShell(pool)
+            ps.add_script(script.text)
+            if parameters:
+                ps.add_parameters(dict(parameters))
+            try:
+                outputs = ps.invoke()
+            except Exception as err:
+                # The pipeline may have started on the device: the pool is no longer trustworthy.
+                self._discard()
+                raise translate(self.device, err, sent=True) from None
+            if ps.state == PSInvocationState.FAILED or (ps.had_errors and not outputs):
+                raise ScriptFailed(self.device, script.name, error_records(list(ps.streams.error)))
+            data = parse_script_output(self.device, script, list(outputs))
+            return ScriptResult(
+                data=data,
+                warnings=[str(getattr(w, "message", w)) for w in ps.streams.warning],
+                verbose=[str(getattr(v, "message", v)) for v in ps.streams.verbose],
+            )
+
+    def _discard(self) -> None:
+        pool, self._pool = self._pool, None
+        wsman, self._wsman = self._wsman, None
+        if wsman is not None:
+            with contextlib.suppress(Exception):  # best effort on a connection already known to be broken
+                wsman.close()
+        del pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                with contextlib.suppress(Exception):  # a device that went away cannot close it: not an error
+                    self._pool.close()
+            self._discard()

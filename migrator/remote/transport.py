@@ -1,0 +1,69 @@
+"""The one seam between the orchestrator and devices.
+
+A :class:`Transport` runs a named :class:`~migrator.scripts.Script` with parameters on one device and returns
+the single JSON object the script wrote, as a :class:`ScriptResult`. Two adapters implement it:
+:class:`~migrator.remote.psrp.PsrpTransport` (default: one runspace pool per device, kept open across the steps
+of a visit) and :class:`~migrator.remote.winrm.WinrmTransport` (the WinRS ``cmd`` shell, for hosts where only
+that is allowed). Both translate every foreign exception into :mod:`migrator.errors` exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from migrator.errors import ProtocolError
+from migrator.inventory import Connection, DeviceEntry
+from migrator.remote.credentials import Credentials
+from migrator.scripts import Script
+
+
+@dataclass(frozen=True)
+class ScriptResult:
+    """What one script run gave back."""
+
+    data: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    verbose: list[str] = field(default_factory=list)
+
+
+class Transport(Protocol):
+    """Run scripts on one device."""
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def requests_sent(self) -> int:
+        """WS-Man requests sent so far (HTTP POSTs, authentication legs included)."""
+
+    def run(self, script: Script, parameters: Mapping[str, Any] | None = None) -> ScriptResult: ...
+
+    def close(self) -> None: ...
+
+
+def parse_script_output(device: str, script: Script, outputs: list[Any]) -> dict[str, Any]:
+    """The scripts' contract: exactly one JSON object written to the output stream (the last text wins)."""
+    texts = [o for o in outputs if isinstance(o, str) and o.strip()]
+    if not texts:
+        raise ProtocolError(device, f"script {script.name} wrote no JSON object to its output")
+    try:
+        value = json.loads(texts[-1])
+    except json.JSONDecodeError as err:
+        raise ProtocolError(device, f"script {script.name} wrote output that is not JSON ({err.msg})") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(device, f"script {script.name} wrote JSON that is not an object")
+    return value
+
+
+def open_transport(device: DeviceEntry, connection: Connection, credentials: Credentials) -> Transport:
+    """The adapter the device's connection settings ask for."""
+    if connection.transport == "winrm":
+        from migrator.remote.winrm import WinrmTransport
+
+        return WinrmTransport(device, connection, credentials)
+    from migrator.remote.psrp import PsrpTransport
+
+    return PsrpTransport(device, connection, credentials)

@@ -1,0 +1,166 @@
+"""WinRM adapter (pywinrm): the WinRS ``cmd`` shell, for hosts where PowerShell remoting is not allowed.
+
+A script runs as ``powershell.exe -EncodedCommand <wrapper>``; the wrapper is FIXED text around the fixed
+script, and the parameters travel as a base64 literal of JSON that PowerShell decodes itself, so a value can
+never become code (base64's alphabet cannot close a quoted string). When the command line would pass cmd.exe's
+8,191-character limit, a short fixed bootstrap reads the same wrapper from standard input instead (the
+technique Ansible's WinRM connection uses). One shell is kept per visit.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from winrm.protocol import Protocol
+
+from migrator.errors import DeviceErrorRecord, ScriptFailed
+from migrator.inventory import Connection, DeviceEntry
+from migrator.remote.credentials import Credentials
+from migrator.remote.translate import translate
+from migrator.remote.transport import ScriptResult, parse_script_output
+from migrator.scripts import Script
+
+POWERSHELL = "powershell.exe"
+BASE_ARGS = ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass"]
+CMD_LINE_LIMIT = 8000  # cmd.exe accepts 8,191 characters; keep a margin for the executable and switches
+_STDIN_BOOTSTRAP = "$ErrorActionPreference = 'Stop'; & ([scriptblock]::Create([Console]::In.ReadToEnd()))"
+
+_WRAPPER = """$ErrorActionPreference = 'Stop'
+$migratorJson = [System.Text.Encoding]::UTF8.GetString([System.Convert]::FromBase64String('{payload}'))
+$migratorArgs = $migratorJson | ConvertFrom-Json
+$migratorParams = @{{}}
+if ($null -ne $migratorArgs) {{
+    foreach ($migratorProperty in $migratorArgs.PSObject.Properties) {{
+        $migratorParams[$migratorProperty.Name] = $migratorProperty.Value
+    }}
+}}
+& {{
+{script}
+}} @migratorParams
+"""
+
+
+def encode_parameters(parameters: Mapping[str, Any] | None) -> str:
+    """Parameters → base64 of UTF-8 JSON (alphabet A-Z a-z 0-9 + / =: inert inside a quoted literal)."""
+    return base64.b64encode(json.dumps(dict(parameters or {}), ensure_ascii=False).encode("utf-8")).decode("ascii")
+
+
+def wrap(script: Script, parameters: Mapping[str, Any] | None) -> str:
+    """The fixed wrapper around the fixed script; only the base64 payload varies."""
+    return _WRAPPER.format(payload=encode_parameters(parameters), script=script.text)
+
+
+def encoded_command(text: str) -> str:
+    """``-EncodedCommand`` takes base64 of UTF-16LE."""
+    return base64.b64encode(text.encode("utf-16-le")).decode("ascii")
+
+
+def _stderr_records(stderr: str) -> list[DeviceErrorRecord]:
+    lines = [line.rstrip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return []
+    message_lines = [line for line in lines if not line.lstrip().startswith(("+ ", "At line:", "At "))]
+    fqid = next((line.split(":", 1)[1].strip() for line in lines if "FullyQualifiedErrorId" in line), "")
+    category = next((line.split(":", 1)[1].strip() for line in lines if "CategoryInfo" in line), "")
+    return [DeviceErrorRecord(message=(message_lines or lines)[0], fully_qualified_error_id=fqid, category=category)]
+
+
+class WinrmTransport:
+    """Runs scripts on one device through the WinRS cmd shell."""
+
+    def __init__(self, device: DeviceEntry, connection: Connection, credentials: Credentials) -> None:
+        self._entry = device
+        self._connection = connection
+        self._credentials = credentials
+        self._protocol: Protocol | None = None
+        self._shell_id: str | None = None
+        self._requests = 0
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> str:
+        return self._entry.name
+
+    @property
+    def requests_sent(self) -> int:
+        return self._requests
+
+    def _make_protocol(self) -> Protocol:
+        conn = self._connection
+        if conn.cert_validation and conn.ca_bundle is not None:
+            trust: str = str(conn.ca_bundle)
+        else:
+            trust = "legacy_requests"
+        protocol = Protocol(
+            endpoint=f"{conn.scheme}://{self._entry.address}:{conn.port}/wsman",
+            transport=conn.auth if conn.auth != "negotiate" else "ntlm",
+            username=self._credentials.username,
+            password=self._credentials.password.get_secret_value(),
+            server_cert_validation="validate" if conn.cert_validation else "ignore",
+            ca_trust_path=trust,
+            cert_pem=str(conn.certificate_pem) if conn.certificate_pem else None,
+            cert_key_pem=str(conn.certificate_key_pem) if conn.certificate_key_pem else None,
+            operation_timeout_sec=conn.operation_timeout,
+            read_timeout_sec=int(max(conn.read_timeout, conn.operation_timeout + 10)),
+            message_encryption="auto",
+            proxy=None,
+        )
+        send = protocol.transport.send_message
+
+        def counting(message: str | bytes) -> bytes:
+            self._requests += 1
+            return send(message)
+
+        protocol.transport.send_message = counting  # type: ignore[method-assign]
+        return protocol
+
+    def _shell(self) -> tuple[Protocol, str]:
+        if self._protocol is not None and self._shell_id is not None:
+            return self._protocol, self._shell_id
+        try:
+            protocol = self._make_protocol()
+            shell_id = protocol.open_shell(codepage=65001)
+        except Exception as err:
+            raise translate(self.device, err, sent=False) from None
+        self._protocol, self._shell_id = protocol, shell_id
+        return protocol, shell_id
+
+    def run(self, script: Script, parameters: Mapping[str, Any] | None = None) -> ScriptResult:
+        with self._lock:
+            protocol, shell_id = self._shell()
+            text = wrap(script, parameters)
+            encoded = encoded_command(text)
+            stdin: str | None = None
+            if len(encoded) > CMD_LINE_LIMIT:
+                encoded, stdin = encoded_command(_STDIN_BOOTSTRAP), text
+            try:
+                command_id = protocol.run_command(shell_id, POWERSHELL, [*BASE_ARGS, "-EncodedCommand", encoded])
+                if stdin is not None:
+                    protocol.send_command_input(shell_id, command_id, stdin.encode("utf-8"), end=True)
+                stdout_b, stderr_b, exit_code = protocol.get_command_output(shell_id, command_id)
+                protocol.cleanup_command(shell_id, command_id)
+            except Exception as err:
+                self._discard()
+                raise translate(self.device, err, sent=True) from None
+            stdout = stdout_b.decode("utf-8", errors="replace")
+            stderr = stderr_b.decode("utf-8", errors="replace")
+            lines = [line for line in stdout.splitlines() if line.strip()]
+            if exit_code != 0 and not lines:
+                raise ScriptFailed(self.device, script.name, _stderr_records(stderr))
+            data = parse_script_output(self.device, script, lines[-1:] if lines else [])
+            return ScriptResult(data=data)
+
+    def _discard(self) -> None:
+        self._protocol, self._shell_id = None, None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._protocol is not None and self._shell_id is not None:
+                with contextlib.suppress(Exception):  # the device may be gone; closing is best effort
+                    self._protocol.close_shell(self._shell_id)
+            self._discard()

@@ -1,0 +1,52 @@
+"""The PowerShell scripts run on devices (package data, never templated).
+
+Each ``<name>.ps1`` has a ``param()`` block, does one coherent thing and writes exactly one JSON object to the
+output stream. Its header declares whether it is safe to run again after an ambiguous failure::
+
+    # migrator: idempotent=true
+
+Values reach a script only as parameters (PSRP ``add_parameters``; on WinRM a fixed wrapper decodes them from
+base64 JSON), never by formatting them into the text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+_META = re.compile(r"^#\s*migrator:\s*(?P<key>[a-z_]+)\s*=\s*(?P<value>\S+)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    text: str
+    idempotent: bool
+
+    def __repr__(self) -> str:
+        return f"Script({self.name!r}, idempotent={self.idempotent})"
+
+
+class UnknownScript(LookupError):
+    pass
+
+
+def available() -> list[str]:
+    return sorted(p.name[:-4] for p in resources.files(__name__).iterdir() if p.name.endswith(".ps1"))
+
+
+@cache
+def load(name: str) -> Script:
+    """Load ``<name>.ps1``; its metadata header must say whether it is idempotent."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise UnknownScript(f"not a script name: {name!r}")
+    resource = resources.files(__name__).joinpath(f"{name}.ps1")
+    if not resource.is_file():
+        raise UnknownScript(f"no script named {name!r} (have: {', '.join(available())})")
+    text = resource.read_text(encoding="utf-8")
+    meta = {m["key"]: m["value"] for m in _META.finditer(text)}
+    if meta.get("idempotent") not in ("true", "false"):
+        raise UnknownScript(f"script {name!r} does not declare '# migrator: idempotent=true|false'")
+    return Script(name=name, text=text, idempotent=meta["idempotent"] == "true")
