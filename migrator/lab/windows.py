@@ -146,6 +146,21 @@ class DeleteOutcome:
 
 
 ADMIN_SID = "S-1-5-21-3623811015-3361044348-30300820-1013"
+# The PIN credential provider lists, per user SID, who has a Hello (NGC) credential on this device; admin
+# scripts read it because the NGC folder itself is readable only by LocalService.
+NGC_PROVIDER_KEY = (
+    "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Authentication\\Credential Providers"
+    "\\{D6886603-9D2F-4EB2-B667-1971041FA96B}"
+)
+
+
+def sync_ngc_registry(device: Device, user: User) -> None:
+    """Keep the PIN credential provider's per-user key in step with the user's container."""
+    key = f"{NGC_PROVIDER_KEY}\\{user.sid}"
+    if user.container is None:
+        device.registry.delete_key(key, recurse=True)
+    else:
+        device.registry.set_value(key, "LogonCredsAvailable", 1, "REG_DWORD")
 
 
 class Lab:
@@ -337,6 +352,7 @@ class Lab:
         now = self.clock.now()
         key_id = "{" + new_guid(self.rng) + "}"
         user.container = HelloContainer(trust=trust, key_id=key_id, created=now)
+        sync_ngc_registry(device, user)
         user.counters.provisionings += 1
         self.log_event(
             device,
@@ -612,6 +628,7 @@ class Lab:
                 return DeleteOutcome(False, 0x80090016, "NTE_BAD_KEYSET")
             container = user.container
             user.container = None
+            sync_ngc_registry(device, user)
             user.certificates = [c for c in user.certificates if c.hello_key_id != container.key_id]
             user.counters.container_deletions += 1
         domain = self.user_domain(user)

@@ -204,3 +204,19 @@ def test_reboot_ends_sessions_and_users_come_back(lab_of: Callable[..., Lab], cl
     assert device.sessions == [] and device.counters.reboots == 1
     clock.advance(3 * 3600)
     assert device.session_of(alice) is not None
+
+
+def test_pin_provider_registry_follows_the_container(lab_of: Callable[..., Lab]) -> None:
+    """The PIN credential provider key for a user exists exactly while the user has a container."""
+    from migrator.lab.windows import NGC_PROVIDER_KEY
+
+    device = make_device(trust="cert")
+    lab = lab_of(device)
+    alice = device.users[0]
+    lab.sign_in(device, alice)
+    key = f"{NGC_PROVIDER_KEY}\\{alice.sid}"
+    lab.delete_hello_container(device, lab.user_principal(device, alice))
+    assert not device.registry.key_exists(key)
+    lab.sign_out(device, alice)
+    lab.sign_in(device, alice)
+    assert device.registry.read(key, "LogonCredsAvailable") == 1
