@@ -292,6 +292,7 @@ class InvocationResult:
     information: list[Any] = field(default_factory=list)
     had_errors: bool = False  # PowerShell.HadErrors: any error record, terminating or not
     terminating_error: ErrorRecord | None = None  # set when the pipeline stopped on a terminating error
+    exit_code: int | None = None  # set by an `exit N` statement (powershell.exe passes it on as its exit code)
 
 
 @dataclass(frozen=True)
