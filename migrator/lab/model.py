@@ -33,6 +33,41 @@ CLOUD_TRUST_MIN_UBR: dict[int, int] = {19044: 1566, 19045: 0, 22000: 527}
 DSREG_DISPLAY_BUG_UBR: dict[int, tuple[int, int]] = {19043: (2130, 2486), 19044: (2130, 2486)}
 
 
+class DeviceLock:
+    """A re-entrant lock that is not part of a device's state: equal to any other, copied as a fresh lock.
+
+    pydantic compares private attributes in ``==`` and deep-copies them; a bare RLock would make two equal
+    fleets unequal and a fleet impossible to copy."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DeviceLock)
+
+    __hash__ = object.__hash__
+
+    def __deepcopy__(self, memo: dict[int, object]) -> DeviceLock:
+        return DeviceLock()
+
+    def __reduce__(self) -> tuple[type[DeviceLock], tuple[()]]:
+        return (DeviceLock, ())
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
@@ -278,10 +313,10 @@ class Device(_Model):
     next_session_id: int = 2
     next_event_record: int = 1
 
-    _lock: threading.RLock = PrivateAttr(default_factory=threading.RLock)
+    _lock: DeviceLock = PrivateAttr(default_factory=DeviceLock)
 
     @property
-    def lock(self) -> threading.RLock:
+    def lock(self) -> DeviceLock:
         """Serialises every mutation of this device (scripts run in worker threads)."""
         return self._lock
 

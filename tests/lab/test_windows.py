@@ -220,3 +220,13 @@ def test_pin_provider_registry_follows_the_container(lab_of: Callable[..., Lab])
     lab.sign_out(device, alice)
     lab.sign_in(device, alice)
     assert device.registry.read(key, "LogonCredsAvailable") == 1
+
+
+def test_devices_compare_and_copy_by_state_not_by_lock() -> None:
+    """Two devices with the same state are equal, and a deep copy works and gets its own lock."""
+    first, second = make_device(), make_device()
+    assert first == second
+    copy = first.model_copy(deep=True)
+    assert copy == first and copy.lock is not first.lock
+    with copy.lock:
+        pass
