@@ -1,0 +1,106 @@
+"""The JSON guard every JSON column goes through: secrets refused, plain JSON only, canonical text; UTC times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from migrator.store import SecretInStore, UnstorableValue, canonical, secret_key
+from migrator.store.codec import utc
+from migrator.store.store import registry_key_fold
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"password": "hunter2"},
+        {"adminPassword": "x"},
+        {"Client_Secret": "x"},
+        {"refresh_token": "x"},
+        {"PSCredential": {"user": "CONTOSO\\admin"}},
+        {"credentials": ["a", "b"]},
+        {"outer": [{"inner": {"TOKEN": 12345}}]},
+    ],
+)
+def test_secret_looking_keys_are_refused(payload: dict[str, object]) -> None:
+    """password / secret / token / credential in a key (any case, any depth) is refused."""
+    with pytest.raises(SecretInStore, match="secret") as caught:
+        canonical(payload, where="intent of PC-001")
+    assert "hunter2" not in str(caught.value) and "12345" not in str(caught.value)
+    assert "PC-001" in str(caught.value)
+
+
+def test_the_error_names_the_key_path() -> None:
+    """The message says where the secret-looking key is, so the caller can find it."""
+    with pytest.raises(SecretInStore, match=r"'outer\[0\]\.inner\.TOKEN'"):
+        canonical({"outer": [{"inner": {"TOKEN": 12345}}]})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("plaintext_password_present", False),  # klist cloud debug
+        ("password_derived_keys_present", None),
+        ("as_rep_credential_type", 2),
+        ("public_key_credential_present", True),
+        ("AdfsRefreshToken", True),  # dsregcmd Ngc prerequisite
+        ("AccessTokenUrl", "https://login.microsoftonline.com/x/oauth2/token"),
+        ("secret_name", "vault-entry"),
+        ("state", "password reset required"),  # a secret word in a value, not a key
+    ],
+)
+def test_facts_that_describe_secrets_are_allowed(key: str, value: object) -> None:
+    """Flags and descriptions of secrets (what the parsers produce) are not secrets."""
+    assert not secret_key(key, value)
+    assert canonical({key: value})
+
+
+def test_private_keys_are_refused_under_any_key() -> None:
+    """A PEM private key is a secret whatever its key is called."""
+    with pytest.raises(SecretInStore, match="private key"):
+        canonical({"blob": "-----BEGIN RSA PRIVATE KEY-----\nMII..."})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"when": datetime(2025, 1, 1, tzinfo=UTC)}, "datetime"),
+        ({"n": float("nan")}, "nan"),
+        ({1: "x"}, "not a string"),
+        ({"b": b"raw"}, "bytes"),
+    ],
+)
+def test_non_json_values_are_refused(value: object, message: str) -> None:
+    """Only plain JSON goes in, so what reads back is what was written."""
+    with pytest.raises(UnstorableValue, match=message):
+        canonical(value)
+
+
+def test_canonical_text_is_stable() -> None:
+    """Key order and tuples do not change the text; non-ASCII stays readable."""
+    assert canonical({"b": (1, 2), "a": "é"}) == canonical({"a": "é", "b": [1, 2]}) == '{"a":"é","b":[1,2]}'
+
+
+def test_times_are_kept_in_utc() -> None:
+    """Aware times convert to UTC; naive ones are refused."""
+    paris = timezone(timedelta(hours=1))
+    assert utc(datetime(2025, 1, 1, 9, tzinfo=paris)) == datetime(2025, 1, 1, 8, tzinfo=UTC)
+    with pytest.raises(UnstorableValue, match="naive"):
+        utc(datetime(2025, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        r"HKLM\SOFTWARE\Policies\Microsoft\PassportForWork",
+        r"hklm:\software\policies\microsoft\passportforwork\\",
+        r"HKEY_LOCAL_MACHINE\SOFTWARE\Policies\Microsoft\PassportForWork",
+        r"Registry::HKEY_LOCAL_MACHINE\SOFTWARE\Policies\Microsoft\PassportForWork",
+        r"Microsoft.PowerShell.Core\Registry::HKLM\SOFTWARE\Policies\Microsoft\PassportForWork",
+        "HKLM/SOFTWARE/Policies/Microsoft/PassportForWork",
+    ],
+)
+def test_registry_key_spellings_fold_to_one(spelling: str) -> None:
+    """Every way scripts spell the policy key compares equal (the registry is case-insensitive)."""
+    assert registry_key_fold(spelling) == r"hklm\software\policies\microsoft\passportforwork"
