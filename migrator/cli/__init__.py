@@ -30,3 +30,4 @@ def main() -> None:
 # Command modules: importing one registers its commands (one line per module, keep sorted).
 from migrator.cli import explain as _explain  # noqa: E402,F401
 from migrator.cli import lab_commands as _lab_commands  # noqa: E402,F401
+from migrator.cli import lab_run as _lab_run  # noqa: E402,F401

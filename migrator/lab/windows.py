@@ -350,7 +350,7 @@ class Lab:
             return
         trust: TrustType = prereq.effective
         now = self.clock.now()
-        key_id = "{" + new_guid(self.rng) + "}"
+        key_id = "{" + new_guid(self.rng).upper() + "}"  # as dsregcmd prints NgcKeyId
         user.container = HelloContainer(trust=trust, key_id=key_id, created=now)
         sync_ngc_registry(device, user)
         user.counters.provisionings += 1

@@ -1,0 +1,218 @@
+"""``migrator lab up | inspect | user | dc``: run a lab fleet and look at (or act on) it while it runs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from migrator.cli import lab_app
+from migrator.errors import InputError
+from migrator.inventory import load_inventory
+from migrator.lab.control import ControlClient
+from migrator.lab.model import Fleet
+from migrator.lab.runtime import LabPorts, LabRuntime, read_lab_secrets
+from migrator.yamlsource import InputFileError
+
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_DIR = Path("state/lab")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _load_or_generate(fleet_file: Path | None, devices: int, seed: int, mix: str) -> tuple[Fleet, Path]:
+    from migrator.lab.fleet import MixError, generate_fleet, parse_mix
+    from migrator.lab.fleetfile import FleetFileError, load_fleet
+
+    target = fleet_file or DEFAULT_DIR / "fleet.json"
+    if fleet_file is not None and fleet_file.exists():
+        try:
+            return load_fleet(fleet_file), fleet_file
+        except FleetFileError as err:
+            raise _fail(str(err)) from None
+    try:
+        return generate_fleet(devices, seed, parse_mix(mix)), target
+    except MixError as err:
+        raise _fail(f"--mix: {err}") from None
+
+
+@lab_app.command("up")
+def lab_up(
+    devices: Annotated[int, typer.Option(min=1, max=60000, help="How many devices to generate.")] = 60,
+    seed: Annotated[int, typer.Option(help="Seed of the generated fleet (same seed, same fleet).")] = 1,
+    mix: Annotated[str, typer.Option(help="Trust models in percent.")] = "key=50,cert=40,cloud=5,none=5",
+    fleet: Annotated[
+        Path | None, typer.Option(help="Fleet file: loaded if it exists, else generated; saved on stop.")
+    ] = None,
+    faults: Annotated[Path | None, typer.Option(help="YAML fault profile.")] = None,
+    inventory: Annotated[Path, typer.Option(help="Where to write the inventory.")] = DEFAULT_DIR / "inventory.yaml",
+    speed: Annotated[float, typer.Option(min=0.001, help="Virtual seconds per real second.")] = 60.0,
+    http_port: Annotated[int, typer.Option(min=1, max=65535)] = 5985,
+    https_port: Annotated[int, typer.Option(min=1, max=65535)] = 5986,
+    control_port: Annotated[int, typer.Option(min=0, max=65535, help="0 = any free port.")] = 0,
+) -> None:
+    """Start a lab fleet in the foreground until Ctrl-C (or SIGTERM), then save its state.
+
+    Example: migrator lab up --devices 100 --seed 7 --inventory state/lab/inventory.yaml
+    """
+    from migrator.lab.fleetfile import save_fleet
+    from migrator.lab.server import FaultPlan, FaultProfileError, load_fault_profile
+
+    the_fleet, fleet_path = _load_or_generate(fleet, devices, seed, mix)
+    plan = None
+    if faults is not None:
+        try:
+            plan = FaultPlan(load_fault_profile(faults))
+        except (FaultProfileError, OSError) as err:
+            raise _fail(f"{faults}: {err}") from None
+    runtime = LabRuntime(
+        the_fleet,
+        inventory.parent,
+        speed=speed,
+        ports=LabPorts(http=http_port, https=https_port, control=control_port),
+        faults=plan,
+    )
+    started = time.monotonic()
+    with console.status(f"starting {len(the_fleet.devices)} devices…"):
+        try:
+            runtime.start()
+        except InputError as err:
+            raise _fail(str(err)) from None
+        runtime.write_inventory(inventory)
+    console.print(
+        f"lab ready: {len(the_fleet.devices)} devices in {time.monotonic() - started:.1f}s, "
+        f"inventory {inventory}, control {runtime.control_url}",
+        highlight=False,
+    )
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        with console.status("") as status:
+            while not stop.wait(1.0):
+                executions = runtime.server.executions
+                status.update(
+                    f"lab running · virtual time {runtime.clock.now():%Y-%m-%d %H:%M} · "
+                    f"{executions} commands served · Ctrl-C to stop"
+                )
+    finally:
+        saved = runtime.stop()
+        save_fleet(saved, fleet_path)
+        console.print(f"lab stopped; fleet state saved to {fleet_path}", highlight=False)
+
+
+def _client(inventory: Path) -> ControlClient:
+    try:
+        inv = load_inventory(inventory)
+        secrets = read_lab_secrets(inventory)
+    except (InputFileError, InputError) as err:
+        raise _fail(str(err)) from None
+    if inv.lab is None:
+        raise _fail(f"{inventory}: no 'lab:' section; it is not a lab inventory")
+    token = secrets.get("MIGRATOR_LAB_TOKEN")
+    if not token:
+        raise _fail(f"{inventory.parent / 'lab-secrets.env'}: no MIGRATOR_LAB_TOKEN")
+    return ControlClient(inv.lab.control, token)
+
+
+@lab_app.command("inspect")
+def lab_inspect(
+    names: Annotated[list[str] | None, typer.Argument(help="Devices to show (all if none).")] = None,
+    inventory: Annotated[Path, typer.Option(help="The lab's inventory.")] = DEFAULT_DIR / "inventory.yaml",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the lab's truth as JSON.")] = False,
+) -> None:
+    """Show the lab's truth about its devices (policy, containers, sessions, counters, events).
+
+    Example: migrator lab inspect --inventory state/lab/inventory.yaml PC-0001 --json
+    """
+    try:
+        truth = _client(inventory).devices(names or [])
+    except InputError as err:
+        raise _fail(str(err)) from None
+    if as_json:
+        typer.echo(json.dumps(truth, indent=2))
+        return
+    table = Table(title=f"lab at {truth.get('clock', '')}")
+    for column in ("device", "join", "build", "DC", "policy", "users (container, deletions)"):
+        table.add_column(column)
+    for device in truth["devices"]:
+        users = ", ".join(
+            f"{u['name']}{'*' if u['signed_in'] else ''} "
+            f"({(u['container'] or {}).get('trust', '-')}, {u['container_deletions']})"
+            for u in device["users"]
+        )
+        table.add_row(
+            device["name"],
+            device["join_type"],
+            device["os_build"],
+            "yes" if device["dc_reachable"] else "no",
+            device["policy"]["effective"],
+            users,
+        )
+    console.print(table)
+    counts = Counter(d["policy"]["effective"] for d in truth["devices"])
+    console.print("effective policy: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+
+@lab_app.command("user")
+def lab_user(
+    device: Annotated[str, typer.Argument(help="Device name.")],
+    action: Annotated[str, typer.Argument(help="sign-in | sign-out | lock | unlock")],
+    user: Annotated[str, typer.Option("--user", help="DOMAIN\\user, UPN or sam of a user of that device.")],
+    inventory: Annotated[Path, typer.Option(help="The lab's inventory.")] = DEFAULT_DIR / "inventory.yaml",
+    rdp: Annotated[bool, typer.Option(help="Sign in over Remote Desktop.")] = False,
+    password: Annotated[bool, typer.Option("--password", help="Sign in with the password, not Hello.")] = False,
+) -> None:
+    """Act as a user of a lab device.
+
+    Example: migrator lab user PC-0001 sign-in --user CORP\\alice --inventory state/lab/inventory.yaml
+    """
+    if action not in ("sign-in", "sign-out", "lock", "unlock"):
+        raise _fail(f"unknown action {action!r}: use sign-in, sign-out, lock or unlock")
+    extra: dict[str, str] = {}
+    if action == "sign-in":
+        extra["kind"] = "rdp" if rdp else "console"
+        if password:
+            extra["method"] = "password"
+    try:
+        result = _client(inventory).user(device, user, action, **extra)
+    except InputError as err:
+        raise _fail(str(err)) from None
+    typer.echo(json.dumps(result, indent=2))
+
+
+@lab_app.command("dc")
+def lab_dc(
+    device: Annotated[str, typer.Argument(help="Device name.")],
+    state: Annotated[str, typer.Argument(help="reachable | unreachable")],
+    inventory: Annotated[Path, typer.Option(help="The lab's inventory.")] = DEFAULT_DIR / "inventory.yaml",
+) -> None:
+    """Give or take a lab device's line of sight to a domain controller (VPN on/off).
+
+    Example: migrator lab dc PC-0001 unreachable --inventory state/lab/inventory.yaml
+    """
+    if state not in ("reachable", "unreachable"):
+        raise _fail("state is 'reachable' or 'unreachable'")
+    try:
+        result = _client(inventory).dc(device, state == "reachable")
+    except InputError as err:
+        raise _fail(str(err)) from None
+    typer.echo(json.dumps(result))

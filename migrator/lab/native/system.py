@@ -1,0 +1,106 @@
+"""Small system tools: ``gpupdate``, ``whoami``, ``hostname``.
+
+gpupdate texts: ``reference/outputs/gpupdate_force_success.txt``; the failure wording is what Windows prints
+when no domain controller answers (Group Policy event 1129's text), followed by the GPRESULT hint.
+"""
+
+from __future__ import annotations
+
+from migrator.lab.native._common import NativeContext, text
+from migrator.lab.shell import NativeResult, PrincipalKind
+
+NO_DC = (
+    "The processing of Group Policy failed because of lack of network connectivity to a domain controller. "
+    "This may be a transient condition. A success message would be generated once the machine gets connected to "
+    "the domain controller and Group Policy has successfully processed. If you do not see a success message for "
+    "several hours, then contact your administrator."
+)
+DIAGNOSE = (
+    "To diagnose the failure, review the event log or run GPRESULT /H GPReport.html from the command line to "
+    "access information about Group Policy results."
+)
+GPUPDATE_OPTIONS = ("/force", "/wait:", "/logoff", "/boot", "/sync", "/target:")
+
+
+def gpupdate(ctx: NativeContext, args: list[str]) -> NativeResult:
+    """``gpupdate [/target:{computer|user}] [/force] [/wait:n] ...``: refresh Group Policy from a DC."""
+    options = [a.casefold() for a in args]
+    if "/?" in options or any(not o.startswith(GPUPDATE_OPTIONS) for o in options):
+        usage = ["Description: Updates multiple Group Policy settings.", ""]
+        usage += ["Syntax: Gpupdate [/Target:{Computer | User}] [/Force] [/Wait:<value>] [/Logoff] [/Boot] [/Sync]"]
+        return NativeResult(stdout=text(usage), exit_code=0 if options == ["/?"] else 1)
+    target = next((o.partition(":")[2] for o in options if o.startswith("/target:")), "")
+    if target not in ("", "computer", "user"):
+        return NativeResult(
+            stdout=text(["Invalid Syntax. The value of /Target must be Computer or User."]), exit_code=1
+        )
+    computer = target in ("", "computer")
+    user = target in ("", "user")
+    if computer:
+        ok = ctx.lab.gpupdate(ctx.device)
+    else:
+        with ctx.device.lock:
+            ok = not ctx.device.domain_joined or ctx.device.dc_reachable
+    lines = ["Updating policy...", ""]
+    if ok:
+        if computer:
+            lines.append("Computer Policy update has completed successfully.")
+        if user:
+            lines.append("User Policy update has completed successfully.")
+        lines.append("")
+        return NativeResult(stdout=text(lines))
+    if computer:
+        lines += ["Computer policy could not be updated successfully. The following errors were encountered:", ""]
+        lines.append(NO_DC)
+    if user:
+        lines += ["User Policy could not be updated successfully. The following errors were encountered:", ""]
+        lines.append(NO_DC)
+    lines += ["", DIAGNOSE, ""]
+    return NativeResult(stdout=text(lines), exit_code=1)
+
+
+def hostname(ctx: NativeContext, args: list[str]) -> NativeResult:
+    if args:
+        return NativeResult(
+            stderr=text(["sethostname: Use the Network Control Panel Applet to set hostname."]), exit_code=1
+        )
+    return NativeResult(stdout=text([ctx.device.name]))
+
+
+def whoami(ctx: NativeContext, args: list[str]) -> NativeResult:
+    """``whoami``, ``whoami /user``, ``whoami /upn``."""
+    principal = ctx.principal
+    options = [a.casefold() for a in args]
+    if not options:
+        return NativeResult(stdout=text([principal.name.lower()]))
+    if options == ["/user"]:
+        name = principal.name.lower()
+        width = max(len(name), len("User Name"))
+        sid_width = max(len(principal.sid), len("SID"))
+        lines = [
+            "",
+            "USER INFORMATION",
+            "----------------",
+            "",
+            f"{'User Name':<{width}} {'SID':<{sid_width}}",
+            f"{'=' * width} {'=' * sid_width}",
+            f"{name:<{width}} {principal.sid}",
+        ]
+        return NativeResult(stdout=text(lines))
+    if options == ["/upn"]:
+        user = ctx.user
+        if user is not None and principal.kind is PrincipalKind.USER and "@" in user.upn:
+            return NativeResult(stdout=text([user.upn]))
+        return NativeResult(
+            stderr=text(
+                [
+                    "ERROR: Unable to get User Principal Name (UPN) as the current logged-on user",
+                    "       is not a domain user.",
+                ]
+            ),
+            exit_code=1,
+        )
+    return NativeResult(
+        stderr=text([f"ERROR: Invalid argument/option - '{args[0]}'.", 'Type "WHOAMI /?" for usage.']),
+        exit_code=1,
+    )

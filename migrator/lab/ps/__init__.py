@@ -1,0 +1,33 @@
+"""The lab's PowerShell-subset interpreter (Windows PowerShell 5.1 semantics, tree-sitter-powershell grammar).
+
+Public surface:
+
+- :class:`PSRunspace` — ``shell.Runspace`` for one device and principal.
+- :func:`run_script` — one script, its parameters and input, in a fresh runspace.
+- :func:`format_default` — objects as Out-String / Out-Default print them.
+- :func:`cmdlet`, :data:`REGISTRY`, :class:`GenericCmdlet` — the registry of the interpreter's own cmdlets.
+
+Module map: ``parser`` (text -> ``ast``), ``interpreter`` (statements, expressions, scopes, error streams),
+``commands`` (pipelines, command resolution, natives), ``binder`` (parameters), ``members`` (properties,
+methods, static .NET members), ``operators``, ``values`` (conversions), ``formatting``, ``jsonconv``,
+``cmdlets``, ``errors``, ``runspace``.
+"""
+
+from __future__ import annotations
+
+from migrator.lab.ps.cmdlets import REGISTRY, GenericCmdlet, GenericCmdletSpec, cmdlet
+from migrator.lab.ps.errors import NOT_SUPPORTED_EXCEPTION, NotSupportedByLab
+from migrator.lab.ps.formatting import format_default
+from migrator.lab.ps.runspace import PSRunspace, run_script
+
+__all__ = [
+    "NOT_SUPPORTED_EXCEPTION",
+    "REGISTRY",
+    "GenericCmdlet",
+    "GenericCmdletSpec",
+    "NotSupportedByLab",
+    "PSRunspace",
+    "cmdlet",
+    "format_default",
+    "run_script",
+]

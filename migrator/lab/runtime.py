@@ -1,0 +1,190 @@
+"""A running lab: the fleet's behaviour, its WinRM listeners and its control endpoint, started and stopped as one.
+
+``migrator lab up`` and ``migrator demo`` use :class:`LabRuntime`; so do integration tests (in-process, on high
+ports). Starting it:
+
+1. wraps the fleet in a :class:`~migrator.lab.windows.Lab` on a :class:`~migrator.lab.clock.ScaledClock`
+   (virtual time runs ``speed`` times real time) and starts the fleet's background life;
+2. gives every device its listeners (HTTP and HTTPS on its own 127.x address) through
+   :class:`~migrator.lab.server.LabServer`, on one event loop thread;
+3. starts the control endpoint on 127.0.0.1;
+4. writes, atomically and only once everything listens: the inventory, ``lab-ca.pem`` and
+   ``lab-secrets.env`` (mode 0600: the admin account's user name and password, and the control token).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from migrator.errors import InputError
+from migrator.lab.clock import ScaledClock
+from migrator.lab.control import ControlServer
+from migrator.lab.model import Fleet
+from migrator.lab.server import Account, BackgroundLab, FaultPlan, LabServer
+from migrator.lab.windows import ADMIN_SID, Lab
+
+SECRETS_NAME = "lab-secrets.env"
+CA_NAME = "lab-ca.pem"
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a file so readers see the old or the new content, never a part (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def read_lab_secrets(inventory: Path) -> dict[str, str]:
+    """The ``lab-secrets.env`` beside an inventory (for ``lab inspect`` / ``lab user``)."""
+    from migrator.remote.credentials import read_env_file
+
+    path = inventory.parent / SECRETS_NAME
+    if not path.exists():
+        raise InputError(f"{path}: not found; it is written by `migrator lab up` beside its inventory")
+    return read_env_file(path)
+
+
+@dataclass(frozen=True)
+class LabPorts:
+    http: int | None = 5985
+    https: int | None = 5986
+    control: int = 0  # 0 = any free port
+
+
+class LabRuntime:
+    """Start/stop a whole lab around a fleet."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        work_dir: Path,
+        *,
+        speed: float = 60.0,
+        ports: LabPorts = LabPorts(),
+        faults: FaultPlan | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.fleet = fleet
+        self.work_dir = work_dir
+        self.ports = ports
+        self.clock = ScaledClock(start=fleet.clock, speed=speed)
+        self.lab = Lab(fleet, self.clock)
+        self.password = password or secrets.token_urlsafe(18)
+        self.token = secrets.token_urlsafe(24)
+        self.server = LabServer(
+            self.lab.executor,
+            work_dir,
+            http_port=ports.http,
+            https_port=ports.https,
+            faults=faults or FaultPlan(),
+        )
+        self.background = BackgroundLab(self.server)
+        self.control = ControlServer(self.lab, self.token, self._power)
+        self.control_url = ""
+        self._started = False
+
+    @property
+    def admin_account(self) -> Account:
+        admin = self.fleet.admin
+        return Account(username=admin.username, password=self.password, sid=ADMIN_SID, domain=admin.domain)
+
+    async def _power(self, device: str, action: str, duration: float | None) -> None:
+        if action == "offline":
+            await self.server.take_offline(device)
+            if duration:
+                self.background.loop.call_later(
+                    duration, lambda: self.background.loop.create_task(self.server.bring_online(device))
+                )
+        elif action == "online":
+            await self.server.bring_online(device)
+        else:
+            self.lab.reboot(self.lab.device(device))
+            await self.server.reboot(device, duration or 0.0)
+
+    def start(self) -> None:
+        """Listen for every device and the control API; raise :class:`InputError` if an address is taken."""
+        account = self.admin_account
+        for device in self.fleet.devices:
+            self.server.add_device(
+                device.name, device.address, [account], computer_name=device.name, hostname=device.fqdn
+            )
+        try:
+            self.background.start()
+        except OSError as err:
+            self._abort()
+            if err.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+                raise InputError(f"cannot listen: {err.strerror} ({err}); is another lab running?") from None
+            raise
+        port = self.background.call(self.control.start(self.ports.control))
+        self.control_url = f"http://127.0.0.1:{port}"
+        self.lab.start_simulation()
+        self.clock.start()
+        self._started = True
+
+    def _abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.background.stop()
+
+    def write_inventory(self, inventory: Path) -> None:
+        """Write lab-ca.pem, lab-secrets.env (0600) and then the inventory, each atomically."""
+        folder = inventory.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        ca_target = folder / CA_NAME
+        tmp_ca = folder / f".{CA_NAME}.tmp"
+        shutil.copyfile(self.server.ca_bundle_path, tmp_ca)
+        os.replace(tmp_ca, ca_target)
+        admin = self.fleet.admin
+        write_atomic(
+            folder / SECRETS_NAME,
+            "# Written by `migrator lab up`: the lab's admin account and control token. Keep private.\n"
+            f"MIGRATOR_USERNAME={admin.domain}\\{admin.username}\n"
+            f"MIGRATOR_PASSWORD={self.password}\n"
+            f"MIGRATOR_LAB_TOKEN={self.token}\n",
+            mode=0o600,
+        )
+        write_atomic(inventory, yaml.safe_dump(self.inventory_data(), sort_keys=False, width=200))
+
+    def inventory_data(self) -> dict[str, Any]:
+        defaults: dict[str, Any] = {"transport": "psrp", "auth": "ntlm", "ca_bundle": CA_NAME}
+        if self.ports.https is not None:
+            defaults.update(scheme="https", port=self.ports.https)
+        else:
+            defaults.update(scheme="http", port=self.ports.http)
+        devices = []
+        for device in self.fleet.devices:
+            entry: dict[str, Any] = {"name": device.name, "address": device.address}
+            if device.domain:
+                entry["domain"] = device.domain
+            if device.groups:
+                entry["groups"] = list(device.groups)
+            devices.append(entry)
+        return {"defaults": defaults, "devices": devices, "lab": {"control": self.control_url}}
+
+    def stop(self) -> Fleet:
+        """Stop listening and the clock; the fleet keeps its state and the virtual time reached."""
+        if self._started:
+            self.clock.stop()
+            with contextlib.suppress(Exception):
+                self.background.call(self.control.stop())
+            self.background.stop()
+            self._started = False
+        self.fleet.clock = self.clock.now()
+        return self.fleet

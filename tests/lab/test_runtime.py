@@ -1,0 +1,121 @@
+"""A running lab end to end: listeners, inventory, secrets file, control endpoint, real clients."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import winrm
+from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.wsman import WSMan
+
+from migrator.errors import InputError
+from migrator.inventory import load_inventory
+from migrator.lab.control import ControlClient
+from migrator.lab.fleet import generate_fleet, parse_mix
+from migrator.lab.runtime import LabPorts, LabRuntime, read_lab_secrets
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+PORTS = LabPorts(http=26985, https=26986)
+
+
+def _fleet(devices: int = 4, seed: int = 3, octet: int = 91):  # type: ignore[no-untyped-def]
+    fleet = generate_fleet(devices, seed, parse_mix("key=50,cert=50,cloud=0,none=0"))
+    for index, device in enumerate(fleet.devices, start=1):
+        device.address = f"127.{octet}.0.{index}"  # keep clear of other tests' listeners
+    return fleet
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[LabRuntime, Path]]:
+    runtime = LabRuntime(_fleet(), tmp_path / "lab", speed=600.0, ports=PORTS)
+    runtime.start()
+    inventory = tmp_path / "lab" / "inventory.yaml"
+    runtime.write_inventory(inventory)
+    try:
+        yield runtime, inventory
+    finally:
+        runtime.stop()
+
+
+def test_inventory_and_secrets_are_written(running: tuple[LabRuntime, Path]) -> None:
+    """The inventory validates, points at the lab CA, and the secrets file is private and complete."""
+    runtime, path = running
+    inventory = load_inventory(path)
+    assert [d.name for d in inventory.devices] == [d.name for d in runtime.fleet.devices]
+    connection = inventory.connection(inventory.devices[0])
+    assert connection.ca_bundle is not None and connection.ca_bundle.exists()
+    assert connection.port == PORTS.https and connection.scheme == "https"
+    secrets_file = path.parent / "lab-secrets.env"
+    assert stat.S_IMODE(os.stat(secrets_file).st_mode) == 0o600
+    secrets = read_lab_secrets(path)
+    assert secrets["MIGRATOR_USERNAME"] == "LAB\\migrator-admin"
+    assert secrets["MIGRATOR_PASSWORD"] == runtime.password
+    assert runtime.password not in path.read_text()
+
+
+def test_pypsrp_and_pywinrm_reach_a_lab_device(running: tuple[LabRuntime, Path]) -> None:
+    """Unmodified clients authenticate with the lab secrets and run PowerShell on a device."""
+    _runtime, path = running
+    inventory = load_inventory(path)
+    device = inventory.devices[0]
+    secrets = read_lab_secrets(path)
+    ca = str(inventory.connection(device).ca_bundle)
+    wsman = WSMan(
+        device.address,
+        port=PORTS.https,
+        username=secrets["MIGRATOR_USERNAME"],
+        password=secrets["MIGRATOR_PASSWORD"],
+        auth="ntlm",
+        cert_validation=ca,
+        no_proxy=True,
+    )
+    with RunspacePool(wsman) as pool:
+        ps = PowerShell(pool)
+        ps.add_script('param($Name) "$env:COMPUTERNAME/$Name"').add_parameters({"Name": "x'; y"})
+        assert ps.invoke() == [f"{device.name}/x'; y"]
+    session = winrm.Session(
+        f"https://{device.address}:{PORTS.https}/wsman",
+        auth=(secrets["MIGRATOR_USERNAME"], secrets["MIGRATOR_PASSWORD"]),
+        transport="ntlm",
+        server_cert_validation="validate",
+        ca_trust_path=ca,
+    )
+    result = session.run_cmd("hostname")
+    assert result.status_code == 0 and result.std_out.decode().strip() == device.name
+
+
+def test_control_endpoint_inspects_and_acts(running: tuple[LabRuntime, Path]) -> None:
+    """inspect returns the truth contract; user actions and DC changes take effect; a bad token is refused."""
+    runtime, path = running
+    secrets = read_lab_secrets(path)
+    inventory = load_inventory(path)
+    assert inventory.lab is not None
+    client = ControlClient(inventory.lab.control, secrets["MIGRATOR_LAB_TOKEN"])
+    name = runtime.fleet.devices[0].name
+    truth = client.devices([name])
+    device = truth["devices"][0]
+    contract = {"name", "join_type", "os_build", "dc_reachable", "entra_kerberos", "policy", "users", "events"}
+    assert set(device) >= contract
+    assert set(device["policy"]) >= {"gpo", "mdm", "effective"}
+    user = device["users"][0]
+    assert set(user) >= {"name", "signed_in", "container", "container_deletions", "provisionings"}
+    client.user(name, user["name"], "sign-out")
+    assert client.devices([name])["devices"][0]["users"][0]["signed_in"] is False
+    client.user(name, user["name"], "sign-in")
+    assert client.devices([name])["devices"][0]["users"][0]["signed_in"] is True
+    client.dc(name, False)
+    assert client.devices([name])["devices"][0]["dc_reachable"] is False
+    with pytest.raises(InputError, match="HTTP 401"):
+        ControlClient(inventory.lab.control, "wrong").devices()
+
+
+def test_a_taken_port_is_a_clear_error(running: tuple[LabRuntime, Path], tmp_path: Path) -> None:
+    """A second lab on the same addresses and ports fails with a message, not a traceback."""
+    second = LabRuntime(_fleet(), tmp_path / "second", speed=600.0, ports=PORTS)
+    with pytest.raises(InputError, match="cannot listen"):
+        second.start()
