@@ -40,10 +40,14 @@ if TYPE_CHECKING:
 class DeviceHost:
     """The :class:`~migrator.lab.shell.Host` of one device for one principal."""
 
-    def __init__(self, lab: Lab, device: Device, principal: Principal) -> None:
+    def __init__(self, lab: Lab, device: Device, principal: Principal, stdin: str | None = None) -> None:
         self._lab = lab
         self._device = device
         self._principal = principal
+        self._stdin = stdin
+
+    def standard_input(self) -> str | None:
+        return self._stdin
 
     # ---- what device cmdlets use -----------------------------------------------------------------------
 
@@ -198,11 +202,13 @@ class LabExecutor:
 
         return _RecordingRunspace(self.lab, host.device, principal, PSRunspace(host))
 
-    def run_command_line(self, device: str, principal: Principal, command_line: str) -> NativeResult:
+    def run_command_line(
+        self, device: str, principal: Principal, command_line: str, stdin: str | None = None
+    ) -> NativeResult:
         from migrator.lab import native
 
         target = self.lab.device(device)
-        return native.run_command_line(self.lab, target, principal, command_line)
+        return native.run_command_line(self.lab, target, principal, command_line, stdin)
 
     def run_script(
         self,
@@ -210,9 +216,10 @@ class LabExecutor:
         principal: Principal,
         script: str,
         parameters: Mapping[str, Any] | None = None,
+        stdin: str | None = None,
     ) -> InvocationResult:
         """Run one script to completion (what ``powershell.exe -Command/-EncodedCommand/-File`` does)."""
-        host = self.host(device_name, principal)
+        host = DeviceHost(self.lab, self.lab.device(device_name), principal, stdin)
         from migrator.lab.ps import run_script
 
         self.lab.record_command(host.device, principal, "powershell", _first_line([Command(script)]))

@@ -279,6 +279,9 @@ class Host(Protocol):
 
     def has_native(self, command: str) -> bool: ...
 
+    def standard_input(self) -> str | None:
+        """What the process hosting this PowerShell got on stdin (``[Console]::In``), if anything."""
+
 
 @dataclass
 class InvocationResult:
@@ -322,5 +325,8 @@ class Executor(Protocol):
 
     def open_runspace(self, device: str, principal: Principal) -> Runspace: ...
 
-    def run_command_line(self, device: str, principal: Principal, command_line: str) -> NativeResult:
-        """WinRS ``cmd`` shell: one command line as cmd.exe would run it (``powershell -EncodedCommand`` too)."""
+    def run_command_line(
+        self, device: str, principal: Principal, command_line: str, stdin: str | None = None
+    ) -> NativeResult:
+        """WinRS ``cmd`` shell: one command line as cmd.exe would run it (``powershell -EncodedCommand`` too),
+        with what the client sent on stdin (WinRS Send) as its standard input."""

@@ -119,3 +119,57 @@ def test_a_taken_port_is_a_clear_error(running: tuple[LabRuntime, Path], tmp_pat
     second = LabRuntime(_fleet(), tmp_path / "second", speed=600.0, ports=PORTS)
     with pytest.raises(InputError, match="cannot listen"):
         second.start()
+
+
+def _secrets_and_ca(path: Path) -> tuple[dict[str, str], str, str]:
+    inventory = load_inventory(path)
+    device = inventory.devices[0]
+    return read_lab_secrets(path), str(inventory.connection(device).ca_bundle), device.address
+
+
+def test_pypsrp_client_execute_ps(running: tuple[LabRuntime, Path]) -> None:
+    """pypsrp's Client.execute_ps (Invoke-Expression | Out-String -Stream) works against a lab device."""
+    from pypsrp.client import Client
+
+    runtime, path = running
+    secrets, ca, address = _secrets_and_ca(path)
+    client = Client(
+        address,
+        port=PORTS.https,
+        username=secrets["MIGRATOR_USERNAME"],
+        password=secrets["MIGRATOR_PASSWORD"],
+        auth="ntlm",
+        cert_validation=ca,
+    )
+    output, streams, had_errors = client.execute_ps("$env:COMPUTERNAME; 1 + 1")
+    assert not had_errors, [str(e) for e in streams.error]
+    assert output.split() == [runtime.fleet.devices[0].name, "2"]
+
+
+def test_winrs_stdin_reaches_powershell(running: tuple[LabRuntime, Path]) -> None:
+    """A WinRS command gets what the client Sends on stdin: the bootstrap that reads [Console]::In works."""
+    import base64
+
+    from winrm.protocol import Protocol
+
+    _runtime, path = running
+    secrets, ca, address = _secrets_and_ca(path)
+    protocol = Protocol(
+        endpoint=f"https://{address}:{PORTS.https}/wsman",
+        transport="ntlm",
+        username=secrets["MIGRATOR_USERNAME"],
+        password=secrets["MIGRATOR_PASSWORD"],
+        server_cert_validation="validate",
+        ca_trust_path=ca,
+    )
+    bootstrap = "& ([scriptblock]::Create([Console]::In.ReadToEnd()))"
+    encoded = base64.b64encode(bootstrap.encode("utf-16-le")).decode()
+    shell_id = protocol.open_shell(codepage=65001)
+    try:
+        command_id = protocol.run_command(shell_id, "powershell.exe", ["-NoProfile", "-EncodedCommand", encoded])
+        protocol.send_command_input(shell_id, command_id, b"$x = 20\r\n$x + 22\r\n", end=True)
+        stdout, stderr, code = protocol.get_command_output(shell_id, command_id)
+        protocol.cleanup_command(shell_id, command_id)
+    finally:
+        protocol.close_shell(shell_id)
+    assert code == 0 and stdout.decode().strip() == "42", stderr

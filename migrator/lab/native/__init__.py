@@ -59,10 +59,14 @@ def run_native(
     return _console(result)
 
 
-def run_command_line(lab: Lab, device: Device, principal: Principal, command_line: str) -> NativeResult:
-    """Run a command line as cmd.exe (``cmd /c <line>``) does: operators, redirection, built-ins, programs."""
+def run_command_line(
+    lab: Lab, device: Device, principal: Principal, command_line: str, stdin: str | None = None
+) -> NativeResult:
+    """Run a command line as cmd.exe (``cmd /c <line>``) does: operators, redirection, built-ins, programs.
+
+    ``stdin`` is the process's standard input (WinRS Send): the first command of the line reads it."""
     lab.record_command(device, principal, "native", command_line)
-    return _console(run_line(NativeContext(lab, device, principal), command_line))
+    return _console(run_line(NativeContext(lab, device, principal, stdin), command_line))
 
 
 def _console(result: NativeResult) -> NativeResult:

@@ -17,7 +17,7 @@ What is simulated (``cmd /?``, "Command shell overview" / redirection docs on le
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from migrator.lab.model import VFile
 from migrator.lab.native._common import NativeContext, environment, lookup_env, text, working_directory
@@ -298,7 +298,8 @@ def _execute(state: _Run, line: str) -> None:
             continue
         if pipeline.operator == "||" and state.errorlevel == 0:
             continue
-        piped: str | None = None
+        # The process's own stdin goes to the first command that runs; later ones get none (it is consumed).
+        piped, state.ctx = state.ctx.stdin, replace(state.ctx, stdin=None)
         for position, command in enumerate(pipeline.commands):
             last = position == len(pipeline.commands) - 1
             result = _run_command(state, command, piped, capture=not last)

@@ -18,6 +18,7 @@ import base64
 import binascii
 import importlib
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol, cast
 
 from migrator.lab.native._common import NativeContext, text
@@ -54,6 +55,7 @@ class ScriptRunner(Protocol):
         principal: Principal,
         script: str,
         parameters: Mapping[str, Any] | None = None,
+        stdin: str | None = None,
     ) -> InvocationResult: ...
 
 
@@ -91,7 +93,7 @@ def run(ctx: NativeContext, args: list[str]) -> NativeResult:
         # No command: powershell.exe reads commands from standard input when it is redirected.
         if not ctx.stdin:
             return NativeResult()
-        return _invoke(ctx, ctx.stdin, None, command_mode=True)
+        return _invoke(replace(ctx, stdin=None), ctx.stdin, None, command_mode=True)
     if mode == "encodedcommand":
         try:
             script = base64.b64decode(payload[0], validate=True).decode("utf-16-le")
@@ -105,7 +107,7 @@ def run(ctx: NativeContext, args: list[str]) -> NativeResult:
     if mode == "command":
         script = " ".join(payload)
         if script.strip() == "-":
-            script = ctx.stdin or ""
+            return _invoke(replace(ctx, stdin=None), ctx.stdin or "", None, command_mode=True)
         return _invoke(ctx, script, None, command_mode=True)
     return _run_file(ctx, payload)
 
@@ -150,7 +152,8 @@ def _file_parameters(args: list[str]) -> dict[str, Any]:
 
 def _invoke(ctx: NativeContext, script: str, parameters: dict[str, Any] | None, command_mode: bool) -> NativeResult:
     runner = cast(ScriptRunner, ctx.lab.executor)
-    result = runner.run_script(ctx.device.name, ctx.principal, script, parameters)
+    # A script that reads [Console]::In gets the process's stdin (the WinRM bootstrap pattern).
+    result = runner.run_script(ctx.device.name, ctx.principal, script, parameters, stdin=ctx.stdin)
     stdout = [_information_text(item) for item in result.information]
     rendered = _format_default(result.output)
     stderr = "".join(format_error(record) for record in result.errors)

@@ -1171,6 +1171,24 @@ class NewObject(GenericCmdlet):
 
 
 @cmdlet(
+    "Invoke-Expression",
+    P("Command", "string", position=0, pipeline=True, mandatory=True),
+    aliases=("iex",),
+    dotnet_class="Microsoft.PowerShell.Commands.InvokeExpressionCommand",
+)
+class InvokeExpression(GenericCmdlet):
+    """Runs text as script in the caller's scope, as Windows does (pypsrp's ``Client.execute_ps`` sends its
+    script this way). The migration's own scripts never use it: their values arrive as parameters."""
+
+    def process(self, item: Any) -> None:
+        from migrator.lab.ps.parser import parse_script
+
+        text = to_str(item) if item is not NOTHING else to_str(self.params.get("Command", ""))
+        for value in self.interp.invoke_scriptblock(ScriptBlock(parse_script(text)), [], new_scope=False):
+            self.emit(value)
+
+
+@cmdlet(
     "Add-Member",
     P("InputObject", pipeline=True, mandatory=True),
     P("MemberType", "string", position=0, aliases=("Type",)),

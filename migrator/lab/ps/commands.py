@@ -53,8 +53,6 @@ UNSUPPORTED_COMMANDS = frozenset(
     name.casefold()
     for name in (
         "Add-Type",
-        "Invoke-Expression",
-        "iex",
         "Start-Job",
         "Receive-Job",
         "Wait-Job",

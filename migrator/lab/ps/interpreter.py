@@ -229,6 +229,7 @@ class Interpreter:
         self.try_depth = 0
         self.current_error: list[ErrorRecord] = []
         self.function_stack: list[str] = []
+        self.console_in: Any = None  # [Console]::In, made on first use from host.standard_input()
         self.streams = Streams(DISCARD, DISCARD, DISCARD, DISCARD, DISCARD)
         self._expr: dict[type, Callable[[Any], Any]] = {
             ast.Const: self._const,

@@ -158,6 +158,19 @@ class NamedCollection(PSList):
         return None
 
 
+class StandardInput:
+    """``[Console]::In``: the hosting process's standard input (a TextReader read once to the end)."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str | None) -> None:
+        self._text = text or ""
+
+    def read_to_end(self) -> str:
+        text, self._text = self._text, ""
+        return text
+
+
 class Encoding:
     """System.Text.Encoding instances (UTF8, Unicode, ASCII, Default = Windows-1252 on en-US Windows)."""
 
@@ -666,6 +679,10 @@ def call_method(interp: Interpreter, obj: Any, name: str, args: list[Any]) -> An
         raise NotSupportedByLab(f"Exception.{name}()")
     if isinstance(obj, Encoding):
         return _encoding_method(obj, folded, name, args)
+    if isinstance(obj, StandardInput):
+        if folded == "readtoend" and not args:
+            return obj.read_to_end()
+        raise NotSupportedByLab(f"TextReader.{name}()")
     if isinstance(obj, uuid.UUID):
         if folded == "tostring":
             spec = to_str(args[0]) if args else "D"
@@ -1217,6 +1234,14 @@ def get_static(interp: Interpreter, type_: PSType, name: str) -> Any:
         return timedelta(0)
     elif full == "System.IO.Path" and folded == "directoryseparatorchar":
         return "\\"
+    elif full == "System.Console" and folded == "in":
+        # powershell.exe with redirected stdin (WinRS Send): what the client sent, readable once.
+        reader = interp.console_in
+        if reader is None:
+            stdin = getattr(interp.host, "standard_input", None)
+            reader = StandardInput(stdin() if callable(stdin) else None)
+            interp.console_in = reader
+        return reader
     raise NotSupportedByLab(f"[{type_.display}]::{name}")
 
 
@@ -1661,7 +1686,18 @@ def _static_encoding(interp: Interpreter, folded: str, name: str, args: list[Any
     return _NOT_FOUND
 
 
+def _static_scriptblock(interp: Interpreter, folded: str, name: str, args: list[Any]) -> Any:
+    if folded == "create":
+        _arity(name, args, 1)
+        from migrator.lab.ps.parser import parse_script
+
+        # Script text becomes a script block exactly as on Windows: parse errors surface as ParseException.
+        return ScriptBlock(parse_script(to_str(args[0])))
+    return _NOT_FOUND
+
+
 _STATIC_METHODS: dict[str, Callable[[Interpreter, str, str, list[Any]], Any]] = {
+    "System.Management.Automation.ScriptBlock": _static_scriptblock,
     "System.String": _static_string,
     "System.Convert": _static_convert,
     "System.DateTime": _static_datetime,

@@ -158,6 +158,7 @@ class _Changed:
 class CmdCommand:
     command_id: str
     command_line: str
+    stdin: bytearray = field(default_factory=bytearray)
     result: shell.NativeResult | None = None
     stdout: bytes = b""
     stderr: bytes = b""
@@ -409,17 +410,26 @@ class DeviceService:
             command_line = " ".join([executable, *arguments]).strip()
             command = CmdCommand(command_id, command_line)
             item.commands[command_id] = command
-            command.task = asyncio.create_task(self._run_cmd(item, command, principal))
+            # WinRS starts the process at once and feeds it whatever Send delivers; the lab runs a command to
+            # completion in one call, so it starts when its stdin is complete (Send End="true") or at the first
+            # Receive, whichever comes first (Ansible's WinRM plugin sends its exec wrapper on stdin this way).
         response = soap.element("rsp", "CommandResponse")
         soap.sub(response, "rsp", "CommandId", command_id)
         return soap.build_response(request, response)
 
+    def _start_cmd(self, item: CmdShell, command: CmdCommand, principal: shell.Principal) -> None:
+        if command.task is None:
+            command.task = asyncio.create_task(self._run_cmd(item, command, principal))
+
     async def _run_cmd(self, item: CmdShell, command: CmdCommand, principal: shell.Principal) -> None:
+        stdin = bytes(command.stdin).decode(item.encoding(), errors="replace") if command.stdin else None
         try:
             await self._exec_delay()
             if self._on_exec:
                 self._on_exec()
-            result = await asyncio.to_thread(self.executor.run_command_line, self.name, principal, command.command_line)
+            result = await asyncio.to_thread(
+                self.executor.run_command_line, self.name, principal, command.command_line, stdin
+            )
         except Exception as err:
             log.exception("run_command_line failed on %s", self.name)
             result = shell.NativeResult(
@@ -446,9 +456,14 @@ class DeviceService:
                 if pipeline_id is not None and pipeline_id not in item.pipelines:
                     raise soap.bad_request(f"The command {command_id} does not exist in this shell.")
                 self._feed(item, pipeline_id, data)
-            elif command_id and command_id.upper() not in item.commands:
-                raise soap.bad_request(f"The command {command_id} does not exist in this shell.")
-            # cmd stdin is accepted and dropped: Executor.run_command_line takes no input stream.
+            else:
+                command = item.commands.get((command_id or "").upper())
+                if command is None:
+                    raise soap.bad_request(f"The command {command_id} does not exist in this shell.")
+                if command.task is None:
+                    command.stdin.extend(data)
+                    if stream.get("End", "").lower() == "true":
+                        self._start_cmd(item, command, principal)
         return soap.build_response(request, soap.element("rsp", "SendResponse"))
 
     # ---- Receive ----------------------------------------------------------------------------------------
@@ -464,6 +479,9 @@ class DeviceService:
             if isinstance(item, PsrpShell):
                 response = self._receive_psrp(item, command_id, request.max_envelope_size)
             else:
+                pending = item.commands.get((command_id or "").upper())
+                if pending is not None:
+                    self._start_cmd(item, pending, principal)
                 response = self._receive_cmd(item, command_id, request.max_envelope_size)
             if response is not None:
                 return soap.build_response(request, response)

@@ -24,7 +24,12 @@ class ScriptDouble:
     calls: list[tuple[str, Principal, str, Mapping[str, Any] | None]] = field(default_factory=list)
 
     def run_script(
-        self, device_name: str, principal: Principal, script: str, parameters: Mapping[str, Any] | None = None
+        self,
+        device_name: str,
+        principal: Principal,
+        script: str,
+        parameters: Mapping[str, Any] | None = None,
+        stdin: str | None = None,
     ) -> InvocationResult:
         self.calls.append((device_name, principal, script, parameters))
         return self.result

@@ -50,7 +50,7 @@ def test_parse_error_runs_nothing(ps: Any, host: Any) -> None:
         ("workflow W { 'x' }", "workflow"),
         ("trap { 'x' }\n1", "trap"),
         ("Add-Type -TypeDefinition 'public class X {}'", "command Add-Type"),
-        ("Invoke-Expression 'Get-Thing'", "command Invoke-Expression"),
+        ("Start-Job { Get-Thing }", "command Start-Job"),
         ("$x = $using:y", "$using:y"),
         ("Get-Thing > C:\\out.txt", "file redirection"),
         ("[xml]'<a/>'", "[xml]"),

@@ -109,14 +109,18 @@ class FakeExecutor:
     def __init__(self) -> None:
         self.runspaces: list[FakeRunspace] = []
         self.command_lines: list[tuple[str, shell.Principal, str]] = []
+        self.stdin: list[str | None] = []
 
     def open_runspace(self, device: str, principal: shell.Principal) -> shell.Runspace:
         runspace = FakeRunspace(device, principal)
         self.runspaces.append(runspace)
         return runspace
 
-    def run_command_line(self, device: str, principal: shell.Principal, command_line: str) -> shell.NativeResult:
+    def run_command_line(
+        self, device: str, principal: shell.Principal, command_line: str, stdin: str | None = None
+    ) -> shell.NativeResult:
         self.command_lines.append((device, principal, command_line))
+        self.stdin.append(stdin)
         words = command_line.split()
         if command_line == "hostname":
             return shell.NativeResult(stdout=f"{device.upper()}\r\n")

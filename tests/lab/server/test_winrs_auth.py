@@ -133,3 +133,23 @@ def test_kerberos_only_client_finds_no_offer(fleet: Fleet) -> None:
     )
     assert response.status_code == 401
     assert "Kerberos" not in response.headers["WWW-Authenticate"]
+
+
+def test_stdin_sent_before_receive_reaches_the_command(fleet: Fleet) -> None:
+    """WinRS Send with End=true delivers stdin to the command, which starts once its input is complete."""
+    from winrm.protocol import Protocol
+
+    protocol = Protocol(
+        endpoint=f"https://{fleet.address('pc-001')}:{HTTPS_PORT}/wsman",
+        transport="ntlm",
+        username="labadmin",
+        password=PASSWORD,
+        server_cert_validation="validate",
+        ca_trust_path=str(fleet.server.ca_bundle_path),
+    )
+    shell_id = protocol.open_shell()
+    command_id = protocol.run_command(shell_id, "hostname")
+    protocol.send_command_input(shell_id, command_id, b"line one\r\n", end=True)
+    protocol.get_command_output(shell_id, command_id)
+    protocol.close_shell(shell_id)
+    assert fleet.executor.stdin[-1] == "line one\r\n"
