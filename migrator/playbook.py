@@ -1,0 +1,183 @@
+"""Playbooks: which documented migration a wave performs, and with which settings.
+
+A playbook is YAML validated by pydantic; errors name file, line and field. Three ship in ``playbooks/``:
+``cert-trust-to-cloud-kerberos.yaml``, ``key-trust-to-cloud-kerberos.yaml`` and ``to-cloud-kerberos.yaml``
+(the default: each device goes down the path its probe found).
+
+The ``steps`` list names steps of the catalogue below, in the documented order (MS docs "Windows Hello for
+Business cloud Kerberos trust": key trust → enable cloud trust, sign out and in; certificate trust → disable the
+certificate trust policy, enable cloud trust, delete the container in the user's context, sign out and in,
+re-provision). The machine is built from the listed steps; safety steps cannot be left out where a later step
+depends on them (no ``delete_container`` without ``confirm_policy`` before it).
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from migrator.yamlsource import InputFileError, Problem, load_yaml, validate
+
+# The step vocabulary of playbooks, in the only order they may run.
+STEP_ORDER: tuple[str, ...] = (
+    "preflight",  # read-only facts: join type, build, TPM, policy, users, sessions, containers, DC
+    "snapshot_policy",  # record the policy values about to change (rollback restores them)
+    "disable_cert_trust",  # cert path: UseCertificateForOnPremAuth off in every source
+    "enable_cloud_trust",  # Enabled=1, UseCloudTrustForOnPremAuth=1 (local channel)
+    "refresh_policy",  # external channel: gpupdate /force, then wait until the device reports it effective
+    "confirm_policy",  # effective policy is cloud trust and no cert-trust policy from any source
+    "check_dc",  # per user on hybrid devices: line of sight to a DC (nltest)
+    "delete_container",  # per user, in the user's own context: the POINT OF NO RETURN
+    "prompt_sign_out",  # per user: message asking to sign out and back in
+    "wait_for_sign_in",  # per user: next sign-in (with DC line of sight on hybrid devices)
+    "wait_for_reprovision",  # per user: a new container exists (cert path, reset key path)
+    "verify_cloud",  # per user: cloud trust container, cloud TGT in the user's session
+)
+STEP_NAMES = frozenset(STEP_ORDER)
+POINT_OF_NO_RETURN = frozenset({"delete_container"})
+# A step that needs another before it (safety): the machine refuses a playbook that lacks it.
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "delete_container": ("preflight", "confirm_policy"),
+    "confirm_policy": ("preflight",),
+    "snapshot_policy": ("preflight",),
+    "disable_cert_trust": ("snapshot_policy",),
+    "enable_cloud_trust": ("snapshot_policy",),
+    "wait_for_reprovision": ("delete_container",),
+    "verify_cloud": ("preflight",),
+}
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$", re.IGNORECASE)
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: Any) -> float:
+    """``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"7d"`` → seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or text like '15m', '2h', '7d'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration (use seconds or text like '15m', '2h', '7d')")
+    unit = match.group(2).lower() if match.group(2) else None
+    return float(match.group(1)) * _UNIT[unit]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PolicySettings(_Strict):
+    # local: the orchestrator writes the policy registry values itself (HKLM\SOFTWARE\Policies\...);
+    # external: GPO/Intune deploys them; the orchestrator forces a refresh and waits until they are effective.
+    channel: Literal["local", "external"] = "local"
+    require_security_device: bool = True
+    refresh_deadline: Duration = 3600.0  # external channel: how long to wait for the policy to arrive
+
+
+class Waits(_Strict):
+    recheck_every: Duration = 3600.0  # how often a waiting device is looked at again
+    user_deadline: Duration = 7 * 86400.0  # a user who never signs in/out within this → stalled
+    dc_deadline: Duration = 7 * 86400.0  # no DC line of sight within this → stalled
+    reprovision_deadline: Duration = 7 * 86400.0  # no new container within this → stalled
+
+
+class Prompt(_Strict):
+    text: str = (
+        "IT is updating Windows Hello for Business on this PC. Please save your work, sign out and sign back in. "
+        "You may be asked to set up your PIN again."
+    )
+    seconds: int = Field(default=600, ge=0, le=86400)  # how long the message stays on screen (msg /TIME)
+
+
+class Retries(_Strict):
+    attempts: int = Field(default=4, ge=1, le=20)
+    initial_wait: Duration = 2.0
+    max_wait: Duration = 60.0
+    total: Duration = 600.0
+
+
+class Playbook(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    description: str = ""
+    path: Literal["key", "cert", "auto"]  # auto: each device takes the path its preflight found
+    steps: list[str]
+    policy: PolicySettings = PolicySettings()
+    tenant_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
+    users: Literal["with_container", "signed_in"] = "with_container"
+    reset_key_trust_containers: bool = False  # key path: opt into the guarded delete + re-provisioning too
+    # Domains known to have the Entra Kerberos server object (Set-AzureADKerberosServer); None = not asserted,
+    # the probe's evidence decides and an unknown domain is a warning.
+    entra_kerberos_domains: list[str] | None = None
+    waits: Waits = Waits()
+    prompt: Prompt = Prompt()
+    retries: Retries = Retries()
+
+    @model_validator(mode="after")
+    def _steps_are_known_ordered_and_safe(self) -> Playbook:
+        unknown = [s for s in self.steps if s not in STEP_NAMES]
+        if unknown:
+            raise ValueError(f"unknown step {unknown[0]!r}; the catalogue is: {', '.join(STEP_ORDER)}")
+        if len(set(self.steps)) != len(self.steps):
+            raise ValueError("a step is listed twice")
+        positions = [STEP_ORDER.index(s) for s in self.steps]
+        if positions != sorted(positions):
+            raise ValueError(f"steps must follow the documented order: {', '.join(STEP_ORDER)}")
+        listed = set(self.steps)
+        for step in self.steps:
+            missing = [r for r in REQUIRES.get(step, ()) if r not in listed]
+            if missing:
+                raise ValueError(f"step {step!r} requires {', '.join(repr(m) for m in missing)} before it")
+        if self.path == "cert" and "delete_container" not in listed:
+            raise ValueError("the certificate trust path has no direct route: it needs 'delete_container'")
+        if self.path == "cert" and "disable_cert_trust" not in listed and self.policy.channel == "local":
+            raise ValueError("the certificate trust path needs 'disable_cert_trust' with the local policy channel")
+        if self.policy.channel == "external" and "refresh_policy" not in listed:
+            raise ValueError("the external policy channel needs 'refresh_policy' to wait for GPO/Intune")
+        return self
+
+    def has(self, step: str) -> bool:
+        return step in self.steps
+
+
+BUILTIN_DIR = "playbooks"
+DEFAULT_PLAYBOOK = "to-cloud-kerberos"
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files("migrator").joinpath(BUILTIN_DIR)
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def builtin_path(name: str) -> Path:
+    """The shipped playbook of that name (``migrator/playbooks/<name>.yaml``)."""
+    folder = resources.files("migrator").joinpath(BUILTIN_DIR)
+    candidate = folder.joinpath(f"{name}.yaml")
+    if not candidate.is_file():
+        raise InputFileError(
+            [Problem(name, None, "--playbook", f"no such playbook; shipped ones: {', '.join(builtin_names())}")]
+        )
+    return Path(str(candidate))
+
+
+def load_playbook(ref: str | Path | None = None) -> Playbook:
+    """A playbook file, or a shipped playbook by name (the default when ``ref`` is None)."""
+    if ref is None:
+        path = builtin_path(DEFAULT_PLAYBOOK)
+    else:
+        path = Path(ref)
+        if not path.exists() and not path.suffix and "/" not in str(ref):
+            path = builtin_path(str(ref))
+    doc = load_yaml(path, "playbook")
+    if not isinstance(doc.data, dict):
+        raise InputFileError([Problem(str(path), 1, "", "a playbook is a mapping (name, path, steps, ...)")])
+    return validate(doc, Playbook)

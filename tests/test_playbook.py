@@ -1,0 +1,57 @@
+"""Playbooks: the shipped ones load; bad ones fail with file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from migrator.playbook import builtin_names, load_playbook, parse_duration
+from migrator.yamlsource import InputFileError
+
+
+def test_shipped_playbooks_load() -> None:
+    """The three shipped playbooks validate; the default is the path-per-device one."""
+    assert builtin_names() == ["cert-trust-to-cloud-kerberos", "key-trust-to-cloud-kerberos", "to-cloud-kerberos"]
+    assert load_playbook().path == "auto"
+    cert = load_playbook("cert-trust-to-cloud-kerberos")
+    assert cert.has("delete_container") and cert.waits.user_deadline == 7 * 86400
+    assert not load_playbook("key-trust-to-cloud-kerberos").reset_key_trust_containers
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [(90, 90.0), ("90s", 90.0), ("15m", 900.0), ("2h", 7200.0), ("7d", 604800.0)]
+)
+def test_durations(value: object, seconds: float) -> None:
+    """Durations accept seconds and suffixed text."""
+    assert parse_duration(value) == seconds
+
+
+BASE = "name: p\npath: key\nsteps: [preflight, snapshot_policy, enable_cloud_trust, confirm_policy, verify_cloud]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: p\npath: key\nsteps: [preflight\n", "invalid YAML"),
+        (BASE.replace("verify_cloud", "reboot_everything"), "unknown step 'reboot_everything'"),
+        (BASE.replace("snapshot_policy, enable_cloud_trust", "enable_cloud_trust, snapshot_policy"), "order"),
+        ("name: p\npath: cert\nsteps: [preflight, delete_container]\n", "requires 'confirm_policy'"),
+        (BASE + "waits: {user_deadline: soon}\n", "line 4: waits.user_deadline"),
+        (BASE + "colour: red\n", "line 4: colour: unknown field"),
+        (BASE.replace("path: key", "path: sideways"), "line 2: path"),
+    ],
+)
+def test_bad_playbooks_name_what_and_where(tmp_path: Path, text: str, expected: str) -> None:
+    """Broken YAML, unknown or misordered steps, missing safety steps, bad values: clear errors."""
+    path = tmp_path / "playbook.yaml"
+    path.write_text(text)
+    with pytest.raises(InputFileError) as info:
+        load_playbook(path)
+    assert str(path) in str(info.value) and expected in str(info.value)
+
+
+def test_unknown_builtin_name() -> None:
+    """A playbook name that is neither a file nor shipped lists the shipped ones."""
+    with pytest.raises(InputFileError, match="shipped ones"):
+        load_playbook("no-such-playbook")
