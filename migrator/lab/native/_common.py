@@ -104,35 +104,11 @@ def profile_folder(lab: Lab, device: Device, principal: Principal) -> str:
 
 
 def environment(lab: Lab, device: Device, principal: Principal) -> dict[str, str]:
-    """The variables cmd.exe expands for a process started as ``principal``.
+    """The variables cmd.exe expands for a process started as ``principal``: the same block PowerShell's
+    ``$env:`` shows (one source, so a task action's ``%TEMP%`` and its script's ``$env:TEMP`` agree)."""
+    from migrator.lab.executor import DeviceHost
 
-    Same values as PowerShell's ``$env:`` (``migrator.lab.executor.DeviceHost.environment``) for the names
-    command lines use, so a task action's ``%TEMP%`` and its script's ``$env:TEMP`` name the same folder."""
-    user_domain, user_name = account_names(lab, device, principal)
-    profile = profile_folder(lab, device, principal)
-    temp = "C:\\Windows\\TEMP" if principal.kind is PrincipalKind.SYSTEM else profile + "\\AppData\\Local\\Temp"
-    env = {
-        "ALLUSERSPROFILE": "C:\\ProgramData",
-        "APPDATA": profile + "\\AppData\\Roaming",
-        "COMPUTERNAME": device.name.upper(),
-        "ComSpec": "C:\\Windows\\system32\\cmd.exe",
-        "LOCALAPPDATA": profile + "\\AppData\\Local",
-        "OS": "Windows_NT",
-        "PATHEXT": ".COM;.EXE;.BAT;.CMD;.VBS;.VBE;.JS;.JSE;.WSF;.WSH;.MSC;.CPL",
-        "ProgramData": "C:\\ProgramData",
-        "ProgramFiles": "C:\\Program Files",
-        "ProgramFiles(x86)": "C:\\Program Files (x86)",
-        "PUBLIC": "C:\\Users\\Public",
-        "SystemDrive": "C:",
-        "SystemRoot": "C:\\Windows",
-        "TEMP": temp,
-        "TMP": temp,
-        "USERDOMAIN": user_domain,
-        "USERNAME": user_name,
-        "USERPROFILE": profile,
-        "windir": "C:\\Windows",
-    }
-    return env
+    return dict(DeviceHost(lab, device, principal).environment())
 
 
 def lookup_env(env: Mapping[str, str], name: str) -> str | None:

@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from migrator.lab.ps import operators as ops
 from migrator.lab.ps.ast import TypeName
@@ -59,45 +59,12 @@ from migrator.lab.ps.values import (
     type_names_of,
     unroll,
 )
-from migrator.lab.shell import ErrorRecord, Hashtable, PSObject
+from migrator.lab.shell import ErrorCategory, ErrorRecord, Hashtable, PSObject
 
 if TYPE_CHECKING:
     from migrator.lab.ps.interpreter import Interpreter
 
-_CATEGORIES = [
-    "NotSpecified",
-    "OpenError",
-    "CloseError",
-    "DeviceError",
-    "DeadlockDetected",
-    "InvalidArgument",
-    "InvalidData",
-    "InvalidOperation",
-    "InvalidResult",
-    "InvalidType",
-    "MetadataError",
-    "NotImplemented",
-    "NotInstalled",
-    "ObjectNotFound",
-    "OperationStopped",
-    "OperationTimeout",
-    "SyntaxError",
-    "ParserError",
-    "PermissionDenied",
-    "ResourceBusy",
-    "ResourceExists",
-    "ResourceUnavailable",
-    "ReadError",
-    "WriteError",
-    "FromStdErr",
-    "SecurityError",
-    "ProtocolError",
-    "ConnectionError",
-    "AuthenticationError",
-    "LimitsExceeded",
-    "QuotaExceeded",
-    "NotEnabled",
-]
+_CATEGORIES = list(get_args(ErrorCategory))  # ErrorCategory enum order: its index is the numeric value
 _ENUMS: dict[str, list[str]] = {
     "System.StringComparison": [
         "CurrentCulture",
