@@ -75,34 +75,6 @@ Handler = Callable[[NativeContext, list[str]], NativeResult]
 # ---- environment -----------------------------------------------------------------------------------
 
 
-SYSTEM_PROFILE = "C:\\Windows\\system32\\config\\systemprofile"
-
-
-def account_names(lab: Lab, device: Device, principal: Principal) -> tuple[str, str]:
-    """(USERDOMAIN, USERNAME) of a principal's processes; SYSTEM is the computer account (``PC-0001$``)."""
-    if principal.kind is PrincipalKind.SYSTEM:
-        domain = lab.domain_of(device)
-        return (domain.netbios if domain and device.domain_joined else "WORKGROUP", f"{device.name}$")
-    user = device.user(principal.sid) if principal.kind is PrincipalKind.USER else None
-    if user is not None:
-        return user.domain, user.sam
-    admin = lab.fleet.admin
-    if principal.name.casefold() == admin.qualified_name.casefold():
-        return admin.domain, admin.username
-    domain_name, _, name = principal.name.rpartition("\\")
-    return (domain_name.upper() or device.name), name
-
-
-def profile_folder(lab: Lab, device: Device, principal: Principal) -> str:
-    """USERPROFILE: ``C:\\Users\\<name>`` (or the user's recorded profile path); SYSTEM's systemprofile."""
-    if principal.kind is PrincipalKind.SYSTEM:
-        return SYSTEM_PROFILE
-    user = device.user(principal.sid) if principal.kind is PrincipalKind.USER else None
-    if user is not None and user.profile_path:
-        return user.profile_path
-    return f"C:\\Users\\{account_names(lab, device, principal)[1]}"
-
-
 def environment(lab: Lab, device: Device, principal: Principal) -> dict[str, str]:
     """The variables cmd.exe expands for a process started as ``principal``: the same block PowerShell's
     ``$env:`` shows (one source, so a task action's ``%TEMP%`` and its script's ``$env:TEMP`` agree)."""
@@ -124,7 +96,7 @@ def working_directory(lab: Lab, device: Device, principal: Principal) -> str:
     """Where a WinRS ``cmd`` shell or a task without a working folder starts: the profile; SYSTEM: System32."""
     if principal.kind is PrincipalKind.SYSTEM:
         return "C:\\Windows\\system32"
-    return profile_folder(lab, device, principal)
+    return environment(lab, device, principal)["USERPROFILE"]
 
 
 # ---- output helpers --------------------------------------------------------------------------------
