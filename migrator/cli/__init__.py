@@ -31,3 +31,4 @@ def main() -> None:
 from migrator.cli import explain as _explain  # noqa: E402,F401
 from migrator.cli import lab_commands as _lab_commands  # noqa: E402,F401
 from migrator.cli import lab_run as _lab_run  # noqa: E402,F401
+from migrator.cli import probe as _probe  # noqa: E402,F401

@@ -153,7 +153,8 @@ def _ntlm_user_file(path: Path) -> Iterator[None]:
             yield
         finally:
             if previous is None:
-                del os.environ["NTLM_USER_FILE"]
+                # pop, not del: never fail the handshake over a variable someone else already removed
+                os.environ.pop("NTLM_USER_FILE", None)
             else:
                 os.environ["NTLM_USER_FILE"] = previous
 

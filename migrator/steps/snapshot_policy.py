@@ -1,0 +1,31 @@
+"""Read a list of policy values as snapshot records (for rollback with restore_policy)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from migrator.facts import PolicyValue
+from migrator.steps._base import StepInfo, as_list
+from migrator.steps.set_policy import read_value
+
+INFO = StepInfo(
+    name="snapshot_policy",
+    script="snapshot_policy",
+    idempotent=True,
+    point_of_no_return=False,
+    summary="read (path, name) policy values: existed, type, data",
+)
+
+
+@dataclass(frozen=True)
+class SnapshotPolicy:
+    entries: tuple[tuple[str, str], ...]  # (path, name)
+    info: ClassVar[StepInfo] = INFO
+
+    def parameters(self) -> dict[str, Any]:
+        return {"Entries": [{"path": path, "name": name} for path, name in self.entries]}
+
+    def read(self, device: str, data: Mapping[str, Any]) -> tuple[PolicyValue, ...]:
+        return tuple(read_value(r) for r in as_list(data.get("records")))

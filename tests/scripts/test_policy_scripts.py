@@ -1,0 +1,67 @@
+"""set_policy / snapshot_policy / restore_policy in the lab: previous values returned, restore is exact."""
+
+from __future__ import annotations
+
+from migrator.lab import policy
+from migrator.lab.windows import Lab
+from tests.scripts.conftest import run_on
+
+GPO = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\PassportForWork"
+
+
+def test_set_returns_previous_value_and_is_idempotent(lab: Lab) -> None:
+    """Setting a new value reports it did not exist; setting it again changes nothing."""
+    device = lab.fleet.devices[0]
+    device.registry.delete_value(policy.GPO_KEY, policy.CLOUD_TRUST)
+    params = {"Path": GPO, "Name": policy.CLOUD_TRUST, "Value": 1, "Type": "DWord"}
+    first = run_on(lab, device, "set_policy", params)
+    assert first.data is not None
+    assert first.data["previous"]["existed"] is False and first.data["changed"] is True
+    assert first.data["current"] == {
+        "path": GPO,
+        "name": policy.CLOUD_TRUST,
+        "existed": True,
+        "type": "DWord",
+        "data": 1,
+    }
+    assert device.registry.get_value(policy.GPO_KEY, policy.CLOUD_TRUST).data == 1  # type: ignore[union-attr]
+    again = run_on(lab, device, "set_policy", params)
+    assert again.data is not None and again.data["changed"] is False
+
+
+def test_remove_then_restore_brings_the_value_back(lab: Lab) -> None:
+    """Removing a value returns it; restore_policy with that record writes it back with its type."""
+    device = lab.fleet.devices[0]
+    device.registry.set_value(policy.GPO_KEY, policy.CERT_TRUST, 1, "REG_DWORD")
+    removed = run_on(lab, device, "set_policy", {"Path": GPO, "Name": policy.CERT_TRUST, "Remove": True})
+    assert removed.data is not None and removed.data["previous"]["existed"] is True
+    assert device.registry.get_value(policy.GPO_KEY, policy.CERT_TRUST) is None
+    restored = run_on(lab, device, "restore_policy", {"Records": [removed.data["previous"]]})
+    assert restored.data is not None and restored.data["restored"][0]["action"] == "set"
+    value = device.registry.get_value(policy.GPO_KEY, policy.CERT_TRUST)
+    assert value is not None and value.data == 1 and value.type == "REG_DWORD"
+
+
+def test_snapshot_and_restore_remove_values_that_did_not_exist(lab: Lab) -> None:
+    """A snapshot of an absent value restores to absent; restoring twice is a no-op."""
+    device = lab.fleet.devices[1]
+    device.registry.delete_value(policy.GPO_KEY, policy.CLOUD_TRUST)
+    snap = run_on(lab, device, "snapshot_policy", {"Entries": [{"path": GPO, "name": policy.CLOUD_TRUST}]})
+    assert snap.data is not None and snap.data["records"][0]["existed"] is False
+    run_on(lab, device, "set_policy", {"Path": GPO, "Name": policy.CLOUD_TRUST, "Value": 1})
+    restored = run_on(lab, device, "restore_policy", {"Records": snap.data["records"]})
+    assert restored.data is not None and restored.data["restored"][0]["action"] == "removed"
+    assert device.registry.get_value(policy.GPO_KEY, policy.CLOUD_TRUST) is None
+    twice = run_on(lab, device, "restore_policy", {"Records": snap.data["records"]})
+    assert twice.data is not None and twice.data["restored"][0]["action"] == "unchanged"
+
+
+def test_keys_outside_the_hello_policy_keys_are_refused(lab: Lab) -> None:
+    """set_policy writes nothing outside the PassportForWork policy keys."""
+    device = lab.fleet.devices[0]
+    target = "HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"
+    run = run_on(lab, device, "set_policy", {"Path": target, "Name": "evil", "Value": "calc.exe", "Type": "String"})
+    assert run.result.terminating_error is not None and run.data is None
+    assert device.registry.get_value("HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run", "evil") is None
+    sneaky = run_on(lab, device, "set_policy", {"Path": GPO + "\\..\\..\\Run", "Name": "evil", "Value": 1})
+    assert sneaky.result.terminating_error is not None
