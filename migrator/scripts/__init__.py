@@ -7,6 +7,10 @@ output stream. Its header declares whether it is safe to run again after an ambi
 
 Values reach a script only as parameters (PSRP ``add_parameters``; on WinRM a fixed wrapper decodes them from
 base64 JSON), never by formatting them into the text.
+
+Code several scripts share lives once in ``lib/<name>.ps1`` and is spliced in, as fixed text, where a script has
+the line ``# migrator: include <name>`` (after its ``param()`` block: PowerShell wants ``param`` first). Remote
+scripts are sent whole, so there is no module to import on the device.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from functools import cache
 from importlib import resources
 
 _META = re.compile(r"^#\s*migrator:\s*(?P<key>[a-z_]+)\s*=\s*(?P<value>\S+)\s*$", re.MULTILINE)
+_INCLUDE = re.compile(r"^#\s*migrator:\s*include\s+(?P<name>[a-z][a-z0-9_]*)\s*\n", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,17 @@ def load(name: str) -> Script:
     resource = resources.files(__name__).joinpath(f"{name}.ps1")
     if not resource.is_file():
         raise UnknownScript(f"no script named {name!r} (have: {', '.join(available())})")
-    text = resource.read_text(encoding="utf-8")
+    text = _INCLUDE.sub(_library, resource.read_text(encoding="utf-8"))
     meta = {m["key"]: m["value"] for m in _META.finditer(text)}
     if meta.get("idempotent") not in ("true", "false"):
         raise UnknownScript(f"script {name!r} does not declare '# migrator: idempotent=true|false'")
     return Script(name=name, text=text, idempotent=meta["idempotent"] == "true")
+
+
+def _library(match: re.Match[str]) -> str:
+    name = match["name"]
+    resource = resources.files(__name__).joinpath("lib", f"{name}.ps1")
+    if not resource.is_file():
+        raise UnknownScript(f"included script library {name!r} does not exist")
+    text = resource.read_text(encoding="utf-8")
+    return text if text.endswith("\n") else text + "\n"

@@ -38,70 +38,7 @@ if ($TimeoutSeconds -lt 5) { $TimeoutSeconds = 5 }
 if ($TimeoutSeconds -gt 3600) { $TimeoutSeconds = 3600 }
 
 $inner = @'
-param([string]$Dir)
-# Runs AS THE USER (scheduled task, Interactive logon type): reads the user's own Hello state and, for
-# delete-container, deletes the container only when it is still the expected one, in this same run.
-$ErrorActionPreference = 'Stop'
-function Invoke-Native {
-    param([string]$FilePath, [string[]]$Arguments)
-    $ErrorActionPreference = 'Continue'
-    $lines = & $FilePath @Arguments 2>&1
-    $code = $LASTEXITCODE
-    $text = @(
-        foreach ($line in $lines) {
-            if ($line -is [System.Management.Automation.ErrorRecord]) { $line.Exception.Message } else { [string]$line }
-        }
-    ) -join "`r`n"
-    [ordered]@{ text = $text; exit_code = $code }
-}
-$request = Get-Content -LiteralPath (Join-Path $Dir 'request.json') -Raw | ConvertFrom-Json
-$me = [System.Security.Principal.WindowsIdentity]::GetCurrent()
-$out = [ordered]@{ command = [string]$request.command; user = [string]$me.Name; sid = [string]$me.User.Value }
-$out['dsregcmd'] = Invoke-Native 'dsregcmd.exe' @('/status')
-if ($request.command -eq 'hello-state') {
-    $out['klist'] = Invoke-Native 'klist.exe' @()
-    $out['klist_cloud_debug'] = Invoke-Native 'klist.exe' @('cloud_debug')
-} elseif ($request.command -eq 'delete-container') {
-    $out['klist_cloud_debug'] = Invoke-Native 'klist.exe' @('cloud_debug')
-    # Certificate trust enrols a certificate whose key is in the Microsoft Passport Key Storage Provider.
-    $out['cert_store'] = Invoke-Native 'certutil.exe' @('-user', '-store', 'My')
-    $dsText = [string]$out['dsregcmd']['text']
-    $keyId = $null
-    if ($dsText -match 'NgcKeyId\s*:\s*\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\}?') {
-        $keyId = $Matches[1].ToLowerInvariant()
-    }
-    $ngcSet = $dsText -match 'NgcSet\s*:\s*YES'
-    $cloudEvidence = ([string]$out['klist_cloud_debug']['text'] -match 'Cloud Primary \(Hybrid logon\) TGT available\s*:\s*1') -or ($dsText -match 'OnPremTgt\s*:\s*YES')
-    $storeRead = $out['cert_store']['exit_code'] -eq 0
-    $certEvidence = $storeRead -and ([string]$out['cert_store']['text'] -match 'Microsoft Passport Key Storage Provider')
-    $observed = 'key'
-    if ($certEvidence) { $observed = 'cert' } elseif ($cloudEvidence) { $observed = 'cloud' } elseif (-not $storeRead) { $observed = 'key-or-cert' }
-    $expectedKey = ([string]$request.expected_key_id).Trim().TrimStart('{').TrimEnd('}').ToLowerInvariant()
-    $expectedTrust = [string]$request.expected_trust
-    $refusals = New-Object System.Collections.ArrayList
-    if (-not $ngcSet -or $null -eq $keyId) { [void]$refusals.Add('no Hello container') }
-    elseif ($keyId -ne $expectedKey) { [void]$refusals.Add('container key id changed') }
-    if ($expectedTrust -eq 'cert' -and ($cloudEvidence -or ($storeRead -and -not $certEvidence))) { [void]$refusals.Add('container is no longer certificate trust') }
-    if ($expectedTrust -eq 'key' -and ($cloudEvidence -or $certEvidence)) { [void]$refusals.Add('container is no longer key trust') }
-    if ($expectedTrust -eq 'cloud' -and -not $cloudEvidence) { [void]$refusals.Add('container shows no cloud Kerberos trust') }
-    $out['guard'] = [ordered]@{
-        ngc_set = [bool]$ngcSet
-        key_id = $keyId
-        expected_key_id = $expectedKey
-        expected_trust = $expectedTrust
-        observed_trust = $observed
-        cert_store_read = [bool]$storeRead
-        refusals = $refusals
-    }
-    $out['deleted'] = $false
-    if ($refusals.Count -eq 0) {
-        $out['certutil'] = Invoke-Native 'certutil.exe' @('-deletehellocontainer')
-        $out['deleted'] = $out['certutil']['exit_code'] -eq 0
-    }
-} else {
-    $out['error'] = 'unknown command'
-}
-$out | ConvertTo-Json -Compress -Depth 6 | Set-Content -LiteralPath (Join-Path $Dir 'result.json') -Encoding UTF8
+# migrator: include user_context_inner
 '@
 
 $id = [guid]::NewGuid().ToString('N')

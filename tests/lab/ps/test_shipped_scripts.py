@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from migrator.lab.ps.parser import parse_script
+from migrator.scripts import available, load
 
-SCRIPTS = sorted((Path(__file__).parents[3] / "migrator" / "scripts").glob("*.ps1"))
 
-
-@pytest.mark.parametrize("path", SCRIPTS, ids=[p.name for p in SCRIPTS])
-def test_shipped_script_parses(path: Path) -> None:
-    """Each shipped .ps1 is inside the lab's subset (parse errors or NotSupportedByLab would raise here)."""
-    block = parse_script(path.read_text(encoding="utf-8-sig"))
+@pytest.mark.parametrize("name", available())
+def test_shipped_script_parses(name: str) -> None:
+    """Each shipped script, with its libraries spliced in, is inside the lab's subset."""
+    block = parse_script(load(name).text)
     assert block.end is not None or block.process is not None
