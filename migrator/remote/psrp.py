@@ -8,7 +8,6 @@ two; each script costs Command + Receive(s) + Signal/Delete, which is why the po
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +19,7 @@ from migrator.errors import DeviceErrorRecord, ScriptFailed
 from migrator.inventory import Connection, DeviceEntry
 from migrator.remote.credentials import Credentials
 from migrator.remote.translate import translate
-from migrator.remote.transport import ScriptResult, parse_script_output
+from migrator.remote.transport import AdapterBase, ScriptResult, parse_script_output
 from migrator.scripts import Script
 
 
@@ -74,25 +73,13 @@ def error_records(errors: list[Any]) -> list[DeviceErrorRecord]:
     return records
 
 
-class PsrpTransport:
+class PsrpTransport(AdapterBase):
     """Runs scripts on one device over PSRP, reusing one runspace pool."""
 
     def __init__(self, device: DeviceEntry, connection: Connection, credentials: Credentials) -> None:
-        self._entry = device
-        self._connection = connection
-        self._credentials = credentials
+        super().__init__(device, connection, credentials)
         self._wsman: WSMan | None = None
         self._pool: RunspacePool | None = None
-        self._requests = 0
-        self._lock = threading.Lock()
-
-    @property
-    def device(self) -> str:
-        return self._entry.name
-
-    @property
-    def requests_sent(self) -> int:
-        return self._requests
 
     def _count_requests(self, wsman: WSMan) -> None:
         transport = wsman.transport

@@ -10,6 +10,7 @@ that is allowed). Both translate every foreign exception into :mod:`migrator.err
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -42,6 +43,26 @@ class Transport(Protocol):
     def run(self, script: Script, parameters: Mapping[str, Any] | None = None) -> ScriptResult: ...
 
     def close(self) -> None: ...
+
+
+class AdapterBase:
+    """What both adapters share: the device they talk to, its settings, a request counter and a lock (one
+    script at a time per device: a runspace pool or WinRS shell serves one visit)."""
+
+    def __init__(self, device: DeviceEntry, connection: Connection, credentials: Credentials) -> None:
+        self._entry = device
+        self._connection = connection
+        self._credentials = credentials
+        self._requests = 0
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> str:
+        return self._entry.name
+
+    @property
+    def requests_sent(self) -> int:
+        return self._requests
 
 
 def parse_script_output(device: str, script: Script, outputs: list[Any]) -> dict[str, Any]:

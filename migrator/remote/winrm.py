@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +21,7 @@ from migrator.errors import DeviceErrorRecord, ScriptFailed
 from migrator.inventory import Connection, DeviceEntry
 from migrator.remote.credentials import Credentials
 from migrator.remote.translate import translate
-from migrator.remote.transport import ScriptResult, parse_script_output
+from migrator.remote.transport import AdapterBase, ScriptResult, parse_script_output
 from migrator.scripts import Script
 
 POWERSHELL = "powershell.exe"
@@ -70,25 +69,13 @@ def _stderr_records(stderr: str) -> list[DeviceErrorRecord]:
     return [DeviceErrorRecord(message=(message_lines or lines)[0], fully_qualified_error_id=fqid, category=category)]
 
 
-class WinrmTransport:
+class WinrmTransport(AdapterBase):
     """Runs scripts on one device through the WinRS cmd shell."""
 
     def __init__(self, device: DeviceEntry, connection: Connection, credentials: Credentials) -> None:
-        self._entry = device
-        self._connection = connection
-        self._credentials = credentials
+        super().__init__(device, connection, credentials)
         self._protocol: Protocol | None = None
         self._shell_id: str | None = None
-        self._requests = 0
-        self._lock = threading.Lock()
-
-    @property
-    def device(self) -> str:
-        return self._entry.name
-
-    @property
-    def requests_sent(self) -> int:
-        return self._requests
 
     def _make_protocol(self) -> Protocol:
         conn = self._connection
