@@ -1,0 +1,351 @@
+"""Waves: batches of devices migrated with bounded concurrency, a canary, a failure budget, approvals, windows.
+
+Theory of operation
+-------------------
+A wave is a named selection of devices (inventory groups, names, or a percentage of the remaining fleet) and
+the settings below. :class:`WaveRunner` drives it:
+
+1. The **canary** (the first ``canary`` devices, if any) runs alone and must fully succeed — every canary device
+   ``migrated``, ``already_cloud`` or ``ineligible`` — before anything else starts; a canary failure (or a
+   canary device that stalls) halts the wave.
+2. The rest runs in **batches** of ``batch_size``. Within a batch at most ``concurrency`` device visits run at
+   once (asyncio + a worker thread per visit: transports are synchronous). A batch is *through* when none of its
+   devices is still active: each is final, parked, or waiting for a person or a domain controller — waiting
+   devices are re-visited when due, in the background, while later batches proceed.
+3. After each batch, an **approval gate** (``approval``): the wave stops at ``awaiting_approval`` until
+   ``migrator approve`` records the approval for the next batch; ``migrator resume`` then goes on.
+4. The **failure budget**: once the failed share of the started devices exceeds ``max_fail_percent`` the wave
+   *halts*: no new device starts; visits already running finish their current step safely.
+5. **Pause** (``migrator pause``) is read from the store before every visit: no new visit starts, and the
+   running ones stop at their next safe point (the driver asks :meth:`WaveRunner.should_stop`).
+6. **Change windows**: outside every window no point-of-no-return step may run; the driver asks
+   :meth:`WaveRunner.may_pass_point_of_no_return` and parks the user until the window opens. Waiting is fine.
+
+The engine knows devices only by name and the driver's :class:`VisitOutcome`; all persistence goes through the
+store (wave state, approvals), so a killed run is picked up by ``migrator resume``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Literal, Protocol
+
+from migrator.errors import InputError
+
+SUCCESS = frozenset({"migrated", "already_cloud"})
+DOCUMENTED_PARK = frozenset({"ineligible", "rolled_back"})
+STALLED = "stalled"
+FAILED = "failed"
+WAITING = frozenset({"waiting_for_user", "waiting_for_dc"})
+FINAL = SUCCESS | DOCUMENTED_PARK | {STALLED, FAILED}
+
+WaveState = Literal["planned", "running", "awaiting_approval", "paused", "halted", "completed"]
+
+_DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+
+@dataclass(frozen=True)
+class ChangeWindow:
+    """A weekly window, e.g. ``Mon-Fri 18:00-23:00`` (UTC unless the times carry an offset elsewhere)."""
+
+    days: frozenset[int]
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text: str) -> ChangeWindow:
+        """``"Mon-Fri 18:00-23:00"``, ``"Sat 00:00-24:00"``, ``"daily 20:00-06:00"`` (overnight allowed)."""
+        try:
+            day_part, time_part = text.strip().split()
+            start_text, end_text = time_part.split("-")
+            if day_part.casefold() == "daily":
+                days = frozenset(range(7))
+            elif "-" in day_part:
+                first, last = (_DAYS[p[:3].casefold()] for p in day_part.split("-"))
+                days = frozenset((first + i) % 7 for i in range((last - first) % 7 + 1))
+            else:
+                days = frozenset(_DAYS[p[:3].casefold()] for p in day_part.split(","))
+            start = time.fromisoformat(start_text)
+            end = time.max if end_text == "24:00" else time.fromisoformat(end_text)
+        except (ValueError, KeyError) as err:
+            raise InputError(
+                f"change window {text!r}: expected 'Mon-Fri 18:00-23:00', 'Sat,Sun 00:00-24:00' or "
+                f"'daily 20:00-06:00' ({err})"
+            ) from None
+        return cls(days, start, end)
+
+    def contains(self, moment: datetime) -> bool:
+        clock = moment.timetz().replace(tzinfo=None)
+        if self.start <= self.end:
+            return moment.weekday() in self.days and self.start <= clock <= self.end
+        # Overnight: the part after midnight belongs to the previous day's window.
+        if clock >= self.start:
+            return moment.weekday() in self.days
+        return clock <= self.end and (moment.weekday() - 1) % 7 in self.days
+
+
+def in_any_window(windows: Sequence[ChangeWindow], moment: datetime) -> bool:
+    return not windows or any(w.contains(moment) for w in windows)
+
+
+def next_window_start(windows: Sequence[ChangeWindow], moment: datetime) -> datetime | None:
+    """The first minute from ``moment`` on that lies in a window (None without windows)."""
+    if not windows:
+        return None
+    probe = moment.replace(second=0, microsecond=0)
+    for _ in range(8 * 24 * 60):  # a week and a day of minutes is enough for weekly windows
+        if in_any_window(windows, probe):
+            return probe
+        probe += timedelta(minutes=1)
+    return None
+
+
+@dataclass(frozen=True)
+class WaveSettings:
+    name: str
+    devices: tuple[str, ...]  # the resolved selection, in order
+    batch_size: int = 50
+    concurrency: int = 16
+    canary: int = 0
+    max_fail_percent: float = 10.0
+    change_ticket: str | None = None
+    approval: bool = False  # an approval gate between batches
+    windows: tuple[ChangeWindow, ...] = ()
+
+    def batches(self) -> list[tuple[str, ...]]:
+        """Canary first (if any), then the rest in batches of ``batch_size``."""
+        rest = list(self.devices)
+        out: list[tuple[str, ...]] = []
+        if self.canary > 0:
+            out.append(tuple(rest[: self.canary]))
+            rest = rest[self.canary :]
+        size = max(1, self.batch_size)
+        out.extend(tuple(rest[i : i + size]) for i in range(0, len(rest), size))
+        return out
+
+
+@dataclass(frozen=True)
+class VisitOutcome:
+    """What one visit of a device ended with (the driver's answer)."""
+
+    state: str
+    next_due: datetime | None = None  # waiting devices: when to look again
+    error: str | None = None
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class WaveStore(Protocol):
+    """What the engine needs from the store: the wave's state and approvals (shared across processes)."""
+
+    def wave_state(self, wave: str) -> str: ...
+
+    def set_wave_state(self, wave: str, state: WaveState, reason: str = "") -> None: ...
+
+    def approved_batches(self, wave: str) -> int:
+        """How many batch gates have been approved (``migrator approve`` adds one)."""
+
+
+Visit = Callable[[str], VisitOutcome]
+
+
+@dataclass
+class WaveProgress:
+    """Live counts for progress displays and the recap."""
+
+    states: dict[str, str] = field(default_factory=dict)  # device -> last known state
+    errors: dict[str, str] = field(default_factory=dict)
+    started: set[str] = field(default_factory=set)
+    batch: int = 0
+    batches: int = 0
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for state in self.states.values():
+            out[state] = out.get(state, 0) + 1
+        return dict(sorted(out.items()))
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for s in self.states.values() if s == FAILED)
+
+
+@dataclass(frozen=True)
+class WaveResult:
+    wave: str
+    state: WaveState
+    reason: str
+    progress: WaveProgress
+
+
+class WaveRunner:
+    """Runs one wave to completion, a halt, a pause or an approval gate (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: WaveSettings,
+        store: WaveStore,
+        visit: Visit,
+        clock: Clock,
+        *,
+        on_change: Callable[[str, VisitOutcome], None] | None = None,
+        wait_for_waiting: bool = True,
+        max_idle_sleep: float = 3600.0,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.visit = visit
+        self.clock = clock
+        self.on_change = on_change
+        self.wait_for_waiting = wait_for_waiting
+        self.max_idle_sleep = max_idle_sleep
+        self.progress = WaveProgress()
+        self._halt_reason = ""
+        self._due: list[tuple[datetime, str]] = []  # waiting devices: (next due, name)
+
+    # ---- questions the driver asks -----------------------------------------------------------------------
+
+    def should_stop(self) -> bool:
+        """True once the wave is paused or halted: finish the current step, start nothing new."""
+        return bool(self._halt_reason) or self.store.wave_state(self.settings.name) == "paused"
+
+    def may_pass_point_of_no_return(self, moment: datetime | None = None) -> bool:
+        return in_any_window(self.settings.windows, moment or self.clock.now())
+
+    def next_window(self) -> datetime | None:
+        return next_window_start(self.settings.windows, self.clock.now())
+
+    # ---- the run ---------------------------------------------------------------------------------------
+
+    def _record(self, device: str, outcome: VisitOutcome) -> None:
+        self.progress.states[device] = outcome.state
+        if outcome.error:
+            self.progress.errors[device] = outcome.error
+        if outcome.state in WAITING and outcome.next_due is not None:
+            heapq.heappush(self._due, (outcome.next_due, device))
+        if self.on_change is not None:
+            self.on_change(device, outcome)
+
+    def _over_budget(self) -> bool:
+        started = len(self.progress.started)
+        if started == 0:
+            return False
+        return 100.0 * self.progress.failed / started > self.settings.max_fail_percent
+
+    async def _visit_all(self, devices: Sequence[str]) -> None:
+        semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
+
+        async def one(device: str) -> None:
+            async with semaphore:
+                if self.should_stop() or self._over_budget():
+                    return
+                self.progress.started.add(device)
+                try:
+                    outcome = await asyncio.to_thread(self.visit, device)
+                except Exception as err:  # the driver translates known errors; anything else fails the device
+                    outcome = VisitOutcome(FAILED, error=f"{type(err).__name__}: {err}")
+                self._record(device, outcome)
+                if self._over_budget() and not self._halt_reason:
+                    self._halt_reason = (
+                        f"failure budget exceeded: {self.progress.failed} of {len(self.progress.started)} started "
+                        f"devices failed (max {self.settings.max_fail_percent:g}%)"
+                    )
+
+        await asyncio.gather(*(one(d) for d in devices))
+
+    async def _revisit_due(self, *, block: bool) -> None:
+        """Re-visit waiting devices whose time has come; with ``block``, sleep until the next one is due."""
+        now = self.clock.now()
+        due: list[str] = []
+        while self._due and self._due[0][0] <= now:
+            _, device = heapq.heappop(self._due)
+            if self.progress.states.get(device) in WAITING and device not in due:
+                due.append(device)
+        if due:
+            await self._visit_all(due)
+            return
+        if block and self._due:
+            wait = (self._due[0][0] - now).total_seconds()
+            await asyncio.to_thread(self.clock.sleep, min(max(wait, 0.0), self.max_idle_sleep))
+
+    def _active(self, device: str) -> bool:
+        return self.progress.states.get(device) not in FINAL | WAITING
+
+    def _waiting(self) -> int:
+        return sum(1 for s in self.progress.states.values() if s in WAITING)
+
+    async def run_async(self) -> WaveResult:
+        name = self.settings.name
+        batches = self.settings.batches()
+        self.progress.batches = len(batches)
+        approved = self.store.approved_batches(name)
+        self.store.set_wave_state(name, "running")
+        for index, batch in enumerate(batches):
+            self.progress.batch = index + 1
+            if index > 0 and self.settings.approval and approved < index:
+                reason = f"batch {index + 1} of {len(batches)} needs approval (migrator approve --wave {name})"
+                self.store.set_wave_state(name, "awaiting_approval", reason)
+                return WaveResult(name, "awaiting_approval", reason, self.progress)
+            todo = [d for d in batch if self.progress.states.get(d) not in FINAL]
+            await self._visit_all(todo)
+            # The batch is through when none of its devices is active (a visit returns when its machine waits
+            # or ends; one that comes back active was stopped mid-way and is visited again, a bounded number
+            # of times).
+            for _ in range(3):
+                active = [
+                    d
+                    for d in batch
+                    if d in self.progress.started and self.progress.states.get(d) not in FINAL | WAITING
+                ]
+                if self.should_stop() or not active:
+                    break
+                await self._visit_all(active)
+            is_canary = self.settings.canary > 0 and index == 0
+            while is_canary and not self.should_stop() and any(self.progress.states.get(d) in WAITING for d in batch):
+                await self._revisit_due(block=True)
+            if self.should_stop():
+                break
+            if is_canary:
+                bad = [d for d in batch if self.progress.states.get(d) not in SUCCESS | {"ineligible"}]
+                if bad:
+                    self._halt_reason = (
+                        f"canary failed: {', '.join(f'{d} ({self.progress.states.get(d)})' for d in bad)}"
+                    )
+                    break
+            await self._revisit_due(block=False)
+        if self._halt_reason:
+            self.store.set_wave_state(name, "halted", self._halt_reason)
+            return WaveResult(name, "halted", self._halt_reason, self.progress)
+        if self.store.wave_state(name) == "paused":
+            return WaveResult(name, "paused", "paused by an operator", self.progress)
+        while self.wait_for_waiting and self._waiting() and not self.should_stop():
+            await self._revisit_due(block=True)
+        if self._halt_reason:
+            self.store.set_wave_state(name, "halted", self._halt_reason)
+            return WaveResult(name, "halted", self._halt_reason, self.progress)
+        if self.store.wave_state(name) == "paused":
+            return WaveResult(name, "paused", "paused by an operator", self.progress)
+        if self._waiting():
+            reason = f"{self._waiting()} devices wait for users or a DC; `migrator resume` picks them up"
+            return WaveResult(name, "running", reason, self.progress)
+        self.store.set_wave_state(name, "completed")
+        return WaveResult(name, "completed", "", self.progress)
+
+    def run(self) -> WaveResult:
+        return asyncio.run(self.run_async())
+
+
+def select_percent(remaining: Sequence[str], percent: float) -> list[str]:
+    """``--limit 10%``: the first ceil(percent × remaining) devices not yet in any wave."""
+    if not 0 < percent <= 100:
+        raise InputError(f"a percentage selection must be in (0, 100], got {percent:g}")
+    return list(remaining[: math.ceil(len(remaining) * percent / 100.0)])

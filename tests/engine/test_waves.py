@@ -1,0 +1,171 @@
+"""The wave engine on its own: batches, canary, failure budget, approval gate, pause, change windows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from migrator.engine.waves import ChangeWindow, VisitOutcome, WaveRunner, WaveSettings, next_window_start
+from migrator.errors import InputError
+
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)  # a Monday
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.moment = T0
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def sleep(self, seconds: float) -> None:
+        self.moment += timedelta(seconds=seconds)
+
+
+class MemoryWaveStore:
+    def __init__(self) -> None:
+        self.states: dict[str, str] = {}
+        self.reasons: dict[str, str] = {}
+        self.approvals = 0
+
+    def wave_state(self, wave: str) -> str:
+        return self.states.get(wave, "planned")
+
+    def set_wave_state(self, wave: str, state: str, reason: str = "") -> None:
+        self.states[wave] = state
+        self.reasons[wave] = reason
+
+    def approved_batches(self, wave: str) -> int:
+        return self.approvals
+
+
+def _devices(n: int) -> tuple[str, ...]:
+    return tuple(f"PC-{i:04d}" for i in range(1, n + 1))
+
+
+def _runner(
+    settings: WaveSettings, answer: Callable[[str], VisitOutcome], store: MemoryWaveStore | None = None
+) -> tuple[WaveRunner, MemoryWaveStore, list[str]]:
+    seen: list[str] = []
+    wave_store = store or MemoryWaveStore()
+
+    def visit(device: str) -> VisitOutcome:
+        seen.append(device)
+        return answer(device)
+
+    return WaveRunner(settings, wave_store, visit, FakeClock()), wave_store, seen
+
+
+def test_batches_and_completion() -> None:
+    """Every device is visited once; the wave completes with all migrated."""
+    runner, store, seen = _runner(WaveSettings("w", _devices(7), batch_size=3), lambda d: VisitOutcome("migrated"))
+    result = runner.run()
+    assert result.state == "completed" and sorted(seen) == list(_devices(7))
+    assert result.progress.counts() == {"migrated": 7} and store.states["w"] == "completed"
+    assert WaveSettings("w", _devices(7), batch_size=3, canary=2).batches() == [
+        _devices(2),
+        _devices(5)[2:],
+        _devices(7)[5:],
+    ]
+
+
+def test_failure_budget_halts_the_wave() -> None:
+    """Past max_fail_percent no new device starts and the wave is halted with the reason."""
+    settings = WaveSettings("w", _devices(20), batch_size=5, concurrency=1, max_fail_percent=20)
+    runner, store, seen = _runner(settings, lambda d: VisitOutcome("failed", error="boom"))
+    result = runner.run()
+    assert result.state == "halted" and "failure budget" in result.reason
+    assert len(seen) == 1 and store.states["w"] == "halted"
+
+
+def test_canary_failure_stops_the_wave() -> None:
+    """A failed canary device halts the wave before the first batch starts."""
+    settings = WaveSettings("w", _devices(10), batch_size=5, canary=2, max_fail_percent=100)
+
+    def answer(device: str) -> VisitOutcome:
+        return VisitOutcome("failed" if device == "PC-0002" else "migrated")
+
+    runner, _store, seen = _runner(settings, answer)
+    result = runner.run()
+    assert result.state == "halted" and "canary failed" in result.reason and "PC-0002" in result.reason
+    assert sorted(seen) == ["PC-0001", "PC-0002"]
+
+
+def test_canary_waits_for_its_users_then_the_wave_goes_on() -> None:
+    """A waiting canary device is re-visited when due; once it migrates, the batches follow."""
+    settings = WaveSettings("w", _devices(4), batch_size=2, canary=1)
+    visits: dict[str, int] = {}
+
+    def answer(device: str) -> VisitOutcome:
+        visits[device] = visits.get(device, 0) + 1
+        if device == "PC-0001" and visits[device] == 1:
+            return VisitOutcome("waiting_for_user", next_due=T0 + timedelta(hours=1))
+        return VisitOutcome("migrated")
+
+    runner, _store, _seen = _runner(settings, answer)
+    assert runner.run().state == "completed"
+    assert visits["PC-0001"] == 2 and runner.clock.now() >= T0 + timedelta(hours=1)
+
+
+def test_approval_gate_stops_between_batches_and_resumes() -> None:
+    """With approval on, the wave stops after each batch until an approval is recorded."""
+    settings = WaveSettings("w", _devices(4), batch_size=2, approval=True)
+    store = MemoryWaveStore()
+    runner, _, seen = _runner(settings, lambda d: VisitOutcome("migrated"), store)
+    result = runner.run()
+    assert result.state == "awaiting_approval" and "migrate approve" not in result.reason
+    assert sorted(seen) == ["PC-0001", "PC-0002"]
+    store.approvals = 1
+    resumed, _, seen_again = _runner(settings, lambda d: VisitOutcome("migrated"), store)
+    resumed.progress.states.update(dict.fromkeys(("PC-0001", "PC-0002"), "migrated"))
+    assert resumed.run().state == "completed" and sorted(seen_again) == ["PC-0003", "PC-0004"]
+
+
+def test_pause_starts_nothing_new() -> None:
+    """A paused wave visits no further device; the result says paused."""
+    settings = WaveSettings("w", _devices(6), batch_size=2, concurrency=1)
+    store = MemoryWaveStore()
+
+    def answer(device: str) -> VisitOutcome:
+        if device == "PC-0002":
+            store.states["w"] = "paused"  # an operator ran `migrator pause` meanwhile
+        return VisitOutcome("migrated")
+
+    runner, _, seen = _runner(settings, answer, store)
+    assert runner.run().state == "paused"
+    assert seen == ["PC-0001", "PC-0002"]
+
+
+def test_waiting_devices_do_not_block_later_batches() -> None:
+    """A device waiting for its user does not hold back the next batch; it is finished later."""
+    settings = WaveSettings("w", _devices(4), batch_size=2)
+    order: list[str] = []
+    visits: dict[str, int] = {}
+
+    def answer(device: str) -> VisitOutcome:
+        order.append(device)
+        visits[device] = visits.get(device, 0) + 1
+        if device == "PC-0001" and visits[device] == 1:
+            return VisitOutcome("waiting_for_user", next_due=T0 + timedelta(days=1))
+        return VisitOutcome("migrated")
+
+    runner, _, _ = _runner(settings, answer)
+    assert runner.run().state == "completed"
+    assert order.index("PC-0003") < len(order) - 1 and order[-1] == "PC-0001"
+
+
+def test_change_windows() -> None:
+    """Points of no return only inside a window; the next opening is found; bad windows are input errors."""
+    window = ChangeWindow.parse("Mon-Fri 18:00-23:00")
+    overnight = ChangeWindow.parse("daily 22:00-06:00")
+    assert not window.contains(T0) and window.contains(T0.replace(hour=19))
+    assert overnight.contains(T0.replace(hour=5)) and not overnight.contains(T0.replace(hour=12))
+    assert next_window_start([window], T0) == T0.replace(hour=18)
+    saturday = T0 + timedelta(days=5)
+    assert next_window_start([window], saturday) == T0.replace(hour=18) + timedelta(days=7)
+    runner, _, _ = _runner(WaveSettings("w", (), windows=(window,)), lambda d: VisitOutcome("migrated"))
+    assert not runner.may_pass_point_of_no_return()
+    with pytest.raises(InputError, match="change window"):
+        ChangeWindow.parse("whenever")
