@@ -169,3 +169,27 @@ def test_change_windows() -> None:
     assert not runner.may_pass_point_of_no_return()
     with pytest.raises(InputError, match="change window"):
         ChangeWindow.parse("whenever")
+
+
+def test_store_backed_wave_state_approvals_and_pause(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Approvals and pauses go to the store and its audit log; unknown waves are input errors."""
+    from migrator.engine.wavestore import StoreWaves
+    from migrator.store import Store, content_hash
+
+    store = Store.open(tmp_path)
+    store.create_wave(
+        "w1", playbook_name="to-cloud-kerberos", playbook_hash=content_hash("name: p"), change_ticket="CHG1"
+    )
+    waves = StoreWaves(store, "LAB\\operator")
+    waves.set_wave_state("w1", "awaiting_approval", "batch 2 needs approval")
+    assert waves.approve("w1") == 1 and waves.wave_state("w1") == "running"
+    assert waves.approved_batches("w1") == 1
+    waves.pause("w1")
+    assert waves.wave_state("w1") == "paused"
+    waves.resume("w1")
+    assert waves.wave_state("w1") == "running"
+    actions = [e.action for e in store.audit_entries()]
+    assert actions.count("wave.approve") == 1 and "wave.paused" in actions
+    assert store.verify_audit().ok
+    with pytest.raises(InputError, match="no wave named 'nope'"):
+        waves.approve("nope")
