@@ -8,11 +8,24 @@ where Windows stores them (the registry) so that reading them through PowerShell
 
 from __future__ import annotations
 
+import base64
+import binascii
 import threading
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from migrator.lab.registry import Registry
 
@@ -275,13 +288,92 @@ class DeviceCounters(_Model):
     gpupdates: int = 0
 
 
+def _bytes_from_base64(value: Any) -> Any:
+    # A fleet file holds bytes as base64 text; Python callers hand bytes.
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"not base64: {exc}") from None
+    return value
+
+
+FileBytes = Annotated[
+    bytes,
+    BeforeValidator(_bytes_from_base64),
+    PlainSerializer(lambda data: base64.b64encode(data).decode("ascii"), return_type=str, when_used="json"),
+]
+
+# Windows-1252 (the ANSI code page of en-US Windows): 0x80-0x9F differ from Latin-1; the five bytes the code
+# page leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) map to the same code points, as MultiByteToWideChar does.
+_CP1252_HIGH = "\u20ac\x81\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\x8d\u017d\x8f"
+_CP1252_HIGH += "\x90\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\x9d\u017e\u0178"
+_CP1252_TABLE = {0x80 + index: char for index, char in enumerate(_CP1252_HIGH)}
+
+
+def decode_file_text(data: bytes) -> str:
+    """A file's bytes as Windows PowerShell 5.1 reads them as text (Get-Content, ``powershell.exe -File``).
+
+    A byte order mark names the encoding (UTF-8, UTF-16 LE/BE) and is not part of the text; without one the
+    bytes are ANSI (Windows-1252), which is what StreamReader with ``Encoding.Default`` and BOM detection does."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace")
+    if data.startswith(b"\xff\xfe"):
+        return data[2:].decode("utf-16-le", errors="replace")
+    if data.startswith(b"\xfe\xff"):
+        return data[2:].decode("utf-16-be", errors="replace")
+    return data.decode("latin-1").translate(_CP1252_TABLE)
+
+
 class VFile(_Model):
-    """A file on the device (task output files, scripts)."""
+    """A file on the device (task output files, scripts, files copied in byte for byte).
+
+    ``content`` is the text readers see. A file written as bytes (``[System.IO.File]``, FileStream, pypsrp's
+    ``Client.copy``) also keeps ``data``, its exact bytes, and ``content`` is those bytes read as text
+    (:func:`decode_file_text`). A text file has ``data`` None and its bytes are ``content`` in UTF-8 (what
+    FileInfo.Length counts). Assigning ``content`` makes the file a text file again; :meth:`set_bytes` is the
+    one way to store bytes. A fleet file stores ``data`` as base64 instead of the derived ``content``.
+    """
 
     path: str  # display spelling: C:\ProgramData\migrator\out.json
     content: str = ""
+    data: FileBytes | None = None
     modified: datetime | None = None
     is_directory: bool = False
+
+    @model_validator(mode="after")
+    def _text_of_bytes(self) -> VFile:
+        if self.data is not None:
+            self.__dict__["content"] = decode_file_text(self.data)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_derived_text(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        dumped = handler(self)
+        if info.mode_is_json() and isinstance(dumped, dict):
+            # Only one truth in the file: the bytes when there are any, else the text (as before bytes existed).
+            dumped.pop("content" if self.data is not None else "data", None)
+        return dumped
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "content" and self.__dict__.get("data") is not None:
+            super().__setattr__("data", None)
+        super().__setattr__(name, value)
+
+    def raw(self) -> bytes:
+        """The file's bytes: as written, or the text in UTF-8."""
+        return self.data if self.data is not None else self.content.encode("utf-8")
+
+    def set_bytes(self, data: bytes) -> None:
+        """Store exact bytes (the text view follows them)."""
+        data = bytes(data)
+        super().__setattr__("data", data)
+        super().__setattr__("content", decode_file_text(data))
+
+    @property
+    def size(self) -> int:
+        """FileInfo.Length: the number of bytes."""
+        return len(self.data) if self.data is not None else len(self.content.encode("utf-8"))
 
 
 class Device(_Model):

@@ -139,8 +139,28 @@ class DeviceFiles:
     # ---- files -------------------------------------------------------------------------------------
 
     def read(self, path: str) -> str:
+        """A file as text (a file stored as bytes reads as Windows PowerShell 5.1 decodes it)."""
         entry = self.device.files[_fold(path)]
         return entry.content
+
+    def read_bytes(self, path: str) -> bytes:
+        return self.device.files[_fold(path)].raw()
+
+    def write_bytes(self, path: str, data: bytes, now: datetime) -> None:
+        """Create or replace a file with exact bytes (System.IO writes, pypsrp's copy)."""
+        folded = _fold(path)
+        entry = self.device.files.get(folded)
+        if entry is None or entry.is_directory:
+            entry = VFile(path=path, modified=now)
+            self.device.files[folded] = entry
+        entry.set_bytes(data)
+        entry.modified = now
+
+    def move(self, source: str, destination: str) -> None:
+        """Rename a file: its bytes or text and its timestamp move unchanged, under the destination's spelling."""
+        entry = self.device.files.pop(_fold(source))
+        moved = entry.model_copy(update={"path": destination})
+        self.device.files[_fold(destination)] = moved
 
     def write(self, path: str, text: str, now: datetime, append: bool = False) -> None:
         folded = _fold(path)

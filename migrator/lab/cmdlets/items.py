@@ -294,10 +294,9 @@ def file_object(b: DeviceBinding, ip: ItemPath, name_only_string: bool = False) 
             ("Extension", ""),
         ]
     else:
-        content = entry.content if entry else ""
         props += [
             ("Name", name),
-            ("Length", len(content.encode("utf-8"))),
+            ("Length", entry.size if entry else 0),
             ("DirectoryName", parent_of(ip.display)),
             ("IsReadOnly", False),
             ("Exists", True),
@@ -981,6 +980,20 @@ def _get_content(ctx: CmdletContext, args: dict[str, Any]) -> Iterator[Any]:
                 )
             )
             continue
+        if _byte_encoding(args):
+            # -Encoding Byte (FileSystemCmdletProviderEncoding.Byte): the bytes as numbers; -Raw gives one byte[].
+            data = files.read_bytes(ip.display)
+            if flag(args, "Raw"):
+                if data:
+                    yield data
+                continue
+            numbers = list(data)
+            if total is not None and int(total) >= 0:
+                numbers = numbers[: int(total)]
+            if tail is not None and int(tail) >= 0:
+                numbers = numbers[len(numbers) - int(tail) :] if int(tail) else []
+            yield from numbers
+            continue
         text = files.read(ip.display)
         if flag(args, "Raw"):
             if text:
@@ -996,13 +1009,40 @@ def _get_content(ctx: CmdletContext, args: dict[str, Any]) -> Iterator[Any]:
         yield from lines
 
 
+def _byte_encoding(args: Mapping[str, Any]) -> bool:
+    encoding = opt_str(args, "Encoding")
+    return encoding is not None and encoding.casefold() == "byte"
+
+
+def _content_bytes(ctx: CmdletContext, values: list[Any]) -> bytes:
+    """Set-Content/Add-Content -Encoding Byte: every value (or element of a byte array) is one byte."""
+    data = bytearray()
+    for value in values:
+        items = value if isinstance(value, bytes | bytearray | list | tuple) else [value]
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item <= 255:
+                raise PowerShellError(
+                    error_record(
+                        ctx.command_name,
+                        f'Cannot convert value "{to_text(item)}" to type "System.Byte".',
+                        "InvalidCastToByte",
+                        "InvalidArgument",
+                        "System.Management.Automation.PSInvalidCastException",
+                        item,
+                    )
+                )
+            data.append(item)
+    return bytes(data)
+
+
 def _write_content(ctx: CmdletContext, args: dict[str, Any], append: bool) -> Iterator[Any]:
     b = binding(ctx)
     files = _files(b)
     now = b.lab.clock.now()
     values = as_list(args.get("Value"))
     newline = "" if flag(args, "NoNewline") else "\r\n"
-    text = "".join(line + newline for line in _content_lines(values))
+    data = _content_bytes(ctx, values) if _byte_encoding(args) else None
+    text = "" if data is not None else "".join(line + newline for line in _content_lines(values))
     paths, literal = _paths(args)
     for path in paths:
         ip = _resolve(ctx, b, path)
@@ -1030,7 +1070,12 @@ def _write_content(ctx: CmdletContext, args: dict[str, Any], append: bool) -> It
                 ctx.write_error(_missing_part(ctx, target, "System.IO.DirectoryNotFoundException", "ObjectNotFound"))
                 continue
             first = _first_write(ctx, target)
-            files.write(target, text, now, append=append or not first)
+            if data is not None:
+                keep = append or not first
+                previous = files.read_bytes(target) if keep and files.is_file(target) else b""
+                files.write_bytes(target, previous + data, now)
+            else:
+                files.write(target, text, now, append=append or not first)
             if flag(args, "PassThru"):
                 yield from values
 

@@ -39,6 +39,7 @@ from migrator.lab.ps.errors import (
     command_not_found,
     make_record,
 )
+from migrator.lab.ps.intrinsics import InvocationInfo
 from migrator.lab.ps.values import PSList, ScriptBlock, enumerate_value, is_enumerable, to_str
 from migrator.lab.shell import CmdletSpec, ErrorRecord, Hashtable, Host, PowerShellError
 
@@ -435,7 +436,9 @@ class ScriptCommand(Processor):
         with self._entered():
             vars_ = self.scope.vars
             vars_["args"] = list(self.binding.leftovers)
-            vars_["psboundparameters"] = Hashtable(self.binding.values.items())
+            bound = Hashtable(self.binding.values.items())
+            vars_["psboundparameters"] = bound
+            vars_["myinvocation"] = InvocationInfo(self.name, bound, list(self.binding.leftovers))
             common = self.binding.common
             if common.error_action:
                 vars_["erroractionpreference"] = common.error_action
@@ -497,6 +500,7 @@ class ScriptCommand(Processor):
         check_mandatory(self.specs, self.binding.values, self.name)
         if self.block.process is not None:
             with self._entered():
+                self.scope.vars["input"] = []
                 self._run(self.block.process, None)
 
     def process(self, item: Any) -> None:
@@ -514,6 +518,8 @@ class ScriptCommand(Processor):
                 check_mandatory(self.specs, {**self.binding.values, **bound}, self.name)
             else:
                 check_mandatory(self.specs, self.binding.values, self.name)
+            # In a process block $input enumerates just the current object (about_Automatic_Variables).
+            self.scope.vars["input"] = [item]
             self._run(self.block.process, item)
 
     def end(self) -> None:

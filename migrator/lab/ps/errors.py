@@ -46,7 +46,15 @@ _EXCEPTION_BASES: dict[str, str | None] = {
     "System.Management.Automation.PSInvalidOperationException": "System.InvalidOperationException",
     "System.Management.Automation.PSInvalidCastException": "System.InvalidCastException",
     "System.Management.Automation.WildcardPatternException": "System.Management.Automation.RuntimeException",
+    "System.Management.Automation.ExtendedTypeSystemException": "System.Management.Automation.RuntimeException",
+    "System.Management.Automation.GetValueException": "System.Management.Automation.ExtendedTypeSystemException",
+    "System.Management.Automation.GetValueInvocationException": "System.Management.Automation.GetValueException",
     "Microsoft.PowerShell.Commands.WriteErrorException": "System.SystemException",
+    "System.ObjectDisposedException": "System.InvalidOperationException",
+    "System.Security.Cryptography.CryptographicException": "System.SystemException",
+    "System.Security.Cryptography.CryptographicUnexpectedOperationException": (
+        "System.Security.Cryptography.CryptographicException"
+    ),
     "System.InvalidCastException": "System.SystemException",
     "System.ArgumentException": "System.SystemException",
     "System.ArgumentNullException": "System.ArgumentException",

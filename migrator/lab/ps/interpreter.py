@@ -265,8 +265,10 @@ class Interpreter:
             ast.BlockStmt: self._block_stmt,
         }
         from migrator.lab.ps.commands import CommandRunner
+        from migrator.lab.ps.intrinsics import EngineIntrinsics
 
         self.commands = CommandRunner(self)
+        session.global_scope.vars.setdefault("executioncontext", EngineIntrinsics(self))
 
     # ---- variables ----
 

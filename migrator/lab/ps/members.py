@@ -16,8 +16,9 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
+from migrator.lab.ps import dotnet_io
 from migrator.lab.ps import operators as ops
 from migrator.lab.ps.ast import TypeName
 from migrator.lab.ps.errors import (
@@ -27,6 +28,7 @@ from migrator.lab.ps.errors import (
 )
 from migrator.lab.ps.formatting import composite_format, format_datetime, format_number
 from migrator.lab.ps.values import (
+    ENUMS,
     INT32_MAX,
     INT32_MIN,
     INT64_MAX,
@@ -45,6 +47,7 @@ from migrator.lab.ps.values import (
     convert_to,
     datetime_kind,
     datetime_ticks,
+    enum_value,
     format_timespan,
     is_enumerable,
     parse_datetime,
@@ -59,50 +62,10 @@ from migrator.lab.ps.values import (
     type_names_of,
     unroll,
 )
-from migrator.lab.shell import ErrorCategory, ErrorRecord, Hashtable, PSObject
+from migrator.lab.shell import ErrorRecord, Hashtable, PSObject
 
 if TYPE_CHECKING:
     from migrator.lab.ps.interpreter import Interpreter
-
-_CATEGORIES = list(get_args(ErrorCategory))  # ErrorCategory enum order: its index is the numeric value
-_ENUMS: dict[str, list[str]] = {
-    "System.StringComparison": [
-        "CurrentCulture",
-        "CurrentCultureIgnoreCase",
-        "InvariantCulture",
-        "InvariantCultureIgnoreCase",
-        "Ordinal",
-        "OrdinalIgnoreCase",
-    ],
-    "System.StringSplitOptions": ["None", "RemoveEmptyEntries"],
-    "System.Management.Automation.ActionPreference": [
-        "SilentlyContinue",
-        "Stop",
-        "Continue",
-        "Inquire",
-        "Ignore",
-        "Suspend",
-    ],
-    "System.Management.Automation.ErrorCategory": _CATEGORIES,
-    "System.DayOfWeek": ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"],
-    "System.DateTimeKind": ["Unspecified", "Utc", "Local"],
-    "System.MidpointRounding": ["ToEven", "AwayFromZero"],
-}
-
-
-def enum_value(type_name: str, name: str) -> EnumValue:
-    names = _ENUMS[type_name]
-    for index, candidate in enumerate(names):
-        if candidate.casefold() == name.casefold():
-            return EnumValue(type_name, candidate, index)
-    raise runtime_error(
-        f'Cannot convert value "{name}" to type "{type_name}". Error: "Unable to match the identifier name '
-        f"{name} to a valid enumerator name. Specify one of the following enumerator names and try again:\r\n"
-        f'{", ".join(names)}"',
-        "InvalidCastParseTargetInvocation",
-        "InvalidArgument",
-        "System.Management.Automation.PSInvalidCastException",
-    )
 
 
 def category_value(name: str) -> EnumValue:
@@ -672,6 +635,8 @@ def call_method(interp: Interpreter, obj: Any, name: str, args: list[Any]) -> An
         if folded == "equals":
             return ops.values_equal(obj, args[0])
         raise NotSupportedByLab(f"Version.{name}()")
+    if isinstance(obj, PSType) and folded in ("getproperty", "getfield", "getmethod"):
+        return dotnet_io.reflect_member(obj.full_name, name, args)
     if isinstance(obj, PSType | EnumValue | RegexMatch | Identity):
         if folded == "tostring":
             return to_str(obj)
@@ -1147,7 +1112,7 @@ def _bytes(value: Any) -> bytes:
 def get_static(interp: Interpreter, type_: PSType, name: str) -> Any:
     full = type_.full_name
     folded = name.casefold()
-    if full in _ENUMS:
+    if full in ENUMS:
         return enum_value(full, name)
     if full == "System.Text.Encoding":
         if folded in _ENCODINGS:
@@ -1220,7 +1185,7 @@ def call_static(interp: Interpreter, type_: PSType, name: str, args: list[Any]) 
         return construct(interp, type_, args)
     if handler is not None:
         result = handler(interp, folded, name, args)
-        if result is not _NOT_FOUND:
+        if result is not _NOT_FOUND and result is not dotnet_io.NOT_FOUND:
             return result
     raise NotSupportedByLab(f"[{type_.display}]::{name}()")
 
@@ -1579,6 +1544,8 @@ def _static_path(interp: Interpreter, folded: str, name: str, args: list[Any]) -
         return leaf[: leaf.rfind(".")] if "." in leaf else leaf
     if folded == "ispathrooted":
         return bool(re.match(r"^([A-Za-z]:)?[\\/]|^[A-Za-z]:", texts[0]))
+    if folded == "gettempfilename":
+        return dotnet_io.get_temp_file_name(interp, args)
     if folded == "gettemppath":
         temp = interp.session.env_get("TEMP") or "C:\\Windows\\TEMP"
         return temp if temp.endswith("\\") else temp + "\\"
@@ -1681,12 +1648,21 @@ _STATIC_METHODS: dict[str, Callable[[Interpreter, str, str, list[Any]], Any]] = 
     "System.Security.Principal.WindowsIdentity": _static_identity,
     "System.Net.Dns": _static_dns,
     "System.Text.Encoding": _static_encoding,
+    "System.IO.File": dotnet_io.static_file,
+    "System.BitConverter": dotnet_io.static_bitconverter,
+    **{type_name: dotnet_io.static_hash(type_name) for type_name in dotnet_io.HASH_TYPES},
 }
 
 
 def construct(interp: Interpreter, type_: PSType, args: list[Any]) -> Any:
     """``[T]::new(...)`` and ``New-Object T args`` for the types the lab models."""
     full = type_.full_name
+    if full.endswith("[]"):
+        return _new_array(full[:-2], args)
+    if full == "System.IO.FileInfo":
+        return dotnet_io.new_file_info(interp, args)
+    if full in dotnet_io.HASH_TYPES:
+        return dotnet_io.new_hash(full, args)
     if full.endswith("Exception"):
         message = to_str(args[0]) if args else f"Exception of type '{full}' was thrown."
         inner = args[1] if len(args) > 1 and isinstance(args[1], PSException) else None
@@ -1747,3 +1723,40 @@ def construct(interp: Interpreter, type_: PSType, args: list[Any]) -> Any:
     if full in ("System.Management.Automation.PSObject", "System.Object") and not args:
         return PSObject()
     raise NotSupportedByLab(f"constructing [{type_.display}]")
+
+
+# The largest array the lab builds: a script asking for more is doing something the lab is not for.
+_MAX_ARRAY = 256 * 1024 * 1024
+
+
+def _new_array(element: str, args: list[Any]) -> Any:
+    """``New-Object T[] n`` / ``[T[]]::new(n)``: n default elements; byte[] is a mutable buffer (Read fills it)."""
+    if len(args) != 1:
+        raise NotSupportedByLab(f"constructing [{element}[]] from {len(args)} arguments")
+    size = to_int(args[0], "System.Int64", INT64_MIN, INT64_MAX)
+    if size < 0:
+        raise method_invocation_error(
+            ".ctor", 1, "Arithmetic operation resulted in an overflow.", "System.OverflowException"
+        )
+    if size > _MAX_ARRAY:
+        raise runtime_error("The array is larger than the lab allows.", "ArrayTooLarge", "LimitsExceeded")
+    if element == "System.Byte":
+        return bytearray(size)
+    defaults: dict[str, Any] = {
+        "System.Int32": 0,
+        "System.Int64": 0,
+        "System.Int16": 0,
+        "System.UInt16": 0,
+        "System.UInt32": 0,
+        "System.UInt64": 0,
+        "System.SByte": 0,
+        "System.Double": 0.0,
+        "System.Single": 0.0,
+        "System.Boolean": False,
+        "System.Char": "\x00",
+        "System.String": None,
+        "System.Object": None,
+    }
+    if element not in defaults:
+        raise NotSupportedByLab(f"constructing [{element}[]]")
+    return [defaults[element]] * size

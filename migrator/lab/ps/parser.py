@@ -1210,24 +1210,36 @@ class _Builder:
 
 
 def _top_level_named_blocks(body: ast.Block) -> dict[str, ast.Block] | None:
-    """``begin {} process {} end {}`` at script level: the grammar reads commands named ``process``."""
+    """``begin {} process {} end {}`` at script level: the grammar reads commands named ``begin``/``process``.
+
+    A block that closes on the line the next one opens (``} process {``, as pypsrp's copy.ps1 writes it) is read
+    as one command whose arguments are the script blocks and the bare names between them."""
     blocks: dict[str, ast.Block] = {}
     for statement in body:
         if not (isinstance(statement, ast.Pipeline) and statement.head is None and len(statement.commands) == 1):
             return None
         command = statement.commands[0]
         name = command.name.casefold() if isinstance(command.name, str) else ""
-        if command.invocation is not None or name not in ("begin", "process", "end") or name in blocks:
+        if command.invocation is not None or command.redirects or not command.elements:
             return None
-        if len(command.elements) != 1 or command.redirects:
+        elements = command.elements
+        if len(elements) % 2 != 1:
             return None
-        element = command.elements[0]
-        if not (isinstance(element, ast.CmdArg) and isinstance(element.value, ast.ScriptBlockExpr)):
-            return None
-        inner = element.value.block
-        if inner.params is not None or inner.begin is not None or inner.process is not None:
-            return None
-        blocks[name] = inner.end or ()
+        for index in range(0, len(elements), 2):
+            if index:
+                label = elements[index - 1]
+                if not (isinstance(label, ast.CmdArg) and label.bare and isinstance(label.value, ast.Const)):
+                    return None
+                name = str(label.value.value).casefold()
+            element = elements[index]
+            if name not in ("begin", "process", "end") or name in blocks:
+                return None
+            if not (isinstance(element, ast.CmdArg) and isinstance(element.value, ast.ScriptBlockExpr)):
+                return None
+            inner = element.value.block
+            if inner.params is not None or inner.begin is not None or inner.process is not None:
+                return None
+            blocks[name] = inner.end or ()
     return blocks or None
 
 

@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from migrator.lab.ps.errors import NotSupportedByLab, exception_base_names, invalid_cast, runtime_error
-from migrator.lab.shell import ErrorRecord, Hashtable, PowerShellError, PSObject
+from migrator.lab.shell import ErrorCategory, ErrorRecord, Hashtable, PowerShellError, PSObject
 
 if TYPE_CHECKING:
     from migrator.lab.ps.ast import ScriptBlockAst, TypeName
@@ -116,6 +116,134 @@ class EnumValue:
 
     def __str__(self) -> str:
         return self.name
+
+
+# ---- .NET enums ------------------------------------------------------------------------------------------
+
+
+def _sequential(*names: str) -> dict[str, int]:
+    return {name: index for index, name in enumerate(names)}
+
+
+# Enum type -> member name -> value, in declaration order (the order error messages list them in).
+ENUMS: dict[str, dict[str, int]] = {
+    "System.StringComparison": _sequential(
+        "CurrentCulture",
+        "CurrentCultureIgnoreCase",
+        "InvariantCulture",
+        "InvariantCultureIgnoreCase",
+        "Ordinal",
+        "OrdinalIgnoreCase",
+    ),
+    "System.StringSplitOptions": _sequential("None", "RemoveEmptyEntries"),
+    "System.Management.Automation.ActionPreference": _sequential(
+        "SilentlyContinue", "Stop", "Continue", "Inquire", "Ignore", "Suspend"
+    ),
+    # ErrorCategory enum order: the index is the numeric value.
+    "System.Management.Automation.ErrorCategory": _sequential(*get_args(ErrorCategory)),
+    "System.DayOfWeek": _sequential("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"),
+    "System.DateTimeKind": _sequential("Unspecified", "Utc", "Local"),
+    "System.MidpointRounding": _sequential("ToEven", "AwayFromZero"),
+    # System.Reflection.BindingFlags ([Flags], .NET Framework 4.x values).
+    "System.Reflection.BindingFlags": {
+        "Default": 0,
+        "IgnoreCase": 1,
+        "DeclaredOnly": 2,
+        "Instance": 4,
+        "Static": 8,
+        "Public": 16,
+        "NonPublic": 32,
+        "FlattenHierarchy": 64,
+        "InvokeMethod": 256,
+        "CreateInstance": 512,
+        "GetField": 1024,
+        "SetField": 2048,
+        "GetProperty": 4096,
+        "SetProperty": 8192,
+        "PutDispProperty": 16384,
+        "PutRefDispProperty": 32768,
+        "ExactBinding": 65536,
+        "SuppressChangeType": 131072,
+        "OptionalParamBinding": 262144,
+        "IgnoreReturn": 16777216,
+    },
+}
+FLAG_ENUMS = frozenset({"System.Reflection.BindingFlags"})
+
+
+def _enum_cast_error(text: str, type_name: str, bad_name: str) -> PowerShellError:
+    names = ENUMS[type_name]
+    return PowerShellError(
+        ErrorRecord(
+            message=f'Cannot convert value "{text}" to type "{type_name}". Error: "Unable to match the identifier '
+            f"name {bad_name} to a valid enumerator name. Specify one of the following enumerator names and try "
+            f'again:\r\n{", ".join(names)}"',
+            fully_qualified_error_id="InvalidCastParseTargetInvocation",
+            category="InvalidArgument",
+            exception_type="System.Management.Automation.PSInvalidCastException",
+            reason="PSInvalidCastException",
+        )
+    )
+
+
+def enum_name(type_name: str, value: int) -> str:
+    """Enum.ToString(): the member's name; for [Flags] the set members, ascending, joined by ", "."""
+    names = ENUMS[type_name]
+    for name, number in names.items():
+        if number == value:
+            return name
+    if type_name in FLAG_ENUMS:
+        parts: list[str] = []
+        rest = value
+        for name, number in sorted(names.items(), key=lambda item: -item[1]):
+            if number and rest & number == number:
+                parts.append(name)
+                rest &= ~number
+        if rest == 0 and parts:
+            return ", ".join(reversed(parts))
+    return str(value)
+
+
+def enum_value(type_name: str, name: str) -> EnumValue:
+    """``[T]::Name`` and ``[T]'Name'``: the member by case-insensitive name (``'A, B'`` for [Flags] enums)."""
+    names = ENUMS[type_name]
+    wanted = [name] if type_name not in FLAG_ENUMS else [part.strip() for part in name.split(",")]
+    total = 0
+    for part in wanted:
+        match = next((number for candidate, number in names.items() if candidate.casefold() == part.casefold()), None)
+        if match is None:
+            raise _enum_cast_error(name, type_name, part)
+        total |= match
+    return EnumValue(type_name, enum_name(type_name, total), total)
+
+
+def to_enum(value: Any, type_name: str) -> EnumValue:
+    """LanguagePrimitives' conversion to an enum: a member, its name(s), or a number the enum defines."""
+    if isinstance(value, EnumValue) and value.type_name == type_name:
+        return value
+    if isinstance(value, int | EnumValue) and not isinstance(value, bool):
+        number = value.value if isinstance(value, EnumValue) else value
+        defined = ENUMS[type_name].values()
+        covered = 0
+        for member in defined:
+            covered |= member
+        if number in defined or (type_name in FLAG_ENUMS and number & ~covered == 0 and number >= 0):
+            return EnumValue(type_name, enum_name(type_name, number), number)
+        raise PowerShellError(
+            ErrorRecord(
+                message=f'Cannot convert value "{number}" to type "{type_name}" due to enumeration values that are '
+                "not valid. Specify one of the following enumeration values and try again. The possible enumeration "
+                f'values are "{",".join(ENUMS[type_name])}".',
+                fully_qualified_error_id="RuntimeException",
+                category="InvalidArgument",
+                exception_type="System.Management.Automation.PSInvalidCastException",
+                reason="PSInvalidCastException",
+            )
+        )
+    text = to_str(value)
+    if text.strip().lstrip("-").isdigit():
+        return to_enum(int(text.strip()), type_name)
+    return enum_value(type_name, text.strip())
 
 
 # ---- enumeration -----------------------------------------------------------------------------------------
@@ -501,6 +629,24 @@ _register("System.Security.SecureString", "securestring")
 _register("System.Xml.XmlDocument", "xml")
 _register("System.Net.IPAddress", "ipaddress")
 _register("System.Decimal", "decimal")
+_register("System.Reflection.BindingFlags")
+_register("System.MidpointRounding")
+_register("System.IO.File")
+_register("System.IO.FileInfo")
+_register("System.IO.FileStream")
+_register("System.BitConverter")
+for _hash_type in (
+    "HashAlgorithm",
+    "SHA1",
+    "SHA1CryptoServiceProvider",
+    "SHA1Managed",
+    "SHA256",
+    "SHA256Managed",
+    "SHA256CryptoServiceProvider",
+    "MD5",
+    "MD5CryptoServiceProvider",
+):
+    _register(f"System.Security.Cryptography.{_hash_type}")
 
 _SHORT_DISPLAY = {
     "System.String": "string",
@@ -646,6 +792,8 @@ def convert_to(value: Any, type_name: TypeName) -> Any:
 
 def convert_scalar(value: Any, full: str, written: str = "") -> Any:
     written = written or full
+    if full in ENUMS:
+        return to_enum(value, full)
     if full == "System.String":
         if value is None:
             return ""

@@ -40,11 +40,14 @@ from psrpcore import ServerPipeline, ServerRunspacePool
 from psrpcore._payload import PSRPMessage, PSRPPayload, StreamType, create_message
 from psrpcore.types import (
     CommandMetadataCount,
+    DebugRecord,
     PSInvocationState,
     PSNoteProperty,
     PSObject,
     PSRPMessageType,
     RunspacePoolState,
+    VerboseRecord,
+    WarningRecord,
 )
 
 from migrator.lab import shell
@@ -124,6 +127,13 @@ class LabRunspacePool(ServerRunspacePool):
     def _process_SetMinRunspaces(self, event: Any) -> None:
         _alias_ci(event)
         super()._process_SetMinRunspaces(event)
+
+
+_INFORMATIONAL: dict[PSRPMessageType, Any] = {
+    PSRPMessageType.WarningRecord: WarningRecord,
+    PSRPMessageType.VerboseRecord: VerboseRecord,
+    PSRPMessageType.DebugRecord: DebugRecord,
+}
 
 
 def _alias_ci(event: Any) -> None:
@@ -741,12 +751,18 @@ class DeviceService:
                 ps_record.FullyQualifiedErrorId,
                 script_stack_trace=ps_record.ScriptStackTrace,
             )
-        for message in result.warnings:
-            pipeline.write_warning(message)
-        for message in result.verbose:
-            pipeline.write_verbose(message)
-        for message in result.debug:
-            pipeline.write_debug(message)
+        # Windows serialises informational records with their message as <ToString> too, which is what
+        # pypsrp's str(record) shows (e.g. Client.copy re-raises warnings with it); psrpcore omits it.
+        for records, kind in (
+            (result.warnings, PSRPMessageType.WarningRecord),
+            (result.verbose, PSRPMessageType.VerboseRecord),
+            (result.debug, PSRPMessageType.DebugRecord),
+        ):
+            for message in records:
+                record = _INFORMATIONAL[kind](Message=message, InvocationInfo=None, PipelineIterationInfo=None)
+                record.serialize_extended_info = False
+                record.PSObject.to_string = message
+                pipeline.prepare_message(record, message_type=kind)
         for data in result.information:
             with contextlib.suppress(Exception):  # needs protocol 2.3 (PowerShell 5.1 clients); pypsrp is 2.3
                 pipeline.write_information(convert.to_clixml(data), source="", computer=self.computer_name, user="")
