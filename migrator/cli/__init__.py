@@ -32,3 +32,4 @@ from migrator.cli import explain as _explain  # noqa: E402,F401
 from migrator.cli import lab_commands as _lab_commands  # noqa: E402,F401
 from migrator.cli import lab_run as _lab_run  # noqa: E402,F401
 from migrator.cli import probe as _probe  # noqa: E402,F401
+from migrator.cli import report_commands as _report_commands  # noqa: E402,F401
