@@ -81,7 +81,9 @@ def test_hostile_user_for_a_task_is_only_a_name_that_maps_to_nobody(name: str) -
     commands = _new_commands(lab, device.name, since)
     assert [kind for kind, _ in commands] == ["powershell"]
     if run.data is not None:
-        assert run.data["status"] == "register-failed"
+        # A name that happens to be a real built-in account ('LOCAL SERVICE') registers but has no session to
+        # run in: not started. Either way the value stayed a name.
+        assert run.data["status"] in ("register-failed", "not-started")
         assert run.data["user"] == name
         assert run.data["cleaned_up"] == {"task": True, "files": True}
     else:  # blank names are refused before anything is created

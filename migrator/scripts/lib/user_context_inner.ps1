@@ -31,7 +31,9 @@ if ($request.command -eq 'hello-state') {
         $keyId = $Matches[1].ToLowerInvariant()
     }
     $ngcSet = $dsText -match 'NgcSet\s*:\s*YES'
-    $cloudEvidence = ([string]$out['klist_cloud_debug']['text'] -match 'Cloud Primary \(Hybrid logon\) TGT available\s*:\s*1') -or ($dsText -match 'OnPremTgt\s*:\s*YES')
+    # -cmatch: the SSO State's 'OnPremTgt' (the partial TGT) and not the Ngc Prerequisite Check's 'OnPremTGT'
+    # (the renamed CloudTGT prerequisite on Windows 11 23H2+, windows-facts section 1).
+    $cloudEvidence = ([string]$out['klist_cloud_debug']['text'] -match 'Cloud Primary \(Hybrid logon\) TGT available\s*:\s*1') -or ($dsText -cmatch 'OnPremTgt\s*:\s*YES')
     $storeRead = $out['cert_store']['exit_code'] -eq 0
     $certEvidence = $storeRead -and ([string]$out['cert_store']['text'] -match 'Microsoft Passport Key Storage Provider')
     $observed = 'key'
