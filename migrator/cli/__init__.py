@@ -28,8 +28,11 @@ def main() -> None:
 
 
 # Command modules: importing one registers its commands (one line per module, keep sorted).
+from migrator.cli import demo as _demo  # noqa: E402,F401
 from migrator.cli import explain as _explain  # noqa: E402,F401
 from migrator.cli import lab_commands as _lab_commands  # noqa: E402,F401
 from migrator.cli import lab_run as _lab_run  # noqa: E402,F401
+from migrator.cli import machine_commands as _machine_commands  # noqa: E402,F401
 from migrator.cli import probe as _probe  # noqa: E402,F401
 from migrator.cli import report_commands as _report_commands  # noqa: E402,F401
+from migrator.cli import wave_commands as _wave_commands  # noqa: E402,F401

@@ -41,7 +41,6 @@ SUCCESS = frozenset({"migrated", "already_cloud"})
 DOCUMENTED_PARK = frozenset({"ineligible", "rolled_back"})
 STALLED = "stalled"
 FAILED = "failed"
-WAITING = frozenset({"waiting_for_user", "waiting_for_dc"})
 FINAL = SUCCESS | DOCUMENTED_PARK | {STALLED, FAILED}
 
 WaveState = Literal["planned", "running", "awaiting_approval", "paused", "halted", "completed"]
@@ -163,6 +162,7 @@ class WaveProgress:
     """Live counts for progress displays and the recap."""
 
     states: dict[str, str] = field(default_factory=dict)  # device -> last known state
+    waiting: dict[str, datetime] = field(default_factory=dict)  # device -> when to visit it again
     errors: dict[str, str] = field(default_factory=dict)
     started: set[str] = field(default_factory=set)
     batch: int = 0
@@ -230,8 +230,13 @@ class WaveRunner:
         self.progress.states[device] = outcome.state
         if outcome.error:
             self.progress.errors[device] = outcome.error
-        if outcome.state in WAITING and outcome.next_due is not None:
+        # A visit that ends with a time to come back waits (for a person, a DC, a policy, a busy lease),
+        # whatever the machine calls its state; one without is final or parked.
+        if outcome.state not in FINAL and outcome.next_due is not None:
+            self.progress.waiting[device] = outcome.next_due
             heapq.heappush(self._due, (outcome.next_due, device))
+        else:
+            self.progress.waiting.pop(device, None)
         if self.on_change is not None:
             self.on_change(device, outcome)
 
@@ -268,7 +273,7 @@ class WaveRunner:
         due: list[str] = []
         while self._due and self._due[0][0] <= now:
             _, device = heapq.heappop(self._due)
-            if self.progress.states.get(device) in WAITING and device not in due:
+            if device in self.progress.waiting and device not in due:
                 due.append(device)
         if due:
             await self._visit_all(due)
@@ -278,10 +283,10 @@ class WaveRunner:
             await asyncio.to_thread(self.clock.sleep, min(max(wait, 0.0), self.max_idle_sleep))
 
     def _active(self, device: str) -> bool:
-        return self.progress.states.get(device) not in FINAL | WAITING
+        return self.progress.states.get(device) not in FINAL and device not in self.progress.waiting
 
     def _waiting(self) -> int:
-        return sum(1 for s in self.progress.states.values() if s in WAITING)
+        return len(self.progress.waiting)
 
     async def run_async(self) -> WaveResult:
         name = self.settings.name
@@ -301,16 +306,12 @@ class WaveRunner:
             # or ends; one that comes back active was stopped mid-way and is visited again, a bounded number
             # of times).
             for _ in range(3):
-                active = [
-                    d
-                    for d in batch
-                    if d in self.progress.started and self.progress.states.get(d) not in FINAL | WAITING
-                ]
+                active = [d for d in batch if d in self.progress.started and self._active(d)]
                 if self.should_stop() or not active:
                     break
                 await self._visit_all(active)
             is_canary = self.settings.canary > 0 and index == 0
-            while is_canary and not self.should_stop() and any(self.progress.states.get(d) in WAITING for d in batch):
+            while is_canary and not self.should_stop() and any(d in self.progress.waiting for d in batch):
                 await self._revisit_due(block=True)
             if self.should_stop():
                 break

@@ -40,6 +40,7 @@ class DeviceRow:
     lease_owner: str | None
     lease_expires_at: datetime | None
     updated_at: datetime
+    context: JsonObject | None = None  # the state machine's data for the current state (schema v2)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class UserRow:
     key_id: str | None  # NgcKeyId at preflight
     last_error: str | None
     updated_at: datetime
+    context: JsonObject | None = None  # the user machine's data for the current state (schema v2)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ A fresh store is created at :data:`SCHEMA_VERSION` directly. An older store is b
 leaves the old version intact). A newer store is refused.
 
 Version 0 is the layout without the ``schema_version`` table, whose ``devices`` table had no lease columns
-(``lease_owner``, ``lease_expires_at``); version 1 adds both and records the version.
+(``lease_owner``, ``lease_expires_at``); version 1 adds both and records the version. Version 2 adds a JSON
+``context`` column to ``devices`` and ``users``: the state machine's own data (deadlines, the policy plan, the
+container recorded at preflight...), written by the funnel in the same transaction as the state it belongs to.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from sqlalchemy import (
 
 from migrator.store.codec import GuardedJSON, UTCDateTime
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 PATHS = ("key", "cert", "cloud", "ineligible")
 JOURNAL_STATUSES = ("intent", "done", "failed", "resolved")
@@ -87,6 +89,7 @@ devices = Table(
     Column("version", Integer, nullable=False),
     Column("lease_owner", String(200), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("context", GuardedJSON("devices.context"), nullable=True),  # the machine's data for this state
     Column("updated_at", UTCDateTime, nullable=False),
     CheckConstraint(f"path IS NULL OR {_in('path', PATHS)}", name="ck_devices_path"),
     CheckConstraint("version >= 0", name="ck_devices_version"),
@@ -106,6 +109,7 @@ users = Table(
     Column("container_trust", String(16), nullable=True),  # the trust of the user's Hello container at preflight
     Column("key_id", String(200), nullable=True),  # NgcKeyId at preflight
     Column("last_error", Text, nullable=True),
+    Column("context", GuardedJSON("users.context"), nullable=True),  # the user machine's data for this state
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("device_id", "name_key", name="uq_users_device_name"),
 )
@@ -264,6 +268,13 @@ def _v0_to_v1(conn: Connection) -> None:
     # Tables that did not exist in version 0 (schema_version among them) are created by the caller.
 
 
+def _v1_to_v2(conn: Connection) -> None:
+    """Add the machine's ``context`` (JSON text, NULL for rows written before) to ``devices`` and ``users``."""
+    for table in ("devices", "users"):  # GuardedJSON is canonical text on both back ends
+        if "context" not in {column["name"] for column in inspect(conn).get_columns(table)}:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN context TEXT"))
+
+
 # MIGRATIONS[n] takes a store from version n to version n + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2]
 assert len(MIGRATIONS) == SCHEMA_VERSION

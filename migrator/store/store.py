@@ -547,6 +547,7 @@ class Store:
         expected_version: int | None = None,
         owner: str | None = None,
         audit: AuditEntry | None = None,
+        context: Mapping[str, object] | None = None,
     ) -> DeviceRow:
         """Move a device from ``expected_from`` to ``to`` — the one funnel for device state changes.
 
@@ -555,8 +556,10 @@ class Store:
         (None clears it: it describes the current state) and ``path`` (None keeps it), insert the transition
         row (recording ``user`` when the change concerns one user, and ``wave``, by default the device's), and
         append ``audit`` (its device and change ticket default to this device and its wave's ticket).
+        ``context`` (the machine's JSON data for the new state) replaces the stored one; None keeps it.
         Raises :class:`ConcurrentUpdate` and changes nothing if the device moved on."""
         _check_path(path, "transition")
+        checked_context = None if context is None else guard(dict(context), where=f"context of device {device!r}")
         now = self._now()
         with self._tx(f"transition device {device!r}", write=True) as conn:
             row = self._device(conn, device, "transition")
@@ -571,6 +574,8 @@ class Store:
             }
             if path is not None:
                 values["path"] = path
+            if checked_context is not None:
+                values["context"] = checked_context
             result = conn.execute(
                 _MOVE_DEVICE, {"b_id": row.id, "b_state": expected_from, "b_version": row.version, **values}
             )
@@ -637,6 +642,23 @@ class Store:
                 row = conn.execute(query).one()
             return _user_row(row, dev.name)
 
+    def identify_user(self, device: str, name: str, *, container_trust: str | None, key_id: str) -> UserRow:
+        """Record the Hello container of a user first read after preflight (not signed in then).
+
+        First wins, like :meth:`add_user`: a user whose key id is already recorded is returned unchanged, so the
+        container the migration started from stays the one reports and the delete guard refer to."""
+        with self._tx(f"identify user {name!r} of {device!r}", write=True) as conn:
+            dev = self._device(conn, device, "identify user")
+            row = self._user(conn, dev.id, dev.name, name, "identify user")
+            if row.key_id is None:
+                conn.execute(
+                    update(users)
+                    .where(users.c.id == row.id, users.c.key_id.is_(None))
+                    .values(container_trust=container_trust, key_id=key_id)
+                )
+                row = self._user(conn, dev.id, dev.name, name, "identify user")
+            return _user_row(row, dev.name)
+
     def get_user(self, device: str, name: str) -> UserRow:
         with self._tx(f"read user {name!r} of {device!r}", write=False) as conn:
             dev = self._device(conn, device, "get user")
@@ -662,8 +684,10 @@ class Store:
         expected_version: int | None = None,
         owner: str | None = None,
         audit: AuditEntry | None = None,
+        context: Mapping[str, object] | None = None,
     ) -> UserRow:
         """Like :meth:`transition`, for one user's sub-state on a device (the users table)."""
+        checked_context = None if context is None else guard(dict(context), where=f"context of user {user!r}")
         now = self._now()
         what = f"transition user {user!r} of {device!r} ({event})"
         with self._tx(what, write=True) as conn:
@@ -672,7 +696,14 @@ class Store:
             row = self._user(conn, dev.id, dev.name, user, "user transition")
             _expect(row, expected_from, expected_version, what)
             wave_id = dev.wave_id if wave is None else self._wave(conn, wave, "user transition").id
-            values = {"state": to, "version": row.version + 1, "last_error": last_error, "updated_at": now}
+            values: dict[str, Any] = {
+                "state": to,
+                "version": row.version + 1,
+                "last_error": last_error,
+                "updated_at": now,
+            }
+            if checked_context is not None:
+                values["context"] = checked_context
             result = conn.execute(
                 update(users)
                 .where(users.c.id == row.id, users.c.state == expected_from, users.c.version == row.version)
@@ -1225,6 +1256,7 @@ def _device_row(row: Row[Any]) -> DeviceRow:
         row.lease_owner,
         row.lease_expires_at,
         row.updated_at,
+        row.context,
     )
 
 
@@ -1240,6 +1272,7 @@ def _user_row(row: Row[Any], device: str) -> UserRow:
         row.key_id,
         row.last_error,
         row.updated_at,
+        row.context,
     )
 
 

@@ -1,0 +1,162 @@
+"""``migrator demo``: the product end to end on an embedded lab fleet.
+
+A mixed lab fleet starts in-process (its own loopback addresses and ports, realistic faults, simulated people on a
+fast virtual clock); the devices are probed; a canary runs, then a wave of the certificate trust playbook and a wave
+of the key trust playbook; the recap and the HTML report end it. Everything lives under ``<state>/demo`` (the store,
+the logs, the lab's inventory and secrets, the report), which each run starts afresh.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from migrator.cli import app
+from migrator.cli.wave_commands import EXIT_FAILED, EXIT_OK, console, fail, recap, run_with_progress, start_logging
+from migrator.lab.model import Device
+
+DEMO_PORTS = (45985, 45986)
+MARKER = ".migrator-demo"
+
+
+def _demo_playbook(folder: Path, name: str) -> Path:
+    """A shipped playbook with the demo's pace: the lab's people act within virtual hours, so look every 2 h."""
+    from migrator.playbook import builtin_path
+
+    data = yaml.safe_load(builtin_path(name).read_text(encoding="utf-8"))
+    data["waits"] = {**data.get("waits", {}), "recheck_every": "2h", "user_deadline": "3d", "dc_deadline": "3d"}
+    data["waits"]["reprovision_deadline"] = "3d"
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _fresh(folder: Path) -> None:
+    if folder.exists():
+        if not (folder / MARKER).exists():
+            raise fail(f"{folder} exists and is not a demo folder; pass another --state")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / MARKER).write_text("created by `migrator demo`; removed by the next demo run\n", encoding="utf-8")
+
+
+@app.command("demo")
+def demo(
+    devices: Annotated[int, typer.Option(min=4, max=2000, help="Size of the lab fleet.")] = 60,
+    seed: Annotated[int, typer.Option(help="Seed of the fleet (same seed, same fleet).")] = 1,
+    state: Annotated[Path, typer.Option("--state", help="The demo works in <state>/demo.")] = Path("state"),
+    speed: Annotated[float, typer.Option(min=1, help="Virtual seconds per real second.")] = 7200.0,
+) -> None:
+    """Migrate a lab fleet in waves: canary, certificate trust wave, key trust wave; recap and HTML report.
+
+    Example: migrator demo --devices 60 --seed 1
+    """
+    from migrator.cli.probe import probe_devices
+    from migrator.engine.service import WaveRequest, plan_wave
+    from migrator.facts import PathSettings
+    from migrator.inventory import load_inventory
+    from migrator.lab.fleet import DEFAULT_MIX, generate_fleet, parse_mix
+    from migrator.lab.runtime import LabPorts, LabRuntime
+    from migrator.lab.server import FaultPlan
+    from migrator.remote.credentials import Credentials
+    from migrator.report import write_report
+    from migrator.store import Store
+
+    folder = state / "demo"
+    _fresh(folder)
+    fleet = generate_fleet(devices, seed, parse_mix(DEFAULT_MIX))
+    for index, device in enumerate(fleet.devices):
+        # Addresses of the demo's own: a `lab up` on the default 127.20.x.y range can run beside it.
+        device.address = f"127.30.{index // 250}.{index % 250 + 1}"
+    faults = FaultPlan()
+    faults.add(kind="latency", delay=0.002, jitter=0.002)
+    faults.add(kind="busy", probability=0.02)  # WinRM MaxConcurrentOperationsPerUser: retried
+    faults.add(kind="drop", devices=[fleet.devices[-1].name], after=3, count=1)  # a lost connection: retried
+    runtime = LabRuntime(fleet, folder / "lab", speed=speed, ports=LabPorts(*DEMO_PORTS), faults=faults)
+    console.print(f"starting a lab fleet of {devices} devices (seed {seed})…", highlight=False)
+    try:
+        runtime.start()
+    except Exception as err:
+        raise fail(f"the lab could not start: {err}") from None
+    try:
+        inventory_path = folder / "lab" / "inventory.yaml"
+        runtime.write_inventory(inventory_path)
+        credentials = Credentials(f"{fleet.admin.domain}\\{fleet.admin.username}", _secret(runtime.password))
+        start_logging(folder, [runtime.password])
+        store = Store.open(folder)
+        inventory = load_inventory(inventory_path)
+        # The admin knows which AD domains have the Entra Kerberos object (Get-AzureADKerberosServer per domain).
+        entra = {d.dns_name: d.entra_kerberos for d in fleet.domains}
+        with console.status("probing the fleet…"):
+            outcomes = probe_devices(
+                inventory, inventory.devices, credentials, PathSettings(entra_kerberos=entra), concurrency=16
+            )
+        paths = {o.name: o.path for o in outcomes}
+        counts = {p: sum(1 for v in paths.values() if v == p) for p in sorted(set(paths.values()))}
+        console.print("probe: " + ", ".join(f"{p}={n}" for p, n in counts.items()), highlight=False)
+        cert = [n for n, p in paths.items() if p == "cert"]
+        key = [n for n, p in paths.items() if p == "key"]
+        # The canary is what an identity team picks as its pilot: colleagues who answer prompts, on devices
+        # that stay on the network.
+        pilot = {d.name for d in fleet.devices if _cooperative(d)}
+        canary = [n for n in cert if n in pilot][:2] + [n for n in key if n in pilot][:2]
+        rest_cert = [n for n in cert if n not in canary]
+        rest = [n for n in paths if n not in canary and n not in rest_cert]
+        books = folder / "playbooks"
+        books.mkdir()
+        waves = [
+            ("canary", canary, _demo_playbook(books, "to-cloud-kerberos"), len(canary), 0),
+            ("wave-1-cert", rest_cert, _demo_playbook(books, "cert-trust-to-cloud-kerberos"), 0, 10),
+            ("wave-2-key", rest, _demo_playbook(books, "key-trust-to-cloud-kerberos"), 0, 10),
+        ]
+        results = []
+        for name, members, playbook, canary_size, batch in waves:
+            if not members:
+                continue
+            request = WaveRequest(
+                inventory=inventory_path,
+                playbook=str(playbook),
+                wave=name,
+                devices=tuple(members),
+                canary=canary_size,
+                batch_size=batch or len(members),
+                concurrency=8,
+                max_fail_percent=25.0,
+                change_ticket="CHG-DEMO-0001",
+                entra_kerberos=entra,
+            )
+            plan = plan_wave(store, request, credentials, runtime.clock)
+            result = run_with_progress([plan.runner])[0]
+            results.append(result)
+            if result.state == "halted":
+                break
+        code = recap(results)
+        report = folder / "report.html"
+        write_report(store, "html", report)
+        console.print(f"HTML report: {report.resolve()}", highlight=False)
+        console.print(f"store: {folder / 'migrator.db'}  logs: {folder / 'logs'}", highlight=False)
+    finally:
+        runtime.stop()
+    raise typer.Exit(EXIT_OK if code == EXIT_OK else EXIT_FAILED)
+
+
+def _cooperative(device: Device) -> bool:
+    return (
+        device.dc_reachable
+        and not device.vpn_only
+        and bool(device.users)
+        and all(
+            u.behaviour.compliance == "prompt" and not u.privileged and u.has_prt and device.session_of(u) is not None
+            for u in device.users
+        )
+    )
+
+
+def _secret(value: str):  # type: ignore[no-untyped-def]
+    from pydantic import SecretStr
+
+    return SecretStr(value)

@@ -1,0 +1,157 @@
+"""``migrator diagram``, ``migrator rollback`` and ``migrator audit verify``.
+
+Exit codes: ``diagram`` 0, 2 bad input. ``rollback`` 0 every selected device rolled back (or already was), 1 some
+could not be (listed with the reason), 2 bad input. ``audit verify`` 0 the chain is intact, 1 tampered (the
+entries are named), 2 the store cannot be opened.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from migrator.cli import app
+from migrator.errors import InputError, MigratorError
+from migrator.inventory import load_inventory
+from migrator.machine.diagram import render
+from migrator.playbook import load_playbook
+from migrator.remote.credentials import load_credentials
+from migrator.store import Store
+from migrator.yamlsource import InputFileError
+
+console = Console()
+err_console = Console(stderr=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True, pretty_exceptions_show_locals=False)
+app.add_typer(audit_app, name="audit")
+
+
+@app.command(
+    "diagram",
+    help="Print the state diagram, generated from the transition table.\n\n"
+    "Example: migrator diagram --format dot --playbook cert-trust-to-cloud-kerberos | dot -Tsvg > machine.svg",
+)
+def diagram(
+    fmt: Annotated[str, typer.Option("--format", help="mermaid or dot")] = "mermaid",
+    playbook: Annotated[
+        str | None, typer.Option("--playbook", help="only the rows this playbook's steps call for")
+    ] = None,
+) -> None:
+    if fmt not in ("mermaid", "dot"):
+        err_console.print("[red]--format must be mermaid or dot[/red]")
+        raise typer.Exit(2)
+    try:
+        chosen = load_playbook(playbook) if playbook else None
+    except (InputError, InputFileError) as err:
+        err_console.print(f"[red]{escape(str(err))}[/red]")
+        raise typer.Exit(2) from None
+    typer.echo(render(fmt, chosen), nl=False)  # type: ignore[arg-type]
+
+
+@app.command(
+    "rollback",
+    help="Restore the policy values recorded before migrator changed them, per device, through the journal.\n\n"
+    "Example: migrator rollback --state ./state --wave pilot --inventory inventory.yaml --secrets lab-secrets.env",
+)
+def rollback(
+    state: Annotated[Path, typer.Option("--state", help="the store directory")] = Path("state"),
+    wave: Annotated[str | None, typer.Option("--wave", help="every device of this wave")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="one device")] = None,
+    inventory: Annotated[Path | None, typer.Option("--inventory", help="where the devices are")] = None,
+    secrets: Annotated[Path | None, typer.Option("--secrets", help="KEY=value file with the credentials")] = None,
+    playbook: Annotated[str | None, typer.Option("--playbook", help="the playbook the wave ran")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    from migrator.engine.device import rollback_device
+    from migrator.logs import configure_logging
+
+    if (wave is None) == (device is None):
+        err_console.print("[red]give exactly one of --wave or --device[/red]")
+        raise typer.Exit(2)
+    if inventory is None:
+        err_console.print("[red]--inventory is needed to reach the devices[/red]")
+        raise typer.Exit(2)
+    try:
+        store = Store.open(state)
+        items = load_inventory(inventory)
+        credentials = load_credentials(secrets)
+        rows = [store.get_device(device)] if device else store.list_devices(wave)
+        chosen = load_playbook(playbook or (store.get_wave(rows[0].wave).playbook_name if rows else None))
+    except (MigratorError, InputFileError) as err:
+        err_console.print(f"[red]{escape(str(err))}[/red]")
+        raise typer.Exit(2) from None
+    configure_logging(state / "logs", secrets=[credentials.password.get_secret_value()])
+    results = []
+    for row in rows:
+        entry = items.device(row.name)
+        if entry is None:
+            err_console.print(f"[red]{escape(row.name)}: not in the inventory {escape(str(inventory))}[/red]")
+            continue
+        results.append(
+            rollback_device(
+                row.name,
+                store=store,
+                playbook=chosen,
+                entry=entry,
+                connection=items.connection(entry),
+                credentials=credentials,
+            )
+        )
+    store.close()
+    failed = [r for r in results if r.error] or len(results) < len(rows)
+    if as_json:
+        typer.echo(json.dumps({"devices": [r.as_json() for r in results]}, indent=2))
+        raise typer.Exit(1 if failed else 0)
+    for result in results:
+        head = f"[bold]{escape(result.device)}[/bold]: {escape(result.state)}"
+        if result.error:
+            console.print(f"{head} — [red]not rolled back: {escape(result.error)}[/red]")
+            continue
+        if result.nothing_new:
+            console.print(f"{head} — already rolled back: nothing new restored")
+        for action in result.restored:
+            console.print(f"  restored {escape(action['path'])}\\{escape(action['name'])}: {action['action']}")
+        if not result.restored and not result.nothing_new:
+            console.print(f"{head} — no policy value had been recorded: nothing to restore")
+        elif result.restored:
+            console.print(head)
+        for user in result.disarmed:
+            console.print(f"  removed the at-logon delete task of {escape(user)}")
+        for note in result.cannot_restore:
+            console.print(f"  [yellow]cannot restore: {escape(note)}[/yellow]")
+    raise typer.Exit(1 if failed else 0)
+
+
+@audit_app.command(
+    "verify",
+    help="Recompute the audit log's hash chain; name every entry that was edited, removed or reordered.\n\n"
+    "Example: migrator audit verify --state ./state",
+)
+def audit_verify(
+    state: Annotated[Path, typer.Option("--state", help="the store directory")] = Path("state"),
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    if not (state / "migrator.db").exists() and "://" not in str(state):
+        err_console.print(f"[red]{escape(str(state))}: no store here (migrator.db not found)[/red]")
+        raise typer.Exit(2)
+    try:
+        with Store.open(state) as store:
+            report = store.verify_audit()
+    except MigratorError as err:
+        err_console.print(f"[red]{escape(str(err))}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        problems = [{"entry": p.entry_id, "kind": p.kind, "detail": p.detail} for p in report.problems]
+        payload = {"ok": report.ok, "entries": report.entries, "head_hash": report.head_hash, "problems": problems}
+        typer.echo(json.dumps(payload, indent=2))
+    elif report.ok:
+        console.print(f"audit log intact: {report.entries} entries, head {report.head_hash}")
+    else:
+        console.print(f"[red]audit log TAMPERED: {len(report.problems)} problem(s) in {report.entries} entries[/red]")
+        for problem in report.problems:
+            console.print(f"  entry {problem.entry_id}: {problem.kind}: {escape(problem.detail)}")
+    raise typer.Exit(0 if report.ok else 1)

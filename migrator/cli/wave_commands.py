@@ -1,0 +1,321 @@
+"""``migrator plan | run | resume | pause | approve``: waves as an admin drives them.
+
+Exit codes of ``run`` and ``resume``: 0 the wave(s) completed, or every remaining device waits for a documented
+reason (a user, a DC); 1 a wave halted (failure budget, canary) or devices failed; 2 bad input (inventory,
+playbook, options, credentials); 3 stopped for an operator (approval gate, pause).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from migrator.cli import app
+from migrator.engine.waves import FINAL, VisitOutcome, WaveResult, WaveRunner
+from migrator.errors import InputError, MigratorError
+from migrator.yamlsource import InputFileError
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_OPERATOR = 0, 1, 2, 3
+StateOption = Annotated[Path, typer.Option("--state", help="Folder of the store and logs.")]
+
+
+def fail(message: str, code: int = EXIT_INPUT) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def open_store(state: Path, *, must_exist: bool = False) -> Any:
+    from migrator.store import Store, StoreError
+
+    if must_exist and not (state / "migrator.db").exists():
+        raise fail(f"no store in {state} (run `migrator run` first, or pass --state)")
+    try:
+        return Store.open(state)
+    except StoreError as err:
+        raise fail(str(err)) from None
+
+
+def start_logging(state: Path, secrets: Sequence[str] = ()) -> Path | None:
+    from migrator.logs import configure_logging
+
+    return configure_logging(state / "logs", secrets=secrets)
+
+
+def load_credentials_or_fail(secrets: Path | None) -> Any:
+    from migrator.remote.credentials import load_credentials
+
+    try:
+        return load_credentials(secrets)
+    except InputError as err:
+        raise fail(str(err)) from None
+
+
+def recap(results: Sequence[WaveResult]) -> int:
+    """Ansible-style recap: per-state counts, failed devices with their reason; returns the exit code."""
+    code = EXIT_OK
+    for result in results:
+        counts = result.progress.counts()
+        line = "  ".join(f"{state}={n}" for state, n in counts.items()) or "no device visited"
+        colour = {"completed": "green", "running": "yellow", "halted": "red"}.get(result.state, "yellow")
+        console.print(f"[bold]{result.wave}[/bold] [{colour}]{result.state}[/{colour}]  {line}", highlight=False)
+        if result.reason:
+            console.print(f"  {result.reason}", highlight=False)
+        failed = [(d, result.progress.errors.get(d, "")) for d, s in result.progress.states.items() if s == "failed"]
+        for device, error in failed:
+            console.print(f"  [red]failed[/red] {device}: {error}", highlight=False)
+        if result.state == "halted" or failed:
+            code = max(code, EXIT_FAILED)
+        elif result.state in ("awaiting_approval", "paused"):
+            code = max(code, EXIT_OPERATOR)
+    return code
+
+
+def run_with_progress(runners: Sequence[WaveRunner], quiet: bool = False) -> list[WaveResult]:
+    """Run waves one after another with a Rich progress bar per wave and a live state line."""
+    results = []
+    for runner in runners:
+        total = len(runner.settings.devices)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[states]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=quiet,
+            transient=False,
+        )
+        with progress:
+            task = progress.add_task(runner.settings.name, total=total, states="")
+            previous = runner.on_change
+
+            def changed(
+                device: str,
+                outcome: VisitOutcome,
+                *,
+                task: Any = task,
+                runner: WaveRunner = runner,
+                progress: Progress = progress,
+            ) -> None:
+                done = sum(1 for s in runner.progress.states.values() if s in FINAL)
+                counts = Counter(runner.progress.states.values())
+                states = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+                progress.update(task, completed=done, states=states)
+
+            runner.on_change = _chain(previous, changed)
+            results.append(runner.run())
+    return results
+
+
+def _chain(
+    first: Callable[[str, VisitOutcome], None] | None, second: Callable[[str, VisitOutcome], None]
+) -> Callable[[str, VisitOutcome], None]:
+    def both(device: str, outcome: VisitOutcome) -> None:
+        if first is not None:
+            first(device, outcome)
+        second(device, outcome)
+
+    return both
+
+
+def _parse_entra_kerberos(values: Sequence[str]) -> dict[str, bool]:
+    out: dict[str, bool] = {}
+    for value in values:
+        domain, sep, answer = value.partition("=")
+        if not sep or answer.lower() not in ("yes", "no", "true", "false"):
+            raise fail(f"--entra-kerberos {value!r}: expected DOMAIN=yes or DOMAIN=no")
+        out[domain.strip()] = answer.lower() in ("yes", "true")
+    return out
+
+
+@app.command("run")
+def run(
+    inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory file (YAML or CSV).")],
+    playbook: Annotated[str | None, typer.Option(help="Playbook file or shipped name.")] = None,
+    limit: Annotated[str | None, typer.Option(help="Groups/names (comma-separated) or N% of the rest.")] = None,
+    wave: Annotated[str | None, typer.Option(help="Wave name (default wave-N).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 50,
+    concurrency: Annotated[int, typer.Option(min=1, max=512)] = 16,
+    max_fail_percent: Annotated[float, typer.Option(min=0, max=100)] = 10.0,
+    canary: Annotated[int, typer.Option(min=0, help="Devices that must fully succeed first.")] = 0,
+    change_ticket: Annotated[str | None, typer.Option(help="Change ticket id recorded with every change.")] = None,
+    approval: Annotated[bool, typer.Option(help="Stop for `migrator approve` between batches.")] = False,
+    window: Annotated[
+        list[str] | None, typer.Option(help="Change window for points of no return, e.g. 'Mon-Fri 18:00-23:00'.")
+    ] = None,
+    entra_kerberos: Annotated[
+        list[str] | None, typer.Option(help="DOMAIN=yes|no: whether the domain has the Entra Kerberos object.")
+    ] = None,
+    state: StateOption = Path("state"),
+    secrets: Annotated[Path | None, typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    wait: Annotated[bool, typer.Option(help="Keep running while devices wait for users.")] = True,
+) -> None:
+    """Run a wave: canary, batches, failure budget, approvals and change windows; resumable.
+
+    Example: migrator run -i inventory.yaml --limit pilot --canary 2 --batch-size 25 --change-ticket CHG0042
+    """
+    from migrator.engine.service import RealClock, WaveRequest, plan_wave
+
+    credentials = load_credentials_or_fail(secrets)
+    request = WaveRequest(
+        inventory=inventory,
+        playbook=playbook,
+        limit=limit,
+        wave=wave,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        max_fail_percent=max_fail_percent,
+        canary=canary,
+        change_ticket=change_ticket,
+        approval=approval,
+        windows=tuple(window or ()),
+        entra_kerberos=_parse_entra_kerberos(entra_kerberos or []),
+    )
+    store = open_store(state)
+    start_logging(state, [credentials.password.get_secret_value()])
+    try:
+        plan = plan_wave(store, request, credentials, RealClock(), wait_for_waiting=wait)
+    except (InputFileError, MigratorError) as err:
+        raise fail(str(err)) from None
+    devices = plan.runner.settings.devices
+    if not yes:
+        console.print(
+            f"wave {plan.runner.settings.name}: {len(devices)} devices, playbook {plan.playbook.name}, "
+            f"change ticket {change_ticket or '-'}",
+            highlight=False,
+        )
+        if not typer.confirm("Start?", default=False):
+            raise typer.Exit(EXIT_OPERATOR)
+    raise typer.Exit(recap(run_with_progress([plan.runner])))
+
+
+@app.command("resume")
+def resume(
+    state: StateOption = Path("state"),
+    secrets: Annotated[Path | None, typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD.")] = None,
+    wait: Annotated[bool, typer.Option(help="Keep running while devices wait for users.")] = True,
+) -> None:
+    """Pick up every unfinished wave in the store (after a crash, a pause, an approval or a reboot).
+
+    Example: migrator resume --state ./state --secrets lab-secrets.env
+    """
+    from migrator.engine.service import RealClock, resumable_waves
+
+    credentials = load_credentials_or_fail(secrets)
+    store = open_store(state, must_exist=True)
+    start_logging(state, [credentials.password.get_secret_value()])
+    try:
+        plans = resumable_waves(store, credentials, RealClock(), wait_for_waiting=wait)
+    except (InputFileError, MigratorError) as err:
+        raise fail(str(err)) from None
+    if not plans:
+        console.print("nothing to resume: every wave in the store is completed")
+        raise typer.Exit(EXIT_OK)
+    raise typer.Exit(recap(run_with_progress([p.runner for p in plans])))
+
+
+def _operator(state: Path) -> Any:
+    import getpass
+
+    from migrator.engine.wavestore import StoreWaves
+
+    return StoreWaves(open_store(state, must_exist=True), getpass.getuser())
+
+
+@app.command("pause")
+def pause(
+    wave: Annotated[str, typer.Option(help="The wave to pause.")],
+    state: StateOption = Path("state"),
+) -> None:
+    """Pause a wave: no new device starts; running visits stop at their next safe point.
+
+    Example: migrator pause --wave wave-2
+    """
+    try:
+        _operator(state).pause(wave)
+    except MigratorError as err:
+        raise fail(str(err)) from None
+    console.print(f"wave {wave} paused; `migrator resume` continues it", highlight=False)
+
+
+@app.command("approve")
+def approve(
+    wave: Annotated[str, typer.Option(help="The wave whose next batch is approved.")],
+    state: StateOption = Path("state"),
+) -> None:
+    """Approve the next batch of a wave that stopped at its approval gate (recorded in the audit log).
+
+    Example: migrator approve --wave wave-2 && migrator resume
+    """
+    try:
+        count = _operator(state).approve(wave)
+    except MigratorError as err:
+        raise fail(str(err)) from None
+    console.print(f"wave {wave}: {count} batch gate(s) approved; run `migrator resume` to continue", highlight=False)
+
+
+@app.command("plan")
+def plan_command(
+    inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory file (YAML or CSV).")],
+    playbook: Annotated[str | None, typer.Option(help="Playbook file or shipped name.")] = None,
+    limit: Annotated[str | None, typer.Option(help="Groups/names (comma-separated).")] = None,
+    secrets: Annotated[Path | None, typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD.")] = None,
+    entra_kerberos: Annotated[list[str] | None, typer.Option(help="DOMAIN=yes|no.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=512)] = 16,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Read-only: per device the path, the steps it would run and what would change (like `terraform plan`).
+
+    Example: migrator plan -i inventory.yaml --limit pilot --secrets lab-secrets.env
+    """
+    from migrator.cli.probe import probe_devices
+    from migrator.facts import PathSettings
+    from migrator.inventory import load_inventory
+    from migrator.machine.plan import policy_plan
+    from migrator.playbook import load_playbook
+
+    credentials = load_credentials_or_fail(secrets)
+    try:
+        inv = load_inventory(inventory)
+        book = load_playbook(playbook)
+        devices = inv.select(limit)
+    except (InputFileError, MigratorError) as err:
+        raise fail(str(err)) from None
+    settings = PathSettings(entra_kerberos=_parse_entra_kerberos(entra_kerberos or []))
+    outcomes = probe_devices(inv, devices, credentials, settings, concurrency=concurrency)
+    rows: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        row: dict[str, Any] = {"name": outcome.name, "path": outcome.path, "reasons": list(outcome.reasons)}
+        if outcome.error is not None or outcome.facts is None:
+            row["error"] = str(outcome.error)
+        else:
+            follows = book.path in ("auto", outcome.path)
+            row["steps"] = list(book.steps) if follows and outcome.path in ("key", "cert") else []
+            row["changes"] = policy_plan(outcome.facts, book) if row["steps"] else []
+            row["users"] = [u.name for u in outcome.facts.users if u.has_hello]
+        rows.append(row)
+    if as_json:
+        typer.echo(json.dumps({"playbook": book.name, "devices": rows}, indent=2, default=str))
+        return
+    table = Table(title=f"plan: playbook {book.name}")
+    for column in ("device", "path", "users with a container", "would change", "notes"):
+        table.add_column(column)
+    for row in rows:
+        changes = "; ".join(f"{c.get('name')}={c.get('value', 'removed')}" for c in row.get("changes", []))
+        notes = row.get("error") or "; ".join(row["reasons"])
+        table.add_row(row["name"], row["path"], ", ".join(row.get("users", [])), changes, notes)
+    console.print(table)
+    counts = Counter(r["path"] for r in rows)
+    console.print("paths: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())), highlight=False)

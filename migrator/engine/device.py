@@ -1,0 +1,663 @@
+"""The device driver: one visit of one device, durable — lease, rebuild, resolve, then step until it waits.
+
+Theory of operation
+-------------------
+:func:`visit` is a plain synchronous function (the wave engine runs many in a thread pool). It
+
+1. takes the device's **lease** (``store.acquire``); every write below passes ``owner=``, so a worker whose
+   lease expired cannot act any more (the store refuses: fencing);
+2. **rebuilds** the machine from the store: device state and context, users, latest facts;
+3. **replays** the latest settled journal entry of each subject (the device, each user) whose transition was
+   lost (a crash after the outcome's commit), then **resolves** every in-doubt intent (a crash or a lost answer
+   after the intent's commit) by re-reading the device — fresh facts plus, where needed, a read of the one
+   thing the step changed (the policy value, the user's container, the at-logon task) — never by repeating it;
+4. **loops**: the machine's command → for a side-effecting step ``store.intent`` (committed before anything is
+   sent) → the transport, retrying per ``call_with_retry(idempotent=step.idempotent)`` → ``store.outcome`` →
+   the answer back into the machine; until the machine waits (``next_due``) or is done.
+
+Every state change goes through the funnel (:class:`StoreFunnel`: ``store.transition`` / ``user_transition``
+with the audit entry — who: the connecting account's name, never its password; the change ticket comes from
+the wave — in the same transaction). Facts are saved on every read; the policy snapshot is saved first-wins.
+
+Crash points (tests only)
+-------------------------
+``MIGRATOR_CRASH_AT=<n>`` makes the process kill itself with SIGKILL right after the n-th journal commit of
+the process (intent, outcome or resolution, counted together): :func:`journal_point`. Never active unless the
+variable is set; the crash tests (``tests/crash``) use it to stop the driver at every journal point in turn.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from migrator.errors import MigratorError, RemoteError, TransientError
+from migrator.facts import DeviceFacts, PathSettings
+from migrator.facts import PolicyValue as FactPolicyValue
+from migrator.inventory import Connection, DeviceEntry
+from migrator.logs import get_logger, redact_text, register_secret
+from migrator.machine import (
+    Change,
+    DeviceMachine,
+    Done,
+    RunStep,
+    StepFailed,
+    StepSucceeded,
+    TrackedUser,
+    UserRecord,
+    Wait,
+)
+from migrator.machine.table import USER_FINAL
+from migrator.playbook import Playbook
+from migrator.remote.credentials import Credentials
+from migrator.remote.retry import RetryPolicy
+from migrator.remote.transport import Transport, open_transport
+from migrator.steps import CollectFacts, run_step
+from migrator.store import AuditEntry, JournalEntry, PolicyValue, Store, utc_now
+from migrator.store.errors import LeaseNotHeld
+
+TransportFactory = Callable[[DeviceEntry, Connection, Credentials], Transport]
+WindowCallback = Callable[[str, datetime], bool]
+Clock = Callable[[], datetime]
+
+CRASH_ENV = "MIGRATOR_CRASH_AT"
+_journal_points = itertools.count(1)
+_journal_lock = threading.Lock()
+
+
+def journal_point(kind: str) -> None:
+    """Crash-test hook: SIGKILL this process right after the n-th journal commit when ``MIGRATOR_CRASH_AT=n``.
+
+    ``kind`` (intent, outcome, resolve) is only for readers; every kind counts. Does nothing without the
+    variable, which the product never sets."""
+    target = os.environ.get(CRASH_ENV)
+    if not target:
+        return
+    with _journal_lock:
+        number = next(_journal_points)
+    if number == int(target):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _always(_device: str, _now: datetime) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class VisitResult:
+    """What one visit left: what the wave engine reads to schedule the next one."""
+
+    device: str
+    state: str
+    users: dict[str, str] = field(default_factory=dict)
+    next_due: datetime | None = None  # None: final or parked, no visit needed
+    waiting_for: str | None = None  # why it waits (for status and reports)
+    last_error: str | None = None
+    steps_run: int = 0
+    requests: int = 0  # WS-Man requests sent in this visit
+    busy: bool = False  # another worker holds the device's lease: nothing was done
+
+    @property
+    def done(self) -> bool:
+        return self.next_due is None and not self.busy
+
+
+def _dump(result: Any) -> Any:
+    """An answer as journal JSON that reads back into its model (computed fields left out)."""
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json", exclude_computed_fields=True)
+    if isinstance(result, list | tuple):
+        return [_dump(item) for item in result]
+    return result
+
+
+class StoreFunnel:
+    """The machine's funnel: every state change is one store transaction with its audit entry."""
+
+    def __init__(self, store: Store, device: str, *, owner: str, actor: str, wave: str | None) -> None:
+        self.store = store
+        self.device = device
+        self.owner = owner
+        self.actor = actor
+        self.log = get_logger("engine.device", device=device, wave=wave)
+
+    def change(self, change: Change) -> None:
+        before: dict[str, Any] = {"state": change.source, **(change.before or {})}
+        after: dict[str, Any] = {"state": change.dest, **(change.after or {})}
+        if change.warning:
+            after["warning"] = change.warning
+        subject = f"user {change.user}: " if change.user else ""
+        audit = AuditEntry(self.actor, f"{subject}{change.trigger}", before=before, after=after)
+        error = redact_text(change.last_error) if change.last_error else None
+        if change.user is None:
+            self.store.transition(
+                self.device,
+                change.source,
+                change.dest,
+                change.trigger,
+                last_error=error,
+                path=change.path,
+                owner=self.owner,
+                audit=audit,
+                context=change.context,
+            )
+        else:
+            self.store.user_transition(
+                self.device,
+                change.user,
+                change.source,
+                change.dest,
+                change.trigger,
+                last_error=error,
+                owner=self.owner,
+                audit=audit,
+                context=change.context,
+            )
+        self.log.info(
+            "transition",
+            user=change.user,
+            trigger=change.trigger,
+            source=change.source,
+            dest=change.dest,
+            error=error,
+        )
+        if change.warning:
+            self.log.warning("warning", user=change.user, trigger=change.trigger, warning=change.warning)
+
+    def add_users(self, users: Sequence[TrackedUser]) -> None:
+        for user in users:
+            self.store.add_user(self.device, user.name, sid=user.sid, container_trust=user.container_trust)
+
+    def policy_snapshot(self, values: Sequence[FactPolicyValue]) -> None:
+        self.store.snapshot_policy(
+            self.device,
+            [
+                PolicyValue(v.path, v.name, v.existed, v.type if v.existed else None, v.data if v.existed else None)
+                for v in values
+            ],
+        )
+
+    def identify(self, user: str, container_trust: str | None, key_id: str) -> None:
+        self.store.identify_user(self.device, user, container_trust=container_trust, key_id=key_id)
+
+
+@dataclass
+class _Visit:
+    device: str
+    store: Store
+    playbook: Playbook
+    transport_factory: TransportFactory
+    entry: DeviceEntry
+    connection: Connection
+    credentials: Credentials
+    clock: Clock
+    owner: str
+    retry: RetryPolicy
+    sleep: Callable[[float], None] | None
+    lease_seconds: float
+    machine: DeviceMachine
+    journal: list[JournalEntry]
+    transport: Transport | None = None
+    steps_run: int = 0
+
+    @property
+    def log(self) -> Any:
+        return get_logger("engine.device", device=self.device)
+
+    def _transport(self) -> Transport:
+        if self.transport is None:
+            self.transport = self.transport_factory(self.entry, self.connection, self.credentials)
+        return self.transport
+
+    def run(self, command: RunStep) -> Any:
+        """Send one step (no journal): what a read, or the body of a journalled step, does."""
+        self.steps_run += 1
+        self.store.renew(self.device, self.owner, self.lease_seconds)
+        result = run_step(self._transport(), command.step, policy=self.retry, sleep=self.sleep)
+        if command.purpose == "facts":
+            self.save_facts(result)
+        return result
+
+    def save_facts(self, facts: DeviceFacts) -> None:
+        self.store.save_facts(self.device, facts.model_dump(mode="json"))
+
+    def read_facts(self) -> None:
+        facts = self.run(RunStep(CollectFacts(), "facts"))
+        self.machine.take_facts(facts)
+
+    # ---- the journal ---------------------------------------------------------------------------------
+
+    def intent(self, command: RunStep) -> JournalEntry:
+        attempt = 1 + sum(1 for e in self.journal if e.step == command.name and e.user == command.user)
+        key = f"{self.device}/{command.user or '-'}/{command.name}/{len(self.journal) + 1}"
+        entry = self.store.intent(
+            self.device, command.name, attempt, command.payload(), key=key, user=command.user, owner=self.owner
+        )
+        self.journal.append(entry)
+        journal_point("intent")
+        return entry
+
+    def outcome(self, entry: JournalEntry, payload: dict[str, Any], ok: bool) -> None:
+        self.store.outcome(entry.id, payload, ok)
+        journal_point("outcome")
+
+    def resolve_in_doubt(self, entry: JournalEntry) -> bool:
+        """Settle one in-doubt intent by re-reading the device; False when the device cannot be read now."""
+        command = DeviceMachine.command_for(entry.intent)
+        log = self.log.bind(user=entry.user, step=entry.step, attempt=entry.attempt)
+        if command is None:
+            self.store.resolve(entry.id, {"applied": None, "why": "not a step the machine resolves"})
+            journal_point("resolve")
+            return True
+        try:
+            self.read_facts()
+            extra = self.machine.resolution_read(command)
+            read = self.run(extra) if extra is not None else None
+        except MigratorError as err:
+            log.warning("in-doubt step not resolved: the device cannot be read", error=redact_text(str(err)))
+            return False
+        now = self.clock()
+        resolution = self.machine.resolve(command, read, now, entry.id)
+        summary = dict(resolution.summary)
+        if resolution.event is not None:
+            summary["result"] = _dump(resolution.event.result)
+        self.store.resolve(entry.id, summary)
+        journal_point("resolve")
+        log.info("in-doubt step resolved by re-reading the device", applied=resolution.applied)
+        if resolution.event is not None:
+            self.machine.handle(resolution.event)
+        return True
+
+    def execute(self, command: RunStep) -> bool:
+        """Run one command; False when the visit must stop and wait (an intent could not be resolved)."""
+        log = self.log.bind(user=command.user, step=command.name)
+        if not command.side_effect:
+            try:
+                result = self.run(command)
+            except MigratorError as err:
+                self.machine.handle(self._failure(command, err, None))
+                return True
+            self.machine.handle(StepSucceeded(command, result, self.clock()))
+            return True
+        entry = self.intent(command)
+        log = log.bind(attempt=entry.attempt)
+        if command.point_of_no_return:
+            log.warning("point of no return: deleting the Hello container in the user's own context")
+        try:
+            result = self.run(command)
+        except MigratorError as err:
+            may_have_run = isinstance(err, RemoteError) and err.may_have_run
+            if may_have_run and isinstance(err, TransientError) and not command.step.info.idempotent:
+                log.warning("answer lost after the request left: resolving by re-reading", error=redact_text(str(err)))
+                return self.resolve_in_doubt(entry)
+            failure = self._failure(command, err, entry.id)
+            payload = {
+                "ok": False,
+                "error": {
+                    "class": failure.error_class,
+                    "message": failure.message,
+                    "transient": failure.transient,
+                    "may_have_run": failure.may_have_run,
+                },
+            }
+            self.outcome(entry, payload, ok=False)
+            log.warning("step failed", error_class=failure.error_class, error=failure.message)
+            self.machine.handle(failure)
+            return True
+        self.outcome(entry, {"ok": True, "result": _dump(result)}, ok=True)
+        log.info("step done")
+        self.machine.handle(StepSucceeded(command, result, self.clock(), entry.id))
+        return True
+
+    def _failure(self, command: RunStep, err: MigratorError, journal_id: int | None) -> StepFailed:
+        message = redact_text(err.detail if isinstance(err, RemoteError) else str(err))
+        return StepFailed(
+            command,
+            type(err).__name__,
+            message,
+            transient=isinstance(err, TransientError),
+            may_have_run=isinstance(err, RemoteError) and err.may_have_run,
+            at=self.clock(),
+            journal_id=journal_id,
+        )
+
+
+def _latest_settled(journal: Sequence[JournalEntry]) -> list[JournalEntry]:
+    """Per subject (device or user): its latest entry, if settled (done/failed/resolved)."""
+    latest: dict[str | None, JournalEntry] = {}
+    for entry in journal:
+        latest[entry.user] = entry
+    return [e for e in latest.values() if e.status != "intent"]
+
+
+def _strip_computed(model: type[BaseModel], data: Any) -> Any:
+    """Saved facts carry computed fields (reports read them); the model refuses them as input."""
+    if not isinstance(data, Mapping):
+        return data
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in model.model_computed_fields:
+            continue
+        field_info = model.model_fields.get(key)
+        inner = field_info.annotation if field_info is not None else None
+        nested = isinstance(inner, type) and issubclass(inner, BaseModel)
+        out[key] = _strip_computed(inner, value) if nested else value  # type: ignore[arg-type]
+    return out
+
+
+def rebuild(
+    store: Store,
+    device: str,
+    playbook: Playbook,
+    funnel: StoreFunnel,
+    *,
+    path_settings: PathSettings | None = None,
+    window: Callable[[datetime], bool] | None = None,
+) -> DeviceMachine:
+    """The device's machine as the store has it."""
+    row = store.get_device(device)
+    users = [
+        UserRecord(
+            u.name, u.sid or u.name, u.state, dict(u.context) if u.context else None, u.container_trust, u.key_id
+        )
+        for u in store.list_users(device)
+    ]
+    latest = store.latest_facts(device)
+    facts = DeviceFacts.model_validate(_strip_computed(DeviceFacts, latest.facts)) if latest is not None else None
+    return DeviceMachine(
+        row.name,
+        playbook,
+        funnel,
+        state=row.state,
+        context=dict(row.context) if row.context else None,
+        users=users,
+        facts=facts,
+        path_settings=path_settings,
+        window=window or (lambda _now: True),
+    )
+
+
+def visit(
+    device: str,
+    *,
+    store: Store,
+    playbook: Playbook,
+    entry: DeviceEntry,
+    connection: Connection,
+    credentials: Credentials,
+    transport_factory: TransportFactory = open_transport,
+    clock: Clock = utc_now,
+    owner: str | None = None,
+    may_pass_point_of_no_return: WindowCallback = _always,
+    path_settings: PathSettings | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] | None = None,
+    lease_seconds: float = 600.0,
+    max_steps: int = 200,
+) -> VisitResult:
+    """Visit one device: resolve what a crash left, then run its machine until it waits or ends."""
+    owner = owner or f"worker-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    register_secret(credentials.password.get_secret_value())
+    log = get_logger("engine.device", device=device)
+    if not store.acquire(device, owner, lease_seconds):
+        row = store.get_device(device)
+        return VisitResult(device, row.state, next_due=clock() + timedelta(seconds=60), busy=True)
+    row = store.get_device(device)
+    funnel = StoreFunnel(store, device, owner=owner, actor=credentials.username, wave=row.wave)
+    machine = rebuild(
+        store,
+        device,
+        playbook,
+        funnel,
+        path_settings=path_settings,
+        window=lambda now: may_pass_point_of_no_return(device, now),
+    )
+    work = _Visit(
+        device,
+        store,
+        playbook,
+        transport_factory,
+        entry,
+        connection,
+        credentials,
+        clock,
+        owner,
+        retry
+        or RetryPolicy(
+            attempts=playbook.retries.attempts,
+            initial_wait=playbook.retries.initial_wait,
+            max_wait=playbook.retries.max_wait,
+            total_seconds=playbook.retries.total,
+        ),
+        sleep,
+        lease_seconds,
+        machine,
+        store.journal_entries(device),
+    )
+    try:
+        return _visit(work, max_steps)
+    except LeaseNotHeld as err:
+        log.warning("lease lost: stopping this visit", error=str(err))
+        row = store.get_device(device)
+        return VisitResult(device, row.state, next_due=clock() + timedelta(seconds=60), busy=True)
+    finally:
+        if work.transport is not None:
+            work.transport.close()
+        store.release(device, owner)
+
+
+def _visit(work: _Visit, max_steps: int) -> VisitResult:
+    machine = work.machine
+    now = work.clock()
+    machine.begin_visit(now)
+    if machine.state not in ("migrated", "already_cloud", "ineligible", "failed", "rolled_back", "paused", "stalled"):
+        for settled in _latest_settled(work.journal):
+            machine.replay(
+                settled.intent, settled.outcome if isinstance(settled.outcome, Mapping) else {}, now, settled.id
+            )
+        for doubt in [e for e in work.journal if e.status == "intent"]:
+            if not work.resolve_in_doubt(doubt):
+                return _result(
+                    work, Wait(now + timedelta(seconds=work.playbook.waits.recheck_every), "in-doubt step", "retry")
+                )
+        work.journal = work.store.journal_entries(work.device)
+    for _ in range(max_steps):
+        command = machine.advance(work.clock())
+        if isinstance(command, Wait | Done):
+            return _result(work, command)
+        if not work.execute(command):
+            return _result(
+                work,
+                Wait(work.clock() + timedelta(seconds=work.playbook.waits.recheck_every), "in-doubt step", "retry"),
+            )
+    return _result(work, Wait(work.clock(), "step budget of one visit used up: continue at once", "retry"))
+
+
+def _result(work: _Visit, command: Wait | Done) -> VisitResult:
+    row = work.store.get_device(work.device)
+    users = {u.name: u.state for u in work.store.list_users(work.device)}
+    requests = work.transport.requests_sent if work.transport is not None else 0
+    if isinstance(command, Done):
+        return VisitResult(work.device, row.state, users, None, None, row.last_error, work.steps_run, requests)
+    return VisitResult(
+        work.device, row.state, users, command.until, command.reason, row.last_error, work.steps_run, requests
+    )
+
+
+def unfinished_users(result: VisitResult) -> list[str]:
+    return [name for name, state in result.users.items() if state not in USER_FINAL]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rollback
+# ---------------------------------------------------------------------------------------------------------
+
+CANNOT_RESTORE = (
+    "the Hello container of {user} was deleted{key}: it cannot be restored; the user re-provisions Windows Hello "
+    "under the restored policy, and the old Hello key stays registered in Microsoft Entra ID until an admin "
+    "removes it"
+)
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """What a rollback did on one device, and what it cannot undo."""
+
+    device: str
+    state: str
+    restored: list[dict[str, Any]] = field(default_factory=list)  # {path, name, action: set|removed|unchanged}
+    cannot_restore: list[str] = field(default_factory=list)
+    disarmed: list[str] = field(default_factory=list)  # users whose at-logon delete task was removed first
+    nothing_new: bool = False  # a repeated rollback: everything was already restored
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "state": self.state,
+            "restored": self.restored,
+            "cannot_restore": self.cannot_restore,
+            "disarmed": self.disarmed,
+            "nothing_new": self.nothing_new,
+            "error": self.error,
+        }
+
+
+def _cannot_restore(store: Store, device: str) -> list[str]:
+    notes = []
+    for user in store.list_users(device):
+        context = user.context or {}
+        if context.get("deleted"):
+            key = f" (key id {user.key_id})" if user.key_id else ""
+            notes.append(CANNOT_RESTORE.format(user=user.name, key=key))
+    return notes
+
+
+def rollback_device(
+    device: str,
+    *,
+    store: Store,
+    playbook: Playbook,
+    entry: DeviceEntry,
+    connection: Connection,
+    credentials: Credentials,
+    transport_factory: TransportFactory = open_transport,
+    clock: Clock = utc_now,
+    owner: str | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] | None = None,
+    lease_seconds: float = 600.0,
+) -> RollbackResult:
+    """Restore a device's snapshot policy values through the journalled path (``restore_policy``).
+
+    First every armed at-logon delete task is removed (it would delete a container under the restored policy);
+    then the snapshot is written back. Resumable (an in-doubt restore is resolved by reading the values back)
+    and idempotent: a device already ``rolled_back`` is left alone and the result says nothing new was
+    restored. What cannot come back (deleted containers) is listed plainly."""
+    from migrator.facts import PolicyValue as Record
+    from migrator.steps import DisarmLogonTask, RestorePolicy, SnapshotPolicy
+
+    owner = owner or f"rollback-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    register_secret(credentials.password.get_secret_value())
+    row = store.get_device(device)
+    if row.state == "rolled_back":
+        return RollbackResult(device, row.state, cannot_restore=_cannot_restore(store, device), nothing_new=True)
+    if not store.acquire(device, owner, lease_seconds):
+        return RollbackResult(device, row.state, error="another worker holds this device's lease; try again")
+    funnel = StoreFunnel(store, device, owner=owner, actor=credentials.username, wave=row.wave)
+    machine = rebuild(store, device, playbook, funnel)
+    work = _Visit(
+        device,
+        store,
+        playbook,
+        transport_factory,
+        entry,
+        connection,
+        credentials,
+        clock,
+        owner,
+        retry or RetryPolicy(),
+        sleep,
+        lease_seconds,
+        machine,
+        store.journal_entries(device),
+    )
+    log = get_logger("engine.rollback", device=device)
+    snapshot = store.policy_snapshot(device)
+    records = tuple(
+        Record(path=v.key, name=v.name, existed=v.existed, type=v.type if v.existed else None, data=v.data)  # type: ignore[arg-type]
+        for v in snapshot
+    )
+    disarmed: list[str] = []
+    try:
+        if machine.state != "rolling_back":
+            machine.fire("begin_rollback", now=clock(), after={"snapshot_values": len(records)})
+        # In-doubt restores and disarms from an interrupted rollback: read back, never repeat blindly.
+        for doubt in [e for e in work.journal if e.status == "intent"]:
+            if doubt.step == "restore_policy":
+                current = work.run(RunStep(SnapshotPolicy(tuple((r.path, r.name) for r in records)), "read_back"))
+                same = _matches(records, current)
+                store.resolve(doubt.id, {"applied": same, "read": _dump(current)})
+                journal_point("resolve")
+            elif not work.resolve_in_doubt(doubt):
+                return RollbackResult(device, machine.state, error="an interrupted step could not be resolved yet")
+        for name, user in sorted(machine.users.items()):
+            if user.context.get("task_armed") or user.model.state == "armed":
+                sid = str(user.context.get("sid") or user.record.sid)
+                command = RunStep(DisarmLogonTask(sid), "disarm", name)
+                journal_entry = work.intent(command)
+                result = work.run(command)
+                work.outcome(journal_entry, {"ok": True, "result": _dump(result)}, ok=True)
+                disarmed.append(name)
+                if user.model.state == "armed":
+                    machine.fire(
+                        "step_failed",
+                        user=name,
+                        now=clock(),
+                        context={"task_armed": False},
+                        last_error="rolled back before the at-logon task ran",
+                    )
+                else:
+                    machine.fire("logon_task_removed", user=name, now=clock(), context={"task_armed": False})
+        restored: list[dict[str, Any]] = []
+        if records:
+            command = RunStep(RestorePolicy(records), "restore")
+            journal_entry = work.intent(command)
+            actions = work.run(command)
+            work.outcome(journal_entry, {"ok": True, "result": _dump(actions)}, ok=True)
+            restored = [{"path": a.path, "name": a.name, "action": a.action} for a in actions]
+        machine.fire(
+            "rolled_back",
+            now=clock(),
+            before={"snapshot": [f"{r.path}\\{r.name}" for r in records]},
+            after={"restored": restored},
+        )
+        cannot = _cannot_restore(store, device)
+        log.info("rolled back", restored=len(restored), cannot_restore=len(cannot))
+        return RollbackResult(device, machine.state, restored, cannot, disarmed)
+    except MigratorError as err:
+        message = redact_text(str(err))
+        log.warning("rollback interrupted", error=message)
+        return RollbackResult(device, store.get_device(device).state, error=message, disarmed=disarmed)
+    finally:
+        if work.transport is not None:
+            work.transport.close()
+        store.release(device, owner)
+
+
+def _matches(records: Sequence[Any], current: Sequence[Any]) -> bool:
+    now = {(c.path.casefold(), c.name.casefold()): c for c in current}
+    for record in records:
+        value = now.get((record.path.casefold(), record.name.casefold()))
+        if value is None or value.existed != record.existed or (record.existed and value.data != record.data):
+            return False
+    return True

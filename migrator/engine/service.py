@@ -1,0 +1,287 @@
+"""Putting a wave together: inventory + playbook + store + credentials → a :class:`WaveRunner` that visits
+devices with the durable driver (:func:`migrator.engine.device.visit`).
+
+Everything a later ``migrator resume`` needs (the inventory path, the playbook, the wave's settings and its
+device list) is recorded with the wave in the store, so resuming needs only the store and the credentials.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from migrator.engine.waves import (
+    FINAL,
+    ChangeWindow,
+    Clock,
+    VisitOutcome,
+    WaveRunner,
+    WaveSettings,
+    select_percent,
+)
+from migrator.engine.wavestore import StoreWaves
+from migrator.errors import InputError
+from migrator.facts import PathSettings
+from migrator.inventory import Inventory, load_inventory
+from migrator.playbook import Playbook, load_playbook
+from migrator.remote.credentials import Credentials
+from migrator.remote.transport import Transport
+from migrator.store import DuplicateWave, Store, content_hash
+
+
+class RealClock:
+    """Wall-clock time for real fleets."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+
+@dataclass(frozen=True)
+class WaveRequest:
+    """What ``migrator run`` asks for (the CLI's options, validated)."""
+
+    inventory: Path
+    playbook: str | None = None  # a file or a shipped playbook's name; None = to-cloud-kerberos
+    limit: str | None = None  # groups/names, comma-separated, or "N%" of the devices in no wave yet
+    wave: str | None = None
+    batch_size: int = 50
+    concurrency: int = 16
+    max_fail_percent: float = 10.0
+    canary: int = 0
+    change_ticket: str | None = None
+    approval: bool = False
+    windows: tuple[str, ...] = ()
+    entra_kerberos: dict[str, bool] = field(default_factory=dict)
+    devices: tuple[str, ...] | None = None  # an explicit selection (the demo's waves); overrides limit
+
+
+def _playbook_source(ref: str | None) -> tuple[Playbook, str, str]:
+    """The playbook, how to find it again (absolute path or shipped name), and its content hash."""
+    from migrator.playbook import builtin_path
+
+    playbook = load_playbook(ref)
+    if ref is None or (not Path(ref).exists() and "/" not in ref and not Path(ref).suffix):
+        path = builtin_path(ref or "to-cloud-kerberos")
+        locator = playbook.name
+    else:
+        path = Path(ref).resolve()
+        locator = str(path)
+    return playbook, locator, content_hash(path.read_text(encoding="utf-8"))
+
+
+def _enrolled_elsewhere(store: Store) -> set[str]:
+    return {d.name.casefold() for d in store.list_devices() if d.wave is not None}
+
+
+def select_devices(inventory: Inventory, store: Store, limit: str | None) -> list[str]:
+    """``--limit``: groups and names, or ``N%`` of the inventory's devices that are in no wave yet."""
+    if limit and limit.strip().endswith("%"):
+        try:
+            percent = float(limit.strip()[:-1])
+        except ValueError:
+            raise InputError(f"--limit {limit!r}: a percentage looks like '10%'") from None
+        taken = _enrolled_elsewhere(store)
+        remaining = [d.name for d in inventory.devices if d.name.casefold() not in taken]
+        return select_percent(remaining, percent)
+    return [d.name for d in inventory.select(limit)]
+
+
+@dataclass
+class WavePlan:
+    """A wave ready to run: its runner and what it was built from."""
+
+    runner: WaveRunner
+    inventory: Inventory
+    playbook: Playbook
+    created: bool
+
+
+def _settings_record(request: WaveRequest, playbook_locator: str, devices: Sequence[str]) -> dict[str, Any]:
+    return {
+        "inventory": str(request.inventory.resolve()),
+        "playbook": playbook_locator,
+        "batch_size": request.batch_size,
+        "concurrency": request.concurrency,
+        "max_fail_percent": request.max_fail_percent,
+        "canary": request.canary,
+        "approval": request.approval,
+        "windows": list(request.windows),
+        "entra_kerberos": dict(request.entra_kerberos),
+        "limit": request.limit,
+        "devices": list(devices),
+    }
+
+
+def build_runner(
+    store: Store,
+    name: str,
+    settings: dict[str, Any],
+    playbook: Playbook,
+    inventory: Inventory,
+    credentials: Credentials,
+    clock: Clock,
+    *,
+    change_ticket: str | None,
+    transport_factory: Callable[..., Transport] | None = None,
+    on_change: Callable[[str, VisitOutcome], None] | None = None,
+    wait_for_waiting: bool = True,
+) -> WaveRunner:
+    """A runner whose visits go through the durable driver, with the wave's settings."""
+    from migrator.engine import device as driver
+    from migrator.remote.transport import open_transport
+
+    wave_settings = WaveSettings(
+        name=name,
+        devices=tuple(settings["devices"]),
+        batch_size=int(settings["batch_size"]),
+        concurrency=int(settings["concurrency"]),
+        canary=int(settings["canary"]),
+        max_fail_percent=float(settings["max_fail_percent"]),
+        change_ticket=change_ticket,
+        approval=bool(settings["approval"]),
+        windows=tuple(ChangeWindow.parse(w) for w in settings.get("windows", [])),
+    )
+    path_settings = PathSettings(entra_kerberos=dict(settings.get("entra_kerberos", {})))
+    factory = transport_factory or open_transport
+    holder: list[WaveRunner] = []
+
+    def visit(device: str) -> VisitOutcome:
+        entry = inventory.device(device)
+        if entry is None:
+            return VisitOutcome("failed", error=f"{device} is no longer in the inventory {inventory.path}")
+        result = driver.visit(
+            device,
+            store=store,
+            playbook=playbook,
+            entry=entry,
+            connection=inventory.connection(entry),
+            credentials=credentials,
+            transport_factory=factory,
+            clock=clock.now,
+            may_pass_point_of_no_return=lambda _device, moment: holder[0].may_pass_point_of_no_return(moment),
+            path_settings=path_settings,
+            sleep=clock.sleep,
+        )
+        return VisitOutcome(result.state, next_due=result.next_due, error=result.last_error)
+
+    runner = WaveRunner(
+        wave_settings,
+        StoreWaves(store, credentials.username),
+        visit,
+        clock,
+        on_change=on_change,
+        wait_for_waiting=wait_for_waiting,
+    )
+    holder.append(runner)
+    # What the store already knows (a resumed wave): final devices are not visited again.
+    for row in store.list_devices(wave=name):
+        runner.progress.states[row.name] = row.state
+        if row.state in FINAL:
+            runner.progress.started.add(row.name)
+    return runner
+
+
+def plan_wave(
+    store: Store,
+    request: WaveRequest,
+    credentials: Credentials,
+    clock: Clock,
+    *,
+    transport_factory: Callable[..., Transport] | None = None,
+    on_change: Callable[[str, VisitOutcome], None] | None = None,
+    wait_for_waiting: bool = True,
+) -> WavePlan:
+    """Create (or pick up, when the same name exists) a wave and return its runner."""
+    inventory = load_inventory(request.inventory)
+    playbook, locator, digest = _playbook_source(request.playbook)
+    devices = list(request.devices) if request.devices is not None else select_devices(inventory, store, request.limit)
+    if not devices:
+        raise InputError("the selection is empty: no device to migrate (check --limit and earlier waves)")
+    for window in request.windows:
+        ChangeWindow.parse(window)
+    name = request.wave or f"wave-{len(store.list_waves()) + 1}"
+    settings = _settings_record(request, locator, devices)
+    created = True
+    try:
+        store.create_wave(
+            name,
+            playbook_name=playbook.name,
+            playbook_hash=digest,
+            change_ticket=request.change_ticket,
+            settings=settings,
+        )
+        store.enroll(name, devices)
+    except DuplicateWave:
+        created = False
+        settings = dict(store.get_wave(name).settings)
+    runner = build_runner(
+        store,
+        name,
+        settings,
+        playbook,
+        inventory,
+        credentials,
+        clock,
+        change_ticket=request.change_ticket,
+        transport_factory=transport_factory,
+        on_change=on_change,
+        wait_for_waiting=wait_for_waiting,
+    )
+    return WavePlan(runner, inventory, playbook, created)
+
+
+def resumable_waves(
+    store: Store,
+    credentials: Credentials,
+    clock: Clock,
+    *,
+    transport_factory: Callable[..., Transport] | None = None,
+    on_change: Callable[[str, VisitOutcome], None] | None = None,
+    wait_for_waiting: bool = True,
+) -> list[WavePlan]:
+    """Every unfinished wave of the store, rebuilt from what the store recorded."""
+    plans = []
+    for wave in store.list_waves():
+        if wave.state in ("completed",):
+            continue
+        settings = dict(wave.settings)
+        inventory = load_inventory(str(settings["inventory"]))
+        locator = str(settings["playbook"])
+        playbook = load_playbook(locator)
+        if content_hash(_playbook_text(locator)) != wave.playbook_hash:
+            raise InputError(
+                f"wave {wave.name}: the playbook {locator} changed since the wave started; "
+                "restore it or start a new wave"
+            )
+        StoreWaves(store, credentials.username).resume(wave.name)
+        runner = build_runner(
+            store,
+            wave.name,
+            settings,
+            playbook,
+            inventory,
+            credentials,
+            clock,
+            change_ticket=wave.change_ticket,
+            transport_factory=transport_factory,
+            on_change=on_change,
+            wait_for_waiting=wait_for_waiting,
+        )
+        plans.append(WavePlan(runner, inventory, playbook, False))
+    return plans
+
+
+def _playbook_text(locator: str) -> str:
+    from migrator.playbook import builtin_path
+
+    path = Path(locator)
+    if not path.is_absolute():
+        path = builtin_path(locator)
+    return path.read_text(encoding="utf-8")

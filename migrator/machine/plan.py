@@ -1,0 +1,89 @@
+"""The policy plan: which registry values the ``policy`` state writes, computed once from the preflight facts.
+
+Where Hello policy lives (windows-facts §2; MS docs "PassportForWork CSP", "cloud Kerberos trust" deployment):
+Group Policy in ``HKLM\\SOFTWARE\\Policies\\Microsoft\\PassportForWork`` (and per user under ``HKU\\<SID>``),
+MDM in ``HKLM\\SOFTWARE\\Microsoft\\Policies\\PassportForWork\\<tenant>\\{Device|<SID>}\\Policies``.
+
+* ``disable_cert_trust``: ``UseCertificateForOnPremAuth`` is removed (Not Configured) wherever it is 1 — GPO
+  computer and user hives, MDM device and user scopes — because it wins over cloud trust from any of them;
+* ``enable_cloud_trust``: the GPO computer key gets ``Enabled=1``, ``UseCloudTrustForOnPremAuth=1`` (a
+  computer-only setting) and, when the playbook asks, ``RequireSecurityDevice=1``. Group Policy wins over MDM, so
+  these values are then the device's Hello policy.
+
+Only values that differ from what preflight read are planned; each entry keeps the value it replaces for the
+audit log (rollback restores from the store's snapshot, which carries the registry type).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrator.facts import CERT_TRUST, CLOUD_TRUST, GPO_ENABLED, REQUIRE_SECURITY_DEVICE, DeviceFacts
+from migrator.playbook import Playbook
+
+GPO_KEY = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\PassportForWork"
+MDM_ROOT = "HKLM:\\SOFTWARE\\Microsoft\\Policies\\PassportForWork"
+
+
+def gpo_user_key(sid: str) -> str:
+    return f"Registry::HKEY_USERS\\{sid}\\SOFTWARE\\Policies\\Microsoft\\PassportForWork"
+
+
+def mdm_key(tenant: str, scope: str) -> str:
+    return f"{MDM_ROOT}\\{tenant}\\{scope}\\Policies"
+
+
+def _entry(path: str, name: str, before: Any, *, value: int | None = None) -> dict[str, Any]:
+    return {
+        "path": path,
+        "name": name,
+        "remove": value is None,
+        "value": value,
+        "before": before if isinstance(before, int | str) and not isinstance(before, bool) else None,
+    }
+
+
+def policy_plan(facts: DeviceFacts, playbook: Playbook) -> list[dict[str, Any]]:
+    """The SetPolicy writes, in order (certificate trust goes first, as MS docs order the steps)."""
+    plan: list[dict[str, Any]] = []
+    policy = facts.policy
+    if playbook.policy.channel != "local":
+        return plan
+
+    def counts(tenant: str) -> bool:
+        return facts.tenant_id is None or tenant.casefold() == facts.tenant_id.casefold()
+
+    if playbook.has("disable_cert_trust"):
+        if policy.gpo_computer.get(CERT_TRUST) == 1:
+            plan.append(_entry(GPO_KEY, CERT_TRUST, 1))
+        for sid, values in sorted(policy.gpo_users.items()):
+            if values.get(CERT_TRUST) == 1:
+                plan.append(_entry(gpo_user_key(sid), CERT_TRUST, 1))
+        for tenant, values in sorted(policy.mdm_device.items()):
+            if counts(tenant) and values.get(CERT_TRUST) == 1:
+                plan.append(_entry(mdm_key(tenant, "Device"), CERT_TRUST, 1))
+        for tenant, by_user in sorted(policy.mdm_users.items()):
+            for sid, values in sorted(by_user.items()):
+                if counts(tenant) and values.get(CERT_TRUST) == 1:
+                    plan.append(_entry(mdm_key(tenant, sid), CERT_TRUST, 1))
+    if playbook.has("enable_cloud_trust"):
+        wanted = {GPO_ENABLED: 1, CLOUD_TRUST: 1}
+        if playbook.policy.require_security_device:
+            wanted[REQUIRE_SECURITY_DEVICE] = 1
+        for name, value in wanted.items():
+            current = policy.gpo_computer.get(name)
+            if current != value:
+                plan.append(_entry(GPO_KEY, name, current, value=value))
+    return plan
+
+
+def snapshot_entries(plan: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """What snapshot_policy reads: every planned value, plus the GPO trust values rollback may need."""
+    entries: list[tuple[str, str]] = [
+        (GPO_KEY, n) for n in (GPO_ENABLED, CLOUD_TRUST, CERT_TRUST, REQUIRE_SECURITY_DEVICE)
+    ]
+    for item in plan:
+        pair = (str(item["path"]), str(item["name"]))
+        if pair not in entries:
+            entries.append(pair)
+    return tuple(entries)

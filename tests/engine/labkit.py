@@ -1,0 +1,178 @@
+"""An in-process lab on a virtual clock for driver tests: real pypsrp against the lab's WS-Man listeners.
+
+Ports 31985 (HTTP) / 31986 (HTTPS) and device addresses 127.94.x.y are this suite's own. Time only moves when a
+test (or a script's Start-Sleep) advances the :class:`VirtualClock`, so days of user behaviour pass in
+milliseconds."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from migrator.engine.device import VisitResult, visit
+from migrator.facts import PathSettings
+from migrator.inventory import Connection, DeviceEntry
+from migrator.lab.clock import VirtualClock
+from migrator.lab.fleet import generate_fleet, parse_mix
+from migrator.lab.model import Device, Fleet
+from migrator.lab.server import Account, BackgroundLab, LabServer
+from migrator.lab.windows import ADMIN_SID, Lab
+from migrator.playbook import Playbook, load_playbook
+from migrator.remote.credentials import Credentials
+from migrator.remote.retry import RetryPolicy
+from migrator.store import Store, content_hash
+
+HTTP_PORT = 31985
+HTTPS_PORT = 31986
+FAST_RETRY = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.02, jitter=0.0, total_seconds=5)
+# What the admin knows about the lab's domains (Set-AzureADKerberosServer was run in CORP and EMEA only).
+ENTRA_KERBEROS = PathSettings(
+    entra_kerberos={
+        "corp.contoso.com": True,
+        "CORP": True,
+        "emea.corp.contoso.com": True,
+        "EMEA": True,
+        "fabrikam.local": False,
+        "FABRIKAM": False,
+    }
+)
+
+
+# Two runs of the suite at once (a developer and CI, say) must not collide: each process takes its own range of
+# third octets (five blocks: 0-4), chosen by its pid.
+_BASE_OCTET = 20 + (os.getpid() % 40) * 5
+
+
+def make_fleet(devices: int, seed: int, mix: str, block: int = 0) -> Fleet:
+    """A generated fleet on 127.94.<this process's block>.x."""
+    if not 0 <= block <= 4:
+        raise ValueError("block is 0-4")
+    fleet = generate_fleet(devices, seed, parse_mix(mix))
+    for index, device in enumerate(fleet.devices, start=1):
+        device.address = f"127.94.{_BASE_OCTET + block}.{index + 1}"
+    return fleet
+
+
+@dataclass
+class LabKit:
+    """A running lab plus what the driver needs to reach it."""
+
+    fleet: Fleet
+    clock: VirtualClock
+    lab: Lab
+    server: LabServer
+    background: BackgroundLab
+    password: str
+    http_port: int = HTTP_PORT
+    results: dict[str, VisitResult] = field(default_factory=dict)
+
+    @property
+    def credentials(self) -> Credentials:
+        admin = self.fleet.admin
+        return Credentials(f"{admin.domain}\\{admin.username}", SecretStr(self.password))
+
+    def connection(self) -> Connection:
+        return Connection(transport="psrp", scheme="http", port=self.http_port, auth="ntlm", read_timeout=60)
+
+    def entry(self, name: str) -> DeviceEntry:
+        device = self.device(name)
+        return DeviceEntry(name=device.name, address=device.address, domain=device.domain)
+
+    def device(self, name: str) -> Device:
+        return self.lab.device(name)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+
+@contextmanager
+def running_lab(
+    fleet: Fleet, work: Path, *, http_port: int = HTTP_PORT, https_port: int = HTTPS_PORT
+) -> Iterator[LabKit]:
+    clock = VirtualClock(fleet.clock)
+    lab = Lab(fleet, clock)
+    password = secrets.token_urlsafe(18)
+    server = LabServer(lab.executor, work, http_port=http_port, https_port=https_port)
+    admin = fleet.admin
+    account = Account(username=admin.username, password=password, sid=ADMIN_SID, domain=admin.domain)
+    for device in fleet.devices:
+        server.add_device(device.name, device.address, [account], computer_name=device.name, hostname=device.fqdn)
+    background = BackgroundLab(server)
+    background.start()
+    lab.start_simulation()
+    try:
+        yield LabKit(fleet, clock, lab, server, background, password, http_port)
+    finally:
+        background.stop()
+
+
+def open_store(path: Path, kit: LabKit, playbook: Playbook, devices: list[str], wave: str = "wave-1") -> Store:
+    store = Store.open(path, now=kit.now, synchronous="NORMAL")
+    if wave not in {w.name for w in store.list_waves()}:
+        store.create_wave(
+            wave,
+            playbook_name=playbook.name,
+            playbook_hash=content_hash(playbook.model_dump_json()),
+            change_ticket="CHG-0042",
+        )
+    store.enroll(wave, devices)
+    return store
+
+
+def visit_device(kit: LabKit, store: Store, playbook: Playbook, name: str, **kwargs: object) -> VisitResult:
+    result = visit(
+        name,
+        store=store,
+        playbook=playbook,
+        entry=kit.entry(name),
+        connection=kit.connection(),
+        credentials=kit.credentials,
+        clock=kit.now,
+        path_settings=ENTRA_KERBEROS,
+        retry=FAST_RETRY,
+        sleep=lambda _s: None,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    kit.results[name] = result
+    return result
+
+
+def drive(
+    kit: LabKit,
+    store: Store,
+    playbook: Playbook,
+    names: list[str],
+    *,
+    rounds: int = 400,
+    between: Callable[[LabKit, int], None] | None = None,
+    halt: bool = False,
+    **kwargs: object,
+) -> dict[str, VisitResult]:
+    """Visit every due device, advance virtual time to the next due one, until none is due."""
+    due: dict[str, datetime | None] = {name: kit.now() for name in names}
+    for number in range(rounds):
+        if between is not None:
+            between(kit, number)
+        now = kit.now()
+        for name in names:
+            when = due[name]
+            if when is not None and when <= now:
+                due[name] = visit_device(kit, store, playbook, name, **kwargs).next_due
+        upcoming = [w for w in due.values() if w is not None]
+        if not upcoming:
+            return kit.results
+        kit.clock.advance_to(max(min(upcoming), kit.now()))
+    if halt:  # a halted wave: stop wherever the devices are
+        return kit.results
+    raise AssertionError(f"devices still due after {rounds} rounds: {[n for n, w in due.items() if w]}")
+
+
+def playbook(name: str = "to-cloud-kerberos") -> Playbook:
+    return load_playbook(name)

@@ -1,0 +1,310 @@
+"""The driver end to end against an in-process lab on a virtual clock (real pypsrp over loopback)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from migrator.engine.device import rollback_device
+from migrator.lab.model import Fleet
+from migrator.lab.truth import fleet_truth
+from migrator.logs import configure_logging, forget_secrets
+from migrator.playbook import Playbook, Waits
+from migrator.store import Store
+from tests.engine.labkit import FAST_RETRY, LabKit, drive, make_fleet, open_store, playbook, running_lab
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+def fast(name: str = "to-cloud-kerberos") -> Playbook:
+    """A shipped playbook with days shortened: recheck every 6 h, give up after 3 days."""
+    return playbook(name).model_copy(
+        update={
+            "waits": Waits(
+                recheck_every=6 * 3600, user_deadline=3 * 86400, dc_deadline=3 * 86400, reprovision_deadline=3 * 86400
+            )
+        }
+    )
+
+
+def cooperative(fleet: Fleet) -> Fleet:
+    """Every person complies within minutes at the console, holds a PRT and is not privileged; no VPN flaps."""
+    for device in fleet.devices:
+        device.vpn_only = False
+        device.sessions.clear()
+        for user in device.users:
+            user.behaviour.compliance = "prompt"
+            user.behaviour.delay_seconds = 300
+            user.behaviour.prefers_rdp = False
+            user.behaviour.away_until = None
+            user.privileged = False
+            user.has_prt = True
+    return fleet
+
+
+def sign_everyone_in(kit: LabKit) -> None:
+    for device in kit.fleet.devices:
+        for user in device.users:
+            kit.lab.sign_in(device, user)
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Iterator[tuple[LabKit, Path]]:
+    fleet = cooperative(make_fleet(12, 11, "key=35,cert=35,cloud=10,none=20", block=1))
+    with running_lab(fleet, tmp_path / "lab") as kit:
+        sign_everyone_in(kit)
+        yield kit, tmp_path
+
+
+def _truth(kit: LabKit) -> dict[str, dict[str, Any]]:
+    return {d["name"]: d for d in fleet_truth(kit.lab)["devices"]}
+
+
+def test_a_mixed_fleet_migrates(mixed: tuple[LabKit, Path]) -> None:
+    """Key and cert devices end migrated, cloud ones already_cloud, the rest ineligible with reasons; cert users
+    got new cloud containers (deleted exactly once), key users kept theirs."""
+    kit, tmp = mixed
+    before = _truth(kit)
+    book = fast()
+    names = [d.name for d in kit.fleet.devices]
+    store = open_store(tmp / "state", kit, book, names)
+    results = drive(kit, store, book, names)
+    after = _truth(kit)
+    seen = set()
+    for name, result in results.items():
+        device = store.get_device(name)
+        seen.add(device.state)
+        if device.path in ("key", "cert"):
+            assert device.state == "migrated", (name, device.last_error, result.users)
+        elif device.path == "cloud":
+            assert device.state == "already_cloud"
+        else:
+            assert device.state == "ineligible" and device.last_error, name
+        for user in after[name]["users"]:
+            old = next(u for u in before[name]["users"] if u["sid"] == user["sid"])
+            if device.path == "cert" and old["container"] is not None:
+                assert user["container_deletions"] == 1
+                assert user["container"]["trust"] == "cloud"
+                assert user["container"]["key_id"].casefold() != old["container"]["key_id"].casefold()
+            if device.path == "key":
+                assert user["container_deletions"] == 0
+                if old["container"] is not None:
+                    assert user["container"]["trust"] == "cloud"
+    assert {"migrated", "already_cloud", "ineligible"} <= seen
+    assert store.verify_audit().ok
+    audit = store.audit_entries()
+    assert all(entry.actor == kit.credentials.username for entry in audit)
+    assert {entry.change_ticket for entry in audit if entry.device} == {"CHG-0042"}
+
+
+def test_devices_without_a_dc_wait_and_finish_when_it_returns(tmp_path: Path) -> None:
+    """A hybrid cert device without line of sight parks in waiting_for_dc without deleting anything, then
+    migrates once the lab brings the DC back."""
+    fleet = cooperative(make_fleet(6, 4, "key=0,cert=100,cloud=0,none=0", block=2))
+    target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users[0].container is not None)
+    fleet.devices = [target]
+    target.dc_reachable = False
+    book = fast()
+    with running_lab(fleet, tmp_path / "lab") as kit:
+        sign_everyone_in(kit)
+        store = open_store(tmp_path / "state", kit, book, [target.name])
+        states: list[str] = []
+
+        def bring_dc_back(lab: LabKit, number: int) -> None:
+            states.append(store.get_device(target.name).state)
+            if number == 4:
+                assert states[-1] == "waiting_for_dc"
+                assert all(u.counters.container_deletions == 0 for u in target.users)
+                lab.lab.set_dc_reachable(target, True)
+
+        drive(kit, store, book, [target.name], between=bring_dc_back)
+        assert store.get_device(target.name).state == "migrated"
+        assert "waiting_for_dc" in states
+        assert [u.counters.container_deletions for u in target.users if u.container] == [1] * len(
+            [u for u in target.users if u.container]
+        )
+
+
+def test_users_who_never_sign_in_become_stalled(tmp_path: Path) -> None:
+    """A user who is not signed in and never signs in: stalled after the deadline, container untouched."""
+    fleet = cooperative(make_fleet(6, 4, "key=0,cert=100,cloud=0,none=0", block=3))
+    target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users[0].container is not None)
+    fleet.devices = [target]
+    for user in target.users:
+        user.behaviour.compliance = "never"
+    book = fast()
+    with running_lab(fleet, tmp_path / "lab") as kit:
+        store = open_store(tmp_path / "state", kit, book, [target.name])
+        drive(kit, store, book, [target.name])
+        device = store.get_device(target.name)
+        assert device.state == "stalled" and "stalled" in (device.last_error or "")
+        assert {u.state for u in store.list_users(target.name)} == {"stalled"}
+        assert all(u.counters.container_deletions == 0 and u.container is not None for u in target.users)
+
+
+def test_rollback_after_a_failed_wave_restores_every_snapshot_value(mixed: tuple[LabKit, Path]) -> None:
+    """A wave stopped midway (as a halted wave leaves it) is rolled back: every policy value is back as it was;
+    a second rollback restores nothing new; deleted containers are named as what cannot be restored."""
+    kit, tmp = mixed
+    before = _truth(kit)
+    book = fast()
+    names = [d.name for d in kit.fleet.devices]
+    store = open_store(tmp / "state", kit, book, names)
+    drive(kit, store, book, names, rounds=3, halt=True)  # the wave halts after three rounds
+    changed = [n for n in names if store.policy_snapshot(n)]
+    assert changed
+    results = {}
+    for name in names:
+        results[name] = rollback_device(
+            name,
+            store=store,
+            playbook=book,
+            entry=kit.entry(name),
+            connection=kit.connection(),
+            credentials=kit.credentials,
+            clock=kit.now,
+            retry=FAST_RETRY,
+        )
+    after = _truth(kit)
+    for name in names:
+        assert results[name].error is None and store.get_device(name).state == "rolled_back"
+        assert after[name]["policy"]["gpo"] == before[name]["policy"]["gpo"], name
+        assert after[name]["policy"]["mdm"] == before[name]["policy"]["mdm"], name
+    deleted = [n for n in names for u in after[n]["users"] if u["container_deletions"]]
+    for name in deleted:
+        assert results[name].cannot_restore and "re-provisions" in results[name].cannot_restore[0]
+    again = rollback_device(
+        changed[0],
+        store=store,
+        playbook=book,
+        entry=kit.entry(changed[0]),
+        connection=kit.connection(),
+        credentials=kit.credentials,
+        clock=kit.now,
+    )
+    assert again.nothing_new and again.restored == []
+
+
+def test_a_password_never_reaches_the_logs_the_store_or_an_error(tmp_path: Path) -> None:
+    """A wrong password (authentication fails) and a device error that echoes the real password: neither
+    appears in the JSON log, the store file or the recorded errors."""
+    fleet = cooperative(make_fleet(2, 5, "key=0,cert=100,cloud=0,none=0", block=4))
+    book = fast()
+    logs = tmp_path / "logs"
+    try:
+        with running_lab(fleet, tmp_path / "lab") as kit:
+            sign_everyone_in(kit)
+            configure_logging(logs, secrets=[kit.password])
+            names = [d.name for d in fleet.devices]
+            store = open_store(tmp_path / "state", kit, book, names)
+            from pydantic import SecretStr
+
+            from migrator.engine.device import visit
+            from migrator.errors import DeviceErrorRecord, ScriptFailed
+            from migrator.remote.credentials import Credentials
+
+            wrong = "Wr0ng-Pa55word-never-logged"
+            configure_logging(logs, secrets=[kit.password, wrong])
+            bad = Credentials(kit.credentials.username, SecretStr(wrong))
+            result = visit(
+                names[0],
+                store=store,
+                playbook=book,
+                entry=kit.entry(names[0]),
+                connection=kit.connection(),
+                credentials=bad,
+                clock=kit.now,
+                retry=FAST_RETRY,
+            )
+            assert result.state == "failed" and "AuthenticationFailed" in (result.last_error or "")
+
+            class Echoing:
+                """A transport whose device answers with an error record quoting the password."""
+
+                device = names[1]
+                requests_sent = 0
+
+                def run(self, script: Any, parameters: Any = None) -> Any:
+                    raise ScriptFailed(names[1], script.name, [DeviceErrorRecord(f"logon failed for {kit.password}")])
+
+                def close(self) -> None: ...
+
+            result = visit(
+                names[1],
+                store=store,
+                playbook=book,
+                entry=kit.entry(names[1]),
+                connection=kit.connection(),
+                credentials=kit.credentials,
+                transport_factory=lambda *_: Echoing(),
+                clock=kit.now,
+                retry=FAST_RETRY,
+            )
+            assert result.state == "failed" and result.last_error and "**********" in result.last_error
+            store.close()
+            stored = b"".join(p.read_bytes() for p in (tmp_path / "state").iterdir() if p.is_file())
+            logged = (logs / "migrator.jsonl").read_text()
+            for secret in (kit.password, wrong):
+                assert secret.encode() not in stored
+                assert secret not in logged
+                assert secret not in (result.last_error or "")
+            assert all(json.loads(line) for line in logged.splitlines())
+    finally:
+        configure_logging(None)
+        forget_secrets()
+
+
+def test_a_second_driver_cannot_act_while_the_lease_is_held(mixed: tuple[LabKit, Path]) -> None:
+    """Another worker's lease makes visit return busy and do nothing; the store refuses a fenced write."""
+    kit, tmp = mixed
+    book = fast()
+    name = kit.fleet.devices[0].name
+    store = open_store(tmp / "state", kit, book, [name])
+    assert store.acquire(name, "someone-else", 600)
+    from tests.engine.labkit import visit_device
+
+    result = visit_device(kit, store, book, name)
+    assert result.busy and store.get_device(name).state == "pending"
+    assert isinstance(store, Store)
+
+
+def test_rollback_command_restores_a_wave_and_says_when_nothing_is_new(mixed: tuple[LabKit, Path]) -> None:
+    """migrator rollback --wave restores through the same journal, lists what cannot come back, and a second
+    run restores nothing new (exit 0 both times)."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from migrator.cli import app
+
+    kit, tmp = mixed
+    book = fast()
+    names = [d.name for d in kit.fleet.devices][:4]
+    store = open_store(tmp / "state", kit, book, names)
+    drive(kit, store, book, names, rounds=2, halt=True)
+    store.close()
+    inventory = tmp / "inventory.yaml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {"transport": "psrp", "scheme": "http", "port": kit.http_port, "auth": "ntlm"},
+                "devices": [{"name": d.name, "address": d.address} for d in kit.fleet.devices],
+            }
+        )
+    )
+    secrets = tmp / "secrets.env"
+    secrets.write_text(f"MIGRATOR_USERNAME={kit.credentials.username}\nMIGRATOR_PASSWORD={kit.password}\n")
+    args = ["rollback", "--state", str(tmp / "state"), "--wave", "wave-1", "--inventory", str(inventory)]
+    args += ["--secrets", str(secrets), "--playbook", "to-cloud-kerberos"]
+    runner = CliRunner()
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "restored" in first.output
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0 and second.output.count("nothing new restored") == len(names)
+    assert kit.password not in first.output + second.output
+    configure_logging(None)
+    forget_secrets()
