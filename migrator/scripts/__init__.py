@@ -57,10 +57,13 @@ def load(name: str) -> Script:
     return Script(name=name, text=text, idempotent=meta["idempotent"] == "true")
 
 
-def _library(match: re.Match[str]) -> str:
+def _library(match: re.Match[str], depth: int = 0) -> str:
+    """The text of ``lib/<name>.ps1``, its own include lines expanded (a library may use another)."""
     name = match["name"]
+    if depth > 8:
+        raise UnknownScript(f"script library {name!r} includes itself")
     resource = resources.files(__name__).joinpath("lib", f"{name}.ps1")
     if not resource.is_file():
         raise UnknownScript(f"included script library {name!r} does not exist")
-    text = resource.read_text(encoding="utf-8")
+    text = _INCLUDE.sub(lambda inner: _library(inner, depth + 1), resource.read_text(encoding="utf-8"))
     return text if text.endswith("\n") else text + "\n"

@@ -35,20 +35,7 @@ function Add-Problem {
     [void]$problems.Add([ordered]@{ where = $Where; message = $Message })
 }
 
-function Invoke-Native {
-    # Native tools write errors to stderr: with 'Stop' PowerShell 5.1 would turn the first stderr line into a
-    # terminating error, so capture both streams as text with 'Continue' here.
-    param([string]$FilePath, [string[]]$Arguments)
-    $ErrorActionPreference = 'Continue'
-    $lines = & $FilePath @Arguments 2>&1
-    $code = $LASTEXITCODE
-    $text = @(
-        foreach ($line in $lines) {
-            if ($line -is [System.Management.Automation.ErrorRecord]) { $line.Exception.Message } else { [string]$line }
-        }
-    ) -join "`r`n"
-    [ordered]@{ text = $text; exit_code = $code }
-}
+# migrator: include native
 
 function Read-RegistryValues {
     # Every value of one key, raw (name -> data), or $null when the key does not exist.

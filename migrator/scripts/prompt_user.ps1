@@ -17,18 +17,7 @@ if ([string]::IsNullOrWhiteSpace($Text)) { throw 'Text is required' }
 if ($Seconds -lt 1) { $Seconds = 1 }
 if ($Seconds -gt 86400) { $Seconds = 86400 }
 
-function Invoke-Native {
-    param([string]$FilePath, [string[]]$Arguments, [string]$InputText)
-    $ErrorActionPreference = 'Continue'
-    $lines = $InputText | & $FilePath @Arguments 2>&1
-    $code = $LASTEXITCODE
-    $text = @(
-        foreach ($line in $lines) {
-            if ($line -is [System.Management.Automation.ErrorRecord]) { $line.Exception.Message } else { [string]$line }
-        }
-    ) -join "`r`n"
-    [ordered]@{ text = $text; exit_code = $code }
-}
+# migrator: include native
 
 $run = Invoke-Native 'msg.exe' @([string]$SessionId, ('/TIME:' + [string]$Seconds)) $Text
 [ordered]@{

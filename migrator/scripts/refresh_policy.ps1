@@ -8,18 +8,7 @@ param()
 
 $ErrorActionPreference = 'Stop'
 
-function Invoke-Native {
-    param([string]$FilePath, [string[]]$Arguments, [string]$InputText)
-    $ErrorActionPreference = 'Continue'
-    $lines = $InputText | & $FilePath @Arguments 2>&1
-    $code = $LASTEXITCODE
-    $text = @(
-        foreach ($line in $lines) {
-            if ($line -is [System.Management.Automation.ErrorRecord]) { $line.Exception.Message } else { [string]$line }
-        }
-    ) -join "`r`n"
-    [ordered]@{ text = $text; exit_code = $code }
-}
+# migrator: include native
 
 $run = Invoke-Native 'gpupdate.exe' @('/target:computer', '/force') 'N'
 [ordered]@{ text = $run['text']; exit_code = $run['exit_code'] } | ConvertTo-Json -Compress -Depth 6

@@ -2,18 +2,7 @@ param([string]$Dir)
 # Runs AS THE USER (scheduled task, Interactive logon type): reads the user's own Hello state and, for
 # delete-container, deletes the container only when it is still the expected one, in this same run.
 $ErrorActionPreference = 'Stop'
-function Invoke-Native {
-    param([string]$FilePath, [string[]]$Arguments)
-    $ErrorActionPreference = 'Continue'
-    $lines = & $FilePath @Arguments 2>&1
-    $code = $LASTEXITCODE
-    $text = @(
-        foreach ($line in $lines) {
-            if ($line -is [System.Management.Automation.ErrorRecord]) { $line.Exception.Message } else { [string]$line }
-        }
-    ) -join "`r`n"
-    [ordered]@{ text = $text; exit_code = $code }
-}
+# migrator: include native
 $request = Get-Content -LiteralPath (Join-Path $Dir 'request.json') -Raw | ConvertFrom-Json
 $me = [System.Security.Principal.WindowsIdentity]::GetCurrent()
 $out = [ordered]@{ command = [string]$request.command; user = [string]$me.Name; sid = [string]$me.User.Value }
