@@ -85,6 +85,8 @@ def explain_dsregcmd_command(file: FileArgument, json_output: JsonOption = False
     """Explain a saved `dsregcmd /status`: join type, Hello container, cloud TGT, and what to do.
 
     Verdicts: key-or-cert-needs-migration, cloud-trust-active, no-hello-container, not-eligible, unknown.
+
+    Example: migrator explain dsregcmd saved-dsregcmd.txt --json
     """
     explanation = explain_dsregcmd(parse_dsregcmd(_read(file)))
     _emit("dsregcmd /status", file, explanation, json_output)
@@ -95,6 +97,8 @@ def explain_klist_command(file: FileArgument, json_output: JsonOption = False) -
     """Explain a saved `klist` or `klist cloud_debug`: is the cloud TGT there, or why klist failed.
 
     Verdicts: cloud-tgt-present, cloud-tgt-absent, klist-failed, unknown.
+
+    Example: migrator explain klist saved-klist.txt
     """
     text = _read(file)
     explanation = explain_klist(parse_klist(text), parse_klist_cloud_debug(text))
@@ -106,6 +110,8 @@ def explain_nltest_command(file: FileArgument, json_output: JsonOption = False) 
     """Explain a saved `nltest /dsgetdc:<domain>`: does the device see a domain controller, and why not.
 
     Verdicts: dc-reachable, dc-unreachable, unknown.
+
+    Example: migrator explain nltest saved-nltest.txt --json
     """
     explanation = explain_nltest(parse_nltest_dsgetdc(_read(file)))
     _emit("nltest /dsgetdc", file, explanation, json_output)

@@ -228,7 +228,10 @@ def probe_command(
         ),
     ] = None,
 ) -> None:
-    """Read-only: facts for each device and the migration path it would take (key, cert, cloud, ineligible)."""
+    """Read-only: facts for each device and the migration path it would take (key, cert, cloud, ineligible).
+
+    Example: migrator probe -i inventory.yaml --limit pilot --entra-kerberos corp.contoso.com=yes --json
+    """
     try:
         inventory = load_inventory(inventory_path)
         devices = inventory.select(limit)
