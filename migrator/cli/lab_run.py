@@ -69,7 +69,6 @@ def lab_up(
 
     Example: migrator lab up --devices 100 --seed 7 --inventory state/lab/inventory.yaml
     """
-    from migrator.lab.fleetfile import save_fleet
     from migrator.lab.server import FaultPlan, FaultProfileError, load_fault_profile
 
     the_fleet, fleet_path = _load_or_generate(fleet, devices, seed, mix)
@@ -86,6 +85,24 @@ def lab_up(
         ports=LabPorts(http=http_port, https=https_port, control=control_port),
         faults=plan,
     )
+    # Handlers first: a SIGINT/SIGTERM that arrives as soon as `ready` is printed must still stop cleanly.
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _serve(runtime, inventory, fleet_path, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threading.Event) -> None:
+    from migrator.lab.fleetfile import save_fleet
+
+    the_fleet = runtime.fleet
     started = time.monotonic()
     with console.status(f"starting {len(the_fleet.devices)} devices…"):
         try:
@@ -98,13 +115,6 @@ def lab_up(
         f"inventory {inventory}, control {runtime.control_url}",
         highlight=False,
     )
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     try:
         with console.status("") as status:
             while not stop.wait(1.0):
