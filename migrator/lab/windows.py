@@ -154,6 +154,31 @@ NGC_PROVIDER_KEY = (
 )
 
 
+VOLATILE_ENVIRONMENT = "Volatile Environment"
+
+
+def write_volatile_environment(device: Device, user: User, domain: Domain | None) -> None:
+    """HKU\\<SID>\\Volatile Environment: written at sign-in, gone with the hive at sign-out (admin scripts map a
+    session to its user through it)."""
+    key = f"HKU\\{user.sid}\\{VOLATILE_ENVIRONMENT}"
+    profile = user.profile_path or f"C:\\Users\\{user.sam}"
+    logon_server = f"\\\\{domain.dc_name.split('.')[0]}" if domain and device.dc_reachable else f"\\\\{device.name}"
+    values = {
+        "LOGONSERVER": logon_server,
+        "USERDOMAIN": user.domain,
+        "USERNAME": user.sam,
+        "USERPROFILE": profile,
+        "HOMEDRIVE": "C:",
+        "HOMEPATH": profile[2:],
+        "APPDATA": profile + "\\AppData\\Roaming",
+        "LOCALAPPDATA": profile + "\\AppData\\Local",
+    }
+    if domain is not None:
+        values["USERDNSDOMAIN"] = domain.dns_name.upper()
+    for name, value in values.items():
+        device.registry.set_value(key, name, value, "REG_SZ")
+
+
 def sync_ngc_registry(device: Device, user: User) -> None:
     """Keep the PIN credential provider's per-user key in step with the user's container."""
     key = f"{NGC_PROVIDER_KEY}\\{user.sid}"
@@ -482,6 +507,7 @@ class Lab:
             session.prt = device.azure_ad_joined and user.has_prt
             session.prt_update_time = now if session.prt else None
             device.sessions.append(session)
+            write_volatile_environment(device, user, self.user_domain(user))
             user.counters.sign_ins += 1
             user.last_sign_in = now
         self._notify("sign-in", device)
@@ -497,6 +523,7 @@ class Lab:
             if session is None:
                 return False
             device.sessions.remove(session)
+            device.registry.delete_key(f"HKU\\{user.sid}\\{VOLATILE_ENVIRONMENT}", recurse=True)
             user.counters.sign_outs += 1
         self._notify("sign-out", device)
         return True
@@ -601,6 +628,8 @@ class Lab:
             with device.lock:
                 users = [u for u in (device.user(s.user_sid) for s in device.sessions) if u is not None]
                 device.sessions.clear()
+                for user in users:
+                    device.registry.delete_key(f"HKU\\{user.sid}\\{VOLATILE_ENVIRONMENT}", recurse=True)
                 device.counters.reboots += 1
                 device.os.last_boot = self.clock.now()
             self._notify("reboot", device)

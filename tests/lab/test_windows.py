@@ -230,3 +230,16 @@ def test_devices_compare_and_copy_by_state_not_by_lock() -> None:
     assert copy == first and copy.lock is not first.lock
     with copy.lock:
         pass
+
+
+def test_sign_in_writes_and_sign_out_removes_the_volatile_environment(lab_of: Callable[..., Lab]) -> None:
+    """HKU\\<SID>\\Volatile Environment exists while the user is signed in (admin scripts read it)."""
+    device = make_device(trust="key")
+    lab = lab_of(device)
+    alice = device.users[0]
+    key = f"HKU\\{alice.sid}\\Volatile Environment"
+    lab.sign_in(device, alice)
+    assert device.registry.read(key, "USERNAME") == "alice"
+    assert device.registry.read(key, "USERDOMAIN") == "CORP"
+    lab.sign_out(device, alice)
+    assert not device.registry.key_exists(key)
