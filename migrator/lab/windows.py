@@ -783,6 +783,11 @@ class Lab:
                 away = user.behaviour.away_until
                 if user.behaviour.compliance == "away" and away is not None and away > now:
                     self._sign_in_later(device, user, (away - now).total_seconds())
+                elif user.behaviour.compliance in ("prompt", "slow") and device.session_of(user) is None:
+                    # People who are signed out now come to their PC later in the working day (slow ones later).
+                    prompt = user.behaviour.compliance == "prompt"
+                    hours = self.rng.uniform(0.5, 12) if prompt else self.rng.uniform(12, 72)
+                    self._sign_in_later(device, user, hours * 3600)
 
     def _schedule_vpn(self, device_name: str) -> None:
         def flip() -> None:
