@@ -328,11 +328,13 @@ def evaluate_policy(
 
 
 class PathSettings(BaseModel):
-    """What the orchestrator knows beyond the device: Entra Kerberos per AD domain (DNS or NetBIOS name)."""
+    """What the orchestrator knows beyond the device: Entra Kerberos per AD domain (DNS or NetBIOS name), and
+    whether the playbook will itself require a hardware security device (RequireSecurityDevice=1)."""
 
     model_config = ConfigDict(frozen=True)
 
     entra_kerberos: dict[str, bool] = Field(default_factory=dict)
+    require_security_device: bool = False
 
     def entra_kerberos_for(self, domain: str) -> bool | None:
         wanted = domain.casefold()
@@ -379,10 +381,18 @@ def path(facts: DeviceFacts, settings: PathSettings | None = None) -> PathDecisi
         )
     elif support is None:
         warnings.append("Windows build unknown: cloud Kerberos trust support not verified")
-    if facts.policy.require_security_device and facts.tpm.usable is False:
+    # RequireSecurityDevice=1 (in force now, or written by the playbook) makes Hello provision only on a TPM
+    # (PassportForWork CSP, Policies/RequireSecurityDevice): on a device without a usable one, a user whose
+    # container is deleted never gets a new one.
+    requires_tpm = facts.policy.require_security_device or settings.require_security_device
+    if requires_tpm and facts.tpm.usable is False:
         blockers.append("no usable TPM while the policy requires a hardware security device")
-    elif facts.tpm.usable is None and facts.policy.require_security_device:
-        warnings.append("TPM state unknown" + (f" ({facts.tpm.error})" if facts.tpm.error else ""))
+    elif requires_tpm and facts.tpm.usable is None:
+        warnings.append(
+            "TPM state unknown"
+            + (f" ({facts.tpm.error})" if facts.tpm.error else "")
+            + ": a container is not deleted until a usable TPM is confirmed"
+        )
     if facts.join_type in ("hybrid", "entra"):
         domains = relevant_domains(facts)
         for domain in domains:

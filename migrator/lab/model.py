@@ -143,6 +143,9 @@ class Tpm(_Model):
     spec_version: str = "2.0, 0, 1.59"  # Win32_Tpm SpecVersion style
     manufacturer: str = "IFX"
     manufacturer_version: str = "7.85.4555.0"
+    # The TPM WMI provider fails for everyone (TBS service disabled, broken provider): Get-Tpm and Win32_Tpm
+    # throw this message, so presence cannot be read even as an administrator.
+    provider_error: str | None = None
 
 
 class HelloContainer(_Model):

@@ -170,6 +170,7 @@ PONR_GUARDS = (
     "no_cert_trust_any_source",
     "user_policy_is_cloud",
     "dc_line_of_sight",
+    "security_device_ok",
     "container_unchanged",
 )
 
@@ -202,7 +203,11 @@ class DeviceMachine:
         self.device = device
         self.playbook = playbook
         self._funnel = funnel
-        self._settings = path_settings or PathSettings()
+        # The playbook's own RequireSecurityDevice counts as much as the device's: it will be in force by the
+        # time a new container must be provisioned.
+        self._settings = (path_settings or PathSettings()).model_copy(
+            update={"require_security_device": playbook.policy.require_security_device}
+        )
         self._window = window
         self.facts = facts
         self.facts_fresh = False

@@ -3,8 +3,9 @@
 A guard is a pure function of a :class:`GuardInput` (the playbook, the time of the event, the device's facts as
 last read and whether they were read in this visit, the machine's context). The point of no return
 (``dc_ok`` / ``identified`` → ``deleting``) is guarded by ``policy_is_cloud``, ``no_cert_trust_any_source``,
-``user_policy_is_cloud``, ``dc_line_of_sight``, ``container_unchanged`` and ``change_window_open``; the facts
-behind the first four must have been read in the current visit (a stale "DC reachable" guards nothing).
+``user_policy_is_cloud``, ``dc_line_of_sight``, ``security_device_ok``, ``container_unchanged`` and
+``change_window_open``; the facts behind the first five must have been read in the current visit (a stale "DC
+reachable" guards nothing).
 """
 
 from __future__ import annotations
@@ -101,6 +102,17 @@ def _dc_line_of_sight(i: GuardInput) -> bool:
     return facts.dc.checked and facts.dc.reachable is True
 
 
+def _security_device_ok(i: GuardInput) -> bool:
+    # With RequireSecurityDevice=1 (on the device, or written by this playbook) Hello provisions only on a usable
+    # TPM. Deleting a container on a device whose TPM is absent, not ready or *unknown* (Get-Tpm failed) could
+    # leave the user with no Hello at all and nothing to re-provision: only a TPM positively read as usable passes.
+    facts = _fresh(i)
+    if facts is None:
+        return False
+    requires = facts.policy.require_security_device or i.playbook.policy.require_security_device
+    return not requires or facts.tpm.usable is True
+
+
 def _container_unchanged(i: GuardInput) -> bool:
     # Here: a key id was recorded and the PIN credential provider still lists a container for the SID. The key
     # id and trust themselves are re-checked on the device by the delete script, in the same run that deletes.
@@ -187,6 +199,10 @@ GUARDS: dict[str, tuple[Guard, str]] = {
     ),
     "users_policy_is_cloud": (_users_policy_is_cloud, "every tracked user's effective policy is cloud trust"),
     "user_policy_is_cloud": (_user_policy_is_cloud, "this user's effective policy (user scope too) is cloud trust"),
+    "security_device_ok": (
+        _security_device_ok,
+        "no hardware security device required (device policy and playbook), or a TPM read in this visit as usable",
+    ),
     "external_channel": (lambda i: i.playbook.policy.channel == "external", "policy comes from GPO/Intune"),
     "policy_deadline_passed": (_policy_deadline_passed, "policy.refresh_deadline passed since the first refresh"),
     "every_user_migrated": (lambda i: all(s == "migrated" for s in i.user_states), "every tracked user migrated"),

@@ -146,6 +146,34 @@ def test_users_who_never_sign_in_become_stalled(tmp_path: Path) -> None:
         assert all(u.counters.container_deletions == 0 and u.container is not None for u in target.users)
 
 
+def test_no_container_is_deleted_where_a_required_tpm_is_not_known_usable(tmp_path: Path) -> None:
+    """The playbook requires a hardware security device. A cert device without a TPM is parked as ineligible before
+    anything changes; one whose TPM cannot be read (the provider fails even for an administrator) has its policy
+    changed but its users' containers kept: the point of no return refuses, naming security_device_ok."""
+    fleet = cooperative(make_fleet(8, 4, "key=0,cert=100,cloud=0,none=0", block=4))
+    targets = [d for d in fleet.devices if d.users and d.users[0].container is not None][:2]
+    fleet.devices = targets
+    no_tpm, unreadable = targets
+    no_tpm.tpm.present = no_tpm.tpm.ready = False
+    unreadable.tpm.provider_error = "The TPM provider could not be loaded."
+    book = fast("cert-trust-to-cloud-kerberos")
+    assert book.policy.require_security_device
+    names = [d.name for d in targets]
+    with running_lab(fleet, tmp_path / "lab") as kit:
+        sign_everyone_in(kit)
+        store = open_store(tmp_path / "state", kit, book, names)
+        drive(kit, store, book, names)
+        parked = store.get_device(no_tpm.name)
+        assert parked.state == "ineligible" and "no usable TPM" in (parked.last_error or "")
+        assert not store.policy_snapshot(no_tpm.name)
+        refused = store.get_device(unreadable.name)
+        assert refused.state == "failed", refused.state
+        users = store.list_users(unreadable.name)
+        assert users and all("security_device_ok" in (u.last_error or "") for u in users if u.state == "failed")
+        for device in targets:
+            assert all(u.counters.container_deletions == 0 and u.container is not None for u in device.users)
+
+
 def test_rollback_after_a_failed_wave_restores_every_snapshot_value(mixed: tuple[LabKit, Path]) -> None:
     """A wave stopped midway (as a halted wave leaves it) is rolled back: every policy value is back as it was;
     a second rollback restores nothing new; deleted containers are named as what cannot be restored."""

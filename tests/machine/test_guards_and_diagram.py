@@ -9,7 +9,17 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from migrator.cli import app
-from migrator.facts import DcFacts, DeviceFacts, HelloState, OsFacts, UserFacts, evaluate_policy
+from migrator.facts import (
+    DcFacts,
+    DeviceFacts,
+    HelloState,
+    OsFacts,
+    PathSettings,
+    TpmFacts,
+    UserFacts,
+    evaluate_policy,
+    path,
+)
 from migrator.machine.guards import GuardInput, check, has_dsregcmd_display_bug
 from migrator.machine.table import device_rows, user_rows
 from migrator.playbook import load_playbook
@@ -21,7 +31,13 @@ BOOK = load_playbook("cert-trust-to-cloud-kerberos")
 
 
 def _facts(
-    *, cloud: bool = True, cert_elsewhere: bool = False, dc: bool | None = True, build: int = 22631, ubr: int = 4602
+    *,
+    cloud: bool = True,
+    cert_elsewhere: bool = False,
+    dc: bool | None = True,
+    build: int = 22631,
+    ubr: int = 4602,
+    tpm: TpmFacts | None = None,
 ) -> DeviceFacts:
     values = (
         {"Enabled": 1, "UseCloudTrustForOnPremAuth": 1} if cloud else {"Enabled": 1, "UseCertificateForOnPremAuth": 1}
@@ -36,6 +52,7 @@ def _facts(
         else evaluate_policy(values, users, [], user_sids=[]),
         users=(UserFacts(sid=SID, name="CORP\\a", has_hello=True, signed_in=True),),
         dc=DcFacts(checked=dc is not None, reachable=dc),
+        tpm=tpm or TpmFacts(present=True, ready=True),
     )
 
 
@@ -51,6 +68,7 @@ def test_point_of_no_return_guards_read_fresh_facts_only() -> None:
         "no_cert_trust_any_source",
         "user_policy_is_cloud",
         "dc_line_of_sight",
+        "security_device_ok",
         "container_unchanged",
     ):
         assert check(guard, good), guard
@@ -64,6 +82,39 @@ def test_a_certificate_policy_anywhere_blocks_the_delete() -> None:
     assert not check("dc_line_of_sight", _input(_facts(dc=False)))
     assert not check("dc_line_of_sight", _input(_facts(dc=None)))
     assert not check("container_unchanged", _input(_facts()))  # no key id recorded
+
+
+def test_no_delete_without_a_tpm_known_usable_where_one_is_required() -> None:
+    """RequireSecurityDevice from the playbook (or the device) needs a TPM read as usable: absent, not ready and
+    unknown (Get-Tpm failed) all refuse the point of no return; a playbook that allows software keys does not care.
+    The path decision parks a device with no usable TPM as ineligible before anything changes."""
+    absent = TpmFacts(present=False, ready=False)
+    unready = TpmFacts(present=True, ready=False)
+    unknown = TpmFacts(error="Access denied.")
+    assert BOOK.policy.require_security_device
+    for tpm in (absent, unready, unknown):
+        assert not check("security_device_ok", _input(_facts(tpm=tpm), key_id="{A}")), tpm
+    soft = BOOK.model_copy(update={"policy": BOOK.policy.model_copy(update={"require_security_device": False})})
+    relaxed = GuardInput(soft, NOW, _facts(tpm=unknown), True, None, {}, {"sid": SID, "key_id": "{A}"}, (), None, True)
+    assert check("security_device_ok", relaxed)
+    device_requires = _facts(tpm=unknown).model_copy(
+        update={
+            "policy": evaluate_policy(
+                {"Enabled": 1, "UseCloudTrustForOnPremAuth": 1, "RequireSecurityDevice": 1}, {}, [], user_sids=[]
+            )
+        }
+    )
+    strict_device = GuardInput(
+        soft, NOW, device_requires, True, None, {}, {"sid": SID, "key_id": "{A}"}, (), None, True
+    )
+    assert not check("security_device_ok", strict_device)
+    wants_tpm = PathSettings(require_security_device=True)
+    no_tpm = _facts(tpm=absent)
+    assert path(no_tpm).path == "cloud"  # the device itself does not require one yet
+    decision = path(no_tpm, wants_tpm)
+    assert decision.path == "ineligible" and any("no usable TPM" in r for r in decision.reasons)
+    unsure = path(_facts(tpm=unknown), wants_tpm)
+    assert unsure.path == "cloud" and any("TPM state unknown" in r for r in unsure.reasons)
 
 
 def test_cloud_tgt_verification_knows_the_dsregcmd_display_bug() -> None:

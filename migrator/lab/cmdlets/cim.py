@@ -372,6 +372,10 @@ def _select(ctx: CmdletContext, args: Mapping[str, Any], wmi: bool) -> tuple[str
                 "System.UnauthorizedAccessException",
             )
         raise _cim_error(command, "Access denied ", 0x80041003, "PermissionDenied", f"{home}:{classes[0]}")
+    if home == TPM_NAMESPACE and b.device.tpm.provider_error:
+        if wmi:
+            raise _wmi_error(command, b.device.tpm.provider_error, "NotSpecified")
+        raise _cim_error(command, "Provider load failure ", 0x80041013, "NotSpecified", f"{home}:{classes[0]}")
     if opt_str(args, "Filter"):
         try:
             condition = parse_where(str(args["Filter"]))
@@ -496,6 +500,17 @@ def _get_tpm(ctx: CmdletContext, args: dict[str, Any]) -> Iterator[Any]:
             )
         )
     tpm = b.device.tpm
+    if tpm.provider_error:
+        raise PowerShellError(
+            error_record(
+                ctx.command_name,
+                tpm.provider_error,
+                "Microsoft.Tpm.Commands.TpmWmiException",
+                "NotSpecified",
+                "Microsoft.Tpm.Commands.TpmWmiException",
+                qualifier="Microsoft.Tpm.Commands.GetTpmCommand",
+            )
+        )
     ready = tpm.present and tpm.ready
     yield PSObject(
         [

@@ -96,6 +96,16 @@ def test_get_tpm_elevated_and_not(admin: DeviceHost, alice: DeviceHost) -> None:
     )
 
 
+def test_a_broken_tpm_provider_fails_even_for_the_admin(admin: DeviceHost, device: Device) -> None:
+    """With the TPM provider failing, Get-Tpm and Win32_Tpm throw for an administrator too: presence is unknown."""
+    device.tpm.provider_error = "The TPM provider could not be loaded."
+    with pytest.raises(PowerShellError) as failed:
+        run(admin, "Get-Tpm")
+    assert failed.value.record.message == "The TPM provider could not be loaded."
+    with pytest.raises(PowerShellError):
+        run(admin, "Get-CimInstance", Namespace="root/cimv2/Security/MicrosoftTpm", ClassName="Win32_Tpm")
+
+
 def test_get_local_user_and_processes(admin: DeviceHost) -> None:
     """Built-in local accounts exist; explorer.exe runs in alice's session and GetOwner names her."""
     names = [u["Name"] for u in run(admin, "Get-LocalUser").output]
