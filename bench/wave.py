@@ -430,6 +430,14 @@ def main() -> None:
         f"migrator: WS-Man requests per device: mean {mean:.1f}, median {median:.0f} "
         f"(visits per device: mean {statistics.mean(mig.recorder.visits.get(n, 0) for n in names):.2f})"
     )
+    scripts: dict[str, int] = defaultdict(int)
+    for calls in mig.recorder.calls.values():
+        for script_name, _ in calls:
+            scripts[script_name] += 1
+    print(
+        "migrator: scripts per device: "
+        + ", ".join(f"{n} {scripts[n] / d:.2f}" for n in sorted(scripts, key=lambda k: -scripts[k]))
+    )
     print(
         f"round-trip bound ceil({d}/{c}) x ({mean:.1f} x {lat * 1000:.0f} ms + {device_time * 1000:.0f} ms device time)"
         f" = {bound:.1f} s; bound / measured = {bound / mig.seconds * 100:.0f} %"

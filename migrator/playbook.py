@@ -97,6 +97,11 @@ class Prompt(_Strict):
         "You may be asked to set up your PIN again."
     )
     seconds: int = Field(default=600, ge=0, le=86400)  # how long the message stays on screen (msg /TIME)
+    # A user who signed in again with Hello but got no cloud TGT (typically: signed in off the corporate network,
+    # so no DC answered the first sign-in) is asked again, at most `reminders` times, `remind_after` apart, and
+    # only while the device has line of sight to a DC.
+    reminders: int = Field(default=2, ge=0, le=10)
+    remind_after: Duration = 86400.0
 
 
 class Retries(_Strict):

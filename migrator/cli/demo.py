@@ -24,12 +24,22 @@ MARKER = ".migrator-demo"
 
 
 def _demo_playbook(folder: Path, name: str) -> Path:
-    """A shipped playbook with the demo's pace: the lab's people act within virtual hours, so look every 2 h."""
+    """A shipped playbook with the demo's pace: look every 4 h, and give people two weeks.
+
+    The lab's people act like a real office's: most within hours of a prompt, some days later, some only when
+    they are back from two weeks away; two weeks is what an identity team gives a wave before it calls a user
+    stalled. Users who never act, or who cannot get a cloud TGT (privileged accounts), still stall, with the
+    reason."""
     from migrator.playbook import builtin_path
 
     data = yaml.safe_load(builtin_path(name).read_text(encoding="utf-8"))
-    data["waits"] = {**data.get("waits", {}), "recheck_every": "2h", "user_deadline": "3d", "dc_deadline": "3d"}
-    data["waits"]["reprovision_deadline"] = "3d"
+    data["waits"] = {
+        **data.get("waits", {}),
+        "recheck_every": "4h",
+        "user_deadline": "15d",
+        "dc_deadline": "15d",
+        "reprovision_deadline": "15d",
+    }
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
@@ -49,7 +59,7 @@ def demo(
     devices: Annotated[int, typer.Option(min=4, max=2000, help="Size of the lab fleet.")] = 60,
     seed: Annotated[int, typer.Option(help="Seed of the fleet (same seed, same fleet).")] = 1,
     state: Annotated[Path, typer.Option("--state", help="The demo works in <state>/demo.")] = Path("state"),
-    speed: Annotated[float, typer.Option(min=1, help="Virtual seconds per real second.")] = 7200.0,
+    speed: Annotated[float, typer.Option(min=1, help="Virtual seconds per real second.")] = 28800.0,
 ) -> None:
     """Migrate a lab fleet in waves: canary, certificate trust wave, key trust wave; recap and HTML report.
 

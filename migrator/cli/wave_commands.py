@@ -74,6 +74,17 @@ def recap(results: Sequence[WaveResult]) -> int:
         failed = [(d, result.progress.errors.get(d, "")) for d, s in result.progress.states.items() if s == "failed"]
         for device, error in failed:
             console.print(f"  [red]failed[/red] {device}: {error}", highlight=False)
+        # Parked devices are not failures, but each says why: a person (stalled) or a prerequisite (ineligible).
+        for device, state in result.progress.states.items():
+            if state == "stalled":
+                console.print(f"  [yellow]stalled[/yellow] {device}: {result.progress.errors.get(device, '')}")
+        ineligible: dict[str, int] = {}
+        for device, state in result.progress.states.items():
+            if state == "ineligible":
+                why = result.progress.errors.get(device) or "not eligible"
+                ineligible[why] = ineligible.get(why, 0) + 1
+        for why, n in sorted(ineligible.items(), key=lambda item: -item[1]):
+            console.print(f"  [dim]ineligible[/dim] x{n}: {why}", highlight=False)
         if result.state == "halted" or failed:
             code = max(code, EXIT_FAILED)
         elif result.state in ("awaiting_approval", "paused"):

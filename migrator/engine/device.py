@@ -367,7 +367,13 @@ def rebuild(
     row = store.get_device(device)
     users = [
         UserRecord(
-            u.name, u.sid or u.name, u.state, dict(u.context) if u.context else None, u.container_trust, u.key_id
+            u.name,
+            u.sid or u.name,
+            u.state,
+            dict(u.context) if u.context else None,
+            u.container_trust,
+            u.key_id,
+            u.last_error,
         )
         for u in store.list_users(device)
     ]

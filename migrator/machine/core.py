@@ -134,6 +134,7 @@ class UserRecord:
     context: dict[str, Any] | None = None
     container_trust: str | None = None
     key_id: str | None = None
+    last_error: str | None = None
 
 
 class _Model:
@@ -151,6 +152,7 @@ class _User:
     context: dict[str, Any]
     waited: Wait | None = None  # this visit's decision to wait (no more work for this user now)
     hello: HelloState | None = None
+    error: str | None = None  # the user's last_error as the funnel last recorded it
 
 
 @dataclass
@@ -255,7 +257,7 @@ class DeviceMachine:
         context = dict(record.context) if record.context else self._initial_user_context(record)
         if record.key_id and not context.get("key_id"):
             context["key_id"] = record.key_id
-        user = _User(record, model, machine, context)
+        user = _User(record, model, machine, context, error=record.last_error)
         self.users[record.name] = user
         return user
 
@@ -407,6 +409,7 @@ class DeviceMachine:
             self._pending = None
         if user is not None:
             self.users[user].context = merged
+            self.users[user].error = last_error
         else:
             self.context = merged
         return change
@@ -599,12 +602,16 @@ class DeviceMachine:
             return Wait(until, "; ".join(reasons), "user")
         for trigger, error in (("all_migrated", None), ("some_failed", "a user failed"), ("some_stalled", None)):
             failed = [u.record.name for u in self.users.values() if u.model.state == "failed"]
-            stalled = [u.record.name for u in self.users.values() if u.model.state == "stalled"]
             message = error
             if trigger == "some_failed":
                 message = "user(s) failed: " + ", ".join(failed)
             elif trigger == "some_stalled":
-                message = "user(s) stalled: " + ", ".join(stalled)
+                # Each stalled user with their own reason: the device's one line is what recaps and reports show.
+                message = "user(s) stalled: " + "; ".join(
+                    f"{u.record.name} ({u.error})" if u.error else u.record.name
+                    for u in self.users.values()
+                    if u.model.state == "stalled"
+                )
             if self._try(trigger, now=now, last_error=message, context={"reason": message}):
                 return None
         raise RuntimeError(f"{self.device}: users finished but no final row applies")  # pragma: no cover
@@ -712,11 +719,18 @@ class DeviceMachine:
         if state in ("waiting_for_reprovision", "waiting_for_sign_in"):
             if entry.context.get("task_armed"):
                 return RunStep(DisarmLogonTask(sid), "disarm", name)
-            if self._try("deadline", user=name, now=now, last_error=self._deadline_message(state)):
+            if self._try("deadline", user=name, now=now, last_error=self._deadline_message(state, entry.context)):
                 return None
             ready = person.signed_in and (person.has_hello or state == "waiting_for_sign_in")
             if ready and entry.hello is None:
                 self.fire("signed_in", user=name, now=now)
+                return None
+            if entry.hello is not None and self._try(
+                "remind",
+                user=name,
+                now=now,
+                context={"reminders": int(entry.context.get("reminders", 0)) + 1, "no_cloud_tgt": None},
+            ):
                 return None
             reason = (
                 "waiting for the user to set up Windows Hello again"
@@ -737,7 +751,20 @@ class DeviceMachine:
         return trust if trust in ("key", "cert", "cloud") else ""
 
     @staticmethod
-    def _deadline_message(state: str) -> str:
+    def _deadline_message(state: str, context: Mapping[str, Any]) -> str:
+        seen = context.get("no_cloud_tgt")
+        if isinstance(seen, Mapping):
+            # The user did sign in with Hello under cloud trust policy; Windows just never got a partial TGT.
+            # Documented causes (MS Learn, cloud Kerberos trust deployment; windows-facts §9.6, §9.7, §9.9): the
+            # account is in msDS-NeverRevealGroup of AzureADKerberos (Domain Admins and other privileged groups, by
+            # default), its AD domain has no Entra Kerberos object, or the user has no Entra PRT.
+            prt = " (and no Entra PRT: AzureAdPrt NO)" if seen.get("prt") is False else ""
+            return (
+                "signed in again with Windows Hello but never got a cloud TGT (partial TGT) before the deadline"
+                + prt
+                + ": a privileged account (msDS-NeverRevealGroup of AzureADKerberos) or a domain without Microsoft "
+                "Entra Kerberos cannot use cloud Kerberos trust"
+            )
         if state == "waiting_for_reprovision":
             return "the user did not set up Windows Hello again before the deadline"
         return "the user did not sign in again before the deadline"
@@ -804,6 +831,12 @@ class DeviceMachine:
         context = self._phase(entry, phase, now)
         if journal_id is not None:
             context["applied"] = journal_id
+        if not skipped:
+            # The session asked to sign out: a later verify in a *different* session proves a new sign-in.
+            person = self.facts.user(str(entry.context.get("sid"))) if self.facts is not None else None
+            session = person.session if person is not None else None
+            context["prompted_at"] = now.isoformat()
+            context["prompted_session"] = session.id if session is not None else None
         self.fire(
             "prompt_sent",
             user=entry.record.name,
@@ -968,6 +1001,14 @@ class DeviceMachine:
                 after=evidence,
             ):
                 return
+            person = self.facts.user(str(entry.context.get("sid"))) if self.facts is not None else None
+            session = person.session if person is not None else None
+            new_session = session is not None and session.id != entry.context.get("prompted_session")
+            if hello.ngc_set and not hello.cloud_trust_active and new_session:
+                # Remembered for the deadline's reason and the reminder: the user signed in again since the
+                # prompt (another session: session ids only repeat after a reboot, which errs towards "not
+                # yet"), and the partial TGT did not come.
+                applied = {**applied, "no_cloud_tgt": {"at": now.isoformat(), "prt": hello.azure_ad_prt}}
             self.fire("not_yet_cloud", user=name, now=now, context=applied, after=evidence)
             return
         raise RuntimeError(f"{self.device}: no user handler for {purpose!r}")  # pragma: no cover

@@ -137,6 +137,25 @@ def _cloud_tgt_verified(i: GuardInput) -> bool:
     return hello.on_prem_tgt is True
 
 
+def _reminder_due(i: GuardInput) -> bool:
+    # Only after a sign-in that brought no cloud TGT (the verify step saw Hello used, no partial TGT), within the
+    # playbook's budget of reminders, and not sooner than remind_after since the last prompt.
+    if not isinstance(i.user_context.get("no_cloud_tgt"), Mapping):
+        return False
+    if int(i.user_context.get("reminders", 0)) >= i.playbook.prompt.reminders:
+        return False
+    last = i.user_context.get("prompted_at")
+    if isinstance(last, str) and i.now < datetime.fromisoformat(last) + timedelta(
+        seconds=i.playbook.prompt.remind_after
+    ):
+        return False
+    facts = _fresh(i)
+    if facts is None:
+        return False
+    person = facts.user(_user_sid(i))
+    return person is not None and person.signed_in and person.session is not None
+
+
 def _deadline_passed(i: GuardInput) -> bool:
     since = i.user_context.get("since")
     limit = i.user_context.get("deadline_seconds")
@@ -209,6 +228,10 @@ GUARDS: dict[str, tuple[Guard, str]] = {
     "users_finished": (lambda i: all(s in USER_FINAL for s in i.user_states), "no user has work left"),
     "some_user_failed": (lambda i: "failed" in i.user_states, "a user failed"),
     "some_user_stalled": (lambda i: "stalled" in i.user_states, "a user stalled"),
+    "reminder_due": (
+        _reminder_due,
+        "signed in with Hello but no cloud TGT; reminders left; remind_after passed; the user has a session",
+    ),
     "unreachable_past_deadline": (_unreachable_past_deadline, "unreachable for longer than waits.user_deadline"),
     "needs_delete": (
         lambda i: bool(i.user_context.get("needs_delete")),

@@ -528,6 +528,15 @@ USER_ROWS: tuple[Row, ...] = (
         unless=("container_was_deleted",),
     ),
     _r(
+        "remind",
+        ("waiting_for_sign_in", "waiting_for_reprovision"),
+        "prompted",
+        "Signed in again but no cloud TGT (e.g. signed in off the network: no DC for the first sign-in): a DC "
+        f"answers now, so ask once more ({DOC_DC})",
+        conditions=("reminder_due", "dc_line_of_sight"),
+        steps=("prompt_sign_out",),
+    ),
+    _r(
         "deadline",
         ("identifying", "waiting_for_dc", "armed", "waiting_for_sign_in", "waiting_for_reprovision"),
         "stalled",

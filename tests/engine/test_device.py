@@ -146,6 +146,63 @@ def test_users_who_never_sign_in_become_stalled(tmp_path: Path) -> None:
         assert all(u.counters.container_deletions == 0 and u.container is not None for u in target.users)
 
 
+def test_a_user_who_signed_in_off_the_network_is_reminded_once_a_dc_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Key trust user prompted while the DC answers, signs in again while it does not (cached key trust logon, no
+    partial TGT): once the DC is back a day later they are asked again, sign in with the DC and end migrated."""
+    fleet = cooperative(make_fleet(6, 4, "key=100,cert=0,cloud=0,none=0", block=2))
+    target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users and d.users[0].container)
+    fleet.devices = [target]
+    target.users = target.users[:1]
+    user = target.users[0]
+    book = fast("key-trust-to-cloud-kerberos")
+    with running_lab(fleet, tmp_path / "lab") as kit:
+        sign_everyone_in(kit)
+        store = open_store(tmp_path / "state", kit, book, [target.name])
+        deliver = kit.lab.prompt
+        sign_ins = {"at_prompt": 0}
+
+        def prompt_then_leave(device: Any, session_id: int | None, text: str) -> Any:
+            shown = deliver(device, session_id, text)
+            if user.counters.prompts_received == 1:
+                sign_ins["at_prompt"] = user.counters.hello_sign_ins
+                kit.lab.set_dc_reachable(target, False)  # the user goes home before signing out
+            return shown
+
+        monkeypatch.setattr(kit.lab, "prompt", prompt_then_leave)
+
+        def network(lab: LabKit, _number: int) -> None:
+            if not target.dc_reachable and user.counters.hello_sign_ins > sign_ins["at_prompt"] > 0:
+                lab.lab.set_dc_reachable(target, True)  # back in the office, still signed in
+
+        drive(kit, store, book, [target.name], between=network)
+        assert store.get_device(target.name).state == "migrated"
+        assert user.counters.prompts_received == 2 and user.counters.container_deletions == 0
+        reminders = [e for e in store.audit_entries() if "remind" in e.action]
+        assert len(reminders) == 1, [e.action for e in store.audit_entries()]
+
+
+def test_a_privileged_user_stalls_with_the_documented_reason(tmp_path: Path) -> None:
+    """A key trust user in a privileged group signs in again but Entra Kerberos issues no partial TGT: at the
+    deadline the user is stalled saying so (not "did not sign in"), and their key trust container is kept."""
+    fleet = cooperative(make_fleet(6, 4, "key=100,cert=0,cloud=0,none=0", block=3))
+    target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users and d.users[0].container)
+    fleet.devices = [target]
+    for user in target.users:
+        user.privileged = True
+    book = fast("key-trust-to-cloud-kerberos")
+    with running_lab(fleet, tmp_path / "lab") as kit:
+        sign_everyone_in(kit)
+        store = open_store(tmp_path / "state", kit, book, [target.name])
+        drive(kit, store, book, [target.name])
+        device = store.get_device(target.name)
+        assert device.state == "stalled", device.state
+        stalled = [u for u in store.list_users(target.name) if u.state == "stalled"]
+        assert stalled and all("privileged account" in (u.last_error or "") for u in stalled)
+        assert all(u.counters.container_deletions == 0 and u.container is not None for u in target.users)
+
+
 def test_no_container_is_deleted_where_a_required_tpm_is_not_known_usable(tmp_path: Path) -> None:
     """The playbook requires a hardware security device. A cert device without a TPM is parked as ineligible before
     anything changes; one whose TPM cannot be read (the provider fails even for an administrator) has its policy
