@@ -44,6 +44,7 @@ from migrator.facts import (
     PolicyRefresh,
     PolicyValue,
     PromptResult,
+    UserFacts,
 )
 from migrator.facts import path as decide_path
 from migrator.machine import guards as guard_mod
@@ -719,7 +720,9 @@ class DeviceMachine:
         if state in ("waiting_for_reprovision", "waiting_for_sign_in"):
             if entry.context.get("task_armed"):
                 return RunStep(DisarmLogonTask(sid), "disarm", name)
-            if self._try("deadline", user=name, now=now, last_error=self._deadline_message(state, entry.context)):
+            if self._try(
+                "deadline", user=name, now=now, last_error=self._deadline_message(state, entry.context, person)
+            ):
                 return None
             ready = person.signed_in and (person.has_hello or state == "waiting_for_sign_in")
             if ready and entry.hello is None:
@@ -751,7 +754,15 @@ class DeviceMachine:
         return trust if trust in ("key", "cert", "cloud") else ""
 
     @staticmethod
-    def _deadline_message(state: str, context: Mapping[str, Any]) -> str:
+    def _deadline_message(state: str, context: Mapping[str, Any], person: UserFacts | None = None) -> str:
+        if person is not None and person.session is not None and person.session.kind == "rdp":
+            # Provisioning's own prerequisite check (event 358: "User is not connected to the machine via Remote
+            # Desktop") fails in an RDP session: a user who only signs in remotely never gets a container.
+            return (
+                "the user signs in only over Remote Desktop, where Windows Hello is not set up: "
+                + ("no new container" if state == "waiting_for_reprovision" else "no Hello sign-in")
+                + " before the deadline; a console sign-in is needed"
+            )
         seen = context.get("no_cloud_tgt")
         if isinstance(seen, Mapping):
             # The user did sign in with Hello under cloud trust policy; Windows just never got a partial TGT.
@@ -762,8 +773,9 @@ class DeviceMachine:
             return (
                 "signed in again with Windows Hello but never got a cloud TGT (partial TGT) before the deadline"
                 + prt
-                + ": a privileged account (msDS-NeverRevealGroup of AzureADKerberos) or a domain without Microsoft "
-                "Entra Kerberos cannot use cloud Kerberos trust"
+                + ": each sign-in had no line of sight to a DC (off the network or VPN), or the account is "
+                "privileged (msDS-NeverRevealGroup of AzureADKerberos) or its domain has no Microsoft Entra "
+                "Kerberos, which cloud Kerberos trust cannot serve"
             )
         if state == "waiting_for_reprovision":
             return "the user did not set up Windows Hello again before the deadline"

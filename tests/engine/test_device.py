@@ -199,8 +199,26 @@ def test_a_privileged_user_stalls_with_the_documented_reason(tmp_path: Path) -> 
         device = store.get_device(target.name)
         assert device.state == "stalled", device.state
         stalled = [u for u in store.list_users(target.name) if u.state == "stalled"]
-        assert stalled and all("privileged account" in (u.last_error or "") for u in stalled)
+        assert stalled and all("privileged" in (u.last_error or "") for u in stalled)
         assert all(u.counters.container_deletions == 0 and u.container is not None for u in target.users)
+
+
+def test_a_user_who_only_signs_in_over_rdp_stalls_saying_so(tmp_path: Path) -> None:
+    """After the guarded delete, a user who signs back in only over Remote Desktop never re-provisions (Hello is
+    not set up in a remote session): stalled with that reason, not a generic "did not set up Hello"."""
+    fleet = cooperative(make_fleet(6, 4, "key=0,cert=100,cloud=0,none=0", block=3))
+    target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users and d.users[0].container)
+    fleet.devices = [target]
+    target.users = target.users[:1]
+    target.users[0].behaviour.prefers_rdp = True
+    book = fast("cert-trust-to-cloud-kerberos")
+    with running_lab(fleet, tmp_path / "lab") as kit:
+        sign_everyone_in(kit)
+        store = open_store(tmp_path / "state", kit, book, [target.name])
+        drive(kit, store, book, [target.name])
+        assert store.get_device(target.name).state == "stalled"
+        [user] = store.list_users(target.name)
+        assert user.state == "stalled" and "Remote Desktop" in (user.last_error or ""), user.last_error
 
 
 def test_no_container_is_deleted_where_a_required_tpm_is_not_known_usable(tmp_path: Path) -> None:
