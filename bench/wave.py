@@ -146,7 +146,8 @@ def bench_playbook(folder: Path, recheck: str) -> Path:
 
 
 class CountingTransport:
-    """The engine's own transport, recording each script it ran and its WS-Man requests when it closes."""
+    """The engine's own transport, recording each script it ran and its WS-Man requests when it closes (the
+    wave keeps it open across a device's visits, so a close is a runspace pool closed, not a visit)."""
 
     def __init__(self, inner: Transport, sink: Recorder) -> None:
         self._inner = inner
@@ -428,7 +429,8 @@ def main() -> None:
     print(f"migrator: {d / mig.seconds * 60:.1f} devices/min")
     print(
         f"migrator: WS-Man requests per device: mean {mean:.1f}, median {median:.0f} "
-        f"(visits per device: mean {statistics.mean(mig.recorder.visits.get(n, 0) for n in names):.2f})"
+        f"(runspace pools opened per device: mean {statistics.mean(mig.recorder.visits.get(n, 0) for n in names):.2f};"
+        " a device's pool is kept across its visits of the wave)"
     )
     scripts: dict[str, int] = defaultdict(int)
     for calls in mig.recorder.calls.values():

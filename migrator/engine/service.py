@@ -135,6 +135,7 @@ def build_runner(
 ) -> WaveRunner:
     """A runner whose visits go through the durable driver, with the wave's settings."""
     from migrator.engine import device as driver
+    from migrator.remote.pool import TransportPool
     from migrator.remote.transport import open_transport
 
     wave_settings = WaveSettings(
@@ -149,7 +150,9 @@ def build_runner(
         windows=tuple(ChangeWindow.parse(w) for w in settings.get("windows", [])),
     )
     path_settings = PathSettings(entra_kerberos=dict(settings.get("entra_kerberos", {})))
-    factory = transport_factory or open_transport
+    # One open runspace pool per device across the visits of this wave (closed when the device is final, after
+    # a minute idle, or when the wave's run ends).
+    pool = TransportPool(transport_factory or open_transport, max_idle=60.0, max_open=4 * wave_settings.concurrency)
     holder: list[WaveRunner] = []
 
     def visit(device: str) -> VisitOutcome:
@@ -163,12 +166,14 @@ def build_runner(
             entry=entry,
             connection=inventory.connection(entry),
             credentials=credentials,
-            transport_factory=factory,
+            transport_factory=pool.lease,
             clock=clock.now,
             may_pass_point_of_no_return=lambda _device, moment: holder[0].may_pass_point_of_no_return(moment),
             path_settings=path_settings,
             sleep=clock.sleep,
         )
+        if result.next_due is None:
+            pool.discard(device)
         return VisitOutcome(result.state, next_due=result.next_due, error=result.last_error)
 
     runner = WaveRunner(
@@ -180,6 +185,7 @@ def build_runner(
         wait_for_waiting=wait_for_waiting,
     )
     holder.append(runner)
+    runner.on_end.append(pool.close)
     # What the store already knows (a resumed wave): final devices are not visited again.
     for row in store.list_devices(wave=name):
         runner.progress.states[row.name] = row.state

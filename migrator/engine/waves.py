@@ -209,6 +209,7 @@ class WaveRunner:
         self.wait_for_waiting = wait_for_waiting
         self.max_idle_sleep = max_idle_sleep
         self.progress = WaveProgress()
+        self.on_end: list[Callable[[], None]] = []  # run when run() returns (close what the visits kept open)
         self._halt_reason = ""
         self._due: list[tuple[datetime, str]] = []  # waiting devices: (next due, name)
 
@@ -342,7 +343,11 @@ class WaveRunner:
         return WaveResult(name, "completed", "", self.progress)
 
     def run(self) -> WaveResult:
-        return asyncio.run(self.run_async())
+        try:
+            return asyncio.run(self.run_async())
+        finally:
+            for end in self.on_end:
+                end()
 
 
 def select_percent(remaining: Sequence[str], percent: float) -> list[str]:

@@ -153,6 +153,7 @@ class _User:
     context: dict[str, Any]
     waited: Wait | None = None  # this visit's decision to wait (no more work for this user now)
     hello: HelloState | None = None
+    prompted_now: bool = False  # asked to sign out in this visit: nothing to verify before the next one
     error: str | None = None  # the user's last_error as the funnel last recorded it
 
 
@@ -433,6 +434,7 @@ class DeviceMachine:
         for entry in self.users.values():
             entry.waited = None
             entry.hello = None
+            entry.prompted_now = False
 
     def take_facts(self, facts: DeviceFacts) -> None:
         self.facts = facts
@@ -462,6 +464,10 @@ class DeviceMachine:
         if state == "pending":
             self.fire("start", now=now)
             return None
+        if state == "policy" and self.facts is not None:
+            # Writing the plan decides nothing from the facts (the plan and its progress are in the context);
+            # they are read again once, before the writes are confirmed, not after every value.
+            return self._decide_policy(now)
         if not self.facts_fresh:
             return self._read_facts()
         assert self.facts is not None
@@ -724,6 +730,11 @@ class DeviceMachine:
                 "deadline", user=name, now=now, last_error=self._deadline_message(state, entry.context, person)
             ):
                 return None
+            if entry.prompted_now:
+                # People need minutes to save their work and sign out: reading their session right after the
+                # message would only find the old one.
+                self._wait_user(entry, now, "asked to sign out and back in: looking again at the next recheck")
+                return None
             ready = person.signed_in and (person.has_hello or state == "waiting_for_sign_in")
             if ready and entry.hello is None:
                 self.fire("signed_in", user=name, now=now)
@@ -843,6 +854,7 @@ class DeviceMachine:
         context = self._phase(entry, phase, now)
         if journal_id is not None:
             context["applied"] = journal_id
+        entry.prompted_now = not skipped
         if not skipped:
             # The session asked to sign out: a later verify in a *different* session proves a new sign-in.
             person = self.facts.user(str(entry.context.get("sid"))) if self.facts is not None else None
@@ -869,7 +881,7 @@ class DeviceMachine:
         result = event.result
         purpose = command.purpose
         self.context.pop("unreachable_since", None)  # the device answered
-        if command.side_effect:
+        if command.side_effect and command.step.info.changes_facts:
             self.facts_fresh = False  # the device changed (or may have): read it again before deciding
         if purpose == "facts":
             self.take_facts(result)

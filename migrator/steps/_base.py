@@ -30,6 +30,9 @@ class StepInfo:
     idempotent: bool  # safe to send again after an ambiguous failure (and declared so by the script)
     point_of_no_return: bool  # its effect cannot be undone (a deleted Hello container)
     summary: str
+    # After it runs, what the device's facts said may no longer hold (policy written, container deleted): the
+    # machine reads them again before its next decision. A message on screen changes nothing the facts hold.
+    changes_facts: bool = True
 
     def load_script(self) -> Script:
         return load(self.script)

@@ -15,6 +15,7 @@ INFO = StepInfo(
     idempotent=False,
     point_of_no_return=False,
     summary="msg <session> /TIME:<seconds> with the text on standard input",
+    changes_facts=False,
 )
 
 
