@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -212,6 +213,7 @@ class WaveRunner:
         self.on_end: list[Callable[[], None]] = []  # run when run() returns (close what the visits kept open)
         self._halt_reason = ""
         self._due: list[tuple[datetime, str]] = []  # waiting devices: (next due, name)
+        self._in_flight: set[str] = set()  # being visited now
 
     # ---- questions the driver asks -----------------------------------------------------------------------
 
@@ -248,34 +250,57 @@ class WaveRunner:
         return 100.0 * self.progress.failed / started > self.settings.max_fail_percent
 
     async def _visit_all(self, devices: Sequence[str]) -> None:
-        semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
+        """Visit ``devices`` with at most ``concurrency`` at once. Between two of them a worker first takes any
+        waiting device whose time has come: a user who signed in is verified within the recheck interval, not
+        after the rest of a large batch (and its runspace pool is still open)."""
+        queue = deque(devices)
 
-        async def one(device: str) -> None:
-            async with semaphore:
-                if self.should_stop() or self._over_budget():
+        async def visit_one(device: str) -> None:
+            self.progress.started.add(device)
+            self._in_flight.add(device)
+            try:
+                outcome = await asyncio.to_thread(self.visit, device)
+            except Exception as err:  # the driver translates known errors; anything else fails the device
+                outcome = VisitOutcome(FAILED, error=f"{type(err).__name__}: {err}")
+            finally:
+                self._in_flight.discard(device)
+            self._record(device, outcome)
+            if self._over_budget() and not self._halt_reason:
+                self._halt_reason = (
+                    f"failure budget exceeded: {self.progress.failed} of {len(self.progress.started)} started "
+                    f"devices failed (max {self.settings.max_fail_percent:g}%)"
+                )
+
+        async def worker() -> None:
+            while not (self.should_stop() or self._over_budget()):
+                device = self._pop_due() or (queue.popleft() if queue else None)
+                if device is None:
                     return
-                self.progress.started.add(device)
-                try:
-                    outcome = await asyncio.to_thread(self.visit, device)
-                except Exception as err:  # the driver translates known errors; anything else fails the device
-                    outcome = VisitOutcome(FAILED, error=f"{type(err).__name__}: {err}")
-                self._record(device, outcome)
-                if self._over_budget() and not self._halt_reason:
-                    self._halt_reason = (
-                        f"failure budget exceeded: {self.progress.failed} of {len(self.progress.started)} started "
-                        f"devices failed (max {self.settings.max_fail_percent:g}%)"
-                    )
+                await visit_one(device)
 
-        await asyncio.gather(*(one(d) for d in devices))
+        workers = max(1, min(self.settings.concurrency, len(devices)))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+
+    def _pop_due(self) -> str | None:
+        """A waiting device whose (latest) due time has passed, taken off the waiting list; None if none is."""
+        now = self.clock.now()
+        while self._due and self._due[0][0] <= now:
+            _, device = heapq.heappop(self._due)
+            when = self.progress.waiting.get(device)
+            # A device's older heap entries are stale (it waits until its latest time) and one being visited
+            # is not taken twice; it stays listed as waiting until its visit records what comes next.
+            if when is not None and when <= now and device not in self._in_flight:
+                self._in_flight.add(device)
+                return device
+        return None
 
     async def _revisit_due(self, *, block: bool) -> None:
         """Re-visit waiting devices whose time has come; with ``block``, sleep until the next one is due."""
         now = self.clock.now()
         due: list[str] = []
-        while self._due and self._due[0][0] <= now:
-            _, device = heapq.heappop(self._due)
-            if device in self.progress.waiting and device not in due:
-                due.append(device)
+        while (device := self._pop_due()) is not None:
+            due.append(device)
+        self._in_flight.difference_update(due)  # taken for the visits below, which mark them again
         if due:
             await self._visit_all(due)
             return

@@ -156,6 +156,29 @@ def test_waiting_devices_do_not_block_later_batches() -> None:
     assert order.index("PC-0003") < len(order) - 1 and order[-1] == "PC-0001"
 
 
+def test_a_due_device_is_visited_again_before_the_rest_of_its_batch() -> None:
+    """One worker, one batch of 6: PC-0001 waits 10 minutes; each visit takes 5 minutes of the clock. Once it is
+    due, its second visit comes before the remaining new devices, not after the whole batch; never two at once."""
+    clock = FakeClock()
+    seen: list[str] = []
+    running: set[str] = set()
+
+    def visit(device: str) -> VisitOutcome:
+        assert device not in running
+        running.add(device)
+        seen.append(device)
+        clock.sleep(300)
+        running.discard(device)
+        if device == "PC-0001" and seen.count(device) == 1:
+            return VisitOutcome("waiting_for_users", next_due=clock.now() + timedelta(minutes=10))
+        return VisitOutcome("migrated")
+
+    runner = WaveRunner(WaveSettings("w", _devices(6), batch_size=6, concurrency=1), MemoryWaveStore(), visit, clock)
+    result = runner.run()
+    assert result.state == "completed" and result.progress.counts() == {"migrated": 6}
+    assert seen == ["PC-0001", "PC-0002", "PC-0003", "PC-0001", "PC-0004", "PC-0005", "PC-0006"]
+
+
 def test_change_windows() -> None:
     """Points of no return only inside a window; the next opening is found; bad windows are input errors."""
     window = ChangeWindow.parse("Mon-Fri 18:00-23:00")
