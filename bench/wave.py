@@ -95,13 +95,18 @@ class Lab:
 
 
 @contextmanager
-def lab_up(folder: Path, fleet: Path, latency: float, speed: float, ports: tuple[int, int]) -> Iterator[Lab]:
-    """`migrator lab up` as a subprocess with a latency fault on every request; stopped with SIGINT."""
+def lab_up(
+    folder: Path, fleet: Path, latency: float, speed: float, ports: tuple[int, int], profile: str | None = None
+) -> Iterator[Lab]:
+    """`migrator lab up` as a subprocess with a latency fault on every request; stopped with SIGINT.
+
+    With ``profile`` the lab runs under cProfile and writes its statistics there when it stops."""
     faults = folder / "faults.yaml"
     faults.write_text(yaml.safe_dump({"seed": 1, "faults": [{"kind": "latency", "delay": latency}]}))
     inventory = folder / "lab" / "inventory.yaml"
+    profiler = ["-m", "cProfile", "-o", profile] if profile else []
     command = [
-        sys.executable, "-m", "migrator", "lab", "up", "--fleet", str(fleet), "--faults", str(faults),
+        sys.executable, *profiler, "-m", "migrator", "lab", "up", "--fleet", str(fleet), "--faults", str(faults),
         "--inventory", str(inventory), "--speed", str(speed),
         "--http-port", str(ports[0]), "--https-port", str(ports[1]),
     ]  # fmt: skip
@@ -403,12 +408,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stall", type=float, default=20.0, help="pause the wave after this long with no progress")
     parser.add_argument("--ports", type=int, nargs=2, default=(36985, 36986), metavar=("HTTP", "HTTPS"))
+    parser.add_argument("--profile-lab", metavar="FILE", help="run the lab under cProfile, statistics to FILE")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the `finally` that stops the lab
     folder = Path(tempfile.mkdtemp(prefix="migrator-bench-wave-"))
     fleet_path, fleet = make_fleet(args.devices, args.seed, folder)
     names = [d.name for d in fleet.devices]
-    with lab_up(folder, fleet_path, args.latency, args.speed, tuple(args.ports)) as lab:
+    with lab_up(folder, fleet_path, args.latency, args.speed, tuple(args.ports), args.profile_lab) as lab:
         per_request = server_time_per_request(lab, args.latency)
         mig = run_migrator(args, folder, lab, fleet, names)
         base = run_baseline(args, lab, mig.recorder.calls)
@@ -455,6 +461,13 @@ def main() -> None:
     print(
         f"per device: lab {mig.lab_cpu / d * 1000:.0f} ms CPU, orchestrator {mig.own_cpu / d * 1000:.0f} ms CPU; "
         f"the lab's CPU alone is a floor of {mig.lab_cpu:.1f} s wall (one GIL)"
+    )
+    # What this machine can do at best: the lab cannot go faster than its own CPU (one GIL), and the two
+    # processes together cannot go faster than their CPU spread over every core.
+    floor = max(mig.lab_cpu, (mig.lab_cpu + mig.own_cpu) / (os.cpu_count() or 1))
+    print(
+        f"CPU floor here: max(lab CPU, (lab + orchestrator CPU) / cores) = {floor:.1f} s; "
+        f"floor / measured = {floor / mig.seconds * 100:.0f} %"
     )
     base_rpd = base.requests / max(1, base.devices)
     print(

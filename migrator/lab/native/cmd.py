@@ -29,6 +29,7 @@ _VARIABLE = re.compile(r"%([^%\s]+)%")
 _DRIVE_PATH = re.compile(r"^[A-Za-z]:\\")
 _NUL = {"nul", "nul:", "\\\\.\\nul"}
 _CMD_SPECIAL = set("&<>()@^|")
+_BLANKS = re.compile("[ \t]+")
 
 
 # ---- CommandLineToArgvW --------------------------------------------------------------------------------
@@ -40,6 +41,9 @@ def command_line_to_argv(line: str) -> list[str]:
     Whitespace separates arguments outside quotes; ``2n`` backslashes before a quote give ``n`` backslashes
     and the quote toggles quoting; ``2n+1`` give ``n`` and a literal quote; inside quotes ``""`` is a literal
     quote; other backslashes are literal."""
+    if '"' not in line and "\\" not in line:
+        # Nothing to interpret (an -EncodedCommand line is kilobytes of base64): split on the blanks alone.
+        return [arg for arg in _BLANKS.split(line) if arg]
     args: list[str] = []
     current: list[str] = []
     in_quotes = False
@@ -128,6 +132,8 @@ def expand_variables(line: str, env: dict[str, str]) -> str:
 
 def split_pipelines(line: str) -> list[Pipeline]:
     """Split on ``&``, ``&&``, ``||`` and ``|`` outside quotes; carets stay for the later stages."""
+    if "&" not in line and "|" not in line:
+        return [Pipeline("", [line])]
     pipelines = [Pipeline("")]
     buffer: list[str] = []
     in_quotes = False
@@ -164,6 +170,8 @@ def split_pipelines(line: str) -> list[Pipeline]:
 
 def split_redirections(command: str) -> tuple[str, list[Redirection]]:
     """Take ``>``/``>>``/``n>``/``n>&m``/``<`` out of a command; the rest keeps its spacing (echo shows it)."""
+    if "<" not in command and ">" not in command:
+        return command, []
     out: list[str] = []
     redirections: list[Redirection] = []
     in_quotes = False
@@ -212,6 +220,8 @@ def split_redirections(command: str) -> tuple[str, list[Redirection]]:
 
 def remove_carets(value: str) -> str:
     """``^x`` → ``x`` outside double quotes (cmd's escape character)."""
+    if "^" not in value:
+        return value
     out: list[str] = []
     in_quotes = False
     index = 0

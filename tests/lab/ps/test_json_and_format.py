@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from migrator.lab.ps import format_default
+from hypothesis import given
+from hypothesis import strategies as st
+
+from migrator.lab.ps import format_default, jsonconv
 from migrator.lab.shell import Hashtable, PSObject
 
 
@@ -104,3 +107,19 @@ def test_format_default_hashtable_and_date() -> None:
     text = format_default([Hashtable([("key", "value")])])
     assert text.splitlines()[1].startswith("Name") and "key" in text and "value" in text
     assert "Wednesday, March 4, 2026 5:06:07 AM" in format_default([datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)])
+
+
+def _escaped_one_by_one(text: str) -> str:
+    """The oracle: JavaScriptSerializer's string escaping, character by character."""
+    table = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    table |= {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"}
+    out = []
+    for ch in text:
+        out.append(table.get(ch) or (f"\\u{ord(ch):04x}" if ord(ch) < 0x20 else ch))
+    return '"' + "".join(out) + '"'
+
+
+@given(st.text())
+def test_string_escaping_matches_the_serializer_character_by_character(text: str) -> None:
+    """ConvertTo-Json's one-pass escaping equals the per-character rules for any text."""
+    assert jsonconv._string(text) == _escaped_one_by_one(text)
