@@ -436,6 +436,20 @@ def path(facts: DeviceFacts, settings: PathSettings | None = None) -> PathDecisi
 TaskStatus = Literal["completed", "timeout", "not-started", "register-failed"]
 
 
+# Domain groups whose members Entra Kerberos refuses by default (RID → name): the Denied RODC Password
+# Replication Group and what it holds.
+NEVER_REVEAL_RIDS = {
+    "512": "Domain Admins",
+    "516": "Domain Controllers",
+    "517": "Cert Publishers",
+    "518": "Schema Admins",
+    "519": "Enterprise Admins",
+    "520": "Group Policy Creator Owners",
+    "521": "Read-only Domain Controllers",
+    "572": "Denied RODC Password Replication Group",
+}
+
+
 class HelloState(_Facts):
     """A user's own Hello and Kerberos state, read in their session (dsregcmd /status, klist, klist cloud_debug)."""
 
@@ -455,6 +469,20 @@ class HelloState(_Facts):
     onprem_krbtgt_ticket: bool = False  # klist lists krbtgt/<AD realm>
     cleaned_up: bool = False  # task unregistered and files deleted
     message: str | None = None
+    group_sids: tuple[str, ...] = ()  # the user's token groups (WindowsIdentity.Groups)
+
+    @property
+    def protected_groups(self) -> tuple[str, ...]:
+        """The token's groups that Entra Kerberos refuses (msDS-NeverRevealGroup of AzureADKerberos, by default
+        the Denied RODC Password Replication Group and its members): such an account gets no partial TGT, so
+        cloud Kerberos trust cannot serve it (windows-facts §9.7)."""
+        found = []
+        for sid in self.group_sids:
+            if sid.upper().startswith("S-1-5-21-"):
+                name = NEVER_REVEAL_RIDS.get(sid.rsplit("-", 1)[1])
+                if name is not None:
+                    found.append(name)
+        return tuple(found)
 
     @property
     def cloud_trust_active(self) -> bool:

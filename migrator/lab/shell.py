@@ -43,6 +43,7 @@ class Principal:
     name: str  # DOMAIN\user, as whoami prints it (lowercase on Windows)
     sid: str
     session_id: int | None = None  # the user's session for kind USER; None for network logons and SYSTEM
+    groups: tuple[str, ...] = ()  # the group SIDs of the logon token (WindowsIdentity.Groups, whoami /groups)
 
     @property
     def is_interactive(self) -> bool:

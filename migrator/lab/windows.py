@@ -188,6 +188,23 @@ def sync_ngc_registry(device: Device, user: User) -> None:
         device.registry.set_value(key, "LogonCredsAvailable", 1, "REG_DWORD")
 
 
+# Well-known SIDs of an interactive user's token: Everyone, BUILTIN\Users, INTERACTIVE, Authenticated Users.
+_TOKEN_BASE = ("S-1-1-0", "S-1-5-32-545", "S-1-5-4", "S-1-5-11")
+
+
+def token_groups(user: User) -> tuple[str, ...]:
+    """The group SIDs in a user's logon token: Domain Users for an AD account, and for a privileged one Domain
+    Admins plus the Denied RODC Password Replication Group it is nested in (which AzureADKerberos's
+    msDS-NeverRevealGroup names, so Entra Kerberos issues it no partial TGT)."""
+    groups = list(_TOKEN_BASE)
+    if user.sid.startswith("S-1-5-21-"):
+        domain_sid = user.sid.rsplit("-", 1)[0]
+        groups.append(f"{domain_sid}-513")
+        if user.privileged:
+            groups += [f"{domain_sid}-512", f"{domain_sid}-572"]
+    return tuple(groups)
+
+
 class Lab:
     """The behaviour of a whole simulated fleet over time."""
 
@@ -240,7 +257,11 @@ class Lab:
     def user_principal(self, device: Device, user: User) -> Principal:
         session = device.session_of(user)
         return Principal(
-            PrincipalKind.USER, user.qualified_name.lower(), user.sid, session.session_id if session else None
+            PrincipalKind.USER,
+            user.qualified_name.lower(),
+            user.sid,
+            session.session_id if session else None,
+            token_groups(user),
         )
 
     # ---- the executor (scripts, native commands) --------------------------------------------------------

@@ -759,6 +759,26 @@ class DeviceMachine:
             return RunStep(ReadHelloState(sid), "verify", name)
         raise RuntimeError(f"{self.device}: no decision for user state {state!r}")  # pragma: no cover
 
+    def _refused_account(self, entry: _User, now: datetime, applied: Mapping[str, Any] | None = None) -> bool:
+        """Park a user whose token holds a group Entra Kerberos refuses; True when it did."""
+        groups = [str(g) for g in entry.context.get("protected_groups") or []]
+        if not groups:
+            return False
+        kept = "its key trust container stays" if entry.context.get("trust") == "key" else "nothing was deleted"
+        if entry.context.get("deleted"):
+            kept = "its container was already deleted: it signs in with a password until an admin acts"
+        self.fire(
+            "account_refused",
+            user=entry.record.name,
+            now=now,
+            context=dict(applied or {}),
+            last_error=(
+                f"the account is in {', '.join(groups)}: Microsoft Entra Kerberos gives it no partial TGT "
+                f"(msDS-NeverRevealGroup of AzureADKerberos), so cloud Kerberos trust cannot serve it; {kept}"
+            ),
+        )
+        return True
+
     def _expected_trust(self, entry: _User) -> str:
         """The trust the delete script must find on the device ("" = key id only)."""
         trust = str(entry.context.get("trust") or "")
@@ -794,6 +814,8 @@ class DeviceMachine:
 
     def _identified(self, entry: _User, now: datetime) -> Command | None:
         name = entry.record.name
+        if self._refused_account(entry, now):
+            return None
         data = self._guard_input(name)
         if guard_mod.check("dc_check_applies", data):
             self.fire("identified", user=name, now=now)
@@ -954,6 +976,7 @@ class DeviceMachine:
                 trust = "cert"
             entry.context["key_id"] = hello.ngc_key_id
             entry.context["trust"] = trust
+            entry.context["protected_groups"] = list(hello.protected_groups)
             self._funnel.identify(name, trust, hello.ngc_key_id)
             return
         if purpose == "delete":
@@ -1016,6 +1039,11 @@ class DeviceMachine:
                 "on_prem_tgt": hello.on_prem_tgt,
                 "cloud_primary_tgt": hello.cloud_primary_tgt,
             }
+            entry.context["protected_groups"] = list(hello.protected_groups)
+            if not guard_mod.check("cloud_tgt_verified", self._guard_input(name)) and self._refused_account(
+                entry, now, applied
+            ):
+                return
             if self._try(
                 "cloud_verified",
                 user=name,

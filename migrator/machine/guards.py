@@ -113,6 +113,10 @@ def _security_device_ok(i: GuardInput) -> bool:
     return not requires or facts.tpm.usable is True
 
 
+def _user_protected(i: GuardInput) -> bool:
+    return bool(i.user_context.get("protected_groups"))
+
+
 def _container_unchanged(i: GuardInput) -> bool:
     # Here: a key id was recorded and the PIN credential provider still lists a container for the SID. The key
     # id and trust themselves are re-checked on the device by the delete script, in the same run that deletes.
@@ -228,6 +232,11 @@ GUARDS: dict[str, tuple[Guard, str]] = {
     "users_finished": (lambda i: all(s in USER_FINAL for s in i.user_states), "no user has work left"),
     "some_user_failed": (lambda i: "failed" in i.user_states, "a user failed"),
     "some_user_stalled": (lambda i: "stalled" in i.user_states, "a user stalled"),
+    "user_protected": (
+        _user_protected,
+        "the user's token holds a group Entra Kerberos refuses (Domain Admins, Enterprise Admins, ...: "
+        "msDS-NeverRevealGroup of AzureADKerberos)",
+    ),
     "reminder_due": (
         _reminder_due,
         "signed in with Hello but no cloud TGT; reminders left; remind_after passed; the user has a session",

@@ -372,7 +372,7 @@ USER_ROWS: tuple[Row, ...] = (
             "container_unchanged",
             "change_window_open",
         ),
-        unless=("dc_check_applies",),
+        unless=("dc_check_applies", "user_protected"),
         point_of_no_return=True,
     ),
     _r(
@@ -405,6 +405,7 @@ USER_ROWS: tuple[Row, ...] = (
             "container_unchanged",
             "change_window_open",
         ),
+        unless=("user_protected",),
         point_of_no_return=True,
     ),
     _r(
@@ -526,6 +527,14 @@ USER_ROWS: tuple[Row, ...] = (
         "waiting_for_sign_in",
         f"Still key trust (no cloud TGT): wait for the next Hello sign-in with a DC ({DOC_KEY})",
         unless=("container_was_deleted",),
+    ),
+    _r(
+        "account_refused",
+        ("identifying", "verifying"),
+        "stalled",
+        "The account is in a group Entra Kerberos never serves (msDS-NeverRevealGroup of AzureADKerberos): cloud "
+        "Kerberos trust cannot work for it, so nothing is deleted and nobody waits (windows-facts §9.7)",
+        conditions=("user_protected",),
     ),
     _r(
         "remind",

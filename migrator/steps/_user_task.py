@@ -52,6 +52,7 @@ def read_hello_state(user: str, data: Mapping[str, Any]) -> HelloState:
         onprem_krbtgt_ticket=any(s.startswith("krbtgt/") and s != CLOUD_KRBTGT for s in servers),
         cleaned_up=cleaned(data),
         message=opt_str(data.get("message")),
+        group_sids=tuple(str(g) for g in as_list(inner.get("groups")) if isinstance(g, str)),
     )
 
 

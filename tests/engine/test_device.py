@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -183,24 +184,29 @@ def test_a_user_who_signed_in_off_the_network_is_reminded_once_a_dc_answers(
         assert len(reminders) == 1, [e.action for e in store.audit_entries()]
 
 
-def test_a_privileged_user_stalls_with_the_documented_reason(tmp_path: Path) -> None:
-    """A key trust user in a privileged group signs in again but Entra Kerberos issues no partial TGT: at the
-    deadline the user is stalled saying so (not "did not sign in"), and their key trust container is kept."""
-    fleet = cooperative(make_fleet(6, 4, "key=100,cert=0,cloud=0,none=0", block=3))
+@pytest.mark.parametrize("mix", ["key=100,cert=0,cloud=0,none=0", "key=0,cert=100,cloud=0,none=0"])
+def test_a_privileged_user_is_parked_at_once_and_keeps_their_container(tmp_path: Path, mix: str) -> None:
+    """A Domain Admin gets no partial TGT from Entra Kerberos: on the key path the verify sees their token's
+    groups, on the cert path the identify step does, before the point of no return. Either way the user is
+    stalled at once (not at the deadline) naming the group, and their container is never deleted."""
+    fleet = cooperative(make_fleet(6, 4, mix, block=3))
     target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users and d.users[0].container)
     fleet.devices = [target]
-    for user in target.users:
-        user.privileged = True
-    book = fast("key-trust-to-cloud-kerberos")
+    target.users = target.users[:1]
+    target.users[0].privileged = True
+    book = fast()
     with running_lab(fleet, tmp_path / "lab") as kit:
         sign_everyone_in(kit)
+        started = kit.now()
         store = open_store(tmp_path / "state", kit, book, [target.name])
         drive(kit, store, book, [target.name])
         device = store.get_device(target.name)
         assert device.state == "stalled", device.state
-        stalled = [u for u in store.list_users(target.name) if u.state == "stalled"]
-        assert stalled and all("privileged" in (u.last_error or "") for u in stalled)
-        assert all(u.counters.container_deletions == 0 and u.container is not None for u in target.users)
+        [user] = store.list_users(target.name)
+        assert user.state == "stalled" and "Domain Admins" in (user.last_error or ""), user.last_error
+        assert "Domain Admins" in (device.last_error or "")
+        assert kit.now() - started < timedelta(seconds=book.waits.user_deadline)
+        assert target.users[0].counters.container_deletions == 0 and target.users[0].container is not None
 
 
 def test_a_user_who_only_signs_in_over_rdp_stalls_saying_so(tmp_path: Path) -> None:

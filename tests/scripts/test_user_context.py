@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from migrator.lab.model import HelloContainer
 from migrator.lab.windows import Lab, sync_ngc_registry
+from migrator.steps._user_task import read_hello_state
 from tests.scripts.conftest import run_on, signed_in_user
 
 
@@ -103,3 +104,29 @@ def test_guarded_delete_refuses_a_key_container_that_moved_to_cloud_trust(lab: L
     )
     assert run.data is not None and run.data["result"]["deleted"] is False
     assert "container is no longer key trust" in run.data["result"]["guard"]["refusals"]
+
+
+def test_a_privileged_account_is_named_and_its_container_never_deleted(lab: Lab) -> None:
+    """hello-state reports the token's groups (Domain Admins → protected); the guarded delete, also the one an
+    at-logon task runs without a prior identify, refuses for such an account and keeps the container."""
+    device, user = signed_in_user(lab, "cert")
+    assert user.container is not None
+    user.privileged = True
+    state = run_on(lab, device, "user_context", {"User": user.sid, "Command": "hello-state", "TimeoutSeconds": 30})
+    assert state.data is not None
+    hello = read_hello_state(user.sid, state.data)
+    assert hello.protected_groups == ("Domain Admins", "Denied RODC Password Replication Group")
+    run = run_on(
+        lab,
+        device,
+        "user_context",
+        {
+            "User": user.sid,
+            "Command": "delete-container",
+            "ExpectedKeyId": user.container.key_id,
+            "TimeoutSeconds": 30,
+        },
+    )
+    assert run.data is not None and run.data["result"]["deleted"] is False
+    assert any("Entra Kerberos refuses" in r for r in run.data["result"]["guard"]["refusals"])
+    assert user.container is not None and user.counters.container_deletions == 0

@@ -147,10 +147,11 @@ class Identity:
 
     ps_type_names = ("System.Security.Principal.WindowsIdentity", "System.Object")
 
-    def __init__(self, name: str, sid: str, kind: str) -> None:
+    def __init__(self, name: str, sid: str, kind: str, groups: tuple[str, ...] = ()) -> None:
         self.name = name
         self.sid = sid
         self.kind = kind
+        self.groups = groups
 
     def ps_to_string(self) -> str:
         return "System.Security.Principal.WindowsIdentity"
@@ -258,6 +259,11 @@ def get_member(interp: Interpreter, obj: Any, name: str) -> Any:
             return PSObject([("Value", obj.sid)], ["System.Security.Principal.SecurityIdentifier"], to_string=obj.sid)
         if folded == "issystem":
             return obj.kind == "system"
+        if folded == "groups":  # IdentityReferenceCollection of SecurityIdentifier
+            return [
+                PSObject([("Value", sid)], ["System.Security.Principal.SecurityIdentifier"], to_string=sid)
+                for sid in obj.groups
+            ]
         if folded == "authenticationtype":
             return "Kerberos"
         raise NotSupportedByLab(f"WindowsIdentity.{name}")
@@ -1589,7 +1595,7 @@ def _static_numeric(target: str) -> Callable[[Interpreter, str, str, list[Any]],
 def _static_identity(interp: Interpreter, folded: str, name: str, args: list[Any]) -> Any:
     if folded == "getcurrent":
         principal = interp.host.principal
-        return Identity(principal.name, principal.sid, principal.kind.value)
+        return Identity(principal.name, principal.sid, principal.kind.value, principal.groups)
     return _NOT_FOUND
 
 

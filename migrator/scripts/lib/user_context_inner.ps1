@@ -6,6 +6,12 @@ $ErrorActionPreference = 'Stop'
 $request = Get-Content -LiteralPath (Join-Path $Dir 'request.json') -Raw | ConvertFrom-Json
 $me = [System.Security.Principal.WindowsIdentity]::GetCurrent()
 $out = [ordered]@{ command = [string]$request.command; user = [string]$me.Name; sid = [string]$me.User.Value }
+# The token's groups: Entra Kerberos never issues a partial TGT to members of AzureADKerberos's
+# msDS-NeverRevealGroup (by default the Denied RODC Password Replication Group: Domain Admins 512, Domain
+# Controllers 516, Cert Publishers 517, Schema Admins 518, Enterprise Admins 519, Group Policy Creator Owners 520,
+# Read-only Domain Controllers 521, itself 572).
+$out['groups'] = @($me.Groups | ForEach-Object { [string]$_.Value })
+$protected = @($out['groups'] | Where-Object { $_ -match '^S-1-5-21-\d+-\d+-\d+-(512|516|517|518|519|520|521|572)$' })
 $out['dsregcmd'] = Invoke-Native 'dsregcmd.exe' @('/status')
 if ($request.command -eq 'hello-state') {
     $out['klist'] = Invoke-Native 'klist.exe' @()
@@ -30,6 +36,7 @@ if ($request.command -eq 'hello-state') {
     $expectedKey = ([string]$request.expected_key_id).Trim().TrimStart('{').TrimEnd('}').ToLowerInvariant()
     $expectedTrust = [string]$request.expected_trust
     $refusals = New-Object System.Collections.ArrayList
+    if ($protected.Count -gt 0) { [void]$refusals.Add('the account is in a group Microsoft Entra Kerberos refuses (no cloud TGT): it could not provision again') }
     if (-not $ngcSet -or $null -eq $keyId) { [void]$refusals.Add('no Hello container') }
     elseif ($keyId -ne $expectedKey) { [void]$refusals.Add('container key id changed') }
     if ($expectedTrust -eq 'cert' -and ($cloudEvidence -or ($storeRead -and -not $certEvidence))) { [void]$refusals.Add('container is no longer certificate trust') }
