@@ -409,8 +409,12 @@ def visit(
     sleep: Callable[[float], None] | None = None,
     lease_seconds: float = 600.0,
     max_steps: int = 200,
+    should_stop: Callable[[], bool] | None = None,
 ) -> VisitResult:
-    """Visit one device: resolve what a crash left, then run its machine until it waits or ends."""
+    """Visit one device: resolve what a crash left, then run its machine until it waits or ends.
+
+    ``should_stop`` (the wave was paused or halted) is asked before every step: the step under way finishes,
+    the next one is not sent, and the device keeps its state for ``migrator resume``."""
     owner = owner or f"worker-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     register_secret(credentials.password.get_secret_value())
     log = get_logger("engine.device", device=device)
@@ -450,7 +454,7 @@ def visit(
         store.journal_entries(device),
     )
     try:
-        return _visit(work, max_steps)
+        return _visit(work, max_steps, should_stop or (lambda: False))
     except LeaseNotHeld as err:
         log.warning("lease lost: stopping this visit", error=str(err))
         row = store.get_device(device)
@@ -461,7 +465,7 @@ def visit(
         store.release(device, owner)
 
 
-def _visit(work: _Visit, max_steps: int) -> VisitResult:
+def _visit(work: _Visit, max_steps: int, should_stop: Callable[[], bool]) -> VisitResult:
     machine = work.machine
     now = work.clock()
     machine.begin_visit(now)
@@ -480,6 +484,9 @@ def _visit(work: _Visit, max_steps: int) -> VisitResult:
         command = machine.advance(work.clock())
         if isinstance(command, Wait | Done):
             return _result(work, command)
+        if should_stop():
+            work.log.info("wave paused or halted: stopping before the next step", step=command.name)
+            return _result(work, Wait(work.clock(), "the wave was paused or halted before this step", "retry"))
         if not work.execute(command):
             return _result(
                 work,

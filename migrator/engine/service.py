@@ -171,6 +171,7 @@ def build_runner(
             may_pass_point_of_no_return=lambda _device, moment: holder[0].may_pass_point_of_no_return(moment),
             path_settings=path_settings,
             sleep=clock.sleep,
+            should_stop=holder[0].should_stop,  # the runner exists by the time a visit runs
         )
         if result.next_due is None:
             pool.discard(device)

@@ -16,7 +16,16 @@ from migrator.lab.truth import fleet_truth
 from migrator.logs import configure_logging, forget_secrets
 from migrator.playbook import Playbook, Waits
 from migrator.store import Store
-from tests.engine.labkit import FAST_RETRY, LabKit, drive, make_fleet, open_store, playbook, running_lab
+from tests.engine.labkit import (
+    FAST_RETRY,
+    LabKit,
+    drive,
+    make_fleet,
+    open_store,
+    playbook,
+    running_lab,
+    visit_device,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -207,6 +216,31 @@ def test_a_privileged_user_is_parked_at_once_and_keeps_their_container(tmp_path:
         assert "Domain Admins" in (device.last_error or "")
         assert kit.now() - started < timedelta(seconds=book.waits.user_deadline)
         assert target.users[0].counters.container_deletions == 0 and target.users[0].container is not None
+
+
+def test_a_pause_or_halt_stops_a_running_visit_before_its_next_step(tmp_path: Path) -> None:
+    """The wave says stop while a device is mid-visit: the step under way finishes (its journal entry is settled),
+    no further step is sent, the device keeps its state, and a later visit finishes the migration."""
+    fleet = cooperative(make_fleet(6, 4, "key=0,cert=100,cloud=0,none=0", block=1))
+    target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users and d.users[0].container)
+    fleet.devices = [target]
+    book = fast()
+    with running_lab(fleet, tmp_path / "lab") as kit:
+        sign_everyone_in(kit)
+        store = open_store(tmp_path / "state", kit, book, [target.name])
+        asked = {"n": 0}
+
+        def stop_after_three() -> bool:
+            asked["n"] += 1
+            return asked["n"] > 3
+
+        stopped = visit_device(kit, store, book, target.name, should_stop=stop_after_three)
+        assert stopped.steps_run == 3 and stopped.next_due is not None
+        assert stopped.state not in ("migrated", "failed", "stalled", "pending"), stopped.state
+        assert all(e.status != "intent" for e in store.journal_entries(target.name))
+        assert all(u.counters.container_deletions == 0 for u in target.users)
+        drive(kit, store, book, [target.name])
+        assert store.get_device(target.name).state == "migrated"
 
 
 def test_a_user_who_only_signs_in_over_rdp_stalls_saying_so(tmp_path: Path) -> None:
