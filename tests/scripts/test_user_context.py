@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from migrator.lab.model import HelloContainer
+from typing import Any
+
+from migrator.lab.model import Device, HelloContainer, User
 from migrator.lab.windows import Lab, sync_ngc_registry
 from migrator.steps._user_task import read_hello_state
 from tests.scripts.conftest import run_on, signed_in_user
@@ -13,6 +15,16 @@ def _left_behind(lab: Lab, device_name: str) -> tuple[list[str], list[str]]:
     tasks = [t.path + t.name for t in device.tasks if t.path.startswith("\\migrator")]
     files = [f.path for f in device.files.values() if not f.is_directory and "\\migrator\\" in f.path.casefold()]
     return tasks, files
+
+
+def _guarded_delete(lab: Lab, device: Device, user: User, **extra: object) -> dict[str, Any]:
+    """Run delete-container for the user's current container; the inner result (guard, deleted)."""
+    assert user.container is not None
+    parameters = {"User": user.sid, "Command": "delete-container", "ExpectedKeyId": user.container.key_id, **extra}
+    run = run_on(lab, device, "user_context", parameters)
+    assert run.data is not None
+    result: dict[str, Any] = run.data["result"]
+    return result
 
 
 def test_hello_state_runs_as_the_user_and_cleans_up(lab: Lab) -> None:
@@ -91,19 +103,9 @@ def test_guarded_delete_refuses_a_key_container_that_moved_to_cloud_trust(lab: L
     session = device.session_of(user)
     assert session is not None and user.container is not None
     session.partial_tgt = True
-    run = run_on(
-        lab,
-        device,
-        "user_context",
-        {
-            "User": user.sid,
-            "Command": "delete-container",
-            "ExpectedKeyId": user.container.key_id,
-            "ExpectedTrust": "key",
-        },
-    )
-    assert run.data is not None and run.data["result"]["deleted"] is False
-    assert "container is no longer key trust" in run.data["result"]["guard"]["refusals"]
+    result = _guarded_delete(lab, device, user, ExpectedTrust="key")
+    assert result["deleted"] is False
+    assert "container is no longer key trust" in result["guard"]["refusals"]
 
 
 def test_a_privileged_account_is_named_and_its_container_never_deleted(lab: Lab) -> None:
@@ -116,17 +118,7 @@ def test_a_privileged_account_is_named_and_its_container_never_deleted(lab: Lab)
     assert state.data is not None
     hello = read_hello_state(user.sid, state.data)
     assert hello.protected_groups == ("Domain Admins", "Denied RODC Password Replication Group")
-    run = run_on(
-        lab,
-        device,
-        "user_context",
-        {
-            "User": user.sid,
-            "Command": "delete-container",
-            "ExpectedKeyId": user.container.key_id,
-            "TimeoutSeconds": 30,
-        },
-    )
-    assert run.data is not None and run.data["result"]["deleted"] is False
-    assert any("Entra Kerberos refuses" in r for r in run.data["result"]["guard"]["refusals"])
+    result = _guarded_delete(lab, device, user, TimeoutSeconds=30)
+    assert result["deleted"] is False
+    assert any("Entra Kerberos refuses" in r for r in result["guard"]["refusals"])
     assert user.container is not None and user.counters.container_deletions == 0
