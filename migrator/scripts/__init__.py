@@ -27,8 +27,9 @@ _INCLUDE = re.compile(r"^#\s*migrator:\s*include\s+(?P<name>[a-z][a-z0-9_]*)\s*\
 @dataclass(frozen=True)
 class Script:
     name: str
-    text: str
+    text: str  # as sent to devices: compacted (see compact)
     idempotent: bool
+    source: str = ""  # as written, comments and all (includes expanded)
 
     def __repr__(self) -> str:
         return f"Script({self.name!r}, idempotent={self.idempotent})"
@@ -50,11 +51,39 @@ def load(name: str) -> Script:
     resource = resources.files(__name__).joinpath(f"{name}.ps1")
     if not resource.is_file():
         raise UnknownScript(f"no script named {name!r} (have: {', '.join(available())})")
-    text = _INCLUDE.sub(_library, resource.read_text(encoding="utf-8"))
+    raw = resource.read_text(encoding="utf-8")
+    text = _INCLUDE.sub(_library, raw)
+    # Sent: libraries compacted too (even one spliced into a here-string, to be written out as a script).
+    sent = compact(_INCLUDE.sub(lambda m: compact(_library(m)), raw))
     meta = {m["key"]: m["value"] for m in _META.finditer(text)}
     if meta.get("idempotent") not in ("true", "false"):
         raise UnknownScript(f"script {name!r} does not declare '# migrator: idempotent=true|false'")
-    return Script(name=name, text=text, idempotent=meta["idempotent"] == "true")
+    return Script(name=name, text=sent, idempotent=meta["idempotent"] == "true", source=text)
+
+
+_HERE_OPEN = re.compile(r"@['\"]\s*$")
+_HERE_CLOSE = re.compile(r"^['\"]@")
+
+
+def compact(text: str) -> str:
+    """The script as sent: without its comment lines and blank lines (outside here-strings, which are data).
+
+    Every pipeline carries the whole script text (MS-PSRP 2.2.2.10 CREATE_PIPELINE), serialised and, on HTTP,
+    sealed per message: the comments that explain a script to its readers are most of its bytes and cost CPU on
+    both ends of every call. ``#requires`` lines stay; a ``#`` after code on a line stays (it may be in a string)."""
+    out: list[str] = []
+    in_here = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if in_here:
+            out.append(line)
+            in_here = not _HERE_CLOSE.match(line)
+            continue
+        if not stripped or (stripped.startswith("#") and not stripped.lower().startswith("#requires")):
+            continue
+        out.append(line)
+        in_here = bool(_HERE_OPEN.search(line))
+    return "\n".join(out) + "\n"
 
 
 def _library(match: re.Match[str], depth: int = 0) -> str:
