@@ -32,6 +32,7 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Literal, Protocol
@@ -214,6 +215,7 @@ class WaveRunner:
         self._halt_reason = ""
         self._due: list[tuple[datetime, str]] = []  # waiting devices: (next due, name)
         self._in_flight: set[str] = set()  # being visited now
+        self._visits: ThreadPoolExecutor | None = None  # run_async's threads, one per concurrent visit
 
     # ---- questions the driver asks -----------------------------------------------------------------------
 
@@ -259,7 +261,7 @@ class WaveRunner:
             self.progress.started.add(device)
             self._in_flight.add(device)
             try:
-                outcome = await asyncio.to_thread(self.visit, device)
+                outcome = await asyncio.get_running_loop().run_in_executor(self._visits, self.visit, device)
             except Exception as err:  # the driver translates known errors; anything else fails the device
                 outcome = VisitOutcome(FAILED, error=f"{type(err).__name__}: {err}")
             finally:
@@ -315,6 +317,16 @@ class WaveRunner:
         return len(self.progress.waiting)
 
     async def run_async(self) -> WaveResult:
+        # Visits block (WS-Man round trips): each needs a thread of its own. asyncio.to_thread's default pool
+        # has min(32, cores + 4) threads, which would cap a wave's concurrency at 6 on a 2-core orchestrator.
+        self._visits = ThreadPoolExecutor(max_workers=max(1, self.settings.concurrency), thread_name_prefix="visit")
+        try:
+            return await self._run_waves()
+        finally:
+            self._visits.shutdown(wait=True)
+            self._visits = None
+
+    async def _run_waves(self) -> WaveResult:
         name = self.settings.name
         batches = self.settings.batches()
         self.progress.batches = len(batches)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -177,6 +178,20 @@ def test_a_due_device_is_visited_again_before_the_rest_of_its_batch() -> None:
     result = runner.run()
     assert result.state == "completed" and result.progress.counts() == {"migrated": 6}
     assert seen == ["PC-0001", "PC-0002", "PC-0003", "PC-0001", "PC-0004", "PC-0005", "PC-0006"]
+
+
+def test_concurrency_is_honoured_beyond_the_default_thread_pool() -> None:
+    """concurrency=12 means 12 visits at once, whatever the machine's core count (asyncio.to_thread's default
+    pool would allow min(32, cores + 4)): twelve visits that each wait for all twelve all finish."""
+    together = threading.Barrier(12, timeout=10)
+
+    def visit(device: str) -> VisitOutcome:
+        together.wait()
+        return VisitOutcome("migrated")
+
+    settings = WaveSettings("w", _devices(12), batch_size=12, concurrency=12)
+    result = WaveRunner(settings, MemoryWaveStore(), visit, FakeClock()).run()
+    assert result.state == "completed" and result.progress.counts() == {"migrated": 12}
 
 
 def test_change_windows() -> None:
