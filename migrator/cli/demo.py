@@ -40,6 +40,8 @@ def _demo_playbook(folder: Path, name: str) -> Path:
         "dc_deadline": "15d",
         "reprovision_deadline": "15d",
     }
+    # Remote workers sign in before their VPN is up: remind them more often than the shipped default does.
+    data["prompt"] = {**data.get("prompt", {}), "reminders": 6, "remind_after": "12h"}
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
