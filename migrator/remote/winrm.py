@@ -98,12 +98,21 @@ class WinrmTransport(AdapterBase):
             proxy=None,
         )
         send = protocol.transport.send_message
+        build = protocol.transport.build_session
 
         def counting(message: str | bytes) -> bytes:
             self._requests += 1
             return send(message)
 
+        def built_once() -> Any:
+            # As in the PSRP adapter: the environment (proxies, CA bundle) is read while the session is built;
+            # requests would read it again on every request otherwise.
+            session = build()
+            session.trust_env = False
+            return session
+
         protocol.transport.send_message = counting  # type: ignore[method-assign]
+        protocol.transport.build_session = built_once  # type: ignore[method-assign]
         return protocol
 
     def _shell(self) -> tuple[Protocol, str]:
