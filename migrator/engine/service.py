@@ -187,6 +187,7 @@ def build_runner(
     )
     holder.append(runner)
     runner.on_end.append(pool.close)
+    runner.on_idle.append(pool.close_idle)
     # What the store already knows (a resumed wave): final devices are not visited again.
     for row in store.list_devices(wave=name):
         runner.progress.states[row.name] = row.state

@@ -212,6 +212,7 @@ class WaveRunner:
         self.max_idle_sleep = max_idle_sleep
         self.progress = WaveProgress()
         self.on_end: list[Callable[[], None]] = []  # run when run() returns (close what the visits kept open)
+        self.on_idle: list[Callable[[], None]] = []  # run before the wave sleeps until its next due device
         self._halt_reason = ""
         self._due: list[tuple[datetime, str]] = []  # waiting devices: (next due, name)
         self._in_flight: set[str] = set()  # being visited now
@@ -308,6 +309,8 @@ class WaveRunner:
             return
         if block and self._due:
             wait = (self._due[0][0] - now).total_seconds()
+            for idle in self.on_idle:
+                idle()
             await asyncio.to_thread(self.clock.sleep, min(max(wait, 0.0), self.max_idle_sleep))
 
     def _active(self, device: str) -> bool:

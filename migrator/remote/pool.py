@@ -111,6 +111,12 @@ class TransportPool:
         if found is not None:
             self._close([found[0]])
 
+    def close_idle(self) -> None:
+        """Close what has been idle longer than ``max_idle`` now (the wave is about to sleep)."""
+        with self._lock:
+            expired = self._expire()
+        self._close(expired)
+
     def close(self) -> None:
         with self._lock:
             every = [t for t, _ in self._idle.values()]

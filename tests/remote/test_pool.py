@@ -95,5 +95,8 @@ def test_idle_and_surplus_transports_are_closed() -> None:
     again = pool.lease(_entry("B"), CONN, CREDS)  # B idled too long: a fresh one; C expires too
     assert len(made) == 4 and [f.closed for f in made] == [1, 1, 1, 0]
     again.close()
+    clock.now = 200
+    pool.close_idle()  # the wave goes to sleep: B's pool has idled past max_idle
+    assert made[3].closed == 1
     pool.close()
     assert made[3].closed == 1
