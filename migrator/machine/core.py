@@ -65,6 +65,7 @@ from migrator.machine.table import (
     DEVICE_FINAL,
     DEVICE_STATES,
     PAUSABLE,
+    PONR_GUARDS,
     USER_FINAL,
     USER_STATES,
     Row,
@@ -168,15 +169,6 @@ class _Pending:
     after: dict[str, Any] | None = None
     warning: str | None = None
 
-
-PONR_GUARDS = (
-    "policy_is_cloud",
-    "no_cert_trust_any_source",
-    "user_policy_is_cloud",
-    "dc_line_of_sight",
-    "security_device_ok",
-    "container_unchanged",
-)
 
 
 def _always_open(_now: datetime) -> bool:

@@ -45,6 +45,16 @@ USER_STATES: tuple[str, ...] = (*USER_ACTIVE, *USER_WAITING, *USER_FINAL)
 USER_INITIAL = "pending"
 
 POLICY_STEPS = ("disable_cert_trust", "enable_cloud_trust", "refresh_policy")
+# The guards of the point of no return, read from facts of the current visit: both rows into `deleting` name them,
+# and the machine checks them again in `deleting`, just before the delete is sent.
+PONR_GUARDS = (
+    "policy_is_cloud",
+    "no_cert_trust_any_source",
+    "user_policy_is_cloud",
+    "dc_line_of_sight",
+    "security_device_ok",
+    "container_unchanged",
+)
 
 DOC_CERT = "MS docs: hello-hybrid-cloud-kerberos-trust, 'Migrate from certificate trust deployment model'"
 DOC_KEY = "MS docs: hello-hybrid-cloud-kerberos-trust, 'Migrate from key trust deployment model'"
@@ -363,15 +373,7 @@ USER_ROWS: tuple[Row, ...] = (
         "identifying",
         "deleting",
         f"Container recorded; every guard of the point of no return holds ({DOC_CERT} step 3)",
-        conditions=(
-            "policy_is_cloud",
-            "no_cert_trust_any_source",
-            "user_policy_is_cloud",
-            "dc_line_of_sight",
-            "security_device_ok",
-            "container_unchanged",
-            "change_window_open",
-        ),
+        conditions=(*PONR_GUARDS, "change_window_open"),
         unless=("dc_check_applies", "user_protected"),
         point_of_no_return=True,
     ),
@@ -395,16 +397,7 @@ USER_ROWS: tuple[Row, ...] = (
         "deleting",
         f"Point of no return: cloud policy verified from every source, DC reachable, container unchanged "
         f"({DOC_CERT} step 3, {DOC_DC})",
-        conditions=(
-            "needs_delete",
-            "policy_is_cloud",
-            "no_cert_trust_any_source",
-            "user_policy_is_cloud",
-            "dc_line_of_sight",
-            "security_device_ok",
-            "container_unchanged",
-            "change_window_open",
-        ),
+        conditions=("needs_delete", *PONR_GUARDS, "change_window_open"),
         unless=("user_protected",),
         point_of_no_return=True,
     ),
