@@ -392,6 +392,45 @@ def rebuild(
     )
 
 
+def _begin(
+    device: str,
+    *,
+    store: Store,
+    playbook: Playbook,
+    transport_factory: TransportFactory,
+    entry: DeviceEntry,
+    connection: Connection,
+    credentials: Credentials,
+    clock: Clock,
+    owner: str,
+    retry: RetryPolicy,
+    sleep: Callable[[float], None] | None,
+    lease_seconds: float,
+    path_settings: PathSettings | None = None,
+    window: Callable[[datetime], bool] | None = None,
+) -> _Visit:
+    """What a visit and a rollback both work with, once the device's lease is held: its machine rebuilt from the
+    store (transitions through a funnel in this owner's name) and its journal."""
+    funnel = StoreFunnel(store, device, owner=owner, actor=credentials.username, wave=store.get_device(device).wave)
+    machine = rebuild(store, device, playbook, funnel, path_settings=path_settings, window=window)
+    return _Visit(
+        device,
+        store,
+        playbook,
+        transport_factory,
+        entry,
+        connection,
+        credentials,
+        clock,
+        owner,
+        retry,
+        sleep,
+        lease_seconds,
+        machine,
+        store.journal_entries(device),
+    )
+
+
 def visit(
     device: str,
     *,
@@ -421,37 +460,27 @@ def visit(
     if not store.acquire(device, owner, lease_seconds):
         row = store.get_device(device)
         return VisitResult(device, row.state, next_due=clock() + timedelta(seconds=60), busy=True)
-    row = store.get_device(device)
-    funnel = StoreFunnel(store, device, owner=owner, actor=credentials.username, wave=row.wave)
-    machine = rebuild(
-        store,
+    work = _begin(
         device,
-        playbook,
-        funnel,
-        path_settings=path_settings,
-        window=lambda now: may_pass_point_of_no_return(device, now),
-    )
-    work = _Visit(
-        device,
-        store,
-        playbook,
-        transport_factory,
-        entry,
-        connection,
-        credentials,
-        clock,
-        owner,
-        retry
+        store=store,
+        playbook=playbook,
+        transport_factory=transport_factory,
+        entry=entry,
+        connection=connection,
+        credentials=credentials,
+        clock=clock,
+        owner=owner,
+        retry=retry
         or RetryPolicy(
             attempts=playbook.retries.attempts,
             initial_wait=playbook.retries.initial_wait,
             max_wait=playbook.retries.max_wait,
             total_seconds=playbook.retries.total,
         ),
-        sleep,
-        lease_seconds,
-        machine,
-        store.journal_entries(device),
+        sleep=sleep,
+        lease_seconds=lease_seconds,
+        path_settings=path_settings,
+        window=lambda now: may_pass_point_of_no_return(device, now),
     )
     try:
         return _visit(work, max_steps, should_stop or (lambda: False))
@@ -586,24 +615,21 @@ def rollback_device(
         return RollbackResult(device, row.state, cannot_restore=_cannot_restore(store, device), nothing_new=True)
     if not store.acquire(device, owner, lease_seconds):
         return RollbackResult(device, row.state, error="another worker holds this device's lease; try again")
-    funnel = StoreFunnel(store, device, owner=owner, actor=credentials.username, wave=row.wave)
-    machine = rebuild(store, device, playbook, funnel)
-    work = _Visit(
+    work = _begin(
         device,
-        store,
-        playbook,
-        transport_factory,
-        entry,
-        connection,
-        credentials,
-        clock,
-        owner,
-        retry or RetryPolicy(),
-        sleep,
-        lease_seconds,
-        machine,
-        store.journal_entries(device),
+        store=store,
+        playbook=playbook,
+        transport_factory=transport_factory,
+        entry=entry,
+        connection=connection,
+        credentials=credentials,
+        clock=clock,
+        owner=owner,
+        retry=retry or RetryPolicy(),
+        sleep=sleep,
+        lease_seconds=lease_seconds,
     )
+    machine = work.machine
     log = get_logger("engine.rollback", device=device)
     snapshot = store.policy_snapshot(device)
     records = tuple(
