@@ -13,7 +13,7 @@ import pytest
 from migrator.lab.model import Fleet
 from migrator.playbook import Playbook, Waits
 from tests.crash.harness import Outcome, run
-from tests.engine.labkit import LabKit, make_fleet, playbook
+from tests.engine.labkit import cooperative, make_fleet, playbook, sign_everyone_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -51,24 +51,9 @@ def small_fleet() -> Fleet:
     )
     fleet.devices = [cert, key]
     for device in fleet.devices:
-        device.vpn_only = False
         device.dc_reachable = True
-        device.sessions.clear()
         device.users = device.users[:1]
-        for user in device.users:
-            user.behaviour.compliance = "prompt"
-            user.behaviour.delay_seconds = 300
-            user.behaviour.prefers_rdp = False
-            user.behaviour.away_until = None
-            user.privileged = False
-            user.has_prt = True
-    return fleet
-
-
-def sign_in(kit: LabKit) -> None:
-    for device in kit.fleet.devices:
-        for user in device.users:
-            kit.lab.sign_in(device, user)
+    return cooperative(fleet)
 
 
 def _deletions(outcome: Outcome) -> dict[str, int]:
@@ -93,7 +78,7 @@ def _effects(outcome: Outcome) -> dict[str, set[tuple[str | None, str]]]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
-    return run(small_fleet(), tmp_path_factory.mktemp("reference"), BOOK, setup=sign_in)
+    return run(small_fleet(), tmp_path_factory.mktemp("reference"), BOOK, setup=sign_everyone_in)
 
 
 def _check(outcome: Outcome, reference: Outcome) -> None:
@@ -118,7 +103,7 @@ def test_a_kill_at_every_journal_point(reference: Outcome, tmp_path: Path) -> No
     """SIGKILL right after each journal commit (intent, outcome, resolution) in turn; restart; same end."""
     points = reference.journal_points
     for number in range(1, points + 1):
-        outcome = run(small_fleet(), tmp_path / f"kill-{number}", BOOK, kills=[number], setup=sign_in)
+        outcome = run(small_fleet(), tmp_path / f"kill-{number}", BOOK, kills=[number], setup=sign_everyone_in)
         assert outcome.kills == 1, number
         _check(outcome, reference)
     print(f"\ncrash suite: {points} kill points, each killed once and restarted")
@@ -129,5 +114,5 @@ def test_random_kills_across_seeded_runs(reference: Outcome, tmp_path: Path, see
     """Two or three kills at random journal points of successive driver processes; same end as crash-free."""
     rng = random.Random(seed)
     kills = [rng.randint(1, reference.journal_points // 2) for _ in range(rng.randint(2, 3))]
-    outcome = run(small_fleet(), tmp_path / "run", BOOK, kills=kills, setup=sign_in)
+    outcome = run(small_fleet(), tmp_path / "run", BOOK, kills=kills, setup=sign_everyone_in)
     _check(outcome, reference)

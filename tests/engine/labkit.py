@@ -60,6 +60,21 @@ def make_fleet(devices: int, seed: int, mix: str, block: int = 0) -> Fleet:
     return fleet
 
 
+def cooperative(fleet: Fleet) -> Fleet:
+    """Every person complies within minutes at the console, holds a PRT and is not privileged; no VPN flaps."""
+    for device in fleet.devices:
+        device.vpn_only = False
+        device.sessions.clear()
+        for user in device.users:
+            user.behaviour.compliance = "prompt"
+            user.behaviour.delay_seconds = 300
+            user.behaviour.prefers_rdp = False
+            user.behaviour.away_until = None
+            user.privileged = False
+            user.has_prt = True
+    return fleet
+
+
 @dataclass
 class LabKit:
     """A running lab plus what the driver needs to reach it."""
@@ -124,6 +139,12 @@ def open_store(path: Path, kit: LabKit, playbook: Playbook, devices: list[str], 
         )
     store.enroll(wave, devices)
     return store
+
+
+def sign_everyone_in(kit: LabKit) -> None:
+    for device in kit.fleet.devices:
+        for user in device.users:
+            kit.lab.sign_in(device, user)
 
 
 def visit_device(kit: LabKit, store: Store, playbook: Playbook, name: str, **kwargs: object) -> VisitResult:

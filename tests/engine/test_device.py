@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from migrator.engine.device import rollback_device
-from migrator.lab.model import Fleet
+from migrator.lab.model import Device, Fleet
 from migrator.lab.truth import fleet_truth
 from migrator.logs import configure_logging, forget_secrets
 from migrator.playbook import Playbook, Waits
@@ -19,11 +19,13 @@ from migrator.store import Store
 from tests.engine.labkit import (
     FAST_RETRY,
     LabKit,
+    cooperative,
     drive,
     make_fleet,
     open_store,
     playbook,
     running_lab,
+    sign_everyone_in,
     visit_device,
 )
 
@@ -41,25 +43,14 @@ def fast(name: str = "to-cloud-kerberos") -> Playbook:
     )
 
 
-def cooperative(fleet: Fleet) -> Fleet:
-    """Every person complies within minutes at the console, holds a PRT and is not privileged; no VPN flaps."""
-    for device in fleet.devices:
-        device.vpn_only = False
-        device.sessions.clear()
-        for user in device.users:
-            user.behaviour.compliance = "prompt"
-            user.behaviour.delay_seconds = 300
-            user.behaviour.prefers_rdp = False
-            user.behaviour.away_until = None
-            user.privileged = False
-            user.has_prt = True
-    return fleet
-
-
-def sign_everyone_in(kit: LabKit) -> None:
-    for device in kit.fleet.devices:
-        for user in device.users:
-            kit.lab.sign_in(device, user)
+def one_hybrid_device(mix: str, block: int, *, single_user: bool = False) -> tuple[Fleet, Device]:
+    """A cooperative fleet cut down to its first hybrid device whose first user has a container."""
+    fleet = cooperative(make_fleet(6, 4, mix, block=block))
+    target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users and d.users[0].container)
+    fleet.devices = [target]
+    if single_user:
+        target.users = target.users[:1]
+    return fleet, target
 
 
 @pytest.fixture
@@ -114,9 +105,7 @@ def test_a_mixed_fleet_migrates(mixed: tuple[LabKit, Path]) -> None:
 def test_devices_without_a_dc_wait_and_finish_when_it_returns(tmp_path: Path) -> None:
     """A hybrid cert device without line of sight parks in waiting_for_dc without deleting anything, then
     migrates once the lab brings the DC back."""
-    fleet = cooperative(make_fleet(6, 4, "key=0,cert=100,cloud=0,none=0", block=2))
-    target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users[0].container is not None)
-    fleet.devices = [target]
+    fleet, target = one_hybrid_device("key=0,cert=100,cloud=0,none=0", 2)
     target.dc_reachable = False
     book = fast()
     with running_lab(fleet, tmp_path / "lab") as kit:
@@ -141,9 +130,7 @@ def test_devices_without_a_dc_wait_and_finish_when_it_returns(tmp_path: Path) ->
 
 def test_users_who_never_sign_in_become_stalled(tmp_path: Path) -> None:
     """A user who is not signed in and never signs in: stalled after the deadline, container untouched."""
-    fleet = cooperative(make_fleet(6, 4, "key=0,cert=100,cloud=0,none=0", block=3))
-    target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users[0].container is not None)
-    fleet.devices = [target]
+    fleet, target = one_hybrid_device("key=0,cert=100,cloud=0,none=0", 3)
     for user in target.users:
         user.behaviour.compliance = "never"
     book = fast()
@@ -161,10 +148,7 @@ def test_a_user_who_signed_in_off_the_network_is_reminded_once_a_dc_answers(
 ) -> None:
     """Key trust user prompted while the DC answers, signs in again while it does not (cached key trust logon, no
     partial TGT): once the DC is back a day later they are asked again, sign in with the DC and end migrated."""
-    fleet = cooperative(make_fleet(6, 4, "key=100,cert=0,cloud=0,none=0", block=2))
-    target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users and d.users[0].container)
-    fleet.devices = [target]
-    target.users = target.users[:1]
+    fleet, target = one_hybrid_device("key=100,cert=0,cloud=0,none=0", 2, single_user=True)
     user = target.users[0]
     book = fast("key-trust-to-cloud-kerberos")
     with running_lab(fleet, tmp_path / "lab") as kit:
@@ -198,10 +182,7 @@ def test_a_privileged_user_is_parked_at_once_and_keeps_their_container(tmp_path:
     """A Domain Admin gets no partial TGT from Entra Kerberos: on the key path the verify sees their token's
     groups, on the cert path the identify step does, before the point of no return. Either way the user is
     stalled at once (not at the deadline) naming the group, and their container is never deleted."""
-    fleet = cooperative(make_fleet(6, 4, mix, block=3))
-    target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users and d.users[0].container)
-    fleet.devices = [target]
-    target.users = target.users[:1]
+    fleet, target = one_hybrid_device(mix, 3, single_user=True)
     target.users[0].privileged = True
     book = fast()
     with running_lab(fleet, tmp_path / "lab") as kit:
@@ -221,9 +202,7 @@ def test_a_privileged_user_is_parked_at_once_and_keeps_their_container(tmp_path:
 def test_a_pause_or_halt_stops_a_running_visit_before_its_next_step(tmp_path: Path) -> None:
     """The wave says stop while a device is mid-visit: the step under way finishes (its journal entry is settled),
     no further step is sent, the device keeps its state, and a later visit finishes the migration."""
-    fleet = cooperative(make_fleet(6, 4, "key=0,cert=100,cloud=0,none=0", block=1))
-    target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users and d.users[0].container)
-    fleet.devices = [target]
+    fleet, target = one_hybrid_device("key=0,cert=100,cloud=0,none=0", 1)
     book = fast()
     with running_lab(fleet, tmp_path / "lab") as kit:
         sign_everyone_in(kit)
@@ -246,10 +225,7 @@ def test_a_pause_or_halt_stops_a_running_visit_before_its_next_step(tmp_path: Pa
 def test_a_user_who_only_signs_in_over_rdp_stalls_saying_so(tmp_path: Path) -> None:
     """After the guarded delete, a user who signs back in only over Remote Desktop never re-provisions (Hello is
     not set up in a remote session): stalled with that reason, not a generic "did not set up Hello"."""
-    fleet = cooperative(make_fleet(6, 4, "key=0,cert=100,cloud=0,none=0", block=3))
-    target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users and d.users[0].container)
-    fleet.devices = [target]
-    target.users = target.users[:1]
+    fleet, target = one_hybrid_device("key=0,cert=100,cloud=0,none=0", 3, single_user=True)
     target.users[0].behaviour.prefers_rdp = True
     book = fast("cert-trust-to-cloud-kerberos")
     with running_lab(fleet, tmp_path / "lab") as kit:
