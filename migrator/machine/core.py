@@ -170,7 +170,6 @@ class _Pending:
     warning: str | None = None
 
 
-
 def _always_open(_now: datetime) -> bool:
     return True
 
@@ -863,6 +862,11 @@ class DeviceMachine:
         )
         return None
 
+    def _session_id(self, entry: _User) -> int | None:
+        """The user's session as the facts last read show it (None: not signed in, or no facts)."""
+        person = self.facts.user(str(entry.context.get("sid"))) if self.facts is not None else None
+        return person.session.id if person is not None and person.session is not None else None
+
     def _prompt_sent(self, entry: _User, now: datetime, *, skipped: bool, journal_id: int | None = None) -> None:
         phase = "reprovision" if entry.context.get("deleted") else "sign_in"
         context = self._phase(entry, phase, now)
@@ -871,10 +875,9 @@ class DeviceMachine:
         entry.prompted_now = not skipped
         if not skipped:
             # The session asked to sign out: a later verify in a *different* session proves a new sign-in.
-            person = self.facts.user(str(entry.context.get("sid"))) if self.facts is not None else None
-            session = person.session if person is not None else None
+            session = self._session_id(entry)
             context["prompted_at"] = now.isoformat()
-            context["prompted_session"] = session.id if session is not None else None
+            context["prompted_session"] = session
         self.fire(
             "prompt_sent",
             user=entry.record.name,
@@ -1032,10 +1035,6 @@ class DeviceMachine:
                 "cloud_primary_tgt": hello.cloud_primary_tgt,
             }
             entry.context["protected_groups"] = list(hello.protected_groups)
-            if not guard_mod.check("cloud_tgt_verified", self._guard_input(name)) and self._refused_account(
-                entry, now, applied
-            ):
-                return
             if self._try(
                 "cloud_verified",
                 user=name,
@@ -1045,9 +1044,10 @@ class DeviceMachine:
                 after=evidence,
             ):
                 return
-            person = self.facts.user(str(entry.context.get("sid"))) if self.facts is not None else None
-            session = person.session if person is not None else None
-            new_session = session is not None and session.id != entry.context.get("prompted_session")
+            if self._refused_account(entry, now, applied):
+                return
+            session = self._session_id(entry)
+            new_session = session is not None and session != entry.context.get("prompted_session")
             if hello.ngc_set and not hello.cloud_trust_active and new_session:
                 # Remembered for the deadline's reason and the reminder: the user signed in again since the
                 # prompt (another session: session ids only repeat after a reboot, which errs towards "not
