@@ -285,7 +285,8 @@ class WaveRunner:
         await asyncio.gather(*(worker() for _ in range(workers)))
 
     def _pop_due(self) -> str | None:
-        """A waiting device whose (latest) due time has passed, taken off the waiting list; None if none is."""
+        """A waiting device whose (latest) due time has passed and that is not being visited; None if none is.
+        Its heap entry is consumed; the caller visits it at once (visit_one marks it in flight)."""
         now = self.clock.now()
         while self._due and self._due[0][0] <= now:
             _, device = heapq.heappop(self._due)
@@ -293,7 +294,6 @@ class WaveRunner:
             # A device's older heap entries are stale (it waits until its latest time) and one being visited
             # is not taken twice; it stays listed as waiting until its visit records what comes next.
             if when is not None and when <= now and device not in self._in_flight:
-                self._in_flight.add(device)
                 return device
         return None
 
@@ -302,8 +302,8 @@ class WaveRunner:
         now = self.clock.now()
         due: list[str] = []
         while (device := self._pop_due()) is not None:
-            due.append(device)
-        self._in_flight.difference_update(due)  # taken for the visits below, which mark them again
+            if device not in due:  # a stale second heap entry of a device already taken
+                due.append(device)
         if due:
             await self._visit_all(due)
             return
