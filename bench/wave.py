@@ -181,14 +181,14 @@ class CountingTransport:
 @dataclass
 class Recorder:
     requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    visits: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    pools: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     calls: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=lambda: defaultdict(list))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, device: str, requests: int, calls: list[tuple[str, dict[str, Any]]]) -> None:
         with self.lock:
             self.requests[device] += requests
-            self.visits[device] += 1
+            self.pools[device] += 1
             self.calls[device].extend(calls)
 
 
@@ -435,7 +435,7 @@ def main() -> None:
     print(f"migrator: {d / mig.seconds * 60:.1f} devices/min")
     print(
         f"migrator: WS-Man requests per device: mean {mean:.1f}, median {median:.0f} "
-        f"(runspace pools opened per device: mean {statistics.mean(mig.recorder.visits.get(n, 0) for n in names):.2f};"
+        f"(runspace pools opened per device: mean {statistics.mean(mig.recorder.pools.get(n, 0) for n in names):.2f};"
         " a device's pool is kept across its visits of the wave)"
     )
     scripts: dict[str, int] = defaultdict(int)
