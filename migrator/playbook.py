@@ -89,6 +89,9 @@ class Waits(_Strict):
     user_deadline: Duration = 7 * 86400.0  # a user who never signs in/out within this → stalled
     dc_deadline: Duration = 7 * 86400.0  # no DC line of sight within this → stalled
     reprovision_deadline: Duration = 7 * 86400.0  # no new container within this → stalled
+    # A device that does not answer (refused, timed out, rebooting) is tried again at each recheck; past this
+    # since the first failure it is parked as `unreachable` (not failed) until `migrator resume`.
+    unreachable_deadline: Duration = 3 * 86400.0
 
 
 class Prompt(_Strict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from migrator.cli import app
-from migrator.engine.waves import FINAL, VisitOutcome, WaveResult, WaveRunner
+from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner
 from migrator.errors import InputError, MigratorError
 from migrator.yamlsource import InputFileError
 
@@ -71,13 +72,18 @@ def recap(results: Sequence[WaveResult]) -> int:
         console.print(f"[bold]{result.wave}[/bold] [{colour}]{result.state}[/{colour}]  {line}", highlight=False)
         if result.reason:
             console.print(f"  {result.reason}", highlight=False)
-        failed = [(d, result.progress.errors.get(d, "")) for d, s in result.progress.states.items() if s == "failed"]
-        for device, error in failed:
-            console.print(f"  [red]failed[/red] {device}: {error}", highlight=False)
-        # Parked devices are not failures, but each says why: a person (stalled) or a prerequisite (ineligible).
+        failed = [
+            (d, s, result.progress.errors.get(d, "")) for d, s in result.progress.states.items() if s in AGAINST_BUDGET
+        ]
+        for device, state, error in failed:
+            console.print(f"  [red]{state}[/red] {device}: {error}", highlight=False)
+        # Parked devices are not failures, but each says why: a person (stalled), a device that does not answer
+        # (unreachable: `resume` tries again), or a prerequisite (ineligible).
         for device, state in result.progress.states.items():
-            if state == "stalled":
-                console.print(f"  [yellow]stalled[/yellow] {device}: {result.progress.errors.get(device, '')}")
+            if state in ("stalled", "unreachable"):
+                console.print(
+                    f"  [yellow]{state}[/yellow] {device}: {result.progress.errors.get(device, '')}", highlight=False
+                )
         ineligible: dict[str, int] = {}
         for device, state in result.progress.states.items():
             if state == "ineligible":
@@ -119,7 +125,7 @@ def run_with_progress(runners: Sequence[WaveRunner], quiet: bool = False) -> lis
                 runner: WaveRunner = runner,
                 progress: Progress = progress,
             ) -> None:
-                done = sum(1 for s in runner.progress.states.values() if s in FINAL)
+                done = sum(1 for s in runner.progress.states.values() if s in SETTLED)
                 counts = Counter(runner.progress.states.values())
                 states = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
                 progress.update(task, completed=done, states=states)
@@ -314,7 +320,7 @@ def plan_command(
         else:
             follows = book.path in ("auto", outcome.path)
             row["steps"] = list(book.steps) if follows and outcome.path in ("key", "cert") else []
-            row["changes"] = policy_plan(outcome.facts, book) if row["steps"] else []
+            row["changes"] = [asdict(c) for c in policy_plan(outcome.facts, book)] if row["steps"] else []
             row["users"] = [u.name for u in outcome.facts.users if u.has_hello]
         rows.append(row)
     if as_json:
@@ -324,7 +330,7 @@ def plan_command(
     for column in ("device", "path", "users with a container", "would change", "notes"):
         table.add_column(column)
     for row in rows:
-        changes = "; ".join(f"{c.get('name')}={c.get('value', 'removed')}" for c in row.get("changes", []))
+        changes = "; ".join(f"{c['name']}={'removed' if c['remove'] else c['value']}" for c in row.get("changes", []))
         notes = row.get("error") or "; ".join(row["reasons"])
         table.add_row(row["name"], row["path"], ", ".join(row.get("users", [])), changes, notes)
     console.print(table)

@@ -32,6 +32,7 @@ import itertools
 import os
 import signal
 import threading
+import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from migrator.errors import MigratorError, RemoteError, TransientError
+from migrator.errors import ConfigurationError, CredentialsError, RemoteError, TransientError
 from migrator.facts import DeviceFacts, PathSettings
 from migrator.facts import PolicyValue as FactPolicyValue
 from migrator.inventory import Connection, DeviceEntry
@@ -56,13 +57,15 @@ from migrator.machine import (
     UserRecord,
     Wait,
 )
-from migrator.machine.table import USER_FINAL
+from migrator.machine.context import load_user
+from migrator.machine.purposes import FACTS
+from migrator.machine.table import DEVICE_ACTIVE, DEVICE_RESUMED, DEVICE_WAITING, USER_SETTLED
 from migrator.playbook import Playbook
 from migrator.remote.credentials import Credentials
 from migrator.remote.retry import RetryPolicy
 from migrator.remote.transport import Transport, open_transport
-from migrator.steps import CollectFacts, run_step
-from migrator.store import AuditEntry, JournalEntry, PolicyValue, Store, utc_now
+from migrator.steps import run_step
+from migrator.store import AuditEntry, JournalEntry, PolicyValue, Store, StoreError, utc_now
 from migrator.store.errors import LeaseNotHeld
 
 TransportFactory = Callable[[DeviceEntry, Connection, Credentials], Transport]
@@ -231,8 +234,9 @@ class _Visit:
         self.store.save_facts(self.device, facts.model_dump(mode="json"))
 
     def read_facts(self) -> None:
-        facts = self.run(RunStep(CollectFacts(), "facts"))
-        self.machine.take_facts(facts)
+        """Fresh facts, through the machine (a device waiting for the device carries on when it answers)."""
+        command = FACTS.command()
+        self.machine.handle(StepSucceeded(command, self.run(command), self.clock()))
 
     # ---- the journal ---------------------------------------------------------------------------------
 
@@ -262,8 +266,15 @@ class _Visit:
             self.read_facts()
             extra = self.machine.resolution_read(command)
             read = self.run(extra) if extra is not None else None
-        except MigratorError as err:
-            log.warning("in-doubt step not resolved: the device cannot be read", error=redact_text(str(err)))
+        except (RemoteError, StoreError) as err:
+            if isinstance(err, StoreError):
+                raise
+            message = redact_text(err.detail)
+            log.warning("in-doubt step not resolved: the device cannot be read", error=message)
+            if isinstance(err, TransientError):
+                self.machine.unreachable(self.clock(), f"{entry.step}: in doubt, the device does not answer: {message}")
+            else:
+                self.machine.handle(self._failure(command, err, entry.id))
             return False
         now = self.clock()
         resolution = self.machine.resolve(command, read, now, entry.id)
@@ -283,7 +294,7 @@ class _Visit:
         if not command.side_effect:
             try:
                 result = self.run(command)
-            except MigratorError as err:
+            except RemoteError as err:  # the device's errors are the machine's events; anything else is not
                 self.machine.handle(self._failure(command, err, None))
                 return True
             self.machine.handle(StepSucceeded(command, result, self.clock()))
@@ -294,9 +305,8 @@ class _Visit:
             log.warning("point of no return: deleting the Hello container in the user's own context")
         try:
             result = self.run(command)
-        except MigratorError as err:
-            may_have_run = isinstance(err, RemoteError) and err.may_have_run
-            if may_have_run and isinstance(err, TransientError) and not command.step.info.idempotent:
+        except RemoteError as err:
+            if err.may_have_run and isinstance(err, TransientError) and not command.step.info.idempotent:
                 log.warning("answer lost after the request left: resolving by re-reading", error=redact_text(str(err)))
                 return self.resolve_in_doubt(entry)
             failure = self._failure(command, err, entry.id)
@@ -318,16 +328,16 @@ class _Visit:
         self.machine.handle(StepSucceeded(command, result, self.clock(), entry.id))
         return True
 
-    def _failure(self, command: RunStep, err: MigratorError, journal_id: int | None) -> StepFailed:
-        message = redact_text(err.detail if isinstance(err, RemoteError) else str(err))
+    def _failure(self, command: RunStep, err: RemoteError, journal_id: int | None) -> StepFailed:
         return StepFailed(
             command,
             type(err).__name__,
-            message,
+            redact_text(err.detail),
             transient=isinstance(err, TransientError),
-            may_have_run=isinstance(err, RemoteError) and err.may_have_run,
+            may_have_run=err.may_have_run,
             at=self.clock(),
             journal_id=journal_id,
+            device_wide=isinstance(err, CredentialsError | ConfigurationError),
         )
 
 
@@ -354,6 +364,20 @@ def _strip_computed(model: type[BaseModel], data: Any) -> Any:
     return out
 
 
+def _policy_values(store: Store, device: str) -> tuple[FactPolicyValue, ...]:
+    """The device's snapshot as the machine's rollback writes it back."""
+    return tuple(
+        FactPolicyValue(
+            path=v.key,
+            name=v.name,
+            existed=v.existed,
+            type=v.type if v.existed else None,  # type: ignore[arg-type]
+            data=v.data,
+        )
+        for v in store.policy_snapshot(device)
+    )
+
+
 def rebuild(
     store: Store,
     device: str,
@@ -362,8 +386,9 @@ def rebuild(
     *,
     path_settings: PathSettings | None = None,
     window: Callable[[datetime], bool] | None = None,
+    rollback: bool = False,
 ) -> DeviceMachine:
-    """The device's machine as the store has it."""
+    """The device's machine as the store has it (with the policy snapshot when it rolls back)."""
     row = store.get_device(device)
     users = [
         UserRecord(
@@ -389,6 +414,7 @@ def rebuild(
         facts=facts,
         path_settings=path_settings,
         window=window or (lambda _now: True),
+        snapshot=_policy_values(store, device) if rollback or row.state == "rolling_back" else (),
     )
 
 
@@ -408,11 +434,12 @@ def _begin(
     lease_seconds: float,
     path_settings: PathSettings | None = None,
     window: Callable[[datetime], bool] | None = None,
+    rollback: bool = False,
 ) -> _Visit:
     """What a visit and a rollback both work with, once the device's lease is held: its machine rebuilt from the
     store (transitions through a funnel in this owner's name) and its journal."""
     funnel = StoreFunnel(store, device, owner=owner, actor=credentials.username, wave=store.get_device(device).wave)
-    machine = rebuild(store, device, playbook, funnel, path_settings=path_settings, window=window)
+    machine = rebuild(store, device, playbook, funnel, path_settings=path_settings, window=window, rollback=rollback)
     return _Visit(
         device,
         store,
@@ -429,6 +456,27 @@ def _begin(
         machine,
         store.journal_entries(device),
     )
+
+
+def _crashed(
+    store: Store, device: str, owner: str, actor: str, err: BaseException, machine: DeviceMachine | None, now: datetime
+) -> None:
+    """An unexpected exception (a bug, a corrupt record): the device goes to ``error`` with the exception in
+    ``last_error`` and its traceback in the context and the log (secrets redacted), through the funnel: never
+    swallowed, never shown as an illegal transition or a plausible other state. ``resume`` retries it."""
+    summary = redact_text(f"internal error: {type(err).__name__}: {err}")
+    text = redact_text("".join(traceback.format_exception(err)))
+    log = get_logger("engine.device", device=device)
+    log.error("internal error: the device is parked in 'error'", error=summary, traceback=text)
+    if machine is not None:
+        machine.crash(summary, text, now)
+        return
+    # The machine itself could not be built from the store: record the error with the state the store has.
+    row = store.get_device(device)
+    funnel = StoreFunnel(store, device, owner=owner, actor=actor, wave=row.wave)
+    context = dict(row.context or {})
+    context.update(traceback=text, return_to=row.state)
+    funnel.change(Change("internal_error", row.state, "error", context, last_error=summary))
 
 
 def visit(
@@ -453,73 +501,93 @@ def visit(
     """Visit one device: resolve what a crash left, then run its machine until it waits or ends.
 
     ``should_stop`` (the wave was paused or halted) is asked before every step: the step under way finishes,
-    the next one is not sent, and the device keeps its state for ``migrator resume``."""
+    the next one is not sent, and the device keeps its state for ``migrator resume``. An unexpected exception
+    parks the device in ``error`` (:func:`_crashed`); store errors and a lost lease end the visit unchanged."""
     owner = owner or f"worker-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     register_secret(credentials.password.get_secret_value())
     log = get_logger("engine.device", device=device)
     if not store.acquire(device, owner, lease_seconds):
         row = store.get_device(device)
         return VisitResult(device, row.state, next_due=clock() + timedelta(seconds=60), busy=True)
-    work = _begin(
-        device,
-        store=store,
-        playbook=playbook,
-        transport_factory=transport_factory,
-        entry=entry,
-        connection=connection,
-        credentials=credentials,
-        clock=clock,
-        owner=owner,
-        retry=retry
-        or RetryPolicy(
-            attempts=playbook.retries.attempts,
-            initial_wait=playbook.retries.initial_wait,
-            max_wait=playbook.retries.max_wait,
-            total_seconds=playbook.retries.total,
-        ),
-        sleep=sleep,
-        lease_seconds=lease_seconds,
-        path_settings=path_settings,
-        window=lambda now: may_pass_point_of_no_return(device, now),
-    )
+    work: _Visit | None = None
     try:
+        work = _begin(
+            device,
+            store=store,
+            playbook=playbook,
+            transport_factory=transport_factory,
+            entry=entry,
+            connection=connection,
+            credentials=credentials,
+            clock=clock,
+            owner=owner,
+            retry=retry
+            or RetryPolicy(
+                attempts=playbook.retries.attempts,
+                initial_wait=playbook.retries.initial_wait,
+                max_wait=playbook.retries.max_wait,
+                total_seconds=playbook.retries.total,
+            ),
+            sleep=sleep,
+            lease_seconds=lease_seconds,
+            path_settings=path_settings,
+            window=lambda now: may_pass_point_of_no_return(device, now),
+        )
         return _visit(work, max_steps, should_stop or (lambda: False))
     except LeaseNotHeld as err:
+        # The lease_lost event: ignored by the machine in every state (the table says why); the visit stops.
         log.warning("lease lost: stopping this visit", error=str(err))
         row = store.get_device(device)
         return VisitResult(device, row.state, next_due=clock() + timedelta(seconds=60), busy=True)
+    except StoreError:
+        raise  # the store cannot record anything now: the wave decides (it halts), the device keeps its state
+    except Exception as err:  # a bug: recorded on the device, never swallowed
+        _crashed(store, device, owner, credentials.username, err, work.machine if work else None, clock())
+        row = store.get_device(device)
+        return VisitResult(device, row.state, next_due=None, last_error=row.last_error)
     finally:
-        if work.transport is not None:
+        if work is not None and work.transport is not None:
             work.transport.close()
         store.release(device, owner)
+
+
+def _resolve_journal(work: _Visit, now: datetime) -> Wait | None:
+    """Replay answers whose transition was lost, then resolve every in-doubt intent by re-reading the device; a
+    Wait when one cannot be resolved now (the device does not answer: it waits for the device)."""
+    machine = work.machine
+    for settled in _latest_settled(work.journal):
+        machine.replay(settled.intent, settled.outcome if isinstance(settled.outcome, Mapping) else {}, now, settled.id)
+    for doubt in [e for e in work.journal if e.status == "intent"]:
+        if not work.resolve_in_doubt(doubt):
+            return Wait(now + timedelta(seconds=work.playbook.waits.recheck_every), "an in-doubt step", "device")
+    work.journal = work.store.journal_entries(work.device)
+    return None
 
 
 def _visit(work: _Visit, max_steps: int, should_stop: Callable[[], bool]) -> VisitResult:
     machine = work.machine
     now = work.clock()
     machine.begin_visit(now)
-    if machine.state not in ("migrated", "already_cloud", "ineligible", "failed", "rolled_back", "paused", "stalled"):
-        for settled in _latest_settled(work.journal):
-            machine.replay(
-                settled.intent, settled.outcome if isinstance(settled.outcome, Mapping) else {}, now, settled.id
-            )
-        for doubt in [e for e in work.journal if e.status == "intent"]:
-            if not work.resolve_in_doubt(doubt):
-                return _result(
-                    work, Wait(now + timedelta(seconds=work.playbook.waits.recheck_every), "in-doubt step", "retry")
-                )
-        work.journal = work.store.journal_entries(work.device)
+    if machine.state in DEVICE_RESUMED:
+        # Unreachable past its deadline, or in error: a new run or `migrator resume` tries again (the retry row),
+        # once per visit; a device that fails the same way is parked again with the newest error.
+        machine.retry(now)
+    if machine.state in (*DEVICE_ACTIVE, *DEVICE_WAITING):
+        waiting = _resolve_journal(work, now)
+        if waiting is not None:
+            return _result(work, waiting)
     for _ in range(max_steps):
         command = machine.advance(work.clock())
         if isinstance(command, Wait | Done):
             return _result(work, command)
         if should_stop():
+            # The pause and halt events: ignored by the machine in every state (the table says why).
             work.log.info("wave paused or halted: stopping before the next step", step=command.name)
             return _result(work, Wait(work.clock(), "the wave was paused or halted before this step", "retry"))
         if not work.execute(command):
             return _result(
                 work,
-                Wait(work.clock() + timedelta(seconds=work.playbook.waits.recheck_every), "in-doubt step", "retry"),
+                Wait(work.clock() + timedelta(seconds=work.playbook.waits.recheck_every), "in-doubt step", "device"),
             )
     return _result(work, Wait(work.clock(), "step budget of one visit used up: continue at once", "retry"))
 
@@ -536,7 +604,7 @@ def _result(work: _Visit, command: Wait | Done) -> VisitResult:
 
 
 def unfinished_users(result: VisitResult) -> list[str]:
-    return [name for name, state in result.users.items() if state not in USER_FINAL]
+    return [name for name, state in result.users.items() if state not in USER_SETTLED]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -577,8 +645,7 @@ class RollbackResult:
 def _cannot_restore(store: Store, device: str) -> list[str]:
     notes = []
     for user in store.list_users(device):
-        context = user.context or {}
-        if context.get("deleted"):
+        if load_user(user.context).deleted:
             key = f" (key id {user.key_id})" if user.key_id else ""
             notes.append(CANNOT_RESTORE.format(user=user.name, key=key))
     return notes
@@ -599,15 +666,13 @@ def rollback_device(
     sleep: Callable[[float], None] | None = None,
     lease_seconds: float = 600.0,
 ) -> RollbackResult:
-    """Restore a device's snapshot policy values through the journalled path (``restore_policy``).
+    """Restore a device's snapshot policy values: the machine's rollback rows, through the journalled path.
 
-    First every armed at-logon delete task is removed (it would delete a container under the restored policy);
-    then the snapshot is written back. Resumable (an in-doubt restore is resolved by reading the values back)
-    and idempotent: a device already ``rolled_back`` is left alone and the result says nothing new was
-    restored. What cannot come back (deleted containers) is listed plainly."""
-    from migrator.facts import PolicyValue as Record
-    from migrator.steps import DisarmLogonTask, RestorePolicy, SnapshotPolicy
-
+    ``begin_rollback`` moves the device to ``rolling_back``; there the machine first removes every armed
+    at-logon delete task (it would delete a container under the restored policy), then writes the snapshot back
+    (``restore_policy``), and its answer ends in ``rolled_back``. Resumable (an in-doubt restore is resolved by
+    reading the values back) and idempotent: a device already ``rolled_back`` is left alone and the result says
+    nothing new was restored. What cannot come back (deleted containers) is listed plainly."""
     owner = owner or f"rollback-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     register_secret(credentials.password.get_secret_value())
     row = store.get_device(device)
@@ -615,88 +680,72 @@ def rollback_device(
         return RollbackResult(device, row.state, cannot_restore=_cannot_restore(store, device), nothing_new=True)
     if not store.acquire(device, owner, lease_seconds):
         return RollbackResult(device, row.state, error="another worker holds this device's lease; try again")
-    work = _begin(
-        device,
-        store=store,
-        playbook=playbook,
-        transport_factory=transport_factory,
-        entry=entry,
-        connection=connection,
-        credentials=credentials,
-        clock=clock,
-        owner=owner,
-        retry=retry or RetryPolicy(),
-        sleep=sleep,
-        lease_seconds=lease_seconds,
-    )
-    machine = work.machine
     log = get_logger("engine.rollback", device=device)
-    snapshot = store.policy_snapshot(device)
-    records = tuple(
-        Record(path=v.key, name=v.name, existed=v.existed, type=v.type if v.existed else None, data=v.data)  # type: ignore[arg-type]
-        for v in snapshot
-    )
-    disarmed: list[str] = []
+    work: _Visit | None = None
     try:
-        if machine.state != "rolling_back":
-            machine.fire("begin_rollback", now=clock(), after={"snapshot_values": len(records)})
-        # In-doubt restores and disarms from an interrupted rollback: read back, never repeat blindly.
-        for doubt in [e for e in work.journal if e.status == "intent"]:
-            if doubt.step == "restore_policy":
-                current = work.run(RunStep(SnapshotPolicy(tuple((r.path, r.name) for r in records)), "read_back"))
-                same = _matches(records, current)
-                store.resolve(doubt.id, {"applied": same, "read": _dump(current)})
-                journal_point("resolve")
-            elif not work.resolve_in_doubt(doubt):
-                return RollbackResult(device, machine.state, error="an interrupted step could not be resolved yet")
-        for name, user in sorted(machine.users.items()):
-            if user.context.get("task_armed") or user.model.state == "armed":
-                sid = str(user.context.get("sid") or user.record.sid)
-                command = RunStep(DisarmLogonTask(sid), "disarm", name)
-                journal_entry = work.intent(command)
-                result = work.run(command)
-                work.outcome(journal_entry, {"ok": True, "result": _dump(result)}, ok=True)
-                disarmed.append(name)
-                if user.model.state == "armed":
-                    machine.fire(
-                        "step_failed",
-                        user=name,
-                        now=clock(),
-                        context={"task_armed": False},
-                        last_error="rolled back before the at-logon task ran",
-                    )
-                else:
-                    machine.fire("logon_task_removed", user=name, now=clock(), context={"task_armed": False})
-        restored: list[dict[str, Any]] = []
-        if records:
-            command = RunStep(RestorePolicy(records), "restore")
-            journal_entry = work.intent(command)
-            actions = work.run(command)
-            work.outcome(journal_entry, {"ok": True, "result": _dump(actions)}, ok=True)
-            restored = [{"path": a.path, "name": a.name, "action": a.action} for a in actions]
-        machine.fire(
-            "rolled_back",
-            now=clock(),
-            before={"snapshot": [f"{r.path}\\{r.name}" for r in records]},
-            after={"restored": restored},
+        work = _begin(
+            device,
+            store=store,
+            playbook=playbook,
+            transport_factory=transport_factory,
+            entry=entry,
+            connection=connection,
+            credentials=credentials,
+            clock=clock,
+            owner=owner,
+            retry=retry or RetryPolicy(),
+            sleep=sleep,
+            lease_seconds=lease_seconds,
+            rollback=True,
         )
-        cannot = _cannot_restore(store, device)
-        log.info("rolled back", restored=len(restored), cannot_restore=len(cannot))
-        return RollbackResult(device, machine.state, restored, cannot, disarmed)
-    except MigratorError as err:
-        message = redact_text(str(err))
-        log.warning("rollback interrupted", error=message)
-        return RollbackResult(device, store.get_device(device).state, error=message, disarmed=disarmed)
+        machine = work.machine
+        first = max((e.id for e in work.journal), default=0)
+        machine.begin_visit(clock())
+        machine.begin_rollback(clock())
+        waiting = _resolve_journal(work, clock())
+        if waiting is None:
+            for _ in range(50):
+                command = machine.advance(clock())
+                if isinstance(command, Wait | Done) or not work.execute(command):
+                    break
+        result = _rollback_result(work, first)
+        log.info("rollback", state=result.state, restored=len(result.restored), error=result.error)
+        return result
+    except LeaseNotHeld as err:
+        return RollbackResult(device, store.get_device(device).state, error=redact_text(str(err)))
+    except StoreError:
+        raise
+    except Exception as err:  # a bug: recorded on the device, never swallowed
+        _crashed(store, device, owner, credentials.username, err, work.machine if work else None, clock())
+        row = store.get_device(device)
+        return RollbackResult(device, row.state, error=row.last_error)
     finally:
-        if work.transport is not None:
+        if work is not None and work.transport is not None:
             work.transport.close()
         store.release(device, owner)
 
 
-def _matches(records: Sequence[Any], current: Sequence[Any]) -> bool:
-    now = {(c.path.casefold(), c.name.casefold()): c for c in current}
-    for record in records:
-        value = now.get((record.path.casefold(), record.name.casefold()))
-        if value is None or value.existed != record.existed or (record.existed and value.data != record.data):
-            return False
-    return True
+def _rollback_result(work: _Visit, after: int) -> RollbackResult:
+    """What this rollback did, read from the device's journal entries after ``after`` (restore actions, disarmed
+    users)."""
+    row = work.store.get_device(work.device)
+    restored: list[dict[str, Any]] = []
+    disarmed: list[str] = []
+    for entry in work.store.journal_entries(work.device):
+        if entry.id <= after:
+            continue
+        outcome = entry.outcome if isinstance(entry.outcome, Mapping) else {}
+        actions = outcome.get("result")
+        if entry.intent.get("purpose") == "restore" and isinstance(actions, list):
+            restored = [dict(a) for a in actions if isinstance(a, Mapping)]
+        if entry.intent.get("purpose") == "disarm" and entry.status != "intent" and entry.user:
+            disarmed.append(entry.user)
+    error = None if row.state == "rolled_back" else (row.last_error or "the rollback could not finish yet")
+    return RollbackResult(
+        work.device,
+        row.state,
+        restored,
+        _cannot_restore(work.store, work.device),
+        sorted(set(disarmed)),
+        error=error,
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from migrator.engine.waves import (
-    FINAL,
+    SETTLED,
     ChangeWindow,
     Clock,
     VisitOutcome,
@@ -30,7 +30,7 @@ from migrator.inventory import Inventory, load_inventory
 from migrator.playbook import Playbook, load_playbook
 from migrator.remote.credentials import Credentials
 from migrator.remote.transport import Transport
-from migrator.store import DuplicateWave, Store, content_hash
+from migrator.store import Store, content_hash
 
 
 class RealClock:
@@ -191,7 +191,7 @@ def build_runner(
     # What the store already knows (a resumed wave): final devices are not visited again.
     for row in store.list_devices(wave=name):
         runner.progress.states[row.name] = row.state
-        if row.state in FINAL:
+        if row.state in SETTLED:
             runner.progress.started.add(row.name)
     return runner
 
@@ -206,18 +206,29 @@ def plan_wave(
     on_change: Callable[[str, VisitOutcome], None] | None = None,
     wait_for_waiting: bool = True,
 ) -> WavePlan:
-    """Create (or pick up, when the same name exists) a wave and return its runner."""
+    """Create (or pick up, when the same name exists) a wave and return its runner.
+
+    Everything is checked before the first write: the inventory, the playbook, the windows, the selection, that
+    no selected device is in another wave, and, for an existing wave, that the request asks for the wave as it
+    was created (a wave keeps its selection and settings: a different ``--limit`` is refused, not ignored)."""
     inventory = load_inventory(request.inventory)
     playbook, locator, digest = _playbook_source(request.playbook)
-    devices = list(request.devices) if request.devices is not None else select_devices(inventory, store, request.limit)
-    if not devices:
-        raise InputError("the selection is empty: no device to migrate (check --limit and earlier waves)")
     for window in request.windows:
         ChangeWindow.parse(window)
-    name = request.wave or f"wave-{len(store.list_waves()) + 1}"
-    settings = _settings_record(request, locator, devices)
-    created = True
-    try:
+    existing = {w.name: w for w in store.list_waves()}
+    name = request.wave or f"wave-{len(existing) + 1}"
+    if name in existing:
+        settings = dict(existing[name].settings)
+        _check_same_wave(name, existing[name].change_ticket, settings, request, locator)
+        created = False
+    else:
+        devices = (
+            list(request.devices) if request.devices is not None else select_devices(inventory, store, request.limit)
+        )
+        if not devices:
+            raise InputError("the selection is empty: no device to migrate (check --limit and earlier waves)")
+        _check_not_enrolled(store, devices)
+        settings = _settings_record(request, locator, devices)
         store.create_wave(
             name,
             playbook_name=playbook.name,
@@ -226,9 +237,7 @@ def plan_wave(
             settings=settings,
         )
         store.enroll(name, devices)
-    except DuplicateWave:
-        created = False
-        settings = dict(store.get_wave(name).settings)
+        created = True
     runner = build_runner(
         store,
         name,
@@ -245,6 +254,55 @@ def plan_wave(
     return WavePlan(runner, inventory, playbook, created)
 
 
+def _check_not_enrolled(store: Store, devices: Sequence[str]) -> None:
+    """Refuse (before anything is written) a selection with devices already in another wave."""
+    wanted = {d.casefold() for d in devices}
+    taken = [(d.name, d.wave) for d in store.list_devices() if d.name.casefold() in wanted]
+    if taken:
+        shown = ", ".join(f"{device} (wave {wave!r})" for device, wave in taken[:5])
+        more = f" and {len(taken) - 5} more" if len(taken) > 5 else ""
+        raise InputError(
+            f"{len(taken)} selected device(s) are already in another wave: {shown}{more}; a device is migrated "
+            "by one wave (narrow --limit, or continue that wave with `migrator resume`)"
+        )
+
+
+# What `run --wave <existing>` must ask for as the wave was created: (settings key, CLI option).
+_WAVE_OPTIONS = (
+    ("inventory", "--inventory"),
+    ("playbook", "--playbook"),
+    ("limit", "--limit"),
+    ("batch_size", "--batch-size"),
+    ("concurrency", "--concurrency"),
+    ("max_fail_percent", "--max-fail-percent"),
+    ("canary", "--canary"),
+    ("approval", "--approval"),
+    ("windows", "--window"),
+    ("entra_kerberos", "--entra-kerberos"),
+)
+
+
+def _check_same_wave(
+    name: str, ticket: str | None, recorded: dict[str, Any], request: WaveRequest, locator: str
+) -> None:
+    asked = _settings_record(request, locator, recorded.get("devices", []))
+    differences = [
+        f"{option} {asked.get(key)!r} (the wave has {recorded.get(key)!r})"
+        for key, option in _WAVE_OPTIONS
+        if asked.get(key) != recorded.get(key)
+    ]
+    if request.devices is not None and list(request.devices) != list(recorded.get("devices", [])):
+        differences.append("a different device selection")
+    if request.change_ticket is not None and request.change_ticket != ticket:
+        differences.append(f"--change-ticket {request.change_ticket!r} (the wave has {ticket!r})")
+    if differences:
+        raise InputError(
+            f"wave {name!r} already exists and keeps the selection and settings it was created with; this run asks "
+            f"for {'; '.join(differences)}. Continue it with `migrator resume` (or the same options), or start "
+            "a new wave with another --wave name"
+        )
+
+
 def resumable_waves(
     store: Store,
     credentials: Credentials,
@@ -257,7 +315,9 @@ def resumable_waves(
     """Every unfinished wave of the store, rebuilt from what the store recorded."""
     plans = []
     for wave in store.list_waves():
-        if wave.state in ("completed",):
+        # A wave is completed only when all its devices are settled; a store written before that rule may call
+        # a wave completed that still has devices waiting, unreachable or in error: those are picked up too.
+        if wave.state == "completed" and all(d.state in SETTLED for d in store.list_devices(wave=wave.name)):
             continue
         settings = dict(wave.settings)
         inventory = load_inventory(str(settings["inventory"]))

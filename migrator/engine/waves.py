@@ -38,12 +38,16 @@ from datetime import datetime, time, timedelta
 from typing import Literal, Protocol
 
 from migrator.errors import InputError
+from migrator.logs import get_logger
+from migrator.machine.table import DEVICE_ACTIVE, DEVICE_SETTLED, DEVICE_SUCCESS
 
-SUCCESS = frozenset({"migrated", "already_cloud"})
-DOCUMENTED_PARK = frozenset({"ineligible", "rolled_back"})
-STALLED = "stalled"
+# What a wave counts, from the machine's table: settled devices need nothing more from this wave (final, or parked
+# for a person); failed and error devices count against the failure budget (unreachable ones never do).
+SUCCESS = frozenset(DEVICE_SUCCESS)
+SETTLED = frozenset(DEVICE_SETTLED)
 FAILED = "failed"
-FINAL = SUCCESS | DOCUMENTED_PARK | {STALLED, FAILED}
+ERROR = "error"
+AGAINST_BUDGET = frozenset({FAILED, ERROR})
 
 WaveState = Literal["planned", "running", "awaiting_approval", "paused", "halted", "completed"]
 
@@ -178,7 +182,8 @@ class WaveProgress:
 
     @property
     def failed(self) -> int:
-        return sum(1 for s in self.states.values() if s == FAILED)
+        """Devices that count against the failure budget: failed, or parked in error (a bug)."""
+        return sum(1 for s in self.states.values() if s in AGAINST_BUDGET)
 
 
 @dataclass(frozen=True)
@@ -238,7 +243,7 @@ class WaveRunner:
             self.progress.errors[device] = outcome.error
         # A visit that ends with a time to come back waits (for a person, a DC, a policy, a busy lease),
         # whatever the machine calls its state; one without is final or parked.
-        if outcome.state not in FINAL and outcome.next_due is not None:
+        if outcome.state not in SETTLED and outcome.next_due is not None:
             self.progress.waiting[device] = outcome.next_due
             heapq.heappush(self._due, (outcome.next_due, device))
         else:
@@ -263,8 +268,11 @@ class WaveRunner:
             self._in_flight.add(device)
             try:
                 outcome = await asyncio.get_running_loop().run_in_executor(self._visits, self.visit, device)
-            except Exception as err:  # the driver translates known errors; anything else fails the device
-                outcome = VisitOutcome(FAILED, error=f"{type(err).__name__}: {err}")
+            except Exception as err:  # the driver records a device's own errors; this is the store or a bug
+                get_logger("engine.waves", wave=self.settings.name, device=device).exception(
+                    "visit failed outside the device's machine", error=f"{type(err).__name__}: {err}"
+                )
+                outcome = VisitOutcome(ERROR, error=f"{type(err).__name__}: {err}")
             finally:
                 self._in_flight.discard(device)
             self._record(device, outcome)
@@ -314,7 +322,7 @@ class WaveRunner:
             await asyncio.to_thread(self.clock.sleep, min(max(wait, 0.0), self.max_idle_sleep))
 
     def _active(self, device: str) -> bool:
-        return self.progress.states.get(device) not in FINAL and device not in self.progress.waiting
+        return self.progress.states.get(device) in DEVICE_ACTIVE and device not in self.progress.waiting
 
     def _waiting(self) -> int:
         return len(self.progress.waiting)
@@ -341,7 +349,7 @@ class WaveRunner:
                 reason = f"batch {index + 1} of {len(batches)} needs approval (migrator approve --wave {name})"
                 self.store.set_wave_state(name, "awaiting_approval", reason)
                 return WaveResult(name, "awaiting_approval", reason, self.progress)
-            todo = [d for d in batch if self.progress.states.get(d) not in FINAL]
+            todo = [d for d in batch if self.progress.states.get(d) not in SETTLED]
             await self._visit_all(todo)
             # The batch is through when none of its devices is active (a visit returns when its machine waits
             # or ends; one that comes back active was stopped mid-way and is visited again, a bounded number
@@ -376,8 +384,16 @@ class WaveRunner:
             return WaveResult(name, "halted", self._halt_reason, self.progress)
         if self.store.wave_state(name) == "paused":
             return WaveResult(name, "paused", "paused by an operator", self.progress)
-        if self._waiting():
-            reason = f"{self._waiting()} devices wait for users or a DC; `migrator resume` picks them up"
+        # Completed only when every device is settled (final, or parked for a person): a device still waiting,
+        # unreachable or in error keeps the wave open for `migrator resume`.
+        open_devices = [d for d in self.settings.devices if self.progress.states.get(d) not in SETTLED]
+        if open_devices:
+            counts: dict[str, int] = {}
+            for device in open_devices:
+                state = self.progress.states.get(device, "pending")
+                counts[state] = counts.get(state, 0) + 1
+            listed = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+            reason = f"{len(open_devices)} devices not settled ({listed}); `migrator resume` picks them up"
             return WaveResult(name, "running", reason, self.progress)
         self.store.set_wave_state(name, "completed")
         return WaveResult(name, "completed", "", self.progress)

@@ -84,5 +84,5 @@ class StoreWaves:
 
     def resume(self, wave: str) -> None:
         state = self._wave(wave)
-        if state in ("paused", "awaiting_approval", "halted", "planned"):
+        if state in ("paused", "awaiting_approval", "halted", "planned", "completed"):
             self.set_wave_state(wave, "running", f"resumed from {state}")

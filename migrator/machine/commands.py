@@ -1,62 +1,54 @@
 """What the machine asks for (commands) and what it is told (events). Plain data: the machine does no I/O.
 
-Commands: :class:`RunStep` (run this step, for this user, journalled or not), :class:`Wait` (nothing to do
-until then, and why), :class:`Done` (a final or parked state). Events: :class:`StepSucceeded` (typed facts),
-:class:`StepFailed` (error class, whether it is transient and whether the device may have acted). The clock is
-in the events (``at``) and in :meth:`~migrator.machine.core.DeviceMachine.advance`'s ``now``.
+Commands: :class:`RunStep` (run this step, for this :class:`Purpose`, for this user; journalled or not),
+:class:`Wait` (nothing to do until then, and why), :class:`Done` (a final or parked state). Events:
+:class:`StepSucceeded` (typed facts), :class:`StepFailed` (error class, whether it is transient, whether the
+device may have acted, whether it concerns the whole device). The clock is in the events (``at``) and in
+:meth:`~migrator.machine.core.DeviceMachine.advance`'s ``now``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
-from migrator.facts import (
-    DeleteOutcome,
-    DeviceFacts,
-    HelloState,
-    LogonTaskArmed,
-    LogonTaskDisarmed,
-    LogonTaskResult,
-    PolicyChange,
-    PolicyRefresh,
-    PromptResult,
-)
 from migrator.steps import Step
 
-# Why a step runs; the machine reads the answer by purpose.
-Purpose = Literal[
-    "facts",  # collect_facts (read)
-    "snapshot",  # snapshot_policy (read)
-    "set_policy",  # set_policy (journalled)
-    "refresh",  # refresh_policy (journalled)
-    "identify",  # hello_state in the user's session, to record the container (journalled: registers a task)
-    "delete",  # delete_hello_container: THE point of no return (journalled)
-    "arm",  # arm_logon_task (journalled)
-    "read_task",  # read_logon_task_result (read)
-    "disarm",  # disarm_logon_task (journalled)
-    "prompt",  # prompt_user (journalled)
-    "verify",  # hello_state, for the cloud TGT (journalled)
-    "restore",  # restore_policy, rollback (journalled)
-    "read_back",  # snapshot_policy read to resolve an in-doubt policy write (read)
-]
 
-# The typed answer of each purpose (how a journalled outcome is read back when it is replayed).
-RESULT_TYPES: dict[str, type[Any]] = {
-    "facts": DeviceFacts,
-    "set_policy": PolicyChange,
-    "refresh": PolicyRefresh,
-    "identify": HelloState,
-    "delete": DeleteOutcome,
-    "arm": LogonTaskArmed,
-    "read_task": LogonTaskResult,
-    "disarm": LogonTaskDisarmed,
-    "prompt": PromptResult,
-    "verify": HelloState,
-}
-SIDE_EFFECTS = frozenset(
-    {"set_policy", "refresh", "identify", "delete", "arm", "disarm", "prompt", "verify", "restore"}
+class Purpose(StrEnum):
+    """Why a step runs: the machine reads the answer by purpose, through that purpose's registered handler
+    (:mod:`migrator.machine.purposes`)."""
+
+    FACTS = "facts"  # collect_facts (read)
+    SNAPSHOT = "snapshot"  # snapshot_policy (read)
+    SET_POLICY = "set_policy"  # set_policy (journalled)
+    REFRESH = "refresh"  # refresh_policy (journalled)
+    IDENTIFY = "identify"  # hello_state in the user's session, to record the container (journalled: registers a task)
+    DELETE = "delete"  # delete_hello_container: THE point of no return (journalled)
+    ARM = "arm"  # arm_logon_task (journalled)
+    READ_TASK = "read_task"  # read_logon_task_result (read)
+    DISARM = "disarm"  # disarm_logon_task (journalled)
+    PROMPT = "prompt"  # prompt_user (journalled)
+    VERIFY = "verify"  # hello_state, for the cloud TGT (journalled)
+    RESTORE = "restore"  # restore_policy, rollback (journalled)
+    READ_BACK = "read_back"  # a read that resolves an in-doubt step (read)
+
+
+# Journalled: the intent is committed before the step is sent and the outcome after (architecture rule 3).
+JOURNALLED = frozenset(
+    {
+        Purpose.SET_POLICY,
+        Purpose.REFRESH,
+        Purpose.IDENTIFY,
+        Purpose.DELETE,
+        Purpose.ARM,
+        Purpose.DISARM,
+        Purpose.PROMPT,
+        Purpose.VERIFY,
+        Purpose.RESTORE,
+    }
 )
 
 
@@ -70,7 +62,7 @@ class RunStep:
     @property
     def side_effect(self) -> bool:
         """Journalled: the intent is committed before the step is sent, the outcome after."""
-        return self.purpose in SIDE_EFFECTS
+        return self.purpose in JOURNALLED
 
     @property
     def name(self) -> str:
@@ -78,14 +70,19 @@ class RunStep:
 
     def payload(self) -> dict[str, Any]:
         """The journal intent: enough to re-read the device if the outcome is lost (no secret is a parameter)."""
-        return {"purpose": self.purpose, "step": self.name, "user": self.user, "parameters": self.step.parameters()}
+        return {
+            "purpose": self.purpose.value,
+            "step": self.name,
+            "user": self.user,
+            "parameters": self.step.parameters(),
+        }
 
 
 @dataclass(frozen=True)
 class Wait:
     until: datetime
     reason: str
-    kind: Literal["user", "dc", "retry", "window", "policy"] = "user"
+    kind: Literal["user", "dc", "device", "retry", "window", "policy"] = "user"
 
 
 @dataclass(frozen=True)
@@ -114,6 +111,9 @@ class StepFailed:
     may_have_run: bool
     at: datetime
     journal_id: int | None = None
+    # The error is about the device, not this step (credentials refused, connection settings): the device fails,
+    # its users keep their states (a user is never failed for what the account or the connection did).
+    device_wide: bool = False
 
 
 Event = StepSucceeded | StepFailed

@@ -23,8 +23,13 @@ from migrator.machine.table import (
 from migrator.playbook import Playbook
 
 Format = Literal["mermaid", "dot"]
-# Rows every active state has (retry later, fail, pause): drawn once as a note, not as dozens of edges.
-_GENERIC = frozenset({"deferred", "step_failed", "pause", "resume", "begin_rollback", "unreachable_too_long", "retry"})
+# Rows many states share (a device that does not answer, a failure, a bug, a retry, a rollback): drawn once as a
+# note, not as dozens of edges; a row of theirs from one state only is drawn as an edge.
+_GENERIC = frozenset({"deferred", "step_failed", "unreachable", "reached", "internal_error", "begin_rollback", "retry"})
+
+
+def _generic(row: Row) -> bool:
+    return row.trigger in _GENERIC and (len(row.source) > 1 or row.trigger == "reached" or row.dest == "=")
 
 
 def _label(row: Row) -> str:
@@ -36,7 +41,7 @@ def _label(row: Row) -> str:
 def _edges(rows: Sequence[Row]) -> list[tuple[str, str, str]]:
     edges: list[tuple[str, str, str]] = []
     for row in rows:
-        if row.trigger in _GENERIC:
+        if _generic(row):
             continue
         for source in row.source:
             edge = (source, resolved_dest(row, source), _label(row))
@@ -53,9 +58,9 @@ def _mermaid(title: str, initial: str, states: Sequence[str], finals: Sequence[s
     for state in finals:
         if state in used:
             lines.append(f"    {state} --> [*]")
-    generic = sorted({r.trigger for r in rows if r.trigger in _GENERIC})
+    generic = sorted({r.trigger for r in rows if _generic(r)})
     if generic:
-        lines.append(f"    note right of {initial} : from active states also {', '.join(generic)}")
+        lines.append(f"    note right of {initial} : from many states also {', '.join(generic)}")
     del states
     return "\n".join(lines)
 

@@ -10,13 +10,13 @@ reachable" guards nothing).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from migrator.facts import DeviceFacts, HelloState, PathDecision
-from migrator.machine.table import DEVICE_STATES, PAUSABLE, USER_FINAL
+from migrator.machine.context import DeviceContext, UserContext
+from migrator.machine.table import RETRY_TARGETS, USER_SETTLED
 from migrator.playbook import Playbook
 
 # Windows 10 21H1/21H2 between KB5018410 (Oct 2022) and the 2023-01 C update print OnPremTgt/CloudTgt wrongly
@@ -44,8 +44,8 @@ class GuardInput:
     facts: DeviceFacts | None = None
     facts_fresh: bool = False
     decision: PathDecision | None = None
-    device_context: Mapping[str, Any] = field(default_factory=dict)
-    user_context: Mapping[str, Any] = field(default_factory=dict)
+    device_context: DeviceContext = field(default_factory=DeviceContext)
+    user_context: UserContext = field(default_factory=UserContext)
     user_states: Sequence[str] = ()
     hello: HelloState | None = None
     window_open: bool = True
@@ -55,7 +55,7 @@ Guard = Callable[[GuardInput], bool]
 
 
 def _user_sid(i: GuardInput) -> str:
-    return str(i.user_context.get("sid") or "")
+    return i.user_context.sid
 
 
 def _fresh(i: GuardInput) -> DeviceFacts | None:
@@ -84,8 +84,7 @@ def _users_policy_is_cloud(i: GuardInput) -> bool:
     facts = _fresh(i)
     if facts is None:
         return False
-    sids = [str(s) for s in i.device_context.get("tracked_sids", [])]
-    return all(_effective_for(facts, sid) == "cloud" for sid in sids)
+    return all(_effective_for(facts, sid) == "cloud" for sid in i.device_context.tracked_sids)
 
 
 def _user_policy_is_cloud(i: GuardInput) -> bool:
@@ -114,14 +113,14 @@ def _security_device_ok(i: GuardInput) -> bool:
 
 
 def _user_protected(i: GuardInput) -> bool:
-    return bool(i.user_context.get("protected_groups"))
+    return bool(i.user_context.protected_groups)
 
 
 def _container_unchanged(i: GuardInput) -> bool:
     # Here: a key id was recorded and the PIN credential provider still lists a container for the SID. The key
     # id and trust themselves are re-checked on the device by the delete script, in the same run that deletes.
     facts = _fresh(i)
-    if facts is None or not i.user_context.get("key_id"):
+    if facts is None or not i.user_context.key_id:
         return False
     user = facts.user(_user_sid(i))
     return user is not None and user.has_hello
@@ -131,7 +130,7 @@ def _cloud_tgt_verified(i: GuardInput) -> bool:
     hello = i.hello
     if hello is None or hello.status != "completed" or hello.ngc_set is not True:
         return False
-    if i.user_context.get("deleted") and same_key_id(hello.ngc_key_id, i.user_context.get("key_id")):
+    if i.user_context.deleted and same_key_id(hello.ngc_key_id, i.user_context.key_id):
         return False  # still the old container
     facts = i.facts
     if facts is not None and has_dsregcmd_display_bug(facts.os.build, facts.os.ubr):
@@ -144,14 +143,11 @@ def _cloud_tgt_verified(i: GuardInput) -> bool:
 def _reminder_due(i: GuardInput) -> bool:
     # Only after a sign-in that brought no cloud TGT (the verify step saw Hello used, no partial TGT), within the
     # playbook's budget of reminders, and not sooner than remind_after since the last prompt.
-    if not isinstance(i.user_context.get("no_cloud_tgt"), Mapping):
+    context = i.user_context
+    if context.no_cloud_tgt is None or context.reminders >= i.playbook.prompt.reminders:
         return False
-    if int(i.user_context.get("reminders", 0)) >= i.playbook.prompt.reminders:
-        return False
-    last = i.user_context.get("prompted_at")
-    if isinstance(last, str) and i.now < datetime.fromisoformat(last) + timedelta(
-        seconds=i.playbook.prompt.remind_after
-    ):
+    last = context.prompted_at
+    if last is not None and i.now < last + timedelta(seconds=i.playbook.prompt.remind_after):
         return False
     facts = _fresh(i)
     if facts is None:
@@ -161,25 +157,20 @@ def _reminder_due(i: GuardInput) -> bool:
 
 
 def _deadline_passed(i: GuardInput) -> bool:
-    since = i.user_context.get("since")
-    limit = i.user_context.get("deadline_seconds")
-    if not isinstance(since, str) or not isinstance(limit, int | float):
+    since, limit = i.user_context.since, i.user_context.deadline_seconds
+    if since is None or limit is None:
         return False
-    return i.now >= datetime.fromisoformat(since) + timedelta(seconds=float(limit))
+    return i.now >= since + timedelta(seconds=limit)
 
 
 def _policy_deadline_passed(i: GuardInput) -> bool:
-    since = i.device_context.get("policy_since")
-    if not isinstance(since, str):
-        return False
-    return i.now >= datetime.fromisoformat(since) + timedelta(seconds=i.playbook.policy.refresh_deadline)
+    since = i.device_context.policy_since
+    return since is not None and i.now >= since + timedelta(seconds=i.playbook.policy.refresh_deadline)
 
 
 def _unreachable_past_deadline(i: GuardInput) -> bool:
-    since = i.device_context.get("unreachable_since")
-    if not isinstance(since, str):
-        return False
-    return i.now >= datetime.fromisoformat(since) + timedelta(seconds=i.playbook.waits.user_deadline)
+    since = i.device_context.unreachable_since
+    return since is not None and i.now >= since + timedelta(seconds=i.playbook.waits.unreachable_deadline)
 
 
 def _path_is(*paths: str) -> Guard:
@@ -199,9 +190,9 @@ def _path_off_playbook(i: GuardInput) -> bool:
     return i.decision is not None and i.decision.path in ("key", "cert") and not _path_on_playbook(i)
 
 
-def _paused_in(state: str) -> Guard:
+def _return_to(state: str) -> Guard:
     def check(i: GuardInput) -> bool:
-        return i.device_context.get("paused_from") == state
+        return i.device_context.return_to == state
 
     return check
 
@@ -212,7 +203,7 @@ GUARDS: dict[str, tuple[Guard, str]] = {
     "path_on_playbook": (_path_on_playbook, "the device's path is key or cert and the playbook takes it"),
     "path_off_playbook": (_path_off_playbook, "the device's path is not the playbook's"),
     "policy_plan_done": (
-        lambda i: int(i.device_context.get("plan_done", 0)) >= len(i.device_context.get("plan", [])),
+        lambda i: i.device_context.plan_done >= len(i.device_context.plan),
         "every value of the policy plan was written",
     ),
     "policy_is_cloud": (_policy_is_cloud, "effective Hello policy read in this visit is cloud trust"),
@@ -229,7 +220,7 @@ GUARDS: dict[str, tuple[Guard, str]] = {
     "external_channel": (lambda i: i.playbook.policy.channel == "external", "policy comes from GPO/Intune"),
     "policy_deadline_passed": (_policy_deadline_passed, "policy.refresh_deadline passed since the first refresh"),
     "every_user_migrated": (lambda i: all(s == "migrated" for s in i.user_states), "every tracked user migrated"),
-    "users_finished": (lambda i: all(s in USER_FINAL for s in i.user_states), "no user has work left"),
+    "users_finished": (lambda i: all(s in USER_SETTLED for s in i.user_states), "no user has work left"),
     "some_user_failed": (lambda i: "failed" in i.user_states, "a user failed"),
     "some_user_stalled": (lambda i: "stalled" in i.user_states, "a user stalled"),
     "user_protected": (
@@ -241,9 +232,12 @@ GUARDS: dict[str, tuple[Guard, str]] = {
         _reminder_due,
         "signed in with Hello but no cloud TGT; reminders left; remind_after passed; the user has a session",
     ),
-    "unreachable_past_deadline": (_unreachable_past_deadline, "unreachable for longer than waits.user_deadline"),
+    "unreachable_past_deadline": (
+        _unreachable_past_deadline,
+        "unreachable since the first failure for longer than waits.unreachable_deadline",
+    ),
     "needs_delete": (
-        lambda i: bool(i.user_context.get("needs_delete")),
+        lambda i: i.user_context.needs_delete,
         "cert path, or key path with reset_key_trust_containers",
     ),
     "hybrid": (_hybrid, "Microsoft Entra hybrid joined"),
@@ -254,12 +248,11 @@ GUARDS: dict[str, tuple[Guard, str]] = {
     "dc_line_of_sight": (_dc_line_of_sight, "nltest /dsgetdc found a DC in this visit (hybrid joined devices)"),
     "container_unchanged": (_container_unchanged, "the container recorded at preflight is still there"),
     "change_window_open": (lambda i: i.window_open, "the change window allows a point of no return now"),
-    "container_was_deleted": (lambda i: bool(i.user_context.get("deleted")), "this user's container was deleted"),
+    "container_was_deleted": (lambda i: i.user_context.deleted, "this user's container was deleted"),
     "cloud_tgt_verified": (_cloud_tgt_verified, "new container, partial TGT in the session (display bug aware)"),
     "deadline_passed": (_deadline_passed, "the waiting phase's deadline passed"),
-    **{f"paused_in_{state}": (_paused_in(state), f"paused while {state}") for state in PAUSABLE},
+    **{f"return_to_{state}": (_return_to(state), f"the device stopped in {state}") for state in RETRY_TARGETS},
 }
-assert all(state in DEVICE_STATES for state in PAUSABLE)
 
 
 def check(name: str, data: GuardInput) -> bool:

@@ -16,6 +16,8 @@ audit log (rollback restores from the store's snapshot, which carries the regist
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from migrator.facts import CERT_TRUST, CLOUD_TRUST, GPO_ENABLED, REQUIRE_SECURITY_DEVICE, DeviceFacts
@@ -33,19 +35,25 @@ def mdm_key(tenant: str, scope: str) -> str:
     return f"{MDM_ROOT}\\{tenant}\\{scope}\\Policies"
 
 
-def _entry(path: str, name: str, before: Any, *, value: int | None = None) -> dict[str, Any]:
-    return {
-        "path": path,
-        "name": name,
-        "remove": value is None,
-        "value": value,
-        "before": before if isinstance(before, int | str) and not isinstance(before, bool) else None,
-    }
+@dataclass(frozen=True)
+class PlanItem:
+    """One registry write of the policy plan (``value`` None with ``remove``), and the value it replaces."""
+
+    path: str
+    name: str
+    remove: bool
+    value: int | None = None
+    before: int | str | None = None
 
 
-def policy_plan(facts: DeviceFacts, playbook: Playbook) -> list[dict[str, Any]]:
+def _entry(path: str, name: str, before: Any, *, value: int | None = None) -> PlanItem:
+    kept = before if isinstance(before, int | str) and not isinstance(before, bool) else None
+    return PlanItem(path, name, remove=value is None, value=value, before=kept)
+
+
+def policy_plan(facts: DeviceFacts, playbook: Playbook) -> list[PlanItem]:
     """The SetPolicy writes, in order (certificate trust goes first, as MS docs order the steps)."""
-    plan: list[dict[str, Any]] = []
+    plan: list[PlanItem] = []
     policy = facts.policy
     if playbook.policy.channel != "local":
         return plan
@@ -77,13 +85,13 @@ def policy_plan(facts: DeviceFacts, playbook: Playbook) -> list[dict[str, Any]]:
     return plan
 
 
-def snapshot_entries(plan: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+def snapshot_entries(plan: Sequence[PlanItem]) -> tuple[tuple[str, str], ...]:
     """What snapshot_policy reads: every planned value, plus the GPO trust values rollback may need."""
     entries: list[tuple[str, str]] = [
         (GPO_KEY, n) for n in (GPO_ENABLED, CLOUD_TRUST, CERT_TRUST, REQUIRE_SECURITY_DEVICE)
     ]
     for item in plan:
-        pair = (str(item["path"]), str(item["name"]))
+        pair = (item.path, item.name)
         if pair not in entries:
             entries.append(pair)
     return tuple(entries)

@@ -1,12 +1,26 @@
-"""The migration's states and transitions, as data: the one place every legal state change is listed.
+"""The migration's states, transitions and events, as data: the one place each is defined.
 
 Theory of operation
 -------------------
 A device walks one of the two documented paths (MS docs "Windows Hello for Business cloud Kerberos trust":
 *Migrate from key trust* / *Migrate from certificate trust*); each of its users walks a sub-machine of their own
-(shared devices have several). Each :class:`Row` is one legal transition in the vocabulary of ``transitions``:
-``trigger``, ``source``, ``dest``, ``conditions`` (guards that must all hold) and ``unless`` (guards that must
-all fail), plus
+(shared devices have several).
+
+**States** are :class:`State` records: a name, a :class:`Category` and what the state means. The categories say
+what happens next, and every other module imports them from here (engine, reports, CLI, tests):
+
+* ``active``: the machine has work to do now (a visit runs it until it waits or ends);
+* ``waiting``: looked at again on the recheck schedule: a person, a domain controller, or the device itself
+  (``waiting_for_device``: it could not be reached; it is tried again until ``waits.unreachable_deadline``);
+* ``parked``: nothing happens until someone acts: ``stalled`` (a deadline passed: a person decides), and the two
+  states ``migrator resume`` continues by itself (``resumes``): ``unreachable`` (past the unreachable deadline)
+  and ``error`` (an unexpected exception: a bug, recorded with its traceback);
+* ``final``: done; ``success`` marks the final states that are on cloud Kerberos trust.
+
+A wave is *settled* when every device is final or parked without ``resumes`` (:data:`DEVICE_SETTLED`).
+
+**Rows**: each :class:`Row` is one legal transition in the vocabulary of ``transitions``: ``trigger``,
+``source``, ``dest``, ``conditions`` (guards that must all hold) and ``unless`` (guards that must all fail), plus
 
 * ``steps`` / ``steps_any`` / ``without``: playbook steps that must all / at least one / none be listed for the
   row to exist at all, so a machine built from a playbook has only the rows its steps call for;
@@ -15,34 +29,142 @@ all fail), plus
 Rows for the same trigger and source are tried in order; the first whose guards hold is taken (that is how
 ``transitions`` resolves them). A trigger with no row from the current state is illegal
 (:class:`~migrator.machine.errors.InvalidTransition`); a row whose guards fail is refused
-(:class:`~migrator.machine.errors.GuardRefused`); neither changes anything. The diagram of ``migrator diagram``
-is drawn from these rows (:mod:`migrator.machine.diagram`); the guards are defined in
-:mod:`migrator.machine.guards`.
+(:class:`~migrator.machine.errors.GuardRefused`); neither changes anything. Rollback is rows of the same table
+(``begin_rollback``, ``restored``), run by the same machine.
+
+**Events** that arrive from outside the machine's own decisions (a device that does not answer, a lease taken
+over, a wave paused or halted, a deadline, an operator's retry, a user signing in while we wait, a bug) are
+listed in :data:`DEVICE_EVENTS` and :data:`USER_EVENTS`. For every such event and every non-final state the
+table has a row, or an entry in :data:`IGNORED` saying why the event changes nothing there
+(``tests/machine/test_table.py`` enumerates the pairs).
+
+The diagram of ``migrator diagram`` is drawn from these rows (:mod:`migrator.machine.diagram`); the guards are
+defined in :mod:`migrator.machine.guards`; what each state decides and what each step's answer means is in
+:mod:`migrator.machine.decide` and :mod:`migrator.machine.purposes`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from migrator.playbook import Playbook
 
+
+class Category(StrEnum):
+    ACTIVE = "active"
+    WAITING = "waiting"
+    PARKED = "parked"
+    FINAL = "final"
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    category: Category
+    meaning: str
+    success: bool = False  # final and on cloud Kerberos trust
+    resumes: bool = False  # parked, and `migrator resume` continues it by itself (the `retry` row)
+
+
+_A, _W, _P, _F = Category.ACTIVE, Category.WAITING, Category.PARKED, Category.FINAL
+
 # ---- device states ----------------------------------------------------------------------------------------
-DEVICE_ACTIVE = ("pending", "preflight", "snapshot", "policy", "confirming", "users")
-DEVICE_WAITING = ("waiting_for_user", "waiting_for_dc")
-DEVICE_PARKED = ("paused", "stalled")
-DEVICE_FINAL = ("migrated", "already_cloud", "ineligible", "failed", "rolled_back")
-DEVICE_STATES: tuple[str, ...] = (*DEVICE_ACTIVE, *DEVICE_WAITING, *DEVICE_PARKED, "rolling_back", *DEVICE_FINAL)
-DEVICE_INITIAL = "pending"
-# States a device can be paused in (and resumed to): everything that still has work or waits for it.
-PAUSABLE = (*DEVICE_ACTIVE, *DEVICE_WAITING)
+DEVICE_STATE_TABLE: tuple[State, ...] = (
+    State("pending", _A, "enrolled in a wave, not looked at yet"),
+    State("preflight", _A, "reading join type, build, TPM, policy and users before changing anything"),
+    State("snapshot", _A, "recording the policy values about to change, for rollback"),
+    State("policy", _A, "writing the policy plan (or refreshing Group Policy for an external channel)"),
+    State("confirming", _A, "reading the effective policy after the writes"),
+    State("users", _A, "working through each tracked user"),
+    State("rolling_back", _A, "restoring the snapshot policy values"),
+    State("waiting_for_user", _W, "every unfinished user waits for a person: sign-in, sign-out/in, re-provisioning"),
+    State("waiting_for_dc", _W, "every unfinished user waits for line of sight to a domain controller"),
+    State(
+        "waiting_for_device",
+        _W,
+        "the device did not answer (refused, timed out, rebooting, busy): tried again at each recheck until "
+        "waits.unreachable_deadline; not a failure",
+    ),
+    State("stalled", _P, "a deadline passed (a user never signed in, the policy never arrived): a person decides"),
+    State(
+        "unreachable",
+        _P,
+        "unreachable for longer than waits.unreachable_deadline; `migrator resume` tries again",
+        resumes=True,
+    ),
+    State(
+        "error",
+        _P,
+        "an unexpected exception (a bug), recorded with its traceback; `migrator resume` retries once it is fixed",
+        resumes=True,
+    ),
+    State("migrated", _F, "every tracked user is on cloud Kerberos trust, verified", success=True),
+    State("already_cloud", _F, "cloud Kerberos trust was already effective: nothing to do", success=True),
+    State("ineligible", _F, "a prerequisite is missing (join type, build, TPM, Entra Kerberos, playbook path)"),
+    State("failed", _F, "a step failed in a way retrying cannot fix; the reason is recorded"),
+    State("rolled_back", _F, "the snapshot policy values are back; what could not be restored is listed"),
+)
 
 # ---- user states ------------------------------------------------------------------------------------------
-USER_ACTIVE = ("pending", "identifying", "dc_check", "deleting", "prompted", "verifying")
-USER_WAITING = ("waiting_for_dc", "armed", "waiting_for_sign_in", "waiting_for_reprovision")
-USER_FINAL = ("migrated", "stalled", "failed")
-USER_STATES: tuple[str, ...] = (*USER_ACTIVE, *USER_WAITING, *USER_FINAL)
+USER_STATE_TABLE: tuple[State, ...] = (
+    State("pending", _A, "tracked at preflight, not started"),
+    State("identifying", _A, "reading the user's container in their own session (when they are signed in)"),
+    State("dc_check", _A, "hybrid joined: checking line of sight to a domain controller"),
+    State("deleting", _A, "every guard of the point of no return holds: deleting the container in the user's context"),
+    State("prompted", _A, "asking the user to sign out and back in"),
+    State("verifying", _A, "reading the cloud TGT in the user's session"),
+    State("waiting_for_dc", _W, "no line of sight to a domain controller: nothing is deleted or asked"),
+    State("armed", _W, "an at-logon task deletes the container at the user's next sign-in"),
+    State("waiting_for_sign_in", _W, "waiting for the user's next Windows Hello sign-in"),
+    State("waiting_for_reprovision", _W, "waiting for the user to set up Windows Hello again"),
+    State("stalled", _P, "a deadline passed, or Entra Kerberos refuses the account: a person decides"),
+    State("migrated", _F, "cloud trust container and cloud TGT verified", success=True),
+    State("failed", _F, "a step failed, or a guard of the point of no return can no longer hold"),
+)
+
+
+def _names(table: tuple[State, ...], *categories: Category) -> tuple[str, ...]:
+    return tuple(s.name for s in table if s.category in categories)
+
+
+DEVICE_STATES: tuple[str, ...] = tuple(s.name for s in DEVICE_STATE_TABLE)
+DEVICE_ACTIVE = _names(DEVICE_STATE_TABLE, _A)
+DEVICE_WAITING = _names(DEVICE_STATE_TABLE, _W)
+DEVICE_PARKED = _names(DEVICE_STATE_TABLE, _P)
+DEVICE_FINAL = _names(DEVICE_STATE_TABLE, _F)
+DEVICE_SUCCESS = tuple(s.name for s in DEVICE_STATE_TABLE if s.success)
+DEVICE_RESUMED = tuple(s.name for s in DEVICE_STATE_TABLE if s.resumes)  # parked states `resume` continues
+# Nothing more happens to these without a person: a wave whose devices are all here is completed.
+DEVICE_SETTLED = (*DEVICE_FINAL, *(s for s in DEVICE_PARKED if s not in DEVICE_RESUMED))
+DEVICE_INITIAL = "pending"
+# The states a device can come back to after waiting for the device, an error or an operator's retry: where
+# the machine has work, or waits for it (rollback excepted: it has its own entry, `begin_rollback`).
+RETURNABLE = (*(s for s in DEVICE_ACTIVE if s != "rolling_back"), "waiting_for_user", "waiting_for_dc")
+RETRY_TARGETS = (*RETURNABLE, "rolling_back")  # an error during a rollback is retried into the rollback
+
+USER_STATES: tuple[str, ...] = tuple(s.name for s in USER_STATE_TABLE)
+USER_ACTIVE = _names(USER_STATE_TABLE, _A)
+USER_WAITING = _names(USER_STATE_TABLE, _W)
+USER_PARKED = _names(USER_STATE_TABLE, _P)
+USER_FINAL = _names(USER_STATE_TABLE, _F)
+USER_SUCCESS = tuple(s.name for s in USER_STATE_TABLE if s.success)
+USER_SETTLED = (*USER_FINAL, *USER_PARKED)  # no work left for the user without a person
 USER_INITIAL = "pending"
+
+
+def device_state(name: str) -> State | None:
+    """The device state of that name (None for a name this version does not know, e.g. from a newer store)."""
+    return _DEVICE_BY_NAME.get(name)
+
+
+def user_state(name: str) -> State | None:
+    return _USER_BY_NAME.get(name)
+
+
+_DEVICE_BY_NAME = {s.name: s for s in DEVICE_STATE_TABLE}
+_USER_BY_NAME = {s.name: s for s in USER_STATE_TABLE}
 
 POLICY_STEPS = ("disable_cert_trust", "enable_cloud_trust", "refresh_policy")
 # The guards of the point of no return, read from facts of the current visit: both rows into `deleting` name them,
@@ -116,9 +238,6 @@ def _r(
     return Row(trigger, sources, dest, why, conditions, unless, steps, steps_any, without, point_of_no_return)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The device machine.
-# ---------------------------------------------------------------------------------------------------------
 DEVICE_ROWS: tuple[Row, ...] = (
     _r("start", "pending", "preflight", f"Read before changing anything: join type, build, TPM, policy ({DOC_PREREQ})"),
     _r(
@@ -250,7 +369,12 @@ DEVICE_ROWS: tuple[Row, ...] = (
         "waiting_for_user",
         "Every unfinished user waits for a person: sign-in, sign-out/in or re-provisioning",
     ),
-    _r("recheck", DEVICE_WAITING, "users", "A waiting device is looked at again every waits.recheck_every"),
+    _r(
+        "recheck",
+        ("waiting_for_user", "waiting_for_dc"),
+        "users",
+        "A device waiting for people or a DC is looked at again every waits.recheck_every",
+    ),
     _r(
         "all_migrated",
         "users",
@@ -274,41 +398,73 @@ DEVICE_ROWS: tuple[Row, ...] = (
         unless=("some_user_failed",),
     ),
     _r(
-        "deferred",
-        DEVICE_ACTIVE,
+        "unreachable",
+        (*RETURNABLE, "waiting_for_device"),
+        "waiting_for_device",
+        "The device did not answer (refused, timed out, rebooting, busy; retried per playbook.retries): not a "
+        "failure, as Ansible reports such hosts unreachable; look again at each recheck",
+        unless=("unreachable_past_deadline",),
+    ),
+    _r(
+        "unreachable",
+        "rolling_back",
         "=",
-        "The device could not be reached (retried per playbook.retries): try again at the next recheck",
+        "A rollback step could not reach the device: it stays rolling back, and `migrator rollback` goes on later",
+    ),
+    _r(
+        "unreachable_too_long",
+        "waiting_for_device",
+        "unreachable",
+        "Unreachable for longer than waits.unreachable_deadline: parked with the last error; `resume` tries again",
+        conditions=("unreachable_past_deadline",),
+    ),
+    *(
+        _r(
+            "reached",
+            "waiting_for_device",
+            state,
+            "The device answers again: carry on where it was",
+            conditions=(f"return_to_{state}",),
+        )
+        for state in RETURNABLE
     ),
     _r(
         "step_failed",
-        DEVICE_ACTIVE,
+        (*RETURNABLE, "waiting_for_device"),
         "failed",
         "A step failed in a way retrying cannot fix (script error, credentials, unreadable answer)",
     ),
     _r(
-        "unreachable_too_long",
-        DEVICE_ACTIVE,
-        "failed",
-        "The device stayed unreachable past waits.user_deadline",
-        conditions=("unreachable_past_deadline",),
-    ),
-    _r("pause", PAUSABLE, "paused", "An operator paused the wave: nothing is sent until resumed"),
-    *(
-        _r(
-            "resume",
-            "paused",
-            state,
-            "Resume where the device was paused",
-            conditions=(f"paused_in_{state}",),
-        )
-        for state in PAUSABLE
+        "step_failed",
+        "rolling_back",
+        "=",
+        "A rollback step failed: the device stays rolling back with the error; `migrator rollback` tries again",
     ),
     _r(
         "retry",
-        ("failed", "stalled"),
-        "pending",
-        "An operator retries: every step is idempotent or guarded, so starting over from preflight is safe",
+        "unreachable",
+        "waiting_for_device",
+        "`migrator resume` (or an operator) tries an unreachable device again, with a new deadline",
     ),
+    *(
+        _r(
+            "retry",
+            ("error", "failed", "stalled"),
+            state,
+            "`migrator resume` retries a device in error (the bug fixed); an operator retries a failed or stalled "
+            "one: back where it stopped, with fresh facts (every step is idempotent or guarded)",
+            conditions=(f"return_to_{state}",),
+        )
+        for state in RETRY_TARGETS
+    ),
+    _r(
+        "internal_error",
+        tuple(s for s in DEVICE_STATES if s != "error"),
+        "error",
+        "An unexpected exception (a bug): recorded with its traceback, never swallowed or reported as something "
+        "else; `resume` retries once it is fixed",
+    ),
+    _r("internal_error", "error", "=", "Another unexpected exception: the newest traceback is recorded"),
     _r(
         "begin_rollback",
         tuple(s for s in DEVICE_STATES if s not in ("rolled_back", "rolling_back")),
@@ -316,7 +472,7 @@ DEVICE_ROWS: tuple[Row, ...] = (
         "Rollback restores the snapshot policy values through the journalled path",
     ),
     _r(
-        "rolled_back",
+        "restored",
         "rolling_back",
         "rolled_back",
         "Every snapshot value is back; a deleted container cannot come back (the user re-provisions)",
@@ -557,8 +713,105 @@ USER_ROWS: tuple[Row, ...] = (
         "failed",
         "A step failed in a way retrying cannot fix, or a guard of the point of no return can no longer hold",
     ),
-    _r("retry", ("failed", "stalled"), "pending", "An operator retries the user: every step is guarded"),
+    _r(
+        "retry",
+        ("failed", "stalled"),
+        "waiting_for_reprovision",
+        "An operator retries the user whose container is already gone: wait for re-provisioning again, with a new "
+        "deadline (nothing is deleted twice)",
+        conditions=("container_was_deleted",),
+    ),
+    _r(
+        "retry",
+        ("failed", "stalled"),
+        "pending",
+        "An operator retries the user: start again from reading the container (every step is guarded)",
+        unless=("container_was_deleted",),
+    ),
 )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Events from outside the machine's own decisions, and where each changes nothing (and why).
+# ---------------------------------------------------------------------------------------------------------
+DEVICE_EVENTS = (
+    "unreachable",  # a step could not reach the device (refused, timeout, reboot, busy, dropped answer)
+    "unreachable_too_long",  # ... for longer than waits.unreachable_deadline
+    "reached",  # the device answers again
+    "step_failed",  # a step failed for good (script error, credentials, unreadable answer)
+    "lease_lost",  # the store says another worker holds the device's lease
+    "pause",  # an operator paused the wave
+    "halt",  # the wave halted (failure budget, canary)
+    "retry",  # `migrator resume` or an operator tries again
+    "internal_error",  # an unexpected exception
+    "begin_rollback",  # an operator rolls the device back
+)
+USER_EVENTS = (
+    "deadline",  # the waiting phase's deadline passed
+    "signed_in",  # the user signed in while we wait
+    "container_gone",  # the user's container is gone (deleted by us earlier, by the user, or by Windows)
+    "step_failed",
+    "deferred",  # a user-context run could not start or finish
+    "retry",
+)
+
+_PARKED_NOTHING_RUNS = "parked: no step is sent in a parked state, so no answer can go missing or fail"
+_WAVE_LEVEL = (
+    "a wave-level decision: no new visit starts and a running visit stops before its next step; the device keeps "
+    "its state, which `migrator resume` continues"
+)
+_FENCED = (
+    "the store refuses every write without the lease (fencing): the visit stops, the state stays as the store has "
+    "it, and the worker holding the lease goes on"
+)
+_NOTHING_TO_RETRY = "nothing to retry: the device has work or waits for it, and its next visit goes on"
+
+IGNORED: dict[tuple[str, str], str] = {
+    **{("unreachable", s): _PARKED_NOTHING_RUNS for s in DEVICE_PARKED},
+    **{("step_failed", s): _PARKED_NOTHING_RUNS for s in DEVICE_PARKED},
+    **{
+        ("unreachable_too_long", s): "the unreachable deadline counts from the first failure, which moves the device "
+        "to waiting_for_device: only there can it pass"
+        for s in DEVICE_STATES
+        if s not in ("waiting_for_device", *DEVICE_FINAL)
+    },
+    **{
+        ("reached", s): "only a device waiting for the device has something to carry on with when it answers"
+        for s in DEVICE_STATES
+        if s not in ("waiting_for_device", *DEVICE_FINAL)
+    },
+    **{("lease_lost", s): _FENCED for s in DEVICE_STATES if s not in DEVICE_FINAL},
+    **{("pause", s): _WAVE_LEVEL for s in DEVICE_STATES if s not in DEVICE_FINAL},
+    **{("halt", s): _WAVE_LEVEL for s in DEVICE_STATES if s not in DEVICE_FINAL},
+    **{("retry", s): _NOTHING_TO_RETRY for s in (*DEVICE_ACTIVE, *DEVICE_WAITING)},
+    ("begin_rollback", "rolling_back"): "already rolling back: `migrator rollback` goes on from where it was",
+    # Users.
+    **{
+        ("deadline", s): "an active step ends at once; the waiting phase that follows checks the deadline"
+        for s in ("pending", "dc_check", "deleting", "prompted", "verifying")
+    },
+    ("deadline", "stalled"): "already parked: the deadline passed before",
+    ("signed_in", "pending"): "the start decides from this visit's facts, signed in or not",
+    ("signed_in", "identifying"): "a sign-in is what identifying waits for: the container is read in that session",
+    ("signed_in", "dc_check"): "the DC decides first; the sign-in is seen by the waiting phase that follows",
+    ("signed_in", "deleting"): "the delete runs in the session now open, or as an at-logon task if there is none",
+    ("signed_in", "armed"): "the at-logon task runs at that sign-in; its result is read next",
+    ("signed_in", "prompted"): "the prompt goes to the session now open; a new sign-in is looked for after it",
+    ("signed_in", "verifying"): "verifying reads the session that is open",
+    ("signed_in", "waiting_for_dc"): "a sign-in without a DC cannot get a cloud TGT: the DC is checked first",
+    ("signed_in", "stalled"): "parked: a person decides (retry); the next visit does not look",
+    ("container_gone", "pending"): "the start reads the container first",
+    ("container_gone", "prompted"): "the container is already deleted: the new one is awaited next",
+    ("container_gone", "waiting_for_sign_in"): "a user who removed their own key trust container re-provisions "
+    "at the next sign-in, which is what we wait for",
+    ("container_gone", "waiting_for_reprovision"): "that is what re-provisioning starts from",
+    ("container_gone", "verifying"): "verifying reads the container itself",
+    ("container_gone", "waiting_for_dc"): "seen at the next DC check, before any delete",
+    ("container_gone", "stalled"): "parked: a person decides (retry)",
+    ("step_failed", "stalled"): "parked: no user step runs",
+    ("deferred", "stalled"): "parked: no user step runs",
+    **{("retry", s): "nothing to retry: the user has work or waits for it" for s in (*USER_ACTIVE, *USER_WAITING)},
+}
 
 
 def device_rows(playbook: Playbook | None = None) -> list[Row]:

@@ -17,7 +17,7 @@ from migrator.report.states import attention
 
 ATTENTION_ROWS = 50  # the table stays readable on a terminal; --json lists every device
 
-_STYLE = {"failed": "bold red", "stalled": "yellow", "waiting": "cyan", "paused": "magenta"}
+_STYLE = {"error": "bold red", "failed": "bold red", "stalled": "yellow", "unreachable": "magenta", "waiting": "cyan"}
 
 
 def state_text(state: str) -> Text:
@@ -65,7 +65,7 @@ def counts_table(view: StatusView) -> Table:
 def attention_table(view: StatusView) -> Table | Text:
     needing = view.attention
     if not needing:
-        return Text("No device is failed, stalled, paused or waiting.", style="green")
+        return Text("No device is in error, failed, stalled, unreachable or waiting.", style="green")
     table = Table(title=f"Needs attention ({len(needing)})", title_justify="left", header_style="bold")
     for column in ("device", "wave", "state", "since", "reason"):
         table.add_column(column, overflow="fold", no_wrap=column in ("device", "state"))

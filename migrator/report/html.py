@@ -92,9 +92,9 @@ code,pre,.mono{font-family:ui-monospace,Consolas,monospace;font-size:12px}
 pre{background:#f6f8fa;border:1px solid #d0d7de;padding:10px;overflow:auto}
 .state{padding:1px 6px;border-radius:4px;white-space:nowrap}
 .state.ok{background:#dff3e4;color:#135d2a}
-.state.failed{background:#fde2e1;color:#8a1c16}
+.state.failed,.state.error{background:#fde2e1;color:#8a1c16}
 .state.stalled{background:#fff1cc;color:#7a5200}
-.state.waiting,.state.paused{background:#e5eefc;color:#1c427a}
+.state.waiting,.state.unreachable{background:#e5eefc;color:#1c427a}
 .state.neutral{background:#eceff1}
 .bar{display:inline-block;height:10px;background:#0b3d63;vertical-align:middle}
 .none{color:#5f6b75;font-style:italic}
@@ -212,7 +212,7 @@ def _counts(report: Report) -> Html:
 
 def _attention(report: Report) -> Html:
     if not report.attention:
-        return _none("No device is failed, stalled, paused or waiting.")
+        return _none("No device is in error, failed, stalled, unreachable or waiting.")
     rows = [[d.name, d.device.wave, _state(d.device.state), d.since, d.reason] for d in report.attention]
     return _table(["device", "wave", "state", "since", "reason"], rows)
 

@@ -73,7 +73,7 @@ from migrator.yamlsource import InputFileError
 
 Clock = Callable[[], datetime]
 _DETAIL_LIMIT = 300  # characters of a journal payload shown in a timeline row
-_ATTENTION_ORDER: dict[AttentionKind, int] = {"failed": 0, "stalled": 1, "paused": 2, "waiting": 3}
+_ATTENTION_ORDER: dict[AttentionKind, int] = {"error": 0, "failed": 1, "stalled": 2, "unreachable": 3, "waiting": 4}
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -186,7 +186,7 @@ class StatusView:
 
     @property
     def attention(self) -> list[DeviceStatus]:
-        """Devices that need a person: failed, stalled, paused, then waiting; oldest first within each."""
+        """Devices that need a person: error, failed, stalled, unreachable, then waiting; oldest first within each."""
         needing = [d for d in self.devices if d.attention is not None]
         return sorted(needing, key=lambda d: (_ATTENTION_ORDER[d.attention or "waiting"], d.since, d.name))
 

@@ -1,9 +1,8 @@
 """How reports read state names: which need a person's attention, which are final, and in what order to list them.
 
-The state machine (issue 5) names its parked and terminal states ``migrated``, ``already_cloud``,
-``ineligible``, ``failed``, ``rolled_back``, ``waiting_for_user``, ``waiting_for_dc``, ``paused`` and
-``stalled``; everything else is a step in progress. Reports only read names, so a store written by any version
-of the machine renders: unknown states sort among the in-progress ones and never need attention.
+Every category comes from the machine's table (:mod:`migrator.machine.table`), where each state is defined once.
+A store written by another version may hold a state this one does not know: it sorts among the states in
+progress and never needs attention (reports render any store).
 """
 
 from __future__ import annotations
@@ -11,57 +10,65 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-AttentionKind = Literal["failed", "stalled", "waiting", "paused"]
+from migrator.machine.table import (
+    DEVICE_ACTIVE,
+    DEVICE_FINAL,
+    DEVICE_PARKED,
+    DEVICE_SUCCESS,
+    DEVICE_WAITING,
+    USER_WAITING,
+    Category,
+    device_state,
+    user_state,
+)
+
+AttentionKind = Literal["failed", "error", "stalled", "unreachable", "waiting"]
 
 MIGRATED = "migrated"
-ALREADY_CLOUD = "already_cloud"
-INELIGIBLE = "ineligible"
 FAILED = "failed"
 ROLLED_BACK = "rolled_back"
 STALLED = "stalled"
-PAUSED = "paused"
 INITIAL = "pending"  # the store's default state for a freshly enrolled device or user
 
-# A device (or user) here is done: no step of the wave will run for it again without a person deciding so.
-FINAL_STATES = frozenset({MIGRATED, ALREADY_CLOUD, INELIGIBLE, FAILED, ROLLED_BACK})
+# A device here is done: no step of the wave will run for it again without a person deciding so.
+FINAL_STATES = frozenset(DEVICE_FINAL)
 # Done and on cloud Kerberos trust: what "users migrated" counts.
-SUCCESS_STATES = frozenset({MIGRATED, ALREADY_CLOUD})
+SUCCESS_STATES = frozenset(DEVICE_SUCCESS)
 # Step names (playbook vocabulary and step-module vocabulary) whose success means a Hello container is gone.
 DELETE_STEPS = frozenset({"delete_container", "delete_hello_container"})
 RESTORE_STEPS = frozenset({"restore_policy", "rollback"})
 
-# Listing order: the start, work in progress, then what needs a person, then the end states.
-_TAIL = (PAUSED, STALLED, FAILED, ROLLED_BACK, INELIGIBLE, ALREADY_CLOUD, MIGRATED)
+# Listing order: the start, work in progress, waiting, parked, then the final states (successes last).
+_ORDER = (
+    *DEVICE_ACTIVE,
+    *DEVICE_WAITING,
+    *USER_WAITING,
+    *DEVICE_PARKED,
+    *(s for s in DEVICE_FINAL if s not in DEVICE_SUCCESS),
+    *DEVICE_SUCCESS,
+)
 
 
 def attention(state: str) -> AttentionKind | None:
     """Why a device or user in ``state`` needs someone to look at it, or None when it does not."""
-    if state == FAILED or state.endswith("_failed"):
-        return "failed"
-    if state == STALLED or state.startswith("stalled"):
-        return "stalled"
-    if state.startswith("waiting"):
+    if state in (FAILED, "error", STALLED, "unreachable"):
+        return state  # type: ignore[return-value]
+    known = device_state(state) or user_state(state)
+    if known is not None and known.category is Category.WAITING:
         return "waiting"
-    if state == PAUSED:
-        return "paused"
     return None
 
 
 def is_rollback_state(state: str) -> bool:
-    """A state the rollback path uses (``rolled_back``, ``rolling_back``, ``rollback_failed``...)."""
-    folded = state.casefold()
-    return folded == ROLLED_BACK or folded.startswith(("rolling_back", "rollback"))
+    """A state the rollback path uses (``rolling_back``, ``rolled_back``)."""
+    return state in ("rolling_back", ROLLED_BACK)
 
 
 def state_sort_key(state: str) -> tuple[int, str]:
-    """Sort key: ``pending`` first, then states in progress (by name), waiting, then parked and final ones."""
-    if state == INITIAL:
-        return (0, "")
-    if state in _TAIL:
-        return (3 + _TAIL.index(state), "")
-    if state.startswith("waiting"):
-        return (2, state)
-    return (1, state)
+    """Sort key: ``pending`` first, then the table's order; an unknown state among those in progress."""
+    if state in _ORDER:
+        return (_ORDER.index(state), "")
+    return (len(DEVICE_ACTIVE), state)
 
 
 def ordered_states(states: Iterable[str]) -> list[str]:

@@ -4,6 +4,7 @@ only way state changes, and a refused change leaves everything as it was."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,8 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from migrator.machine import guards as guard_mod
-from migrator.machine.core import Change, DeviceMachine, TrackedUser, UserRecord
+from migrator.machine.context import DeviceContext, UserContext
+from migrator.machine.core import Change, DeviceMachine, UserRecord
+from migrator.machine.decide import TrackedUser, tracked_users
 from migrator.machine.errors import GuardRefused, InvalidTransition
+from migrator.machine.plan import PlanItem
 from migrator.machine.table import (
     DEVICE_ROWS,
     DEVICE_STATES,
@@ -216,25 +220,30 @@ def test_a_refusing_funnel_leaves_the_state_unchanged(forced: dict[str, bool]) -
     funnel.refuse = True
     with pytest.raises(RuntimeError):
         machine.fire("start", now=NOW)
-    assert machine.state == "pending" and machine.context == {}
+    assert machine.state == "pending" and machine.context == DeviceContext()
 
 
 def test_context_is_persisted_with_the_state(forced: dict[str, bool]) -> None:
-    """The funnel receives the new context with the change; the machine keeps it only once persisted."""
+    """The funnel receives the new context (as JSON) with the change; the machine keeps it only once persisted;
+    a refused change keeps the old one."""
     machine, funnel = _machine(load_playbook("to-cloud-kerberos"), state="policy")
-    machine.context = {"plan": [{"path": "p", "name": "n"}], "plan_done": 0}
-    change = machine.fire("policy_value_set", now=NOW, context={"plan_done": 1})
-    assert change.context["plan_done"] == 1 and machine.context["plan_done"] == 1
+    machine.context = DeviceContext(plan=(PlanItem("p", "n", remove=True),), plan_done=0)
+    change = machine.fire("policy_value_set", now=NOW, context=replace(machine.context, plan_done=1))
+    assert change.context["plan_done"] == 1 and machine.context.plan_done == 1
+    assert change.context["plan"] == [{"path": "p", "name": "n", "remove": True, "value": None, "before": None}]
     assert funnel.changes == [change]
+    funnel.refuse = True
+    with pytest.raises(RuntimeError):
+        machine.fire("policy_value_set", now=NOW, context=replace(machine.context, plan_done=2))
+    assert machine.context.plan_done == 1
 
 
-def test_pause_and_resume_return_to_the_paused_state() -> None:
-    """A device paused while waiting resumes waiting (the row chosen by the paused_in_<state> guard)."""
-    machine, funnel = _machine(load_playbook("to-cloud-kerberos"), state="waiting_for_dc")
-    machine.pause(NOW)
-    assert machine.state == "paused" and machine.context["paused_from"] == "waiting_for_dc"
-    machine.resume(NOW)
-    assert machine.state == "waiting_for_dc" and [c.trigger for c in funnel.changes] == ["pause", "resume"]
+def test_a_context_of_the_wrong_subject_is_refused(forced: dict[str, bool]) -> None:
+    """A user's context handed to a device transition (or the reverse) is a programming error, not data."""
+    machine, funnel = _machine(load_playbook("to-cloud-kerberos"), state="pending")
+    with pytest.raises(TypeError):
+        machine.fire("start", now=NOW, context=UserContext())  # type: ignore[arg-type]
+    assert machine.state == "pending" and funnel.changes == []
 
 
 TRIGGERS = sorted(_triggers(DEVICE_ROWS) | _triggers(USER_ROWS))
@@ -282,7 +291,7 @@ def test_tracked_users_follow_the_playbook_setting() -> None:
         ),
     )
     with_container = DeviceMachine("PC-0001", load_playbook("to-cloud-kerberos"), RecordingFunnel())
-    assert [u.name for u in with_container._tracked(facts)] == ["CORP\\a"]
+    assert [u.name for u in tracked_users(with_container, facts)] == ["CORP\\a"]
     signed = load_playbook("to-cloud-kerberos").model_copy(update={"users": "signed_in"})
-    assert [u.name for u in DeviceMachine("PC-0001", signed, RecordingFunnel())._tracked(facts)] == ["CORP\\b"]
-    assert TrackedUser("CORP\\a", "S-1-5-21-1", "key") == with_container._tracked(facts)[0]
+    assert [u.name for u in tracked_users(DeviceMachine("PC-0001", signed, RecordingFunnel()), facts)] == ["CORP\\b"]
+    assert TrackedUser("CORP\\a", "S-1-5-21-1", "key") == tracked_users(with_container, facts)[0]

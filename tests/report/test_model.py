@@ -168,14 +168,17 @@ def test_the_waves_shipped_playbook_is_used_when_its_hash_matches(
 
 
 def test_state_names_are_read_for_attention_and_order() -> None:
-    """Failed, stalled, waiting and paused need attention; rollback states are recognised; pending sorts first
-    and migrated last."""
-    assert [attention(s) for s in ("failed", "rollback_failed", "stalled", "waiting_for_dc", "paused", "users")] == [
-        "failed",
+    """Error, failed, stalled, unreachable and waiting need attention (from the table's categories); rollback
+    states are recognised; pending sorts first and the successes last; an unknown name needs no attention."""
+    states = ("error", "failed", "stalled", "unreachable", "waiting_for_dc", "waiting_for_device", "users", "newer")
+    assert [attention(s) for s in states] == [
+        "error",
         "failed",
         "stalled",
+        "unreachable",
         "waiting",
-        "paused",
+        "waiting",
+        None,
         None,
     ]
     assert is_rollback_state("rolling_back") and is_rollback_state("rolled_back") and not is_rollback_state("users")

@@ -1,0 +1,234 @@
+"""The machine driven without the lab: answers in, commands and states out, read like a protocol transcript."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from migrator.machine.context import load_user
+from migrator.playbook import load_playbook
+from tests.machine.transcript import NEW_KEY, OLD_KEY, SID, USER, Device, Transcript
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+def test_a_certificate_trust_device_walks_the_documented_path() -> None:
+    """Preflight, snapshot, certificate trust off and cloud trust on, confirm, read the container, the guarded
+    delete of exactly the recorded key, the prompt; at the next visit the new container's cloud TGT: migrated."""
+    t = Transcript()
+    t.step("facts")
+    t.step("snapshot")
+    assert [u.name for u in t.funnel.users] == [USER] and t.triggers() == ["start", "preflight_done", "snapshot_taken"]
+    t.expect("set_policy", Name="UseCertificateForOnPremAuth", Remove=True)
+    t.answer_as_device()
+    t.expect("set_policy", Name="UseCloudTrustForOnPremAuth", Value=1)
+    t.answer_as_device()
+    t.step("facts")  # confirm the effective policy after the writes
+    t.step("identify", USER)
+    assert t.triggers()[-3:] == ["policy_written", "policy_confirmed", "start"]
+    t.step("facts")  # the identify task may have changed the device: read it again before the point of no return
+    delete = t.expect("delete", USER, User=SID, ExpectedKeyId=OLD_KEY, ExpectedTrust="cert")
+    assert delete.point_of_no_return
+    t.answer_as_device()
+    t.step("facts")
+    t.step("prompt", USER)
+    t.expect_wait("user")
+    assert (t.state_now, t.user_state()) == ("waiting_for_user", "waiting_for_reprovision")
+    context = load_user(t.funnel.changes[-2].context)
+    assert context.deleted and context.deleted_by_us and context.key_id == OLD_KEY and context.deleted_at is not None
+
+    t.device.sign_in_again()
+    t.visit(HOUR)
+    t.step("facts")
+    t.step("verify", USER)
+    t.expect("facts")
+    t.answer_as_device()
+    t.expect_done("migrated")
+    assert t.triggers()[-4:] == ["recheck", "signed_in", "cloud_verified", "all_migrated"]
+
+
+def test_a_key_trust_device_gets_cloud_trust_and_nothing_is_deleted() -> None:
+    """Key trust: enable cloud trust, ask the user to sign out and in, verify; no container is touched."""
+    t = Transcript(playbook=load_playbook("key-trust-to-cloud-kerberos"), device=Device(trust="key"))
+    t.run_until_wait_or_done()
+    assert "delete" not in t.asked and "identify" not in t.asked and "prompt" in t.asked
+    t.device.sign_in_again(reprovision=False)
+    t.visit(HOUR)
+    t.run_until_wait_or_done()
+    assert t.state_now == "migrated" and "delete" not in t.asked
+
+
+def test_without_a_domain_controller_nothing_is_deleted_and_the_device_waits() -> None:
+    """Hybrid joined, no DC: the user waits for a DC before the point of no return; so does the device."""
+    t = Transcript(device=Device(dc=False))
+    wait = t.run_until_wait_or_done()
+    assert (t.state_now, t.user_state(), wait.kind) == ("waiting_for_dc", "waiting_for_dc", "dc")  # type: ignore[union-attr]
+    assert "delete" not in t.asked
+    t.device.dc = True
+    t.visit(HOUR)
+    t.run_until_wait_or_done()
+    assert "delete" in t.asked and t.user_state() == "waiting_for_reprovision"
+
+
+def test_a_device_that_stops_answering_while_its_user_is_awaited_waits_for_the_device_then_carries_on() -> None:
+    """The stranding of issue 14: waiting for the user, the device is unreachable at the next visit. It is not an
+    illegal move nor a failure: the device waits for the device (with the error and since when) and, answering
+    again, carries on where it was; its user never moved."""
+    t = Transcript()
+    t.run_until_wait_or_done()
+    assert t.state_now == "waiting_for_user"
+    t.visit(HOUR)
+    t.expect("facts")
+    t.fail("DeviceUnreachable", "connection refused", transient=True)
+    wait = t.expect_wait("device")
+    assert t.state_now == "waiting_for_device" and t.user_state() == "waiting_for_reprovision"
+    assert "connection refused" in wait.reason and t.machine.context.return_to == "waiting_for_user"
+    assert t.funnel.changes[-1].last_error is not None and "no answer since" in t.funnel.changes[-1].last_error
+
+    t.visit(HOUR)  # still down
+    t.expect("facts")
+    t.fail("DeviceUnreachable", "connection refused", transient=True)
+    t.expect_wait("device")
+    assert t.machine.context.unreachable_since == t.now - HOUR  # the spell's start is kept
+
+    t.device.sign_in_again()
+    t.visit(HOUR)
+    t.step("facts")
+    assert t.triggers()[-1] == "reached" and t.state_now == "waiting_for_user"
+    assert t.machine.context.return_to is None and t.machine.context.unreachable_since is None
+    t.run_until_wait_or_done()
+    assert t.state_now == "migrated"
+
+
+def test_past_the_unreachable_deadline_the_device_is_parked_then_resume_tries_again() -> None:
+    """Unreachable for longer than waits.unreachable_deadline (3 days): parked as unreachable, not failed;
+    resume (retry) waits for the device again, with a new deadline, and it carries on once it answers."""
+    t = Transcript()
+    t.run_until_wait_or_done()
+    for _ in range(4):
+        t.visit(DAY)
+        t.expect("facts")
+        t.fail("DeviceUnreachable", "connect timeout", transient=True)
+    t.expect_done("unreachable")
+    assert t.triggers()[-1] == "unreachable_too_long" and "connect timeout" in (t.funnel.changes[-1].last_error or "")
+    t.visit(DAY)
+    t.machine.retry(t.now)
+    assert t.state_now == "waiting_for_device" and t.machine.context.unreachable_since == t.now
+    t.step("facts")
+    assert t.state_now == "waiting_for_user" and t.triggers()[-2:] == ["retry", "reached"]
+
+
+def test_a_transient_failure_of_a_user_step_never_fails_the_user() -> None:
+    """A user-context read the device did not answer: the device waits for the device; the user keeps its state."""
+    t = Transcript()
+    t.until_user("identifying")
+    t.expect("identify", USER)
+    t.fail("ConnectionLost", "read timed out", transient=True)
+    assert (t.state_now, t.user_state()) == ("waiting_for_device", "identifying")
+    assert t.machine.context.return_to == "users"
+
+
+def test_credentials_refused_fail_the_device_and_leave_its_users_as_they_were() -> None:
+    """A 401 is about the account, not the user's step: the device fails (counted by the failure budget), the
+    user keeps waiting; an operator's retry, the password fixed, carries on from where the device was."""
+    t = Transcript()
+    t.run_until_wait_or_done()
+    t.visit(HOUR)
+    t.expect("facts")
+    t.fail("AuthenticationFailed", "the credentials were rejected (HTTP 401)", transient=False, device_wide=True)
+    assert (t.state_now, t.user_state()) == ("failed", "waiting_for_reprovision")
+    t.expect_done("failed")
+    t.machine.retry(t.now)
+    assert t.state_now == "waiting_for_user"
+    t.device.sign_in_again()
+    t.run_until_wait_or_done()
+    assert t.state_now == "migrated"
+
+
+def test_a_script_failure_of_a_user_step_fails_that_user_and_then_the_device() -> None:
+    """The delete script failed on the device (not transient): the user fails with the reason, then the device."""
+    t = Transcript()
+    t.until_user("deleting")
+    t.expect("delete", USER)
+    t.fail("ScriptFailed", "certutil failed", transient=False)
+    assert t.user_state() == "failed"
+    t.run_until_wait_or_done()
+    assert t.state_now == "failed" and "certutil failed" in (t.funnel.changes[-1].last_error or "")
+
+
+def test_an_unexpected_exception_parks_the_device_in_error_and_a_retry_carries_on() -> None:
+    """The driver hands a bug to the machine: error, with the summary as last_error and the traceback in the
+    context; the retry (resume) goes back to the state the device was in, and nothing else changed."""
+    t = Transcript()
+    t.run_until_wait_or_done()
+    t.visit(HOUR)
+    t.machine.crash("internal error: KeyError: 'x'", "Traceback (most recent call last): ...", t.now)
+    assert t.state_now == "error" and t.machine.context.return_to == "waiting_for_user"
+    assert t.funnel.changes[-1].last_error == "internal error: KeyError: 'x'"
+    assert t.funnel.changes[-1].context["traceback"].startswith("Traceback")
+    t.expect_done("error")
+    t.machine.retry(t.now)
+    assert t.state_now == "waiting_for_user" and t.machine.context.traceback is None
+    t.device.sign_in_again()
+    t.run_until_wait_or_done()
+    assert t.state_now == "migrated"
+
+
+def test_an_in_doubt_delete_is_resolved_by_reading_never_by_repeating() -> None:
+    """The delete's answer was lost: the journalled intent rebuilds the command; fresh facts showing no container
+    settle it as deleted (and the user moves on); a different key id settles it as replaced, not deleted."""
+    t = Transcript()
+    t.until_user("deleting")
+    delete = t.expect("delete", USER)
+    rebuilt = t.machine.command_for(delete.payload())
+    assert rebuilt == delete
+    t.device.has_hello = False  # the delete did happen
+    t.machine.take_facts(t.device.facts())
+    assert t.machine.resolution_read(delete) is None  # no container: nothing else to read
+    resolution = t.machine.resolve(delete, None, t.now, 7)
+    assert resolution.applied and resolution.event is not None
+    t.machine.handle(resolution.event)
+    assert t.user_state() == "prompted" and load_user(t.funnel.changes[-1].context).deleted
+
+    other = Transcript()
+    other.until_user("deleting")
+    delete = other.expect("delete", USER)
+    other.device.key_id = NEW_KEY  # the user re-provisioned in between: this container must never be deleted
+    other.machine.take_facts(other.device.facts())
+    read = other.machine.resolution_read(delete)
+    assert read is not None and read.purpose == "read_back"
+    resolution = other.machine.resolve(delete, other.device.hello(), other.now, 7)
+    assert resolution.applied and resolution.event is not None and resolution.event.result.refused
+    other.machine.handle(resolution.event)
+    assert other.user_state() == "verifying"
+
+
+def test_a_journalled_answer_whose_transition_was_lost_is_replayed_once() -> None:
+    """A crash after the outcome's commit: the answer is applied from the journal, and not a second time."""
+    t = Transcript()
+    t.step("facts")
+    t.step("snapshot")
+    command = t.expect("set_policy")
+    payload, outcome = command.payload(), {"ok": True, "result": None}
+    assert t.machine.replay(payload, outcome, t.now, 5)
+    assert t.machine.context.plan_done == 1 and t.machine.context.applied == 5
+    assert not t.machine.replay(payload, outcome, t.now, 5)
+    assert t.machine.context.plan_done == 1
+
+
+def test_a_user_retried_after_the_delete_waits_again_and_nothing_is_deleted_twice() -> None:
+    """A stalled user whose container is gone: the operator's retry waits for re-provisioning again (a new
+    deadline), never back through the point of no return."""
+    t = Transcript()
+    t.run_until_wait_or_done()
+    for _ in range(8):
+        t.visit(DAY)
+        t.run_until_wait_or_done()
+    assert (t.state_now, t.user_state()) == ("stalled", "stalled")
+    t.machine.retry(t.now)
+    assert t.user_state() == "waiting_for_reprovision" and t.state_now == "users"
+    entry = t.machine.users[USER]
+    assert entry.context.since == t.now and entry.context.phase == "reprovision" and entry.context.deleted
+    asked = len(t.asked)
+    t.run_until_wait_or_done()
+    assert "delete" not in t.asked[asked:] and t.state_now == "waiting_for_user"
