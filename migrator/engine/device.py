@@ -471,11 +471,12 @@ def _crashed(
     if machine is not None:
         machine.crash(summary, text, now)
         return
-    # The machine itself could not be built from the store: record the error with the state the store has.
+    # The machine itself could not be built from the store (an unreadable record): record the error with the
+    # state the store has. The unreadable context is kept as it was, under a key the machine does not read, so
+    # nothing recorded is lost and the device's record reads again.
     row = store.get_device(device)
     funnel = StoreFunnel(store, device, owner=owner, actor=actor, wave=row.wave)
-    context = dict(row.context or {})
-    context.update(traceback=text, return_to=row.state)
+    context = {"return_to": row.state, "traceback": text, "unreadable": dict(row.context or {})}
     funnel.change(Change("internal_error", row.state, "error", context, last_error=summary))
 
 

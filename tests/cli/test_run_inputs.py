@@ -8,6 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from migrator.cli import app
+from migrator.engine.service import RealClock, WaveRequest, plan_wave
+from migrator.remote.credentials import load_credentials
 from migrator.store import Store
 
 ENV = {"MIGRATOR_USERNAME": "LAB\\migrator-admin", "MIGRATOR_PASSWORD": "not-used-here"}
@@ -66,3 +68,37 @@ def test_resume_pause_approve_without_a_store(tmp_path: Path) -> None:
     for args in (["resume"], ["pause", "--wave", "w"], ["approve", "--wave", "w"]):
         result = CliRunner().invoke(app, [*args, "--state", str(tmp_path / "none")], env=ENV)
         assert result.exit_code == 2 and "no store" in result.output
+
+
+def _planned(tmp_path: Path, wave: str, limit: str) -> None:
+    """A wave created as `migrator run` creates it (not run: no device is contacted)."""
+    inv = tmp_path / "inventory.yaml"
+    request = WaveRequest(inventory=inv, wave=wave, limit=limit)
+    with Store.open(tmp_path / "state") as store:
+        plan_wave(store, request, load_credentials(None, environ=ENV), RealClock())
+
+
+TWO_DEVICES = GOOD_DEVICES + "  - {name: PC-2, address: 127.0.0.2, groups: [wave1]}\n"
+
+
+def test_an_existing_wave_run_with_a_different_limit_is_refused_saying_why(tmp_path: Path) -> None:
+    """`run --wave pilot --limit wave1` on a wave created with --limit pilot: exit 2, the option, both values and
+    what to do instead; the wave and its devices are as they were."""
+    (tmp_path / "inventory.yaml").write_text(TWO_DEVICES)
+    _planned(tmp_path, "pilot", "pilot")
+    code, output = _run(tmp_path, TWO_DEVICES, "--wave", "pilot", "--limit", "wave1")
+    assert code == 2, output
+    assert "--limit 'wave1' (the wave has 'pilot')" in " ".join(output.split()) and "migrator resume" in output
+    with Store.open(tmp_path / "state") as store:
+        assert [d.name for d in store.list_devices(wave="pilot")] == ["PC-1"]
+        assert store.get_wave("pilot").state == "planned"
+
+
+def test_a_run_refused_for_a_device_of_another_wave_records_nothing(tmp_path: Path) -> None:
+    """PC-1 is in wave 'base2': a new wave selecting it is refused naming both, and no empty wave is left."""
+    (tmp_path / "inventory.yaml").write_text(TWO_DEVICES)
+    _planned(tmp_path, "base2", "pilot")
+    code, output = _run(tmp_path, TWO_DEVICES, "--wave", "base3", "--limit", "pilot,wave1")
+    assert code == 2 and "PC-1 (wave 'base2')" in output, output
+    with Store.open(tmp_path / "state") as store:
+        assert [w.name for w in store.list_waves()] == ["base2"]

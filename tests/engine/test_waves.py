@@ -231,3 +231,49 @@ def test_store_backed_wave_state_approvals_and_pause(tmp_path) -> None:  # type:
     assert store.verify_audit().ok
     with pytest.raises(InputError, match="no wave named 'nope'"):
         waves.approve("nope")
+
+
+def test_a_wave_is_completed_only_when_every_device_is_settled() -> None:
+    """A device parked in error or unreachable keeps the wave open (running, with the count per state) for
+    `migrator resume`; stalled and final devices settle it."""
+    answers = {"PC-0001": "migrated", "PC-0002": "stalled", "PC-0003": "unreachable", "PC-0004": "error"}
+    settings = WaveSettings("w", _devices(4), batch_size=4, max_fail_percent=100)
+    runner, store, _ = _runner(settings, lambda d: VisitOutcome(answers[d], error=f"{d} says why"))
+    result = runner.run()
+    assert result.state == "running" and store.states["w"] == "running"
+    assert "2 devices not settled (1 error, 1 unreachable)" in result.reason and "migrator resume" in result.reason
+    settled = {"PC-0003": "migrated", "PC-0004": "ineligible"}
+    runner, store, _ = _runner(settings, lambda d: VisitOutcome(settled.get(d, answers[d])))
+    assert runner.run().state == "completed"
+
+
+def test_unreachable_devices_never_count_against_the_failure_budget() -> None:
+    """Devices that wait for the device or are parked unreachable are not failures; devices in error are."""
+    settings = WaveSettings("w", _devices(10), batch_size=10, concurrency=1, max_fail_percent=10)
+
+    def answer(device: str) -> VisitOutcome:
+        if device in ("PC-0001", "PC-0002"):
+            return VisitOutcome("unreachable", error="connection refused")
+        return VisitOutcome("migrated")
+
+    runner, _store, seen = _runner(settings, answer)
+    result = runner.run()
+    assert result.state == "running" and len(seen) == 10 and result.progress.failed == 0
+
+    runner, _store, seen = _runner(settings, lambda d: VisitOutcome("error", error="internal error: KeyError"))
+    assert runner.run().state == "halted" and len(seen) == 1
+
+
+def test_a_visit_that_raises_is_recorded_as_an_error_not_a_failure() -> None:
+    """An exception out of a visit (the store failing, a bug outside the machine) shows as `error` with its
+    message, counts against the budget, and is logged; never as a plausible `failed`."""
+    settings = WaveSettings("w", _devices(2), batch_size=2, max_fail_percent=100)
+
+    def answer(device: str) -> VisitOutcome:
+        raise RuntimeError(f"{device}: the store is gone")
+
+    runner, _store, _seen = _runner(settings, answer)
+    result = runner.run()
+    assert result.progress.states == {"PC-0001": "error", "PC-0002": "error"}
+    assert result.progress.errors["PC-0001"] == "RuntimeError: PC-0001: the store is gone"
+    assert result.state == "running"
