@@ -56,6 +56,7 @@ from migrator.lab.clock import ScaledClock
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.fleetfile import save_fleet
 from migrator.lab.runtime import read_lab_secrets
+from migrator.machine.table import DEVICE_SUCCESS
 from migrator.playbook import builtin_path
 from migrator.remote.credentials import Credentials
 from migrator.remote.transport import ScriptResult, Transport, open_transport
@@ -63,7 +64,7 @@ from migrator.scripts import Script, load
 from migrator.store import Store
 
 MIX = "key=50,cert=45,cloud=5,none=0"
-FINAL_OK = ("migrated", "already_cloud")
+FINAL_OK = DEVICE_SUCCESS
 
 
 def make_fleet(devices: int, seed: int, folder: Path) -> tuple[Path, Any]:

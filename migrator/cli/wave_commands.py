@@ -16,12 +16,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from migrator.cli import app
 from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner
 from migrator.errors import InputError, MigratorError
+from migrator.machine.table import DEVICE_RESUMED
 from migrator.yamlsource import InputFileError
 
 console = Console()
@@ -240,6 +242,12 @@ def resume(
     if not plans:
         console.print("nothing to resume: every wave in the store is completed")
         raise typer.Exit(EXIT_OK)
+    for plan in plans:
+        # Parked devices resume continues by itself (the table's `resumes`): say which, and why they were parked.
+        name = plan.runner.settings.name
+        for row in store.list_devices(wave=name, states=DEVICE_RESUMED):
+            why = escape(row.last_error or "no reason recorded")
+            console.print(f"{escape(name)}: retrying {row.name} ({row.state}: {why})", highlight=False)
     raise typer.Exit(recap(run_with_progress([p.runner for p in plans])))
 
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from migrator.report.model import StatusView, iso
-from migrator.report.states import attention
+from migrator.report.states import SUCCESS_STATES, attention
 
 ATTENTION_ROWS = 50  # the table stays readable on a terminal; --json lists every device
 
@@ -24,7 +24,7 @@ def state_text(state: str) -> Text:
     kind = attention(state)
     if kind is not None:
         return Text(state, style=_STYLE[kind])
-    return Text(state, style="green" if state in ("migrated", "already_cloud") else "")
+    return Text(state, style="green" if state in SUCCESS_STATES else "")
 
 
 def age(since: datetime, now: datetime) -> str:

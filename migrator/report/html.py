@@ -22,7 +22,7 @@ from migrator.report.model import (
     WaveSummary,
     iso,
 )
-from migrator.report.states import attention, ordered_states
+from migrator.report.states import SUCCESS_STATES, attention, ordered_states
 
 
 class Html(str):
@@ -72,7 +72,7 @@ def _none(text: str) -> Html:
 
 
 def _state(state: str) -> Html:
-    kind = attention(state) or ("ok" if state in ("migrated", "already_cloud") else "neutral")
+    kind = attention(state) or ("ok" if state in SUCCESS_STATES else "neutral")
     return _tag("span", state, f"state {kind}")
 
 
