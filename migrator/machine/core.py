@@ -522,7 +522,8 @@ class DeviceMachine:
         self._now = now
         self.facts_fresh = False
         state = self.state
-        since = self.context.unreachable_since or now
+        # A spell of unreachability starts at its first failure and lasts while the device waits for the device.
+        since = (self.context.unreachable_since if state == "waiting_for_device" else None) or now
         deadline = since + timedelta(seconds=self.playbook.waits.unreachable_deadline)
         context = replace(self.context, unreachable_since=since, return_to=self._return_point())
         described = (
@@ -556,7 +557,9 @@ class DeviceMachine:
                 if fresh.deleted:  # back to waiting for re-provisioning, with a new deadline
                     fresh = phase(fresh, "reprovision", now, self)
                 self.fire("retry", user=name, now=now, context=fresh)
-        context = replace(self.context, return_to=None, traceback=None, reason=None)
+        context = replace(
+            self.context, return_to=None, traceback=None, reason=None, unreachable_since=None, policy_since=None
+        )
         try:
             return self.on("retry", now=now, context=context)
         except GuardRefused:

@@ -173,7 +173,12 @@ def _confirming(m: DeviceMachine, now: datetime) -> Command | None:
         described += "; " + "; ".join(policy.notes)
     if m.try_fire("policy_confirmed", now=now, after={"effective_policy": policy.effective}):
         return None
-    if m.try_fire("policy_deadline", now=now, last_error=f"policy did not arrive in time: {described}"):
+    if m.try_fire(
+        "policy_deadline",
+        now=now,
+        last_error=f"policy did not arrive in time: {described}",
+        context=replace(m.context, reason=f"policy did not arrive in time: {described}", return_to="policy"),
+    ):
         return None
     if m.try_fire("policy_pending", now=now, last_error=f"waiting for the policy: {described}"):
         return Wait(m.recheck(now), "waiting for Group Policy / Intune to deliver cloud trust", "policy")
