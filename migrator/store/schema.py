@@ -242,7 +242,9 @@ POSTGRESQL_AUDIT_TRIGGERS = (
 def install_audit_triggers(conn: Connection) -> None:
     statements = SQLITE_AUDIT_TRIGGERS if conn.dialect.name == "sqlite" else POSTGRESQL_AUDIT_TRIGGERS
     for statement in statements:
-        conn.exec_driver_sql(statement)
+        # text(), not exec_driver_sql(): psycopg takes the % of RAISE's format string for a placeholder, and
+        # text() escapes it for drivers with the pyformat parameter style.
+        conn.execute(text(statement))
 
 
 def found_version(conn: Connection) -> int | None:
