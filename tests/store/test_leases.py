@@ -57,10 +57,10 @@ def holder(store_location: str, wave: str, clock: FakeClock) -> Iterator[tuple[s
 
 
 def test_a_lease_owner_names_this_process_and_reads_back() -> None:
-    """current() is this host and pid with a fresh token; its text parses back; plain strings are not owners."""
+    """current() is this host and pid with a fresh nonce; its text parses back; plain strings are not owners."""
     first, second = LeaseOwner.current(), LeaseOwner.current()
     assert first.pid == os.getpid() and first.host == second.host
-    assert first != second and first.token != second.token  # two owners in one process differ
+    assert first != second and first.nonce != second.nonce  # two owners in one process differ
     assert LeaseOwner.parse(str(first)) == first
     assert str(first).endswith(f"@{first.host}") and len(str(first)) <= 200
     for plain in ("crash-harness-worker", "worker-a", "worker-4242-0badcafe", "bench", ""):
@@ -122,7 +122,7 @@ def test_a_reused_pid_is_recognised_by_its_start_time(store: Store, holder: tupl
     real = LeaseOwner.parse(owner)
     assert real is not None and real.started is not None
     boot, namespace, ticks = real.started.split(".")
-    reused = replace(real, started=f"{boot}.{namespace}.{int(ticks) + 1}", token="feedf00d")
+    reused = replace(real, started=f"{boot}.{namespace}.{int(ticks) + 1}", nonce="feedf00d")
     assert store.release("PC-001", owner)
     assert store.acquire("PC-001", str(reused), 600)  # as if the earlier owner had had this pid
     assert store.leases()[0].liveness == "dead"
