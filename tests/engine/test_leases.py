@@ -4,6 +4,8 @@ through a busy store. Time is injected (a store clock and the keeper's own beats
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +16,17 @@ import pytest
 from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from migrator.errors import InputError
 from migrator.store import LeaseOwner, Store, content_hash
+from tests.engine.labkit import (
+    cooperative,
+    make_fleet,
+    open_store,
+    playbook,
+    running_lab,
+    sign_everyone_in,
+    visit_device,
+)
 from tests.store.conftest import FakeClock
+from tests.store.test_leases import HOLDER, ROOT
 
 
 class Beats:
@@ -188,3 +200,41 @@ def test_a_release_wakes_the_real_heartbeat_so_it_ends(store: Store) -> None:
     while keeper.running:
         assert time.monotonic() < deadline, "the heartbeat did not end after the last release"
         time.sleep(0.01)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process start times come from /proc")
+def test_a_sigkilled_workers_device_is_visited_at_once(tmp_path: Path) -> None:
+    """A live worker in another process keeps its device (the visit is busy); once it is SIGKILLed the next visit
+    takes the lease over and moves the device on, without waiting for the lease to expire."""
+    fleet = cooperative(make_fleet(2, 5, "key=0,cert=100,cloud=0,none=0", block=3))
+    with running_lab(fleet, tmp_path / "lab") as kit:
+        sign_everyone_in(kit)
+        book = playbook()
+        name = fleet.devices[0].name
+        store = open_store(tmp_path / "state", kit, book, [name])
+        worker = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(tmp_path / "state"), kit.now().isoformat(), name],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        try:
+            assert worker.stdout is not None
+            assert worker.stdout.readline().strip()
+            keeper = LeaseKeeper(store)
+            assert visit_device(kit, store, book, name, leases=keeper).busy
+            assert [(r.pid, r.liveness) for r in store.leases()] == [(worker.pid, "alive")]
+            worker.kill()
+            worker.wait(timeout=30)
+            result = visit_device(kit, store, book, name, leases=keeper)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+            worker.wait(timeout=30)
+            if worker.stdout is not None:
+                worker.stdout.close()
+        assert not result.busy and result.steps_run > 0
+        assert store.get_device(name).state != "pending"
+        assert keeper.held() == {} and store.leases() == []  # the visit released its lease
+        store.close()
