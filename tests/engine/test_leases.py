@@ -4,8 +4,6 @@ through a busy store. Time is injected (a store clock and the keeper's own beats
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ from tests.engine.labkit import (
     visit_device,
 )
 from tests.store.conftest import FakeClock
-from tests.store.test_leases import HOLDER, ROOT
+from tests.store.test_leases import lease_holder
 
 
 class Beats:
@@ -213,27 +211,13 @@ def test_a_sigkilled_workers_device_is_visited_at_once(tmp_path: Path) -> None:
         book = playbook()
         name = fleet.devices[0].name
         store = open_store(tmp_path / "state", kit, book, [name])
-        worker = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, str(tmp_path / "state"), kit.now().isoformat(), name],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        try:
-            assert worker.stdout is not None
-            assert worker.stdout.readline().strip()
+        with lease_holder(str(tmp_path / "state"), kit.now(), name) as (worker, _owner):
             keeper = LeaseKeeper(store)
             assert visit_device(kit, store, book, name, leases=keeper).busy
             assert [(r.pid, r.liveness) for r in store.leases()] == [(worker.pid, "alive")]
             worker.kill()
             worker.wait(timeout=30)
             result = visit_device(kit, store, book, name, leases=keeper)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-            worker.wait(timeout=30)
-            if worker.stdout is not None:
-                worker.stdout.close()
         assert not result.busy and result.steps_run > 0
         assert store.get_device(name).state != "pending"
         assert keeper.held() == {} and store.leases() == []  # the visit released its lease

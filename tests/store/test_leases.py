@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -34,14 +36,12 @@ time.sleep(120)  # a worker busy on its devices: the test kills it long before
 """
 
 
-@pytest.fixture
-def holder(store_location: str, wave: str, clock: FakeClock) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Another process, on this host, holding PC-001 and PC-002 for 600 s (at the test's clock): (process, owner)."""
+@contextmanager
+def lease_holder(location: str, now: datetime, *devices: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Another process, on this host, holding ``devices`` for 600 s at the store time ``now``: (process, owner).
+    Killed and reaped on leaving, whatever the test did to it."""
     child = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, store_location, clock.current.isoformat(), "PC-001", "PC-002"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
+        [sys.executable, "-c", HOLDER, location, now.isoformat(), *devices], stdout=subprocess.PIPE, text=True, cwd=ROOT
     )
     try:
         assert child.stdout is not None
@@ -54,6 +54,13 @@ def holder(store_location: str, wave: str, clock: FakeClock) -> Iterator[tuple[s
         child.wait(timeout=30)
         if child.stdout is not None:
             child.stdout.close()
+
+
+@pytest.fixture
+def holder(store_location: str, wave: str, clock: FakeClock) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Another process holding PC-001 and PC-002 (see :func:`lease_holder`)."""
+    with lease_holder(store_location, clock.current, "PC-001", "PC-002") as held:
+        yield held
 
 
 def test_a_lease_owner_names_this_process_and_reads_back() -> None:
