@@ -44,7 +44,8 @@ WaveOption = Annotated[str | None, typer.Option("--wave", help="Only this wave (
 STATUS_HELP = "\n\n".join(
     [
         "Where every device is: counts per state and per wave, and the devices that need attention: failed (with "
-        "the reason), stalled, unreachable, and waiting (with since when).",
+        "the reason), stalled, unreachable, and waiting (with since when); then the devices a worker holds a lease "
+        "on: by which host and process, until when, and whether that process still runs.",
         "Example: migrator status --state ./state --wave pilot --watch",
         'JSON (--json): {"waves": [{"name", "change_ticket", "state", "playbook", "playbook_hash", "devices", '
         '"counts", ...}], "devices": [{"name", "state", "path", "users": [{"name", "state"}], "last_error", '

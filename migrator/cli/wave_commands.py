@@ -31,6 +31,17 @@ err_console = Console(stderr=True)
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_OPERATOR = 0, 1, 2, 3
 StateOption = Annotated[Path, typer.Option("--state", help="Folder of the store and logs.")]
+# The default is migrator.engine.leases.DEFAULT_LEASE_SECONDS (a test checks they agree), written out here so
+# that parsing options does not import the engine and the store.
+LeaseOption = Annotated[
+    float,
+    typer.Option(
+        "--lease-seconds",
+        min=1.0,
+        help="How long a device's lease lasts unless renewed: a crashed worker's devices come back after this "
+        "(at once on its own host).",
+    ),
+]
 
 
 def fail(message: str, code: int = EXIT_INPUT) -> typer.Exit:
@@ -180,6 +191,7 @@ def run(
     secrets: Annotated[Path | None, typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD.")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     wait: Annotated[bool, typer.Option(help="Keep running while devices wait for users.")] = True,
+    lease_seconds: LeaseOption = 60.0,
 ) -> None:
     """Run a wave: canary, batches, failure budget, approvals and change windows; resumable.
 
@@ -205,7 +217,7 @@ def run(
     store = open_store(state)
     start_logging(state, [credentials.password.get_secret_value()])
     try:
-        plan = plan_wave(store, request, credentials, RealClock(), wait_for_waiting=wait)
+        plan = plan_wave(store, request, credentials, RealClock(), wait_for_waiting=wait, lease_seconds=lease_seconds)
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
     devices = plan.runner.settings.devices
@@ -225,18 +237,20 @@ def resume(
     state: StateOption = Path("state"),
     secrets: Annotated[Path | None, typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD.")] = None,
     wait: Annotated[bool, typer.Option(help="Keep running while devices wait for users.")] = True,
+    lease_seconds: LeaseOption = 60.0,
 ) -> None:
     """Pick up every unfinished wave in the store (after a crash, a pause, an approval or a reboot).
 
     Example: migrator resume --state ./state --secrets lab-secrets.env
     """
     from migrator.engine.service import RealClock, resumable_waves
+    from migrator.report.console import lease_line
 
     credentials = load_credentials_or_fail(secrets)
     store = open_store(state, must_exist=True)
     start_logging(state, [credentials.password.get_secret_value()])
     try:
-        plans = resumable_waves(store, credentials, RealClock(), wait_for_waiting=wait)
+        plans = resumable_waves(store, credentials, RealClock(), wait_for_waiting=wait, lease_seconds=lease_seconds)
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
     if not plans:
@@ -248,6 +262,10 @@ def resume(
         for row in store.list_devices(wave=name, states=DEVICE_RESUMED):
             why = escape(row.last_error or "no reason recorded")
             console.print(f"{escape(name)}: retrying {row.name} ({row.state}: {why})", highlight=False)
+    # A dead worker's leases on this host are taken over at the first visit; the others are waited for.
+    for lease in store.leases():
+        if lease.liveness != "dead":
+            console.print(lease_line(lease), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(recap(run_with_progress([p.runner for p in plans])))
 
 

@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 :func:`visit` is a plain synchronous function (the wave engine runs many in a thread pool). It
 
-1. takes the device's **lease** (``store.acquire``); every write below passes ``owner=``, so a worker whose
-   lease expired cannot act any more (the store refuses: fencing);
+1. takes the device's **lease** (``store.acquire``, through a :class:`~migrator.engine.leases.LeaseKeeper`
+   that renews it every third of its TTL while the visit runs); every write below passes ``owner=``, so a
+   worker whose lease expired cannot act any more (the store refuses: fencing);
 2. **rebuilds** the machine from the store: device state and context, users, latest facts;
 3. **replays** the latest settled journal entry of each subject (the device, each user) whose transition was
    lost (a crash after the outcome's commit), then **resolves** every in-doubt intent (a crash or a lost answer
@@ -33,7 +34,6 @@ import os
 import signal
 import threading
 import traceback
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +41,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from migrator.errors import ConfigurationError, CredentialsError, RemoteError, TransientError
 from migrator.facts import DeviceFacts, PathSettings
 from migrator.facts import PolicyValue as FactPolicyValue
@@ -65,7 +66,7 @@ from migrator.remote.credentials import Credentials
 from migrator.remote.retry import RetryPolicy
 from migrator.remote.transport import Transport, open_transport
 from migrator.steps import run_step
-from migrator.store import AuditEntry, JournalEntry, PolicyValue, Store, StoreError, utc_now
+from migrator.store import AuditEntry, JournalEntry, LeaseOwner, PolicyValue, Store, StoreError, utc_now
 from migrator.store.errors import LeaseNotHeld
 
 TransportFactory = Callable[[DeviceEntry, Connection, Credentials], Transport]
@@ -495,19 +496,23 @@ def visit(
     path_settings: PathSettings | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] | None = None,
-    lease_seconds: float = 600.0,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
     max_steps: int = 200,
     should_stop: Callable[[], bool] | None = None,
+    leases: LeaseKeeper | None = None,
 ) -> VisitResult:
     """Visit one device: resolve what a crash left, then run its machine until it waits or ends.
 
     ``should_stop`` (the wave was paused or halted) is asked before every step: the step under way finishes,
-    the next one is not sent, and the device keeps its state for ``migrator resume``. An unexpected exception
-    parks the device in ``error`` (:func:`_crashed`); store errors and a lost lease end the visit unchanged."""
-    owner = owner or f"worker-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    the next one is not sent, and the device keeps its state for ``migrator resume``. ``leases`` renews the
+    device's lease while the visit runs (a wave's visits share one; without it the visit keeps its own). An
+    unexpected exception parks the device in ``error`` (:func:`_crashed`); store errors and a lost lease end the
+    visit unchanged."""
+    owner = owner or str(LeaseOwner.current())
+    keeper = leases or LeaseKeeper(store, ttl_seconds=lease_seconds)
     register_secret(credentials.password.get_secret_value())
     log = get_logger("engine.device", device=device)
-    if not store.acquire(device, owner, lease_seconds):
+    if not keeper.acquire(device, owner):
         row = store.get_device(device)
         return VisitResult(device, row.state, next_due=clock() + timedelta(seconds=60), busy=True)
     work: _Visit | None = None
@@ -530,7 +535,7 @@ def visit(
                 total_seconds=playbook.retries.total,
             ),
             sleep=sleep,
-            lease_seconds=lease_seconds,
+            lease_seconds=keeper.ttl_seconds,
             path_settings=path_settings,
             window=lambda now: may_pass_point_of_no_return(device, now),
         )
@@ -549,7 +554,7 @@ def visit(
     finally:
         if work is not None and work.transport is not None:
             work.transport.close()
-        store.release(device, owner)
+        keeper.release(device)
 
 
 def _resolve_journal(work: _Visit, now: datetime) -> Wait | None:
@@ -665,7 +670,7 @@ def rollback_device(
     owner: str | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] | None = None,
-    lease_seconds: float = 600.0,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> RollbackResult:
     """Restore a device's snapshot policy values: the machine's rollback rows, through the journalled path.
 
@@ -674,12 +679,13 @@ def rollback_device(
     (``restore_policy``), and its answer ends in ``rolled_back``. Resumable (an in-doubt restore is resolved by
     reading the values back) and idempotent: a device already ``rolled_back`` is left alone and the result says
     nothing new was restored. What cannot come back (deleted containers) is listed plainly."""
-    owner = owner or f"rollback-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    owner = owner or str(LeaseOwner.current())
+    keeper = LeaseKeeper(store, ttl_seconds=lease_seconds)
     register_secret(credentials.password.get_secret_value())
     row = store.get_device(device)
     if row.state == "rolled_back":
         return RollbackResult(device, row.state, cannot_restore=_cannot_restore(store, device), nothing_new=True)
-    if not store.acquire(device, owner, lease_seconds):
+    if not keeper.acquire(device, owner):
         return RollbackResult(device, row.state, error="another worker holds this device's lease; try again")
     log = get_logger("engine.rollback", device=device)
     work: _Visit | None = None
@@ -723,7 +729,7 @@ def rollback_device(
     finally:
         if work is not None and work.transport is not None:
             work.transport.close()
-        store.release(device, owner)
+        keeper.release(device)
 
 
 def _rollback_result(work: _Visit, after: int) -> RollbackResult:

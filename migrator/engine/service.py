@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from migrator.engine.waves import (
     SETTLED,
     ChangeWindow,
@@ -132,8 +133,10 @@ def build_runner(
     transport_factory: Callable[..., Transport] | None = None,
     on_change: Callable[[str, VisitOutcome], None] | None = None,
     wait_for_waiting: bool = True,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> WaveRunner:
-    """A runner whose visits go through the durable driver, with the wave's settings."""
+    """A runner whose visits go through the durable driver, with the wave's settings; the devices' leases last
+    ``lease_seconds`` and are renewed by one heartbeat while visits run."""
     from migrator.engine import device as driver
     from migrator.remote.pool import TransportPool
     from migrator.remote.transport import open_transport
@@ -154,6 +157,7 @@ def build_runner(
     # a minute idle, or when the wave's run ends).
     pool = TransportPool(transport_factory or open_transport, max_idle=60.0, max_open=4 * wave_settings.concurrency)
     holder: list[WaveRunner] = []
+    leases = LeaseKeeper(store, ttl_seconds=lease_seconds)
 
     def visit(device: str) -> VisitOutcome:
         entry = inventory.device(device)
@@ -172,6 +176,7 @@ def build_runner(
             path_settings=path_settings,
             sleep=clock.sleep,
             should_stop=holder[0].should_stop,  # the runner exists by the time a visit runs
+            leases=leases,
         )
         if result.next_due is None:
             pool.discard(device)
@@ -187,6 +192,7 @@ def build_runner(
     )
     holder.append(runner)
     runner.on_end.append(pool.close)
+    runner.on_end.append(leases.release_all)
     runner.on_idle.append(pool.close_idle)
     # What the store already knows (a resumed wave): final devices are not visited again.
     for row in store.list_devices(wave=name):
@@ -205,6 +211,7 @@ def plan_wave(
     transport_factory: Callable[..., Transport] | None = None,
     on_change: Callable[[str, VisitOutcome], None] | None = None,
     wait_for_waiting: bool = True,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> WavePlan:
     """Create (or pick up, when the same name exists) a wave and return its runner.
 
@@ -250,6 +257,7 @@ def plan_wave(
         transport_factory=transport_factory,
         on_change=on_change,
         wait_for_waiting=wait_for_waiting,
+        lease_seconds=lease_seconds,
     )
     return WavePlan(runner, inventory, playbook, created)
 
@@ -311,6 +319,7 @@ def resumable_waves(
     transport_factory: Callable[..., Transport] | None = None,
     on_change: Callable[[str, VisitOutcome], None] | None = None,
     wait_for_waiting: bool = True,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> list[WavePlan]:
     """Every unfinished wave of the store, rebuilt from what the store recorded."""
     plans = []
@@ -341,6 +350,7 @@ def resumable_waves(
             transport_factory=transport_factory,
             on_change=on_change,
             wait_for_waiting=wait_for_waiting,
+            lease_seconds=lease_seconds,
         )
         plans.append(WavePlan(runner, inventory, playbook, False))
     return plans

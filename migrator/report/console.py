@@ -6,7 +6,7 @@ device called ``[bold]x`` prints as it is called.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -14,6 +14,7 @@ from rich.text import Text
 
 from migrator.report.model import StatusView, iso
 from migrator.report.states import SUCCESS_STATES, attention
+from migrator.store import LeaseRow
 
 ATTENTION_ROWS = 50  # the table stays readable on a terminal; --json lists every device
 
@@ -78,6 +79,28 @@ def attention_table(view: StatusView) -> Table | Text:
     return table
 
 
+_LIVENESS = {
+    "alive": "its process runs on this host",
+    "dead": "its process is gone: the next worker takes it over at once",
+    "other_host": "another host: free when it expires",
+    "unchecked": "an owner that cannot be checked: free when it expires",
+}
+
+
+def lease_line(lease: LeaseRow) -> str:
+    """One leased device for people: ``PC-0003 leased by host h pid 123 until 12:01:02 UTC (...)``."""
+    holder = f"host {lease.host} pid {lease.pid}" if lease.host is not None else lease.owner
+    until = lease.expires_at.astimezone(UTC).strftime("%H:%M:%S")
+    return f"{lease.device} leased by {holder} until {until} UTC ({_LIVENESS[lease.liveness]})"
+
+
+def leases_text(view: StatusView) -> Text:
+    lines = Text(f"Leased now ({len(view.leases)})", style="bold")
+    for lease in view.leases:
+        lines.append(f"\n{lease_line(lease)}", style="dim" if lease.liveness == "dead" else "")
+    return lines
+
+
 def status_renderable(view: StatusView, *, note: str = "") -> RenderableType:
     """The whole status screen (one frame of ``--watch``)."""
     scope = f"wave {view.wave}" if view.wave is not None else "all waves"
@@ -87,6 +110,8 @@ def status_renderable(view: StatusView, *, note: str = "") -> RenderableType:
         parts.append(Text("No wave is recorded in this store yet."))
     else:
         parts += [counts_table(view), attention_table(view)]
+    if view.leases:
+        parts.append(leases_text(view))
     if note:
         parts.append(Text(note, style="yellow"))
     return Group(*parts)

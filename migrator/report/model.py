@@ -57,6 +57,7 @@ from migrator.store import (
     DeviceRow,
     JournalEntry,
     JsonValue,
+    LeaseRow,
     PolicyValue,
     RollbackRecord,
     StepRow,
@@ -183,6 +184,7 @@ class StatusView:
     waves: tuple[WaveStatus, ...]
     devices: tuple[DeviceStatus, ...]
     counts: dict[str, int]
+    leases: tuple[LeaseRow, ...] = ()  # unexpired leases: devices another worker may be acting on now
 
     @property
     def attention(self) -> list[DeviceStatus]:
@@ -219,7 +221,7 @@ def _gather(store: Store, wave: str | None, now: Clock) -> _Scope:
     )
     counts = _count(d.device.state for d in statuses)
     per_wave = tuple(WaveStatus(w, _count(d.device.state for d in statuses if d.device.wave == w.name)) for w in waves)
-    view = StatusView(now(), store.where, wave, per_wave, statuses, counts)
+    view = StatusView(now(), store.where, wave, per_wave, statuses, counts, tuple(store.leases(wave)))
     return _Scope(view, records)
 
 

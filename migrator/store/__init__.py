@@ -2,8 +2,9 @@
 
 The store keeps waves, devices and their users, every state transition (through one funnel,
 :meth:`Store.transition`), step attempts, facts read from devices, the policy values rollback restores, the
-journal (intent before a side effect, outcome after) and a hash-chained audit log. See :mod:`.store` for the
-theory of operation and :mod:`.errors` for what can go wrong.
+journal (intent before a side effect, outcome after), the leases that say which worker may act on a device
+(:class:`LeaseOwner`: checkable owners) and a hash-chained audit log. See :mod:`.store` for the theory of
+operation and the layout by aggregate, and :mod:`.errors` for what can go wrong.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from migrator.store.errors import (
     UnknownWave,
     UnstorableValue,
 )
+from migrator.store.leases import LeaseOwner
 from migrator.store.rows import (
     AuditEntry,
     AuditProblem,
@@ -39,6 +41,8 @@ from migrator.store.rows import (
     DeviceRow,
     FactsSnapshot,
     JournalEntry,
+    LeaseRow,
+    Liveness,
     PolicyValue,
     RollbackRecord,
     StepRow,
@@ -68,6 +72,9 @@ __all__ = [
     "JsonObject",
     "JsonValue",
     "LeaseNotHeld",
+    "LeaseOwner",
+    "LeaseRow",
+    "Liveness",
     "NotFound",
     "PolicyValue",
     "RollbackRecord",

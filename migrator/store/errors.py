@@ -18,8 +18,9 @@
         └── UnstorableValue        fix the caller: a value cannot be stored as given
             └── SecretInStore      a value looks like a secret (architecture rule 7): never stored
 
-Foreign exceptions (sqlite3, psycopg, SQLAlchemy) are translated once, in :mod:`migrator.store.store`. Messages
-name what and where, never the values of parameters (they could carry data the caller did not mean to show).
+Foreign exceptions (sqlite3, psycopg, SQLAlchemy) are translated once, in
+:func:`migrator.store.core.translate_error`. Messages name what and where, never the values of parameters (they
+could carry data the caller did not mean to show).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ JournalStatus = Literal["intent", "done", "failed", "resolved"]
 StepStatus = Literal["running", "succeeded", "failed", "skipped"]
 # Microsoft.Win32.RegistryValueKind names, as snapshot_policy.ps1 reports them and restore_policy.ps1 takes them.
 RegType = Literal["String", "ExpandString", "DWord", "QWord", "MultiString", "Binary"]
+# What can be said of a lease holder's process from here (see migrator.store.leases.liveness).
+Liveness = Literal["alive", "dead", "other_host", "unchecked"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,24 @@ class DeviceRow:
     lease_expires_at: datetime | None
     updated_at: datetime
     context: JsonObject | None = None  # the state machine's data for the current state (schema v2)
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    """An unexpired lease: which worker holds a device, until when, and whether its process still runs.
+
+    ``liveness``: ``alive`` (its process runs on this host), ``dead`` (it ran on this host and is gone: the next
+    :meth:`Store.acquire` takes the lease over at once), ``other_host`` (its process cannot be seen from here:
+    the lease is free when it expires), ``unchecked`` (a plain-string owner without host and pid: free when it
+    expires). ``host`` and ``pid`` are None for a plain-string owner."""
+
+    device: str
+    wave: str
+    owner: str
+    host: str | None
+    pid: int | None
+    expires_at: datetime
+    liveness: Liveness
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,10 @@ Version 0 is the layout without the ``schema_version`` table, whose ``devices`` 
 (``lease_owner``, ``lease_expires_at``); version 1 adds both and records the version. Version 2 adds a JSON
 ``context`` column to ``devices`` and ``users``: the state machine's own data (deadlines, the policy plan, the
 container recorded at preflight...), written by the funnel in the same transaction as the state it belongs to.
+Version 3 adds who holds a lease in a form that can be checked (``lease_host``, ``lease_pid``,
+``lease_started``: see :class:`migrator.store.leases.LeaseOwner`), so the lease of a worker that died on this
+host is taken over at once instead of after its expiry. Leases written before stay plain strings: not
+checkable, free at expiry, as they were.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from sqlalchemy import (
 
 from migrator.store.codec import GuardedJSON, UTCDateTime
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 PATHS = ("key", "cert", "cloud", "ineligible")
 JOURNAL_STATUSES = ("intent", "done", "failed", "resolved")
@@ -89,6 +93,11 @@ devices = Table(
     Column("version", Integer, nullable=False),
     Column("lease_owner", String(200), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
+    # The lease owner's parts, written with lease_owner when the owner is a LeaseOwner (NULL for a plain string):
+    # where its process runs and which process it is, so a worker can tell a dead holder from a live one.
+    Column("lease_host", String(120), nullable=True),
+    Column("lease_pid", Integer, nullable=True),
+    Column("lease_started", String(64), nullable=True),  # boot id, pid namespace, start ticks: LeaseOwner.started
     Column("context", GuardedJSON("devices.context"), nullable=True),  # the machine's data for this state
     Column("updated_at", UTCDateTime, nullable=False),
     CheckConstraint(f"path IS NULL OR {_in('path', PATHS)}", name="ck_devices_path"),
@@ -242,7 +251,7 @@ POSTGRESQL_AUDIT_TRIGGERS = (
 def install_audit_triggers(conn: Connection) -> None:
     statements = SQLITE_AUDIT_TRIGGERS if conn.dialect.name == "sqlite" else POSTGRESQL_AUDIT_TRIGGERS
     for statement in statements:
-        conn.exec_driver_sql(statement)
+        conn.execute(text(statement))
 
 
 def found_version(conn: Connection) -> int | None:
@@ -275,6 +284,14 @@ def _v1_to_v2(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN context TEXT"))
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    """Add the lease owner's host, pid and process start to ``devices`` (NULL: a lease taken before, unchecked)."""
+    columns = {column["name"] for column in inspect(conn).get_columns("devices")}
+    for name, kind in (("lease_host", "VARCHAR(120)"), ("lease_pid", "INTEGER"), ("lease_started", "VARCHAR(64)")):
+        if name not in columns:
+            conn.execute(text(f"ALTER TABLE devices ADD COLUMN {name} {kind}"))
+
+
 # MIGRATIONS[n] takes a store from version n to version n + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3]
 assert len(MIGRATIONS) == SCHEMA_VERSION

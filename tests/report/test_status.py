@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from migrator.cli import app
 from migrator.report import collect_status, status_renderable
 from migrator.report.console import age
+from migrator.store import LeaseOwner, Store
 from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, Fleet
 
 runner = CliRunner()
@@ -91,6 +92,27 @@ def test_table_shows_counts_per_wave_and_what_needs_attention(fleet: Fleet) -> N
     assert "PC-WAIT-05" in out and "2025-03-10T" in out  # since when it waits
     assert "waiting for line of sight to a domain controller" in out
     assert HOSTILE_DEVICE in out  # Text, not markup: printed as named
+
+
+def test_table_names_the_leased_devices_their_holders_and_until_when(fleet: Fleet) -> None:
+    """A line per unexpired lease: host and pid (or the plain owner), expiry, and whether a new worker must wait;
+    --json keeps its three documented keys."""
+    elsewhere = LeaseOwner("build-7.example", 4242, None, "0badcafe")
+    with Store.open(fleet.state_dir) as live:  # the wall clock, as the status command's own store
+        assert live.acquire("PC-WAIT-05", str(elsewhere), 3600)
+        assert live.acquire("PC-STALL-04", "[bold]crash-harness-worker", 3600)
+        expires = live.get_device("PC-WAIT-05").lease_expires_at
+    assert expires is not None
+    result = runner.invoke(app, ["status", "--state", str(fleet.state_dir)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Leased now (2)" in result.stdout
+    assert (
+        f"PC-WAIT-05 leased by host build-7.example pid 4242 until {expires:%H:%M:%S} UTC "
+        "(another host: free when it expires)"
+    ) in result.stdout
+    assert "PC-STALL-04 leased by [bold]crash-harness-worker until" in result.stdout  # printed as named
+    assert "(an owner that cannot be checked: free when it expires)" in result.stdout
+    assert set(_status_json(fleet.state_dir)) == {"waves", "devices", "counts"}
 
 
 def test_attention_is_ordered_failed_stalled_waiting(fleet: Fleet) -> None:

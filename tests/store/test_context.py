@@ -54,7 +54,7 @@ def test_a_v1_store_gains_the_context_columns(tmp_path: Path, clock: FakeClock) 
     )
     db.close()
     with Store.open(tmp_path, now=clock) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION
         row = store.get_device("PC-OLD")
         assert (row.state, row.context) == ("preflight", None)
         store.transition("PC-OLD", "preflight", "snapshot", "x", context={"ok": True})

@@ -3,6 +3,7 @@ newer one."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from migrator.store import SCHEMA_VERSION, SchemaTooNew, Store, UnstorableValue, content_hash
+from migrator.store import SCHEMA_VERSION, LeaseOwner, SchemaTooNew, Store, UnstorableValue, content_hash
 from migrator.store.schema import MIGRATIONS
 from tests.store.conftest import FakeClock
 
@@ -123,6 +124,41 @@ def test_a_v0_store_is_migrated_and_keeps_its_data(tmp_path: Path, clock: FakeCl
         assert store.acquire("PC-OLD", "worker-a", 30)
     with Store.open(tmp_path, now=clock) as again:  # a second open finds nothing to do
         assert again.get_device("PC-OLD").lease_owner == "worker-a"
+
+
+def test_a_v2_store_gains_checkable_lease_owners_and_keeps_its_data(tmp_path: Path, clock: FakeClock) -> None:
+    """Opening a version-2 store adds the lease owner's host, pid and start; rows, contexts and a lease taken
+    before stay, that lease unchecked (a plain owner string, free at expiry as before)."""
+    with Store.open(tmp_path, now=clock) as store:
+        store.create_wave("old", playbook_name="p", playbook_hash=content_hash("x"), settings={"batch": 5})
+        store.enroll("old", ["PC-OLD", "PC-FREE"])
+        store.transition("PC-OLD", "pending", "preflight", "start", context={"plan": [1]})
+        store.add_user("PC-OLD", "CORP\\alice", sid="S-1-5-21-1")
+        assert store.acquire("PC-OLD", "worker-1234-0badcafe", 600)
+    db = sqlite3.connect(tmp_path / "migrator.db")
+    db.executescript(
+        """
+        ALTER TABLE devices DROP COLUMN lease_host;
+        ALTER TABLE devices DROP COLUMN lease_pid;
+        ALTER TABLE devices DROP COLUMN lease_started;
+        UPDATE schema_version SET version = 2;
+        """
+    )
+    db.close()
+    with Store.open(tmp_path, now=clock) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 3
+        device = store.get_device("PC-OLD")
+        assert (device.state, device.version, device.context) == ("preflight", 1, {"plan": [1]})
+        assert device.lease_owner == "worker-1234-0badcafe"
+        assert [u.sid for u in store.list_users("PC-OLD")] == ["S-1-5-21-1"]
+        assert store.get_wave("old").settings == {"batch": 5}
+        assert [(r.device, r.host, r.pid, r.liveness) for r in store.leases()] == [("PC-OLD", None, None, "unchecked")]
+        assert not store.acquire("PC-OLD", str(LeaseOwner.current()), 60)
+        mine = str(LeaseOwner.current())
+        assert store.acquire("PC-FREE", mine, 60)
+        assert {r.device: r.pid for r in store.leases("old")}["PC-FREE"] == os.getpid()
+    columns = {row[1] for row in sqlite3.connect(tmp_path / "migrator.db").execute("PRAGMA table_info(devices)")}
+    assert {"lease_host", "lease_pid", "lease_started"} <= columns
 
 
 def test_a_newer_store_is_refused_naming_both_versions(tmp_path: Path) -> None:

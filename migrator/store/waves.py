@@ -1,0 +1,115 @@
+"""The waves aggregate: a named batch of devices run with one playbook (by content hash) and one change ticket."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any, cast
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy import exc as sa_exc
+
+from migrator.store.auditing import append_entry
+from migrator.store.codec import JsonObject, guard
+from migrator.store.core import StoreCore, fill_audit, new_id
+from migrator.store.errors import ConcurrentUpdate, DuplicateWave, UnstorableValue
+from migrator.store.rows import AuditEntry, WaveRow
+from migrator.store.schema import waves
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def content_hash(data: str | bytes) -> str:
+    """SHA-256 hex of a playbook's content (text is hashed as UTF-8): what :meth:`Store.create_wave` records."""
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+class WavesMixin(StoreCore):
+    """Creating, reading and moving waves (a wave's state is the engine's; the store only records it)."""
+
+    def create_wave(
+        self,
+        name: str,
+        *,
+        playbook_name: str,
+        playbook_hash: str,
+        change_ticket: str | None = None,
+        settings: Mapping[str, object] | None = None,
+        state: str = "planned",
+        audit: AuditEntry | None = None,
+    ) -> WaveRow:
+        """Create a wave; ``playbook_hash`` is the SHA-256 hex of the playbook's content (:func:`content_hash`)."""
+        if not _HEX64.fullmatch(playbook_hash):
+            raise UnstorableValue(f"create wave {name!r}: playbook_hash must be 64 lowercase hex digits (SHA-256)")
+        checked = guard(dict(settings or {}), where=f"settings of wave {name!r}")
+        now = self._now()
+        with self._tx(f"create wave {name!r}", write=True) as conn:
+            if conn.execute(select(waves.c.id).where(waves.c.name == name)).first() is not None:
+                raise DuplicateWave(f"create wave: a wave named {name!r} already exists")
+            try:
+                with self._race_guard(conn):
+                    wave_id = new_id(
+                        conn,
+                        insert(waves).values(
+                            name=name,
+                            change_ticket=change_ticket,
+                            playbook_name=playbook_name,
+                            playbook_hash=playbook_hash,
+                            settings=checked,
+                            state=state,
+                            created_at=now,
+                            updated_at=now,
+                        ),
+                    )
+            except sa_exc.IntegrityError:
+                raise DuplicateWave(f"create wave: a wave named {name!r} already exists") from None
+            if audit is not None:
+                append_entry(conn, fill_audit(audit, None, change_ticket), now)
+        return WaveRow(
+            wave_id, name, change_ticket, playbook_name, playbook_hash, cast(JsonObject, checked), state, now, now
+        )
+
+    def get_wave(self, name: str) -> WaveRow:
+        with self._tx(f"read wave {name!r}", write=False) as conn:
+            return wave_row(self._wave(conn, name, "get wave"))
+
+    def list_waves(self) -> list[WaveRow]:
+        with self._tx("list waves", write=False) as conn:
+            return [wave_row(row) for row in conn.execute(select(waves).order_by(waves.c.id))]
+
+    def set_wave_state(
+        self, name: str, to: str, *, expected_from: str | None = None, audit: AuditEntry | None = None
+    ) -> WaveRow:
+        """Change a wave's state; with ``expected_from``, only from that state (else :class:`ConcurrentUpdate`)."""
+        now = self._now()
+        with self._tx(f"set state of wave {name!r}", write=True) as conn:
+            row = self._wave(conn, name, "set wave state")
+            condition = [waves.c.id == row.id]
+            if expected_from is not None:
+                condition.append(waves.c.state == expected_from)
+            result = conn.execute(update(waves).where(*condition).values(state=to, updated_at=now))
+            if result.rowcount != 1:
+                raise ConcurrentUpdate(
+                    f"set wave state: wave {name!r} is in state {row.state!r}, not {expected_from!r}",
+                    current_state=row.state,
+                    current_version=0,
+                )
+            if audit is not None:
+                append_entry(conn, fill_audit(audit, None, row.change_ticket), now)
+        return dataclasses.replace(wave_row(row), state=to, updated_at=now)
+
+
+def wave_row(row: Row[Any]) -> WaveRow:
+    return WaveRow(
+        row.id,
+        row.name,
+        row.change_ticket,
+        row.playbook_name,
+        row.playbook_hash,
+        row.settings,
+        row.state,
+        row.created_at,
+        row.updated_at,
+    )
