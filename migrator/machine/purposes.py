@@ -404,10 +404,10 @@ def _with_applied(entry: UserEntry, journal_id: int | None) -> UserContext:
     return replace(entry.context, applied=journal_id) if journal_id is not None else entry.context
 
 
-class Identify(Handler):
-    """Read the user's container (NgcKeyId, trust, token groups) in their session before the guarded delete."""
+class _SessionRead(Handler):
+    """hello_state in the user's own session (an Interactive task): journalled for the task it registers, and
+    never resolved by reading back: a lost answer is simply read again."""
 
-    purpose = Purpose.IDENTIFY
     result_type = HelloState
 
     def command(self, entry: UserEntry) -> RunStep:
@@ -418,6 +418,12 @@ class Identify(Handler):
 
     def resolve(self, m: DeviceMachine, command: RunStep, read: Any, at: datetime, journal_id: int) -> Resolution:
         return Resolution(False, {"applied": False, "why": "a read in the user's session: read again"})
+
+
+class Identify(_SessionRead):
+    """Read the user's container (NgcKeyId, trust, token groups) in their session before the guarded delete."""
+
+    purpose = Purpose.IDENTIFY
 
     def answer(self, m: DeviceMachine, event: StepSucceeded) -> None:
         entry = m.user_entry(event.command)
@@ -614,20 +620,10 @@ class Prompt(Handler):
         return Resolution(False, {"applied": False, "why": "a prompt cannot be read back: it is shown again"})
 
 
-class Verify(Handler):
+class Verify(_SessionRead):
     """The new container is cloud trust and the session holds the partial TGT (dsregcmd OnPremTgt / klist)."""
 
     purpose = Purpose.VERIFY
-    result_type = HelloState
-
-    def command(self, entry: UserEntry) -> RunStep:
-        return RunStep(ReadHelloState(_sid(entry)), self.purpose, entry.record.name)
-
-    def step(self, params: Mapping[str, Any]) -> Step[Any]:
-        return ReadHelloState(params["User"])
-
-    def resolve(self, m: DeviceMachine, command: RunStep, read: Any, at: datetime, journal_id: int) -> Resolution:
-        return Resolution(False, {"applied": False, "why": "a read in the user's session: read again"})
 
     def answer(self, m: DeviceMachine, event: StepSucceeded) -> None:
         entry = m.user_entry(event.command)
