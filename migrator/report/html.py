@@ -379,16 +379,10 @@ def _audit(report: Report) -> Html:
 
 def _diagram(report: Report) -> Html:
     diagram = report.diagram
-    if diagram.source == "machine":
-        origin = _tag("p", "Drawn from the state machine's transition table (every legal transition).")
-    else:
-        origin = _tag(
-            "p",
-            "Drawn from the transitions recorded in this store (the paths devices took, not every legal one)"
-            + (f"; the machine's own diagram was not available: {diagram.note}." if diagram.note else "."),
-        )
+    rows = f"the rows of playbook {diagram.playbook}" if diagram.playbook else "every legal transition"
+    origin = _tag("p", f"Drawn from the state machine's transition table ({rows}).")
     if not diagram.graphs:
-        return Html(origin + _none("No transition is recorded yet."))
+        return Html(origin + _none("The transition table has no row to draw."))
     pictures = _join(
         Html(_tag("h3", graph.title) + Html(svg(graph.edges, title=graph.title))) for graph in diagram.graphs
     )

@@ -514,7 +514,7 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
         rollbacks=tuple(rollbacks),
         deleted_containers=tuple(deleted_all),
         audit=store.verify_audit(),
-        diagram=build_diagram(transitions, playbook=_wave_playbook(view.waves[0].wave) if wave else None),
+        diagram=build_diagram(_wave_playbook(view.waves[0].wave) if wave else None),
         attention=tuple(view.attention),
     )
 

@@ -13,7 +13,6 @@ wave-2 (CHG0043, halted):
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -232,14 +231,6 @@ def build_fleet(store: Store, clock: Clock) -> None:
     store.transition(HOSTILE_DEVICE, "pending", "preflight", "<i>start</i>", path="key")
     store.transition(HOSTILE_DEVICE, "preflight", "failed", "probe_failed", last_error=HOSTILE_ERROR)
     store.save_facts(HOSTILE_DEVICE, {"name": HOSTILE_DEVICE, "note": "</pre><script>alert(3)</script>"})
-
-
-@pytest.fixture(autouse=True)
-def no_machine_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hide migrator.machine so diagrams come from the store's transitions whatever state that package is in;
-    tests of the machine path put their own module in place."""
-    monkeypatch.setitem(sys.modules, "migrator.machine", None)
-    monkeypatch.setitem(sys.modules, "migrator.machine.diagram", None)
 
 
 @pytest.fixture

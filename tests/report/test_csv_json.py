@@ -100,7 +100,7 @@ def test_json_report_holds_everything_the_html_shows(fleet: Fleet) -> None:
     devices = {d["name"]: d for d in doc["devices"]}
     kinds = {e["kind"] for e in devices["PC-CERT-02"]["timeline"]}
     assert kinds == {"transition", "step", "journal"}
-    assert doc["diagram"]["source"] == "store" and doc["diagram"]["graphs"][0]["edges"]
+    assert doc["diagram"]["source"] == "machine" and doc["diagram"]["graphs"][0]["edges"]
 
 
 def test_reports_of_an_empty_store(empty_store: Fleet) -> None:

@@ -155,13 +155,14 @@ def test_a_tampered_audit_log_is_reported(fleet: Fleet) -> None:
     assert "does NOT verify" in document and "hash mismatch" in document
 
 
-def test_diagram_from_store_transitions_when_the_machine_is_absent(fleet: Fleet) -> None:
-    """Without the machine module, the diagram is drawn from the recorded transitions, as mermaid and SVG."""
+def test_diagram_is_the_machines_table(fleet: Fleet) -> None:
+    """The diagram is drawn from the machine's transition table (every row for a report of every wave), as
+    mermaid and SVG, device and user machines."""
     document = _html(fleet)
     section = document[document.index('id="diagram"') :]
-    assert "Drawn from the transitions recorded in this store" in section
+    assert "Drawn from the state machine&#x27;s transition table (every legal transition)" in section
     assert "stateDiagram-v2" in section and "rolling_back --&gt; rolled_back : restored" in section
-    assert "<svg" in section and "marker-end" in section
+    assert "<svg" in section and "marker-end" in section and "user machine" in section
 
 
 def test_empty_store_renders_every_section_with_none(empty_store: Fleet) -> None:
@@ -170,7 +171,6 @@ def test_empty_store_renders_every_section_with_none(empty_store: Fleet) -> None
     parsed = _parse(document)
     assert set(SECTIONS) <= parsed.ids
     assert "No wave is recorded in this store." in document
-    assert "No transition is recorded yet." in document
     assert "verifies" in document
 
 
