@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from migrator.cli import app
 from migrator.report import collect_report, render_html
+from migrator.report.model import iso
 from migrator.store import AuditEntry
-from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, HOSTILE_USER, Fleet
+from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, HOSTILE_USER, PASSKEY_WARNING, Fleet
 
 runner = CliRunner()
 SECTIONS = ("waves", "counts", "attention", "failures", "rollback", "entra-keys", "timelines", "audit", "diagram")
@@ -87,7 +88,8 @@ def test_wave_summary_shows_ticket_playbook_hash_times_and_approvals(fleet: Flee
     for text in ("CHG0042", "to-cloud-kerberos", pilot.playbook_hash, "running", "halted"):
         assert text in document
     assert "change.manager@contoso (wave.approve)" in document
-    assert "2025-03-03T08:00:10Z" in document  # the pilot's first transition
+    first = min(t.at for t in fleet.store.export_wave_transitions("pilot"))
+    assert f"<td>{iso(first)}</td>" in document  # started: the pilot's first transition
 
 
 def test_failures_list_devices_with_reasons(fleet: Fleet) -> None:
@@ -98,20 +100,21 @@ def test_failures_list_devices_with_reasons(fleet: Fleet) -> None:
 
 
 def test_deleted_containers_leave_keys_in_entra_and_passkeys_are_warned(fleet: Fleet) -> None:
-    """Each user whose container was deleted is listed with the Entra ID key note; bob's passkeys are warned
-    about, carol's are not recorded, erin's audit entry says none."""
+    """Each container migrator deleted is listed with the Entra ID key note: device, wave, user, SID, NgcKeyId,
+    when, and the warning recorded with the delete (bob's, on Windows 11: passkeys); erin's delete recorded no
+    warning: 'not recorded'. Carol's container was found already gone, alice's kept: neither is listed."""
     document = _html(fleet)
     section = document[document.index('id="entra-keys"') : document.index('id="timelines"')]
     assert "the old Hello key stays registered in Entra ID" in section
     assert "until an admin removes it" in section
-    for user in ("CONTOSO\\bob", "CONTOSO\\carol", "CONTOSO\\erin"):
-        assert user in section
-    assert "alice" not in section  # key trust without a reset: nothing deleted
-    rows = {row.split("</td>")[1]: row for row in section.split("<tr>")[2:]}
-    assert "WARNING: the deleted container also held passkeys" in rows["<td>CONTOSO\\bob"]
-    assert "not recorded" in rows["<td>CONTOSO\\carol"]
-    assert "none (audit entry" in rows["<td>CONTOSO\\erin"]
-    assert "k-bob" in rows["<td>CONTOSO\\bob"]
+    assert "carol" not in section and "alice" not in section
+    rows = {row.split("</td>")[2]: row for row in section.split("<tr>")[2:]}
+    assert set(rows) == {"<td>CONTOSO\\bob", "<td>CONTOSO\\erin"}
+    bob = rows["<td>CONTOSO\\bob"]
+    for text in ("PC-CERT-02", "pilot", "S-1-5-21-1-1002", "k-bob", "2025-03-03T", f"WARNING: {PASSKEY_WARNING}"):
+        assert text in bob
+    erin = rows["<td>CONTOSO\\erin"]
+    assert "PC-RB-06" in erin and "k-rin" in erin and "not recorded" in erin and "WARNING" not in erin
 
 
 def test_rollback_shows_what_was_restored_and_what_could_not_be(fleet: Fleet) -> None:
@@ -126,15 +129,21 @@ def test_rollback_shows_what_was_restored_and_what_could_not_be(fleet: Fleet) ->
     assert "re-provisions under the restored policy" in section
 
 
-def test_timelines_hold_transitions_steps_and_journal(fleet: Fleet) -> None:
-    """A device's timeline lists its transitions, step attempts with status and journal entries."""
-    document = _html(fleet)
-    block = document[document.index("<summary>PC-CERT-02") :]
-    block = block[: block.index("</details>")]
+def _device_block(document: str, device: str) -> str:
+    block = document[document.index(f"<summary>{device}") :]
+    return block[: block.index("</details>")]
+
+
+def test_timelines_hold_transitions_and_journal(fleet: Fleet) -> None:
+    """A device's timeline lists its transitions (device and user) and journal entries with their status; the
+    users table says whose container was deleted, and when."""
+    block = _device_block(_html(fleet), "PC-CERT-02")
     assert "pending → preflight" in block
-    assert "step delete_container (attempt 1)" in block and "succeeded" in block
-    assert "journal delete_container (attempt 1)" in block and "has_passkeys" in block
-    assert "user CONTOSO\\bob: container_deleted → migrated" in block
+    assert "journal delete_hello_container (attempt 1)" in block and "done" in block
+    assert "user CONTOSO\\bob: deleting → prompted" in block and "container_deleted" in block
+    assert "user CONTOSO\\bob: verifying → migrated" in block
+    bob = block[block.index("<td>CONTOSO\\bob</td>") :]
+    assert bob[: bob.index("</tr>")].count("2025-03-03T") == 1  # the deletion time in "container deleted"
 
 
 def test_audit_verification_and_head_hash_are_shown(fleet: Fleet) -> None:
@@ -171,6 +180,7 @@ def test_empty_store_renders_every_section_with_none(empty_store: Fleet) -> None
     parsed = _parse(document)
     assert set(SECTIONS) <= parsed.ids
     assert "No wave is recorded in this store." in document
+    assert "No device is enrolled." in document
     assert "verifies" in document
 
 

@@ -30,7 +30,7 @@ def test_json_contract_has_exactly_the_documented_keys(fleet: Fleet) -> None:
     doc = _status_json(fleet.state_dir)
     assert set(doc) == {"waves", "devices", "counts"}
     devices = doc["devices"]
-    assert isinstance(devices, list) and len(devices) == 7
+    assert isinstance(devices, list) and len(devices) == 10
     for device in devices:
         assert {"name", "state", "path", "users", "last_error"} <= set(device)
         for user in device["users"]:
@@ -47,7 +47,16 @@ def test_json_values_match_the_store(fleet: Fleet) -> None:
     """Counts add up to the devices listed and agree with the store; states, paths, users and errors are the
     store's."""
     doc = _status_json(fleet.state_dir)
-    assert doc["counts"] == {"waiting_for_dc": 1, "stalled": 1, "failed": 2, "rolled_back": 1, "migrated": 2}
+    assert doc["counts"] == {
+        "waiting_for_dc": 1,
+        "waiting_for_device": 1,
+        "stalled": 1,
+        "unreachable": 1,
+        "error": 1,
+        "failed": 2,
+        "rolled_back": 1,
+        "migrated": 2,
+    }
     assert doc["counts"] == fleet.store.counts()
     by_name = {d["name"]: d for d in doc["devices"]}  # type: ignore[union-attr]
     assert by_name["PC-CERT-02"]["users"] == [
@@ -69,8 +78,17 @@ def test_json_of_one_wave_only_lists_that_wave(fleet: Fleet) -> None:
     """--wave narrows waves, devices and counts to that wave."""
     doc = _status_json(fleet.state_dir, "--wave", "wave-2")
     assert [w["name"] for w in doc["waves"]] == ["wave-2"]  # type: ignore[union-attr]
-    assert sorted(d["name"] for d in doc["devices"]) == sorted(["PC-WAIT-05", "PC-RB-06", HOSTILE_DEVICE])  # type: ignore[union-attr]
-    assert doc["counts"] == {"waiting_for_dc": 1, "failed": 1, "rolled_back": 1}
+    assert sorted(d["name"] for d in doc["devices"]) == sorted(  # type: ignore[union-attr]
+        ["PC-WAIT-05", "PC-RB-06", "PC-DOWN-07", "PC-GONE-08", "PC-BUG-09", HOSTILE_DEVICE]
+    )
+    assert doc["counts"] == {
+        "waiting_for_dc": 1,
+        "waiting_for_device": 1,
+        "unreachable": 1,
+        "error": 1,
+        "failed": 1,
+        "rolled_back": 1,
+    }
 
 
 def test_json_of_an_empty_store_is_empty_but_complete(empty_store: Fleet) -> None:
@@ -93,14 +111,18 @@ def test_table_shows_counts_per_wave_and_what_needs_attention(fleet: Fleet) -> N
     assert HOSTILE_DEVICE in out  # Text, not markup: printed as named
 
 
-def test_attention_is_ordered_failed_stalled_waiting(fleet: Fleet) -> None:
-    """Failed devices come first, then stalled, then waiting; migrated and rolled-back ones are not listed."""
+def test_attention_is_ordered_error_failed_stalled_unreachable_waiting(fleet: Fleet) -> None:
+    """Error first, then failed, stalled, unreachable and waiting (oldest first within each); migrated and
+    rolled-back devices are not listed."""
     view = collect_status(fleet.store, now=fleet.clock)
     assert [(d.name, d.attention) for d in view.attention] == [
+        ("PC-BUG-09", "error"),
         ("PC-FAIL-03", "failed"),
         (HOSTILE_DEVICE, "failed"),
         ("PC-STALL-04", "stalled"),
+        ("PC-GONE-08", "unreachable"),
         ("PC-WAIT-05", "waiting"),
+        ("PC-DOWN-07", "waiting"),
     ]
 
 
@@ -109,7 +131,7 @@ def test_one_frame_renders_without_a_terminal(fleet: Fleet) -> None:
     console = Console(record=True, width=160, force_terminal=False)
     console.print(status_renderable(collect_status(fleet.store), note="could not refresh"))
     text = console.export_text()
-    assert "Needs attention (4)" in text and "could not refresh" in text
+    assert "Needs attention (7)" in text and "could not refresh" in text
 
 
 def test_watch_stops_after_the_requested_number_of_frames(fleet: Fleet) -> None:
