@@ -331,6 +331,11 @@ def _device(report: DeviceReport) -> Html:
         ],
     )
     facts = _tag("p", f"Last change {iso(status.last_change)}. Last error: {d.last_error or 'none'}.")
+    if status.unreachable_since is not None:
+        facts += _tag("p", f"No answer since {iso(status.unreachable_since)}.")
+    if status.traceback:
+        facts += _tag("p", "The unexpected exception (migrator resume retries the device once it is fixed):")
+        facts += _tag("pre", status.traceback)
     events = (
         _table(
             ["time", "kind", "user", "what", "event / status", "finished", "detail"],
@@ -340,7 +345,7 @@ def _device(report: DeviceReport) -> Html:
         if report.timeline
         else _none("Nothing happened to this device yet.")
     )
-    open_attr = " open" if attention(d.state) == "failed" else ""
+    open_attr = " open" if attention(d.state) in ("failed", "error") else ""
     body = facts + (users if status.users else _none("No user recorded.")) + events
     return Html(f"<details{open_attr}><summary>{summary}</summary>{body}</details>")
 

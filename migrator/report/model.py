@@ -20,6 +20,9 @@ What is read, as the machine recorded it (through the engine's funnel), never gu
 * **Rollback**: a device that entered ``rolling_back``. What was put back is its context's ``restored``
   (``path\\name: action``, as the restore step reported it), matched to the policy snapshot; the journal entries
   whose intent's ``purpose`` is ``restore`` say which attempts failed or are in doubt.
+* **Devices that do not answer** (``waiting_for_device``, ``unreachable``): since when, from the device context's
+  ``unreachable_since``, and the last error. A device in ``error``: its ``last_error`` (the summary), that
+  ``migrator resume`` retries it, and the context's ``traceback`` (JSON and the HTML device timeline only).
 * **Approvals**: audit entries whose action is ``wave.approve`` (:data:`migrator.engine.wavestore.APPROVE`) and
   whose ``after.wave`` names the wave, as the wave engine counts them.
 
@@ -39,6 +42,7 @@ from typing import Any, Literal
 from migrator.engine.wavestore import APPROVE
 from migrator.machine.commands import Purpose
 from migrator.machine.context import DeviceContext, UserContext, load_device, load_user
+from migrator.machine.table import USER_SETTLED
 from migrator.playbook import Playbook, builtin_path, load_playbook
 from migrator.report.diagram import Diagram, build_diagram
 from migrator.report.states import (
@@ -46,9 +50,11 @@ from migrator.report.states import (
     ROLLED_BACK,
     ROLLING_BACK,
     SUCCESS_STATES,
+    UNANSWERED,
     AttentionKind,
     attention,
     ordered_states,
+    resume_retries,
 )
 from migrator.store import (
     AuditRecord,
@@ -108,9 +114,21 @@ class DeviceStatus:
         return attention(self.device.state)
 
     @property
+    def unreachable_since(self) -> datetime | None:
+        """Since when a device waiting for the device (or parked unreachable) has not answered."""
+        return self.context.unreachable_since if self.device.state in UNANSWERED else None
+
+    @property
     def since(self) -> datetime:
-        """When the device entered its current state (the store stamps ``updated_at`` on every transition)."""
-        return self.device.updated_at
+        """Since when the device is where it is: for a device that does not answer, the first failure of the
+        spell (each recheck that fails again is a new transition); else when it entered its current state (the
+        store stamps ``updated_at`` on every transition)."""
+        return self.unreachable_since or self.device.updated_at
+
+    @property
+    def traceback(self) -> str | None:
+        """The unexpected exception of a device in ``error`` (secrets redacted by the engine)."""
+        return self.context.traceback if self.device.state == "error" else None
 
     @property
     def last_change(self) -> datetime:
@@ -119,14 +137,22 @@ class DeviceStatus:
 
     @property
     def reason(self) -> str:
-        """Why the device is where it is, for people: its last error, else what a waiting state waits for."""
+        """Why the device is where it is, for people: since when it does not answer, its last error, what
+        ``migrator resume`` does for it; else what a waiting state waits for."""
         d = self.device
+        parts: list[str] = []
+        if self.unreachable_since is not None:
+            parts.append(f"no answer since {iso(self.unreachable_since)}")
         if d.last_error:
-            return d.last_error
+            parts.append(f"last error: {d.last_error}" if parts else d.last_error)
+        if resume_retries(d.state):
+            parts.append("`migrator resume` retries it" + (" once the cause is fixed" if d.state == "error" else ""))
+        if parts:
+            return "; ".join(parts)
         if d.state == "waiting_for_dc":
             return "waiting for line of sight to a domain controller (the first sign-in needs one)"
         if attention(d.state) == "waiting":
-            waiting = [u.name for u in self.users if u.state not in FINAL_STATES and u.state not in SUCCESS_STATES]
+            waiting = [u.name for u in self.users if u.state not in USER_SETTLED]
             return f"waiting for {', '.join(waiting)}" if waiting else f"waiting ({d.state})"
         return ""
 
@@ -146,6 +172,8 @@ class DeviceStatus:
             "since": iso(self.since),
             "attention": self.attention,
             "reason": self.reason,
+            "unreachable_since": iso(self.unreachable_since),
+            "traceback": self.traceback,
         }
 
 

@@ -30,6 +30,9 @@ ROLLED_BACK = "rolled_back"
 STALLED = "stalled"
 INITIAL = "pending"  # the store's default state for a freshly enrolled device or user
 ROLLING_BACK = "rolling_back"  # every rollback enters it (begin_rollback, or a retry of one that hit an error)
+# The device did not answer: waiting for it at each recheck, then parked past waits.unreachable_deadline. The
+# device context says since when (``unreachable_since``).
+UNANSWERED = ("waiting_for_device", "unreachable")
 
 # A device here is done: no step of the wave will run for it again without a person deciding so.
 FINAL_STATES = frozenset(DEVICE_FINAL)
@@ -55,6 +58,12 @@ def attention(state: str) -> AttentionKind | None:
     if known is not None and known.category is Category.WAITING:
         return "waiting"
     return None
+
+
+def resume_retries(state: str) -> bool:
+    """Whether ``migrator resume`` continues a device parked in ``state`` by itself (the table's ``resumes``)."""
+    known = device_state(state)
+    return known is not None and known.resumes
 
 
 def state_sort_key(state: str) -> tuple[int, str]:

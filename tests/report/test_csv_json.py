@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from migrator.cli import app
 from migrator.report import collect_report
 from migrator.report.csvout import DEVICE_COLUMNS, USER_COLUMNS, cell
-from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, HOSTILE_USER, PASSKEY_WARNING, Fleet
+from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, HOSTILE_USER, PASSKEY_WARNING, TRACEBACK, Fleet
 
 runner = CliRunner()
 
@@ -117,6 +117,8 @@ def test_json_report_holds_everything_the_html_shows(fleet: Fleet) -> None:
         and users["CONTOSO\\bob"]["delete_warning"] == PASSKEY_WARNING
     )
     assert users["CONTOSO\\carol"]["container_deleted"] is False and users["CONTOSO\\carol"]["deleted_at"] is None
+    assert devices["PC-BUG-09"]["traceback"] == TRACEBACK
+    assert devices["PC-DOWN-07"]["unreachable_since"] is not None
     assert doc["diagram"]["source"] == "machine" and doc["diagram"]["graphs"][0]["edges"]
 
 

@@ -12,7 +12,7 @@ from migrator.cli import app
 from migrator.report import collect_report, render_html
 from migrator.report.model import iso
 from migrator.store import AuditEntry
-from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, HOSTILE_USER, PASSKEY_WARNING, Fleet
+from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, HOSTILE_USER, PASSKEY_WARNING, TRACEBACK, Fleet
 
 runner = CliRunner()
 SECTIONS = ("waves", "counts", "attention", "failures", "rollback", "entra-keys", "timelines", "audit", "diagram")
@@ -144,6 +144,28 @@ def test_timelines_hold_transitions_and_journal(fleet: Fleet) -> None:
     assert "user CONTOSO\\bob: verifying → migrated" in block
     bob = block[block.index("<td>CONTOSO\\bob</td>") :]
     assert bob[: bob.index("</tr>")].count("2025-03-03T") == 1  # the deletion time in "container deleted"
+
+
+def test_device_pages_show_the_traceback_of_an_error_and_since_when_a_device_is_silent(fleet: Fleet) -> None:
+    """An error device's page is open and shows the traceback; a device that does not answer says since when."""
+    document = _html(fleet)
+    assert "<details open><summary>PC-BUG-09" in document
+    bug = _device_block(document, "PC-BUG-09")
+    assert "<pre>" in bug and "KeyError: &#x27;session&#x27;" in bug and "Traceback (most recent call last)" in bug
+    assert TRACEBACK.splitlines()[0] in "".join(_parse(bug).text)
+    assert "No answer since 2025-03-10T" in _device_block(document, "PC-DOWN-07")
+    assert "No answer since" not in _device_block(document, "PC-WAIT-05")
+
+
+def test_attention_lists_error_and_silent_devices_with_their_reasons(fleet: Fleet) -> None:
+    """Needs attention: the error summary and that resume retries it; since when a silent device has not
+    answered."""
+    document = _html(fleet)
+    section = document[document.index('id="attention"') : document.index('id="failures"')]
+    assert (
+        "internal error: KeyError: &#x27;session&#x27;; `migrator resume` retries it once the cause is fixed" in section
+    )
+    assert "no answer since 2025-03-10T" in section and "Traceback" not in section
 
 
 def test_audit_verification_and_head_hash_are_shown(fleet: Fleet) -> None:

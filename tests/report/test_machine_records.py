@@ -1,6 +1,7 @@
 """Reports of what the real machine recorded: the transcript machine (tests/machine/transcript.py) drives a device
 through the engine's funnel into a store, journalling each side effect as the driver does, and the report reads
-the outcomes back (a deleted container with and without the passkeys warning, a rollback)."""
+the outcomes back (a deleted container with and without the passkeys warning, a rollback, a device that does not
+answer, an error)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from migrator.engine.device import StoreFunnel, rebuild
 from migrator.facts import DeviceFacts, RestoreAction
 from migrator.machine import RunStep, StepSucceeded
-from migrator.report import collect_report, render_html
+from migrator.report import collect_report, collect_status, render_html
 from migrator.store import Store, content_hash
 from tests.machine.transcript import OLD_KEY, SETTINGS, SID, START, USER, Device, Transcript
 from tests.report.conftest import OWNER, _dump
@@ -144,3 +145,41 @@ def test_the_machines_rollback_is_reported_from_its_context(lab: Lab) -> None:
     assert view.restored and all(v.action == "removed" for v in view.restored)
     assert {v.name for v in view.restored} == {r["name"] for r in records}
     assert [c.user for c in view.not_restorable] == [USER]
+
+
+def test_a_device_that_stops_answering_is_reported_with_since_when(lab: Lab) -> None:
+    """The machine's waiting_for_device, then unreachable past the deadline: status shows since when the device
+    has not answered (the first failure, not the last recheck) and its last error; resume retries the parked one."""
+    t = lab.start()
+    _deleted(t)
+    t.visit(HOUR)
+    first_failure = t.now
+    t.expect("facts")
+    t.fail("DeviceUnreachable", "connection refused", transient=True)
+    t.visit(HOUR)
+    t.expect("facts")
+    t.fail("DeviceUnreachable", "connection refused", transient=True)
+    (status,) = collect_status(lab.store, now=lambda: t.now).devices
+    assert status.device.state == "waiting_for_device"
+    assert status.unreachable_since == first_failure == status.since
+    assert "connection refused" in status.reason and "migrator resume" not in status.reason
+    for _ in range(3):  # past waits.unreachable_deadline (3 days) it is parked
+        t.visit(DAY)
+        t.expect("facts")
+        t.fail("DeviceUnreachable", "connection refused", transient=True)
+    (status,) = collect_status(lab.store, now=lambda: t.now).devices
+    assert status.device.state == "unreachable" and status.unreachable_since == first_failure
+    assert status.reason.endswith("`migrator resume` retries it")
+
+
+def test_an_error_is_reported_with_its_summary_and_traceback(lab: Lab) -> None:
+    """The machine parks a bug in error: status gives the summary and that resume retries it; the traceback is
+    in the JSON and on the device's page."""
+    t = lab.start()
+    _deleted(t)
+    t.visit(HOUR)
+    t.machine.crash("internal error: KeyError: 'x'", "Traceback (most recent call last): ...", t.now)
+    (status,) = collect_status(lab.store).devices
+    assert status.reason == "internal error: KeyError: 'x'; `migrator resume` retries it once the cause is fixed"
+    assert status.as_json()["traceback"] == "Traceback (most recent call last): ..."
+    assert "Traceback (most recent call last): ..." in render_html(collect_report(lab.store))

@@ -12,7 +12,7 @@ from migrator.machine.commands import Purpose
 from migrator.machine.table import DEVICE_STATES
 from migrator.playbook import builtin_path
 from migrator.report import collect_report
-from migrator.report.states import ROLLED_BACK, ROLLING_BACK, attention, ordered_states
+from migrator.report.states import ROLLED_BACK, ROLLING_BACK, UNANSWERED, attention, ordered_states
 from migrator.steps import DeleteHelloContainer, RestorePolicy
 from migrator.store import AuditEntry, Store, content_hash
 from tests.report.conftest import PASSKEY_WARNING, PFW, Clock, Fleet, History
@@ -191,5 +191,6 @@ def test_clock_fixture_moves_forward(clock: Clock) -> None:
 
 
 def test_the_states_reports_name_are_the_tables() -> None:
-    """The state names the report reads by name (rollback) are states of the machine's table."""
-    assert {ROLLING_BACK, ROLLED_BACK} <= set(DEVICE_STATES)
+    """The state names the report reads by name (rollback, a device that does not answer) are states of the
+    machine's table."""
+    assert {ROLLING_BACK, ROLLED_BACK, *UNANSWERED} <= set(DEVICE_STATES)

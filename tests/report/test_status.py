@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from migrator.cli import app
 from migrator.report import collect_status, status_renderable
 from migrator.report.console import age
-from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, Fleet
+from migrator.report.model import iso
+from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, TRACEBACK, Fleet
 
 runner = CliRunner()
 
@@ -124,6 +125,40 @@ def test_attention_is_ordered_error_failed_stalled_unreachable_waiting(fleet: Fl
         ("PC-WAIT-05", "waiting"),
         ("PC-DOWN-07", "waiting"),
     ]
+
+
+def test_a_device_that_does_not_answer_shows_since_when_and_its_last_error(fleet: Fleet) -> None:
+    """waiting_for_device and unreachable: since when the device has not answered comes from its context's
+    unreachable_since (not from the last failed recheck), with the last error; resume retries the parked one."""
+    view = collect_status(fleet.store, now=fleet.clock)
+    by_name = {d.name: d for d in view.devices}
+    down, gone = by_name["PC-DOWN-07"], by_name["PC-GONE-08"]
+    for device in (down, gone):
+        assert device.unreachable_since is not None and device.since == device.unreachable_since
+    assert down.since < down.device.updated_at  # the last recheck failed again hours later: since stays put
+    assert down.reason.startswith(f"no answer since {iso(down.unreachable_since)}; last error: collect_facts:")
+    assert "connection refused" in down.reason and "migrator resume" not in down.reason
+    assert "connect timeout" in gone.reason and gone.reason.endswith("`migrator resume` retries it")
+    assert by_name["PC-WAIT-05"].unreachable_since is None
+    doc = _status_json(fleet.state_dir)
+    devices = {d["name"]: d for d in doc["devices"]}  # type: ignore[union-attr]
+    assert devices["PC-DOWN-07"]["unreachable_since"] == iso(down.unreachable_since)
+    assert devices["PC-DOWN-07"]["since"] == iso(down.unreachable_since)
+    assert devices["PC-KEY-01"]["unreachable_since"] is None
+
+
+def test_an_error_device_shows_its_summary_and_that_resume_retries_it(fleet: Fleet) -> None:
+    """An error device: the summary (last_error) and that `migrator resume` retries it are in the table; the
+    traceback is in the JSON, never in the console table."""
+    result = runner.invoke(app, ["status", "--state", str(fleet.state_dir)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.stdout.splitlines() if "PC-BUG-09" in line)
+    assert "internal error: KeyError: 'session'" in line and "`migrator resume` retries it" in line
+    assert "Traceback" not in result.stdout
+    devices = {d["name"]: d for d in _status_json(fleet.state_dir)["devices"]}  # type: ignore[union-attr]
+    assert devices["PC-BUG-09"]["traceback"] == TRACEBACK
+    assert devices["PC-BUG-09"]["last_error"] == "internal error: KeyError: 'session'"
+    assert devices["PC-FAIL-03"]["traceback"] is None
 
 
 def test_one_frame_renders_without_a_terminal(fleet: Fleet) -> None:
