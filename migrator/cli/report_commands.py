@@ -49,7 +49,7 @@ STATUS_HELP = "\n\n".join(
         "Example: migrator status --state ./state --wave pilot --watch",
         'JSON (--json): {"waves": [{"name", "change_ticket", "state", "playbook", "playbook_hash", "devices", '
         '"counts", ...}], "devices": [{"name", "state", "path", "users": [{"name", "state"}], "last_error", '
-        '"wave", "since", "attention", "reason"}], "counts": {state: n}}',
+        '"wave", "since", "attention", "reason", "unreachable_since", "traceback"}], "counts": {state: n}}',
         "Exit codes: 0 shown; 1 the store could not be read (locked, damaged, unreachable, newer schema); "
         "2 bad input (no store at --state, unknown --wave, --watch with --json).",
     ]

@@ -651,7 +651,7 @@ class RollbackResult:
 def _cannot_restore(store: Store, device: str) -> list[str]:
     notes = []
     for user in store.list_users(device):
-        if load_user(user.context).deleted:
+        if load_user(user.context).deleted_by_us:  # one found already gone was not ours to undo
             key = f" (key id {user.key_id})" if user.key_id else ""
             notes.append(CANNOT_RESTORE.format(user=user.name, key=key))
     return notes

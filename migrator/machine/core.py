@@ -526,16 +526,18 @@ class DeviceMachine:
         since = (self.context.unreachable_since if state == "waiting_for_device" else None) or now
         deadline = since + timedelta(seconds=self.playbook.waits.unreachable_deadline)
         context = replace(self.context, unreachable_since=since, return_to=self._return_point())
-        described = (
-            f"{message} (no answer since {since:%Y-%m-%d %H:%M %Z}; tried again until {deadline:%Y-%m-%d %H:%M %Z})"
-        )
+        # Since when is in the context (reports show it); the error says what the transport saw, and what next.
+        parked = f"{message} (no answer for longer than waits.unreachable_deadline; `migrator resume` tries again)"
         if state == "waiting_for_device" and self.try_fire(
-            "unreachable_too_long", now=now, context=replace(context, reason=described), last_error=described
+            "unreachable_too_long", now=now, context=replace(context, reason=parked), last_error=parked
         ):
             return None
-        if self.on("unreachable", now=now, context=context, last_error=described) is None:
+        waiting = f"{message} (tried again at each recheck until {deadline:%Y-%m-%d %H:%M %Z})"
+        if self.on("unreachable", now=now, context=context, last_error=waiting) is None:
             return None
-        self._deferred = Wait(self.recheck(now), f"the device does not answer: {described}", "device")
+        self._deferred = Wait(
+            self.recheck(now), f"the device does not answer since {since:%Y-%m-%d %H:%M %Z}: {waiting}", "device"
+        )
         return self._deferred
 
     def crash(self, summary: str, traceback_text: str, now: datetime) -> Change:

@@ -17,7 +17,7 @@ from typing import Literal, TextIO
 
 from migrator.report.console import status_renderable
 from migrator.report.csvout import write_devices_csv, write_users_csv
-from migrator.report.diagram import Diagram, Edge, build_diagram, mermaid_from_edges, svg
+from migrator.report.diagram import Diagram, Edge, build_diagram, svg
 from migrator.report.html import render_html
 from migrator.report.model import (
     DeletedContainer,
@@ -91,7 +91,6 @@ __all__ = [
     "build_diagram",
     "collect_report",
     "collect_status",
-    "mermaid_from_edges",
     "render_html",
     "render_report",
     "status_renderable",

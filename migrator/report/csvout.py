@@ -32,7 +32,7 @@ USER_COLUMNS = (
     "key_id",
     "container_deleted",
     "deleted_at",
-    "passkeys",
+    "delete_warning",
     "last_error",
     "last_change",
 )
@@ -77,7 +77,7 @@ def write_users_csv(report: Report, out: TextIO) -> None:
                 u.key_id,
                 gone is not None,
                 iso(gone.deleted_at) if gone else None,
-                gone.passkeys if gone else None,
+                gone.delete_warning if gone else None,
                 u.last_error,
                 iso(u.updated_at),
             )

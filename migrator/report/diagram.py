@@ -2,12 +2,9 @@
 
 Where the diagram comes from
 ----------------------------
-The transition table of :mod:`migrator.machine` is the source of truth (architecture rule 2), so the machine's
-own mermaid generator is asked first, lazily: a report must still render for a store whose machine module is
-unavailable (an older or newer install, a store copied to a change manager's laptop). Without it, the diagram
-is drawn from what the store recorded: the distinct ``from_state → to_state`` pairs of device transitions, each
-labelled with the events that took it. That shows the paths devices actually took, not every legal one, and
-the report says which of the two it shows.
+The transition table of :mod:`migrator.machine` is the source of truth (architecture rule 2): the report draws
+what :func:`migrator.machine.diagram.render` generates from it (the wave's playbook's rows when the wave ran a
+shipped playbook unchanged, every row otherwise), the device machine and the user machine as two graphs.
 
 The SVG layout (Sugiyama-style, small): break cycles by reversing DFS back edges, put each state on the layer
 of its longest path from a start, order each layer by the barycentre of its neighbours for a few sweeps, then
@@ -18,22 +15,16 @@ shows it from a file.
 from __future__ import annotations
 
 import html
-import importlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-from migrator.report.states import FINAL_STATES, INITIAL, state_sort_key
-from migrator.store import TransitionRow
+from migrator.machine.diagram import render
+from migrator.playbook import Playbook
+from migrator.report.states import FINAL_STATES, state_sort_key
 
 START = "[*]"  # mermaid's pseudo-state for the start (as a source) and the end (as a target)
 END = "[*]end"  # the end pseudo-state, kept apart from the start so the layout is not a cycle
-_MACHINE_MODULES = ("migrator.machine.diagram", "migrator.machine")
-# migrator.machine.diagram.render(fmt="mermaid", playbook=None) draws both machines; the other names are
-# accepted so a renamed generator keeps working.
-_MACHINE_FUNCTIONS = ("render", "mermaid", "to_mermaid", "render_mermaid", "mermaid_diagram")
-_MAX_LABEL_EVENTS = 3
 
 
 @dataclass(frozen=True)
@@ -56,12 +47,11 @@ class Graph:
 
 @dataclass(frozen=True)
 class Diagram:
-    """A state diagram: where it came from, its mermaid text and its graphs (for the SVGs)."""
+    """The machine's state diagram: its mermaid text and its graphs (for the SVGs)."""
 
-    source: Literal["machine", "store"]
     mermaid: str
     graphs: tuple[Graph, ...]
-    note: str = ""  # why the machine's diagram was not used, when it was not
+    playbook: str | None = None  # the playbook whose rows are drawn (None: every row of the table)
 
     @property
     def edges(self) -> tuple[Edge, ...]:
@@ -70,122 +60,53 @@ class Diagram:
 
     def as_json(self) -> dict[str, object]:
         return {
-            "source": self.source,
+            "source": "machine",
+            "playbook": self.playbook,
             "mermaid": self.mermaid,
             "graphs": [graph.as_json() for graph in self.graphs],
-            "note": self.note,
         }
 
 
-def machine_mermaid(playbook: object | None = None) -> tuple[str | None, str]:
-    """The machine's own mermaid text (for ``playbook`` when given and accepted), or None and why not."""
-    reason = "no state machine module"
-    for module_name in _MACHINE_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            reason = f"{module_name} is not available ({error})"
-            continue
-        except Exception as error:  # a machine module that fails to import must not cost the report
-            reason = f"{module_name} failed to import: {type(error).__name__}: {error}"
-            continue
-        for function_name in _MACHINE_FUNCTIONS:
-            function = getattr(module, function_name, None)
-            if not callable(function):
-                continue
-            calls: list[dict[str, object]] = [{"playbook": playbook}, {}] if playbook is not None else [{}]
-            for kwargs in calls:
-                try:
-                    text = function(**kwargs)
-                except TypeError:
-                    continue  # it needs other arguments than this report can give: try another call
-                except Exception as error:  # a broken generator must not cost the change manager the report
-                    return None, f"{module_name}.{function_name}() failed: {type(error).__name__}: {error}"
-                if isinstance(text, str) and text.strip():
-                    return text, ""
-        reason = f"{module_name} has no mermaid generator callable without arguments"
-    return None, reason
-
-
 def parse_mermaid_graphs(text: str) -> list[Graph]:
-    """The graphs of a mermaid text holding one or more diagrams, each titled by the ``%%`` comment before it."""
+    """The graphs of the machine's mermaid text (one ``stateDiagram-v2`` per machine), each titled by the ``%%``
+    comment before it."""
     graphs: list[tuple[str, list[str]]] = []
     title = ""
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("%%"):
             title = line.lstrip("%").strip()
-        elif line.startswith(("stateDiagram", "flowchart", "graph ")):
+        elif line.startswith("stateDiagram"):
             graphs.append((title or f"diagram {len(graphs) + 1}", []))
             title = ""
         elif graphs:
             graphs[-1][1].append(line)
-    if not graphs:  # no header line: read the whole text as one diagram
-        graphs = [("diagram", text.splitlines())]
     return [Graph(name, tuple(parse_mermaid_edges("\n".join(lines)))) for name, lines in graphs]
 
 
 def parse_mermaid_edges(text: str) -> list[Edge]:
-    """The edges of a mermaid ``stateDiagram`` (``a --> b : label``) or ``flowchart`` (``a -->|label| b``)."""
+    """The edges of a mermaid ``stateDiagram`` (``a --> b : label``; ``[*]`` as a target is the end)."""
     edges: list[Edge] = []
     for raw in text.splitlines():
-        line = raw.strip()
-        match = _STATE_EDGE.match(line) or _FLOW_EDGE.match(line)
+        match = _STATE_EDGE.match(raw.strip())
         if match is None:
             continue
         source, dest = match.group("source"), match.group("dest")
-        groups = match.groupdict()
-        label = (groups.get("label") or groups.get("label2") or "").strip()
         if dest == START:
             dest = END  # in stateDiagram syntax, [*] as a target is the end state
-        edges.append(Edge(source, dest, label))
+        edges.append(Edge(source, dest, (match.group("label") or "").strip()))
     return edges
 
 
 _NODE = r"(?:\[\*\]|[A-Za-z0-9_.:-]+)"
 _STATE_EDGE = re.compile(rf"^(?P<source>{_NODE})\s*-->\s*(?P<dest>{_NODE})\s*(?::\s*(?P<label>.*))?$")
-# flowchart: a[text] -->|label| b(text), or a -- label --> b
-_SHAPE = r"(?:\[[^\]]*\]|\([^)]*\)|\{[^}]*\})?"
-_FLOW_EDGE = re.compile(
-    rf"^(?P<source>[A-Za-z0-9_]+){_SHAPE}\s*(?:-->\s*(?:\|(?P<label>[^|]*)\|)?|--\s*(?P<label2>[^-]+?)\s*-->)\s*"
-    rf"(?P<dest>[A-Za-z0-9_]+){_SHAPE}\s*;?$"
-)
 
 
-def edges_from_transitions(rows: Iterable[TransitionRow], subject: str = "device") -> list[Edge]:
-    """Distinct (from → to) pairs of the ``subject``'s transitions (device or user), labelled with their events,
-    in order of first use."""
-    events: dict[tuple[str, str], list[str]] = {}
-    for row in rows:
-        if row.subject != subject:
-            continue
-        seen = events.setdefault((row.from_state, row.to_state), [])
-        if row.event not in seen:
-            seen.append(row.event)
-    return [Edge(source, dest, _label(names)) for (source, dest), names in events.items()]
-
-
-def _label(events: Sequence[str]) -> str:
-    shown = ", ".join(events[:_MAX_LABEL_EVENTS])
-    return shown + (f" (+{len(events) - _MAX_LABEL_EVENTS})" if len(events) > _MAX_LABEL_EVENTS else "")
-
-
-def mermaid_from_edges(edges: Sequence[Edge]) -> str:
-    """A mermaid ``stateDiagram-v2`` of ``edges``: the start points at states nobody enters, final states end."""
-    lines = ["stateDiagram-v2"]
-    states = _states(edges)
-    ids = {state: _mermaid_id(state, index) for index, state in enumerate(states)}
-    for state in states:
-        if ids[state] != state:
-            lines.append(f'    state "{_mermaid_text(state)}" as {ids[state]}')
-    entered = {e.dest for e in edges}
-    starts = [s for s in states if s not in entered] or ([INITIAL] if INITIAL in states else [])
-    lines += [f"    [*] --> {ids[s]}" for s in starts]
-    for edge in edges:
-        label = _mermaid_text(edge.label)
-        lines.append(f"    {ids[edge.source]} --> {ids[edge.dest]}" + (f" : {label}" if label else ""))
-    lines += [f"    {ids[s]} --> [*]" for s in states if s in FINAL_STATES and s in entered]
-    return "\n".join(lines) + "\n"
+def build_diagram(playbook: Playbook | None = None) -> Diagram:
+    """The machine's diagram, for ``playbook``'s rows when given (every row otherwise)."""
+    text = render("mermaid", playbook)
+    graphs = tuple(g for g in parse_mermaid_graphs(text) if g.edges)
+    return Diagram(text, graphs, playbook.name if playbook is not None else None)
 
 
 def _states(edges: Sequence[Edge]) -> list[str]:
@@ -195,39 +116,6 @@ def _states(edges: Sequence[Edge]) -> list[str]:
             if state not in found:
                 found.append(state)
     return found
-
-
-def _mermaid_id(state: str, index: int) -> str:
-    if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", state):
-        return state
-    return f"s{index}"
-
-
-def _mermaid_text(text: str) -> str:
-    """Label text mermaid cannot misread: no quotes, colons, semicolons, brackets or line breaks."""
-    return re.sub(r"[^\w ,.()+-]", "_", text).strip()
-
-
-def build_diagram(transitions: Iterable[TransitionRow], *, playbook: object | None = None) -> Diagram:
-    """The machine's diagram (for ``playbook`` when given) when it can give one, else the one the store's
-    transitions imply: the device machine, and the user sub-machine when user transitions are recorded."""
-    text, why_not = machine_mermaid(playbook)
-    if text is not None:
-        graphs = tuple(g for g in parse_mermaid_graphs(text) if g.edges)
-        if graphs:
-            return Diagram("machine", text, graphs)
-        why_not = "the machine's mermaid text has no edges this report can read"
-    rows = list(transitions)
-    graphs = tuple(
-        Graph(title, tuple(edges))
-        for title, edges in (
-            ("device machine (recorded transitions)", edges_from_transitions(rows, "device")),
-            ("user machine (recorded transitions)", edges_from_transitions(rows, "user")),
-        )
-        if edges
-    )
-    mermaid = "\n".join(f"%% {g.title}\n{mermaid_from_edges(g.edges)}" for g in graphs)
-    return Diagram("store", mermaid, graphs, why_not)
 
 
 # ---------------------------------------------------------------------------------------------- layout

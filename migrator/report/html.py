@@ -280,31 +280,21 @@ def _entra_keys(deleted: Sequence[DeletedContainer]) -> Html:
         "p",
         "Deleting a Windows Hello for Business container on the device does not remove the user's key from "
         "Microsoft Entra ID: the old Hello key stays registered in Entra ID (the user's authentication methods) "
-        "until an admin removes it. Each user below has such a stale key; the NgcKeyId is the one recorded at "
-        "preflight.",
+        "until an admin removes it. Each user below has such a stale key; the NgcKeyId is the one recorded before "
+        "the container was deleted.",
         "warn",
     )
     rows = []
     for c in deleted:
-        if c.passkeys is True:
-            said = c.passkeys_note or "the deleted container also held passkeys"
-            passkeys = _tag(
-                "span",
-                f"WARNING: {said}. Passkeys deleted with the container must be registered again with each site "
-                f"(evidence: {c.passkeys_evidence})",
-                "state failed",
-            )
-        elif c.passkeys is False:
-            passkeys = Html(f"none ({esc(c.passkeys_evidence)})")
-        else:
-            passkeys = Html("not recorded")
-        rows.append([c.device, c.user, c.sid, _tag("span", c.key_id, "mono"), c.deleted_at, passkeys])
-    table = _table(["device", "user", "SID", "NgcKeyId", "container deleted", "passkeys"], rows)
+        warning = _tag("span", f"WARNING: {c.delete_warning}", "state failed") if c.delete_warning else "not recorded"
+        rows.append([c.device, c.wave, c.user, c.sid, _tag("span", c.key_id, "mono"), c.deleted_at, warning])
+    table = _table(["device", "wave", "user", "SID", "NgcKeyId", "container deleted", "passkeys"], rows)
     passkey_note = _tag(
         "p",
-        "Windows 11 keeps device-bound passkeys in the Hello container, so deleting the container deletes them. "
-        "'not recorded' means neither the journal, the audit log nor the facts read from the device say whether "
-        "this container held any.",
+        "Windows 11 keeps device-bound passkeys in the Hello container, so deleting the container deletes them; "
+        "they must be registered again with each site. The device does not tell whether a container holds any: "
+        "on Windows 11 migrator records a warning with every delete. 'not recorded' means no warning was recorded "
+        "with that delete.",
         "none",
     )
     return Html(intro + table + passkey_note)
@@ -324,7 +314,7 @@ def _device(report: DeviceReport) -> Html:
         + _state(d.state)
         + esc(f" path {d.path or 'unknown'}; users {status.users_migrated}/{len(status.users)} migrated")
     )
-    deleted = {c.user.casefold() for c in report.deleted}
+    deleted = {c.user.casefold(): c for c in report.deleted}
     users = _table(
         ["user", "SID", "state", "container at preflight", "NgcKeyId", "container deleted", "last error"],
         [
@@ -334,13 +324,18 @@ def _device(report: DeviceReport) -> Html:
                 _state(u.state),
                 u.container_trust,
                 _tag("span", u.key_id, "mono"),
-                u.name.casefold() in deleted,
+                _deleted_cell(deleted.get(u.name.casefold())),
                 u.last_error,
             ]
             for u in status.users
         ],
     )
     facts = _tag("p", f"Last change {iso(status.last_change)}. Last error: {d.last_error or 'none'}.")
+    if status.unreachable_since is not None:
+        facts += _tag("p", f"No answer since {iso(status.unreachable_since)}.")
+    if status.traceback:
+        facts += _tag("p", "The unexpected exception (migrator resume retries the device once it is fixed):")
+        facts += _tag("pre", status.traceback)
     events = (
         _table(
             ["time", "kind", "user", "what", "event / status", "finished", "detail"],
@@ -350,9 +345,15 @@ def _device(report: DeviceReport) -> Html:
         if report.timeline
         else _none("Nothing happened to this device yet.")
     )
-    open_attr = " open" if attention(d.state) == "failed" else ""
+    open_attr = " open" if attention(d.state) in ("failed", "error") else ""
     body = facts + (users if status.users else _none("No user recorded.")) + events
     return Html(f"<details{open_attr}><summary>{summary}</summary>{body}</details>")
+
+
+def _deleted_cell(gone: DeletedContainer | None) -> object:
+    if gone is None:
+        return False
+    return gone.deleted_at or True
 
 
 def _audit(report: Report) -> Html:
@@ -379,16 +380,10 @@ def _audit(report: Report) -> Html:
 
 def _diagram(report: Report) -> Html:
     diagram = report.diagram
-    if diagram.source == "machine":
-        origin = _tag("p", "Drawn from the state machine's transition table (every legal transition).")
-    else:
-        origin = _tag(
-            "p",
-            "Drawn from the transitions recorded in this store (the paths devices took, not every legal one)"
-            + (f"; the machine's own diagram was not available: {diagram.note}." if diagram.note else "."),
-        )
+    rows = f"the rows of playbook {diagram.playbook}" if diagram.playbook else "every legal transition"
+    origin = _tag("p", f"Drawn from the state machine's transition table ({rows}).")
     if not diagram.graphs:
-        return Html(origin + _none("No transition is recorded yet."))
+        return Html(origin + _none("The transition table has no row to draw."))
     pictures = _join(
         Html(_tag("h3", graph.title) + Html(svg(graph.edges, title=graph.title))) for graph in diagram.graphs
     )

@@ -7,49 +7,54 @@ Theory of operation
 which carry every user row of the scope), whatever the fleet size, so ``status --watch`` stays light. Counts
 are computed from the device rows read, so the per-state counts always add up to the devices listed.
 
-:func:`collect_report` adds, per device, the store's timeline (transitions, step attempts, journal), the audit
-log (read once) and, only for devices where a Hello container was deleted, the latest facts snapshot. Nothing
-here writes to the store.
+:func:`collect_report` adds, per device, the store's timeline (transitions, step attempts, journal), and the audit
+log (read once, for approvals). Nothing here writes to the store.
 
-Where a deleted container is recognised (per user): a journal entry of that user whose outcome holds
-``"deleted": true`` anywhere (the guarded delete and the at-logon task both report a ``DeleteOutcome``), or a
-``done`` entry of a delete step (``delete_container`` / ``delete_hello_container``) without a ``deleted`` flag;
-a succeeded step attempt of a delete step; a user transition into a state whose name says ``deleted``.
+What is read, as the machine recorded it (through the engine's funnel), never guessed from names or JSON keys:
 
-Where passkeys in a deleted container are recognised: any key whose name contains ``passkey`` (``has_passkeys``,
-``had_passkeys``, ``passkeys``, ``passkey_count``) with a true value or a positive count, or a warning text
-(a key containing ``warn``) that mentions passkeys, as the machine records on Windows 11 before the delete; in
-that user's journal entries (intent and outcome), in audit entries of the device that name the user (in
-before/after, or the engine's ``user <name>: <trigger>`` action) or name no user at all (a device-wide warning),
-in the machine's stored state data of the user, or in an object of the device's latest facts that names the
-user. Found nowhere: ``passkeys`` is None (not recorded).
+* **Deleted containers**, per user, from the user's context (:func:`migrator.machine.context.load_user`): listed
+  when ``deleted_by_us`` (the guarded delete or the at-logon task deleted it; a container found already gone is
+  not ours and is not listed), with ``deleted_at``, ``key_id`` (the NgcKeyId recorded before the point of no
+  return), ``trust`` and ``delete_warning``: the warning the machine records with the delete (on Windows 11 the
+  container may also hold device-bound passkeys, which go with it). No warning recorded: "not recorded".
+* **Rollback**: a device that entered ``rolling_back``. What was put back is its context's ``restored``
+  (``path\\name: action``, as the restore step reported it), matched to the policy snapshot; the journal entries
+  whose intent's ``purpose`` is ``restore`` say which attempts failed or are in doubt.
+* **Devices that do not answer** (``waiting_for_device``, ``unreachable``): since when, from the device context's
+  ``unreachable_since``, and the last error. A device in ``error``: its ``last_error`` (the summary), that
+  ``migrator resume`` retries it, and the context's ``traceback`` (JSON and the HTML device timeline only).
+* **Approvals**: audit entries whose action is ``wave.approve`` (:data:`migrator.engine.wavestore.APPROVE`) and
+  whose ``after.wave`` names the wave, as the wave engine counts them.
 
-Approvals are audit entries whose action contains ``approv`` and which name the wave (any value equal to its
-name) or carry its change ticket. Deleting a local Hello container does not remove the key registered in
-Microsoft Entra ID (windows-facts §Container deletion: stale Hello methods stay until removed), which is why
-every deleted container is listed with the NgcKeyId recorded at preflight.
+Deleting a local Hello container does not remove the key registered in Microsoft Entra ID (windows-facts
+§Container deletion: stale Hello methods stay until removed), which is why every deleted container is listed
+with its NgcKeyId.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from migrator.engine.wavestore import APPROVE
+from migrator.machine.commands import Purpose
+from migrator.machine.context import DeviceContext, UserContext, load_device, load_user
+from migrator.machine.table import USER_SETTLED
 from migrator.playbook import Playbook, builtin_path, load_playbook
 from migrator.report.diagram import Diagram, build_diagram
 from migrator.report.states import (
-    DELETE_STEPS,
     FINAL_STATES,
-    RESTORE_STEPS,
     ROLLED_BACK,
+    ROLLING_BACK,
     SUCCESS_STATES,
+    UNANSWERED,
     AttentionKind,
     attention,
-    is_rollback_state,
     ordered_states,
+    resume_retries,
 )
 from migrator.store import (
     AuditRecord,
@@ -95,10 +100,11 @@ def compact(value: JsonValue, limit: int = _DETAIL_LIMIT) -> str:
 
 @dataclass(frozen=True)
 class DeviceStatus:
-    """A device row and its users' rows, as read together."""
+    """A device row, its context (what the machine recorded) and its users' rows, as read together."""
 
     device: DeviceRow
     users: tuple[UserRow, ...]
+    context: DeviceContext = field(default_factory=DeviceContext)
 
     @property
     def name(self) -> str:
@@ -109,9 +115,21 @@ class DeviceStatus:
         return attention(self.device.state)
 
     @property
+    def unreachable_since(self) -> datetime | None:
+        """Since when a device waiting for the device (or parked unreachable) has not answered."""
+        return self.context.unreachable_since if self.device.state in UNANSWERED else None
+
+    @property
     def since(self) -> datetime:
-        """When the device entered its current state (the store stamps ``updated_at`` on every transition)."""
-        return self.device.updated_at
+        """Since when the device is where it is: for a device that does not answer, the first failure of the
+        spell (each recheck that fails again is a new transition); else when it entered its current state (the
+        store stamps ``updated_at`` on every transition)."""
+        return self.unreachable_since or self.device.updated_at
+
+    @property
+    def traceback(self) -> str | None:
+        """The unexpected exception of a device in ``error`` (secrets redacted by the engine)."""
+        return self.context.traceback if self.device.state == "error" else None
 
     @property
     def last_change(self) -> datetime:
@@ -120,14 +138,22 @@ class DeviceStatus:
 
     @property
     def reason(self) -> str:
-        """Why the device is where it is, for people: its last error, else what a waiting state waits for."""
+        """Why the device is where it is, for people: since when it does not answer, its last error, what
+        ``migrator resume`` does for it; else what a waiting state waits for."""
         d = self.device
+        parts: list[str] = []
+        if self.unreachable_since is not None:
+            parts.append(f"no answer since {iso(self.unreachable_since)}")
         if d.last_error:
-            return d.last_error
+            parts.append(f"last error: {d.last_error}" if parts else d.last_error)
+        if resume_retries(d.state):
+            parts.append("`migrator resume` retries it" + (" once the cause is fixed" if d.state == "error" else ""))
+        if parts:
+            return "; ".join(parts)
         if d.state == "waiting_for_dc":
             return "waiting for line of sight to a domain controller (the first sign-in needs one)"
         if attention(d.state) == "waiting":
-            waiting = [u.name for u in self.users if u.state not in FINAL_STATES and u.state not in SUCCESS_STATES]
+            waiting = [u.name for u in self.users if u.state not in USER_SETTLED]
             return f"waiting for {', '.join(waiting)}" if waiting else f"waiting ({d.state})"
         return ""
 
@@ -147,6 +173,8 @@ class DeviceStatus:
             "since": iso(self.since),
             "attention": self.attention,
             "reason": self.reason,
+            "unreachable_since": iso(self.unreachable_since),
+            "traceback": self.traceback,
         }
 
 
@@ -216,7 +244,11 @@ def _gather(store: Store, wave: str | None, now: Clock) -> _Scope:
     devices = store.list_devices(wave=wave)
     records = {r.device: r for r in store.export_rollback_records(wave)}
     statuses = tuple(
-        DeviceStatus(d, tuple(records[d.name].users) if d.name in records else tuple(store.list_users(d.name)))
+        DeviceStatus(
+            d,
+            tuple(records[d.name].users) if d.name in records else tuple(store.list_users(d.name)),
+            load_device(d.context),
+        )
         for d in devices
     )
     counts = _count(d.device.state for d in statuses)
@@ -264,19 +296,17 @@ class TimelineEvent:
 
 @dataclass(frozen=True)
 class DeletedContainer:
-    """A user whose Hello container migrator deleted: the old key stays registered in Entra ID."""
+    """A user whose Hello container migrator deleted (the user context's ``deleted_by_us``): the old key stays
+    registered in Entra ID until an admin removes it."""
 
     device: str
     wave: str
     user: str
     sid: str | None
-    key_id: str | None  # NgcKeyId recorded at preflight: identifies the stale key
-    container_trust: str | None
+    key_id: str | None  # the NgcKeyId recorded before the point of no return: identifies the stale key
+    container_trust: str | None  # the container's trust at preflight (key, cert)
     deleted_at: datetime | None
-    evidence: str
-    passkeys: bool | None  # None: nothing recorded either way
-    passkeys_evidence: str = ""  # where the store says so (journal entry, audit entry, facts)
-    passkeys_note: str = ""  # the recorded warning's words, when the evidence is a warning
+    delete_warning: str | None  # recorded with the delete (Windows 11: passkeys may go with it); None: not recorded
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -287,11 +317,8 @@ class DeletedContainer:
             "key_id": self.key_id,
             "container_trust": self.container_trust,
             "deleted_at": iso(self.deleted_at),
-            "evidence": self.evidence,
             "entra_key_remains": True,
-            "passkeys": self.passkeys,
-            "passkeys_evidence": self.passkeys_evidence,
-            "passkeys_note": self.passkeys_note,
+            "delete_warning": self.delete_warning,
         }
 
 
@@ -424,7 +451,8 @@ class DeviceReport:
                     "last_error": u.last_error,
                     "updated_at": iso(u.updated_at),
                     "container_deleted": gone is not None,
-                    "passkeys": gone.passkeys if gone is not None else None,
+                    "deleted_at": iso(gone.deleted_at) if gone is not None else None,
+                    "delete_warning": gone.delete_warning if gone is not None else None,
                 }
             )
         return {
@@ -482,10 +510,6 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
     scope = _gather(store, wave, now)
     view = scope.view
     audit_log = store.audit_entries()
-    audit_by_device: dict[str, list[AuditRecord]] = {}
-    for record in audit_log:
-        if record.device is not None:
-            audit_by_device.setdefault(record.device.strip().casefold(), []).append(record)
 
     devices: list[DeviceReport] = []
     transitions: list[TransitionRow] = []
@@ -495,7 +519,7 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
     for status in view.devices:
         timeline = store.export_device_timeline(status.name)
         transitions += timeline.transitions
-        deleted = _deleted_containers(store, status, timeline, audit_by_device.get(status.name.casefold(), []))
+        deleted = _deleted_containers(status)
         deleted_all += deleted
         failures += _failures(status, timeline)
         rollback_record = scope.records.get(status.name)
@@ -504,7 +528,7 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
             rollbacks.append(_rollback_view(status, timeline, snapshot, deleted))
         devices.append(DeviceReport(status, tuple(_events(timeline)), tuple(deleted)))
 
-    summaries = tuple(_wave_summary(w, view.devices, transitions, audit_log, view.waves) for w in view.waves)
+    summaries = tuple(_wave_summary(w, view.devices, transitions, audit_log) for w in view.waves)
     return Report(
         generated_at=view.taken_at,
         store=view.store,
@@ -516,7 +540,7 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
         rollbacks=tuple(rollbacks),
         deleted_containers=tuple(deleted_all),
         audit=store.verify_audit(),
-        diagram=build_diagram(transitions, playbook=_wave_playbook(view.waves[0].wave) if wave else None),
+        diagram=build_diagram(_wave_playbook(view.waves[0].wave) if wave else None),
         attention=tuple(view.attention),
     )
 
@@ -615,270 +639,78 @@ def _same(a: str | None, b: str | None) -> bool:
 # --------------------------------------------------------------------------------- deleted containers
 
 
-def _deleted_containers(
-    store: Store, status: DeviceStatus, timeline: Timeline, audit: list[AuditRecord]
-) -> list[DeletedContainer]:
-    found: dict[str, tuple[datetime | None, str, str]] = {}  # folded user → (when, evidence, name as recorded)
-
-    def note(user: str, at: datetime | None, evidence: str) -> None:
-        """Keep the earliest evidence of each user's deletion."""
-        key = user.strip().casefold()
-        earlier = found[key][0] if key in found else None
-        if key not in found or (at is not None and (earlier is None or at < earlier)):
-            found[key] = (at, evidence, user.strip())
-
-    for entry in timeline.journal:
-        if entry.user is None:
+def _deleted_containers(status: DeviceStatus) -> list[DeletedContainer]:
+    """The users of the device whose container migrator deleted, as their contexts record it."""
+    found: list[DeletedContainer] = []
+    for user in status.users:
+        context: UserContext = load_user(user.context)
+        if not context.deleted_by_us:
             continue
-        flag = _first_bool(entry.outcome, "deleted")
-        is_delete = entry.step in DELETE_STEPS or entry.intent.get("purpose") == "delete"
-        if flag is True or (flag is None and is_delete and entry.status == "done"):
-            note(
-                entry.user,
-                entry.outcome_at or entry.intent_at,
-                f"journal entry {entry.id} ({entry.step}, {entry.status})",
-            )
-    for step in timeline.steps:
-        if step.user is not None and step.step in DELETE_STEPS and step.status == "succeeded":
-            note(step.user, step.finished_at or step.started_at, f"step {step.step} attempt {step.attempt} succeeded")
-    for move in timeline.transitions:
-        if move.subject == "user" and move.user is not None and "deleted" in move.to_state.casefold():
-            note(move.user, move.at, f"user transition {move.from_state} → {move.to_state}")
-    if not found:
-        return []
-
-    facts = store.latest_facts(status.name)
-    result: list[DeletedContainer] = []
-    users = {u.name.strip().casefold(): u for u in status.users}
-    users.update({u.sid.strip().casefold(): u for u in status.users if u.sid})
-    for key, (at, evidence, recorded) in found.items():
-        row = users.get(key)
-        name = row.name if row is not None else recorded
-        handles = {key}
-        if row is not None:
-            handles |= {row.name.strip().casefold(), *([row.sid.strip().casefold()] if row.sid else [])}
-        # The machine's per-state data (store schema 2); read with getattr so a store of schema 1 still reports.
-        contexts: list[tuple[str, JsonValue]] = []
-        user_context = getattr(row, "context", None) if row is not None else None
-        if user_context:
-            contexts.append((f"state data of user {name}", user_context))
-        device_context = getattr(status.device, "context", None)
-        if device_context:
-            contexts += [(f"state data of {status.name}", dict(o)) for o in _scoped_objects(device_context, handles)]
-        verdict = _passkeys(
-            handles,
-            set(users),
-            timeline.journal,
-            audit,
-            facts.facts if facts else None,
-            facts.taken_at if facts else None,
-            contexts,
-        )
-        result.append(
+        found.append(
             DeletedContainer(
                 device=status.name,
                 wave=status.device.wave,
-                user=name,
-                sid=row.sid if row else None,
-                key_id=row.key_id if row else None,
-                container_trust=row.container_trust if row else None,
-                deleted_at=at,
-                evidence=evidence,
-                passkeys=verdict.held if verdict else None,
-                passkeys_evidence=verdict.where if verdict else "",
-                passkeys_note=verdict.note if verdict else "",
+                user=user.name,
+                sid=user.sid,
+                key_id=context.key_id,
+                container_trust=context.trust,
+                deleted_at=context.deleted_at,
+                delete_warning=context.delete_warning,
             )
         )
-    return sorted(result, key=lambda c: c.user.casefold())
-
-
-def _first_bool(value: JsonValue, name: str) -> bool | None:
-    """The first boolean found under a key called ``name`` anywhere in a JSON value (depth first)."""
-    if isinstance(value, dict):
-        direct = value.get(name)
-        if isinstance(direct, bool):
-            return direct
-        for item in value.values():
-            found = _first_bool(item, name)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for item in value:
-            found = _first_bool(item, name)
-            if found is not None:
-                return found
-    return None
-
-
-@dataclass(frozen=True)
-class _PasskeyVerdict:
-    held: bool
-    where: str
-    note: str = ""  # the recorded warning's own words, when the evidence is a warning text
-
-
-def _passkey_flag(value: JsonValue) -> tuple[bool, str] | None:
-    """What a JSON value says about passkeys: (True, note) when a key naming passkeys holds true, a positive
-    count or a non-empty list, or when a warning text mentions passkeys; (False, "") when such keys exist and
-    all say no; None when it says nothing about them."""
-    seen: list[bool] = []
-    notes: list[str] = []
-
-    def walk(node: JsonValue, key: str) -> None:
-        if isinstance(node, dict):
-            for name, item in node.items():
-                if "passkey" in name.casefold():
-                    if isinstance(item, bool):
-                        seen.append(item)
-                    elif isinstance(item, int | float):
-                        seen.append(item > 0)
-                    elif isinstance(item, list):
-                        seen.append(bool(item))
-                walk(item, name)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item, key)
-        elif isinstance(node, str) and "warn" in key.casefold() and "passkey" in node.casefold():
-            # The machine records a warning text (not a flag) when the container about to be deleted may hold
-            # device-bound passkeys (Windows 11 keeps them in the Hello container; windows-facts §9.11).
-            seen.append(True)
-            notes.append(node)
-
-    walk(value, "")
-    if not seen:
-        return None
-    return any(seen), notes[0] if notes else ""
-
-
-def _audit_names(record: AuditRecord, handles: set[str]) -> bool:
-    """Whether an audit entry is about one of ``handles``: a before/after value equal to the name or SID, or
-    the engine's ``user <name>: <trigger>`` action."""
-    action = record.action.casefold()
-    if any(action.startswith(f"user {handle}:") for handle in handles):
-        return True
-    return _mentions({"before": record.before, "after": record.after}, handles)
-
-
-def _mentions(value: JsonValue, handles: set[str]) -> bool:
-    if isinstance(value, str):
-        return value.strip().casefold() in handles
-    if isinstance(value, dict):
-        return any(_mentions(v, handles) for v in value.values())
-    if isinstance(value, list):
-        return any(_mentions(v, handles) for v in value)
-    return False
-
-
-def _scoped_objects(value: JsonValue, handles: set[str]) -> Iterable[Mapping[str, JsonValue]]:
-    """Objects in a JSON value that name the user directly (one of their values is the user's name or SID)."""
-    if isinstance(value, dict):
-        if any(isinstance(v, str) and v.strip().casefold() in handles for v in value.values()):
-            yield value
-        for item in value.values():
-            yield from _scoped_objects(item, handles)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _scoped_objects(item, handles)
-
-
-def _passkeys(
-    handles: set[str],
-    device_users: set[str],
-    journal: list[JournalEntry],
-    audit: list[AuditRecord],
-    facts: JsonValue,
-    facts_at: datetime | None,
-    contexts: list[tuple[str, JsonValue]],
-) -> _PasskeyVerdict | None:
-    """What the store recorded about passkeys in one user's deleted container (None: nothing either way).
-
-    ``handles`` are the user's folded name and SID; ``device_users`` those of every user of the device: an audit
-    entry of the device that names none of them concerns the device as a whole (the machine's passkey warning
-    depends on the Windows build), so it applies to every deleted container there. ``contexts`` are the state
-    machine's stored data for this user (and the parts of the device's that name them)."""
-    verdicts: list[_PasskeyVerdict] = []
-    for entry in journal:
-        if entry.user is not None and entry.user.strip().casefold() in handles:
-            for part, value in (("intent", entry.intent), ("outcome", entry.outcome)):
-                found = _passkey_flag(value)
-                if found is not None:
-                    verdicts.append(
-                        _PasskeyVerdict(found[0], f"journal entry {entry.id} ({entry.step}) {part}", found[1])
-                    )
-    for record in audit:
-        payload: JsonValue = {"before": record.before, "after": record.after}
-        if not (_audit_names(record, handles) or not _audit_names(record, device_users)):
-            continue  # about another user of this device
-        found = _passkey_flag(payload)
-        if found is None and "passkey" in record.action.casefold():
-            found = (True, "")  # an audit entry about passkeys is itself the warning
-        if found is not None:
-            verdicts.append(_PasskeyVerdict(found[0], f"audit entry {record.id} ({record.action})", found[1]))
-    for label, context in contexts:
-        found = _passkey_flag(context)
-        if found is not None:
-            verdicts.append(_PasskeyVerdict(found[0], label, found[1]))
-    if facts is not None:
-        for obj in _scoped_objects(facts, handles):
-            found = _passkey_flag(dict(obj))
-            if found is not None:
-                verdicts.append(_PasskeyVerdict(found[0], f"facts read {iso(facts_at)}", found[1]))
-    if not verdicts:
-        return None
-    held = [v for v in verdicts if v.held]
-    return held[0] if held else verdicts[0]
+    return sorted(found, key=lambda c: c.user.casefold())
 
 
 # ------------------------------------------------------------------------------------------ rollback
 
 
 def _was_rolled_back(status: DeviceStatus, timeline: Timeline) -> bool:
-    return (
-        is_rollback_state(status.device.state)
-        or any(t.subject == "device" and is_rollback_state(t.to_state) for t in timeline.transitions)
-        or any(s.step in RESTORE_STEPS for s in timeline.steps)
-        or any(_is_restore(j) for j in timeline.journal)
+    """Every rollback enters ``rolling_back`` (the table's ``begin_rollback``, or a retry into it)."""
+    return status.device.state in (ROLLING_BACK, ROLLED_BACK) or any(
+        t.subject == "device" and t.to_state == ROLLING_BACK for t in timeline.transitions
     )
 
 
 def _is_restore(entry: JournalEntry) -> bool:
-    """A journal entry of the rollback's policy restore (by step name, or by the machine's ``restore`` purpose)."""
-    return entry.step in RESTORE_STEPS or entry.intent.get("purpose") == "restore"
+    """A journal entry of the rollback's policy restore: the intent's purpose, as the machine journals it."""
+    return entry.intent.get("purpose") == Purpose.RESTORE.value
+
+
+def _journal_error(entry: JournalEntry) -> str:
+    """A failed entry's error as the driver records it (``{"ok": false, "error": {"class", "message"}}``)."""
+    error = entry.outcome.get("error") if isinstance(entry.outcome, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return f"{error.get('class')}: {error.get('message')}"
+    return compact(entry.outcome)
+
+
+def _restored_actions(context: DeviceContext) -> dict[str, str]:
+    """The context's ``restored`` (``path\\name: action``) by folded ``path\\name``."""
+    actions: dict[str, str] = {}
+    for item in context.restored:
+        target, _, action = item.rpartition(": ")
+        actions[registry_key_fold(target)] = action
+    return actions
 
 
 def _rollback_view(
     status: DeviceStatus, timeline: Timeline, snapshot: list[PolicyValue], deleted: list[DeletedContainer]
 ) -> RollbackView:
-    actions: dict[tuple[str, str], str] = {}
     problems: list[str] = []
     for entry in timeline.journal:
         if not _is_restore(entry):
             continue
         if entry.status == "failed":
-            problems.append(f"restore attempt {entry.attempt} failed: {compact(entry.outcome)}")
-        elif entry.status == "intent":
+            problems.append(f"restore attempt {entry.attempt} failed: {_journal_error(entry)}")
+        elif entry.in_doubt:
             problems.append(f"restore attempt {entry.attempt} is in doubt (intent journaled, no outcome)")
-        restored = entry.outcome.get("restored") if isinstance(entry.outcome, dict) else None
-        for item in restored if isinstance(restored, list) else []:
-            if isinstance(item, dict) and isinstance(item.get("path"), str) and isinstance(item.get("name"), str):
-                action = item.get("action")
-                actions[(registry_key_fold(str(item["path"])), str(item["name"]).casefold())] = str(action)
-    for step in timeline.steps:
-        if step.step in RESTORE_STEPS and step.status == "failed":
-            problems.append(f"step {step.step} attempt {step.attempt} failed: {step.error or 'no reason recorded'}")
     if status.device.state != ROLLED_BACK:
         problems.append(f"rollback not finished: the device is in state {status.device.state}")
         if status.device.last_error:
             problems.append(status.device.last_error)
+    actions = _restored_actions(status.context)
     values = tuple(
-        RestoredValue(
-            v.key,
-            v.name,
-            v.existed,
-            v.type,
-            v.data,
-            actions.get((registry_key_fold(v.key), v.name.casefold())),
-        )
+        RestoredValue(v.key, v.name, v.existed, v.type, v.data, actions.get(registry_key_fold(f"{v.key}\\{v.name}")))
         for v in snapshot
     )
     return RollbackView(status.name, status.device.wave, status.device.state, values, tuple(deleted), tuple(problems))
@@ -892,24 +724,17 @@ def _wave_summary(
     devices: tuple[DeviceStatus, ...],
     transitions: list[TransitionRow],
     audit: list[AuditRecord],
-    waves: tuple[WaveStatus, ...],
 ) -> WaveSummary:
     name = status.wave.name
     moments = sorted(t.at for t in transitions if t.wave == name)
     members = [d for d in devices if d.device.wave == name]
     finished = bool(members) and all(d.device.state in FINAL_STATES for d in members)
-    others = {w.wave.name.casefold() for w in waves if w.wave.name != name}
-    approvals: list[Approval] = []
-    for record in audit:
-        if "approv" not in record.action.casefold():
-            continue
-        payload: JsonValue = {"before": record.before, "after": record.after}
-        names_it = _mentions(payload, {name.strip().casefold()})
-        same_ticket = status.wave.change_ticket is not None and record.change_ticket == status.wave.change_ticket
-        if names_it or (same_ticket and not _mentions(payload, others)):
-            approvals.append(
-                Approval(record.at, record.actor, record.action, record.change_ticket, compact(record.after))
-            )
+    approvals = [
+        Approval(record.at, record.actor, record.action, record.change_ticket, compact(record.after))
+        for record in audit
+        # exactly what the wave engine counts as an approval of this wave (StoreWaves.approved_batches)
+        if record.action == APPROVE and isinstance(record.after, dict) and record.after.get("wave") == name
+    ]
     if status.wave.state == "completed":  # the engine's word for a wave that ran to its end
         ended: datetime | None = max([status.wave.updated_at, *moments[-1:]])
     else:

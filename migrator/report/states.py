@@ -29,14 +29,15 @@ FAILED = "failed"
 ROLLED_BACK = "rolled_back"
 STALLED = "stalled"
 INITIAL = "pending"  # the store's default state for a freshly enrolled device or user
+ROLLING_BACK = "rolling_back"  # every rollback enters it (begin_rollback, or a retry of one that hit an error)
+# The device did not answer: waiting for it at each recheck, then parked past waits.unreachable_deadline. The
+# device context says since when (``unreachable_since``).
+UNANSWERED = ("waiting_for_device", "unreachable")
 
 # A device here is done: no step of the wave will run for it again without a person deciding so.
 FINAL_STATES = frozenset(DEVICE_FINAL)
 # Done and on cloud Kerberos trust: what "users migrated" counts.
 SUCCESS_STATES = frozenset(DEVICE_SUCCESS)
-# Step names (playbook vocabulary and step-module vocabulary) whose success means a Hello container is gone.
-DELETE_STEPS = frozenset({"delete_container", "delete_hello_container"})
-RESTORE_STEPS = frozenset({"restore_policy", "rollback"})
 
 # Listing order: the start, work in progress, waiting, parked, then the final states (successes last).
 _ORDER = (
@@ -59,9 +60,10 @@ def attention(state: str) -> AttentionKind | None:
     return None
 
 
-def is_rollback_state(state: str) -> bool:
-    """A state the rollback path uses (``rolling_back``, ``rolled_back``)."""
-    return state in ("rolling_back", ROLLED_BACK)
+def resume_retries(state: str) -> bool:
+    """Whether ``migrator resume`` continues a device parked in ``state`` by itself (the table's ``resumes``)."""
+    known = device_state(state)
+    return known is not None and known.resumes
 
 
 def state_sort_key(state: str) -> tuple[int, str]:

@@ -64,7 +64,7 @@ def test_a_device_that_stops_answering_while_its_user_is_awaited_waits_for_it_th
         drive(kit, store, book, [target.name], between=weather)
         assert store.get_device(target.name).state == "migrated"
         waiting = [error for state, error in seen if state == "waiting_for_device"]
-        assert waiting and all("no answer since" in (e or "") for e in waiting)
+        assert waiting and all("tried again at each recheck" in (e or "") for e in waiting)
         assert "failed" not in {s for s, _ in seen}
         transitions = store.export_device_timeline(target.name).transitions
         assert [t.event for t in transitions if t.subject == "device"].count("reached") == 1
@@ -83,7 +83,7 @@ def test_a_device_unreachable_past_its_deadline_is_parked_and_a_new_visit_tries_
         results = drive(kit, store, book, [target.name])
         row = store.get_device(target.name)
         assert row.state == "unreachable" and results[target.name].next_due is None
-        assert "no answer since" in (row.last_error or "") and load_device(row.context).unreachable_since
+        assert "unreachable_deadline" in (row.last_error or "") and load_device(row.context).unreachable_since
         _online(kit, target.name)
         drive(kit, store, book, [target.name])
         assert store.get_device(target.name).state == "migrated"

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from migrator.cli import app
 from migrator.report import collect_report
 from migrator.report.csvout import DEVICE_COLUMNS, USER_COLUMNS, cell
-from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, HOSTILE_USER, Fleet
+from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, HOSTILE_USER, PASSKEY_WARNING, TRACEBACK, Fleet
 
 runner = CliRunner()
 
@@ -28,7 +28,7 @@ def test_devices_csv_parses_back_one_row_per_device(fleet: Fleet) -> None:
     rows = list(csv.DictReader(io.StringIO(_report(fleet.state_dir, "--format", "csv"))))
     assert tuple(rows[0]) == DEVICE_COLUMNS
     by_device = {r["device"]: r for r in rows}
-    assert len(rows) == 7 and set(by_device) >= {"PC-KEY-01", "PC-RB-06", HOSTILE_DEVICE}
+    assert len(rows) == 10 and set(by_device) >= {"PC-KEY-01", "PC-RB-06", HOSTILE_DEVICE}
     cert = by_device["PC-CERT-02"]
     assert (cert["wave"], cert["path"], cert["state"], cert["users_migrated"], cert["users_total"]) == (
         "pilot",
@@ -51,15 +51,19 @@ def test_formula_looking_cells_are_defused(fleet: Fleet) -> None:
     assert cell(None) == "" and cell(True) == "true" and cell(3) == "3"
 
 
-def test_users_csv_has_one_row_per_user_with_deletions_and_passkeys(fleet: Fleet) -> None:
-    """--users writes one row per user, saying whose container was deleted and whether passkeys went with it."""
+def test_users_csv_has_one_row_per_user_with_deletions_and_their_warnings(fleet: Fleet) -> None:
+    """--users writes one row per user, saying whose container migrator deleted, when, and the warning recorded
+    with the delete (empty: none recorded); a container found already gone is not one migrator deleted."""
     rows = list(csv.DictReader(io.StringIO(_report(fleet.state_dir, "--format", "csv", "--users"))))
     assert tuple(rows[0]) == USER_COLUMNS
     by_user = {r["user"]: r for r in rows}
-    assert len(rows) == 8
-    assert by_user["CONTOSO\\bob"]["container_deleted"] == "true" and by_user["CONTOSO\\bob"]["passkeys"] == "true"
-    assert by_user["CONTOSO\\carol"]["container_deleted"] == "true" and by_user["CONTOSO\\carol"]["passkeys"] == ""
-    assert by_user["CONTOSO\\erin"]["passkeys"] == "false"
+    assert len(rows) == 11
+    bob = by_user["CONTOSO\\bob"]
+    assert bob["container_deleted"] == "true" and bob["delete_warning"] == PASSKEY_WARNING
+    assert bob["key_id"] == "k-bob" and bob["deleted_at"].endswith("Z")
+    erin = by_user["CONTOSO\\erin"]
+    assert erin["container_deleted"] == "true" and erin["delete_warning"] == "" and erin["deleted_at"].endswith("Z")
+    assert by_user["CONTOSO\\carol"]["container_deleted"] == "false" and by_user["CONTOSO\\carol"]["deleted_at"] == ""
     assert by_user["CONTOSO\\alice"]["container_deleted"] == "false"
     assert by_user[HOSTILE_USER]["device"] == HOSTILE_DEVICE
     assert by_user["CONTOSO\\dave"]["last_error"] == "no sign-in within 7 days"
@@ -89,9 +93,16 @@ def test_json_report_holds_everything_the_html_shows(fleet: Fleet) -> None:
         "scope": "the whole audit log of the store",
     }
     deleted = {(c["device"], c["user"]): c for c in doc["deleted_containers"]}
-    assert deleted[("PC-CERT-02", "CONTOSO\\bob")]["passkeys"] is True
-    assert deleted[("PC-CERT-02", "CONTOSO\\bob")]["entra_key_remains"] is True
-    assert deleted[("PC-CERT-02", "CONTOSO\\carol")]["passkeys"] is None
+    assert set(deleted) == {("PC-CERT-02", "CONTOSO\\bob"), ("PC-RB-06", "CONTOSO\\erin")}
+    bob = deleted[("PC-CERT-02", "CONTOSO\\bob")]
+    assert (bob["wave"], bob["sid"], bob["key_id"], bob["container_trust"]) == (
+        "pilot",
+        "S-1-5-21-1-1002",
+        "k-bob",
+        "cert",
+    )
+    assert bob["entra_key_remains"] is True and bob["delete_warning"] == PASSKEY_WARNING and bob["deleted_at"]
+    assert deleted[("PC-RB-06", "CONTOSO\\erin")]["delete_warning"] is None
     rollback = doc["rollbacks"][0]
     assert rollback["device"] == "PC-RB-06" and rollback["complete"] is True
     assert [v["action"] for v in rollback["restored"]] == ["set", "removed"]
@@ -99,8 +110,16 @@ def test_json_report_holds_everything_the_html_shows(fleet: Fleet) -> None:
     assert {f["device"] for f in doc["failures"]} == {"PC-FAIL-03", HOSTILE_DEVICE}
     devices = {d["name"]: d for d in doc["devices"]}
     kinds = {e["kind"] for e in devices["PC-CERT-02"]["timeline"]}
-    assert kinds == {"transition", "step", "journal"}
-    assert doc["diagram"]["source"] == "store" and doc["diagram"]["graphs"][0]["edges"]
+    assert kinds == {"transition", "journal"}
+    users = {u["name"]: u for u in devices["PC-CERT-02"]["users"]}
+    assert (
+        users["CONTOSO\\bob"]["container_deleted"] is True
+        and users["CONTOSO\\bob"]["delete_warning"] == PASSKEY_WARNING
+    )
+    assert users["CONTOSO\\carol"]["container_deleted"] is False and users["CONTOSO\\carol"]["deleted_at"] is None
+    assert devices["PC-BUG-09"]["traceback"] == TRACEBACK
+    assert devices["PC-DOWN-07"]["unreachable_since"] is not None
+    assert doc["diagram"]["source"] == "machine" and doc["diagram"]["graphs"][0]["edges"]
 
 
 def test_reports_of_an_empty_store(empty_store: Fleet) -> None:
@@ -164,4 +183,4 @@ def test_csv_written_to_a_file_reads_back(fleet: Fleet, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     with out.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == list(USER_COLUMNS) and len(rows) == 9 and all(rows)
+    assert rows[0] == list(USER_COLUMNS) and len(rows) == 12 and all(rows)

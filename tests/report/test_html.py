@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from migrator.cli import app
 from migrator.report import collect_report, render_html
+from migrator.report.model import iso
 from migrator.store import AuditEntry
-from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, HOSTILE_USER, Fleet
+from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, HOSTILE_USER, PASSKEY_WARNING, TRACEBACK, Fleet
 
 runner = CliRunner()
 SECTIONS = ("waves", "counts", "attention", "failures", "rollback", "entra-keys", "timelines", "audit", "diagram")
@@ -87,7 +88,8 @@ def test_wave_summary_shows_ticket_playbook_hash_times_and_approvals(fleet: Flee
     for text in ("CHG0042", "to-cloud-kerberos", pilot.playbook_hash, "running", "halted"):
         assert text in document
     assert "change.manager@contoso (wave.approve)" in document
-    assert "2025-03-03T08:00:10Z" in document  # the pilot's first transition
+    first = min(t.at for t in fleet.store.export_wave_transitions("pilot"))
+    assert f"<td>{iso(first)}</td>" in document  # started: the pilot's first transition
 
 
 def test_failures_list_devices_with_reasons(fleet: Fleet) -> None:
@@ -98,20 +100,21 @@ def test_failures_list_devices_with_reasons(fleet: Fleet) -> None:
 
 
 def test_deleted_containers_leave_keys_in_entra_and_passkeys_are_warned(fleet: Fleet) -> None:
-    """Each user whose container was deleted is listed with the Entra ID key note; bob's passkeys are warned
-    about, carol's are not recorded, erin's audit entry says none."""
+    """Each container migrator deleted is listed with the Entra ID key note: device, wave, user, SID, NgcKeyId,
+    when, and the warning recorded with the delete (bob's, on Windows 11: passkeys); erin's delete recorded no
+    warning: 'not recorded'. Carol's container was found already gone, alice's kept: neither is listed."""
     document = _html(fleet)
     section = document[document.index('id="entra-keys"') : document.index('id="timelines"')]
     assert "the old Hello key stays registered in Entra ID" in section
     assert "until an admin removes it" in section
-    for user in ("CONTOSO\\bob", "CONTOSO\\carol", "CONTOSO\\erin"):
-        assert user in section
-    assert "alice" not in section  # key trust without a reset: nothing deleted
-    rows = {row.split("</td>")[1]: row for row in section.split("<tr>")[2:]}
-    assert "WARNING: the deleted container also held passkeys" in rows["<td>CONTOSO\\bob"]
-    assert "not recorded" in rows["<td>CONTOSO\\carol"]
-    assert "none (audit entry" in rows["<td>CONTOSO\\erin"]
-    assert "k-bob" in rows["<td>CONTOSO\\bob"]
+    assert "carol" not in section and "alice" not in section
+    rows = {row.split("</td>")[2]: row for row in section.split("<tr>")[2:]}
+    assert set(rows) == {"<td>CONTOSO\\bob", "<td>CONTOSO\\erin"}
+    bob = rows["<td>CONTOSO\\bob"]
+    for text in ("PC-CERT-02", "pilot", "S-1-5-21-1-1002", "k-bob", "2025-03-03T", f"WARNING: {PASSKEY_WARNING}"):
+        assert text in bob
+    erin = rows["<td>CONTOSO\\erin"]
+    assert "PC-RB-06" in erin and "k-rin" in erin and "not recorded" in erin and "WARNING" not in erin
 
 
 def test_rollback_shows_what_was_restored_and_what_could_not_be(fleet: Fleet) -> None:
@@ -126,15 +129,43 @@ def test_rollback_shows_what_was_restored_and_what_could_not_be(fleet: Fleet) ->
     assert "re-provisions under the restored policy" in section
 
 
-def test_timelines_hold_transitions_steps_and_journal(fleet: Fleet) -> None:
-    """A device's timeline lists its transitions, step attempts with status and journal entries."""
-    document = _html(fleet)
-    block = document[document.index("<summary>PC-CERT-02") :]
-    block = block[: block.index("</details>")]
+def _device_block(document: str, device: str) -> str:
+    block = document[document.index(f"<summary>{device}") :]
+    return block[: block.index("</details>")]
+
+
+def test_timelines_hold_transitions_and_journal(fleet: Fleet) -> None:
+    """A device's timeline lists its transitions (device and user) and journal entries with their status; the
+    users table says whose container was deleted, and when."""
+    block = _device_block(_html(fleet), "PC-CERT-02")
     assert "pending → preflight" in block
-    assert "step delete_container (attempt 1)" in block and "succeeded" in block
-    assert "journal delete_container (attempt 1)" in block and "has_passkeys" in block
-    assert "user CONTOSO\\bob: container_deleted → migrated" in block
+    assert "journal delete_hello_container (attempt 1)" in block and "done" in block
+    assert "user CONTOSO\\bob: deleting → prompted" in block and "container_deleted" in block
+    assert "user CONTOSO\\bob: verifying → migrated" in block
+    bob = block[block.index("<td>CONTOSO\\bob</td>") :]
+    assert bob[: bob.index("</tr>")].count("2025-03-03T") == 1  # the deletion time in "container deleted"
+
+
+def test_device_pages_show_the_traceback_of_an_error_and_since_when_a_device_is_silent(fleet: Fleet) -> None:
+    """An error device's page is open and shows the traceback; a device that does not answer says since when."""
+    document = _html(fleet)
+    assert "<details open><summary>PC-BUG-09" in document
+    bug = _device_block(document, "PC-BUG-09")
+    assert "<pre>" in bug and "KeyError: &#x27;session&#x27;" in bug and "Traceback (most recent call last)" in bug
+    assert TRACEBACK.splitlines()[0] in "".join(_parse(bug).text)
+    assert "No answer since 2025-03-10T" in _device_block(document, "PC-DOWN-07")
+    assert "No answer since" not in _device_block(document, "PC-WAIT-05")
+
+
+def test_attention_lists_error_and_silent_devices_with_their_reasons(fleet: Fleet) -> None:
+    """Needs attention: the error summary and that resume retries it; since when a silent device has not
+    answered."""
+    document = _html(fleet)
+    section = document[document.index('id="attention"') : document.index('id="failures"')]
+    assert (
+        "internal error: KeyError: &#x27;session&#x27;; `migrator resume` retries it once the cause is fixed" in section
+    )
+    assert "no answer since 2025-03-10T" in section and "Traceback" not in section
 
 
 def test_audit_verification_and_head_hash_are_shown(fleet: Fleet) -> None:
@@ -155,13 +186,14 @@ def test_a_tampered_audit_log_is_reported(fleet: Fleet) -> None:
     assert "does NOT verify" in document and "hash mismatch" in document
 
 
-def test_diagram_from_store_transitions_when_the_machine_is_absent(fleet: Fleet) -> None:
-    """Without the machine module, the diagram is drawn from the recorded transitions, as mermaid and SVG."""
+def test_diagram_is_the_machines_table(fleet: Fleet) -> None:
+    """The diagram is drawn from the machine's transition table (every row for a report of every wave), as
+    mermaid and SVG, device and user machines."""
     document = _html(fleet)
     section = document[document.index('id="diagram"') :]
-    assert "Drawn from the transitions recorded in this store" in section
+    assert "Drawn from the state machine&#x27;s transition table (every legal transition)" in section
     assert "stateDiagram-v2" in section and "rolling_back --&gt; rolled_back : restored" in section
-    assert "<svg" in section and "marker-end" in section
+    assert "<svg" in section and "marker-end" in section and "user machine" in section
 
 
 def test_empty_store_renders_every_section_with_none(empty_store: Fleet) -> None:
@@ -170,7 +202,7 @@ def test_empty_store_renders_every_section_with_none(empty_store: Fleet) -> None
     parsed = _parse(document)
     assert set(SECTIONS) <= parsed.ids
     assert "No wave is recorded in this store." in document
-    assert "No transition is recorded yet." in document
+    assert "No device is enrolled." in document
     assert "verifies" in document
 
 

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from migrator.cli import app
 from migrator.report import collect_status, status_renderable
 from migrator.report.console import age
+from migrator.report.model import iso
 from migrator.store import LeaseOwner, Store
-from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, Fleet
+from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, TRACEBACK, Fleet
 
 runner = CliRunner()
 
@@ -31,7 +32,7 @@ def test_json_contract_has_exactly_the_documented_keys(fleet: Fleet) -> None:
     doc = _status_json(fleet.state_dir)
     assert set(doc) == {"waves", "devices", "counts"}
     devices = doc["devices"]
-    assert isinstance(devices, list) and len(devices) == 7
+    assert isinstance(devices, list) and len(devices) == 10
     for device in devices:
         assert {"name", "state", "path", "users", "last_error"} <= set(device)
         for user in device["users"]:
@@ -48,7 +49,16 @@ def test_json_values_match_the_store(fleet: Fleet) -> None:
     """Counts add up to the devices listed and agree with the store; states, paths, users and errors are the
     store's."""
     doc = _status_json(fleet.state_dir)
-    assert doc["counts"] == {"waiting_for_dc": 1, "stalled": 1, "failed": 2, "rolled_back": 1, "migrated": 2}
+    assert doc["counts"] == {
+        "waiting_for_dc": 1,
+        "waiting_for_device": 1,
+        "stalled": 1,
+        "unreachable": 1,
+        "error": 1,
+        "failed": 2,
+        "rolled_back": 1,
+        "migrated": 2,
+    }
     assert doc["counts"] == fleet.store.counts()
     by_name = {d["name"]: d for d in doc["devices"]}  # type: ignore[union-attr]
     assert by_name["PC-CERT-02"]["users"] == [
@@ -70,8 +80,17 @@ def test_json_of_one_wave_only_lists_that_wave(fleet: Fleet) -> None:
     """--wave narrows waves, devices and counts to that wave."""
     doc = _status_json(fleet.state_dir, "--wave", "wave-2")
     assert [w["name"] for w in doc["waves"]] == ["wave-2"]  # type: ignore[union-attr]
-    assert sorted(d["name"] for d in doc["devices"]) == sorted(["PC-WAIT-05", "PC-RB-06", HOSTILE_DEVICE])  # type: ignore[union-attr]
-    assert doc["counts"] == {"waiting_for_dc": 1, "failed": 1, "rolled_back": 1}
+    assert sorted(d["name"] for d in doc["devices"]) == sorted(  # type: ignore[union-attr]
+        ["PC-WAIT-05", "PC-RB-06", "PC-DOWN-07", "PC-GONE-08", "PC-BUG-09", HOSTILE_DEVICE]
+    )
+    assert doc["counts"] == {
+        "waiting_for_dc": 1,
+        "waiting_for_device": 1,
+        "unreachable": 1,
+        "error": 1,
+        "failed": 1,
+        "rolled_back": 1,
+    }
 
 
 def test_json_of_an_empty_store_is_empty_but_complete(empty_store: Fleet) -> None:
@@ -115,15 +134,53 @@ def test_table_names_the_leased_devices_their_holders_and_until_when(fleet: Flee
     assert set(_status_json(fleet.state_dir)) == {"waves", "devices", "counts"}
 
 
-def test_attention_is_ordered_failed_stalled_waiting(fleet: Fleet) -> None:
-    """Failed devices come first, then stalled, then waiting; migrated and rolled-back ones are not listed."""
+def test_attention_is_ordered_error_failed_stalled_unreachable_waiting(fleet: Fleet) -> None:
+    """Error first, then failed, stalled, unreachable and waiting (oldest first within each); migrated and
+    rolled-back devices are not listed."""
     view = collect_status(fleet.store, now=fleet.clock)
     assert [(d.name, d.attention) for d in view.attention] == [
+        ("PC-BUG-09", "error"),
         ("PC-FAIL-03", "failed"),
         (HOSTILE_DEVICE, "failed"),
         ("PC-STALL-04", "stalled"),
+        ("PC-GONE-08", "unreachable"),
         ("PC-WAIT-05", "waiting"),
+        ("PC-DOWN-07", "waiting"),
     ]
+
+
+def test_a_device_that_does_not_answer_shows_since_when_and_its_last_error(fleet: Fleet) -> None:
+    """waiting_for_device and unreachable: since when the device has not answered comes from its context's
+    unreachable_since (not from the last failed recheck), with the last error; resume retries the parked one."""
+    view = collect_status(fleet.store, now=fleet.clock)
+    by_name = {d.name: d for d in view.devices}
+    down, gone = by_name["PC-DOWN-07"], by_name["PC-GONE-08"]
+    for device in (down, gone):
+        assert device.unreachable_since is not None and device.since == device.unreachable_since
+    assert down.since < down.device.updated_at  # the last recheck failed again hours later: since stays put
+    assert down.reason.startswith(f"no answer since {iso(down.unreachable_since)}; last error: collect_facts:")
+    assert "connection refused" in down.reason and "migrator resume" not in down.reason
+    assert "connect timeout" in gone.reason and gone.reason.endswith("`migrator resume` retries it")
+    assert by_name["PC-WAIT-05"].unreachable_since is None
+    doc = _status_json(fleet.state_dir)
+    devices = {d["name"]: d for d in doc["devices"]}  # type: ignore[union-attr]
+    assert devices["PC-DOWN-07"]["unreachable_since"] == iso(down.unreachable_since)
+    assert devices["PC-DOWN-07"]["since"] == iso(down.unreachable_since)
+    assert devices["PC-KEY-01"]["unreachable_since"] is None
+
+
+def test_an_error_device_shows_its_summary_and_that_resume_retries_it(fleet: Fleet) -> None:
+    """An error device: the summary (last_error) and that `migrator resume` retries it are in the table; the
+    traceback is in the JSON, never in the console table."""
+    result = runner.invoke(app, ["status", "--state", str(fleet.state_dir)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.stdout.splitlines() if "PC-BUG-09" in line)
+    assert "internal error: KeyError: 'session'" in line and "`migrator resume` retries it" in line
+    assert "Traceback" not in result.stdout
+    devices = {d["name"]: d for d in _status_json(fleet.state_dir)["devices"]}  # type: ignore[union-attr]
+    assert devices["PC-BUG-09"]["traceback"] == TRACEBACK
+    assert devices["PC-BUG-09"]["last_error"] == "internal error: KeyError: 'session'"
+    assert devices["PC-FAIL-03"]["traceback"] is None
 
 
 def test_one_frame_renders_without_a_terminal(fleet: Fleet) -> None:
@@ -131,7 +188,7 @@ def test_one_frame_renders_without_a_terminal(fleet: Fleet) -> None:
     console = Console(record=True, width=160, force_terminal=False)
     console.print(status_renderable(collect_status(fleet.store), note="could not refresh"))
     text = console.export_text()
-    assert "Needs attention (4)" in text and "could not refresh" in text
+    assert "Needs attention (7)" in text and "could not refresh" in text
 
 
 def test_watch_stops_after_the_requested_number_of_frames(fleet: Fleet) -> None:
