@@ -109,7 +109,7 @@ def lab_up(
 
 
 def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threading.Event) -> None:
-    from migrator.lab.fleetfile import save_fleet
+    from migrator.lab.fleetfile import FleetFileError, save_fleet
 
     the_fleet = runtime.fleet
     started = time.monotonic()
@@ -135,7 +135,10 @@ def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threadi
                 )
     finally:
         saved = runtime.stop()
-        save_fleet(saved, fleet_path)
+        try:
+            save_fleet(saved, fleet_path)
+        except FleetFileError as err:
+            raise _fail(f"lab stopped, but its state was not saved: {err}", code=1) from None
         console.print(f"lab stopped; fleet state saved to {fleet_path}", highlight=False)
 
 

@@ -71,6 +71,19 @@ def test_lab_up_prints_ready_and_saves_the_fleet_on_sigint(tmp_path: Path) -> No
     assert load_fleet(fleet_path).clock > before  # the virtual time reached was kept
 
 
+def test_sigint_in_an_empty_folder_saves_to_a_new_state_folder(tmp_path: Path) -> None:
+    """From a fresh clone (no state/lab/), Ctrl-C saves the generated fleet to state/lab/fleet.json, no traceback."""
+    empty = tmp_path / "clone"
+    empty.mkdir()
+    inventory = tmp_path / "elsewhere" / "inventory.yaml"  # so nothing else creates state/lab/
+    proc, _ = _lab_up(["--devices", "3", "--inventory", str(inventory), *FREE_PORTS], cwd=empty)
+    rest = _stop(proc)
+    assert proc.returncode == 0, rest
+    assert "Traceback" not in rest and "Error" not in rest, rest
+    assert "saved" in rest
+    assert len(load_fleet(empty / "state" / "lab" / "fleet.json").devices) == 3
+
+
 def test_lab_up_moves_off_default_ports_that_are_taken(tmp_path: Path) -> None:
     """Without port options, lab up listens on 5985/5986 when free, else on free ports that the inventory names."""
     fleet_path = _fleet_file(tmp_path)
