@@ -13,6 +13,12 @@ tested, never on the device:
   enabled with neither trust policy = key trust;
 - **cloud Kerberos trust support** of a build (:func:`supports_cloud_trust`): 19044.1566+, 22000.527+, 22621+;
 - **the path** (:func:`path`): ``key``, ``cert``, ``cloud`` (already there) or ``ineligible``, with reasons.
+
+The policy precedence is written twice on purpose: here, as the product reads the values a device reports, and
+in :mod:`migrator.lab.policy`, as the lab's Windows applies them. Each is the other's oracle
+(``tests/test_policy_oracle.py`` checks that they agree on random values in every source), so do not merge them
+or make one call the other: a change to the rules goes into both, each from the reference, and the oracle test
+says whether they still agree.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """``migrator demo``: the product end to end on an embedded lab fleet.
 
-A mixed lab fleet starts in-process (its own loopback addresses and ports, realistic faults, simulated people on a
-fast virtual clock); the devices are probed; a canary runs, then a wave of the certificate trust playbook and a wave
-of the key trust playbook; the recap and the HTML report end it. Everything lives under ``<state>/demo`` (the store,
-the logs, the lab's inventory and secrets, the report), which each run starts afresh.
+A mixed lab fleet starts in-process (its own loopback addresses and ports, or free ports if another lab holds
+those; realistic faults, simulated people on a fast virtual clock); the devices are probed; a canary runs, then a
+wave of the certificate trust playbook and a wave of the key trust playbook; the recap and the HTML report end it.
+Everything lives under ``<state>/demo`` (the store, the logs, the lab's inventory and secrets, the report), which
+each run starts afresh.
 """
 
 from __future__ import annotations
@@ -88,12 +89,18 @@ def demo(
     faults.add(kind="latency", delay=0.002, jitter=0.002)
     faults.add(kind="busy", probability=0.02)  # WinRM MaxConcurrentOperationsPerUser: retried
     faults.add(kind="drop", devices=[fleet.devices[-1].name], after=3, count=1)  # a lost connection: retried
-    runtime = LabRuntime(fleet, folder / "lab", speed=speed, ports=LabPorts(*DEMO_PORTS), faults=faults)
+    # Another lab (a second demo, a `lab up`, a test) may hold the default ports on these addresses: then the
+    # fleet listens on free ones, and the inventory the demo writes and reads says which.
+    ports = LabPorts(*DEMO_PORTS, free_if_taken=True)
+    runtime = LabRuntime(fleet, folder / "lab", speed=speed, ports=ports, faults=faults)
     console.print(f"starting a lab fleet of {devices} devices (seed {seed})…", highlight=False)
     try:
         runtime.start()
     except Exception as err:
         raise fail(f"the lab could not start: {err}") from None
+    chosen = (runtime.server.http_port, runtime.server.https_port)
+    if chosen != DEMO_PORTS:
+        console.print(f"ports {DEMO_PORTS[0]}/{DEMO_PORTS[1]} are taken: the lab listens on {chosen[0]}/{chosen[1]}")
     try:
         inventory_path = folder / "lab" / "inventory.yaml"
         runtime.write_inventory(inventory_path)

@@ -61,8 +61,12 @@ def lab_up(
     faults: Annotated[Path | None, typer.Option(help="YAML fault profile.")] = None,
     inventory: Annotated[Path, typer.Option(help="Where to write the inventory.")] = DEFAULT_DIR / "inventory.yaml",
     speed: Annotated[float, typer.Option(min=0.001, help="Virtual seconds per real second.")] = 60.0,
-    http_port: Annotated[int, typer.Option(min=1, max=65535)] = 5985,
-    https_port: Annotated[int, typer.Option(min=1, max=65535)] = 5986,
+    http_port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Default 5985, or a free port if taken. 0 = any free port.")
+    ] = None,
+    https_port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Default 5986, or a free port if taken. 0 = any free port.")
+    ] = None,
     control_port: Annotated[int, typer.Option(min=0, max=65535, help="0 = any free port.")] = 0,
 ) -> None:
     """Start a lab fleet in the foreground until Ctrl-C (or SIGTERM), then save its state.
@@ -82,7 +86,12 @@ def lab_up(
         the_fleet,
         inventory.parent,
         speed=speed,
-        ports=LabPorts(http=http_port, https=https_port, control=control_port),
+        ports=LabPorts(
+            http=5985 if http_port is None else http_port,
+            https=5986 if https_port is None else https_port,
+            control=control_port,
+            free_if_taken=http_port is None and https_port is None,  # ports given are used as given
+        ),
         faults=plan,
     )
     # Handlers first: a SIGINT/SIGTERM that arrives as soon as `ready` is printed must still stop cleanly.
@@ -100,7 +109,7 @@ def lab_up(
 
 
 def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threading.Event) -> None:
-    from migrator.lab.fleetfile import save_fleet
+    from migrator.lab.fleetfile import FleetFileError, save_fleet
 
     the_fleet = runtime.fleet
     started = time.monotonic()
@@ -112,6 +121,7 @@ def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threadi
         runtime.write_inventory(inventory)
     console.print(
         f"lab ready: {len(the_fleet.devices)} devices in {time.monotonic() - started:.1f}s, "
+        f"ports {runtime.server.http_port}/{runtime.server.https_port}, "
         f"inventory {inventory}, control {runtime.control_url}",
         highlight=False,
     )
@@ -125,7 +135,10 @@ def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threadi
                 )
     finally:
         saved = runtime.stop()
-        save_fleet(saved, fleet_path)
+        try:
+            save_fleet(saved, fleet_path)
+        except FleetFileError as err:
+            raise _fail(f"lab stopped, but its state was not saved: {err}", code=1) from None
         console.print(f"lab stopped; fleet state saved to {fleet_path}", highlight=False)
 
 

@@ -145,13 +145,14 @@ def dumps_fleet(fleet: Fleet, fmt: FileFormat) -> bytes:
 
 
 def save_fleet(fleet: Fleet, path: Path | str) -> Path:
-    """Write the fleet to ``path`` (format by extension), atomically; returns the path."""
+    """Write the fleet to ``path`` (format by extension), atomically, creating its folder; returns the path."""
     target = Path(path)
     fmt = file_format(target)
     with _gc_paused():
         content = dumps_fleet(fleet, fmt)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or Path("."))
+        target.parent.mkdir(parents=True, exist_ok=True)  # `lab up` saves to state/lab/ even in a fresh clone
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise FleetFileError(target, f"cannot write the fleet file: {exc.strerror or exc}") from exc
     try:

@@ -12,6 +12,12 @@ Sources (windows-facts §2; MS docs "Policy conflicts from multiple policy sourc
 Precedence: when Group Policy configures Hello at all, it wins and the MDM values are ignored (MDMWinsOverGP
 does not cover PassportForWork). Within the winning source, certificate trust wins over cloud Kerberos trust.
 Hello enabled with neither trust policy means key trust.
+
+This is written twice on purpose: here, as the lab's model of Windows, and in :mod:`migrator.facts`, as the
+product reads the values a device reports. Each is the other's oracle (``tests/test_policy_oracle.py`` checks
+that they agree on random values in every source), so do not merge them or import one from the other (the
+product never imports the lab anyway): a change to the rules goes into both, each from the reference, and the
+oracle test says whether they still agree.
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
 """A running lab: the fleet's behaviour, its WinRM listeners and its control endpoint, started and stopped as one.
 
-``migrator lab up`` and ``migrator demo`` use :class:`LabRuntime`; so do integration tests (in-process, on high
-ports). Starting it:
+``migrator lab up`` and ``migrator demo`` use :class:`LabRuntime`; so do integration tests (in-process, on free
+ports: ``LabPorts(http=0, https=0)``). Starting it:
 
 1. wraps the fleet in a :class:`~migrator.lab.windows.Lab` on a :class:`~migrator.lab.clock.ScaledClock`
    (virtual time runs ``speed`` times real time) and starts the fleet's background life;
-2. gives every device its listeners (HTTP and HTTPS on its own 127.x address) through
-   :class:`~migrator.lab.server.LabServer`, on one event loop thread;
+2. gives every device its listeners (HTTP and HTTPS on its own 127.x address, the same two ports for the whole
+   fleet: the ones asked for, or free ones for 0 or, with ``free_if_taken``, for a port another program holds)
+   through :class:`~migrator.lab.server.LabServer`, on one event loop thread;
 3. starts the control endpoint on 127.0.0.1;
-4. writes, atomically and only once everything listens: the inventory, ``lab-ca.pem`` and
-   ``lab-secrets.env`` (mode 0600: the admin account's user name and password, and the control token).
+4. writes, atomically and only once everything listens: the inventory (with the ports chosen), ``lab-ca.pem``
+   and ``lab-secrets.env`` (mode 0600: the admin account's user name and password, and the control token).
 """
 
 from __future__ import annotations
@@ -64,9 +65,12 @@ def read_lab_secrets(inventory: Path) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class LabPorts:
+    """Ports of the fleet's listeners (None: no such listener; 0: a free one) and of the control endpoint."""
+
     http: int | None = 5985
     https: int | None = 5986
     control: int = 0  # 0 = any free port
+    free_if_taken: bool = False  # a device port another program holds is replaced by a free one, not an error
 
 
 class LabRuntime:
@@ -95,6 +99,7 @@ class LabRuntime:
             http_port=ports.http,
             https_port=ports.https,
             faults=faults or FaultPlan(),
+            free_if_taken=ports.free_if_taken,
         )
         self.background = BackgroundLab(self.server)
         self.control = ControlServer(self.lab, self.token, self._power)
@@ -164,10 +169,10 @@ class LabRuntime:
 
     def inventory_data(self) -> dict[str, Any]:
         defaults: dict[str, Any] = {"transport": "psrp", "auth": "ntlm", "ca_bundle": CA_NAME}
-        if self.ports.https is not None:
-            defaults.update(scheme="https", port=self.ports.https)
+        if self.server.https_port is not None:  # the ports listened on: free ones are chosen at start
+            defaults.update(scheme="https", port=self.server.https_port)
         else:
-            defaults.update(scheme="http", port=self.ports.http)
+            defaults.update(scheme="http", port=self.server.http_port)
         devices = []
         for device in self.fleet.devices:
             entry: dict[str, Any] = {"name": device.name, "address": device.address}

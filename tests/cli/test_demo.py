@@ -6,18 +6,30 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from migrator.cli import app
+from migrator.cli.demo import DEMO_PORTS
+from tests.loopback import listening
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
+DEMO_FIRST_ADDRESS = "127.30.0.1"  # the demo's first device
+
 
 def test_demo_migrates_a_small_fleet(tmp_path: Path) -> None:
-    """The demo exits 0, writes the HTML report, and the store shows no failed device and a verified audit log."""
+    """The demo exits 0, writes the HTML report, and the store shows no failed device and a verified audit log.
+
+    Another lab holds the demo's default ports on its first address (as a second demo or a test lab may): the
+    demo listens on free ports instead and still runs."""
     args = ["demo", "--devices", "12", "--seed", "3", "--speed", "20000", "--state", str(tmp_path)]
-    result = CliRunner().invoke(app, args)
+    with listening(DEMO_FIRST_ADDRESS, DEMO_PORTS[0]), listening(DEMO_FIRST_ADDRESS, DEMO_PORTS[1]):
+        result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert f"ports {DEMO_PORTS[0]}/{DEMO_PORTS[1]} are taken" in result.output
+    inventory = yaml.safe_load((tmp_path / "demo" / "lab" / "inventory.yaml").read_text(encoding="utf-8"))
+    assert inventory["defaults"]["port"] != DEMO_PORTS[1]
     assert "HTML report" in result.output
     demo = tmp_path / "demo"
     html = (demo / "report.html").read_text(encoding="utf-8")

@@ -28,7 +28,7 @@ BOOK: Playbook = playbook().model_copy(
 
 def small_fleet() -> Fleet:
     """One hybrid certificate trust device and one key trust device, each with one cooperative user."""
-    fleet = make_fleet(8, 11, "key=50,cert=50,cloud=0,none=0", block=0)
+    fleet = make_fleet(8, 11, "key=50,cert=50,cloud=0,none=0")
     cert = next(
         d
         for d in fleet.devices

@@ -1,12 +1,11 @@
 """An in-process lab on a virtual clock for driver tests: real pypsrp against the lab's WS-Man listeners.
 
-Ports 31985 (HTTP) / 31986 (HTTPS) and device addresses 127.94.x.y are this suite's own. Time only moves when a
-test (or a script's Start-Sleep) advances the :class:`VirtualClock`, so days of user behaviour pass in
-milliseconds."""
+The lab listens on a free HTTP port on random loopback addresses (tests/loopback.py), so runs of the suite at once
+do not meet. Time only moves when a test (or a script's Start-Sleep) advances the :class:`VirtualClock`, so days
+of user behaviour pass in milliseconds."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,9 +27,8 @@ from migrator.playbook import Playbook, load_playbook
 from migrator.remote.credentials import Credentials
 from migrator.remote.retry import RetryPolicy
 from migrator.store import Store, content_hash
+from tests.loopback import free_addresses
 
-HTTP_PORT = 31985
-HTTPS_PORT = 31986
 FAST_RETRY = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.02, jitter=0.0, total_seconds=5)
 # What the admin knows about the lab's domains (Set-AzureADKerberosServer was run in CORP and EMEA only).
 ENTRA_KERBEROS = PathSettings(
@@ -45,18 +43,11 @@ ENTRA_KERBEROS = PathSettings(
 )
 
 
-# Two runs of the suite at once (a developer and CI, say) must not collide: each process takes its own range of
-# third octets (five blocks: 0-4), chosen by its pid.
-_BASE_OCTET = 20 + (os.getpid() % 40) * 5
-
-
-def make_fleet(devices: int, seed: int, mix: str, block: int = 0) -> Fleet:
-    """A generated fleet on 127.94.<this process's block>.x."""
-    if not 0 <= block <= 4:
-        raise ValueError("block is 0-4")
+def make_fleet(devices: int, seed: int, mix: str) -> Fleet:
+    """A generated fleet on random loopback addresses."""
     fleet = generate_fleet(devices, seed, parse_mix(mix))
-    for index, device in enumerate(fleet.devices, start=1):
-        device.address = f"127.94.{_BASE_OCTET + block}.{index + 1}"
+    for device, address in zip(fleet.devices, free_addresses(devices), strict=True):
+        device.address = address
     return fleet
 
 
@@ -85,8 +76,13 @@ class LabKit:
     server: LabServer
     background: BackgroundLab
     password: str
-    http_port: int = HTTP_PORT
     results: dict[str, VisitResult] = field(default_factory=dict)
+
+    @property
+    def http_port(self) -> int:
+        """The free port the lab chose when it started (every device listens on it)."""
+        assert self.server.http_port
+        return self.server.http_port
 
     @property
     def credentials(self) -> Credentials:
@@ -108,13 +104,11 @@ class LabKit:
 
 
 @contextmanager
-def running_lab(
-    fleet: Fleet, work: Path, *, http_port: int = HTTP_PORT, https_port: int = HTTPS_PORT
-) -> Iterator[LabKit]:
+def running_lab(fleet: Fleet, work: Path) -> Iterator[LabKit]:
     clock = VirtualClock(fleet.clock)
     lab = Lab(fleet, clock)
     password = secrets.token_urlsafe(18)
-    server = LabServer(lab.executor, work, http_port=http_port, https_port=https_port)
+    server = LabServer(lab.executor, work, http_port=0, https_port=0)
     admin = fleet.admin
     account = Account(username=admin.username, password=password, sid=ADMIN_SID, domain=admin.domain)
     for device in fleet.devices:
@@ -123,7 +117,7 @@ def running_lab(
     background.start()
     lab.start_simulation()
     try:
-        yield LabKit(fleet, clock, lab, server, background, password, http_port)
+        yield LabKit(fleet, clock, lab, server, background, password)
     finally:
         background.stop()
 

@@ -43,9 +43,9 @@ def fast(name: str = "to-cloud-kerberos") -> Playbook:
     )
 
 
-def one_hybrid_device(mix: str, block: int, *, single_user: bool = False) -> tuple[Fleet, Device]:
+def one_hybrid_device(mix: str, *, single_user: bool = False) -> tuple[Fleet, Device]:
     """A cooperative fleet cut down to its first hybrid device whose first user has a container."""
-    fleet = cooperative(make_fleet(6, 4, mix, block=block))
+    fleet = cooperative(make_fleet(6, 4, mix))
     target = next(d for d in fleet.devices if d.join_type == "hybrid" and d.users and d.users[0].container)
     fleet.devices = [target]
     if single_user:
@@ -55,7 +55,7 @@ def one_hybrid_device(mix: str, block: int, *, single_user: bool = False) -> tup
 
 @pytest.fixture
 def mixed(tmp_path: Path) -> Iterator[tuple[LabKit, Path]]:
-    fleet = cooperative(make_fleet(12, 11, "key=35,cert=35,cloud=10,none=20", block=1))
+    fleet = cooperative(make_fleet(12, 11, "key=35,cert=35,cloud=10,none=20"))
     with running_lab(fleet, tmp_path / "lab") as kit:
         sign_everyone_in(kit)
         yield kit, tmp_path
@@ -105,7 +105,7 @@ def test_a_mixed_fleet_migrates(mixed: tuple[LabKit, Path]) -> None:
 def test_devices_without_a_dc_wait_and_finish_when_it_returns(tmp_path: Path) -> None:
     """A hybrid cert device without line of sight parks in waiting_for_dc without deleting anything, then
     migrates once the lab brings the DC back."""
-    fleet, target = one_hybrid_device("key=0,cert=100,cloud=0,none=0", 2)
+    fleet, target = one_hybrid_device("key=0,cert=100,cloud=0,none=0")
     target.dc_reachable = False
     book = fast()
     with running_lab(fleet, tmp_path / "lab") as kit:
@@ -130,7 +130,7 @@ def test_devices_without_a_dc_wait_and_finish_when_it_returns(tmp_path: Path) ->
 
 def test_users_who_never_sign_in_become_stalled(tmp_path: Path) -> None:
     """A user who is not signed in and never signs in: stalled after the deadline, container untouched."""
-    fleet, target = one_hybrid_device("key=0,cert=100,cloud=0,none=0", 3)
+    fleet, target = one_hybrid_device("key=0,cert=100,cloud=0,none=0")
     for user in target.users:
         user.behaviour.compliance = "never"
     book = fast()
@@ -148,7 +148,7 @@ def test_a_user_who_signed_in_off_the_network_is_reminded_once_a_dc_answers(
 ) -> None:
     """Key trust user prompted while the DC answers, signs in again while it does not (cached key trust logon, no
     partial TGT): once the DC is back a day later they are asked again, sign in with the DC and end migrated."""
-    fleet, target = one_hybrid_device("key=100,cert=0,cloud=0,none=0", 2, single_user=True)
+    fleet, target = one_hybrid_device("key=100,cert=0,cloud=0,none=0", single_user=True)
     user = target.users[0]
     book = fast("key-trust-to-cloud-kerberos")
     with running_lab(fleet, tmp_path / "lab") as kit:
@@ -182,7 +182,7 @@ def test_a_privileged_user_is_parked_at_once_and_keeps_their_container(tmp_path:
     """A Domain Admin gets no partial TGT from Entra Kerberos: on the key path the verify sees their token's
     groups, on the cert path the identify step does, before the point of no return. Either way the user is
     stalled at once (not at the deadline) naming the group, and their container is never deleted."""
-    fleet, target = one_hybrid_device(mix, 3, single_user=True)
+    fleet, target = one_hybrid_device(mix, single_user=True)
     target.users[0].privileged = True
     book = fast()
     with running_lab(fleet, tmp_path / "lab") as kit:
@@ -202,7 +202,7 @@ def test_a_privileged_user_is_parked_at_once_and_keeps_their_container(tmp_path:
 def test_a_pause_or_halt_stops_a_running_visit_before_its_next_step(tmp_path: Path) -> None:
     """The wave says stop while a device is mid-visit: the step under way finishes (its journal entry is settled),
     no further step is sent, the device keeps its state, and a later visit finishes the migration."""
-    fleet, target = one_hybrid_device("key=0,cert=100,cloud=0,none=0", 1)
+    fleet, target = one_hybrid_device("key=0,cert=100,cloud=0,none=0")
     book = fast()
     with running_lab(fleet, tmp_path / "lab") as kit:
         sign_everyone_in(kit)
@@ -225,7 +225,7 @@ def test_a_pause_or_halt_stops_a_running_visit_before_its_next_step(tmp_path: Pa
 def test_a_user_who_only_signs_in_over_rdp_stalls_saying_so(tmp_path: Path) -> None:
     """After the guarded delete, a user who signs back in only over Remote Desktop never re-provisions (Hello is
     not set up in a remote session): stalled with that reason, not a generic "did not set up Hello"."""
-    fleet, target = one_hybrid_device("key=0,cert=100,cloud=0,none=0", 3, single_user=True)
+    fleet, target = one_hybrid_device("key=0,cert=100,cloud=0,none=0", single_user=True)
     target.users[0].behaviour.prefers_rdp = True
     book = fast("cert-trust-to-cloud-kerberos")
     with running_lab(fleet, tmp_path / "lab") as kit:
@@ -241,7 +241,7 @@ def test_no_container_is_deleted_where_a_required_tpm_is_not_known_usable(tmp_pa
     """The playbook requires a hardware security device. A cert device without a TPM is parked as ineligible before
     anything changes; one whose TPM cannot be read (the provider fails even for an administrator) has its policy
     changed but its users' containers kept: the point of no return refuses, naming security_device_ok."""
-    fleet = cooperative(make_fleet(8, 4, "key=0,cert=100,cloud=0,none=0", block=4))
+    fleet = cooperative(make_fleet(8, 4, "key=0,cert=100,cloud=0,none=0"))
     targets = [d for d in fleet.devices if d.users and d.users[0].container is not None][:2]
     fleet.devices = targets
     no_tpm, unreadable = targets
@@ -311,7 +311,7 @@ def test_rollback_after_a_failed_wave_restores_every_snapshot_value(mixed: tuple
 def test_a_password_never_reaches_the_logs_the_store_or_an_error(tmp_path: Path) -> None:
     """A wrong password (authentication fails) and a device error that echoes the real password: neither
     appears in the JSON log, the store file or the recorded errors."""
-    fleet = cooperative(make_fleet(2, 5, "key=0,cert=100,cloud=0,none=0", block=4))
+    fleet = cooperative(make_fleet(2, 5, "key=0,cert=100,cloud=0,none=0"))
     book = fast()
     logs = tmp_path / "logs"
     try:

@@ -1,18 +1,16 @@
 """An in-process lab for integration tests: real pypsrp/pywinrm clients against the lab's WS-Man listeners.
 
-Ports 27985 (HTTP) / 27986 (HTTPS) and device addresses 127.93.x.y are this suite's own, clear of other tests.
-The fleet holds every kind of device (hybrid, Entra, domain-only, workgroup; key, cert, cloud and no Hello
+The lab listens on free ports on random loopback addresses (tests/loopback.py), so runs of the suite at once do not
+meet. The fleet holds every kind of device (hybrid, Entra, domain-only, workgroup; key, cert, cloud and no Hello
 policy; old builds; a hybrid device without a DC; a domain without Entra Kerberos)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from migrator.errors import InputError
 from migrator.inventory import Connection, DeviceEntry, Inventory, load_inventory
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.model import Device
@@ -20,16 +18,17 @@ from migrator.lab.runtime import LabPorts, LabRuntime
 from migrator.remote.credentials import Credentials, load_credentials
 from migrator.remote.retry import RetryPolicy
 from migrator.remote.transport import Transport, open_transport
+from tests.loopback import free_addresses
 
-PORTS = LabPorts(http=27985, https=27986)
+PORTS = LabPorts(http=0, https=0)  # free ports, chosen when the lab starts
 FAST_RETRY = RetryPolicy(attempts=4, initial_wait=0.05, max_wait=0.2, jitter=0.05, total_seconds=30)
 
 
-def lab_fleet(devices: int = 40, seed: int = 21, block: int = 0):  # type: ignore[no-untyped-def]
-    """The suite's fleet; ``block`` picks the third octet, so two runs of the suite at once do not collide."""
+def lab_fleet(devices: int = 40, seed: int = 21):  # type: ignore[no-untyped-def]
+    """The suite's fleet, on random loopback addresses."""
     fleet = generate_fleet(devices, seed, parse_mix("key=40,cert=30,cloud=10,none=20"))
-    for index, device in enumerate(fleet.devices, start=1):
-        device.address = f"127.93.{block}.{index + 1}"
+    for device, address in zip(fleet.devices, free_addresses(devices), strict=True):
+        device.address = address
     # A hybrid device with no line of sight to a DC, whatever the generator drew.
     hybrid = [d for d in fleet.devices if d.join_type == "hybrid" and not d.vpn_only]
     hybrid[-1].dc_reachable = False
@@ -56,6 +55,12 @@ class LabHandle:
     def transport(self, name: str, **overrides: object) -> Transport:
         return open_transport(self.entry(name), self.connection(name, **overrides), self.credentials)
 
+    @property
+    def http_port(self) -> int:
+        """The lab's HTTP port (the inventory names the HTTPS one)."""
+        assert self.runtime.server.http_port
+        return self.runtime.server.http_port
+
     def first(self, predicate) -> Device:  # type: ignore[no-untyped-def]
         return next(d for d in self.runtime.fleet.devices if predicate(d))
 
@@ -63,15 +68,8 @@ class LabHandle:
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
     work = tmp_path_factory.mktemp("lab")
-    first = os.getpid() % 200
-    for attempt in range(8):
-        runtime = LabRuntime(lab_fleet(block=(first + attempt * 7) % 250), work, speed=60.0, ports=PORTS)
-        try:
-            runtime.start()
-            break
-        except InputError:  # another run of this suite holds these addresses: take the next block
-            if attempt == 7:
-                raise
+    runtime = LabRuntime(lab_fleet(), work, speed=60.0, ports=PORTS)
+    runtime.start()
     try:
         path = work / "inventory.yaml"
         runtime.write_inventory(path)

@@ -84,7 +84,7 @@ def test_facts_and_paths_match_the_lab_truth(lab: LabHandle, transport: str) -> 
 def test_http_with_message_encryption(lab: LabHandle, transport: str) -> None:
     """Over plain HTTP, NTLM seals every message (MS-WSMV 2.2.9.1) and the facts still come back."""
     name = lab.runtime.fleet.devices[0].name
-    connection = lab.connection(name, transport=transport, scheme="http", port=27985)
+    connection = lab.connection(name, transport=transport, scheme="http", port=lab.http_port)
     from migrator.remote.transport import open_transport
 
     transport_ = open_transport(lab.entry(name), connection, lab.credentials)

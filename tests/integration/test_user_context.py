@@ -114,7 +114,7 @@ def test_hostile_prompt_text_arrives_as_data(lab: LabHandle, transport: str) -> 
 def test_winrm_over_http_with_message_encryption(lab: LabHandle) -> None:
     """WinRM over plain HTTP with NTLM sealing runs a step (gpupdate) and reads its answer."""
     device = lab.first(lambda d: d.join_type == "hybrid" and d.dc_reachable)
-    connection = lab.transport(device.name, transport="winrm", scheme="http", port=27985)
+    connection = lab.transport(device.name, transport="winrm", scheme="http", port=lab.http_port)
     try:
         refresh = run_step(connection, RefreshPolicy(), policy=FAST_RETRY)
     finally:

@@ -15,10 +15,11 @@ from migrator.inventory import load_inventory
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.model import Device
 from migrator.lab.runtime import LabPorts, LabRuntime, read_lab_secrets
+from tests.loopback import free_addresses
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-PORTS = LabPorts(http=32985, https=32986)
+PORTS = LabPorts(http=0, https=0)  # free ports, chosen when the lab starts
 # Every byte value, in an order that is not periodic: 300 KB spans several PSRP input fragments.
 PAYLOAD = bytes((index * 7 + index // 256) % 256 for index in range(300 * 1024))
 
@@ -26,7 +27,7 @@ PAYLOAD = bytes((index * 7 + index // 256) % 256 for index in range(300 * 1024))
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabRuntime, Client]]:
     fleet = generate_fleet(1, 5, parse_mix("key=100,cert=0,cloud=0,none=0"))
-    fleet.devices[0].address = "127.96.0.1"  # keep clear of other tests' listeners
+    fleet.devices[0].address = free_addresses(1)[0]
     work = tmp_path_factory.mktemp("copy-fetch")
     runtime = LabRuntime(fleet, work / "lab", speed=600.0, ports=PORTS)
     runtime.start()
@@ -38,7 +39,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabRuntime, 
         device = inventory.devices[0]
         client = Client(
             device.address,
-            port=PORTS.https,
+            port=inventory.connection(device).port,
             username=secrets["MIGRATOR_USERNAME"],
             password=secrets["MIGRATOR_PASSWORD"],
             auth="ntlm",

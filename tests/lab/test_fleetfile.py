@@ -102,10 +102,17 @@ def test_save_is_atomic(tmp_path: Path, fleet: Fleet, monkeypatch: pytest.Monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet.json"]
 
 
-def test_save_into_a_missing_directory_fails_clearly(tmp_path: Path, fleet: Fleet) -> None:
-    """Writing where no directory exists names the file and the reason."""
+def test_save_creates_a_missing_directory(tmp_path: Path, fleet: Fleet) -> None:
+    """A fleet file is saved into a directory that does not exist yet (state/lab/ in a fresh clone)."""
+    saved = save_fleet(fleet, tmp_path / "state" / "lab" / "fleet.json")
+    assert load_fleet(saved).model_dump() == fleet.model_dump()
+
+
+def test_save_where_no_directory_can_be_fails_clearly(tmp_path: Path, fleet: Fleet) -> None:
+    """Writing below a plain file names the file and the reason."""
+    (tmp_path / "a-file").write_text("")
     with pytest.raises(FleetFileError, match="cannot write the fleet file"):
-        save_fleet(fleet, tmp_path / "missing" / "fleet.json")
+        save_fleet(fleet, tmp_path / "a-file" / "fleet.json")
 
 
 def test_unknown_extension_is_refused(tmp_path: Path, fleet: Fleet) -> None:

@@ -17,17 +17,23 @@ from migrator.inventory import load_inventory
 from migrator.lab.control import ControlClient
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.runtime import LabPorts, LabRuntime, read_lab_secrets
+from tests.loopback import free_addresses
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-PORTS = LabPorts(http=26985, https=26986)
+PORTS = LabPorts(http=0, https=0)  # free ports, chosen when the lab starts
 
 
-def _fleet(devices: int = 4, seed: int = 3, octet: int = 91):  # type: ignore[no-untyped-def]
-    fleet = generate_fleet(devices, seed, parse_mix("key=50,cert=50,cloud=0,none=0"))
-    for index, device in enumerate(fleet.devices, start=1):
-        device.address = f"127.{octet}.0.{index}"  # keep clear of other tests' listeners
+def _fleet(addresses: list[str] | None = None, seed: int = 3):  # type: ignore[no-untyped-def]
+    fleet = generate_fleet(4, seed, parse_mix("key=50,cert=50,cloud=0,none=0"))
+    for device, address in zip(fleet.devices, addresses or free_addresses(4), strict=True):
+        device.address = address
     return fleet
+
+
+def _https_port(runtime: LabRuntime) -> int:
+    assert runtime.server.https_port
+    return runtime.server.https_port
 
 
 @pytest.fixture
@@ -49,7 +55,7 @@ def test_inventory_and_secrets_are_written(running: tuple[LabRuntime, Path]) -> 
     assert [d.name for d in inventory.devices] == [d.name for d in runtime.fleet.devices]
     connection = inventory.connection(inventory.devices[0])
     assert connection.ca_bundle is not None and connection.ca_bundle.exists()
-    assert connection.port == PORTS.https and connection.scheme == "https"
+    assert connection.port == _https_port(runtime) and connection.scheme == "https"
     secrets_file = path.parent / "lab-secrets.env"
     assert stat.S_IMODE(os.stat(secrets_file).st_mode) == 0o600
     secrets = read_lab_secrets(path)
@@ -60,14 +66,14 @@ def test_inventory_and_secrets_are_written(running: tuple[LabRuntime, Path]) -> 
 
 def test_pypsrp_and_pywinrm_reach_a_lab_device(running: tuple[LabRuntime, Path]) -> None:
     """Unmodified clients authenticate with the lab secrets and run PowerShell on a device."""
-    _runtime, path = running
+    runtime, path = running
     inventory = load_inventory(path)
     device = inventory.devices[0]
     secrets = read_lab_secrets(path)
     ca = str(inventory.connection(device).ca_bundle)
     wsman = WSMan(
         device.address,
-        port=PORTS.https,
+        port=_https_port(runtime),
         username=secrets["MIGRATOR_USERNAME"],
         password=secrets["MIGRATOR_PASSWORD"],
         auth="ntlm",
@@ -79,7 +85,7 @@ def test_pypsrp_and_pywinrm_reach_a_lab_device(running: tuple[LabRuntime, Path])
         ps.add_script('param($Name) "$env:COMPUTERNAME/$Name"').add_parameters({"Name": "x'; y"})
         assert ps.invoke() == [f"{device.name}/x'; y"]
     session = winrm.Session(
-        f"https://{device.address}:{PORTS.https}/wsman",
+        f"https://{device.address}:{_https_port(runtime)}/wsman",
         auth=(secrets["MIGRATOR_USERNAME"], secrets["MIGRATOR_PASSWORD"]),
         transport="ntlm",
         server_cert_validation="validate",
@@ -116,9 +122,27 @@ def test_control_endpoint_inspects_and_acts(running: tuple[LabRuntime, Path]) ->
 
 def test_a_taken_port_is_a_clear_error(running: tuple[LabRuntime, Path], tmp_path: Path) -> None:
     """A second lab on the same addresses and ports fails with a message, not a traceback."""
-    second = LabRuntime(_fleet(), tmp_path / "second", speed=600.0, ports=PORTS)
+    first, _ = running
+    taken = LabPorts(http=first.server.http_port, https=first.server.https_port)
+    second = LabRuntime(_fleet([d.address for d in first.fleet.devices]), tmp_path / "second", ports=taken)
     with pytest.raises(InputError, match="cannot listen"):
         second.start()
+
+
+def test_a_taken_port_is_replaced_when_allowed(running: tuple[LabRuntime, Path], tmp_path: Path) -> None:
+    """free_if_taken: the second lab listens on other free ports and its inventory says which."""
+    first, _ = running
+    taken = LabPorts(http=first.server.http_port, https=first.server.https_port, free_if_taken=True)
+    second = LabRuntime(_fleet([d.address for d in first.fleet.devices]), tmp_path / "second", ports=taken)
+    second.start()
+    try:
+        inventory = tmp_path / "second" / "inventory.yaml"
+        second.write_inventory(inventory)
+        port = load_inventory(inventory).connection(load_inventory(inventory).devices[0]).port
+        assert port == second.server.https_port and port not in (0, first.server.https_port)
+        assert second.server.http_port not in (0, first.server.http_port)
+    finally:
+        second.stop()
 
 
 def _secrets_and_ca(path: Path) -> tuple[dict[str, str], str, str]:
@@ -135,7 +159,7 @@ def test_pypsrp_client_execute_ps(running: tuple[LabRuntime, Path]) -> None:
     secrets, ca, address = _secrets_and_ca(path)
     client = Client(
         address,
-        port=PORTS.https,
+        port=_https_port(runtime),
         username=secrets["MIGRATOR_USERNAME"],
         password=secrets["MIGRATOR_PASSWORD"],
         auth="ntlm",
@@ -152,10 +176,10 @@ def test_winrs_stdin_reaches_powershell(running: tuple[LabRuntime, Path]) -> Non
 
     from winrm.protocol import Protocol
 
-    _runtime, path = running
+    runtime, path = running
     secrets, ca, address = _secrets_and_ca(path)
     protocol = Protocol(
-        endpoint=f"https://{address}:{PORTS.https}/wsman",
+        endpoint=f"https://{address}:{_https_port(runtime)}/wsman",
         transport="ntlm",
         username=secrets["MIGRATOR_USERNAME"],
         password=secrets["MIGRATOR_PASSWORD"],

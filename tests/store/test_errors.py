@@ -19,6 +19,7 @@ from migrator.store import (
     UnknownDevice,
     translate_error,
 )
+from tests.loopback import closed_port
 
 
 class FakePostgresError(Exception):
@@ -103,6 +104,6 @@ def test_store_errors_belong_to_the_project_tree() -> None:
 
 def test_a_missing_postgresql_driver_is_reported_without_the_password() -> None:
     """The URL in messages hides its password (rule 7); no driver (or no server) is a retryable StoreUnavailable."""
-    with pytest.raises(StoreUnavailable) as caught:
-        Store.open("postgresql://admin:s3cr3t@127.0.0.1:1/migrator")
+    with closed_port() as port, pytest.raises(StoreUnavailable) as caught:
+        Store.open(f"postgresql://admin:s3cr3t@127.0.0.1:{port}/migrator")
     assert "s3cr3t" not in str(caught.value) and "admin:***@" in str(caught.value)

@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 One asyncio event loop serves the whole fleet. Every device has its own loopback address (127.0.0.0/8) and two
 listening sockets on it: HTTP (5985) and HTTPS (5986, a certificate from the lab CA whose SANs are the device's
-host name and address). A TCP connection is handled by :class:`~migrator.lab.server.http.HttpConnection`
-(h11), because NTLM authenticates connections, not requests.
+host name and address); the fleet shares the two port numbers, and port 0 makes the lab choose free ones
+(:mod:`migrator.lab.server.lab`). A TCP connection is handled by
+:class:`~migrator.lab.server.http.HttpConnection` (h11), because NTLM authenticates connections, not requests.
 
 Request path::
 

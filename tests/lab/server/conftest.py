@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import itertools
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,17 +14,13 @@ import pytest
 
 from migrator.lab import shell
 from migrator.lab.server import Account, BackgroundLab, FaultPlan, LabServer, VirtualClock
+from tests.loopback import free_addresses
 
 PASSWORD = "Lab-Passw0rd!"
 ADMIN = Account("labadmin", PASSWORD, sid="S-1-5-21-1-2-3-500")
 DOMAIN_ADMIN = Account("svc-migrator", PASSWORD, sid="S-1-5-21-9-9-9-1105", domain="LAB", dns_domain="lab.example")
 NOT_ADMIN = Account("clerk", PASSWORD, sid="S-1-5-21-1-2-3-1001", admin=False)
 
-HTTP_PORT = 15985
-HTTPS_PORT = 15986
-# Fresh addresses per fixture (and per test process), so listeners never collide even with fixed ports.
-_SECOND_OCTET = 20 + os.getpid() % 200
-_third_octet = itertools.count(1)
 
 FIXED_OBJECTS: list[Any] = [
     "text",
@@ -153,19 +147,28 @@ class Fleet:
     def address(self, name: str) -> str:
         return self.server.devices[name].address
 
+    @property
+    def http_port(self) -> int:
+        assert self.server.http_port  # chosen when the lab started
+        return self.server.http_port
+
+    @property
+    def https_port(self) -> int:
+        assert self.server.https_port
+        return self.server.https_port
+
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    """Two devices on distinct 127.x addresses and high ports, served from one background loop."""
+    """Two devices on random 127.x addresses and free ports (the same two for both), served from one background loop."""
     executor = FakeExecutor()
     faults = FaultPlan()
     clock = VirtualClock()
-    server = LabServer(executor, tmp_path, http_port=HTTP_PORT, https_port=HTTPS_PORT, faults=faults, clock=clock)
+    server = LabServer(executor, tmp_path, http_port=0, https_port=0, faults=faults, clock=clock)
     names = []
-    third = next(_third_octet)
-    for index in range(2):
+    for index, address in enumerate(free_addresses(2)):
         name = f"pc-{index + 1:03d}"
-        server.add_device(name, f"127.{_SECOND_OCTET}.{third}.{index + 1}", [ADMIN, DOMAIN_ADMIN, NOT_ADMIN])
+        server.add_device(name, address, [ADMIN, DOMAIN_ADMIN, NOT_ADMIN])
         names.append(name)
     lab = BackgroundLab(server)
     with lab.running():

@@ -14,14 +14,14 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from migrator.lab.server import FaultPlan, FaultProfileError, load_fault_profile, parse_fault_profile
-from tests.lab.server.conftest import HTTPS_PORT, PASSWORD, Fleet
+from tests.lab.server.conftest import PASSWORD, Fleet
 
 pytestmark = [pytest.mark.timeout(60)]
 
 
 def _session(fleet: Fleet, device: str = "pc-001") -> winrm.Session:
     return winrm.Session(
-        f"https://{fleet.address(device)}:{HTTPS_PORT}/wsman",
+        f"https://{fleet.address(device)}:{fleet.https_port}/wsman",
         auth=("labadmin", PASSWORD),
         transport="ntlm",
         server_cert_validation="validate",
@@ -32,7 +32,7 @@ def _session(fleet: Fleet, device: str = "pc-001") -> winrm.Session:
 def _wsman(fleet: Fleet, device: str = "pc-001") -> WSMan:
     return WSMan(
         fleet.address(device),
-        port=HTTPS_PORT,
+        port=fleet.https_port,
         username="labadmin",
         password=PASSWORD,
         cert_validation=str(fleet.server.ca_bundle_path),

@@ -12,7 +12,7 @@ from pypsrp.complex_objects import GenericComplexObject, PSInvocationState
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from tests.lab.server.conftest import HTTP_PORT, HTTPS_PORT, PASSWORD, Fleet
+from tests.lab.server.conftest import PASSWORD, Fleet
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 def _wsman(fleet: Fleet, device: str = "pc-001", https: bool = True, **kwargs: object) -> WSMan:
     return WSMan(
         fleet.address(device),
-        port=HTTPS_PORT if https else HTTP_PORT,
+        port=fleet.https_port if https else fleet.http_port,
         ssl=https,
         username="LAB\\svc-migrator",
         password=PASSWORD,
@@ -152,7 +152,7 @@ def test_pool_messages_set_max_and_available_runspaces(pool: RunspacePool) -> No
 def test_client_execute_ps(fleet: Fleet) -> None:
     """Client.execute_ps runs through the same path (Invoke-Expression with the script as parameter)."""
     client = Client(
-        fleet.address("pc-001"), port=HTTP_PORT, ssl=False, username="labadmin", password=PASSWORD, auth="ntlm"
+        fleet.address("pc-001"), port=fleet.http_port, ssl=False, username="labadmin", password=PASSWORD, auth="ntlm"
     )
     output, _streams, had_errors = client.execute_ps("Get-Service")
     assert output == "ran: Invoke-Expression"

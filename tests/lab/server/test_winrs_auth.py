@@ -11,14 +11,14 @@ from pypsrp.exceptions import AuthenticationError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from tests.lab.server.conftest import HTTP_PORT, HTTPS_PORT, PASSWORD, Fleet
+from tests.lab.server.conftest import PASSWORD, Fleet
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
 def _session(fleet: Fleet, device: str, user: str, password: str, transport: str, https: bool) -> winrm.Session:
     address = fleet.address(device)
-    url = f"https://{address}:{HTTPS_PORT}/wsman" if https else f"http://{address}:{HTTP_PORT}/wsman"
+    url = f"https://{address}:{fleet.https_port}/wsman" if https else f"http://{address}:{fleet.http_port}/wsman"
     return winrm.Session(
         url,
         auth=(user, password),
@@ -70,7 +70,7 @@ def test_basic_over_http_is_refused(fleet: Fleet) -> None:
     """AllowUnencrypted=false: Basic on HTTP gets a 401 that offers only Negotiate."""
     with pytest.raises(winrm.exceptions.InvalidCredentialsError):
         _session(fleet, "pc-001", "labadmin", PASSWORD, "basic", https=False).run_cmd("hostname")
-    response = requests.post(f"http://{fleet.address('pc-001')}:{HTTP_PORT}/wsman", data=b"", timeout=5)
+    response = requests.post(f"http://{fleet.address('pc-001')}:{fleet.http_port}/wsman", data=b"", timeout=5)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == "Negotiate"
 
@@ -78,7 +78,7 @@ def test_basic_over_http_is_refused(fleet: Fleet) -> None:
 def test_https_offers_negotiate_and_basic(fleet: Fleet) -> None:
     """The 401 on HTTPS lists Negotiate and Basic, as WinRM does with Basic enabled."""
     response = requests.post(
-        f"https://{fleet.address('pc-001')}:{HTTPS_PORT}/wsman",
+        f"https://{fleet.address('pc-001')}:{fleet.https_port}/wsman",
         data=b"",
         verify=str(fleet.server.ca_bundle_path),
         timeout=5,
@@ -104,7 +104,7 @@ def test_account_that_is_not_admin_is_refused(fleet: Fleet) -> None:
 def test_pypsrp_execute_cmd_with_upn_over_http(fleet: Fleet) -> None:
     """pypsrp's Client.execute_cmd signs in with a UPN and message encryption."""
     client = Client(
-        fleet.address("pc-001"), port=HTTP_PORT, ssl=False, username="svc-migrator@lab.example", password=PASSWORD
+        fleet.address("pc-001"), port=fleet.http_port, ssl=False, username="svc-migrator@lab.example", password=PASSWORD
     )
     assert client.execute_cmd("whoami") == ("lab\\svc-migrator\r\n", "", 0)
 
@@ -113,7 +113,7 @@ def test_pypsrp_wrong_password_raises_authentication_error(fleet: Fleet) -> None
     """pypsrp sees the 401 as AuthenticationError."""
     wsman = WSMan(
         fleet.address("pc-002"),
-        port=HTTPS_PORT,
+        port=fleet.https_port,
         username="labadmin",
         password="wrong",
         cert_validation=str(fleet.server.ca_bundle_path),
@@ -125,7 +125,7 @@ def test_pypsrp_wrong_password_raises_authentication_error(fleet: Fleet) -> None
 def test_kerberos_only_client_finds_no_offer(fleet: Fleet) -> None:
     """Kerberos is not offered: a client that only speaks Kerberos finds no usable WWW-Authenticate."""
     response = requests.post(
-        f"https://{fleet.address('pc-001')}:{HTTPS_PORT}/wsman",
+        f"https://{fleet.address('pc-001')}:{fleet.https_port}/wsman",
         data=b"",
         headers={"Authorization": "Kerberos YIIBAA=="},
         verify=str(fleet.server.ca_bundle_path),
@@ -140,7 +140,7 @@ def test_stdin_sent_before_receive_reaches_the_command(fleet: Fleet) -> None:
     from winrm.protocol import Protocol
 
     protocol = Protocol(
-        endpoint=f"https://{fleet.address('pc-001')}:{HTTPS_PORT}/wsman",
+        endpoint=f"https://{fleet.address('pc-001')}:{fleet.https_port}/wsman",
         transport="ntlm",
         username="labadmin",
         password=PASSWORD,
