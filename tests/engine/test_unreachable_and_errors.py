@@ -46,7 +46,7 @@ def test_a_device_that_stops_answering_while_its_user_is_awaited_waits_for_it_th
     """Waiting for the user, the device refuses connections for two visits: it waits for the device (not
     failed, its user untouched, the error and since when recorded), then carries on and migrates; the container
     was deleted exactly once."""
-    fleet, target = one_hybrid_device(CERT_ONLY, 0, single_user=True)
+    fleet, target = one_hybrid_device(CERT_ONLY, single_user=True)
     book = _book()
     with running_lab(fleet, tmp_path / "lab") as kit:
         sign_everyone_in(kit)
@@ -74,7 +74,7 @@ def test_a_device_that_stops_answering_while_its_user_is_awaited_waits_for_it_th
 def test_a_device_unreachable_past_its_deadline_is_parked_and_a_new_visit_tries_again(tmp_path: Path) -> None:
     """Down for longer than waits.unreachable_deadline: parked as unreachable (no further visit is due), not
     failed; once it is back, the next visit (what `migrator resume` does) tries again and it migrates."""
-    fleet, target = one_hybrid_device(CERT_ONLY, 1, single_user=True)
+    fleet, target = one_hybrid_device(CERT_ONLY, single_user=True)
     book = _book()
     with running_lab(fleet, tmp_path / "lab") as kit:
         sign_everyone_in(kit)
@@ -97,7 +97,7 @@ def test_a_bug_in_a_visit_parks_the_device_in_error_with_its_traceback_and_resum
     """An unexpected exception while the answer of a step is read: the device goes to `error` with the exception
     in last_error, the traceback in its context and in the JSON log; nothing else moved. With the bug fixed, the
     next visit retries it from where it was, and it migrates."""
-    fleet, target = one_hybrid_device(CERT_ONLY, 2, single_user=True)
+    fleet, target = one_hybrid_device(CERT_ONLY, single_user=True)
     book = _book()
     log_file = configure_logging(tmp_path / "logs")
 
@@ -128,7 +128,7 @@ def test_a_bug_in_a_visit_parks_the_device_in_error_with_its_traceback_and_resum
 def test_a_device_whose_record_cannot_be_rebuilt_is_parked_in_error(tmp_path: Path) -> None:
     """A stored context that no longer reads (a corrupt record): the visit records `error` with the exception
     through the funnel instead of failing the whole wave, and the device keeps where it was for a person."""
-    fleet, target = one_hybrid_device(CERT_ONLY, 3, single_user=True)
+    fleet, target = one_hybrid_device(CERT_ONLY, single_user=True)
     book = _book()
     with running_lab(fleet, tmp_path / "lab") as kit:
         store = open_store(tmp_path / "state", kit, book, [target.name])
