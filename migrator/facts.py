@@ -118,14 +118,14 @@ class PolicyFacts(_Facts):
 
     def gpo_relevant(self) -> dict[str, int]:
         """The computer GPO values that decide the trust model (DWORDs of the names the migration uses)."""
-        return _dwords(self.gpo_computer)
+        return dwords(self.gpo_computer)
 
     def mdm_relevant(self, tenant_id: str | None = None) -> dict[str, int]:
         """The MDM device values of one tenant (or every tenant, merged) that decide the trust model."""
         merged: dict[str, int] = {}
         for tenant, values in self.mdm_device.items():
             if tenant_id is None or tenant.casefold() == tenant_id.casefold():
-                merged.update(_dwords(values))
+                merged.update(dwords(values))
         return merged
 
 
@@ -228,12 +228,21 @@ class DeviceFacts(_Facts):
 # ---- policy precedence -------------------------------------------------------------------------------------
 
 
-def _dwords(values: Mapping[str, Any]) -> dict[str, int]:
+_CANONICAL_NAMES = {name.casefold(): name for name in POLICY_NAMES}
+
+
+def dwords(values: Mapping[str, Any]) -> dict[str, int]:
+    """The DWORD policy values the migration reads, under their canonical names. Registry value names are
+    case-insensitive (https://learn.microsoft.com/windows/win32/sysinfo/registry-element-size-limits: "value names
+    are not case sensitive"), so a hand-written ``usecertificateforonpremauth`` counts as much as Group Policy's
+    ``UseCertificateForOnPremAuth``: missing it would hide certificate trust from the point of no return."""
     out: dict[str, int] = {}
     for name, data in values.items():
-        if name in POLICY_NAMES and isinstance(data, int) and not isinstance(data, bool):
-            out[name] = data
+        canonical = _CANONICAL_NAMES.get(name.casefold())
+        if canonical is not None and isinstance(data, int) and not isinstance(data, bool):
+            out[canonical] = data
     return out
+
 
 
 def _resolve(gpo: dict[str, int], mdm: dict[str, int]) -> tuple[PolicySource, dict[str, int], str]:
@@ -285,11 +294,11 @@ def evaluate_policy(
     def counts(tenant: str) -> bool:
         return tenant_id is None or tenant.casefold() == tenant_id.casefold()
 
-    gpo = _dwords(gpo_computer)
+    gpo = dwords(gpo_computer)
     mdm_merged: dict[str, int] = {}
     for tenant, values in mdm_device.items():
         if counts(tenant):
-            mdm_merged.update(_dwords(values))
+            mdm_merged.update(dwords(values))
     source, winning, enabled_name = _resolve(gpo, mdm_merged)
     effective = _effective(winning, enabled_name)
     notes: list[str] = []
@@ -298,17 +307,17 @@ def evaluate_policy(
     if winning.get(CERT_TRUST) == 1 and winning.get(CLOUD_TRUST) == 1:
         notes.append("UseCertificateForOnPremAuth wins over UseCloudTrustForOnPremAuth: certificate trust applies")
     cert_any = gpo.get(CERT_TRUST) == 1 or mdm_merged.get(CERT_TRUST) == 1
-    cert_any = cert_any or any(_dwords(v).get(CERT_TRUST) == 1 for v in gpo_users.values())
+    cert_any = cert_any or any(dwords(v).get(CERT_TRUST) == 1 for v in gpo_users.values())
     cert_any = cert_any or any(
-        _dwords(v).get(CERT_TRUST) == 1 for t, users in mdm_users.items() if counts(t) for v in users.values()
+        dwords(v).get(CERT_TRUST) == 1 for t, users in mdm_users.items() if counts(t) for v in users.values()
     )
     user_effective: dict[str, Effective] = {}
     for sid in user_sids or []:
-        gpo_user = _dwords(gpo_users.get(sid, {}))
+        gpo_user = dwords(gpo_users.get(sid, {}))
         mdm_user: dict[str, int] = {}
         for tenant, users in mdm_users.items():
             if counts(tenant) and sid in users:
-                mdm_user.update(_dwords(users[sid]))
+                mdm_user.update(dwords(users[sid]))
         user_effective[sid] = _for_user(gpo, gpo_user, mdm_merged, mdm_user)
         if user_effective[sid] != effective:
             notes.append(f"user {sid}: user-scope policy makes it {user_effective[sid]} (computer: {effective})")

@@ -35,8 +35,21 @@ _value = st.sampled_from(
     + [("REG_DWORD", 0)] * 2
     + [("REG_DWORD", 2), ("REG_QWORD", 1), ("REG_QWORD", 0), ("REG_SZ", "1")]
 )
-# A source is absent (None, a third of the time), present with no values ({}), or holds some of the names.
-_values = st.fixed_dictionaries({}, optional=dict.fromkeys(NAMES, _value))
+# A source is absent (None, a third of the time), present with no values ({}), or holds some of the names, each
+# spelled as Group Policy writes it or in another case (registry value names are case-insensitive).
+
+
+@st.composite
+def _some_values(draw: st.DrawFn) -> Values:
+    values: Values = {}
+    for name in NAMES:
+        if draw(st.booleans()):
+            spelling = draw(st.sampled_from([name, name, name.lower(), name.upper()]))
+            values[spelling] = draw(_value)
+    return values
+
+
+_values = _some_values()
 _source = st.one_of(st.none(), _values, _values)
 
 

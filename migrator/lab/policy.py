@@ -56,12 +56,17 @@ def gpo_user_key(user_sid: str) -> str:
     return f"HKU\\{user_sid}\\{GPO_USER_SUBKEY}"
 
 
+_BY_FOLDED_NAME = {name.casefold(): name for name in _RELEVANT}
+
+
 def _dwords(registry: Registry, path: str) -> dict[str, int]:
+    # Windows matches registry value names without regard to case: "enabled" is the Enabled policy.
     out: dict[str, int] = {}
     for value in registry.values(path):
         data = value.coerced()
-        if isinstance(data, int) and value.name in _RELEVANT:
-            out[value.name] = data
+        name = _BY_FOLDED_NAME.get(value.name.casefold())
+        if isinstance(data, int) and name is not None:
+            out[name] = data
     return out
 
 

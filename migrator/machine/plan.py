@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from migrator.facts import CERT_TRUST, CLOUD_TRUST, GPO_ENABLED, REQUIRE_SECURITY_DEVICE, DeviceFacts
+from migrator.facts import CERT_TRUST, CLOUD_TRUST, GPO_ENABLED, REQUIRE_SECURITY_DEVICE, DeviceFacts, dwords
 from migrator.playbook import Playbook
 
 GPO_KEY = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\PassportForWork"
@@ -62,26 +62,28 @@ def policy_plan(facts: DeviceFacts, playbook: Playbook) -> list[PlanItem]:
         return facts.tenant_id is None or tenant.casefold() == facts.tenant_id.casefold()
 
     if playbook.has("disable_cert_trust"):
-        if policy.gpo_computer.get(CERT_TRUST) == 1:
+        if dwords(policy.gpo_computer).get(CERT_TRUST) == 1:
             plan.append(_entry(GPO_KEY, CERT_TRUST, 1))
         for sid, values in sorted(policy.gpo_users.items()):
-            if values.get(CERT_TRUST) == 1:
+            if dwords(values).get(CERT_TRUST) == 1:
                 plan.append(_entry(gpo_user_key(sid), CERT_TRUST, 1))
         for tenant, values in sorted(policy.mdm_device.items()):
-            if counts(tenant) and values.get(CERT_TRUST) == 1:
+            if counts(tenant) and dwords(values).get(CERT_TRUST) == 1:
                 plan.append(_entry(mdm_key(tenant, "Device"), CERT_TRUST, 1))
         for tenant, by_user in sorted(policy.mdm_users.items()):
             for sid, values in sorted(by_user.items()):
-                if counts(tenant) and values.get(CERT_TRUST) == 1:
+                if counts(tenant) and dwords(values).get(CERT_TRUST) == 1:
                     plan.append(_entry(mdm_key(tenant, sid), CERT_TRUST, 1))
     if playbook.has("enable_cloud_trust"):
         wanted = {GPO_ENABLED: 1, CLOUD_TRUST: 1}
         if playbook.policy.require_security_device:
             wanted[REQUIRE_SECURITY_DEVICE] = 1
+        # Value names compare case-insensitively, as the registry does (facts.dwords).
+        raw = {name.casefold(): data for name, data in policy.gpo_computer.items()}
+        current_values = dwords(policy.gpo_computer)
         for name, value in wanted.items():
-            current = policy.gpo_computer.get(name)
-            if current != value:
-                plan.append(_entry(GPO_KEY, name, current, value=value))
+            if current_values.get(name) != value:
+                plan.append(_entry(GPO_KEY, name, raw.get(name.casefold()), value=value))
     return plan
 
 

@@ -23,6 +23,7 @@ from migrator.facts import (
 )
 from migrator.machine.context import DeviceContext, UserContext
 from migrator.machine.guards import GuardInput, check, has_dsregcmd_display_bug
+from migrator.machine.plan import policy_plan
 from migrator.machine.table import device_rows, user_rows
 from migrator.playbook import load_playbook
 from migrator.store import AuditEntry, Store, content_hash
@@ -170,3 +171,17 @@ def test_audit_verify_names_a_tampered_entry(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["audit", "verify", "--state", str(tmp_path)])
     assert bad.exit_code == 1 and "entry 2" in bad.output and "TAMPERED" in bad.output
     assert runner.invoke(app, ["audit", "verify", "--state", str(tmp_path / "none")]).exit_code == 2
+
+
+def test_policy_value_names_are_read_without_regard_to_case() -> None:
+    """The registry does not care about case: a hand-written usecertificateforonpremauth is certificate trust,
+    blocks the point of no return, and the plan removes it (and writes cloud trust once, not twice)."""
+    policy = evaluate_policy({"enabled": 1, "usecertificateforonpremauth": 1, "USECLOUDTRUSTFORONPREMAUTH": 1}, {}, [])
+    assert policy.effective == "cert" and policy.cert_trust_any_source
+    facts = _facts().model_copy(update={"policy": policy})
+    assert not check("no_cert_trust_any_source", _input(facts))
+    plan = policy_plan(facts, BOOK)
+    assert [(p.name, p.remove) for p in plan] == [
+        ("UseCertificateForOnPremAuth", True),
+        ("RequireSecurityDevice", False),
+    ]
