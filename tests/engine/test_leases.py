@@ -205,7 +205,7 @@ def test_a_release_wakes_the_real_heartbeat_so_it_ends(store: Store) -> None:
 def test_a_sigkilled_workers_device_is_visited_at_once(tmp_path: Path) -> None:
     """A live worker in another process keeps its device (the visit is busy); once it is SIGKILLed the next visit
     takes the lease over and moves the device on, without waiting for the lease to expire."""
-    fleet = cooperative(make_fleet(2, 5, "key=0,cert=100,cloud=0,none=0", block=3))
+    fleet = cooperative(make_fleet(2, 5, "key=0,cert=100,cloud=0,none=0"))
     with running_lab(fleet, tmp_path / "lab") as kit:
         sign_everyone_in(kit)
         book = playbook()
