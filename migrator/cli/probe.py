@@ -32,9 +32,10 @@ from migrator.cli import app
 from migrator.errors import InputError, MigratorError, RemoteError
 from migrator.facts import DeviceFacts, PathSettings, path
 from migrator.inventory import Connection, DeviceEntry, Inventory, load_inventory
+from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials, load_credentials
 from migrator.remote.retry import RetryPolicy
-from migrator.remote.transport import Transport, open_transport
+from migrator.remote.transport import Transport
 from migrator.steps import CollectFacts, run_step
 from migrator.yamlsource import InputFileError
 

@@ -135,8 +135,8 @@ def build_runner(
 ) -> WaveRunner:
     """A runner whose visits go through the durable driver, with the wave's settings."""
     from migrator.engine import device as driver
+    from migrator.remote import open_transport
     from migrator.remote.pool import TransportPool
-    from migrator.remote.transport import open_transport
 
     wave_settings = WaveSettings(
         name=name,

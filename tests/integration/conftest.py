@@ -17,9 +17,10 @@ from migrator.inventory import Connection, DeviceEntry, Inventory, load_inventor
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.model import Device
 from migrator.lab.runtime import LabPorts, LabRuntime
+from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials, load_credentials
 from migrator.remote.retry import RetryPolicy
-from migrator.remote.transport import Transport, open_transport
+from migrator.remote.transport import Transport
 
 PORTS = LabPorts(http=27985, https=27986)
 FAST_RETRY = RetryPolicy(attempts=4, initial_wait=0.05, max_wait=0.2, jitter=0.05, total_seconds=30)
