@@ -22,6 +22,7 @@ from migrator.inventory import Connection, DeviceEntry
 from migrator.lab.clock import VirtualClock
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.model import Device, Fleet
+from migrator.lab.runtime import new_lab
 from migrator.lab.server import Account, BackgroundLab, LabServer
 from migrator.lab.windows import ADMIN_SID, Lab
 from migrator.playbook import Playbook, load_playbook
@@ -112,7 +113,7 @@ def running_lab(
     fleet: Fleet, work: Path, *, http_port: int = HTTP_PORT, https_port: int = HTTPS_PORT
 ) -> Iterator[LabKit]:
     clock = VirtualClock(fleet.clock)
-    lab = Lab(fleet, clock)
+    lab = new_lab(fleet, clock)
     password = secrets.token_urlsafe(18)
     server = LabServer(lab.executor, work, http_port=http_port, https_port=https_port)
     admin = fleet.admin

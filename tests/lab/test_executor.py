@@ -11,6 +11,7 @@ import pytest
 from migrator.lab.cmdlets import _locked, all_specs, device_cmdlets
 from migrator.lab.executor import DeviceHost, LabExecutor, _is_script_host
 from migrator.lab.model import Device
+from migrator.lab.runtime import new_lab
 from migrator.lab.windows import Lab, LabError
 from tests.lab.cmdlets.conftest import FakeContext
 from tests.lab.conftest import make_device, make_user
@@ -236,11 +237,10 @@ def test_terminating_error_is_one_record_and_exit_code_is_kept() -> None:
     from migrator.lab.clock import VirtualClock
     from migrator.lab.executor import DeviceHost
     from migrator.lab.ps import run_script
-    from migrator.lab.windows import Lab
     from tests.lab.conftest import T0, make_device, make_fleet
 
     device = make_device()
-    lab = Lab(make_fleet([device]), VirtualClock(T0))
+    lab = new_lab(make_fleet([device]), VirtualClock(T0))
     host = DeviceHost(lab, device, lab.admin_principal(device))
     failed = run_script(host, "throw 'boom'")
     assert failed.terminating_error is not None and failed.errors[-1] is failed.terminating_error
