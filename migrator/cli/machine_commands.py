@@ -15,9 +15,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from migrator.cli import app
+from migrator.engine.device import rollback_device
 from migrator.errors import InputError, MigratorError
 from migrator.inventory import load_inventory
+from migrator.logs import configure_logging
 from migrator.machine.diagram import render
 from migrator.playbook import load_playbook
 from migrator.remote.credentials import load_credentials
@@ -27,10 +28,11 @@ from migrator.yamlsource import InputFileError
 console = Console()
 err_console = Console(stderr=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True, pretty_exceptions_show_locals=False)
-app.add_typer(audit_app, name="audit")
+commands = typer.Typer()
+commands.add_typer(audit_app, name="audit")
 
 
-@app.command(
+@commands.command(
     "diagram",
     help="Print the state diagram, generated from the transition table.\n\n"
     "Example: migrator diagram --format dot --playbook cert-trust-to-cloud-kerberos | dot -Tsvg > machine.svg",
@@ -52,7 +54,7 @@ def diagram(
     typer.echo(render(fmt, chosen), nl=False)  # type: ignore[arg-type]
 
 
-@app.command(
+@commands.command(
     "rollback",
     help="Restore the policy values recorded before migrator changed them, per device, through the journal.\n\n"
     "Example: migrator rollback --state ./state --wave pilot --inventory inventory.yaml --secrets lab-secrets.env",
@@ -66,9 +68,6 @@ def rollback(
     playbook: Annotated[str | None, typer.Option("--playbook", help="the playbook the wave ran")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    from migrator.engine.device import rollback_device
-    from migrator.logs import configure_logging
-
     if (wave is None) == (device is None):
         err_console.print("[red]give exactly one of --wave or --device[/red]")
         raise typer.Exit(2)
