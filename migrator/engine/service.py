@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from migrator.engine import device as driver
 from migrator.engine.waves import (
     FINAL,
     ChangeWindow,
@@ -27,8 +28,10 @@ from migrator.engine.wavestore import StoreWaves
 from migrator.errors import InputError
 from migrator.facts import PathSettings
 from migrator.inventory import Inventory, load_inventory
-from migrator.playbook import Playbook, load_playbook
+from migrator.playbook import Playbook, builtin_path, load_playbook
+from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials
+from migrator.remote.pool import TransportPool
 from migrator.remote.transport import Transport
 from migrator.store import DuplicateWave, Store, content_hash
 
@@ -64,8 +67,6 @@ class WaveRequest:
 
 def _playbook_source(ref: str | None) -> tuple[Playbook, str, str]:
     """The playbook, how to find it again (absolute path or shipped name), and its content hash."""
-    from migrator.playbook import builtin_path
-
     playbook = load_playbook(ref)
     if ref is None or (not Path(ref).exists() and "/" not in ref and not Path(ref).suffix):
         path = builtin_path(ref or "to-cloud-kerberos")
@@ -134,10 +135,6 @@ def build_runner(
     wait_for_waiting: bool = True,
 ) -> WaveRunner:
     """A runner whose visits go through the durable driver, with the wave's settings."""
-    from migrator.engine import device as driver
-    from migrator.remote import open_transport
-    from migrator.remote.pool import TransportPool
-
     wave_settings = WaveSettings(
         name=name,
         devices=tuple(settings["devices"]),
@@ -287,8 +284,6 @@ def resumable_waves(
 
 
 def _playbook_text(locator: str) -> str:
-    from migrator.playbook import builtin_path
-
     path = Path(locator)
     if not path.is_absolute():
         path = builtin_path(locator)

@@ -21,9 +21,9 @@ def open_transport(device: DeviceEntry, connection: Connection, credentials: Cre
     # The adapters load pypsrp or pywinrm with requests, spnego and cryptography (a few hundred milliseconds):
     # imported here, only a command that reaches a device pays for them, not `status` or `audit verify`.
     if connection.transport == "winrm":
-        from migrator.remote.winrm import WinrmTransport
+        from migrator.remote.winrm import WinrmTransport  # noqa: PLC0415
 
         return WinrmTransport(device, connection, credentials)
-    from migrator.remote.psrp import PsrpTransport
+    from migrator.remote.psrp import PsrpTransport  # noqa: PLC0415
 
     return PsrpTransport(device, connection, credentials)
