@@ -35,7 +35,7 @@ COMMANDS: Mapping[str, str] = {
     "report": "report_commands",
     "lab": "lab_commands",
     "explain": "explain",
-    "audit": "machine_commands",
+    "audit": "audit_commands",
 }
 
 
