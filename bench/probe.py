@@ -26,8 +26,8 @@ from migrator.facts import PathSettings
 from migrator.inventory import load_inventory
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.runtime import LabPorts, LabRuntime
+from migrator.remote import open_transport
 from migrator.remote.credentials import load_credentials
-from migrator.remote.transport import open_transport
 from migrator.steps import CollectFacts, run_step
 
 PORTS = LabPorts(http=28985, https=28986)

@@ -58,8 +58,9 @@ from migrator.lab.fleetfile import save_fleet
 from migrator.lab.runtime import read_lab_secrets
 from migrator.machine.table import DEVICE_SUCCESS
 from migrator.playbook import builtin_path
+from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials
-from migrator.remote.transport import ScriptResult, Transport, open_transport
+from migrator.remote.transport import ScriptResult, Transport
 from migrator.scripts import Script, load
 from migrator.store import Store
 

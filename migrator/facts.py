@@ -244,7 +244,6 @@ def dwords(values: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
-
 def _resolve(gpo: dict[str, int], mdm: dict[str, int]) -> tuple[PolicySource, dict[str, int], str]:
     if gpo:
         return "gpo", gpo, GPO_ENABLED

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from migrator.yamlsource import InputFileError, Problem, YamlDocument, load_yaml, validate
 
@@ -275,8 +275,6 @@ def _load_csv(path: Path) -> Inventory:
         entry = {k.strip(): v.strip() for k, v in row.items() if k and v is not None and v.strip() != ""}
         devices.append(entry)
         lines.append(reader.line_num)
-    from pydantic import ValidationError
-
     try:
         data = InventoryFile.model_validate({"devices": devices})
     except ValidationError as err:

@@ -15,13 +15,25 @@ from typing import Annotated
 
 import typer
 import yaml
+from pydantic import SecretStr
 
-from migrator.cli import app
+from migrator.cli.probe import probe_devices
 from migrator.cli.wave_commands import EXIT_FAILED, EXIT_OK, console, fail, recap, run_with_progress, start_logging
+from migrator.engine.service import WaveRequest, plan_wave
+from migrator.facts import PathSettings
+from migrator.inventory import load_inventory
+from migrator.lab.fleet import DEFAULT_MIX, generate_fleet, parse_mix
 from migrator.lab.model import Device
+from migrator.lab.runtime import LabPorts, LabRuntime
+from migrator.lab.server import FaultPlan
+from migrator.playbook import builtin_path
+from migrator.remote.credentials import Credentials
+from migrator.report import write_report
+from migrator.store import Store
 
 DEMO_PORTS = (45985, 45986)
 MARKER = ".migrator-demo"
+commands = typer.Typer()
 
 
 def _demo_playbook(folder: Path, name: str) -> Path:
@@ -31,8 +43,6 @@ def _demo_playbook(folder: Path, name: str) -> Path:
     they are back from two weeks away; two weeks is what an identity team gives a wave before it calls a user
     stalled. Users who never act, or who cannot get a cloud TGT (privileged accounts), still stall, with the
     reason."""
-    from migrator.playbook import builtin_path
-
     data = yaml.safe_load(builtin_path(name).read_text(encoding="utf-8"))
     data["waits"] = {
         **data.get("waits", {}),
@@ -57,7 +67,7 @@ def _fresh(folder: Path) -> None:
     (folder / MARKER).write_text("created by `migrator demo`; removed by the next demo run\n", encoding="utf-8")
 
 
-@app.command("demo")
+@commands.command("demo")
 def demo(
     devices: Annotated[int, typer.Option(min=4, max=2000, help="Size of the lab fleet.")] = 60,
     seed: Annotated[int, typer.Option(help="Seed of the fleet (same seed, same fleet).")] = 1,
@@ -68,17 +78,6 @@ def demo(
 
     Example: migrator demo --devices 60 --seed 1
     """
-    from migrator.cli.probe import probe_devices
-    from migrator.engine.service import WaveRequest, plan_wave
-    from migrator.facts import PathSettings
-    from migrator.inventory import load_inventory
-    from migrator.lab.fleet import DEFAULT_MIX, generate_fleet, parse_mix
-    from migrator.lab.runtime import LabPorts, LabRuntime
-    from migrator.lab.server import FaultPlan
-    from migrator.remote.credentials import Credentials
-    from migrator.report import write_report
-    from migrator.store import Store
-
     folder = state / "demo"
     _fresh(folder)
     fleet = generate_fleet(devices, seed, parse_mix(DEFAULT_MIX))
@@ -104,7 +103,7 @@ def demo(
     try:
         inventory_path = folder / "lab" / "inventory.yaml"
         runtime.write_inventory(inventory_path)
-        credentials = Credentials(f"{fleet.admin.domain}\\{fleet.admin.username}", _secret(runtime.password))
+        credentials = Credentials(f"{fleet.admin.domain}\\{fleet.admin.username}", SecretStr(runtime.password))
         start_logging(folder, [runtime.password])
         store = Store.open(folder)
         inventory = load_inventory(inventory_path)
@@ -173,9 +172,3 @@ def _cooperative(device: Device) -> bool:
             for u in device.users
         )
     )
-
-
-def _secret(value: str):  # type: ignore[no-untyped-def]
-    from pydantic import SecretStr
-
-    return SecretStr(value)

@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from migrator.cli import app
 from migrator.parse import (
     decode_output,
     parse_dsregcmd,
@@ -31,7 +30,8 @@ explain_app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-app.add_typer(explain_app, name="explain")
+commands = typer.Typer()
+commands.add_typer(explain_app, name="explain")
 
 FileArgument = Annotated[
     Path, typer.Argument(help="A saved output (UTF-8 or UTF-16, as PowerShell redirection writes it).")

@@ -1,4 +1,4 @@
-"""``migrator lab ...`` commands."""
+"""``migrator lab ...``: the lab group; ``lab fleet`` here, the commands of a running lab in :mod:`.lab_run`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from migrator.cli import lab_app
+from migrator.cli import lab_run
+from migrator.lab.fleet import MixError, generate_fleet, parse_mix, summarize
+from migrator.lab.fleetfile import FleetFileError, file_format, save_fleet
+
+commands = typer.Typer()
+lab_app = typer.Typer(
+    help="The simulated fleet: generate, run and inspect lab devices.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+commands.add_typer(lab_app, name="lab")
+lab_app.add_typer(lab_run.commands)  # up, inspect, user, dc
 
 
 @lab_app.callback()
@@ -24,8 +35,6 @@ def _lab() -> None:
 
 def _parse_mix_option(text: str) -> str:
     """Validate ``--mix`` at parse time so a bad value is a usage error (exit code 2) naming the bad part."""
-    from migrator.lab.fleet import MixError, parse_mix
-
     try:
         parse_mix(text)
     except MixError as exc:
@@ -57,9 +66,6 @@ def fleet_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Generate a seeded, realistic fleet of simulated Windows devices and write it to a fleet file."""
-    from migrator.lab.fleet import generate_fleet, parse_mix, summarize
-    from migrator.lab.fleetfile import FleetFileError, file_format, save_fleet
-
     err = Console(stderr=True, soft_wrap=True)
     try:
         file_format(out)

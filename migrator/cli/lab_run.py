@@ -15,18 +15,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from migrator.cli import lab_app
 from migrator.errors import InputError
 from migrator.inventory import load_inventory
 from migrator.lab.control import ControlClient
+from migrator.lab.fleet import MixError, generate_fleet, parse_mix
+from migrator.lab.fleetfile import FleetFileError, load_fleet, save_fleet
 from migrator.lab.model import Fleet
 from migrator.lab.runtime import LabPorts, LabRuntime, read_lab_secrets
+from migrator.lab.server import FaultPlan, FaultProfileError, load_fault_profile
 from migrator.yamlsource import InputFileError
 
 console = Console()
 err_console = Console(stderr=True)
 
 DEFAULT_DIR = Path("state/lab")
+commands = typer.Typer()  # joined to the `lab` group by lab_commands
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -35,9 +38,6 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _load_or_generate(fleet_file: Path | None, devices: int, seed: int, mix: str) -> tuple[Fleet, Path]:
-    from migrator.lab.fleet import MixError, generate_fleet, parse_mix
-    from migrator.lab.fleetfile import FleetFileError, load_fleet
-
     target = fleet_file or DEFAULT_DIR / "fleet.json"
     if fleet_file is not None and fleet_file.exists():
         try:
@@ -50,7 +50,7 @@ def _load_or_generate(fleet_file: Path | None, devices: int, seed: int, mix: str
         raise _fail(f"--mix: {err}") from None
 
 
-@lab_app.command("up")
+@commands.command("up")
 def lab_up(
     devices: Annotated[int, typer.Option(min=1, max=60000, help="How many devices to generate.")] = 60,
     seed: Annotated[int, typer.Option(help="Seed of the generated fleet (same seed, same fleet).")] = 1,
@@ -73,8 +73,6 @@ def lab_up(
 
     Example: migrator lab up --devices 100 --seed 7 --inventory state/lab/inventory.yaml
     """
-    from migrator.lab.server import FaultPlan, FaultProfileError, load_fault_profile
-
     the_fleet, fleet_path = _load_or_generate(fleet, devices, seed, mix)
     plan = None
     if faults is not None:
@@ -109,8 +107,6 @@ def lab_up(
 
 
 def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threading.Event) -> None:
-    from migrator.lab.fleetfile import FleetFileError, save_fleet
-
     the_fleet = runtime.fleet
     started = time.monotonic()
     with console.status(f"starting {len(the_fleet.devices)} devices…"):
@@ -156,7 +152,7 @@ def _client(inventory: Path) -> ControlClient:
     return ControlClient(inv.lab.control, token)
 
 
-@lab_app.command("inspect")
+@commands.command("inspect")
 def lab_inspect(
     names: Annotated[list[str] | None, typer.Argument(help="Devices to show (all if none).")] = None,
     inventory: Annotated[Path, typer.Option(help="The lab's inventory.")] = DEFAULT_DIR / "inventory.yaml",
@@ -195,7 +191,7 @@ def lab_inspect(
     console.print("effective policy: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 
 
-@lab_app.command("user")
+@commands.command("user")
 def lab_user(
     device: Annotated[str, typer.Argument(help="Device name.")],
     action: Annotated[str, typer.Argument(help="sign-in | sign-out | lock | unlock")],
@@ -222,7 +218,7 @@ def lab_user(
     typer.echo(json.dumps(result, indent=2))
 
 
-@lab_app.command("dc")
+@commands.command("dc")
 def lab_dc(
     device: Annotated[str, typer.Argument(help="Device name.")],
     state: Annotated[str, typer.Argument(help="reachable | unreachable")],

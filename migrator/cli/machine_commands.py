@@ -1,8 +1,7 @@
-"""``migrator diagram``, ``migrator rollback`` and ``migrator audit verify``.
+"""``migrator diagram`` and ``migrator rollback``.
 
 Exit codes: ``diagram`` 0, 2 bad input. ``rollback`` 0 every selected device rolled back (or already was), 1 some
-could not be (listed with the reason), 2 bad input. ``audit verify`` 0 the chain is intact, 1 tampered (the
-entries are named), 2 the store cannot be opened.
+could not be (listed with the reason), 2 bad input.
 """
 
 from __future__ import annotations
@@ -15,9 +14,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from migrator.cli import app
+from migrator.engine.device import rollback_device
 from migrator.errors import InputError, MigratorError
 from migrator.inventory import load_inventory
+from migrator.logs import configure_logging
 from migrator.machine.diagram import render
 from migrator.playbook import load_playbook
 from migrator.remote.credentials import load_credentials
@@ -26,11 +26,10 @@ from migrator.yamlsource import InputFileError
 
 console = Console()
 err_console = Console(stderr=True)
-audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True, pretty_exceptions_show_locals=False)
-app.add_typer(audit_app, name="audit")
+commands = typer.Typer()
 
 
-@app.command(
+@commands.command(
     "diagram",
     help="Print the state diagram, generated from the transition table.\n\n"
     "Example: migrator diagram --format dot --playbook cert-trust-to-cloud-kerberos | dot -Tsvg > machine.svg",
@@ -52,7 +51,7 @@ def diagram(
     typer.echo(render(fmt, chosen), nl=False)  # type: ignore[arg-type]
 
 
-@app.command(
+@commands.command(
     "rollback",
     help="Restore the policy values recorded before migrator changed them, per device, through the journal.\n\n"
     "Example: migrator rollback --state ./state --wave pilot --inventory inventory.yaml --secrets lab-secrets.env",
@@ -66,9 +65,6 @@ def rollback(
     playbook: Annotated[str | None, typer.Option("--playbook", help="the playbook the wave ran")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    from migrator.engine.device import rollback_device
-    from migrator.logs import configure_logging
-
     if (wave is None) == (device is None):
         err_console.print("[red]give exactly one of --wave or --device[/red]")
         raise typer.Exit(2)
@@ -124,34 +120,3 @@ def rollback(
         for note in result.cannot_restore:
             console.print(f"  [yellow]cannot restore: {escape(note)}[/yellow]")
     raise typer.Exit(1 if failed else 0)
-
-
-@audit_app.command(
-    "verify",
-    help="Recompute the audit log's hash chain; name every entry that was edited, removed or reordered.\n\n"
-    "Example: migrator audit verify --state ./state",
-)
-def audit_verify(
-    state: Annotated[Path, typer.Option("--state", help="the store directory")] = Path("state"),
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-) -> None:
-    if not (state / "migrator.db").exists() and "://" not in str(state):
-        err_console.print(f"[red]{escape(str(state))}: no store here (migrator.db not found)[/red]")
-        raise typer.Exit(2)
-    try:
-        with Store.open(state) as store:
-            report = store.verify_audit()
-    except MigratorError as err:
-        err_console.print(f"[red]{escape(str(err))}[/red]")
-        raise typer.Exit(2) from None
-    if as_json:
-        problems = [{"entry": p.entry_id, "kind": p.kind, "detail": p.detail} for p in report.problems]
-        payload = {"ok": report.ok, "entries": report.entries, "head_hash": report.head_hash, "problems": problems}
-        typer.echo(json.dumps(payload, indent=2))
-    elif report.ok:
-        console.print(f"audit log intact: {report.entries} entries, head {report.head_hash}")
-    else:
-        console.print(f"[red]audit log TAMPERED: {len(report.problems)} problem(s) in {report.entries} entries[/red]")
-        for problem in report.problems:
-            console.print(f"  entry {problem.entry_id}: {problem.kind}: {escape(problem.detail)}")
-    raise typer.Exit(0 if report.ok else 1)

@@ -28,16 +28,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from migrator.cli import app
 from migrator.errors import InputError, MigratorError, RemoteError
 from migrator.facts import DeviceFacts, PathSettings, path
 from migrator.inventory import Connection, DeviceEntry, Inventory, load_inventory
+from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials, load_credentials
 from migrator.remote.retry import RetryPolicy
-from migrator.remote.transport import Transport, open_transport
+from migrator.remote.transport import Transport
 from migrator.steps import CollectFacts, run_step
 from migrator.yamlsource import InputFileError
 
+commands = typer.Typer()
 err_console = Console(stderr=True)
 TransportFactory = Callable[[DeviceEntry, Connection, Credentials], Transport]
 
@@ -209,7 +210,7 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-@app.command("probe")
+@commands.command("probe")
 def probe_command(
     inventory_path: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory file (YAML or CSV).")],
     limit: Annotated[

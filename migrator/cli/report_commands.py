@@ -21,13 +21,14 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from migrator.cli import app
 from migrator.report import Format, collect_report, collect_status, render_report, status_renderable, write_report
 from migrator.report.model import StatusView, iso
 from migrator.store import Store, StoreBusy, StoreError, StoreUnavailable, UnknownWave
 from migrator.store.store import DB_FILE_NAME
 
 EXIT_OK, EXIT_STORE, EXIT_INPUT = 0, 1, 2
+
+commands = typer.Typer()
 
 StateOption = Annotated[
     str,
@@ -109,7 +110,7 @@ def open_existing_store(state: str) -> Store:
         _fail(str(error), EXIT_STORE)
 
 
-@app.command("status", help=STATUS_HELP)
+@commands.command("status", help=STATUS_HELP)
 def status_command(
     state: StateOption = "./state",
     wave: WaveOption = None,
@@ -170,7 +171,7 @@ def _watch(console: Console, store: Store, wave: str | None, view: StatusView, i
             pass  # Ctrl-C is how a watch ends: leave the last frame on screen and exit 0
 
 
-@app.command("report", help=REPORT_HELP)
+@commands.command("report", help=REPORT_HELP)
 def report_command(
     state: StateOption = "./state",
     fmt: Annotated[ReportFormat, typer.Option("--format", help="html, csv or json.")] = ReportFormat.html,

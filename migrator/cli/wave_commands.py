@@ -7,6 +7,7 @@ playbook, options, credentials); 3 stopped for an operator (approval gate, pause
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -20,16 +21,27 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from migrator.cli import app
+from migrator.cli.probe import probe_devices
+from migrator.engine.service import RealClock, WaveRequest, plan_wave, resumable_waves
 from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner
+from migrator.engine.wavestore import StoreWaves
 from migrator.errors import InputError, MigratorError
+from migrator.facts import PathSettings
+from migrator.inventory import load_inventory
+from migrator.logs import configure_logging
+from migrator.machine.plan import policy_plan
 from migrator.machine.table import DEVICE_RESUMED
+from migrator.playbook import load_playbook
+from migrator.remote.credentials import Credentials, load_credentials
+from migrator.report.console import lease_line
+from migrator.store import Store, StoreError
 from migrator.yamlsource import InputFileError
 
 console = Console()
 err_console = Console(stderr=True)
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_OPERATOR = 0, 1, 2, 3
+commands = typer.Typer()
 StateOption = Annotated[Path, typer.Option("--state", help="Folder of the store and logs.")]
 # The default is migrator.engine.leases.DEFAULT_LEASE_SECONDS (a test checks they agree), written out here so
 # that parsing options does not import the engine and the store.
@@ -49,9 +61,7 @@ def fail(message: str, code: int = EXIT_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
-def open_store(state: Path, *, must_exist: bool = False) -> Any:
-    from migrator.store import Store, StoreError
-
+def open_store(state: Path, *, must_exist: bool = False) -> Store:
     if must_exist and not (state / "migrator.db").exists():
         raise fail(f"no store in {state} (run `migrator run` first, or pass --state)")
     try:
@@ -61,14 +71,10 @@ def open_store(state: Path, *, must_exist: bool = False) -> Any:
 
 
 def start_logging(state: Path, secrets: Sequence[str] = ()) -> Path | None:
-    from migrator.logs import configure_logging
-
     return configure_logging(state / "logs", secrets=secrets)
 
 
-def load_credentials_or_fail(secrets: Path | None) -> Any:
-    from migrator.remote.credentials import load_credentials
-
+def load_credentials_or_fail(secrets: Path | None) -> Credentials:
     try:
         return load_credentials(secrets)
     except InputError as err:
@@ -169,7 +175,7 @@ def _parse_entra_kerberos(values: Sequence[str]) -> dict[str, bool]:
     return out
 
 
-@app.command("run")
+@commands.command("run")
 def run(
     inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory file (YAML or CSV).")],
     playbook: Annotated[str | None, typer.Option(help="Playbook file or shipped name.")] = None,
@@ -197,8 +203,6 @@ def run(
 
     Example: migrator run -i inventory.yaml --limit pilot --canary 2 --batch-size 25 --change-ticket CHG0042
     """
-    from migrator.engine.service import RealClock, WaveRequest, plan_wave
-
     credentials = load_credentials_or_fail(secrets)
     request = WaveRequest(
         inventory=inventory,
@@ -232,7 +236,7 @@ def run(
     raise typer.Exit(recap(run_with_progress([plan.runner])))
 
 
-@app.command("resume")
+@commands.command("resume")
 def resume(
     state: StateOption = Path("state"),
     secrets: Annotated[Path | None, typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD.")] = None,
@@ -243,9 +247,6 @@ def resume(
 
     Example: migrator resume --state ./state --secrets lab-secrets.env
     """
-    from migrator.engine.service import RealClock, resumable_waves
-    from migrator.report.console import lease_line
-
     credentials = load_credentials_or_fail(secrets)
     store = open_store(state, must_exist=True)
     start_logging(state, [credentials.password.get_secret_value()])
@@ -269,15 +270,11 @@ def resume(
     raise typer.Exit(recap(run_with_progress([p.runner for p in plans])))
 
 
-def _operator(state: Path) -> Any:
-    import getpass
-
-    from migrator.engine.wavestore import StoreWaves
-
+def _operator(state: Path) -> StoreWaves:
     return StoreWaves(open_store(state, must_exist=True), getpass.getuser())
 
 
-@app.command("pause")
+@commands.command("pause")
 def pause(
     wave: Annotated[str, typer.Option(help="The wave to pause.")],
     state: StateOption = Path("state"),
@@ -293,7 +290,7 @@ def pause(
     console.print(f"wave {wave} paused; `migrator resume` continues it", highlight=False)
 
 
-@app.command("approve")
+@commands.command("approve")
 def approve(
     wave: Annotated[str, typer.Option(help="The wave whose next batch is approved.")],
     state: StateOption = Path("state"),
@@ -309,7 +306,7 @@ def approve(
     console.print(f"wave {wave}: {count} batch gate(s) approved; run `migrator resume` to continue", highlight=False)
 
 
-@app.command("plan")
+@commands.command("plan")
 def plan_command(
     inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory file (YAML or CSV).")],
     playbook: Annotated[str | None, typer.Option(help="Playbook file or shipped name.")] = None,
@@ -323,12 +320,6 @@ def plan_command(
 
     Example: migrator plan -i inventory.yaml --limit pilot --secrets lab-secrets.env
     """
-    from migrator.cli.probe import probe_devices
-    from migrator.facts import PathSettings
-    from migrator.inventory import load_inventory
-    from migrator.machine.plan import policy_plan
-    from migrator.playbook import load_playbook
-
     credentials = load_credentials_or_fail(secrets)
     try:
         inv = load_inventory(inventory)

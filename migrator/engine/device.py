@@ -62,9 +62,10 @@ from migrator.machine.context import load_user
 from migrator.machine.purposes import FACTS
 from migrator.machine.table import DEVICE_ACTIVE, DEVICE_RESUMED, DEVICE_WAITING, USER_SETTLED
 from migrator.playbook import Playbook
+from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials
 from migrator.remote.retry import RetryPolicy
-from migrator.remote.transport import Transport, open_transport
+from migrator.remote.transport import Transport
 from migrator.steps import run_step
 from migrator.store import AuditEntry, JournalEntry, LeaseOwner, PolicyValue, Store, StoreError, utc_now
 from migrator.store.errors import LeaseNotHeld

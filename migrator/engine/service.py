@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from migrator.engine import device as driver
 from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from migrator.engine.waves import (
     SETTLED,
@@ -28,8 +29,10 @@ from migrator.engine.wavestore import StoreWaves
 from migrator.errors import InputError
 from migrator.facts import PathSettings
 from migrator.inventory import Inventory, load_inventory
-from migrator.playbook import Playbook, load_playbook
+from migrator.playbook import Playbook, builtin_path, load_playbook
+from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials
+from migrator.remote.pool import TransportPool
 from migrator.remote.transport import Transport
 from migrator.store import Store, content_hash
 
@@ -65,8 +68,6 @@ class WaveRequest:
 
 def _playbook_source(ref: str | None) -> tuple[Playbook, str, str]:
     """The playbook, how to find it again (absolute path or shipped name), and its content hash."""
-    from migrator.playbook import builtin_path
-
     playbook = load_playbook(ref)
     if ref is None or (not Path(ref).exists() and "/" not in ref and not Path(ref).suffix):
         path = builtin_path(ref or "to-cloud-kerberos")
@@ -137,10 +138,6 @@ def build_runner(
 ) -> WaveRunner:
     """A runner whose visits go through the durable driver, with the wave's settings; the devices' leases last
     ``lease_seconds`` and are renewed by one heartbeat while visits run."""
-    from migrator.engine import device as driver
-    from migrator.remote.pool import TransportPool
-    from migrator.remote.transport import open_transport
-
     wave_settings = WaveSettings(
         name=name,
         devices=tuple(settings["devices"]),
@@ -357,8 +354,6 @@ def resumable_waves(
 
 
 def _playbook_text(locator: str) -> str:
-    from migrator.playbook import builtin_path
-
     path = Path(locator)
     if not path.is_absolute():
         path = builtin_path(locator)

@@ -19,9 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from migrator.lab import native
 from migrator.lab.cmdlets import device_cmdlets
-from migrator.lab.cmdlets._base import account_parts, profile_of, temp_of
+from migrator.lab.cmdlets._base import process_environment
 from migrator.lab.model import Device
+from migrator.lab.ps import PSRunspace, run_script
 from migrator.lab.shell import (
     Clock,
     CmdletSpec,
@@ -29,7 +31,6 @@ from migrator.lab.shell import (
     InvocationResult,
     NativeResult,
     Principal,
-    PrincipalKind,
     Runspace,
 )
 
@@ -75,72 +76,15 @@ class DeviceHost:
 
     def environment(self) -> Mapping[str, str]:
         """``$env:`` of a process started for the principal (values as Windows 10/11 sets them)."""
-        lab, device, principal = self._lab, self._device, self._principal
-        user_domain, user_name = account_parts(lab, device, principal)
-        profile = profile_of(lab, device, principal)
-        temp = temp_of(lab, device, principal)
-        env: dict[str, str] = {
-            "ALLUSERSPROFILE": "C:\\ProgramData",
-            "APPDATA": f"{profile}\\AppData\\Roaming",
-            "CommonProgramFiles": "C:\\Program Files\\Common Files",
-            "CommonProgramFiles(x86)": "C:\\Program Files (x86)\\Common Files",
-            "CommonProgramW6432": "C:\\Program Files\\Common Files",
-            "COMPUTERNAME": device.name.upper(),
-            "ComSpec": "C:\\Windows\\system32\\cmd.exe",
-            "DriverData": "C:\\Windows\\System32\\Drivers\\DriverData",
-            "LOCALAPPDATA": f"{profile}\\AppData\\Local",
-            "NUMBER_OF_PROCESSORS": "8",
-            "OS": "Windows_NT",
-            "Path": "C:\\Windows\\system32;C:\\Windows;C:\\Windows\\System32\\Wbem;"
-            "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\;C:\\Windows\\System32\\OpenSSH\\;"
-            f"{profile}\\AppData\\Local\\Microsoft\\WindowsApps",
-            "PATHEXT": ".COM;.EXE;.BAT;.CMD;.VBS;.VBE;.JS;.JSE;.WSF;.WSH;.MSC;.CPL",
-            "PROCESSOR_ARCHITECTURE": "AMD64",
-            "PROCESSOR_IDENTIFIER": "Intel64 Family 6 Model 186 Stepping 2, GenuineIntel",
-            "PROCESSOR_LEVEL": "6",
-            "PROCESSOR_REVISION": "ba02",
-            "ProgramData": "C:\\ProgramData",
-            "ProgramFiles": "C:\\Program Files",
-            "ProgramFiles(x86)": "C:\\Program Files (x86)",
-            "ProgramW6432": "C:\\Program Files",
-            "PSModulePath": f"{profile}\\Documents\\WindowsPowerShell\\Modules;"
-            "C:\\Program Files\\WindowsPowerShell\\Modules;"
-            "C:\\Windows\\system32\\WindowsPowerShell\\v1.0\\Modules",
-            "PUBLIC": "C:\\Users\\Public",
-            "SystemDrive": "C:",
-            "SystemRoot": "C:\\Windows",
-            "TEMP": temp,
-            "TMP": temp,
-            "USERDOMAIN": user_domain,
-            "USERNAME": user_name,
-            "USERPROFILE": profile,
-            "windir": "C:\\Windows",
-        }
-        if principal.kind is not PrincipalKind.SYSTEM:
-            env["HOMEDRIVE"] = "C:"
-            env["HOMEPATH"] = profile[2:]
-        domain = lab.domain_of(device)
-        user = device.user(principal.sid) if principal.kind is PrincipalKind.USER else None
-        if user is not None and (user_domain_obj := lab.user_domain(user)) is not None:
-            # Domain accounts get the DNS domain and the DC that logged them on.
-            env["USERDNSDOMAIN"] = user_domain_obj.dns_name.upper()
-            env["LOGONSERVER"] = "\\\\" + user_domain_obj.dc_name.split(".")[0]
-            env["USERDOMAIN_ROAMINGPROFILE"] = user_domain
-        elif principal.kind is PrincipalKind.ADMIN and domain is not None:
-            env["USERDNSDOMAIN"] = domain.dns_name.upper()
-        return dict(sorted(env.items(), key=lambda kv: kv[0].casefold()))
+        return process_environment(self._lab, self._device, self._principal)
 
     def cmdlets(self) -> Mapping[str, CmdletSpec]:
         return device_cmdlets()
 
     def has_native(self, command: str) -> bool:
-        from migrator.lab import native
-
         return native.has_native(command)
 
     def run_native(self, command: str, args: list[str], stdin: str | None = None) -> NativeResult:
-        from migrator.lab import native
-
         if _is_script_host(command):
             # powershell.exe / cmd.exe only host other commands, which lock for themselves; holding the lock
             # for the whole nested script would hold it across its Start-Sleep.
@@ -198,15 +142,11 @@ class LabExecutor:
 
     def open_runspace(self, device: str, principal: Principal) -> Runspace:
         host = self.host(device, principal)
-        from migrator.lab.ps import PSRunspace
-
         return _RecordingRunspace(self.lab, host.device, principal, PSRunspace(host))
 
     def run_command_line(
         self, device: str, principal: Principal, command_line: str, stdin: str | None = None
     ) -> NativeResult:
-        from migrator.lab import native
-
         target = self.lab.device(device)
         return native.run_command_line(self.lab, target, principal, command_line, stdin)
 
@@ -220,7 +160,5 @@ class LabExecutor:
     ) -> InvocationResult:
         """Run one script to completion (what ``powershell.exe -Command/-EncodedCommand/-File`` does)."""
         host = DeviceHost(self.lab, self.lab.device(device_name), principal, stdin)
-        from migrator.lab.ps import run_script
-
         self.lab.record_command(host.device, principal, "powershell", _first_line([Command(script)]))
         return run_script(host, script, dict(parameters) if parameters is not None else None)

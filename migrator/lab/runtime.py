@@ -4,7 +4,8 @@
 ports: ``LabPorts(http=0, https=0)``). Starting it:
 
 1. wraps the fleet in a :class:`~migrator.lab.windows.Lab` on a :class:`~migrator.lab.clock.ScaledClock`
-   (virtual time runs ``speed`` times real time) and starts the fleet's background life;
+   (virtual time runs ``speed`` times real time), wired to its executor by :func:`new_lab` (the only place that
+   wiring is done: tests build their labs with it too), and starts the fleet's background life;
 2. gives every device its listeners (HTTP and HTTPS on its own 127.x address, the same two ports for the whole
    fleet: the ones asked for, or free ones for 0 or, with ``free_if_taken``, for a port another program holds)
    through :class:`~migrator.lab.server.LabServer`, on one event loop thread;
@@ -28,14 +29,24 @@ from typing import Any
 import yaml
 
 from migrator.errors import InputError
-from migrator.lab.clock import ScaledClock
+from migrator.lab.clock import ScaledClock, SimClock
 from migrator.lab.control import ControlServer
+from migrator.lab.executor import LabExecutor
 from migrator.lab.model import Fleet
 from migrator.lab.server import Account, BackgroundLab, FaultPlan, LabServer
 from migrator.lab.windows import ADMIN_SID, Lab
+from migrator.remote.credentials import read_env_file
 
 SECRETS_NAME = "lab-secrets.env"
 CA_NAME = "lab-ca.pem"
+
+
+def new_lab(fleet: Fleet, clock: SimClock, seed: int | None = None) -> Lab:
+    """A lab whose devices run scripts and command lines: the one place the device behaviour
+    (:mod:`migrator.lab.windows`) is wired to its executor (:class:`~migrator.lab.executor.LabExecutor`: the
+    interpreter of :mod:`migrator.lab.ps`, the device cmdlets and the native commands). Below this module the
+    two know each other only through the :class:`~migrator.lab.shell.Executor` contract."""
+    return Lab(fleet, clock, seed, executor=LabExecutor)
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
@@ -55,8 +66,6 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
 
 def read_lab_secrets(inventory: Path) -> dict[str, str]:
     """The ``lab-secrets.env`` beside an inventory (for ``lab inspect`` / ``lab user``)."""
-    from migrator.remote.credentials import read_env_file
-
     path = inventory.parent / SECRETS_NAME
     if not path.exists():
         raise InputError(f"{path}: not found; it is written by `migrator lab up` beside its inventory")
@@ -90,7 +99,7 @@ class LabRuntime:
         self.work_dir = work_dir
         self.ports = ports
         self.clock = ScaledClock(start=fleet.clock, speed=speed)
-        self.lab = Lab(fleet, self.clock)
+        self.lab = new_lab(fleet, self.clock)
         self.password = password or secrets.token_urlsafe(18)
         self.token = secrets.token_urlsafe(24)
         self.server = LabServer(

@@ -208,13 +208,20 @@ def token_groups(user: User) -> tuple[str, ...]:
 class Lab:
     """The behaviour of a whole simulated fleet over time."""
 
-    def __init__(self, fleet: Fleet, clock: SimClock, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        clock: SimClock,
+        seed: int | None = None,
+        *,
+        executor: Callable[[Lab], Executor] | None = None,
+    ) -> None:
         self.fleet = fleet
         self.clock = clock
         self.rng = random.Random(fleet.seed if seed is None else seed)
-        self._executor: Executor | None = None
         self._listeners: list[Callable[[str, Device], None]] = []
         self._simulation_started = False
+        self._executor = executor(self) if executor is not None else None
 
     # ---- lookups ---------------------------------------------------------------------------------------
 
@@ -268,11 +275,10 @@ class Lab:
 
     @property
     def executor(self) -> Executor:
-        """The device executor (PowerShell + native commands), created on first use."""
+        """The device executor (PowerShell + native commands) the lab was built with: the one wiring of them
+        is :func:`migrator.lab.runtime.new_lab`."""
         if self._executor is None:
-            from migrator.lab.executor import LabExecutor
-
-            self._executor = LabExecutor(self)
+            raise LabError("this lab was built without an executor (build it with migrator.lab.runtime.new_lab)")
         return self._executor
 
     def run_command_line(self, device: Device, principal: Principal, command_line: str) -> NativeResult:

@@ -4,7 +4,8 @@ A :class:`Transport` runs a named :class:`~migrator.scripts.Script` with paramet
 the single JSON object the script wrote, as a :class:`ScriptResult`. Two adapters implement it:
 :class:`~migrator.remote.psrp.PsrpTransport` (default: one runspace pool per device, kept open across the steps
 of a visit) and :class:`~migrator.remote.winrm.WinrmTransport` (the WinRS ``cmd`` shell, for hosts where only
-that is allowed). Both translate every foreign exception into :mod:`migrator.errors` exactly once.
+that is allowed). Both translate every foreign exception into :mod:`migrator.errors` exactly once; the factory
+that picks one for a device is :func:`migrator.remote.open_transport`.
 """
 
 from __future__ import annotations
@@ -77,14 +78,3 @@ def parse_script_output(device: str, script: Script, outputs: list[Any]) -> dict
     if not isinstance(value, dict):
         raise ProtocolError(device, f"script {script.name} wrote JSON that is not an object")
     return value
-
-
-def open_transport(device: DeviceEntry, connection: Connection, credentials: Credentials) -> Transport:
-    """The adapter the device's connection settings ask for."""
-    if connection.transport == "winrm":
-        from migrator.remote.winrm import WinrmTransport
-
-        return WinrmTransport(device, connection, credentials)
-    from migrator.remote.psrp import PsrpTransport
-
-    return PsrpTransport(device, connection, credentials)

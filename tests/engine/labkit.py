@@ -21,6 +21,7 @@ from migrator.inventory import Connection, DeviceEntry
 from migrator.lab.clock import VirtualClock
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.model import Device, Fleet
+from migrator.lab.runtime import new_lab
 from migrator.lab.server import Account, BackgroundLab, LabServer
 from migrator.lab.windows import ADMIN_SID, Lab
 from migrator.playbook import Playbook, load_playbook
@@ -106,7 +107,7 @@ class LabKit:
 @contextmanager
 def running_lab(fleet: Fleet, work: Path) -> Iterator[LabKit]:
     clock = VirtualClock(fleet.clock)
-    lab = Lab(fleet, clock)
+    lab = new_lab(fleet, clock)
     password = secrets.token_urlsafe(18)
     server = LabServer(lab.executor, work, http_port=0, https_port=0)
     admin = fleet.admin

@@ -9,12 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from pydantic import SecretStr
+from typer.testing import CliRunner
 
-from migrator.engine.device import rollback_device
+from migrator.cli import app
+from migrator.engine.device import rollback_device, visit
+from migrator.errors import DeviceErrorRecord, ScriptFailed
 from migrator.lab.model import Device, Fleet
 from migrator.lab.truth import fleet_truth
 from migrator.logs import configure_logging, forget_secrets
 from migrator.playbook import Playbook, Waits
+from migrator.remote.credentials import Credentials
 from migrator.store import Store
 from tests.engine.labkit import (
     FAST_RETRY,
@@ -320,12 +326,6 @@ def test_a_password_never_reaches_the_logs_the_store_or_an_error(tmp_path: Path)
             configure_logging(logs, secrets=[kit.password])
             names = [d.name for d in fleet.devices]
             store = open_store(tmp_path / "state", kit, book, names)
-            from pydantic import SecretStr
-
-            from migrator.engine.device import visit
-            from migrator.errors import DeviceErrorRecord, ScriptFailed
-            from migrator.remote.credentials import Credentials
-
             wrong = "Wr0ng-Pa55word-never-logged"
             configure_logging(logs, secrets=[kit.password, wrong])
             bad = Credentials(kit.credentials.username, SecretStr(wrong))
@@ -384,8 +384,6 @@ def test_a_second_driver_cannot_act_while_the_lease_is_held(mixed: tuple[LabKit,
     name = kit.fleet.devices[0].name
     store = open_store(tmp / "state", kit, book, [name])
     assert store.acquire(name, "someone-else", 600)
-    from tests.engine.labkit import visit_device
-
     result = visit_device(kit, store, book, name)
     assert result.busy and store.get_device(name).state == "pending"
     assert isinstance(store, Store)
@@ -394,11 +392,6 @@ def test_a_second_driver_cannot_act_while_the_lease_is_held(mixed: tuple[LabKit,
 def test_rollback_command_restores_a_wave_and_says_when_nothing_is_new(mixed: tuple[LabKit, Path]) -> None:
     """migrator rollback --wave restores through the same journal, lists what cannot come back, and a second
     run restores nothing new (exit 0 both times)."""
-    import yaml
-    from typer.testing import CliRunner
-
-    from migrator.cli import app
-
     kit, tmp = mixed
     book = fast()
     names = [d.name for d in kit.fleet.devices][:4]

@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from migrator.engine.waves import ChangeWindow, VisitOutcome, WaveRunner, WaveSettings, next_window_start
+from migrator.engine.wavestore import StoreWaves
 from migrator.errors import InputError
+from migrator.store import Store, content_hash
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)  # a Monday
 
@@ -211,9 +213,6 @@ def test_change_windows() -> None:
 
 def test_store_backed_wave_state_approvals_and_pause(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Approvals and pauses go to the store and its audit log; unknown waves are input errors."""
-    from migrator.engine.wavestore import StoreWaves
-    from migrator.store import Store, content_hash
-
     store = Store.open(tmp_path)
     store.create_wave(
         "w1", playbook_name="to-cloud-kerberos", playbook_hash=content_hash("name: p"), change_ticket="CHG1"

@@ -15,9 +15,10 @@ from migrator.inventory import Connection, DeviceEntry, Inventory, load_inventor
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.model import Device
 from migrator.lab.runtime import LabPorts, LabRuntime
+from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials, load_credentials
 from migrator.remote.retry import RetryPolicy
-from migrator.remote.transport import Transport, open_transport
+from migrator.remote.transport import Transport
 from tests.loopback import free_addresses
 
 PORTS = LabPorts(http=0, https=0)  # free ports, chosen when the lab starts

@@ -11,6 +11,7 @@ from migrator.cli import app
 from migrator.cli.probe import probe_devices
 from migrator.facts import PathSettings
 from migrator.lab.truth import fleet_truth
+from migrator.remote import open_transport
 from migrator.steps import CollectFacts, run_step
 from tests.integration.conftest import FAST_RETRY, LabHandle
 
@@ -31,8 +32,6 @@ def test_facts_and_paths_match_the_lab_truth(lab: LabHandle, transport: str) -> 
     """Every device of a mixed fleet: join, build, policy, users, sessions, Hello and DC as the lab says."""
 
     def factory(entry, connection, credentials):  # type: ignore[no-untyped-def]
-        from migrator.remote.transport import open_transport
-
         return open_transport(entry, connection.model_copy(update={"transport": transport}), credentials)
 
     outcomes = probe_devices(
@@ -85,8 +84,6 @@ def test_http_with_message_encryption(lab: LabHandle, transport: str) -> None:
     """Over plain HTTP, NTLM seals every message (MS-WSMV 2.2.9.1) and the facts still come back."""
     name = lab.runtime.fleet.devices[0].name
     connection = lab.connection(name, transport=transport, scheme="http", port=lab.http_port)
-    from migrator.remote.transport import open_transport
-
     transport_ = open_transport(lab.entry(name), connection, lab.credentials)
     try:
         facts = run_step(transport_, CollectFacts(), policy=FAST_RETRY)

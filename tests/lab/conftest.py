@@ -10,6 +10,7 @@ import pytest
 from migrator.lab import policy
 from migrator.lab.clock import VirtualClock
 from migrator.lab.model import Device, Domain, Fleet, HelloContainer, OsInfo, Tenant, User
+from migrator.lab.runtime import new_lab
 from migrator.lab.windows import Lab
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -99,6 +100,6 @@ def lab_of(clock: VirtualClock) -> Callable[..., Lab]:
     """Build a Lab around devices (and optional domains) on the test's virtual clock."""
 
     def build(*devices: Device, domains: list[Domain] | None = None) -> Lab:
-        return Lab(make_fleet(list(devices), domains), clock)
+        return new_lab(make_fleet(list(devices), domains), clock)
 
     return build

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from migrator.lab.clock import VirtualClock
 from migrator.lab.cmdlets import _locked, all_specs, device_cmdlets
 from migrator.lab.executor import DeviceHost, LabExecutor, _is_script_host
 from migrator.lab.model import Device
+from migrator.lab.ps import run_script
+from migrator.lab.runtime import new_lab
+from migrator.lab.shell import Command
 from migrator.lab.windows import Lab, LabError
 from tests.lab.cmdlets.conftest import FakeContext
-from tests.lab.conftest import make_device, make_user
+from tests.lab.conftest import T0, make_device, make_fleet, make_user
 
 
 @pytest.fixture
@@ -147,15 +152,11 @@ USER_PAYLOAD = (
 
 
 def _encode(script: str) -> str:
-    import base64
-
     return base64.b64encode(script.encode("utf-16-le")).decode("ascii")
 
 
 def test_interactive_task_lifecycle_runs_as_the_user(lab: Lab) -> None:
     """Admin registers an Interactive task for the signed-in user, starts it, polls it and reads its output file."""
-    from migrator.lab.shell import Command
-
     device = _device(lab)
     runspace = lab.executor.open_runspace(device.name, lab.admin_principal(device))
     result = runspace.invoke(
@@ -174,8 +175,6 @@ def test_interactive_task_lifecycle_runs_as_the_user(lab: Lab) -> None:
 
 def test_at_logon_task_runs_when_the_user_signs_in(lab: Lab) -> None:
     """A task with an at-logon trigger for a user who is not signed in runs at their sign-in, as them."""
-    from migrator.lab.shell import Command
-
     device = _device(lab)
     bob = make_user("bob", 1102)
     device.users.append(bob)
@@ -197,8 +196,6 @@ def test_at_logon_task_runs_when_the_user_signs_in(lab: Lab) -> None:
 
 def test_registry_and_errors_through_the_interpreter(lab: Lab) -> None:
     """Scripts read policy values, catch a missing key with -ErrorAction Stop and silence Get-WinEvent misses."""
-    from migrator.lab.shell import Command
-
     device = _device(lab)
     script = r"""
     $p = 'HKLM:\SOFTWARE\Policies\Microsoft\PassportForWork'
@@ -233,14 +230,8 @@ def test_run_script_is_what_powershell_exe_runs(lab: Lab) -> None:
 
 def test_terminating_error_is_one_record_and_exit_code_is_kept() -> None:
     """A terminating error is the same object in errors and terminating_error; `exit N` sets exit_code."""
-    from migrator.lab.clock import VirtualClock
-    from migrator.lab.executor import DeviceHost
-    from migrator.lab.ps import run_script
-    from migrator.lab.windows import Lab
-    from tests.lab.conftest import T0, make_device, make_fleet
-
     device = make_device()
-    lab = Lab(make_fleet([device]), VirtualClock(T0))
+    lab = new_lab(make_fleet([device]), VirtualClock(T0))
     host = DeviceHost(lab, device, lab.admin_principal(device))
     failed = run_script(host, "throw 'boom'")
     assert failed.terminating_error is not None and failed.errors[-1] is failed.terminating_error

@@ -27,7 +27,7 @@ from migrator.lab.fleet import (
 )
 from migrator.lab.fleetfile import dumps_fleet
 from migrator.lab.model import Fleet
-from migrator.lab.windows import Lab
+from migrator.lab.runtime import new_lab
 
 MIX = Mix.parse(DEFAULT_MIX)
 
@@ -203,7 +203,7 @@ def test_containers_match_the_trust_model(fleet200: Fleet) -> None:
 
 def test_gpo_devices_equal_their_domain_gpo(fleet200: Fleet) -> None:
     """A lab gpupdate on every device changes no effective trust (device GPO values are the domain's)."""
-    lab = Lab(generate_fleet(200, 7, MIX), VirtualClock())  # a fresh copy: Device holds a lock, no deepcopy
+    lab = new_lab(generate_fleet(200, 7, MIX), VirtualClock())  # a fresh copy: Device holds a lock, no deepcopy
     for device in lab.fleet.devices:
         before = [effective_trust(lab.fleet, device, u) for u in device.users]
         assert lab.gpupdate(device) is device.dc_reachable or not device.domain_joined
@@ -328,7 +328,7 @@ def test_old_builds_are_never_cloud_trust_and_pilots_look_eligible(fleet200: Fle
 def test_a_user_without_container_provisions_the_devices_trust(trust: str) -> None:
     """Signing in through the Lab, a user without a container provisions the trust model the generator meant."""
     fleet = generate_fleet(200, 7, MIX)
-    lab = Lab(fleet, VirtualClock(fleet.clock))
+    lab = new_lab(fleet, VirtualClock(fleet.clock))
     candidates = [
         (device, user)
         for device in fleet.devices

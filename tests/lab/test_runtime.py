@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 from collections.abc import Iterator
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import winrm
+from pypsrp.client import Client
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
+from winrm.protocol import Protocol
 
 from migrator.errors import InputError
 from migrator.inventory import load_inventory
@@ -153,8 +156,6 @@ def _secrets_and_ca(path: Path) -> tuple[dict[str, str], str, str]:
 
 def test_pypsrp_client_execute_ps(running: tuple[LabRuntime, Path]) -> None:
     """pypsrp's Client.execute_ps (Invoke-Expression | Out-String -Stream) works against a lab device."""
-    from pypsrp.client import Client
-
     runtime, path = running
     secrets, ca, address = _secrets_and_ca(path)
     client = Client(
@@ -172,9 +173,6 @@ def test_pypsrp_client_execute_ps(running: tuple[LabRuntime, Path]) -> None:
 
 def test_winrs_stdin_reaches_powershell(running: tuple[LabRuntime, Path]) -> None:
     """A WinRS command gets what the client Sends on stdin: the bootstrap that reads [Console]::In works."""
-    import base64
-
-    from winrm.protocol import Protocol
 
     runtime, path = running
     secrets, ca, address = _secrets_and_ca(path)

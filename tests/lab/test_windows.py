@@ -7,7 +7,7 @@ from collections.abc import Callable
 from migrator.lab import policy
 from migrator.lab.clock import VirtualClock
 from migrator.lab.model import Device
-from migrator.lab.windows import Lab
+from migrator.lab.windows import NGC_PROVIDER_KEY, Lab
 from tests.lab.conftest import make_device, make_domain, make_user
 
 
@@ -208,8 +208,6 @@ def test_reboot_ends_sessions_and_users_come_back(lab_of: Callable[..., Lab], cl
 
 def test_pin_provider_registry_follows_the_container(lab_of: Callable[..., Lab]) -> None:
     """The PIN credential provider key for a user exists exactly while the user has a container."""
-    from migrator.lab.windows import NGC_PROVIDER_KEY
-
     device = make_device(trust="cert")
     lab = lab_of(device)
     alice = device.users[0]

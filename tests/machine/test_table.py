@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from migrator.facts import DeviceFacts, UserFacts
 from migrator.machine import guards as guard_mod
 from migrator.machine.context import DeviceContext, UserContext
 from migrator.machine.core import Change, DeviceMachine, UserRecord
@@ -281,8 +282,6 @@ def test_random_event_sequences_keep_the_funnel_and_the_state_in_step(steps: lis
 
 def test_tracked_users_follow_the_playbook_setting() -> None:
     """users: with_container tracks users with a container; signed_in tracks signed-in users."""
-    from migrator.facts import DeviceFacts, UserFacts
-
     facts = DeviceFacts(
         name="PC-0001",
         users=(

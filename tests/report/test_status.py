@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from migrator.cli import app
+from migrator.cli import app, report_commands
 from migrator.report import collect_status, status_renderable
 from migrator.report.console import age
 from migrator.report.model import iso
-from migrator.store import LeaseOwner, Store
+from migrator.store import LeaseOwner, Store, StoreBusy
 from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, TRACEBACK, Fleet
 
 runner = CliRunner()
@@ -242,8 +243,6 @@ def test_help_documents_exit_codes_and_an_example() -> None:
 
 def test_age_is_coarse_and_never_negative() -> None:
     """age() prints the two largest units and clamps a future time to 0s."""
-    from datetime import UTC, datetime, timedelta
-
     now = datetime(2025, 1, 1, tzinfo=UTC)
     assert age(now - timedelta(days=3, hours=4, minutes=5), now) == "3d 4h"
     assert age(now - timedelta(hours=2, minutes=5), now) == "2h 5m"
@@ -253,9 +252,6 @@ def test_age_is_coarse_and_never_negative() -> None:
 
 def test_watch_keeps_the_last_frame_when_the_store_is_busy(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
     """A refresh that finds the store busy (a wave writing) shows the last frame with a note instead of failing."""
-    from migrator.cli import report_commands
-    from migrator.store import StoreBusy
-
     calls = {"n": 0}
     real = report_commands.collect_status
 

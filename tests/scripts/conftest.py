@@ -13,6 +13,7 @@ import pytest
 from migrator.lab.clock import VirtualClock
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.model import Device, User
+from migrator.lab.runtime import new_lab
 from migrator.lab.shell import Hashtable, InvocationResult, Principal
 from migrator.lab.windows import Lab
 from migrator.scripts import load
@@ -29,7 +30,7 @@ RunScript = Callable[..., Run]
 
 def make_lab(devices: int = 12, seed: int = 5, mix: str = "key=50,cert=40,cloud=5,none=5") -> Lab:
     fleet = generate_fleet(devices, seed, parse_mix(mix))
-    return Lab(fleet, VirtualClock(fleet.clock))
+    return new_lab(fleet, VirtualClock(fleet.clock))
 
 
 def to_lab(value: Any) -> Any:

@@ -10,6 +10,7 @@ import pytest
 
 from migrator.errors import ProtocolError
 from migrator.facts import path
+from migrator.lab.truth import device_truth
 from migrator.steps import CollectFacts
 from migrator.steps.collect_facts import read_facts
 from tests.scripts.conftest import make_lab, run_on
@@ -90,8 +91,6 @@ def test_unknown_schema_is_a_protocol_error() -> None:
 
 def test_facts_match_the_lab_truth_for_a_generated_fleet() -> None:
     """In-process, for every device of a mixed fleet: join, build, policy, TPM, users and sessions match."""
-    from migrator.lab.truth import device_truth
-
     lab = make_lab(30, 11)
     for device in lab.fleet.devices:
         run = run_on(lab, device, "collect_facts")

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from migrator.store import SCHEMA_VERSION, LeaseOwner, SchemaTooNew, Store, UnstorableValue, content_hash
-from migrator.store.schema import MIGRATIONS
+from migrator.store.schema import MIGRATIONS, metadata, policy_snapshots
 from tests.store.conftest import FakeClock
 
 
@@ -179,12 +182,6 @@ def test_a_newer_store_is_refused_naming_both_versions(tmp_path: Path) -> None:
 
 def test_the_schema_and_upserts_compile_for_postgresql() -> None:
     """Without a server at hand, the DDL, indices and first-wins upsert at least compile for PostgreSQL."""
-    from sqlalchemy.dialects import postgresql
-    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-    from sqlalchemy.schema import CreateIndex, CreateTable
-
-    from migrator.store.schema import metadata, policy_snapshots
-
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     ddl = [str(CreateTable(table).compile(dialect=dialect)) for table in metadata.sorted_tables]
     ddl += [str(CreateIndex(i).compile(dialect=dialect)) for t in metadata.sorted_tables for i in t.indexes]

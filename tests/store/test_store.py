@@ -3,7 +3,7 @@ policy snapshots, leases and exports."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -381,8 +381,6 @@ def test_rollback_records_hold_policy_values_and_users(store: Store, wave: str) 
 
 def test_naive_clock_is_refused(store_location: str) -> None:
     """A clock without a time zone would make a shared store ambiguous: refused at the first write."""
-    from datetime import datetime
-
     with pytest.raises(UnstorableValue, match="time zone"):
         Store.open(store_location, now=lambda: datetime(2025, 1, 1))
 

@@ -189,6 +189,64 @@ def temp_of(lab: Lab, device: Device, principal: Principal) -> str:
     return profile_of(lab, device, principal) + "\\AppData\\Local\\Temp"
 
 
+def process_environment(lab: Lab, device: Device, principal: Principal) -> dict[str, str]:
+    """The environment block of a process started as ``principal``: ``$env:`` in its scripts, ``%VAR%`` in its
+    command lines (values as Windows 10/11 sets them), sorted by name regardless of case."""
+    user_domain, user_name = account_parts(lab, device, principal)
+    profile = profile_of(lab, device, principal)
+    temp = temp_of(lab, device, principal)
+    env: dict[str, str] = {
+        "ALLUSERSPROFILE": "C:\\ProgramData",
+        "APPDATA": f"{profile}\\AppData\\Roaming",
+        "CommonProgramFiles": "C:\\Program Files\\Common Files",
+        "CommonProgramFiles(x86)": "C:\\Program Files (x86)\\Common Files",
+        "CommonProgramW6432": "C:\\Program Files\\Common Files",
+        "COMPUTERNAME": device.name.upper(),
+        "ComSpec": "C:\\Windows\\system32\\cmd.exe",
+        "DriverData": "C:\\Windows\\System32\\Drivers\\DriverData",
+        "LOCALAPPDATA": f"{profile}\\AppData\\Local",
+        "NUMBER_OF_PROCESSORS": "8",
+        "OS": "Windows_NT",
+        "Path": "C:\\Windows\\system32;C:\\Windows;C:\\Windows\\System32\\Wbem;"
+        "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\;C:\\Windows\\System32\\OpenSSH\\;"
+        f"{profile}\\AppData\\Local\\Microsoft\\WindowsApps",
+        "PATHEXT": ".COM;.EXE;.BAT;.CMD;.VBS;.VBE;.JS;.JSE;.WSF;.WSH;.MSC;.CPL",
+        "PROCESSOR_ARCHITECTURE": "AMD64",
+        "PROCESSOR_IDENTIFIER": "Intel64 Family 6 Model 186 Stepping 2, GenuineIntel",
+        "PROCESSOR_LEVEL": "6",
+        "PROCESSOR_REVISION": "ba02",
+        "ProgramData": "C:\\ProgramData",
+        "ProgramFiles": "C:\\Program Files",
+        "ProgramFiles(x86)": "C:\\Program Files (x86)",
+        "ProgramW6432": "C:\\Program Files",
+        "PSModulePath": f"{profile}\\Documents\\WindowsPowerShell\\Modules;"
+        "C:\\Program Files\\WindowsPowerShell\\Modules;"
+        "C:\\Windows\\system32\\WindowsPowerShell\\v1.0\\Modules",
+        "PUBLIC": "C:\\Users\\Public",
+        "SystemDrive": "C:",
+        "SystemRoot": "C:\\Windows",
+        "TEMP": temp,
+        "TMP": temp,
+        "USERDOMAIN": user_domain,
+        "USERNAME": user_name,
+        "USERPROFILE": profile,
+        "windir": "C:\\Windows",
+    }
+    if principal.kind is not PrincipalKind.SYSTEM:
+        env["HOMEDRIVE"] = "C:"
+        env["HOMEPATH"] = profile[2:]
+    domain = lab.domain_of(device)
+    user = device.user(principal.sid) if principal.kind is PrincipalKind.USER else None
+    if user is not None and (user_domain_obj := lab.user_domain(user)) is not None:
+        # Domain accounts get the DNS domain and the DC that logged them on.
+        env["USERDNSDOMAIN"] = user_domain_obj.dns_name.upper()
+        env["LOGONSERVER"] = "\\\\" + user_domain_obj.dc_name.split(".")[0]
+        env["USERDOMAIN_ROAMINGPROFILE"] = user_domain
+    elif principal.kind is PrincipalKind.ADMIN and domain is not None:
+        env["USERDNSDOMAIN"] = domain.dns_name.upper()
+    return dict(sorted(env.items(), key=lambda kv: kv[0].casefold()))
+
+
 def is_elevated(principal: Principal) -> bool:
     """The WinRM admin (network logon of a local administrator) and SYSTEM are elevated; users are not."""
     return principal.kind is not PrincipalKind.USER

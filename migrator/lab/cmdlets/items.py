@@ -35,6 +35,7 @@ from migrator.lab.cmdlets.paths import (
     resolve,
     wildcard_match,
 )
+from migrator.lab.ps import format_default
 from migrator.lab.registry import VALUE_KIND_TO_TYPE, RegData, RegType, RegValue
 from migrator.lab.shell import (
     CmdletContext,
@@ -1092,14 +1093,7 @@ def _format_for_file(values: list[Any]) -> str:
     """Out-File writes what the console would show: strings as they are, objects through default formatting."""
     if all(isinstance(v, str | int | float | bool) or v is None for v in values):
         return "".join(to_text(v) + "\r\n" for v in values if v is not None)
-    try:
-        from migrator.lab import ps
-    except ImportError:  # the interpreter is not installed: fall back to ToString()
-        return "".join(to_text(v) + "\r\n" for v in values)
-    formatter = getattr(ps, "format_default", None)
-    if formatter is None:
-        return "".join(to_text(v) + "\r\n" for v in values)
-    formatted = str(formatter(values))
+    formatted = format_default(values)
     return formatted.replace("\r\n", "\n").replace("\n", "\r\n")
 
 

@@ -26,7 +26,14 @@ from __future__ import annotations
 from migrator.lab.model import Device
 from migrator.lab.native import _dispatch
 from migrator.lab.native._common import NativeContext, environment, to_crlf
-from migrator.lab.native.cmd import NOT_RECOGNIZED, NOT_RECOGNIZED_EXIT, command_line_to_argv, quote_argument, run_line
+from migrator.lab.native.cmd import (
+    NOT_RECOGNIZED,
+    NOT_RECOGNIZED_EXIT,
+    command_line_to_argv,
+    quote_argument,
+    run_cmd_arguments,
+    run_line,
+)
 from migrator.lab.shell import NativeResult, Principal
 from migrator.lab.windows import Lab
 
@@ -55,8 +62,10 @@ def run_native(
     if name is None:
         # The interpreter checks has_native first; a direct caller gets cmd.exe's answer.
         return NativeResult(stderr=to_crlf(NOT_RECOGNIZED.format(command) + "\n"), exit_code=NOT_RECOGNIZED_EXIT)
-    result = _dispatch.dispatch(NativeContext(lab, device, principal, stdin), name, list(args))
-    return _console(result)
+    ctx = NativeContext(lab, device, principal, stdin)
+    if name == _dispatch.CMD:
+        return _console(run_cmd_arguments(ctx, " ".join(quote_argument(a) for a in args)))
+    return _console(_dispatch.dispatch(ctx, name, list(args)))
 
 
 def run_command_line(

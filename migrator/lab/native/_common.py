@@ -7,12 +7,14 @@ Commands build their output with ``\\n`` line ends; :func:`migrator.lab.native.r
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from migrator.lab.cmdlets._base import process_environment
 from migrator.lab.model import Device, Session, User
 from migrator.lab.shell import NativeResult, Principal, PrincipalKind
 from migrator.lab.windows import Lab
@@ -20,6 +22,7 @@ from migrator.lab.windows import Lab
 # Namespace for the lab's derived identifiers (device key container ids, ...): stable across runs.
 _LAB_NAMESPACE = uuid.UUID("6f1d8f8e-2f53-4c1e-9a55-3c1b7a0e5d21")
 SYSTEM_LOGON_ID = "0x3e7"  # the SYSTEM logon session's LUID (999), as klist prints it
+_DRIVE_PATH = re.compile(r"^[A-Za-z]:\\")
 
 
 @dataclass
@@ -78,9 +81,7 @@ Handler = Callable[[NativeContext, list[str]], NativeResult]
 def environment(lab: Lab, device: Device, principal: Principal) -> dict[str, str]:
     """The variables cmd.exe expands for a process started as ``principal``: the same block PowerShell's
     ``$env:`` shows (one source, so a task action's ``%TEMP%`` and its script's ``$env:TEMP`` agree)."""
-    from migrator.lab.executor import DeviceHost
-
-    return dict(DeviceHost(lab, device, principal).environment())
+    return process_environment(lab, device, principal)
 
 
 def lookup_env(env: Mapping[str, str], name: str) -> str | None:
@@ -97,6 +98,30 @@ def working_directory(lab: Lab, device: Device, principal: Principal) -> str:
     if principal.kind is PrincipalKind.SYSTEM:
         return "C:\\Windows\\system32"
     return environment(lab, device, principal)["USERPROFILE"]
+
+
+def resolve_path(ctx: NativeContext, path: str) -> str:
+    """A cmd path argument as an absolute display path (relative to the process's working directory)."""
+    value = path.strip().strip('"').replace("/", "\\")
+    if value.startswith("\\\\"):
+        return value
+    if _DRIVE_PATH.match(value):
+        base, rest = value[:2].upper(), value[3:]
+    elif value.startswith("\\"):
+        base, rest = "C:", value[1:]
+    else:
+        cwd = working_directory(ctx.lab, ctx.device, ctx.principal)
+        base, rest = cwd[:2], cwd[3:] + "\\" + value
+    parts: list[str] = []
+    for part in rest.split("\\"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return base + "\\" + "\\".join(parts)
 
 
 # ---- output helpers --------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Which executables a lab device has, and the handler each name runs."""
+"""Which executables a lab device has, and the handler each name runs.
+
+cmd.exe is one of them, but it runs the others, so its module (:mod:`.cmd`) imports this table rather than
+being one of its handlers: :func:`migrator.lab.native.run_native` hands ``cmd`` to it.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,9 @@ from migrator.lab.native import certutil, dsregcmd, klist, nltest, powershell, s
 from migrator.lab.native._common import Handler, NativeContext
 from migrator.lab.shell import NativeResult
 
-
-def _cmd(ctx: NativeContext, args: list[str]) -> NativeResult:
-    from migrator.lab.native.cmd import quote_argument, run_cmd_arguments
-
-    return run_cmd_arguments(ctx, " ".join(quote_argument(a) for a in args))
-
-
+CMD = "cmd"
 COMMANDS: dict[str, Handler] = {
     "certutil": certutil.run,
-    "cmd": _cmd,
     "dsregcmd": dsregcmd.run,
     "gpupdate": system.gpupdate,
     "hostname": system.hostname,
@@ -49,8 +46,9 @@ def resolve(command: str) -> str | None:
     folded = name.casefold()
     if folded.endswith(".exe"):
         folded = folded[:-4]
-    return folded if folded in COMMANDS else None
+    return folded if folded in COMMANDS or folded == CMD else None
 
 
 def dispatch(ctx: NativeContext, name: str, args: list[str]) -> NativeResult:
+    """Run a program other than cmd.exe by its resolved name."""
     return COMMANDS[name](ctx, args)

@@ -19,14 +19,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from migrator.lab.cmdlets.filesystem import DeviceFiles, parent_of
 from migrator.lab.model import VFile
-from migrator.lab.native._common import NativeContext, environment, lookup_env, text, working_directory
+from migrator.lab.native import _dispatch
+from migrator.lab.native._common import (
+    NativeContext,
+    environment,
+    lookup_env,
+    resolve_path,
+    text,
+    working_directory,
+)
 from migrator.lab.shell import NativeResult
 
 NOT_RECOGNIZED = "'{}' is not recognized as an internal or external command,\noperable program or batch file."
 NOT_RECOGNIZED_EXIT = 9009
 _VARIABLE = re.compile(r"%([^%\s]+)%")
-_DRIVE_PATH = re.compile(r"^[A-Za-z]:\\")
 _NUL = {"nul", "nul:", "\\\\.\\nul"}
 _CMD_SPECIAL = set("&<>()@^|")
 _BLANKS = re.compile("[ \t]+")
@@ -251,30 +259,6 @@ def split_program(command: str) -> tuple[str, str]:
     return match.group(0), stripped[match.end() :]
 
 
-def resolve_path(ctx: NativeContext, path: str) -> str:
-    """A cmd path argument as an absolute display path (relative to the process's working directory)."""
-    value = path.strip().strip('"').replace("/", "\\")
-    if value.startswith("\\\\"):
-        return value
-    if _DRIVE_PATH.match(value):
-        base, rest = value[:2].upper(), value[3:]
-    elif value.startswith("\\"):
-        base, rest = "C:", value[1:]
-    else:
-        cwd = working_directory(ctx.lab, ctx.device, ctx.principal)
-        base, rest = cwd[:2], cwd[3:] + "\\" + value
-    parts: list[str] = []
-    for part in rest.split("\\"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return base + "\\" + "\\".join(parts)
-
-
 # ---- running a line ----------------------------------------------------------------------------------
 
 
@@ -370,10 +354,8 @@ def _run_command(state: _Run, command: str, stdin: str | None, capture: bool) ->
 
 def _open_for_writing(ctx: NativeContext, path: str, append: bool) -> str | None:
     """Open (create or truncate) a redirection target as cmd does before running; an error text or None."""
-    # The file-system view (which folders exist) is the FileSystem provider's, shared with the cmdlets.
-    from migrator.lab.cmdlets.filesystem import DeviceFiles, parent_of
-
     with ctx.device.lock:
+        # The file-system view (which folders exist) is the FileSystem provider's, shared with the cmdlets.
         files = DeviceFiles(ctx.lab, ctx.device)
         if files.is_dir(path):
             return "Access is denied."
@@ -400,8 +382,6 @@ def _append_file(ctx: NativeContext, path: str, content: str) -> None:
 
 
 def _dispatch_command(state: _Run, body: str, stdin: str | None) -> NativeResult | None:
-    from migrator.lab.native import _dispatch
-
     ctx = state.ctx
     program, rest = split_program(body)
     if not program:
@@ -490,8 +470,6 @@ def _strip_command_quotes(command: str, always: bool) -> str:
     name with whitespace in it and no special characters; otherwise drop the first and the last quote."""
     if not command.startswith('"'):
         return command
-    from migrator.lab.native import _dispatch
-
     last = command.rfind('"')
     inner = command[1:last]
     if (

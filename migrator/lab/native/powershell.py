@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Protocol, cast
 
-from migrator.lab.native._common import NativeContext, text
+from migrator.lab.native._common import NativeContext, resolve_path, text
+from migrator.lab.ps import format_default
 from migrator.lab.shell import ErrorRecord, InvocationResult, NativeResult, Principal, PSObject
 
 BAD_ARGUMENT_EXIT = -196608  # 0xFFFD0000: powershell.exe's exit code for unusable command-line arguments
@@ -113,8 +113,6 @@ def run(ctx: NativeContext, args: list[str]) -> NativeResult:
 
 
 def _run_file(ctx: NativeContext, payload: list[str]) -> NativeResult:
-    from migrator.lab.native.cmd import resolve_path
-
     if not payload:
         message = "Missing the argument to -File parameter. Specify a parameter of the required type and try again."
         return NativeResult(stderr=text([message]), exit_code=BAD_ARGUMENT_EXIT)
@@ -155,7 +153,7 @@ def _invoke(ctx: NativeContext, script: str, parameters: dict[str, Any] | None, 
     # A script that reads [Console]::In gets the process's stdin (the WinRM bootstrap pattern).
     result = runner.run_script(ctx.device.name, ctx.principal, script, parameters, stdin=ctx.stdin)
     stdout = [_information_text(item) for item in result.information]
-    rendered = _format_default(result.output)
+    rendered = format_default(result.output)
     stderr = "".join(format_error(record) for record in result.errors)
     if result.terminating_error is not None and result.terminating_error not in result.errors:
         stderr += format_error(result.terminating_error)
@@ -168,16 +166,6 @@ def _invoke(ctx: NativeContext, script: str, parameters: dict[str, Any] | None, 
     elif result.terminating_error is not None or (command_mode and result.had_errors):
         code = 1
     return NativeResult(stdout=out, stderr=stderr, exit_code=code)
-
-
-def _format_default(objects: list[Any]) -> str:
-    # Imported when first needed: the interpreter package imports the device side, not the other way round.
-    module = importlib.import_module("migrator.lab.ps")
-    formatter = cast(Callable[[list[Any]], Any], module.format_default)
-    rendered = formatter(objects)
-    if isinstance(rendered, str):
-        return rendered
-    return text([str(line) for line in rendered])
 
 
 def _information_text(item: Any) -> str:

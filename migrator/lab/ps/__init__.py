@@ -8,11 +8,11 @@ Public surface:
 - :func:`cmdlet`, :data:`REGISTRY`, :class:`GenericCmdlet` — the registry of the interpreter's own cmdlets.
 - :func:`register_file_system`, :class:`HostFileSystem` — how a device lends System.IO its files.
 
-Module map: ``parser`` (text -> ``ast``), ``interpreter`` (statements, expressions, scopes, error streams),
-``commands`` (pipelines, command resolution, natives), ``binder`` (parameters), ``members`` (properties,
-methods, static .NET members), ``dotnet_io`` (System.IO, hashing, BitConverter), ``intrinsics``
-(``$ExecutionContext``, ``$MyInvocation``), ``operators``, ``values`` (conversions), ``formatting``, ``jsonconv``,
-``cmdlets``, ``errors``, ``runspace``.
+Module map: ``parser`` (text -> ``ast``), ``interpreter`` (statements, expressions, error streams),
+``session`` (a runspace's state: scopes, streams, sinks), ``commands`` (pipelines, command resolution,
+natives), ``binder`` (parameters), ``members`` (properties, methods, static .NET members), ``dotnet_io``
+(System.IO, hashing, BitConverter), ``intrinsics`` (``$ExecutionContext``, ``$MyInvocation``), ``operators``,
+``values`` (conversions), ``formatting``, ``jsonconv``, ``cmdlets``, ``errors``, ``runspace``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.lab.ps import ast
-from migrator.lab.ps.errors import binding_error
+from migrator.lab.ps.errors import NotSupportedByLab, binding_error
+from migrator.lab.ps.operators import compare_order, regex_match
+from migrator.lab.ps.session import normalise_action
 from migrator.lab.ps.values import (
     as_list,
     convert_to,
@@ -286,8 +288,6 @@ def _common_is_set(common: CommonParams, name: str) -> bool:
 
 
 def _set_common(common: CommonParams, name: str, value: Any, command: str) -> None:
-    from migrator.lab.ps.interpreter import normalise_action
-
     if name in ("ErrorAction", "WarningAction", "InformationAction"):
         action = normalise_action(value, name)
         setattr(common, re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower(), action)
@@ -297,8 +297,6 @@ def _set_common(common: CommonParams, name: str, value: Any, command: str) -> No
         setattr(common, re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower(), to_bool(value))
     # OutBuffer and PipelineVariable are accepted; OutBuffer does not change results, PipelineVariable is rare.
     elif name == "PipelineVariable":
-        from migrator.lab.ps.errors import NotSupportedByLab
-
         raise NotSupportedByLab("-PipelineVariable")
 
 
@@ -441,8 +439,6 @@ def _validate(spec: ParamSpec, definition: ast.ParamDef, value: Any, command: st
     if definition.validate_range is not None and value is not None:
         low, high = definition.validate_range
         for item in as_list(value):
-            from migrator.lab.ps.operators import compare_order
-
             if compare_order(item, low) < 0:
                 raise binding_error(
                     f"{prefix} The {to_str(item)} argument is less than the minimum allowed range of {to_str(low)}. "
@@ -462,8 +458,6 @@ def _validate(spec: ParamSpec, definition: ast.ParamDef, value: Any, command: st
                     item,
                 )
     if definition.validate_pattern is not None and value is not None:
-        from migrator.lab.ps.operators import regex_match
-
         for item in as_list(value):
             if regex_match(item, definition.validate_pattern) is None:
                 raise binding_error(

@@ -21,7 +21,10 @@ from migrator.lab.ps.binder import NOTHING, ParamSpec
 from migrator.lab.ps.errors import NotSupportedByLab, StopUpstream, make_record
 from migrator.lab.ps.formatting import format_datetime, format_default, uformat_datetime
 from migrator.lab.ps.jsonconv import from_json, to_json
+from migrator.lab.ps.parser import parse_script
+from migrator.lab.ps.session import VOID
 from migrator.lab.ps.values import (
+    PSException,
     PSType,
     ScriptBlock,
     as_local,
@@ -40,7 +43,8 @@ from migrator.lab.shell import ErrorRecord, Hashtable, PowerShellError, PSObject
 
 if TYPE_CHECKING:
     from migrator.lab.ps.commands import Context
-    from migrator.lab.ps.interpreter import Interpreter, Scope
+    from migrator.lab.ps.interpreter import Interpreter
+    from migrator.lab.ps.session import Scope
 
 
 class GenericCmdlet:
@@ -296,8 +300,6 @@ class ForEachObject(GenericCmdlet):
         args = self.params.get("ArgumentList")
         if args is not None or self._is_method(item, self.member):
             result = mem.call_method(self.interp, item, self.member, list(args or []))
-            from migrator.lab.ps.interpreter import VOID
-
             if result is not VOID:
                 self.emit_all(result)
             return
@@ -906,8 +908,6 @@ class WriteError(GenericCmdlet):
                 raise NotSupportedByLab("Write-Error -ErrorRecord with a non-ErrorRecord")
             self.ctx.write_error(record)
             return
-        from migrator.lab.ps.values import PSException
-
         exception = self.params.get("Exception")
         message = to_str(item) if item is not NOTHING else self.params.get("Message")
         exception_type = "Microsoft.PowerShell.Commands.WriteErrorException"
@@ -1181,8 +1181,6 @@ class InvokeExpression(GenericCmdlet):
     script this way). The migration's own scripts never use it: their values arrive as parameters."""
 
     def process(self, item: Any) -> None:
-        from migrator.lab.ps.parser import parse_script
-
         text = to_str(item) if item is not NOTHING else to_str(self.params.get("Command", ""))
         for value in self.interp.invoke_scriptblock(ScriptBlock(parse_script(text)), [], new_scope=False):
             self.emit(value)
@@ -1402,8 +1400,6 @@ class CmdletHandle:
 
     def ps_call_method(self, name: str, args: list[Any]) -> Any:
         folded = name.casefold()
-        from migrator.lab.ps.interpreter import VOID
-
         if folded == "shouldprocess":
             return not self.what_if
         if folded == "writeerror":

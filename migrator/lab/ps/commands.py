@@ -31,8 +31,10 @@ from migrator.lab.ps.binder import (
     specs_from_cmdlet,
     specs_from_function,
 )
+from migrator.lab.ps.cmdlets import REGISTRY, CmdletHandle
 from migrator.lab.ps.errors import (
     NotSupportedByLab,
+    PipelineStopped,
     ReturnFlow,
     ScriptTerminatingError,
     StopUpstream,
@@ -40,12 +42,13 @@ from migrator.lab.ps.errors import (
     make_record,
 )
 from migrator.lab.ps.intrinsics import InvocationInfo
-from migrator.lab.ps.values import PSList, ScriptBlock, enumerate_value, is_enumerable, to_str
+from migrator.lab.ps.session import DISCARD, Scope, Sink, Streams
+from migrator.lab.ps.values import PSList, ScriptBlock, enumerate_value, is_enumerable, resolve_type_name, to_str
 from migrator.lab.shell import CmdletSpec, ErrorRecord, Hashtable, Host, PowerShellError
 
 if TYPE_CHECKING:
     from migrator.lab.ps.cmdlets import GenericCmdlet, GenericCmdletSpec
-    from migrator.lab.ps.interpreter import Interpreter, Sink
+    from migrator.lab.ps.interpreter import Interpreter
 
 
 # Windows PowerShell commands the lab knows exist but does not emulate: using them is NotSupportedByLab, not
@@ -212,8 +215,6 @@ class Downstream:
 
     def append(self, item: Any, /) -> None:
         if self.interp.session.stopping:
-            from migrator.lab.ps.errors import PipelineStopped
-
             raise PipelineStopped()
         self.target.process(item)
 
@@ -230,7 +231,7 @@ class Context:
         self.common = binding.common
         self.line = line
         self.column = column
-        self.out: Sink = interp_discard()
+        self.out: Sink = DISCARD
         self.processor: Processor | None = None
         self.error_variable: list[Any] | None = None
         self.warning_variable: list[Any] | None = None
@@ -281,12 +282,6 @@ class Context:
 
     def write_output(self, item: Any) -> None:
         self.out.append(item)
-
-
-def interp_discard() -> Sink:
-    from migrator.lab.ps.interpreter import DISCARD
-
-    return DISCARD
 
 
 def _variable_list(interp: Interpreter, spec: str) -> list[Any]:
@@ -390,8 +385,6 @@ class ScriptCommand(Processor):
         new_script_scope: bool = False,
         parent_scope: Any = None,
     ) -> None:
-        from migrator.lab.ps.interpreter import DISCARD, Scope
-
         self.interp = interp
         self.block = block
         self.name = name
@@ -453,8 +446,6 @@ class ScriptCommand(Processor):
             if common.error_variable or common.out_variable or common.warning_variable:
                 raise NotSupportedByLab("-ErrorVariable/-OutVariable/-WarningVariable on a script function")
             if self.advanced:
-                from migrator.lab.ps.cmdlets import CmdletHandle
-
                 vars_["pscmdlet"] = CmdletHandle(interp, self.name, bool(common.what_if))
             for spec in self.specs:
                 self._set_parameter(spec)
@@ -538,8 +529,6 @@ class ScriptCommand(Processor):
 
 def _type_default(type_name: ast.TypeName) -> Any:
     # An unbound typed parameter holds its type's default (LanguagePrimitives.ConvertTo($null, T)).
-    from migrator.lab.ps.values import resolve_type_name
-
     full = resolve_type_name(type_name.name)
     defaults: dict[str | None, Any] = {
         "System.String": "",
@@ -622,8 +611,6 @@ class Redirected(Processor):
 
     @contextmanager
     def _swapped(self) -> Iterator[None]:
-        from migrator.lab.ps.interpreter import DISCARD, Streams
-
         interp = self.interp
         saved = interp.streams
         streams = Streams(saved.errors, saved.warnings, saved.verbose, saved.information, saved.debug)
@@ -648,8 +635,6 @@ class Redirected(Processor):
             interp.streams = saved
 
     def _link(self) -> None:
-        from migrator.lab.ps.interpreter import DISCARD
-
         self.inner.out = DISCARD if self.discard_output else self.out
 
     def begin(self) -> None:
@@ -718,8 +703,6 @@ class CommandRunner:
 
     @contextmanager
     def redirected(self, redirects: Sequence[ast.Redirect], out: Sink) -> Iterator[Sink]:
-        from migrator.lab.ps.interpreter import DISCARD, Streams
-
         interp = self.interp
         saved = interp.streams
         streams = Streams(saved.errors, saved.warnings, saved.verbose, saved.information, saved.debug)
@@ -774,8 +757,6 @@ class CommandRunner:
         device = interp.host.cmdlets().get(folded)
         if device is not None:
             return DeviceCmdlet(interp, device, args, command.line, command.column)
-        from migrator.lab.ps.cmdlets import REGISTRY
-
         generic = REGISTRY.get(folded)
         if generic is not None:
             return LabCmdlet(interp, generic, args, command.line, command.column)

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from migrator.lab.ps.errors import NotSupportedByLab, make_record, method_invocation_error
+from migrator.lab.ps.session import VOID
 from migrator.lab.ps.values import EnumValue, to_int, to_str
 from migrator.lab.shell import Host, PowerShellError
 
@@ -75,12 +76,6 @@ def file_system_of(host: Host, construct: str) -> HostFileSystem:
         if files is not None:
             return files
     raise NotSupportedByLab(f"{construct} (this host has no file system)")
-
-
-def _void() -> Any:
-    from migrator.lab.ps.interpreter import VOID
-
-    return VOID
 
 
 # ---- .NET exceptions as PowerShell shows them ------------------------------------------------------------
@@ -283,10 +278,10 @@ class FileStream:
         argc = len(args)
         if folded in ("close", "dispose") and not args:
             self.closed = True
-            return _void()
+            return VOID
         if folded == "flush" and argc in (0, 1):
             self._check_open(name, argc)
-            return _void()
+            return VOID
         if folded == "write" and argc == 3:
             buffer = input_bytes(name, argc, args[0], "array")
             start, size = _check_range(name, argc, buffer, args[1], args[2])
@@ -301,7 +296,7 @@ class FileStream:
             self._data[self._position : end] = buffer[start : start + size]
             self._position = end
             self._files.write_bytes(self.path, bytes(self._data))
-            return _void()
+            return VOID
         if folded == "read" and argc == 3:
             target = output_buffer(name, argc, args[0], "array")
             start, size = _check_range(name, argc, target, args[1], args[2])
@@ -389,10 +384,10 @@ class FileInfo:
         if folded == "refresh" and not args:
             self._state = None
             self._loaded()
-            return _void()
+            return VOID
         if folded == "delete" and not args:
             _delete(self._files, name, argc, self.path)
-            return _void()
+            return VOID
         if folded == "tostring" and not args:
             return self.original
         raise NotSupportedByLab(f"FileInfo.{name}() with {argc} argument(s)")
@@ -462,10 +457,10 @@ def static_file(interp: Interpreter, folded: str, name: str, args: list[Any]) ->
         return _open_read(file_system_of(interp.host, construct), name, argc, path)
     if folded == "delete" and argc == 1:
         _delete(file_system_of(interp.host, construct), name, argc, full_path(name, argc, args[0]))
-        return _void()
+        return VOID
     if folded == "move" and argc == 2:
         _move(file_system_of(interp.host, construct), name, args)
-        return _void()
+        return VOID
     if folded == "readallbytes" and argc == 1:
         path = full_path(name, argc, args[0], empty="Empty path name is not legal.\r\nParameter name: path")
         stream = _open_read(file_system_of(interp.host, construct), name, argc, path)
@@ -476,7 +471,7 @@ def static_file(interp: Interpreter, folded: str, name: str, args: list[Any]) ->
         files = file_system_of(interp.host, construct)
         _create(files, name, argc, path)
         files.write_bytes(path, bytes(data))
-        return _void()
+        return VOID
     return NOT_FOUND
 
 
@@ -627,11 +622,11 @@ class HashAlgorithm:
             return bytearray(self._hash)
         if folded == "initialize" and not args:
             self._state = hashlib.new(self.algorithm)
-            return _void()
+            return VOID
         if folded in ("dispose", "clear") and not args:
             self.disposed = True
             self._hash = None
-            return _void()
+            return VOID
         if folded == "tostring" and not args:
             return self.type_name
         raise NotSupportedByLab(f"{self.type_name}.{name}() with {argc} argument(s)")

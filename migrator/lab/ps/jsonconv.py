@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from migrator.lab.ps.errors import NotSupportedByLab, runtime_error
+from migrator.lab.ps.errors import NotSupportedByLab, make_record, runtime_error
 from migrator.lab.ps.values import (
     EnumValue,
     PSVersion,
@@ -286,8 +286,6 @@ def from_json(text: str) -> Any:
 
 
 def _invalid_json(message: str) -> Any:
-    from migrator.lab.ps.errors import make_record
-
     return make_record(
         message,
         "System.ArgumentException,Microsoft.PowerShell.Commands.ConvertFromJsonCommand",

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import calendar
 import math
 import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cmp_to_key
 from typing import TYPE_CHECKING, Any
 
 from migrator.lab.ps import dotnet_io
@@ -23,10 +26,13 @@ from migrator.lab.ps import operators as ops
 from migrator.lab.ps.ast import TypeName
 from migrator.lab.ps.errors import (
     NotSupportedByLab,
+    invalid_cast,
     method_invocation_error,
     runtime_error,
 )
 from migrator.lab.ps.formatting import composite_format, format_datetime, format_number
+from migrator.lab.ps.parser import parse_script
+from migrator.lab.ps.session import VOID
 from migrator.lab.ps.values import (
     ENUMS,
     INT32_MAX,
@@ -651,7 +657,7 @@ def call_method(interp: Interpreter, obj: Any, name: str, args: list[Any]) -> An
         if isinstance(obj, EnumValue) and folded == "hasflag":
             return obj.value & to_int(args[0]) == to_int(args[0])
         if isinstance(obj, Identity) and folded == "dispose":
-            return _void()
+            return VOID
         if isinstance(obj, RegexMatch) and folded == "nextmatch":
             raise NotSupportedByLab("Match.NextMatch()")
         raise NotSupportedByLab(f"{type_names_of(obj)[0]}.{name}()")
@@ -659,12 +665,6 @@ def call_method(interp: Interpreter, obj: Any, name: str, args: list[Any]) -> An
     if callable(hook):
         return hook(name, args)
     raise NotSupportedByLab(f"method {name}() on {type_names_of(obj)[0]}")
-
-
-def _void() -> Any:
-    from migrator.lab.ps.interpreter import VOID
-
-    return VOID
 
 
 def _method_not_found(obj: Any, name: str) -> Any:
@@ -851,14 +851,14 @@ def _hashtable_method(interp: Interpreter, table: Hashtable, folded: str, name: 
         if key is None:
             raise method_invocation_error(name, 2, "Key cannot be null.\r\nParameter name: key")
         table[key] = args[1]
-        return _void()
+        return VOID
     if folded == "remove":
         _arity(name, args, 1)
         table.pop(args[0], None)
-        return _void()
+        return VOID
     if folded == "clear":
         table.clear()
-        return _void()
+        return VOID
     if folded == "clone":
         return Hashtable(table.items())
     if folded == "getenumerator":
@@ -902,16 +902,16 @@ def _list_method(interp: Interpreter, items: Any, folded: str, name: str, args: 
             _arity(name, args, 1)
             value = convert_to(args[0], element) if element is not None else args[0]
             items.append(value)
-            return len(items) - 1 if element is None else _void()
+            return len(items) - 1 if element is None else VOID
         if folded == "addrange":
             items.extend(convert_to(v, element) if element is not None else v for v in as_list(args[0]))
-            return _void()
+            return VOID
         if folded == "remove":
             for index, item in enumerate(items):
                 if ops.values_equal(item, args[0], True):
                     del items[index]
-                    return True if element is not None else _void()
-            return False if element is not None else _void()
+                    return True if element is not None else VOID
+            return False if element is not None else VOID
         if folded == "removeat":
             index = to_int(args[0])
             if not 0 <= index < len(items):
@@ -919,21 +919,19 @@ def _list_method(interp: Interpreter, items: Any, folded: str, name: str, args: 
                     name, 1, "Index was out of range. Must be non-negative and less than the size of the collection."
                 )
             del items[index]
-            return _void()
+            return VOID
         if folded == "insert":
             items.insert(to_int(args[0]), args[1])
-            return _void()
+            return VOID
         if folded == "clear":
             items.clear()
-            return _void()
+            return VOID
         if folded == "sort" and n == 0:
-            from functools import cmp_to_key
-
             items.sort(key=cmp_to_key(lambda a, b: ops.compare_order(a, b, False)))
-            return _void()
+            return VOID
         if folded == "reverse" and n == 0:
             items.reverse()
-            return _void()
+            return VOID
     if folded in ("add", "remove", "removeat", "insert", "clear", "addrange"):
         raise method_invocation_error(name, n, "Collection was of a fixed size.", "System.NotSupportedException")
     raise NotSupportedByLab(f"array method {name}()")
@@ -1020,8 +1018,6 @@ def _datetime_method(value: datetime, folded: str, name: str, args: list[Any]) -
         months = to_int(args[0]) * (12 if folded == "addyears" else 1)
         total = value.month - 1 + months
         year, month = value.year + total // 12, total % 12 + 1
-        import calendar
-
         day = min(value.day, calendar.monthrange(year, month)[1])
         return value.replace(year=year, month=month, day=day)
     if folded == "add":
@@ -1303,8 +1299,6 @@ def _static_datetime(interp: Interpreter, folded: str, name: str, args: list[Any
         tz = {"utc": UTC, "local": LOCAL, "unspecified": UNSPECIFIED}[kind]
         return to_datetime(args[0]).replace(tzinfo=tz)
     if folded == "daysinmonth":
-        import calendar
-
         return calendar.monthrange(to_int(args[0]), to_int(args[1]))[1]
     if folded in ("fromfiletimeutc", "fromfiletime"):
         ticks = to_int(args[0], "System.Int64", INT64_MIN, INT64_MAX) + 504911232000000000
@@ -1316,8 +1310,6 @@ def _static_datetime(interp: Interpreter, folded: str, name: str, args: list[Any
 
 
 def _parse_exact(text: str, formats: Any) -> datetime:
-    from migrator.lab.ps.errors import invalid_cast
-
     for pattern in as_list(formats):
         regex = _format_regex(to_str(pattern))
         match = regex.fullmatch(text.strip())
@@ -1406,8 +1398,6 @@ def _static_math(interp: Interpreter, folded: str, name: str, args: list[Any]) -
             else:
                 digits = to_int(extra)
         if away:
-            from decimal import ROUND_HALF_UP, Decimal
-
             rounded = float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
         else:
             rounded = round(value, digits)
@@ -1460,7 +1450,7 @@ def _static_environment(interp: Interpreter, folded: str, name: str, args: list[
         if len(args) == 3 and to_str(args[2]).casefold() != "process":
             raise NotSupportedByLab("[Environment]::SetEnvironmentVariable for the Machine/User target")
         interp.session.env_set(to_str(args[0]), None if args[1] in (None, "") else to_str(args[1]))
-        return _void()
+        return VOID
     if folded == "getfolderpath":
         raise NotSupportedByLab("[Environment]::GetFolderPath()")
     return _NOT_FOUND
@@ -1629,8 +1619,6 @@ def _static_encoding(interp: Interpreter, folded: str, name: str, args: list[Any
 def _static_scriptblock(interp: Interpreter, folded: str, name: str, args: list[Any]) -> Any:
     if folded == "create":
         _arity(name, args, 1)
-        from migrator.lab.ps.parser import parse_script
-
         # Script text becomes a script block exactly as on Windows: parse errors surface as ParseException.
         return ScriptBlock(parse_script(to_str(args[0])))
     return _NOT_FOUND

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from migrator.lab.ps.ast import TypeName
 from migrator.lab.ps.errors import NotSupportedByLab, runtime_error
 from migrator.lab.ps.formatting import composite_format
 from migrator.lab.ps.values import (
@@ -28,12 +29,14 @@ from migrator.lab.ps.values import (
     is_instance,
     normalise_int,
     parse_number,
+    resolve_type_name,
     to_bool,
     to_datetime,
     to_int,
     to_number,
     to_str,
     to_timespan,
+    type_names_of,
 )
 from migrator.lab.shell import Hashtable, PowerShellError
 
@@ -387,8 +390,6 @@ def contains(collection: Any, value: Any, case_sensitive: bool) -> bool:
 def type_of_operand(right: Any) -> str:
     if isinstance(right, PSType):
         return right.full_name
-    from migrator.lab.ps.values import resolve_type_name
-
     name = to_str(right)
     full = resolve_type_name(name.removesuffix("[]"))
     if full is None:
@@ -409,8 +410,6 @@ def comparison(op: str, left: Any, right: Any) -> Any:
         result = is_instance(left, type_of_operand(right))
         return result if name == "-is" else not result
     if name == "-as":
-        from migrator.lab.ps.ast import TypeName
-
         target = right.full_name if isinstance(right, PSType) else to_str(right)
         array = target.endswith("[]")
         try:
@@ -443,8 +442,6 @@ _PREDICATES: dict[str, Callable[[Any, Any, bool], bool]] = {
 
 
 def _op_not_defined(left: Any, method: str) -> PowerShellError:
-    from migrator.lab.ps.values import type_names_of
-
     names = type_names_of(left)
     type_name = names[0] if names else "System.Object"
     return runtime_error(

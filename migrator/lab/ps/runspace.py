@@ -8,12 +8,14 @@ the interpreter are normalised to the contract's value types (``to_wire``).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from migrator.lab.ps.ast import Command as CommandNode
 from migrator.lab.ps.binder import Arg
 from migrator.lab.ps.commands import Processor, ScriptCommand
 from migrator.lab.ps.errors import (
@@ -27,8 +29,9 @@ from migrator.lab.ps.errors import (
     StopUpstream,
     pipeline_stopped_record,
 )
-from migrator.lab.ps.interpreter import Interpreter, Scope, Session, Streams
+from migrator.lab.ps.interpreter import Interpreter
 from migrator.lab.ps.parser import parse_script
+from migrator.lab.ps.session import Scope, Session, Streams
 from migrator.lab.ps.values import as_utc, format_timespan, to_str
 from migrator.lab.shell import (
     Command,
@@ -119,8 +122,6 @@ class PSRunspace:
                 script.scope = global_scope
             script.bind(args)
             return script
-        from migrator.lab.ps.ast import Command as CommandNode
-
         node = CommandNode(command.text, None, (), (), 1, 1, command.text)
         return interp.commands.resolve(command.text, args, node)
 
@@ -180,6 +181,4 @@ def _wire_record(record: ErrorRecord) -> ErrorRecord:
     wired = to_wire(target) if target is not None else None
     if wired is target:
         return record
-    import dataclasses
-
     return dataclasses.replace(record, target_object=wired)

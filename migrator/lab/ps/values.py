@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, get_args
 
-from migrator.lab.ps.errors import NotSupportedByLab, exception_base_names, invalid_cast, runtime_error
+from migrator.lab.ps.errors import (
+    NotSupportedByLab,
+    exception_base_names,
+    invalid_cast,
+    resolve_exception_type,
+    runtime_error,
+)
 from migrator.lab.shell import ErrorCategory, ErrorRecord, Hashtable, PowerShellError, PSObject
 
 if TYPE_CHECKING:
@@ -675,8 +681,6 @@ def resolve_type_name(name: str) -> str | None:
         return _TYPE_NAMES[folded[7:]]
     if ("system." + folded) in _TYPE_NAMES:
         return _TYPE_NAMES["system." + folded]
-    from migrator.lab.ps.errors import resolve_exception_type
-
     return resolve_exception_type(name)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from migrator.lab.cmdlets import device_cmdlets
 from migrator.lab.executor import DeviceHost
 from migrator.lab.model import Device, VFile
 from migrator.lab.shell import PowerShellError, PSObject
-from tests.lab.cmdlets.conftest import run
+from tests.lab.cmdlets.conftest import FakeContext, run
 
 
 def test_set_get_add_content_round_trip(admin: DeviceHost, device: Device) -> None:
@@ -45,9 +46,6 @@ def test_objects_are_written_as_powershell_renders_them(admin: DeviceHost, devic
 
 def test_out_file_and_pipeline_writes(admin: DeviceHost, device: Device) -> None:
     """Out-File truncates on the pipeline's first object and appends the rest; -Append keeps old content."""
-    from migrator.lab.cmdlets import device_cmdlets
-    from tests.lab.cmdlets.conftest import FakeContext
-
     spec = device_cmdlets()["out-file"]
     ctx = FakeContext(admin, spec.name)
     device.files["c:\\programdata\\p.txt"] = VFile(path="C:\\ProgramData\\p.txt", content="old\r\n")

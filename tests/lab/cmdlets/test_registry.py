@@ -7,6 +7,7 @@ import pytest
 from migrator.lab import policy
 from migrator.lab.executor import DeviceHost
 from migrator.lab.model import Device
+from migrator.lab.shell import PowerShellError
 from migrator.lab.windows import ADMIN_SID, SYSTEM_SID
 from tests.lab.cmdlets.conftest import run
 
@@ -260,8 +261,6 @@ def test_test_path_on_registry(admin: DeviceHost) -> None:
 
 def test_test_path_rejects_empty_string(admin: DeviceHost) -> None:
     """An empty -Path is a parameter binding error, as in Windows PowerShell."""
-    from migrator.lab.shell import PowerShellError
-
     with pytest.raises(PowerShellError) as caught:
         run(admin, "Test-Path", Path=[""])
     assert caught.value.record.fully_qualified_error_id == (

@@ -10,6 +10,7 @@ import pytest
 from migrator.lab import native, policy
 from migrator.lab.clock import VirtualClock
 from migrator.lab.model import Device, User
+from migrator.lab.runtime import new_lab
 from migrator.lab.shell import NativeResult, Principal
 from migrator.lab.windows import Lab
 from tests.lab.conftest import T0, make_device, make_domain, make_fleet, make_user
@@ -76,7 +77,7 @@ def fleet() -> Fleet:
     erin = make_user("erin", 1105, None)
     domain_only = make_device("PC-DOM", "domain", "none", users=[erin])
     clock = VirtualClock(T0)
-    lab = Lab(make_fleet([hybrid, entra, domain_only], [make_domain(entra_kerberos=True)]), clock)
+    lab = new_lab(make_fleet([hybrid, entra, domain_only], [make_domain(entra_kerberos=True)]), clock)
     lab.sign_in(hybrid, alice)
     lab.sign_in(entra, dave)
     lab.sign_in(domain_only, erin)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from migrator.lab import native
+from migrator.lab.executor import DeviceHost
 from migrator.lab.native.cmd import command_line_to_argv, quote_argument, split_pipelines
 from migrator.lab.shell import NativeResult
 from tests.lab.native.conftest import Fleet, out_lines
@@ -169,13 +170,12 @@ def test_has_native(name: str, expected: bool) -> None:
 @pytest.mark.parametrize("who", ["admin", "system", "user"])
 def test_cmd_variables_agree_with_powershell_env(fleet: Fleet, who: str) -> None:
     """%TEMP%, %USERPROFILE%, ... in a command line name what $env: names in the same principal's script."""
-    executor = pytest.importorskip("migrator.lab.executor")
     principal = {
         "admin": fleet.admin(fleet.hybrid),
         "system": fleet.lab.system_principal(),
         "user": fleet.as_user(fleet.hybrid, fleet.alice),
     }[who]
     ours = native.environment(fleet.lab, fleet.hybrid, principal)
-    theirs = executor.DeviceHost(fleet.lab, fleet.hybrid, principal).environment()
+    theirs = DeviceHost(fleet.lab, fleet.hybrid, principal).environment()
     for name in ("TEMP", "TMP", "USERPROFILE", "USERNAME", "USERDOMAIN", "COMPUTERNAME", "ProgramData", "APPDATA"):
         assert ours[name] == theirs[name], name

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 from migrator.lab import native
 from migrator.lab.model import VFile
+from migrator.lab.native import powershell
 from migrator.lab.shell import ErrorRecord, InvocationResult, NativeResult, Principal
 from tests.lab.native.conftest import Fleet, out_lines
 
@@ -40,8 +40,7 @@ def runner(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> ScriptDouble:
     double = ScriptDouble()
     monkeypatch.setattr(fleet.lab, "_executor", double)
     # Out-Default rendering belongs to the interpreter package; a plain one-line-per-object stand-in here.
-    ps = importlib.import_module("migrator.lab.ps")
-    monkeypatch.setattr(ps, "format_default", lambda objects: "".join(f"{o}\n" for o in objects), raising=False)
+    monkeypatch.setattr(powershell, "format_default", lambda objects: "".join(f"{o}\n" for o in objects))
     return double
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
+from migrator import parse
 from tests.lab.native.conftest import Fleet
-
-parse = pytest.importorskip("migrator.parse")
 
 
 def test_dsregcmd_round_trip_as_user(fleet: Fleet) -> None:

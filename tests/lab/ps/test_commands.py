@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from migrator.lab.shell import ErrorRecord
+from migrator.lab.shell import CmdletSpec, ErrorRecord, Param
 
 
 def calls(host: Any, name: str) -> list[Any]:
@@ -228,7 +228,6 @@ def test_native_stdin_from_pipeline(out: Any, host: Any) -> None:
 
 def test_device_cmdlet_wins_over_lab_cmdlet(out: Any, host: Any) -> None:
     """A device cmdlet with a lab cmdlet's name is the one that runs."""
-    from migrator.lab.shell import CmdletSpec, Param
 
     def device_test_path(ctx: Any, params: dict[str, Any]) -> Any:
         yield f"device:{params['Path']}"

@@ -10,6 +10,7 @@ from pypsrp.client import Client
 from pypsrp.exceptions import AuthenticationError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
+from winrm.protocol import Protocol
 
 from tests.lab.server.conftest import PASSWORD, Fleet
 
@@ -137,8 +138,6 @@ def test_kerberos_only_client_finds_no_offer(fleet: Fleet) -> None:
 
 def test_stdin_sent_before_receive_reaches_the_command(fleet: Fleet) -> None:
     """WinRS Send with End=true delivers stdin to the command, which starts once its input is complete."""
-    from winrm.protocol import Protocol
-
     protocol = Protocol(
         endpoint=f"https://{fleet.address('pc-001')}:{fleet.https_port}/wsman",
         transport="ntlm",
