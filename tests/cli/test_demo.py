@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from migrator.cli import app
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 def test_demo_migrates_a_small_fleet(tmp_path: Path) -> None:
