@@ -287,9 +287,9 @@ class Outcome:
     kills: int = 0
     settled: bool = False
     hung: str | None = None
-    lease_holds: list[tuple[str, str]] = field(
-        default_factory=list
-    )  # leases of a killed orchestrator that outlived the grace
+    # (device, what): leases of a killed orchestrator that outlived LEASE_GRACE after the restart
+    lease_holds: list[tuple[str, str]] = field(default_factory=list)
+    armed: list[tuple[str, str]] = field(default_factory=list)  # (fault kind, device state) of each fault armed
     seconds: float = 0.0
     questions: int = 0  # clock questions the orchestrator asked
     executions: int = 0  # commands and pipelines the lab ran
@@ -484,7 +484,7 @@ class ChaosRun:
     def _arm_triggers(self) -> None:
         if not self.pending or self.phase != "chaos":
             return
-        assert self.watcher is not None
+        assert self.watcher is not None and self.outcome is not None
         states = self.watcher.states()
         for trigger in list(self.pending):
             state, user_states = states.get(trigger.device, ("", frozenset()))  # not enrolled yet: no state
@@ -501,6 +501,7 @@ class ChaosRun:
                 delay=trigger.delay,
             )
             self.lab.server.faults.add(rule)
+            self.outcome.armed.append((trigger.kind, trigger.state))
             self.note(f"armed {trigger.describe()}")
 
     # ---- children ----------------------------------------------------------------------------------------
@@ -563,6 +564,8 @@ class ChaosRun:
                 pipe.send(self.now())
             elif kind == "started":
                 counting = True
+                if command[0] == "plan":  # created and enrolled: after a kill, `resume` picks it up
+                    self._to_plan.pop(0)
             elif kind == "crashed":
                 crashed = True
                 outcome.crashes.append(message[1])
@@ -574,8 +577,6 @@ class ChaosRun:
                     if error and f"{device} {state}: {error}" not in self._errors_seen:
                         self._errors_seen.add(f"{device} {state}: {error}")
                         self.note(f"  the engine saw {device} end a visit {state}: {error}")
-                if command[0] == "plan":
-                    self._to_plan.pop(0)
                 self.note(
                     f"{command[0]} ended: "
                     + (", ".join(f"{w} {s}{' (' + r + ')' if r else ''}" for w, s, r in results) or "nothing to resume")

@@ -258,7 +258,9 @@ def _pick_devices(rng: random.Random, size: int) -> list[str]:
         wanted.append(rng.choice(extra))
     picked: list[str] = []
     for kind in wanted:
-        choices = [n for n in kinds[kind] if n not in picked]
+        choices = [n for n in kinds[kind] if n not in picked] or [
+            n for n in kinds["hybrid-cert"] + kinds["hybrid-key"] if n not in picked
+        ]
         picked.append(rng.choice(choices))
     rng.shuffle(picked)
     return picked

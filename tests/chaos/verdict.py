@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tests.chaos.harness import Outcome, run_schedule
 from tests.chaos.invariants import Violation, check_all
-from tests.chaos.schedule import Schedule, make_schedule
+from tests.chaos.schedule import COMBOS, Schedule, make_schedule
 from tests.forkserver import forkserver_context
 
 DEFAULT_SEEDS = range(30)  # CI: 3 to 4 devices each
@@ -68,6 +68,7 @@ class Verdict:
     report: str
     seconds: float
     cpu_seconds: float
+    armed: frozenset[tuple[str, str]]  # (fault kind, device state) pairs armed in this run
 
 
 def judge(seed: int, work: str) -> Verdict:
@@ -81,6 +82,7 @@ def judge(seed: int, work: str) -> Verdict:
         report(schedule, outcome, violations),
         outcome.seconds,
         outcome.cpu_seconds,
+        frozenset(outcome.armed),
     )
 
 
@@ -107,8 +109,10 @@ class ChaosPool:
         self._executor.shutdown(wait=True, cancel_futures=True)
         done = [f.result() for f in self._futures.values() if f.done() and not f.cancelled() and not f.exception()]
         failed = sorted(v.seed for v in done if v.violations)
+        armed = set().union(*(v.armed for v in done)) if done else set()
         return (
             f"chaos: {len(done)} schedule(s) in {time.monotonic() - self._started:.0f}s on {self.workers} worker(s), "
-            f"{sum(v.cpu_seconds for v in done):.0f}s CPU; {len(failed)} broke an invariant"
+            f"{sum(v.cpu_seconds for v in done):.0f}s CPU; faults armed at {len(armed & set(COMBOS))} of the "
+            f"{len(COMBOS)} (kind, state) pairs; {len(failed)} broke an invariant"
             + (f" (seeds {', '.join(map(str, failed))})" if failed else "")
         )
