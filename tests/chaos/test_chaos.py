@@ -9,8 +9,9 @@ in CI. So each seed derives one whole schedule (:mod:`tests.chaos.schedule`); co
 
 How to run::
 
-    pytest tests/chaos                                   # the 30 default schedules (CI)
-    pytest tests/chaos --run-slow                        # and the 200 slow ones (or: pytest tests/chaos -m slow)
+    pytest tests/chaos                                         # the 30 default schedules (CI)
+    pytest tests/chaos --run-slow                              # and the 200 slow ones (seeds 1000-1199)
+    pytest tests/chaos -m slow                                 # only the 200 slow ones
     MIGRATOR_CHAOS_SEED=1234 pytest tests/chaos -k replay -s   # replay one schedule and print what happened
 
 A failure prints the seed, the replay command, the schedule, what happened (in virtual time) and the end state.
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.chaos.conftest import SUMMARIES
 from tests.chaos.harness import run_schedule
 from tests.chaos.invariants import check_all
 from tests.chaos.schedule import COMBOS, FAULT_KINDS
@@ -50,11 +52,7 @@ def chaos_pool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     ]
     pool = ChaosPool(seeds, tmp_path_factory.mktemp("chaos"))
     yield pool
-    summary = pool.close()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line(summary)
+    request.config.stash.setdefault(SUMMARIES, []).append(pool.close())
 
 
 def _judged(pool: ChaosPool, seed: int) -> None:
