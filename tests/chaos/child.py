@@ -35,8 +35,12 @@ from migrator.engine.service import WavePlan, WaveRequest, plan_wave, resumable_
 from migrator.engine.waves import VisitOutcome
 from migrator.logs import configure_logging
 from migrator.remote.credentials import Credentials
-from migrator.remote.transport import open_transport
 from migrator.store import Store
+
+try:  # issue 14 moves the transport factory to migrator.remote
+    from migrator.remote import open_transport  # type: ignore[attr-defined,unused-ignore]
+except ImportError:
+    from migrator.remote.transport import open_transport
 
 
 @dataclass(frozen=True)

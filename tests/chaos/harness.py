@@ -73,6 +73,11 @@ from tests.chaos.schedule import Schedule, build_fleet
 from tests.chaos.states import DEVICE_FINAL
 from tests.forkserver import forkserver_context
 
+try:  # issue 14 wires the lab (behaviour + executor) once, in migrator.lab.runtime
+    from migrator.lab.runtime import new_lab  # type: ignore[attr-defined,unused-ignore]
+except ImportError:
+    new_lab = Lab
+
 _context = forkserver_context("migrator.engine.service", "tests.chaos.child")
 
 ENTRA_KERBEROS = {  # what the admin knows: Set-AzureADKerberosServer ran in CORP and EMEA only
@@ -204,7 +209,7 @@ def start_lab(fleet: Fleet, work: Path, comes_back: Callable[[str, float], None]
         for device, address in zip(fleet.devices, addresses, strict=True):
             device.address = address
         clock = VirtualClock(fleet.clock)
-        lab = Lab(fleet, clock)
+        lab = new_lab(fleet, clock)
         password = secrets.token_urlsafe(18)
         server = ChaosLabServer(
             lab.executor,

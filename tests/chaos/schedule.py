@@ -5,10 +5,11 @@ to replay it. It holds
 
 * the fleet: 3 to 6 devices picked from one generated lab fleet (hybrid and Entra joined, key and certificate
   trust, sometimes a shared device with several users, sometimes one that cannot migrate), in one or two waves;
-* people: per user a behaviour of the lab (``prompt``, ``slow`` = late, ``never``, ``away``), RDP-only, privileged;
+* people: per user a behaviour of the lab (``prompt``; ``slow``, i.e. late; ``never``; ``away``: back after a
+  while if signed out, else very late), RDP-only (no Hello there), privileged (never a cloud ticket);
 * faults: per fault a device (and optionally a user) state that arms it, the lab fault kind and its counts. Over
-  consecutive seeds the (kind, device state) pairs go round-robin, so any 30 consecutive seeds plan every fault
-  kind at every targeted state (``tests/chaos/test_chaos.py`` checks that);
+  consecutive seeds the (kind, device state) pairs go round-robin, three per seed, so any 27 consecutive seeds
+  plan every fault kind at every targeted state (``tests/chaos/test_chaos.py`` checks seeds 0-29);
 * DC/VPN flaps (a device loses line of sight to its domain controllers for a while), operator pauses, and
   SIGKILLs of the orchestrator: at its n-th journal commit (``MIGRATOR_CRASH_AT``) or at its n-th question to the
   clock (a moment in the middle of a visit or a wait), each followed by a restart (``resume``).
