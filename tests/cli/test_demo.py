@@ -13,7 +13,7 @@ from migrator.cli import app
 from migrator.cli.demo import DEMO_PORTS
 from tests.loopback import listening
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 DEMO_FIRST_ADDRESS = "127.30.0.1"  # the demo's first device
 

@@ -10,7 +10,6 @@ worker (same lease owner) coming back, and first visits every device.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 from dataclasses import dataclass, field
@@ -29,10 +28,10 @@ from migrator.playbook import Playbook
 from migrator.remote.credentials import Credentials
 from migrator.store import Store
 from tests.engine.labkit import ENTRA_KERBEROS, FAST_RETRY, LabKit, open_store, running_lab
+from tests.forkserver import forkserver_context
 
 OWNER = "crash-harness-worker"
-_context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["migrator.engine.device", "tests.crash.harness"])
+_context = forkserver_context("migrator.engine.device", "tests.crash.harness")
 
 
 @dataclass(frozen=True)
