@@ -23,7 +23,7 @@ from rich.table import Table
 
 from migrator.cli.probe import probe_devices
 from migrator.engine.service import RealClock, WaveRequest, plan_wave, resumable_waves
-from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner
+from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner, run_waves
 from migrator.engine.wavestore import StoreWaves
 from migrator.errors import InputError, MigratorError
 from migrator.facts import PathSettings
@@ -118,40 +118,29 @@ def recap(results: Sequence[WaveResult]) -> int:
 
 
 def run_with_progress(runners: Sequence[WaveRunner], quiet: bool = False) -> list[WaveResult]:
-    """Run waves one after another with a Rich progress bar per wave and a live state line."""
-    results = []
-    for runner in runners:
-        total = len(runner.settings.devices)
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[states]}"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=quiet,
-            transient=False,
-        )
-        with progress:
-            task = progress.add_task(runner.settings.name, total=total, states="")
-            previous = runner.on_change
+    """Run waves side by side (:func:`run_waves`) with a Rich progress bar per wave and a live state line."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[states]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=False,
+    )
+    with progress:
+        for runner in runners:
+            task = progress.add_task(escape(runner.settings.name), total=len(runner.settings.devices), states="")
 
-            def changed(
-                device: str,
-                outcome: VisitOutcome,
-                *,
-                task: Any = task,
-                runner: WaveRunner = runner,
-                progress: Progress = progress,
-            ) -> None:
+            def changed(device: str, outcome: VisitOutcome, *, task: Any = task, runner: WaveRunner = runner) -> None:
                 done = sum(1 for s in runner.progress.states.values() if s in SETTLED)
                 counts = Counter(runner.progress.states.values())
                 states = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
                 progress.update(task, completed=done, states=states)
 
-            runner.on_change = _chain(previous, changed)
-            results.append(runner.run())
-    return results
+            runner.on_change = _chain(runner.on_change, changed)
+        return run_waves(runners)
 
 
 def _chain(

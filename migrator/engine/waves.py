@@ -399,10 +399,21 @@ class WaveRunner:
         return WaveResult(name, "completed", "", self.progress)
 
     def run(self) -> WaveResult:
-        try:
-            return asyncio.run(self.run_async())
-        finally:
-            for end in self.on_end:
+        return run_waves([self])[0]
+
+
+def run_waves(runners: Sequence[WaveRunner]) -> list[WaveResult]:
+    """Run waves side by side (``migrator resume`` picks up every unfinished wave): a wave that waits days for its
+    users must not hold back the rechecks of another's. Each keeps its own concurrency, budget and gates."""
+
+    async def together() -> list[WaveResult]:
+        return list(await asyncio.gather(*(runner.run_async() for runner in runners)))
+
+    try:
+        return asyncio.run(together())
+    finally:
+        for runner in runners:
+            for end in runner.on_end:
                 end()
 
 

@@ -366,10 +366,10 @@ def toward_point_of_no_return(m: DeviceMachine, entry: UserEntry, now: datetime,
 @user("waiting_for_dc")
 def _user_waiting_for_dc(m: DeviceMachine, entry: UserEntry, person: UserFacts, now: datetime) -> Command | None:
     name = entry.record.name
-    if m.try_fire("deadline", user=name, now=now, last_error="no line of sight to a domain controller"):
-        return None
-    if m.guard("dc_line_of_sight", name):
+    if m.guard("dc_line_of_sight", name):  # a DC that answers at the deadline's recheck still counts
         m.fire("recheck", user=name, now=now)
+        return None
+    if m.try_fire("deadline", user=name, now=now, last_error="no line of sight to a domain controller"):
         return None
     p.wait_user(m, entry, now, "no line of sight to a domain controller", "dc")
     return None
@@ -411,8 +411,6 @@ def _waiting_for_person(m: DeviceMachine, entry: UserEntry, person: UserFacts, n
     if entry.context.task_armed:
         return p.DISARM.command(entry)
     name, state = entry.record.name, entry.model.state
-    if m.try_fire("deadline", user=name, now=now, last_error=deadline_message(state, entry.context, person)):
-        return None
     if entry.prompted_now:
         # People need minutes to save their work and sign out: reading their session right after the message
         # would only find the old one.
@@ -421,6 +419,10 @@ def _waiting_for_person(m: DeviceMachine, entry: UserEntry, person: UserFacts, n
     ready = person.signed_in and (person.has_hello or state == "waiting_for_sign_in")
     if ready and entry.hello is None:
         m.fire("signed_in", user=name, now=now)
+        return None
+    # The deadline counts only once this visit's sign-in (if any) was looked at: a user who signed in with a cloud
+    # TGT just before the recheck that falls on the deadline is migrated, not stalled.
+    if m.try_fire("deadline", user=name, now=now, last_error=deadline_message(state, entry.context, person)):
         return None
     if entry.hello is not None and m.try_fire(
         "remind",

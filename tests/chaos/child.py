@@ -32,15 +32,11 @@ from pydantic import SecretStr
 
 from migrator.engine.device import CRASH_ENV
 from migrator.engine.service import WavePlan, WaveRequest, plan_wave, resumable_waves
-from migrator.engine.waves import VisitOutcome
+from migrator.engine.waves import VisitOutcome, run_waves
 from migrator.logs import configure_logging
+from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials
 from migrator.store import Store
-
-try:  # issue 14 moves the transport factory to migrator.remote
-    from migrator.remote import open_transport  # type: ignore[attr-defined,unused-ignore]
-except ImportError:
-    from migrator.remote.transport import open_transport
 
 
 @dataclass(frozen=True)
@@ -123,7 +119,7 @@ def child_main(pipe: Pipe, setup: ChildSetup) -> None:
                     wait_for_waiting=bool(command[1]),
                 )
             clock.tell("started", [plan.runner.settings.name for plan in plans])
-            results = [plan.runner.run() for plan in plans]
+            results = run_waves([plan.runner for plan in plans])  # as `migrator resume` runs them
             pipe.send(("ran", [(r.wave, r.state, r.reason) for r in results], visited))
     except Exception:
         pipe.send(("crashed", traceback.format_exc()))

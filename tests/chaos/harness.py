@@ -59,11 +59,12 @@ from migrator.engine.wavestore import StoreWaves
 from migrator.errors import MigratorError
 from migrator.lab.clock import VirtualClock
 from migrator.lab.model import Device, Fleet, User
+from migrator.lab.runtime import new_lab
 from migrator.lab.server import Account, BackgroundLab, FaultPlan, LabServer
 from migrator.lab.server.faults import FaultRule
 from migrator.lab.truth import fleet_truth
 from migrator.lab.windows import ADMIN_SID, Lab
-from migrator.playbook import Waits, load_playbook
+from migrator.playbook import load_playbook
 from migrator.report.model import StatusView, collect_status
 from migrator.store import AuditReport, DeviceRow, Store, TransitionRow, UserRow, WaveRow
 from migrator.store.schema import devices, users
@@ -72,11 +73,6 @@ from tests.chaos.child import ChildSetup, child_main
 from tests.chaos.schedule import Schedule, build_fleet
 from tests.chaos.states import DEVICE_FINAL
 from tests.forkserver import forkserver_context
-
-try:  # issue 14 wires the lab (behaviour + executor) once, in migrator.lab.runtime
-    from migrator.lab.runtime import new_lab  # type: ignore[attr-defined,unused-ignore]
-except ImportError:
-    new_lab = Lab
 
 _context = forkserver_context("migrator.engine.service", "tests.chaos.child")
 
@@ -257,9 +253,8 @@ def write_inputs(schedule: Schedule, kit: LabHandle, work: Path) -> tuple[Path, 
         "user_deadline": w.user_deadline,
         "dc_deadline": w.dc_deadline,
         "reprovision_deadline": w.reprovision_deadline,
+        "unreachable_deadline": w.unreachable_deadline,
     }
-    if "unreachable_deadline" in Waits.model_fields:  # issue 14 adds it; older playbooks refuse unknown keys
-        waits["unreachable_deadline"] = w.unreachable_deadline
     book.update(name="chaos", waits=waits, retries={"attempts": 3, "initial_wait": 1, "max_wait": 5, "total": 60})
     book["prompt"]["remind_after"] = w.remind_after
     playbook = work / "chaos.yaml"

@@ -172,7 +172,7 @@ class Schedule:
             f"  batch size {self.batch_size}, concurrency {self.concurrency}, run "
             f"{'waits' if self.run_waits else 'returns'}; waits: recheck "
             f"{self.waits.recheck_every / HOUR:g}h, deadlines {self.waits.user_deadline / HOUR:g}h, unreachable "
-            f"{self.waits.unreachable_deadline / HOUR:g}h (if the playbook knows it)"
+            f"{self.waits.unreachable_deadline / HOUR:g}h"
         )
         lines.append("  devices:")
         for name in self.devices:

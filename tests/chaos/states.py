@@ -1,21 +1,16 @@
-"""The machine's state categories, by name, as the chaos test reads them.
-
-Issue 14 moves these lists into :mod:`migrator.machine.table` (one definition, imported everywhere). Every name
-the table already defines is imported from it; a name it does not define yet is defined here with the contents
-the issue gives it, so switching to the table's is deleting a line. ``TARGET_DEVICE_STATES`` lists the states
-the issue names (new ones included): a fault armed for a state the machine never enters is simply never armed.
+"""Where the chaos test aims its faults; the state categories themselves come from :mod:`migrator.machine.table`
+(one definition, imported everywhere). A fault armed for a state the machine never enters is simply never armed.
 """
 
 from __future__ import annotations
 
 from migrator.machine import table
 
-DEVICE_ACTIVE: tuple[str, ...] = table.DEVICE_ACTIVE
-DEVICE_WAITING: tuple[str, ...] = table.DEVICE_WAITING
-DEVICE_PARKED: tuple[str, ...] = table.DEVICE_PARKED
-DEVICE_FINAL: tuple[str, ...] = table.DEVICE_FINAL
-# Not in the table yet (issue 14): success is final and on cloud Kerberos trust.
-DEVICE_SUCCESS: tuple[str, ...] = getattr(table, "DEVICE_SUCCESS", ("migrated", "already_cloud"))
+DEVICE_ACTIVE = table.DEVICE_ACTIVE
+DEVICE_WAITING = table.DEVICE_WAITING
+DEVICE_PARKED = table.DEVICE_PARKED
+DEVICE_FINAL = table.DEVICE_FINAL
+DEVICE_SUCCESS = table.DEVICE_SUCCESS
 STALLED = "stalled"
 
 # Where faults are injected: the active states a visit walks through and the waiting states, with the ones issue 14

@@ -234,3 +234,21 @@ def test_a_user_retried_after_the_delete_waits_again_and_nothing_is_deleted_twic
     asked = len(t.asked)
     t.run_until_wait_or_done()
     assert "delete" not in t.asked[asked:] and t.state_now == "waiting_for_user"
+
+
+def test_a_user_who_signed_in_before_the_deadline_recheck_is_verified_not_stalled() -> None:
+    """The recheck that falls on the deadline finds the user signed in with the new container: the sign-in is
+    looked at first (verified, migrated); only a user still without a cloud TGT then is stalled."""
+    t = Transcript()
+    t.run_until_wait_or_done()
+    t.device.sign_in_again()
+    t.visit(timedelta(days=7, hours=1))  # past the 7-day reprovision deadline
+    t.run_until_wait_or_done()
+    assert t.state_now == "migrated" and "deadline" not in t.triggers()
+
+    late = Transcript()
+    late.run_until_wait_or_done()
+    late.device.sign_in_again(cloud_tgt=False)
+    late.visit(timedelta(days=7, hours=1))
+    late.run_until_wait_or_done()
+    assert late.state_now == "stalled" and late.triggers()[-3:] == ["not_yet_cloud", "deadline", "some_stalled"]
