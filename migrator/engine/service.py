@@ -224,6 +224,7 @@ def plan_wave(
     if name in existing:
         settings = dict(existing[name].settings)
         _check_same_wave(name, existing[name].change_ticket, settings, request, locator)
+        _enroll_recorded(store, name, settings)
         created = False
     else:
         devices = (
@@ -257,6 +258,12 @@ def plan_wave(
         lease_seconds=lease_seconds,
     )
     return WavePlan(runner, inventory, playbook, created)
+
+
+def _enroll_recorded(store: Store, name: str, settings: dict[str, Any]) -> None:
+    """Enroll a wave's recorded selection again (idempotent): a run killed between creating the wave and enrolling
+    its devices (two transactions) left a wave without them, which this completes."""
+    store.enroll(name, [str(d) for d in settings.get("devices", [])])
 
 
 def _check_not_enrolled(store: Store, devices: Sequence[str]) -> None:
@@ -334,6 +341,7 @@ def resumable_waves(
                 f"wave {wave.name}: the playbook {locator} changed since the wave started; "
                 "restore it or start a new wave"
             )
+        _enroll_recorded(store, wave.name, settings)
         StoreWaves(store, credentials.username).resume(wave.name)
         runner = build_runner(
             store,

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from migrator.cli import app
-from migrator.engine.service import RealClock, WaveRequest, plan_wave
+from migrator.engine.service import RealClock, WaveRequest, plan_wave, resumable_waves
 from migrator.remote.credentials import load_credentials
 from migrator.store import Store
 
@@ -102,3 +102,20 @@ def test_a_run_refused_for_a_device_of_another_wave_records_nothing(tmp_path: Pa
     assert code == 2 and "PC-1 (wave 'base2')" in output, output
     with Store.open(tmp_path / "state") as store:
         assert [w.name for w in store.list_waves()] == ["base2"]
+
+
+def test_a_wave_killed_between_its_creation_and_its_enrolment_is_completed_by_resume(tmp_path: Path) -> None:
+    """Creating a wave and enrolling its devices are two transactions: a wave left without its devices by a kill
+    in between gets its recorded selection enrolled when it is picked up (resume, or run --wave again)."""
+    (tmp_path / "inventory.yaml").write_text(TWO_DEVICES)
+    _planned(tmp_path, "pilot", "pilot")
+    with Store.open(tmp_path / "state") as store:
+        recorded = store.get_wave("pilot")
+        settings = {**recorded.settings, "devices": ["PC-2"], "limit": "wave1"}
+        store.create_wave(
+            "half", playbook_name=recorded.playbook_name, playbook_hash=recorded.playbook_hash, settings=settings
+        )
+        assert store.list_devices(wave="half") == []
+        plans = resumable_waves(store, load_credentials(None, environ=ENV), RealClock())
+        assert {p.runner.settings.name for p in plans} == {"pilot", "half"}
+        assert [d.name for d in store.list_devices(wave="half")] == ["PC-2"]
