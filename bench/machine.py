@@ -34,7 +34,7 @@ from migrator.facts import (
     UserFacts,
     evaluate_policy,
 )
-from migrator.machine import Done, RunStep, StepSucceeded, Wait
+from migrator.machine.commands import Done, RunStep, StepSucceeded, Wait
 from migrator.playbook import load_playbook
 from migrator.store import Store, content_hash
 

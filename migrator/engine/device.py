@@ -47,18 +47,10 @@ from migrator.facts import DeviceFacts, PathSettings
 from migrator.facts import PolicyValue as FactPolicyValue
 from migrator.inventory import Connection, DeviceEntry
 from migrator.logs import get_logger, redact_text, register_secret
-from migrator.machine import (
-    Change,
-    DeviceMachine,
-    Done,
-    RunStep,
-    StepFailed,
-    StepSucceeded,
-    TrackedUser,
-    UserRecord,
-    Wait,
-)
+from migrator.machine.commands import Done, RunStep, StepFailed, StepSucceeded, Wait
 from migrator.machine.context import load_user
+from migrator.machine.core import Change, DeviceMachine, UserRecord
+from migrator.machine.decide import TrackedUser
 from migrator.machine.purposes import FACTS
 from migrator.machine.table import DEVICE_ACTIVE, DEVICE_RESUMED, DEVICE_WAITING, USER_SETTLED
 from migrator.playbook import Playbook

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from migrator.steps import Step
+if TYPE_CHECKING:  # the type only: reports read purposes without loading the steps and transports behind them
+    from migrator.steps import Step
 
 
 class Purpose(StrEnum):

@@ -74,3 +74,11 @@ def test_the_command_table_names_every_command_of_every_module_once() -> None:
             assert name not in defined, f"{name} defined by {defined[name]} and {module_name}"
             defined[name] = module_name
     assert defined == dict(cli.COMMANDS)
+
+
+def test_status_reads_the_machines_table_without_loading_its_runner() -> None:
+    """Reports read the state categories from the machine's table; that must not load the runner, the steps
+    and the transports behind them (migrator.machine re-exports nothing for this reason)."""
+    modules = modules_of("status", "--help")
+    assert "migrator.machine.table" in modules
+    assert loaded(modules, ("migrator.machine.core", "migrator.steps", "migrator.remote.psrp")) == []

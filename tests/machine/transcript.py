@@ -31,8 +31,8 @@ from migrator.facts import (
     UserFacts,
     evaluate_policy,
 )
-from migrator.machine import Change, Command, DeviceMachine, Done, RunStep, StepFailed, StepSucceeded, Wait
-from migrator.machine.core import UserRecord
+from migrator.machine.commands import Command, Done, RunStep, StepFailed, StepSucceeded, Wait
+from migrator.machine.core import Change, DeviceMachine, UserRecord
 from migrator.playbook import Playbook, load_playbook
 
 START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)

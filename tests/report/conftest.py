@@ -36,9 +36,9 @@ from migrator.engine.device import StoreFunnel
 from migrator.engine.wavestore import StoreWaves
 from migrator.facts import DeleteOutcome, LogonTaskArmed, PromptResult, RestoreAction
 from migrator.facts import PolicyValue as FactPolicyValue
-from migrator.machine import Change, RunStep
-from migrator.machine.commands import Purpose
+from migrator.machine.commands import Purpose, RunStep
 from migrator.machine.context import DeviceContext, UserContext, dump
+from migrator.machine.core import Change
 from migrator.steps import ArmLogonTask, DeleteHelloContainer, PromptUser, RestorePolicy
 from migrator.store import AuditEntry, JournalEntry, PolicyValue, Store, content_hash
 

@@ -15,7 +15,7 @@ import pytest
 
 from migrator.engine.device import StoreFunnel, rebuild
 from migrator.facts import DeviceFacts, RestoreAction
-from migrator.machine import RunStep, StepSucceeded
+from migrator.machine.commands import RunStep, StepSucceeded
 from migrator.report import collect_report, collect_status, render_html
 from migrator.store import Store, content_hash
 from tests.machine.transcript import OLD_KEY, SETTINGS, SID, START, USER, Device, Transcript

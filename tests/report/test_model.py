@@ -7,8 +7,7 @@ from __future__ import annotations
 from migrator.engine.wavestore import StoreWaves
 from migrator.facts import DeleteOutcome
 from migrator.facts import PolicyValue as FactPolicyValue
-from migrator.machine import RunStep
-from migrator.machine.commands import Purpose
+from migrator.machine.commands import Purpose, RunStep
 from migrator.machine.table import DEVICE_STATES
 from migrator.playbook import builtin_path
 from migrator.report import collect_report
