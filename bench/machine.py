@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from migrator.engine.device import StoreFunnel, _dump, rebuild
+from migrator.engine.device import StoreFunnel, journal_json, rebuild
 from migrator.facts import (
     DcFacts,
     DeleteOutcome,
@@ -157,7 +157,7 @@ def migrate(store: Store, name: str, clock: list[datetime]) -> int:
             if command.purpose == "facts":
                 store.save_facts(name, result.model_dump(mode="json"))
             if entry is not None:
-                store.outcome(entry.id, {"ok": True, "result": _dump(result)}, True)
+                store.outcome(entry.id, {"ok": True, "result": journal_json(result)}, True)
             machine.handle(StepSucceeded(command, result, clock[0], entry.id if entry else None))
         store.release(name, "bench")
 

@@ -108,12 +108,12 @@ class VisitResult:
         return self.next_due is None and not self.busy
 
 
-def _dump(result: Any) -> Any:
+def journal_json(result: Any) -> Any:
     """An answer as journal JSON that reads back into its model (computed fields left out)."""
     if isinstance(result, BaseModel):
         return result.model_dump(mode="json", exclude_computed_fields=True)
     if isinstance(result, list | tuple):
-        return [_dump(item) for item in result]
+        return [journal_json(item) for item in result]
     return result
 
 
@@ -274,7 +274,7 @@ class _Visit:
         resolution = self.machine.resolve(command, read, now, entry.id)
         summary = dict(resolution.summary)
         if resolution.event is not None:
-            summary["result"] = _dump(resolution.event.result)
+            summary["result"] = journal_json(resolution.event.result)
         self.store.resolve(entry.id, summary)
         journal_point("resolve")
         log.info("in-doubt step resolved by re-reading the device", applied=resolution.applied)
@@ -317,7 +317,7 @@ class _Visit:
             log.warning("step failed", error_class=failure.error_class, error=failure.message)
             self.machine.handle(failure)
             return True
-        self.outcome(entry, {"ok": True, "result": _dump(result)}, ok=True)
+        self.outcome(entry, {"ok": True, "result": journal_json(result)}, ok=True)
         log.info("step done")
         self.machine.handle(StepSucceeded(command, result, self.clock(), entry.id))
         return True

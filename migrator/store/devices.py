@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
@@ -168,22 +169,7 @@ class DevicesMixin(StoreCore):
             if result.rowcount != 1:  # PostgreSQL: another worker committed between our read and our write
                 fresh = self._device(conn, device, "transition")
                 raise concurrent_update(f"transition {device!r} ({event})", expected_from, row.version, fresh)
-            conn.execute(
-                _INSERT_TRANSITION,
-                {
-                    "device_id": row.id,
-                    "subject": "device",
-                    "user_name": user,
-                    "from_state": expected_from,
-                    "to_state": to,
-                    "event": event,
-                    "at": now,
-                    "wave_id": wave_id,
-                    "attempt": attempt,
-                },
-            )
-            if audit is not None:
-                append_entry(conn, fill_audit(audit, row.name, row.change_ticket), now)
+            _record_transition(conn, row, "device", user, expected_from, to, event, now, wave_id, attempt, audit)
         return dataclasses.replace(device_row(row), **values)
 
     # ---------------------------------------------------------------------------------------- users
@@ -298,22 +284,7 @@ class DevicesMixin(StoreCore):
             if result.rowcount != 1:
                 fresh = self._user(conn, dev.id, dev.name, user, "user transition")
                 raise concurrent_update(what, expected_from, row.version, fresh)
-            conn.execute(
-                _INSERT_TRANSITION,
-                {
-                    "device_id": dev.id,
-                    "subject": "user",
-                    "user_name": row.name,
-                    "from_state": expected_from,
-                    "to_state": to,
-                    "event": event,
-                    "at": now,
-                    "wave_id": wave_id,
-                    "attempt": attempt,
-                },
-            )
-            if audit is not None:
-                append_entry(conn, fill_audit(audit, dev.name, dev.change_ticket), now)
+            _record_transition(conn, dev, "user", row.name, expected_from, to, event, now, wave_id, attempt, audit)
         return dataclasses.replace(user_row(row, dev.name), **values)
 
     # ---------------------------------------------------------------------------- facts, snapshots
@@ -480,3 +451,35 @@ def policy_value(row: Row[Any]) -> PolicyValue:
 def _policy_values(conn: Connection, device_id: int) -> list[PolicyValue]:
     query = select(policy_snapshots).where(policy_snapshots.c.device_id == device_id).order_by(policy_snapshots.c.id)
     return [policy_value(row) for row in conn.execute(query)]
+
+
+def _record_transition(
+    conn: Connection,
+    device: Row[Any],
+    subject: str,
+    user: str | None,
+    source: str,
+    dest: str,
+    event: str,
+    now: datetime,
+    wave_id: int,
+    attempt: int,
+    audit: AuditEntry | None,
+) -> None:
+    """The transition row and its audit entry, in the caller's transaction (the funnel's, device or user)."""
+    conn.execute(
+        _INSERT_TRANSITION,
+        {
+            "device_id": device.id,
+            "subject": subject,
+            "user_name": user,
+            "from_state": source,
+            "to_state": dest,
+            "event": event,
+            "at": now,
+            "wave_id": wave_id,
+            "attempt": attempt,
+        },
+    )
+    if audit is not None:
+        append_entry(conn, fill_audit(audit, device.name, device.change_ticket), now)

@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
-from migrator.engine.device import StoreFunnel
+from migrator.engine.device import StoreFunnel, journal_json
 from migrator.engine.wavestore import StoreWaves
 from migrator.facts import DeleteOutcome, LogonTaskArmed, PromptResult, RestoreAction
 from migrator.facts import PolicyValue as FactPolicyValue
@@ -72,15 +71,6 @@ class Fleet:
     state_dir: Path
     store: Store
     clock: Clock
-
-
-def _dump(result: Any) -> Any:
-    """An answer as the driver journals it (a model as JSON, a tuple of models as a list)."""
-    if isinstance(result, BaseModel):
-        return result.model_dump(mode="json", exclude_computed_fields=True)
-    if isinstance(result, list | tuple):
-        return [_dump(item) for item in result]
-    return result
 
 
 class History:
@@ -169,7 +159,7 @@ class History:
         if error is not None:
             return self.store.outcome(entry.id, {"ok": False, "error": error}, ok=False)
         if result is not None:
-            return self.store.outcome(entry.id, {"ok": True, "result": _dump(result)}, ok=True)
+            return self.store.outcome(entry.id, {"ok": True, "result": journal_json(result)}, ok=True)
         return entry
 
     def delete(self, name: str, *, warning: str | None) -> None:

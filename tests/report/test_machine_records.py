@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from migrator.engine.device import StoreFunnel, rebuild
+from migrator.engine.device import StoreFunnel, journal_json, rebuild
 from migrator.facts import DeviceFacts, RestoreAction
 from migrator.machine.commands import RunStep, StepSucceeded
 from migrator.report import collect_report, collect_status, render_html
 from migrator.store import Store, content_hash
 from tests.machine.transcript import OLD_KEY, SETTINGS, SID, START, USER, Device, Transcript
-from tests.report.conftest import OWNER, _dump
+from tests.report.conftest import OWNER
 
 DEVICE = "PC-0001"  # the transcript machine's device
 WINDOWS_11_WARNING = "Windows 11: the Hello container may also hold device-bound passkeys, which are deleted with it"
@@ -57,7 +57,7 @@ class StoredTranscript(Transcript):
         entry = self.store.intent(
             DEVICE, command.name, attempt, command.payload(), key=key, user=command.user, owner=OWNER
         )
-        self.store.outcome(entry.id, {"ok": True, "result": _dump(result)}, ok=True)
+        self.store.outcome(entry.id, {"ok": True, "result": journal_json(result)}, ok=True)
         self.machine.handle(StepSucceeded(command, result, self.now, entry.id))
 
 
