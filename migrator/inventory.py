@@ -15,17 +15,26 @@ secrets file or a prompt).
 
 from __future__ import annotations
 
-import csv
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from migrator.yamlsource import InputFileError, Problem, YamlDocument, load_yaml, validate
+from migrator.yamlsource import (
+    INPUT_LIMIT,
+    InputFileError,
+    Mark,
+    Problem,
+    clip,
+    load_yaml,
+    problems_of,
+    read_csv,
+    validate,
+)
 
 Transport = Literal["psrp", "winrm"]
 Scheme = Literal["http", "https"]
@@ -99,7 +108,7 @@ class DeviceEntry(ConnectionOverrides):
             pass
         labels = value.rstrip(".").split(".")
         if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels) or labels[-1].isdigit():
-            raise ValueError(f"{value!r} is neither an IP address nor a DNS host name")
+            raise ValueError(f"{clip(value)!r} is neither an IP address nor a DNS host name")
         return value
 
     @field_validator("groups", mode="before")
@@ -110,7 +119,7 @@ class DeviceEntry(ConnectionOverrides):
         if isinstance(value, list | tuple):
             for group in value:
                 if not isinstance(group, str) or not _GROUP.match(group):
-                    raise ValueError(f"{group!r} is not a valid group name")
+                    raise ValueError(f"{clip(group)!r} is not a valid group name")
         return value
 
 
@@ -139,13 +148,26 @@ class InventoryFile(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> InventoryFile:
-        seen: dict[str, int] = {}
-        for index, device in enumerate(self.devices):
-            key = device.name.casefold()
-            if key in seen:
-                raise ValueError(f"duplicate device name {device.name!r} (devices[{seen[key]}] and devices[{index}])")
-            seen[key] = index
+        # The loaders report duplicates first, with their lines (_check_unique); this guards other callers.
+        duplicates = _duplicates(self.devices)
+        if duplicates:
+            first, index = duplicates[0]
+            name = self.devices[index].name
+            raise ValueError(f"duplicate device name {name!r} (devices[{first}] and devices[{index}])")
         return self
+
+
+def _duplicates(devices: Sequence[DeviceEntry]) -> list[tuple[int, int]]:
+    """(first index, duplicate index) of every device whose name (case-insensitively) came before."""
+    seen: dict[str, int] = {}
+    out = []
+    for index, device in enumerate(devices):
+        key = device.name.casefold()
+        if key in seen:
+            out.append((seen[key], index))
+        else:
+            seen[key] = index
+    return out
 
 
 class Inventory:
@@ -217,38 +239,73 @@ class Inventory:
         return Connection.model_validate(merged)
 
 
-def _check_connections(inventory: Inventory, doc: YamlDocument | None) -> None:
+MarkOf = Callable[[Sequence[str | int]], Mark | None]
+
+
+def _check_connections(inventory: Inventory, mark_of: MarkOf) -> None:
     """Secure by default: Basic authentication over plain HTTP is refused before anything is sent."""
     problems = []
     for index, device in enumerate(inventory.data.devices):
         conn = inventory.connection(device)
         if conn.auth == "basic" and conn.scheme == "http":
-            line = doc.line_of(["devices", index]) if doc else None
+            mark = mark_of(["devices", index])
             problems.append(
                 Problem(
                     str(inventory.path),
-                    line,
+                    mark[0] if mark else None,
                     f"devices[{index}].auth",
                     "Basic authentication over plain HTTP would send the password in clear: use https",
+                    mark[1] if mark else None,
                 )
             )
     if problems:
         raise InputFileError(problems)
 
 
+def _check_unique(path: Path, devices: object, mark_of: MarkOf) -> None:
+    """Duplicate device names (case-insensitive), each with its line and the line of the first, before the
+    devices are validated one by one."""
+    if not isinstance(devices, list):
+        return
+    seen: dict[str, int] = {}
+    problems = []
+    for index, device in enumerate(devices):
+        name = device.get("name") if isinstance(device, dict) else None
+        if not isinstance(name, str):
+            continue
+        key = name.casefold()
+        if key not in seen:
+            seen[key] = index
+            continue
+        first = mark_of(["devices", seen[key], "name"])
+        mark = mark_of(["devices", index, "name"])
+        where = f"line {first[0]}" if first else f"devices[{seen[key]}]"
+        problems.append(
+            Problem(
+                str(path),
+                mark[0] if mark else None,
+                f"devices[{index}].name",
+                f"duplicate device name {clip(name)!r} (first at {where}, devices[{seen[key]}])",
+                mark[1] if mark else None,
+            )
+        )
+    if problems:
+        raise InputFileError(problems)
+
+
 def load_inventory(path: str | Path) -> Inventory:
-    """Load and validate an inventory (YAML, or CSV by extension); errors name file, line and field."""
+    """Load and validate an inventory (YAML, or CSV by extension) of at most :data:`INPUT_LIMIT` bytes; errors
+    name file, line and field."""
     path = Path(path)
     if path.suffix.casefold() == ".csv":
-        inventory = _load_csv(path)
-        _check_connections(inventory, None)
-        return inventory
-    doc = load_yaml(path, "inventory")
+        return _load_csv(path)
+    doc = load_yaml(path, "inventory", INPUT_LIMIT)
     if not isinstance(doc.data, dict):
         raise InputFileError([Problem(str(path), 1, "", "an inventory is a mapping with a 'devices' list")])
+    _check_unique(path, doc.data.get("devices"), doc.mark_of)
     data = validate(doc, InventoryFile)
     inventory = Inventory(path, data)
-    _check_connections(inventory, doc)
+    _check_connections(inventory, doc.mark_of)
     return inventory
 
 
@@ -256,33 +313,33 @@ _CSV_FIELDS = {"name", "address", "domain", "groups", "transport", "scheme", "po
 
 
 def _load_csv(path: Path) -> Inventory:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as err:
-        raise InputFileError([Problem(str(path), None, "", f"cannot read inventory: {err}")]) from None
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    header, rows = read_csv(path, "inventory", INPUT_LIMIT)
     missing = {"name", "address"} - set(header)
     unknown = set(header) - _CSV_FIELDS
-    if missing or unknown:
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if missing or unknown or repeated:
         detail = "; ".join(
-            [f"missing column {m!r}" for m in sorted(missing)] + [f"unknown column {u!r}" for u in sorted(unknown)]
+            [f"missing column {m!r}" for m in sorted(missing)]
+            + [f"unknown column {clip(u, 60)!r}" for u in sorted(unknown)]
+            + [f"column {clip(r, 60)!r} given twice" for r in repeated]
         )
         raise InputFileError([Problem(str(path), 1, "header", detail)])
-    devices: list[dict[str, object]] = []
-    lines: list[int] = []
-    for row in reader:
-        entry = {k.strip(): v.strip() for k, v in row.items() if k and v is not None and v.strip() != ""}
-        devices.append(entry)
-        lines.append(reader.line_num)
+    devices = [{k: v.strip() for k, v in row.values.items() if v.strip() != ""} for row in rows]
+    lines = [row.line for row in rows]
+
+    def mark_of(loc: Sequence[str | int]) -> Mark | None:
+        index = loc[1] if len(loc) > 1 else None
+        return (lines[index], 1) if isinstance(index, int) and 0 <= index < len(lines) else None
+
+    _check_unique(path, devices, mark_of)
     try:
         data = InventoryFile.model_validate({"devices": devices})
     except ValidationError as err:
-        problems = []
-        for error in err.errors():
-            loc = [p for p in error["loc"] if isinstance(p, str | int)]
-            line = lines[loc[1]] if len(loc) > 1 and isinstance(loc[1], int) and loc[1] < len(lines) else None
-            field = ".".join(str(p) for p in loc[2:]) or "row"
-            problems.append(Problem(str(path), line, field, error["msg"]))
+        problems = [
+            Problem(p.file, p.line, p.field.split(".", 1)[1] if "." in p.field else "row", p.message)
+            for p in problems_of(err, path, mark_of)
+        ]
         raise InputFileError(problems) from None
-    return Inventory(path, data)
+    inventory = Inventory(path, data)
+    _check_connections(inventory, mark_of)
+    return inventory
