@@ -194,6 +194,8 @@ def build_runner(
     # What the store already knows (a resumed wave): final devices are not visited again.
     for row in store.list_devices(wave=name):
         runner.progress.states[row.name] = row.state
+        if row.last_error:  # a re-run's recap lists devices not visited again with their recorded reason
+            runner.progress.errors[row.name] = row.last_error
         if row.state in SETTLED:
             runner.progress.started.add(row.name)
     return runner

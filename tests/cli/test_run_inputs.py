@@ -119,3 +119,17 @@ def test_a_wave_killed_between_its_creation_and_its_enrolment_is_completed_by_re
         plans = resumable_waves(store, load_credentials(None, environ=ENV), RealClock())
         assert {p.runner.settings.name for p in plans} == {"pilot", "half"}
         assert [d.name for d in store.list_devices(wave="half")] == ["PC-2"]
+
+
+def test_a_rerun_lists_failed_devices_with_their_recorded_reason(tmp_path: Path) -> None:
+    """Picking a wave up again (resume, run --wave) fills the recap's reasons of devices not visited again from
+    the store's last_error: a failed device is never listed with an empty reason."""
+    (tmp_path / "inventory.yaml").write_text(TWO_DEVICES)
+    _planned(tmp_path, "pilot", "pilot")
+    with Store.open(tmp_path / "state") as store:
+        store.transition("PC-1", "pending", "failed", "step_failed", last_error="policy not effective")
+        store.set_wave_state("pilot", "halted")
+        plans = resumable_waves(store, load_credentials(None, environ=ENV), RealClock())
+        progress = plans[0].runner.progress
+        assert progress.states["PC-1"] == "failed"
+        assert progress.errors["PC-1"] == "policy not effective"

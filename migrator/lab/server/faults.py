@@ -163,8 +163,7 @@ def load_fault_profile(path: Path) -> FaultProfile:
 
 def _as_profile_error(err: InputFileError) -> str:
     return "\n".join(
-        f"{p.file}:{p.line}: {p.field + ': ' if p.field else ''}{p.message}" if p.line else str(p)
-        for p in err.problems
+        f"{p.file}:{p.line}: {p.field + ': ' if p.field else ''}{p.message}" if p.line else str(p) for p in err.problems
     )
 
 
