@@ -19,10 +19,10 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from migrator.yamlsource import (
     INPUT_LIMIT,
@@ -50,18 +50,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _not_a_bool(value: object) -> object:
+    # pydantic reads true as 1: `port: yes` would be port 1
+    if isinstance(value, bool):
+        raise ValueError("a number is needed here, not yes/no")
+    return value
+
+
+NotBool = BeforeValidator(_not_a_bool)
+
+
 class ConnectionOverrides(_Strict):
     """Connection settings; every field optional so a device can override only what differs."""
 
     transport: Transport | None = None
     scheme: Scheme | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
+    port: Annotated[int | None, NotBool] = Field(default=None, ge=1, le=65535)
     auth: Auth | None = None
     ca_bundle: str | None = None
     cert_validation: bool | None = None  # False only for a lab you trust; never the default
-    connect_timeout: float | None = Field(default=None, gt=0, le=600)
-    operation_timeout: int | None = Field(default=None, gt=0, le=3600)
-    read_timeout: float | None = Field(default=None, gt=0, le=3600)
+    connect_timeout: Annotated[float | None, NotBool] = Field(default=None, gt=0, le=600)
+    operation_timeout: Annotated[int | None, NotBool] = Field(default=None, gt=0, le=3600)
+    read_timeout: Annotated[float | None, NotBool] = Field(default=None, gt=0, le=3600)
     certificate_pem: str | None = None  # auth: certificate (client certificate mapping)
     certificate_key_pem: str | None = None
 
@@ -262,7 +272,7 @@ def _check_connections(inventory: Inventory, mark_of: MarkOf) -> None:
         raise InputFileError(problems)
 
 
-def _check_unique(path: Path, devices: object, mark_of: MarkOf) -> None:
+def _check_unique(path: Path, devices: object, mark_of: MarkOf, *, csv: bool = False) -> None:
     """Duplicate device names (case-insensitive), each with its line and the line of the first, before the
     devices are validated one by one."""
     if not isinstance(devices, list):
@@ -284,9 +294,10 @@ def _check_unique(path: Path, devices: object, mark_of: MarkOf) -> None:
             Problem(
                 str(path),
                 mark[0] if mark else None,
-                f"devices[{index}].name",
-                f"duplicate device name {clip(name)!r} (first at {where}, devices[{seen[key]}])",
-                mark[1] if mark else None,
+                "name" if csv else f"devices[{index}].name",
+                f"duplicate device name {clip(name)!r} (first at {where}"
+                + (")" if csv else f", devices[{seen[key]}])"),
+                None if csv else mark[1] if mark else None,
             )
         )
     if problems:
@@ -331,7 +342,7 @@ def _load_csv(path: Path) -> Inventory:
         index = loc[1] if len(loc) > 1 else None
         return (lines[index], 1) if isinstance(index, int) and 0 <= index < len(lines) else None
 
-    _check_unique(path, devices, mark_of)
+    _check_unique(path, devices, mark_of, csv=True)
     try:
         data = InventoryFile.model_validate({"devices": devices})
     except ValidationError as err:

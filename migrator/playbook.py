@@ -192,4 +192,4 @@ def load_playbook(ref: str | Path | None = None) -> Playbook:
     doc = load_yaml(path, "playbook", INPUT_LIMIT)
     if not isinstance(doc.data, dict):
         raise InputFileError([Problem(str(path), 1, "", "a playbook is a mapping (name, path, steps, ...)")])
-    return validate(doc, Playbook)
+    return validate(doc, Playbook, root=("steps",))  # the model's own checks are about its steps

@@ -176,7 +176,7 @@ class YamlDocument:
     def mark_of(self, loc: Sequence[str | int]) -> Mark | None:
         """Line and column of the value at ``loc`` (or of the nearest ancestor found)."""
         node: Any = self.data
-        found: Mark | None = None
+        found: Mark | None = (1, 1) if isinstance(node, dict | list) else None  # the document itself
         for part in loc:
             marks = self.marks.get(id(node))
             if isinstance(node, dict) and isinstance(marks, dict) and part in node:
@@ -402,14 +402,10 @@ def read_csv(
     header: list[str] | None = None
     rows: list[CsvRow] = []
     start = 1
+    # The csv module's own limit (131,072 by default) is process-wide; ours is set for this read only.
+    previous = csv.field_size_limit(field_limit)
     try:
         for record in reader:
-            for index, value in enumerate(record):
-                if len(value) > field_limit:
-                    name = header[index] if header and index < len(header) else f"field {index + 1}"
-                    raise InputFileError(
-                        [Problem(str(path), start, name, f"{len(value):,} characters, over the {field_limit:,} limit")]
-                    )
             if header is None:
                 header = [h.strip() for h in record]
             elif record and any(v.strip() for v in record):
@@ -427,7 +423,12 @@ def read_csv(
                 rows.append(CsvRow(start, {h: v for h, v in zip(header, record, strict=True)}))
             start = reader.line_num + 1
     except csv.Error as err:
-        raise InputFileError([Problem(str(path), reader.line_num or start, "", f"invalid CSV: {err}")]) from None
+        message = f"invalid CSV: {err}"
+        if "field larger than field limit" in str(err):
+            message = f"a field is over the {field_limit:,} character limit"
+        raise InputFileError([Problem(str(path), start, "", message)]) from None
+    finally:
+        csv.field_size_limit(previous)
     return header or [], rows
 
 
@@ -444,13 +445,16 @@ def format_loc(loc: Sequence[str | int]) -> str:
     return out
 
 
-def problems_of(err: ValidationError, path: Path | str, mark_of: Any) -> list[Problem]:
-    """pydantic's errors as problems naming file, line, column and field (``mark_of(loc)`` finds the mark)."""
+def problems_of(err: ValidationError, path: Path | str, mark_of: Any, root: Sequence[str | int] = ()) -> list[Problem]:
+    """pydantic's errors as problems naming file, line, column and field (``mark_of(loc)`` finds the mark); an
+    error of the whole model (a check across fields) is reported at ``root``."""
     problems = []
     for error in err.errors(include_url=False):
-        loc = [p for p in error["loc"] if isinstance(p, str | int)]
+        loc = [p for p in error["loc"] if isinstance(p, str | int)] or list(root)
         # pydantic appends union-member names and validator tags to loc; keep the path to real fields.
         message = error["msg"]
+        if error["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown field"
         elif error["type"] == "missing":
@@ -461,9 +465,10 @@ def problems_of(err: ValidationError, path: Path | str, mark_of: Any) -> list[Pr
     return problems
 
 
-def validate(doc: YamlDocument, model: type[ModelT], data: Any = None) -> ModelT:
-    """Validate the document (or ``data`` derived from it) against ``model``; name file, line, field."""
+def validate(doc: YamlDocument, model: type[ModelT], data: Any = None, root: Sequence[str | int] = ()) -> ModelT:
+    """Validate the document (or ``data`` derived from it) against ``model``; name file, line, field (an error of
+    the whole model is reported at ``root``, the field its checks are about)."""
     try:
         return model.model_validate(doc.data if data is None else data)
     except ValidationError as err:
-        raise InputFileError(problems_of(err, doc.path, doc.mark_of)) from None
+        raise InputFileError(problems_of(err, doc.path, doc.mark_of, root)) from None
