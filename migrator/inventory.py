@@ -30,6 +30,7 @@ from migrator.yamlsource import (
     Mark,
     Problem,
     clip,
+    gc_paused,
     load_yaml,
     problems_of,
     read_csv,
@@ -41,6 +42,7 @@ Scheme = Literal["http", "https"]
 Auth = Literal["ntlm", "negotiate", "kerberos", "credssp", "certificate", "basic"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_IPV4 = re.compile(r"^(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}$")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 DEFAULT_PORTS = {"http": 5985, "https": 5986}
@@ -111,6 +113,8 @@ class DeviceEntry(ConnectionOverrides):
     @field_validator("address")
     @classmethod
     def _valid_address(cls, value: str) -> str:
+        if _IPV4.match(value) and all(int(octet) <= 255 for octet in value.split(".")):
+            return value  # the common case, without ipaddress's slower parser
         try:
             ipaddress.ip_address(value)
             return value
@@ -255,9 +259,12 @@ MarkOf = Callable[[Sequence[str | int]], Mark | None]
 def _check_connections(inventory: Inventory, mark_of: MarkOf) -> None:
     """Secure by default: Basic authentication over plain HTTP is refused before anything is sent."""
     problems = []
+    defaults = inventory.data.defaults
     for index, device in enumerate(inventory.data.devices):
-        conn = inventory.connection(device)
-        if conn.auth == "basic" and conn.scheme == "http":
+        # the two settings that matter, merged as connection() merges them (without building a Connection)
+        auth = device.auth or defaults.auth or "ntlm"
+        scheme = device.scheme or defaults.scheme or "https"
+        if auth == "basic" and scheme == "http":
             mark = mark_of(["devices", index])
             problems.append(
                 Problem(
@@ -314,7 +321,8 @@ def load_inventory(path: str | Path) -> Inventory:
     if not isinstance(doc.data, dict):
         raise InputFileError([Problem(str(path), 1, "", "an inventory is a mapping with a 'devices' list")])
     _check_unique(path, doc.data.get("devices"), doc.mark_of)
-    data = validate(doc, InventoryFile)
+    with gc_paused():  # thousands of small models: the cyclic collector would rescan them again and again
+        data = validate(doc, InventoryFile)
     inventory = Inventory(path, data)
     _check_connections(inventory, doc.mark_of)
     return inventory
@@ -344,7 +352,8 @@ def _load_csv(path: Path) -> Inventory:
 
     _check_unique(path, devices, mark_of, csv=True)
     try:
-        data = InventoryFile.model_validate({"devices": devices})
+        with gc_paused():
+            data = InventoryFile.model_validate({"devices": devices})
     except ValidationError as err:
         problems = [
             Problem(p.file, p.line, p.field.split(".", 1)[1] if "." in p.field else "row", p.message)

@@ -127,14 +127,14 @@ def read_text(path: Path, what: str = "file", limit: int = INPUT_LIMIT) -> str:
     if not stat.S_ISREG(info.st_mode):
         raise _fail(path, f"cannot read {what}: not a regular file")
     if info.st_size > limit:
-        raise _fail(path, f"{what} is {_size(info.st_size)}, over the {_size(limit)} limit for a {what} file")
+        raise _fail(path, f"{what} is {_size(info.st_size)}, over the {_size(limit)} limit for {what} files")
     try:
         with path.open("rb") as handle:
             raw = handle.read(limit + 1)
     except OSError as err:
         raise _fail(path, f"cannot read {what}: {err.strerror or err}") from None
     if len(raw) > limit:  # grew since stat
-        raise _fail(path, f"{what} is over the {_size(limit)} limit for a {what} file")
+        raise _fail(path, f"{what} is over the {_size(limit)} limit for {what} files")
     for bom, encoding in _FOREIGN_BOMS:
         if raw.startswith(bom):
             raise _fail(path, f"{what} is {encoding} text: save it as UTF-8", 1, 1)
@@ -251,7 +251,7 @@ def _scalar(event: Any) -> Any:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic collector while many acyclic objects are built (it would rescan them again and again)."""
     collecting = gc.isenabled()
     gc.disable()
@@ -260,19 +260,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if collecting:
             gc.enable()
-
-
-def _events(text: str) -> Iterator[Any]:
-    loader = _Loader(text)
-    try:
-        get = loader.get_event
-        while True:
-            event = get()
-            yield event
-            if isinstance(event, yaml.StreamEndEvent):
-                return
-    finally:
-        loader.dispose()
 
 
 def _build(text: str) -> tuple[Any, dict[int, Any]]:
@@ -312,14 +299,9 @@ def _build(text: str) -> tuple[Any, dict[int, Any]]:
         frame.marks[frame.key] = frame.key_mark
         frame.key = _NO_KEY
 
-    for event in _events(text):
-        kind = event.__class__
-        if kind is yaml.ScalarEvent:
-            value = _scalar(event)
-            if event.anchor is not None:
-                anchors[event.anchor] = (value, 1, 0)
-            add(value, _mark(event), 1, 0, False)
-        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+    def others(event: Any, kind: type) -> None:
+        nonlocal aliases, alias_nodes, documents
+        if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
             if len(stack) >= MAX_DEPTH:
                 raise _Refused(f"nested more than {MAX_DEPTH} levels deep", _mark(event))
             is_map = kind is yaml.MappingStartEvent
@@ -356,13 +338,45 @@ def _build(text: str) -> tuple[Any, dict[int, Any]]:
             if documents > 1:
                 raise _Refused("more than one YAML document (---) in the file", _mark(event))
             anchors.clear()
+
+    loader = _Loader(text)
+    get_event = loader.get_event
+    try:
+        while True:
+            event = get_event()
+            kind = event.__class__
+            if kind is yaml.ScalarEvent:
+                value = _scalar(event)
+                if event.anchor is not None:
+                    anchors[event.anchor] = (value, 1, 0)
+                start = event.start_mark
+                mark = (start.line + 1, start.column + 1)
+                frame = stack[-1] if stack else None
+                # the common case inline (a value of a mapping, an item of a list); keys and the root via add()
+                if frame is not None and frame.key is not _NO_KEY:
+                    frame.nodes += 1
+                    frame.value[frame.key] = value
+                    frame.marks[frame.key] = frame.key_mark
+                    frame.key = _NO_KEY
+                elif frame is not None and frame.marks.__class__ is list:
+                    frame.nodes += 1
+                    frame.value.append(value)
+                    frame.marks.append(mark)
+                else:
+                    add(value, mark, 1, 0, False)
+            elif kind is yaml.StreamEndEvent:
+                break
+            else:
+                others(event, kind)
+    finally:
+        loader.dispose()
     return result, marks
 
 
 def parse_yaml(text: str, path: Path | str) -> YamlDocument:
     """YAML text to a :class:`YamlDocument`; malformed or abusive text raises :class:`InputFileError`."""
     try:
-        with _gc_paused():
+        with gc_paused():
             data, marks = _build(text)
     except _Refused as err:
         line, column = err.mark if err.mark else (None, None)
