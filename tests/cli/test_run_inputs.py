@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from migrator.cli import app
+from migrator.cli import app, wave_commands
 from migrator.engine.service import RealClock, WaveRequest, plan_wave, resumable_waves
+from migrator.engine.waves import WaveProgress, WaveResult
 from migrator.remote.credentials import load_credentials
 from migrator.store import Store
 
@@ -133,3 +134,16 @@ def test_a_rerun_lists_failed_devices_with_their_recorded_reason(tmp_path: Path)
         progress = plans[0].runner.progress
         assert progress.states["PC-1"] == "failed"
         assert progress.errors["PC-1"] == "policy not effective"
+
+
+def test_the_recap_prints_device_errors_literally() -> None:
+    """A reason that looks like Rich markup (it comes from a device or a user) is printed as written."""
+    progress = WaveProgress(states={"PC-1": "failed", "PC-2": "stalled"})
+    progress.errors.update({"PC-1": "[red]evil[/red] step failed", "PC-2": "waiting for [bold]CORP\\x[/bold]"})
+    result = WaveResult("[blue]w[/blue]", "halted", "failure budget exceeded: [b]1[/b]", progress)
+    with wave_commands.console.capture() as captured:
+        code = wave_commands.recap([result])
+    text = captured.get()
+    assert code == 1
+    for literal in ("[red]evil[/red] step failed", "[bold]CORP\\x[/bold]", "[blue]w[/blue]", "[b]1[/b]"):
+        assert literal in text, text
