@@ -147,3 +147,10 @@ def test_the_recap_prints_device_errors_literally() -> None:
     assert code == 1
     for literal in ("[red]evil[/red] step failed", "[bold]CORP\\x[/bold]", "[blue]w[/blue]", "[b]1[/b]"):
         assert literal in text, text
+
+
+def test_bad_input_creates_no_store(tmp_path: Path) -> None:
+    """The inventory and playbook are checked before the store is opened: a bad one leaves no store behind."""
+    code, output = _run(tmp_path, "devices:\n  - {name: PC-1, address: 127.0.0.1, port: yes}\n")
+    assert code == 2 and "line 2, column 38: devices[0].port" in output, output
+    assert not (tmp_path / "state").exists()
