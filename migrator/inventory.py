@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from migrator.yamlsource import (
     INPUT_LIMIT,
@@ -32,9 +32,9 @@ from migrator.yamlsource import (
     clip,
     gc_paused,
     load_yaml,
-    problems_of,
     read_csv,
     validate,
+    validate_data,
 )
 
 Transport = Literal["psrp", "winrm"]
@@ -353,11 +353,11 @@ def _load_csv(path: Path) -> Inventory:
     _check_unique(path, devices, mark_of, csv=True)
     try:
         with gc_paused():
-            data = InventoryFile.model_validate({"devices": devices})
-    except ValidationError as err:
+            data = validate_data(InventoryFile, {"devices": devices}, path, mark_of)
+    except InputFileError as err:
         problems = [
-            Problem(p.file, p.line, p.field.split(".", 1)[1] if "." in p.field else "row", p.message)
-            for p in problems_of(err, path, mark_of)
+            Problem(p.file, p.line, p.field.split(".", 1)[1] if "." in p.field else "row", p.message) if p.field else p
+            for p in err.problems
         ]
         raise InputFileError(problems) from None
     inventory = Inventory(path, data)

@@ -48,7 +48,13 @@ FLEET_LIMIT = 128 * MiB  # lab fleet files (a device's registry and people make 
 MAX_DEPTH = 32  # nesting of mappings and sequences; our formats need fewer than 10 levels
 MAX_ALIASES = 100  # aliases (*name) in one document
 MAX_ALIAS_NODES = 100_000  # nodes the aliases of one document may stand for, once expanded
+# Values (scalars, mappings, sequences, aliases) in one inventory, playbook or fault profile: a 100,000-device
+# inventory has about 800,000; ten megabytes of "1," would be five million, each costing memory and an error.
+MAX_NODES = 1_000_000
+FLEET_MAX_NODES = 10_000_000  # a generated fleet file has about 70,000 values per MiB
+MAX_PROBLEMS_VALIDATED = 200  # past this many validation errors, the first ones are found on a pruned copy
 CSV_FIELD_LIMIT = 64 * 1024  # characters in one CSV field
+MAX_CSV_ROWS = 200_000  # rows of one CSV file (a 10 MiB inventory of short rows has about 180,000)
 MAX_SHOWN = 20  # problems shown in one error (the count of the rest follows)
 _CLIP = 200  # characters of a user value shown in a message
 
@@ -224,7 +230,21 @@ def _mark(event: Any) -> Mark:
     return (mark.line + 1, mark.column + 1)
 
 
-def _scalar(event: Any) -> Any:
+def _scalar(event: Any, cache: dict[str, Any]) -> Any:
+    value: str = event.value
+    tag = event.tag
+    if tag is None and event.implicit[0]:
+        # plain scalars repeat (ports, groups, yes/no): resolved once per document
+        if value in cache:
+            return cache[value]
+        resolved = _resolve_plain(event)
+        if len(cache) < 10_000:
+            cache[value] = resolved
+        return resolved
+    return _resolve_plain(event)
+
+
+def _resolve_plain(event: Any) -> Any:
     value: str = event.value
     tag = event.tag
     if tag is None or tag == "!":
@@ -262,7 +282,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _build(text: str) -> tuple[Any, dict[int, Any]]:
+def _build(text: str, max_nodes: int | None) -> tuple[Any, dict[int, Any]]:
     """Plain data and marks from YAML text, refusing depth, alias and duplicate-key abuse as it goes."""
     marks: dict[int, Any] = {}
     anchors: dict[str, tuple[Any, int, int]] = {}  # name -> (value, nodes, height)
@@ -341,12 +361,18 @@ def _build(text: str) -> tuple[Any, dict[int, Any]]:
 
     loader = _Loader(text)
     get_event = loader.get_event
+    plain: dict[str, Any] = {}
+    events = 0
+    max_events = 2 * max_nodes if max_nodes is not None else None  # a mapping or sequence is two events
     try:
         while True:
             event = get_event()
+            events += 1
+            if max_events is not None and events > max_events:
+                raise _Refused(f"more than {max_nodes:,} values", _mark(event))
             kind = event.__class__
             if kind is yaml.ScalarEvent:
-                value = _scalar(event)
+                value = _scalar(event, plain)
                 if event.anchor is not None:
                     anchors[event.anchor] = (value, 1, 0)
                 start = event.start_mark
@@ -373,11 +399,11 @@ def _build(text: str) -> tuple[Any, dict[int, Any]]:
     return result, marks
 
 
-def parse_yaml(text: str, path: Path | str) -> YamlDocument:
+def parse_yaml(text: str, path: Path | str, max_nodes: int | None = MAX_NODES) -> YamlDocument:
     """YAML text to a :class:`YamlDocument`; malformed or abusive text raises :class:`InputFileError`."""
     try:
         with gc_paused():
-            data, marks = _build(text)
+            data, marks = _build(text, max_nodes)
     except _Refused as err:
         line, column = err.mark if err.mark else (None, None)
         raise _fail(path, f"invalid YAML: {err.message}", line, column) from None
@@ -392,9 +418,12 @@ def parse_yaml(text: str, path: Path | str) -> YamlDocument:
     return YamlDocument(Path(path), data, marks)
 
 
-def load_yaml(path: Path, what: str = "file", limit: int = INPUT_LIMIT) -> YamlDocument:
-    """Read and parse a YAML file within ``limit`` bytes; every problem raises :class:`InputFileError`."""
-    return parse_yaml(read_text(path, what, limit), path)
+def load_yaml(
+    path: Path, what: str = "file", limit: int = INPUT_LIMIT, max_nodes: int | None = MAX_NODES
+) -> YamlDocument:
+    """Read and parse a YAML file within ``limit`` bytes and ``max_nodes`` values; every problem raises
+    :class:`InputFileError`."""
+    return parse_yaml(read_text(path, what, limit), path, max_nodes)
 
 
 # ---- CSV -----------------------------------------------------------------------------------------------------
@@ -407,7 +436,12 @@ class CsvRow:
 
 
 def read_csv(
-    path: Path, what: str = "file", limit: int = INPUT_LIMIT, *, field_limit: int = CSV_FIELD_LIMIT
+    path: Path,
+    what: str = "file",
+    limit: int = INPUT_LIMIT,
+    *,
+    field_limit: int = CSV_FIELD_LIMIT,
+    max_rows: int = MAX_CSV_ROWS,
 ) -> tuple[list[str], list[CsvRow]]:
     """Header and rows of a CSV file within ``limit`` bytes; a row with more or fewer fields than the header, a
     field over ``field_limit`` characters or bad quoting raise :class:`InputFileError` naming the line."""
@@ -423,6 +457,8 @@ def read_csv(
             if header is None:
                 header = [h.strip() for h in record]
             elif record and any(v.strip() for v in record):
+                if len(rows) >= max_rows:
+                    raise InputFileError([Problem(str(path), start, "", f"more than {max_rows:,} rows")])
                 if len(record) != len(header):
                     raise InputFileError(
                         [
@@ -479,10 +515,37 @@ def problems_of(err: ValidationError, path: Path | str, mark_of: Any, root: Sequ
     return problems
 
 
+def _pruned(value: Any, keep: int = 50) -> Any:
+    """The first ``keep`` items of every mapping and sequence (same keys and indexes): its errors are the first
+    errors of the whole, found without materialising millions of them."""
+    if isinstance(value, dict):
+        return {k: _pruned(v, keep) for k, v in list(value.items())[:keep]}
+    if isinstance(value, list):
+        return [_pruned(v, keep) for v in value[:keep]]
+    return value
+
+
+def validate_data(
+    model: type[ModelT], data: Any, path: Path | str, mark_of: Any, root: Sequence[str | int] = ()
+) -> ModelT:
+    """Validate ``data`` against ``model``; problems name file, line, field. Thousands of errors (a list of a
+    million wrong items) are counted, and the first ones reported from a pruned copy of the data."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        total = err.error_count()
+        if total <= MAX_PROBLEMS_VALIDATED:
+            raise InputFileError(problems_of(err, path, mark_of, root)) from None
+        first: list[Problem] = []
+        try:
+            model.model_validate(_pruned(data))
+        except ValidationError as small:
+            first = problems_of(small, path, mark_of, root)[: MAX_SHOWN - 1]
+        first.append(Problem(str(path), None, "", f"{total:,} problems in all; the first are shown"))
+        raise InputFileError(first) from None
+
+
 def validate(doc: YamlDocument, model: type[ModelT], data: Any = None, root: Sequence[str | int] = ()) -> ModelT:
     """Validate the document (or ``data`` derived from it) against ``model``; name file, line, field (an error of
     the whole model is reported at ``root``, the field its checks are about)."""
-    try:
-        return model.model_validate(doc.data if data is None else data)
-    except ValidationError as err:
-        raise InputFileError(problems_of(err, doc.path, doc.mark_of, root)) from None
+    return validate_data(model, doc.data if data is None else data, doc.path, doc.mark_of, root)

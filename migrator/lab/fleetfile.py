@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from migrator.lab.model import SCHEMA_VERSION, Fleet
 from migrator.lab.registry import RegType
-from migrator.yamlsource import FLEET_LIMIT, InputFileError, parse_yaml, read_text
+from migrator.yamlsource import FLEET_LIMIT, FLEET_MAX_NODES, InputFileError, parse_yaml, read_text
 
 FileFormat = Literal["json", "yaml"]
 _SUFFIXES: dict[str, FileFormat] = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
@@ -203,7 +203,7 @@ def loads_fleet(text: str, fmt: FileFormat, source: Path | str = "<fleet>") -> F
             data = _parse_json(text, origin)
             return fleet_from_data(data, origin, lambda loc: _json_line(text, loc))
         try:
-            doc = parse_yaml(text, origin)
+            doc = parse_yaml(text, origin, FLEET_MAX_NODES)
         except InputFileError as exc:
             raise _fleet_error(origin, exc) from None
         return fleet_from_data(doc.data, origin, doc.line_of)

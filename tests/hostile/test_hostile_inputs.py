@@ -340,6 +340,69 @@ def _cases() -> list[Case]:
         )
     )
 
+    # ---- wide inputs within the size limit: millions of values, or of errors -----------------------------------
+    wide = (10 * MiB - 64) // 2
+    add(
+        Case(
+            "wide",
+            "inventory",
+            "5M-values",
+            _text("devices: [" + "1," * wide + "1]\n"),
+            (r"more than 1,000,000 values",),
+            isolated=True,
+        )
+    )
+    add(
+        Case(
+            "wide",
+            "playbook",
+            "5M-steps",
+            _text("name: p\npath: key\nsteps: [" + "1," * wide + "1]\n"),
+            (r"more than 1,000,000 values",),
+            isolated=True,
+        )
+    )
+    add(
+        Case(
+            "wide",
+            "inventory",
+            "150k-bad-devices",
+            _text("devices: [" + "{a: 1}, " * 150_000 + "]\n"),
+            (r"devices\[0\]\.name: field required", r"[\d,]+ problems in all"),
+            isolated=True,
+        )
+    )
+    add(
+        Case(
+            "wide",
+            "inventory",
+            "100k-bad-addresses",
+            _text("devices:\n" + "".join(f"  - {{name: PC-{i}, address: bad..{i}}}\n" for i in range(100_000))),
+            (r"line 2, column 18: devices\[0\]\.address", r"100,000 problems in all"),
+            isolated=True,
+        )
+    )
+    add(
+        Case(
+            "wide",
+            "csv",
+            "300k-rows",
+            _text(CSV_HEAD + "a,b,\n" * 300_000),
+            (r"more than 200,000 rows",),
+            isolated=True,
+        )
+    )
+    add(
+        Case(
+            "wide",
+            "faults",
+            "200k-bad-rules",
+            _text("faults: [" + "{kind: x}, " * 200_000 + "]\n"),
+            (r"faults\.0\.kind", r"200,000 problems in all"),
+            isolated=True,
+        )
+    )
+
     # ---- duplicate keys and duplicate device names (both lines) ----------------------------------------------
     dup = r"duplicate key '(\w+)' \(first at line \d+\)"
     add(Case("duplicate", "inventory", "key-devices", _text(INVENTORY + INVENTORY), (dup,)))
@@ -1056,7 +1119,7 @@ def test_the_suite_has_enough_cases_of_every_kind() -> None:
     kinds = {c.kind for c in CASES}
     assert len(CASES) >= 150 and len({c.id for c in CASES}) == len(CASES)
     assert {"deep nesting", "alias bomb", "huge file", "50 MB string", "duplicate", "markup", "bad type"} <= kinds
-    assert {"bad enum", "invalid UTF-8", "BOM", "NUL byte", "CSV"} <= kinds
+    assert {"bad enum", "invalid UTF-8", "BOM", "NUL byte", "CSV", "wide"} <= kinds
 
 
 def table() -> str:

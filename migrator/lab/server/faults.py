@@ -32,14 +32,15 @@ import asyncio
 import enum
 import fnmatch
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from migrator.yamlsource import INPUT_LIMIT, InputFileError, YamlDocument, load_yaml, parse_yaml
+from migrator.yamlsource import INPUT_LIMIT, InputFileError, YamlDocument, load_yaml, parse_yaml, validate_data
 
 
 class LabClock(Protocol):
@@ -169,15 +170,16 @@ def _as_profile_error(err: InputFileError) -> str:
 
 def _validate(doc: YamlDocument) -> FaultProfile:
     try:
-        return FaultProfile.model_validate(doc.data if doc.data is not None else {})
-    except ValidationError as err:
-        problems = []
-        for error in err.errors(include_url=False):
-            loc = [p for p in error["loc"] if isinstance(p, int | str)]
-            mark = doc.mark_of(loc) or (1, 1)
-            field_name = ".".join(str(p) for p in loc) or "(profile)"
-            problems.append(f"{doc.path}:{mark[0]}: {field_name}: {error['msg']}")
-        raise FaultProfileError("\n".join(problems)) from None
+        return validate_data(FaultProfile, doc.data if doc.data is not None else {}, doc.path, doc.mark_of)
+    except InputFileError as err:
+        lines = []
+        for p in err.problems:
+            if p.line is None:  # the count of problems past the first ones
+                lines.append(str(p))
+            else:  # file:line: faults.1.kind: problem, as the lab's other messages
+                field_name = re.sub(r"\[(\d+)\]", r".\1", p.field) or "(profile)"
+                lines.append(f"{p.file}:{p.line}: {field_name}: {p.message}")
+        raise FaultProfileError("\n".join(lines)) from None
 
 
 @dataclass
