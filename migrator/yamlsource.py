@@ -14,13 +14,15 @@ consumer walks the data:
 - nesting deeper than :data:`MAX_DEPTH` (400 brackets would otherwise end in a ``RecursionError``);
 - more than :data:`MAX_ALIASES` aliases, or aliases that would expand to more than :data:`MAX_ALIAS_NODES`
   nodes (an alias bomb is a few hundred bytes that expand exponentially when walked);
+- more than :data:`MAX_NODES` values (ten megabytes of ``1,`` would be five million objects and as many errors);
 - duplicate keys (YAML says a key is unique; the last one silently winning hides mistakes), tags other than the
   core schema's, merge keys and more than one document.
 
 Scalars resolve as PyYAML's ``SafeLoader`` resolves them (YAML 1.1: ``yes`` is true, ``0x1F`` an integer). Each
 mapping key and sequence item keeps its line and column in a side table, so pydantic's error locations map back
-to the file. The whole is linear in the size of the input: a 10,000-device inventory loads in a fraction of a
-second (``python bench/inputs.py``).
+to the file. Past :data:`MAX_PROBLEMS_VALIDATED` validation errors the first ones are found on a pruned copy of
+the data and the total is counted. The whole is linear in the size of the input: a 10,000-device inventory
+loads in a fraction of a second (``python bench/inputs.py``).
 """
 
 from __future__ import annotations
