@@ -239,14 +239,14 @@ def _scalar(event: Any, cache: dict[str, Any]) -> Any:
         # plain scalars repeat (ports, groups, yes/no): resolved once per document
         if value in cache:
             return cache[value]
-        resolved = _resolve_plain(event)
+        resolved = _resolve(event)
         if len(cache) < 10_000:
             cache[value] = resolved
         return resolved
-    return _resolve_plain(event)
+    return _resolve(event)
 
 
-def _resolve_plain(event: Any) -> Any:
+def _resolve(event: Any) -> Any:
     value: str = event.value
     tag = event.tag
     if tag is None or tag == "!":
