@@ -209,9 +209,37 @@ def loads_fleet(text: str, fmt: FileFormat, source: Path | str = "<fleet>") -> F
         return fleet_from_data(doc.data, origin, doc.line_of)
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: a key given twice is refused (json.loads would silently keep the last)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
 def _parse_json(text: str, source: Path) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as exc:
+        # Where: JSON is YAML, and the YAML reader names the line of a duplicate key (error path only).
+        try:
+            parse_yaml(text, source, FLEET_MAX_NODES)
+        except InputFileError as located:
+            first = located.problems[0]
+            if "duplicate key" in first.message:
+                message = first.message.replace("invalid YAML: ", "invalid JSON: ")
+                raise FleetFileError(source, message, line=first.line) from None
+        raise FleetFileError(source, f"duplicate key {exc.key!r}") from None
     except json.JSONDecodeError as exc:
         raise FleetFileError(source, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from exc
     except RecursionError:

@@ -494,6 +494,16 @@ def _cases() -> list[Case]:
     add(
         Case(
             "duplicate",
+            "fleet_json",
+            "key-seed",
+            b'{"schema_version": 1,\n "seed": 1,\n "seed": 2}\n',
+            (r"fleet\.json:3: invalid JSON: duplicate key 'seed' \(first at line 2\)",),
+            isolated=True,
+        )
+    )
+    add(
+        Case(
+            "duplicate",
             "fleet",
             "key-seed",
             _fleet(lambda t: t.replace("seed: 1\n", "seed: 1\nseed: 2\n", 1)),
