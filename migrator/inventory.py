@@ -15,23 +15,34 @@ secrets file or a prompt).
 
 from __future__ import annotations
 
-import csv
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from migrator.yamlsource import InputFileError, Problem, YamlDocument, load_yaml, validate
+from migrator.yamlsource import (
+    INPUT_LIMIT,
+    InputFileError,
+    Mark,
+    Problem,
+    clip,
+    gc_paused,
+    load_yaml,
+    read_csv,
+    validate,
+    validate_data,
+)
 
 Transport = Literal["psrp", "winrm"]
 Scheme = Literal["http", "https"]
 Auth = Literal["ntlm", "negotiate", "kerberos", "credssp", "certificate", "basic"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_IPV4 = re.compile(r"^(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}$")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 DEFAULT_PORTS = {"http": 5985, "https": 5986}
@@ -41,18 +52,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _not_a_bool(value: object) -> object:
+    # pydantic reads true as 1: `port: yes` would be port 1
+    if isinstance(value, bool):
+        raise ValueError("a number is needed here, not yes/no")
+    return value
+
+
+NotBool = BeforeValidator(_not_a_bool)
+
+
 class ConnectionOverrides(_Strict):
     """Connection settings; every field optional so a device can override only what differs."""
 
     transport: Transport | None = None
     scheme: Scheme | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
+    port: Annotated[int | None, NotBool] = Field(default=None, ge=1, le=65535)
     auth: Auth | None = None
     ca_bundle: str | None = None
     cert_validation: bool | None = None  # False only for a lab you trust; never the default
-    connect_timeout: float | None = Field(default=None, gt=0, le=600)
-    operation_timeout: int | None = Field(default=None, gt=0, le=3600)
-    read_timeout: float | None = Field(default=None, gt=0, le=3600)
+    connect_timeout: Annotated[float | None, NotBool] = Field(default=None, gt=0, le=600)
+    operation_timeout: Annotated[int | None, NotBool] = Field(default=None, gt=0, le=3600)
+    read_timeout: Annotated[float | None, NotBool] = Field(default=None, gt=0, le=3600)
     certificate_pem: str | None = None  # auth: certificate (client certificate mapping)
     certificate_key_pem: str | None = None
 
@@ -92,6 +113,8 @@ class DeviceEntry(ConnectionOverrides):
     @field_validator("address")
     @classmethod
     def _valid_address(cls, value: str) -> str:
+        if _IPV4.match(value) and all(int(octet) <= 255 for octet in value.split(".")):
+            return value  # the common case, without ipaddress's slower parser
         try:
             ipaddress.ip_address(value)
             return value
@@ -99,7 +122,7 @@ class DeviceEntry(ConnectionOverrides):
             pass
         labels = value.rstrip(".").split(".")
         if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels) or labels[-1].isdigit():
-            raise ValueError(f"{value!r} is neither an IP address nor a DNS host name")
+            raise ValueError(f"{clip(value)!r} is neither an IP address nor a DNS host name")
         return value
 
     @field_validator("groups", mode="before")
@@ -110,7 +133,7 @@ class DeviceEntry(ConnectionOverrides):
         if isinstance(value, list | tuple):
             for group in value:
                 if not isinstance(group, str) or not _GROUP.match(group):
-                    raise ValueError(f"{group!r} is not a valid group name")
+                    raise ValueError(f"{clip(group)!r} is not a valid group name")
         return value
 
 
@@ -139,13 +162,26 @@ class InventoryFile(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> InventoryFile:
-        seen: dict[str, int] = {}
-        for index, device in enumerate(self.devices):
-            key = device.name.casefold()
-            if key in seen:
-                raise ValueError(f"duplicate device name {device.name!r} (devices[{seen[key]}] and devices[{index}])")
-            seen[key] = index
+        # The loaders report duplicates first, with their lines (_check_unique); this guards other callers.
+        duplicates = _duplicates(self.devices)
+        if duplicates:
+            first, index = duplicates[0]
+            name = self.devices[index].name
+            raise ValueError(f"duplicate device name {name!r} (devices[{first}] and devices[{index}])")
         return self
+
+
+def _duplicates(devices: Sequence[DeviceEntry]) -> list[tuple[int, int]]:
+    """(first index, duplicate index) of every device whose name (case-insensitively) came before."""
+    seen: dict[str, int] = {}
+    out = []
+    for index, device in enumerate(devices):
+        key = device.name.casefold()
+        if key in seen:
+            out.append((seen[key], index))
+        else:
+            seen[key] = index
+    return out
 
 
 class Inventory:
@@ -217,38 +253,78 @@ class Inventory:
         return Connection.model_validate(merged)
 
 
-def _check_connections(inventory: Inventory, doc: YamlDocument | None) -> None:
+MarkOf = Callable[[Sequence[str | int]], Mark | None]
+
+
+def _check_connections(inventory: Inventory, mark_of: MarkOf) -> None:
     """Secure by default: Basic authentication over plain HTTP is refused before anything is sent."""
     problems = []
+    defaults = inventory.data.defaults
     for index, device in enumerate(inventory.data.devices):
-        conn = inventory.connection(device)
-        if conn.auth == "basic" and conn.scheme == "http":
-            line = doc.line_of(["devices", index]) if doc else None
+        # the two settings that matter, merged as connection() merges them (without building a Connection)
+        auth = device.auth or defaults.auth or "ntlm"
+        scheme = device.scheme or defaults.scheme or "https"
+        if auth == "basic" and scheme == "http":
+            mark = mark_of(["devices", index])
             problems.append(
                 Problem(
                     str(inventory.path),
-                    line,
+                    mark[0] if mark else None,
                     f"devices[{index}].auth",
                     "Basic authentication over plain HTTP would send the password in clear: use https",
+                    mark[1] if mark else None,
                 )
             )
     if problems:
         raise InputFileError(problems)
 
 
+def _check_unique(path: Path, devices: object, mark_of: MarkOf, *, csv: bool = False) -> None:
+    """Duplicate device names (case-insensitive), each with its line and the line of the first, before the
+    devices are validated one by one."""
+    if not isinstance(devices, list):
+        return
+    seen: dict[str, int] = {}
+    problems = []
+    for index, device in enumerate(devices):
+        name = device.get("name") if isinstance(device, dict) else None
+        if not isinstance(name, str):
+            continue
+        key = name.casefold()
+        if key not in seen:
+            seen[key] = index
+            continue
+        first = mark_of(["devices", seen[key], "name"])
+        mark = mark_of(["devices", index, "name"])
+        where = f"line {first[0]}" if first else f"devices[{seen[key]}]"
+        problems.append(
+            Problem(
+                str(path),
+                mark[0] if mark else None,
+                "name" if csv else f"devices[{index}].name",
+                f"duplicate device name {clip(name)!r} (first at {where}"
+                + (")" if csv else f", devices[{seen[key]}])"),
+                None if csv else mark[1] if mark else None,
+            )
+        )
+    if problems:
+        raise InputFileError(problems)
+
+
 def load_inventory(path: str | Path) -> Inventory:
-    """Load and validate an inventory (YAML, or CSV by extension); errors name file, line and field."""
+    """Load and validate an inventory (YAML, or CSV by extension) of at most :data:`INPUT_LIMIT` bytes; errors
+    name file, line and field."""
     path = Path(path)
     if path.suffix.casefold() == ".csv":
-        inventory = _load_csv(path)
-        _check_connections(inventory, None)
-        return inventory
-    doc = load_yaml(path, "inventory")
+        return _load_csv(path)
+    doc = load_yaml(path, "inventory", INPUT_LIMIT)
     if not isinstance(doc.data, dict):
         raise InputFileError([Problem(str(path), 1, "", "an inventory is a mapping with a 'devices' list")])
-    data = validate(doc, InventoryFile)
+    _check_unique(path, doc.data.get("devices"), doc.mark_of)
+    with gc_paused():  # thousands of small models: the cyclic collector would rescan them again and again
+        data = validate(doc, InventoryFile)
     inventory = Inventory(path, data)
-    _check_connections(inventory, doc)
+    _check_connections(inventory, doc.mark_of)
     return inventory
 
 
@@ -256,33 +332,34 @@ _CSV_FIELDS = {"name", "address", "domain", "groups", "transport", "scheme", "po
 
 
 def _load_csv(path: Path) -> Inventory:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as err:
-        raise InputFileError([Problem(str(path), None, "", f"cannot read inventory: {err}")]) from None
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    header, rows = read_csv(path, "inventory", INPUT_LIMIT)
     missing = {"name", "address"} - set(header)
     unknown = set(header) - _CSV_FIELDS
-    if missing or unknown:
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if missing or unknown or repeated:
         detail = "; ".join(
-            [f"missing column {m!r}" for m in sorted(missing)] + [f"unknown column {u!r}" for u in sorted(unknown)]
+            [f"missing column {m!r}" for m in sorted(missing)]
+            + [f"unknown column {clip(u, 60)!r}" for u in sorted(unknown)]
+            + [f"column {clip(r, 60)!r} given twice" for r in repeated]
         )
         raise InputFileError([Problem(str(path), 1, "header", detail)])
-    devices: list[dict[str, object]] = []
-    lines: list[int] = []
-    for row in reader:
-        entry = {k.strip(): v.strip() for k, v in row.items() if k and v is not None and v.strip() != ""}
-        devices.append(entry)
-        lines.append(reader.line_num)
+    devices = [{k: v.strip() for k, v in row.values.items() if v.strip() != ""} for row in rows]
+    lines = [row.line for row in rows]
+
+    def mark_of(loc: Sequence[str | int]) -> Mark | None:
+        index = loc[1] if len(loc) > 1 else None
+        return (lines[index], 1) if isinstance(index, int) and 0 <= index < len(lines) else None
+
+    _check_unique(path, devices, mark_of, csv=True)
     try:
-        data = InventoryFile.model_validate({"devices": devices})
-    except ValidationError as err:
-        problems = []
-        for error in err.errors():
-            loc = [p for p in error["loc"] if isinstance(p, str | int)]
-            line = lines[loc[1]] if len(loc) > 1 and isinstance(loc[1], int) and loc[1] < len(lines) else None
-            field = ".".join(str(p) for p in loc[2:]) or "row"
-            problems.append(Problem(str(path), line, field, error["msg"]))
+        with gc_paused():
+            data = validate_data(InventoryFile, {"devices": devices}, path, mark_of)
+    except InputFileError as err:
+        problems = [
+            Problem(p.file, p.line, p.field.split(".", 1)[1] if "." in p.field else "row", p.message) if p.field else p
+            for p in err.problems
+        ]
         raise InputFileError(problems) from None
-    return Inventory(path, data)
+    inventory = Inventory(path, data)
+    _check_connections(inventory, mark_of)
+    return inventory

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from migrator.yamlsource import InputFileError, Problem, load_yaml, validate
+from migrator.yamlsource import INPUT_LIMIT, InputFileError, Problem, clip, load_yaml, validate
 
 # The step vocabulary of playbooks, in the only order they may run.
 STEP_ORDER: tuple[str, ...] = (
@@ -62,14 +62,18 @@ def parse_duration(value: Any) -> float:
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return float(value)
-    match = _DURATION.match(str(value))
+    match = _DURATION.match(str(value)) if len(str(value)) < 100 else None
     if not match:
-        raise ValueError(f"{value!r} is not a duration (use seconds or text like '15m', '2h', '7d')")
+        raise ValueError(f"{clip(value, 60)!r} is not a duration (use seconds or text like '15m', '2h', '7d')")
     unit = match.group(2).lower() if match.group(2) else None
     return float(match.group(1)) * _UNIT[unit]
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+YEAR = 365 * 86400.0
+# A wait or deadline: more than nothing (a recheck every 0 s would spin) and at most a year (a typo such as
+# '7000d' is refused rather than parking devices for decades).
+Wait = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=YEAR)]
 
 
 class _Strict(BaseModel):
@@ -81,17 +85,17 @@ class PolicySettings(_Strict):
     # external: GPO/Intune deploys them; the orchestrator forces a refresh and waits until they are effective.
     channel: Literal["local", "external"] = "local"
     require_security_device: bool = True
-    refresh_deadline: Duration = 3600.0  # external channel: how long to wait for the policy to arrive
+    refresh_deadline: Wait = 3600.0  # external channel: how long to wait for the policy to arrive
 
 
 class Waits(_Strict):
-    recheck_every: Duration = 3600.0  # how often a waiting device is looked at again
-    user_deadline: Duration = 7 * 86400.0  # a user who never signs in/out within this → stalled
-    dc_deadline: Duration = 7 * 86400.0  # no DC line of sight within this → stalled
-    reprovision_deadline: Duration = 7 * 86400.0  # no new container within this → stalled
+    recheck_every: Wait = 3600.0  # how often a waiting device is looked at again
+    user_deadline: Wait = 7 * 86400.0  # a user who never signs in/out within this → stalled
+    dc_deadline: Wait = 7 * 86400.0  # no DC line of sight within this → stalled
+    reprovision_deadline: Wait = 7 * 86400.0  # no new container within this → stalled
     # A device that does not answer (refused, timed out, rebooting) is tried again at each recheck; past this
     # since the first failure it is parked as `unreachable` (not failed) until `migrator resume`.
-    unreachable_deadline: Duration = 3 * 86400.0
+    unreachable_deadline: Wait = 3 * 86400.0
 
 
 class Prompt(_Strict):
@@ -104,7 +108,7 @@ class Prompt(_Strict):
     # so no DC answered the first sign-in) is asked again, at most `reminders` times, `remind_after` apart, and
     # only while the device has line of sight to a DC.
     reminders: int = Field(default=2, ge=0, le=10)
-    remind_after: Duration = 86400.0
+    remind_after: Wait = 86400.0
 
 
 class Retries(_Strict):
@@ -134,7 +138,7 @@ class Playbook(_Strict):
     def _steps_are_known_ordered_and_safe(self) -> Playbook:
         unknown = [s for s in self.steps if s not in STEP_NAMES]
         if unknown:
-            raise ValueError(f"unknown step {unknown[0]!r}; the catalogue is: {', '.join(STEP_ORDER)}")
+            raise ValueError(f"unknown step {clip(unknown[0])!r}; the catalogue is: {', '.join(STEP_ORDER)}")
         if len(set(self.steps)) != len(self.steps):
             raise ValueError("a step is listed twice")
         positions = [STEP_ORDER.index(s) for s in self.steps]
@@ -185,7 +189,7 @@ def load_playbook(ref: str | Path | None = None) -> Playbook:
         path = Path(ref)
         if not path.exists() and not path.suffix and "/" not in str(ref):
             path = builtin_path(str(ref))
-    doc = load_yaml(path, "playbook")
+    doc = load_yaml(path, "playbook", INPUT_LIMIT)
     if not isinstance(doc.data, dict):
         raise InputFileError([Problem(str(path), 1, "", "a playbook is a mapping (name, path, steps, ...)")])
-    return validate(doc, Playbook)
+    return validate(doc, Playbook, root=("steps",))  # the model's own checks are about its steps

@@ -52,10 +52,16 @@ def test_select_by_group_and_name(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("devices:\n  - {name: PC-1, address: 127.0.0.1\n", "line"),
-        ("devices:\n  - {name: PC-1, address: 127.0.0.1, colour: red}\n", "line 2: devices[0].colour: unknown field"),
+        (
+            "devices:\n  - {name: PC-1, address: 127.0.0.1, colour: red}\n",
+            "line 2, column 38: devices[0].colour: unknown field",
+        ),
         ("devices:\n  - {name: PC-1, address: '999.1.1.1'}\n", "devices[0].address"),
         ("devices:\n  - {name: 'PC 1; rm', address: 127.0.0.1}\n", "devices[0].name"),
-        ("devices:\n  - {name: PC-1, address: 127.0.0.1}\n  - {name: pc-1, address: 127.0.0.2}\n", "duplicate"),
+        (
+            "devices:\n  - {name: PC-1, address: 127.0.0.1}\n  - {name: pc-1, address: 127.0.0.2}\n",
+            "line 3, column 6: devices[1].name: duplicate device name 'pc-1' (first at line 2, devices[0])",
+        ),
         ("devices:\n  - {name: PC-1, address: 127.0.0.1, port: 0}\n", "devices[0].port"),
         ("devices:\n  - {name: PC-1, address: 127.0.0.1, scheme: http, auth: basic}\n", "Basic authentication"),
         ("lab: {control: 'http://10.0.0.1:80'}\ndevices: []\n", "loopback"),

@@ -37,9 +37,11 @@ BASE = "name: p\npath: key\nsteps: [preflight, snapshot_policy, enable_cloud_tru
         (BASE.replace("verify_cloud", "reboot_everything"), "unknown step 'reboot_everything'"),
         (BASE.replace("snapshot_policy, enable_cloud_trust", "enable_cloud_trust, snapshot_policy"), "order"),
         ("name: p\npath: cert\nsteps: [preflight, delete_container]\n", "requires 'confirm_policy'"),
-        (BASE + "waits: {user_deadline: soon}\n", "line 4: waits.user_deadline"),
-        (BASE + "colour: red\n", "line 4: colour: unknown field"),
-        (BASE.replace("path: key", "path: sideways"), "line 2: path"),
+        (BASE + "waits: {user_deadline: soon}\n", "line 4, column 9: waits.user_deadline"),
+        (BASE + "colour: red\n", "line 4, column 1: colour: unknown field"),
+        (BASE.replace("path: key", "path: sideways"), "line 2, column 1: path"),
+        (BASE + "waits: {recheck_every: 0}\n", "line 4, column 9: waits.recheck_every: Input should be greater than 0"),
+        (BASE + "waits:\n  user_deadline: 400d\n", "line 5, column 3: waits.user_deadline: Input should be less than"),
     ],
 )
 def test_bad_playbooks_name_what_and_where(tmp_path: Path, text: str, expected: str) -> None:

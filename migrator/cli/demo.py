@@ -155,8 +155,8 @@ def demo(
         code = recap(results)
         report = folder / "report.html"
         write_report(store, "html", report)
-        console.print(f"HTML report: {report.resolve()}", highlight=False)
-        console.print(f"store: {folder / 'migrator.db'}  logs: {folder / 'logs'}", highlight=False)
+        console.print(f"HTML report: {report.resolve()}", markup=False, highlight=False)
+        console.print(f"store: {folder / 'migrator.db'}  logs: {folder / 'logs'}", markup=False, highlight=False)
     finally:
         runtime.stop()
     raise typer.Exit(EXIT_OK if code == EXIT_OK else EXIT_FAILED)

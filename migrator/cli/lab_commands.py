@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from migrator.cli import lab_run
 from migrator.lab.fleet import MixError, generate_fleet, parse_mix, summarize
@@ -73,13 +74,13 @@ def fleet_command(
         if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
             raise FleetFileError(out, f"cannot write the fleet file: {out.parent} is not a writable directory")
     except FleetFileError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        err.print(Text.assemble(("error:", "red"), " ", str(exc)), highlight=False)
         raise typer.Exit(2) from None
     fleet = generate_fleet(devices, seed, parse_mix(mix))
     try:
         save_fleet(fleet, out)
     except FleetFileError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        err.print(Text.assemble(("error:", "red"), " ", str(exc)), highlight=False)
         raise typer.Exit(2) from None
     summary = summarize(fleet)
     if as_json:

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from migrator.errors import InputError
 from migrator.inventory import load_inventory
@@ -33,7 +34,8 @@ commands = typer.Typer()  # joined to the `lab` group by lab_commands
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    # The message quotes user values (file names, YAML values): printed as plain text, never as markup.
+    err_console.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -78,8 +80,8 @@ def lab_up(
     if faults is not None:
         try:
             plan = FaultPlan(load_fault_profile(faults))
-        except (FaultProfileError, OSError) as err:
-            raise _fail(f"{faults}: {err}") from None
+        except FaultProfileError as err:
+            raise _fail(str(err)) from None
     runtime = LabRuntime(
         the_fleet,
         inventory.parent,
@@ -119,6 +121,7 @@ def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threadi
         f"lab ready: {len(the_fleet.devices)} devices in {time.monotonic() - started:.1f}s, "
         f"ports {runtime.server.http_port}/{runtime.server.https_port}, "
         f"inventory {inventory}, control {runtime.control_url}",
+        markup=False,
         highlight=False,
     )
     try:
@@ -135,7 +138,7 @@ def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threadi
             save_fleet(saved, fleet_path)
         except FleetFileError as err:
             raise _fail(f"lab stopped, but its state was not saved: {err}", code=1) from None
-        console.print(f"lab stopped; fleet state saved to {fleet_path}", highlight=False)
+        console.print(f"lab stopped; fleet state saved to {fleet_path}", markup=False, highlight=False)
 
 
 def _client(inventory: Path) -> ControlClient:
@@ -178,7 +181,7 @@ def lab_inspect(
             f"({(u['container'] or {}).get('trust', '-')}, {u['container_deletions']})"
             for u in device["users"]
         )
-        table.add_row(
+        cells = (
             device["name"],
             device["join_type"],
             device["os_build"],
@@ -186,6 +189,7 @@ def lab_inspect(
             device["policy"]["effective"],
             users,
         )
+        table.add_row(*(Text(str(cell)) for cell in cells))  # values from the fleet file, printed literally
     console.print(table)
     counts = Counter(d["policy"]["effective"] for d in truth["devices"])
     console.print("effective policy: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))

@@ -20,9 +20,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from migrator.cli.probe import probe_devices
-from migrator.engine.service import RealClock, WaveRequest, plan_wave, resumable_waves
+from migrator.engine.service import RealClock, WaveRequest, load_wave_inputs, plan_wave, resumable_waves
 from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner, run_waves
 from migrator.engine.wavestore import StoreWaves
 from migrator.errors import InputError, MigratorError
@@ -57,7 +58,8 @@ LeaseOption = Annotated[
 
 
 def fail(message: str, code: int = EXIT_INPUT) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    # The message quotes user values (file names, YAML values, patterns): printed as plain text, never as markup.
+    err_console.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -88,20 +90,23 @@ def recap(results: Sequence[WaveResult]) -> int:
         counts = result.progress.counts()
         line = "  ".join(f"{state}={n}" for state, n in counts.items()) or "no device visited"
         colour = {"completed": "green", "running": "yellow", "halted": "red"}.get(result.state, "yellow")
-        console.print(f"[bold]{result.wave}[/bold] [{colour}]{result.state}[/{colour}]  {line}", highlight=False)
+        console.print(
+            f"[bold]{escape(result.wave)}[/bold] [{colour}]{result.state}[/{colour}]  {line}", highlight=False
+        )
         if result.reason:
-            console.print(f"  {result.reason}", highlight=False)
+            console.print(f"  {result.reason}", markup=False, highlight=False)
         failed = [
             (d, s, result.progress.errors.get(d, "")) for d, s in result.progress.states.items() if s in AGAINST_BUDGET
         ]
         for device, state, error in failed:
-            console.print(f"  [red]{state}[/red] {device}: {error}", highlight=False)
+            console.print(f"  [red]{state}[/red] {escape(device)}: {escape(error)}", highlight=False)
         # Parked devices are not failures, but each says why: a person (stalled), a device that does not answer
         # (unreachable: `resume` tries again), or a prerequisite (ineligible).
         for device, state in result.progress.states.items():
             if state in ("stalled", "unreachable"):
                 console.print(
-                    f"  [yellow]{state}[/yellow] {device}: {result.progress.errors.get(device, '')}", highlight=False
+                    f"  [yellow]{state}[/yellow] {escape(device)}: {escape(result.progress.errors.get(device, ''))}",
+                    highlight=False,
                 )
         ineligible: dict[str, int] = {}
         for device, state in result.progress.states.items():
@@ -109,7 +114,7 @@ def recap(results: Sequence[WaveResult]) -> int:
                 why = result.progress.errors.get(device) or "not eligible"
                 ineligible[why] = ineligible.get(why, 0) + 1
         for why, n in sorted(ineligible.items(), key=lambda item: -item[1]):
-            console.print(f"  [dim]ineligible[/dim] x{n}: {why}", highlight=False)
+            console.print(f"  [dim]ineligible[/dim] x{n}: {escape(why)}", highlight=False)
         if result.state == "halted" or failed:
             code = max(code, EXIT_FAILED)
         elif result.state in ("awaiting_approval", "paused"):
@@ -207,10 +212,16 @@ def run(
         windows=tuple(window or ()),
         entra_kerberos=_parse_entra_kerberos(entra_kerberos or []),
     )
+    try:  # bad input is refused before the store is opened (or created): it stays byte-identical
+        inputs = load_wave_inputs(request)
+    except (InputFileError, MigratorError) as err:
+        raise fail(str(err)) from None
     store = open_store(state)
     start_logging(state, [credentials.password.get_secret_value()])
     try:
-        plan = plan_wave(store, request, credentials, RealClock(), wait_for_waiting=wait, lease_seconds=lease_seconds)
+        plan = plan_wave(
+            store, request, credentials, RealClock(), inputs=inputs, wait_for_waiting=wait, lease_seconds=lease_seconds
+        )
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
     devices = plan.runner.settings.devices
@@ -218,6 +229,7 @@ def run(
         console.print(
             f"wave {plan.runner.settings.name}: {len(devices)} devices, playbook {plan.playbook.name}, "
             f"change ticket {change_ticket or '-'}",
+            markup=False,
             highlight=False,
         )
         if not typer.confirm("Start?", default=False):
@@ -251,7 +263,7 @@ def resume(
         name = plan.runner.settings.name
         for row in store.list_devices(wave=name, states=DEVICE_RESUMED):
             why = escape(row.last_error or "no reason recorded")
-            console.print(f"{escape(name)}: retrying {row.name} ({row.state}: {why})", highlight=False)
+            console.print(f"{escape(name)}: retrying {escape(row.name)} ({row.state}: {why})", highlight=False)
     # A dead worker's leases on this host are taken over at the first visit; the others are waited for.
     for lease in store.leases():
         if lease.liveness != "dead":
@@ -276,7 +288,7 @@ def pause(
         _operator(state).pause(wave)
     except MigratorError as err:
         raise fail(str(err)) from None
-    console.print(f"wave {wave} paused; `migrator resume` continues it", highlight=False)
+    console.print(f"wave {wave} paused; `migrator resume` continues it", markup=False, highlight=False)
 
 
 @commands.command("approve")
@@ -292,7 +304,9 @@ def approve(
         count = _operator(state).approve(wave)
     except MigratorError as err:
         raise fail(str(err)) from None
-    console.print(f"wave {wave}: {count} batch gate(s) approved; run `migrator resume` to continue", highlight=False)
+    console.print(
+        f"wave {wave}: {count} batch gate(s) approved; run `migrator resume` to continue", markup=False, highlight=False
+    )
 
 
 @commands.command("plan")
@@ -338,7 +352,8 @@ def plan_command(
     for row in rows:
         changes = "; ".join(f"{c['name']}={'removed' if c['remove'] else c['value']}" for c in row.get("changes", []))
         notes = row.get("error") or "; ".join(row["reasons"])
-        table.add_row(row["name"], row["path"], ", ".join(row.get("users", [])), changes, notes)
+        cells = (row["name"], row["path"], ", ".join(row.get("users", [])), changes, notes)
+        table.add_row(*(Text(str(cell)) for cell in cells))  # device values, printed literally
     console.print(table)
     counts = Counter(r["path"] for r in rows)
     console.print("paths: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())), highlight=False)

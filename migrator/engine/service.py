@@ -194,9 +194,30 @@ def build_runner(
     # What the store already knows (a resumed wave): final devices are not visited again.
     for row in store.list_devices(wave=name):
         runner.progress.states[row.name] = row.state
+        if row.last_error:  # a re-run's recap lists devices not visited again with their recorded reason
+            runner.progress.errors[row.name] = row.last_error
         if row.state in SETTLED:
             runner.progress.started.add(row.name)
     return runner
+
+
+@dataclass(frozen=True)
+class WaveInputs:
+    """A request's files, loaded and validated: what `run` checks before it opens (or creates) the store."""
+
+    inventory: Inventory
+    playbook: Playbook
+    locator: str  # how to find the playbook again (absolute path or shipped name)
+    digest: str  # the playbook's content hash
+
+
+def load_wave_inputs(request: WaveRequest) -> WaveInputs:
+    """Load and check the inventory, the playbook and the change windows; raises on bad input, writes nothing."""
+    inventory = load_inventory(request.inventory)
+    playbook, locator, digest = _playbook_source(request.playbook)
+    for window in request.windows:
+        ChangeWindow.parse(window)
+    return WaveInputs(inventory, playbook, locator, digest)
 
 
 def plan_wave(
@@ -205,6 +226,7 @@ def plan_wave(
     credentials: Credentials,
     clock: Clock,
     *,
+    inputs: WaveInputs | None = None,
     transport_factory: Callable[..., Transport] | None = None,
     on_change: Callable[[str, VisitOutcome], None] | None = None,
     wait_for_waiting: bool = True,
@@ -215,10 +237,8 @@ def plan_wave(
     Everything is checked before the first write: the inventory, the playbook, the windows, the selection, that
     no selected device is in another wave, and, for an existing wave, that the request asks for the wave as it
     was created (a wave keeps its selection and settings: a different ``--limit`` is refused, not ignored)."""
-    inventory = load_inventory(request.inventory)
-    playbook, locator, digest = _playbook_source(request.playbook)
-    for window in request.windows:
-        ChangeWindow.parse(window)
+    loaded = inputs if inputs is not None else load_wave_inputs(request)
+    inventory, playbook, locator, digest = loaded.inventory, loaded.playbook, loaded.locator, loaded.digest
     existing = {w.name: w for w in store.list_waves()}
     name = request.wave or f"wave-{len(existing) + 1}"
     if name in existing:

@@ -219,6 +219,7 @@ class WaveRunner:
         self.on_end: list[Callable[[], None]] = []  # run when run() returns (close what the visits kept open)
         self.on_idle: list[Callable[[], None]] = []  # run before the wave sleeps until its next due device
         self._halt_reason = ""
+        self._budget_halt = False  # the halt is the failure budget's (its reason is rebuilt from final counts)
         self._due: list[tuple[datetime, str]] = []  # waiting devices: (next due, name)
         self._in_flight: set[str] = set()  # being visited now
         self._visits: ThreadPoolExecutor | None = None  # run_async's threads, one per concurrent visit
@@ -251,6 +252,21 @@ class WaveRunner:
         if self.on_change is not None:
             self.on_change(device, outcome)
 
+    def _budget_reason(self) -> str:
+        return (
+            f"failure budget exceeded: {self.progress.failed} of {len(self.progress.started)} started "
+            f"devices failed (max {self.settings.max_fail_percent:g}%)"
+        )
+
+    def _halted(self) -> WaveResult:
+        """Record and return the halt. A budget halt's counts are taken now: visits under way when the budget
+        was crossed may have failed since (a reason saying 1 failed beside failed=2 would mislead)."""
+        if self._budget_halt:
+            self._halt_reason = self._budget_reason()
+        name = self.settings.name
+        self.store.set_wave_state(name, "halted", self._halt_reason)
+        return WaveResult(name, "halted", self._halt_reason, self.progress)
+
     def _over_budget(self) -> bool:
         started = len(self.progress.started)
         if started == 0:
@@ -277,10 +293,8 @@ class WaveRunner:
                 self._in_flight.discard(device)
             self._record(device, outcome)
             if self._over_budget() and not self._halt_reason:
-                self._halt_reason = (
-                    f"failure budget exceeded: {self.progress.failed} of {len(self.progress.started)} started "
-                    f"devices failed (max {self.settings.max_fail_percent:g}%)"
-                )
+                self._budget_halt = True
+                self._halt_reason = self._budget_reason()
 
         async def worker() -> None:
             while not (self.should_stop() or self._over_budget()):
@@ -373,15 +387,13 @@ class WaveRunner:
                     break
             await self._revisit_due(block=False)
         if self._halt_reason:
-            self.store.set_wave_state(name, "halted", self._halt_reason)
-            return WaveResult(name, "halted", self._halt_reason, self.progress)
+            return self._halted()
         if self.store.wave_state(name) == "paused":
             return WaveResult(name, "paused", "paused by an operator", self.progress)
         while self.wait_for_waiting and self._waiting() and not self.should_stop():
             await self._revisit_due(block=True)
         if self._halt_reason:
-            self.store.set_wave_state(name, "halted", self._halt_reason)
-            return WaveResult(name, "halted", self._halt_reason, self.progress)
+            return self._halted()
         if self.store.wave_state(name) == "paused":
             return WaveResult(name, "paused", "paused by an operator", self.progress)
         # Completed only when every device is settled (final, or parked for a person): a device still waiting,

@@ -87,7 +87,7 @@ from migrator.lab.model import (
     UserBehaviour,
 )
 from migrator.lab.registry import Registry, RegType
-from migrator.lab.windows import NGC_PROVIDER_KEY, new_guid
+from migrator.lab.windows import LOGON_UI_KEY, NGC_PROVIDER_KEY, last_logged_on_values, new_guid
 
 TrustModel = Literal["key", "cert", "cloud", "none"]
 TRUST_MODELS: tuple[TrustModel, ...] = get_args(TrustModel)
@@ -864,6 +864,11 @@ class _Generator:
             person = device.user(session.user_sid)
             assert person is not None
             self._volatile_environment(device, person, session, reg)
+        signed_in_before = [u for u in device.users if u.last_sign_in is not None]
+        if signed_in_before:
+            last = max(signed_in_before, key=lambda u: u.last_sign_in or self.start)
+            for name, value in last_logged_on_values(last).items():
+                reg.set_value(LOGON_UI_KEY, name, value, "REG_SZ")
         device.registry = reg.build()
 
     def _policy(self, device: Device, plan: _DevicePlan, reg: _RegistryBuilder) -> None:

@@ -38,14 +38,15 @@ from pydantic import ValidationError
 
 from migrator.lab.model import SCHEMA_VERSION, Fleet
 from migrator.lab.registry import RegType
+from migrator.yamlsource import FLEET_LIMIT, FLEET_MAX_NODES, InputFileError, parse_yaml, read_text
 
 FileFormat = Literal["json", "yaml"]
 _SUFFIXES: dict[str, FileFormat] = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 _REG_TYPES: frozenset[str] = frozenset(get_args(RegType))
 Loc = tuple[str | int, ...]
 
-# The C implementations of PyYAML (libyaml) parse and emit several times faster than the pure-Python ones.
-_YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# The C emitter of PyYAML (libyaml) is several times faster than the pure-Python one (loading goes through
+# migrator.yamlsource, which reads libyaml's events).
 _YamlDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -175,45 +176,74 @@ def save_fleet(fleet: Fleet, path: Path | str) -> Path:
 
 
 def load_fleet(path: Path | str) -> Fleet:
-    """Read a fleet file written by :func:`save_fleet` (or by hand); raises :class:`FleetFileError`."""
+    """Read a fleet file written by :func:`save_fleet` (or by hand); raises :class:`FleetFileError`.
+
+    The file goes through the hardened reader: at most :data:`~migrator.yamlsource.FLEET_LIMIT` bytes (checked
+    before reading), UTF-8; YAML with the depth, alias and duplicate-key limits of every user-written file."""
     source = Path(path)
     fmt = file_format(source)
     try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FleetFileError(source, f"cannot read the fleet file: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise FleetFileError(source, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        text = read_text(source, "fleet", FLEET_LIMIT)
+    except InputFileError as exc:
+        raise _fleet_error(source, exc) from None
     return loads_fleet(text, fmt, source)
+
+
+def _fleet_error(source: Path, exc: InputFileError) -> FleetFileError:
+    problem = exc.problems[0]
+    column = f" (column {problem.column})" if problem.column else ""
+    return FleetFileError(source, problem.message + column, line=problem.line, field=problem.field or None)
 
 
 def loads_fleet(text: str, fmt: FileFormat, source: Path | str = "<fleet>") -> Fleet:
     """Parse fleet file content; ``source`` names it in errors."""
     origin = Path(source)
-
-    def line_of(loc: Loc) -> int | None:
-        return _json_line(text, loc) if fmt == "json" else _yaml_line(text, loc)
-
     with _gc_paused():
-        return fleet_from_data(_parse(text, fmt, origin), origin, line_of)
-
-
-def _parse(text: str, fmt: FileFormat, source: Path) -> Any:
-    if fmt == "json":
+        if fmt == "json":
+            data = _parse_json(text, origin)
+            return fleet_from_data(data, origin, lambda loc: _json_line(text, loc))
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise FleetFileError(source, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from exc
+            doc = parse_yaml(text, origin, FLEET_MAX_NODES)
+        except InputFileError as exc:
+            raise _fleet_error(origin, exc) from None
+        return fleet_from_data(doc.data, origin, doc.line_of)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: a key given twice is refused (json.loads would silently keep the last)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
+def _parse_json(text: str, source: Path) -> Any:
     try:
-        return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader (C or Python)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(part for part in (exc.context, exc.problem) if part)
-        line = mark.line + 1 if mark is not None else None
-        column = f" (column {mark.column + 1})" if mark is not None else ""
-        raise FleetFileError(source, f"invalid YAML: {problem}{column}", line=line) from exc
-    except yaml.YAMLError as exc:
-        raise FleetFileError(source, f"invalid YAML: {exc}") from exc
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as exc:
+        # Where: JSON is YAML, and the YAML reader names the line of a duplicate key (error path only).
+        try:
+            parse_yaml(text, source, FLEET_MAX_NODES)
+        except InputFileError as located:
+            first = located.problems[0]
+            if "duplicate key" in first.message:
+                message = first.message.replace("invalid YAML: ", "invalid JSON: ")
+                raise FleetFileError(source, message, line=first.line) from None
+        raise FleetFileError(source, f"duplicate key {exc.key!r}") from None
+    except json.JSONDecodeError as exc:
+        raise FleetFileError(source, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from exc
+    except RecursionError:
+        raise FleetFileError(source, "invalid JSON: nested too deeply") from None
 
 
 def fleet_from_data(data: Any, source: Path | str, line_of: Callable[[Loc], int | None] = lambda loc: None) -> Fleet:
@@ -383,29 +413,3 @@ def _skip_value(decoder: json.JSONDecoder, text: str, pos: int) -> int:
     _, pos = decoder.raw_decode(text, pos)
     pos = _skip_ws(text, pos)
     return _skip_ws(text, pos + 1) if text.startswith(",", pos) else pos
-
-
-def _yaml_line(text: str, loc: Loc) -> int | None:
-    """The line of the deepest part of ``loc`` found in YAML text (composes the node tree: error path only)."""
-    try:
-        node = yaml.compose(text, Loader=_YamlLoader)  # a SafeLoader
-    except yaml.YAMLError:
-        return None
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for part in loc:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
-                    child = value_node
-                    line = key_node.start_mark.line + 1
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            child = node.value[part]
-            line = child.start_mark.line + 1
-        if child is None:
-            break
-        node = child
-    return line

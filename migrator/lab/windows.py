@@ -179,6 +179,19 @@ def write_volatile_environment(device: Device, user: User, domain: Domain | None
         device.registry.set_value(key, name, value, "REG_SZ")
 
 
+LOGON_UI_KEY = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Authentication\\LogonUI"
+
+
+def last_logged_on_values(user: User) -> dict[str, str]:
+    """What LogonUI records of the last user who signed in (kept after they sign out)."""
+    return {
+        "LastLoggedOnUser": user.qualified_name,
+        "LastLoggedOnSAMUser": user.qualified_name,
+        "LastLoggedOnUserSID": user.sid,
+        "LastLoggedOnDisplayName": user.display_name,
+    }
+
+
 def sync_ngc_registry(device: Device, user: User) -> None:
     """Keep the PIN credential provider's per-user key in step with the user's container."""
     key = f"{NGC_PROVIDER_KEY}\\{user.sid}"
@@ -535,6 +548,8 @@ class Lab:
             session.prt_update_time = now if session.prt else None
             device.sessions.append(session)
             write_volatile_environment(device, user, self.user_domain(user))
+            for name, value in last_logged_on_values(user).items():
+                device.registry.set_value(LOGON_UI_KEY, name, value, "REG_SZ")
             user.counters.sign_ins += 1
             user.last_sign_in = now
         self._notify("sign-in", device)

@@ -130,6 +130,13 @@ foreach ($sid in (Get-SubkeyNames $profileListKey)) {
         sessions = $sessions
     })
 }
+# Who signed in last (LogonUI: DOMAIN\user and SID): names a user who is not signed in now, and tells which NetBIOS
+# domain a domain SID belongs to for the others.
+$logonUi = Read-RegistryValues 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Authentication\LogonUI'
+$lastLoggedOn = [ordered]@{
+    sam_user = if ($null -ne $logonUi) { [string]$logonUi['LastLoggedOnSAMUser'] } else { $null }
+    sid = if ($null -ne $logonUi) { [string]$logonUi['LastLoggedOnUserSID'] } else { $null }
+}
 $ngcKey = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Authentication\Credential Providers\{D6886603-9D2F-4EB2-B667-1971041FA96B}'
 $ngcSids = @(Get-SubkeyNames $ngcKey | Where-Object { $_ -like 'S-1-*' })
 $quser = Invoke-Native 'quser.exe' @()
@@ -194,6 +201,7 @@ $result = [ordered]@{
     dsregcmd = $dsregcmd
     tpm = $tpm
     profiles = $profiles
+    last_logged_on = $lastLoggedOn
     ngc_sids = $ngcSids
     quser = $quser
     policy = $policy

@@ -73,6 +73,54 @@ def _profile_name(path: str | None) -> str | None:
     return leaf or None
 
 
+def _domain_sid(sid: str) -> str | None:
+    """The domain (or machine) part of an account SID: S-1-5-21-a-b-c of S-1-5-21-a-b-c-RID."""
+    parts = sid.split("-")
+    return "-".join(parts[:-1]).casefold() if sid.upper().startswith("S-1-5-21-") and len(parts) == 8 else None
+
+
+def _account_names(
+    profiles: list[dict[str, Any]], last_logged_on: dict[str, Any], caller: dict[str, Any]
+) -> dict[str, str]:
+    """``DOMAIN\\user`` per profile SID (folded), from what the device says without asking a DC.
+
+    A signed-in user's Volatile Environment names them; LogonUI names the last user who signed in (often the one
+    who is not signed in now). A user with neither gets the NetBIOS domain that another account of the same
+    domain SID was seen with (the connecting admin's included) and the profile folder's name (Windows names it
+    after the account, with ``.DOMAIN`` added on a clash): ``fhaddad`` on a device where ``EMEA\\fhaddad`` signed
+    in is ``EMEA\\fhaddad``, never a bare name that a domain-qualified one would not match."""
+    names: dict[str, str] = {}
+    domains: dict[str, str] = {}
+
+    def learn(sid: str | None, qualified: str | None) -> None:
+        if not sid or not qualified or "\\" not in qualified:
+            return
+        domain, _, user = qualified.partition("\\")
+        if not domain or not user:
+            return
+        names.setdefault(sid.casefold(), qualified)
+        if (prefix := _domain_sid(sid)) is not None:
+            domains.setdefault(prefix, domain)
+
+    for profile in profiles:
+        sam, user_domain = opt_str(profile.get("user_name")), opt_str(profile.get("user_domain"))
+        if sam and user_domain:
+            learn(str(profile["sid"]), f"{user_domain}\\{sam}")
+    learn(opt_str(last_logged_on.get("sid")), opt_str(last_logged_on.get("sam_user")))
+    known_profiles = set(names)
+    learn(opt_str(caller.get("sid")), opt_str(caller.get("name")))
+    for profile in profiles:
+        sid = str(profile["sid"])
+        if sid.casefold() in known_profiles:
+            continue
+        folder = _profile_name(opt_str(profile.get("profile_path")))
+        domain = domains.get(_domain_sid(sid) or "")
+        if folder and domain:
+            user = folder[: -len(domain) - 1] if folder.casefold().endswith("." + domain.casefold()) else folder
+            names[sid.casefold()] = f"{domain}\\{user}"
+    return names
+
+
 def _match_session(
     sessions: list[QuserSession], ids: list[tuple[int, str | None]], sam: str | None, folder: str | None
 ) -> tuple[QuserSession | None, str | None]:
@@ -143,14 +191,14 @@ def read_facts(device: str, data: Mapping[str, Any]) -> DeviceFacts:
     quser_text, _ = native_text(data.get("quser"))
     quser = parse_quser(quser_text)
     ngc = {str(s).casefold() for s in as_list(data.get("ngc_sids"))}
+    names = _account_names(profiles, as_dict(data.get("last_logged_on")), caller)
     users: list[UserFacts] = []
     for profile in profiles:
         sid = str(profile["sid"])
         path = opt_str(profile.get("profile_path"))
         sam = opt_str(profile.get("user_name"))
-        user_domain = opt_str(profile.get("user_domain"))
         folder = _profile_name(path)
-        name = f"{user_domain}\\{sam}" if sam and user_domain else (sam or folder)
+        name = names.get(sid.casefold()) or sam or folder
         ids = [
             (number, opt_str(s.get("session_name")))
             for s in map(as_dict, as_list(profile.get("sessions")))

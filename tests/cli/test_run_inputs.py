@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from migrator.cli import app
+from migrator.cli import app, wave_commands
 from migrator.engine.service import RealClock, WaveRequest, plan_wave, resumable_waves
+from migrator.engine.waves import WaveProgress, WaveResult
 from migrator.remote.credentials import load_credentials
 from migrator.store import Store
 
@@ -119,3 +120,37 @@ def test_a_wave_killed_between_its_creation_and_its_enrolment_is_completed_by_re
         plans = resumable_waves(store, load_credentials(None, environ=ENV), RealClock())
         assert {p.runner.settings.name for p in plans} == {"pilot", "half"}
         assert [d.name for d in store.list_devices(wave="half")] == ["PC-2"]
+
+
+def test_a_rerun_lists_failed_devices_with_their_recorded_reason(tmp_path: Path) -> None:
+    """Picking a wave up again (resume, run --wave) fills the recap's reasons of devices not visited again from
+    the store's last_error: a failed device is never listed with an empty reason."""
+    (tmp_path / "inventory.yaml").write_text(TWO_DEVICES)
+    _planned(tmp_path, "pilot", "pilot")
+    with Store.open(tmp_path / "state") as store:
+        store.transition("PC-1", "pending", "failed", "step_failed", last_error="policy not effective")
+        store.set_wave_state("pilot", "halted")
+        plans = resumable_waves(store, load_credentials(None, environ=ENV), RealClock())
+        progress = plans[0].runner.progress
+        assert progress.states["PC-1"] == "failed"
+        assert progress.errors["PC-1"] == "policy not effective"
+
+
+def test_the_recap_prints_device_errors_literally() -> None:
+    """A reason that looks like Rich markup (it comes from a device or a user) is printed as written."""
+    progress = WaveProgress(states={"PC-1": "failed", "PC-2": "stalled"})
+    progress.errors.update({"PC-1": "[red]evil[/red] step failed", "PC-2": "waiting for [bold]CORP\\x[/bold]"})
+    result = WaveResult("[blue]w[/blue]", "halted", "failure budget exceeded: [b]1[/b]", progress)
+    with wave_commands.console.capture() as captured:
+        code = wave_commands.recap([result])
+    text = captured.get()
+    assert code == 1
+    for literal in ("[red]evil[/red] step failed", "[bold]CORP\\x[/bold]", "[blue]w[/blue]", "[b]1[/b]"):
+        assert literal in text, text
+
+
+def test_bad_input_creates_no_store(tmp_path: Path) -> None:
+    """The inventory and playbook are checked before the store is opened: a bad one leaves no store behind."""
+    code, output = _run(tmp_path, "devices:\n  - {name: PC-1, address: 127.0.0.1, port: yes}\n")
+    assert code == 2 and "line 2, column 38: devices[0].port" in output, output
+    assert not (tmp_path / "state").exists()

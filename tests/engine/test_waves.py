@@ -83,6 +83,23 @@ def test_failure_budget_halts_the_wave() -> None:
     assert len(seen) == 1 and store.states["w"] == "halted"
 
 
+def test_budget_reason_counts_the_failures_of_visits_under_way() -> None:
+    """Visits running when the budget is crossed finish; the halt reason counts them (no '1 of 4' beside
+    failed=4)."""
+    settings = WaveSettings("w", _devices(8), batch_size=8, concurrency=4, max_fail_percent=20)
+    everyone_started = threading.Barrier(4, timeout=10)
+
+    def answer(device: str) -> VisitOutcome:
+        everyone_started.wait()
+        return VisitOutcome("failed", error="boom")
+
+    runner, store, _seen = _runner(settings, answer)
+    result = runner.run()
+    assert result.progress.counts() == {"failed": 4}
+    assert result.reason == "failure budget exceeded: 4 of 4 started devices failed (max 20%)"
+    assert store.reasons["w"] == result.reason
+
+
 def test_canary_failure_stops_the_wave() -> None:
     """A failed canary device halts the wave before the first batch starts."""
     settings = WaveSettings("w", _devices(10), batch_size=5, canary=2, max_fail_percent=100)

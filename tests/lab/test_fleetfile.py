@@ -128,7 +128,7 @@ def test_unknown_extension_is_refused(tmp_path: Path, fleet: Fleet) -> None:
 
 def test_missing_file_is_reported(tmp_path: Path) -> None:
     """A file that does not exist gives a FleetFileError naming it."""
-    with pytest.raises(FleetFileError, match="cannot read") as caught:
+    with pytest.raises(FleetFileError, match="fleet not found") as caught:
         load_fleet(tmp_path / "none.yaml")
     assert caught.value.path == tmp_path / "none.yaml"
 

@@ -83,6 +83,26 @@ def test_the_connecting_admin_is_not_a_device_user() -> None:
     assert [u.sid for u in read_facts("PC-0002", data).users] == [p["sid"] for p in data["profiles"][:-1]]
 
 
+def test_users_who_are_not_signed_in_keep_their_domain() -> None:
+    """A user without a Volatile Environment (not signed in) is named DOMAIN\\user: from LogonUI when they signed
+    in last, else from another account of the same domain SID (a profile folder 'name.DOMAIN' is the name)."""
+    data = _load("hybrid_cert")
+    emea = "S-1-5-21-2376503845-224576495-3709267711"
+    data["profiles"] += [
+        {"sid": f"{emea}-1200", "profile_path": "C:\\Users\\fhaddad", "sessions": []},
+        {"sid": f"{emea}-1201", "profile_path": "C:\\Users\\jdoe.EMEA", "sessions": []},
+        {"sid": "S-1-5-21-1-2-3-1300", "profile_path": "C:\\Users\\mchen", "sessions": []},
+        {"sid": "S-1-5-21-9-9-9-1400", "profile_path": "C:\\Users\\someone", "sessions": []},
+    ]
+    data["last_logged_on"] = {"sam_user": "FABRIKAM\\mchen", "sid": "S-1-5-21-1-2-3-1300"}
+    names = {u.sid: u.name for u in read_facts("PC-0002", data).users}
+    assert names[f"{emea}-1104"] == "EMEA\\lnowak"  # signed in: its Volatile Environment
+    assert names[f"{emea}-1200"] == "EMEA\\fhaddad"  # same domain SID as lnowak
+    assert names[f"{emea}-1201"] == "EMEA\\jdoe"  # the folder's '.EMEA' is Windows' clash suffix
+    assert names["S-1-5-21-1-2-3-1300"] == "FABRIKAM\\mchen"  # LogonUI: signed in last
+    assert names["S-1-5-21-9-9-9-1400"] == "someone"  # no evidence of its domain: the folder, as before
+
+
 def test_unknown_schema_is_a_protocol_error() -> None:
     """JSON that is not collect_facts' answer is refused, naming the device."""
     with pytest.raises(ProtocolError, match="PC-9"):
@@ -109,6 +129,7 @@ def test_facts_match_the_lab_truth_for_a_generated_fleet() -> None:
         assert {u.sid for u in facts.users} == set(by_sid)
         for user in facts.users:
             expected = by_sid[user.sid]
+            assert user.name == expected["name"]  # DOMAIN\\user, signed in or not
             assert user.signed_in == expected["signed_in"]
             assert user.has_hello == (expected["container"] is not None)
             assert user.policy == expected["policy"]

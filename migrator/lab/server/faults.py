@@ -32,14 +32,15 @@ import asyncio
 import enum
 import fnmatch
 import random
+import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from migrator.yamlsource import INPUT_LIMIT, InputFileError, YamlDocument, load_yaml, parse_yaml, validate_data
 
 
 class LabClock(Protocol):
@@ -143,45 +144,42 @@ class FaultProfileError(ValueError):
     """A fault profile failed to load; the message names file, line and field."""
 
 
-def _node_line(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
-            if match is None:
-                return line
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            return line
-        line = node.start_mark.line + 1
-    return line
-
-
 def parse_fault_profile(text: str, source: str = "<fault profile>") -> FaultProfile:
     """Validate YAML text into a profile; errors read ``file:line: field: problem``."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise FaultProfileError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
-    try:
-        return FaultProfile.model_validate(data if data is not None else {})
-    except ValidationError as err:
-        problems = []
-        for error in err.errors():
-            loc = [p for p in error["loc"] if isinstance(p, int | str)]
-            line = _node_line(node, loc)
-            field_name = ".".join(str(p) for p in loc) or "(profile)"
-            problems.append(f"{source}:{line}: {field_name}: {error['msg']}")
-        raise FaultProfileError("\n".join(problems)) from None
+        doc = parse_yaml(text, source)
+    except InputFileError as err:
+        raise FaultProfileError(_as_profile_error(err)) from None
+    return _validate(doc)
 
 
 def load_fault_profile(path: Path) -> FaultProfile:
-    return parse_fault_profile(path.read_text(encoding="utf-8"), str(path))
+    """A profile file of at most :data:`~migrator.yamlsource.INPUT_LIMIT` bytes, read by the hardened loader."""
+    try:
+        doc = load_yaml(path, "fault profile", INPUT_LIMIT)
+    except InputFileError as err:
+        raise FaultProfileError(_as_profile_error(err)) from None
+    return _validate(doc)
+
+
+def _as_profile_error(err: InputFileError) -> str:
+    return "\n".join(
+        f"{p.file}:{p.line}: {p.field + ': ' if p.field else ''}{p.message}" if p.line else str(p) for p in err.problems
+    )
+
+
+def _validate(doc: YamlDocument) -> FaultProfile:
+    try:
+        return validate_data(FaultProfile, doc.data if doc.data is not None else {}, doc.path, doc.mark_of)
+    except InputFileError as err:
+        lines = []
+        for p in err.problems:
+            if p.line is None:  # the count of problems past the first ones
+                lines.append(str(p))
+            else:  # file:line: faults.1.kind: problem, as the lab's other messages
+                field_name = re.sub(r"\[(\d+)\]", r".\1", p.field) or "(profile)"
+                lines.append(f"{p.file}:{p.line}: {field_name}: {p.message}")
+        raise FaultProfileError("\n".join(lines)) from None
 
 
 @dataclass
