@@ -38,6 +38,7 @@ from migrator.store.errors import (
 from migrator.store.leases import LeaseOwner
 from migrator.store.rows import (
     AuditEntry,
+    AuditHead,
     AuditProblem,
     AuditRecord,
     AuditReport,
@@ -61,6 +62,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "AlreadyExists",
     "AuditEntry",
+    "AuditHead",
     "AuditProblem",
     "AuditRecord",
     "AuditReport",

@@ -11,11 +11,11 @@ from typing import Any, cast
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy import exc as sa_exc
 
-from migrator.store.auditing import append_entry
+from migrator.store.auditing import append_entry, lock_chain, record_wave_heads
 from migrator.store.codec import JsonObject, guard
 from migrator.store.core import StoreCore, fill_audit, new_id
 from migrator.store.errors import ConcurrentUpdate, DuplicateWave, UnstorableValue
-from migrator.store.rows import AuditEntry, WaveRow
+from migrator.store.rows import AuditEntry, AuditHead, WaveRow
 from migrator.store.schema import waves
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -46,6 +46,7 @@ class WavesMixin(StoreCore):
         checked = guard(dict(settings or {}), where=f"settings of wave {name!r}")
         now = self._now()
         with self._tx(f"create wave {name!r}", write=True) as conn:
+            lock_chain(conn)
             if conn.execute(select(waves.c.id).where(waves.c.name == name)).first() is not None:
                 raise DuplicateWave(f"create wave: a wave named {name!r} already exists")
             try:
@@ -67,8 +68,9 @@ class WavesMixin(StoreCore):
                 raise DuplicateWave(f"create wave: a wave named {name!r} already exists") from None
             if audit is not None:
                 append_entry(conn, fill_audit(audit, None, change_ticket), now)
+            head = record_wave_heads(conn, wave_id)
         return WaveRow(
-            wave_id, name, change_ticket, playbook_name, playbook_hash, cast(JsonObject, checked), state, now, now
+            wave_id, name, change_ticket, playbook_name, playbook_hash, cast(JsonObject, checked), state, now, now, head
         )
 
     def get_wave(self, name: str) -> WaveRow:
@@ -85,6 +87,7 @@ class WavesMixin(StoreCore):
         """Change a wave's state; with ``expected_from``, only from that state (else :class:`ConcurrentUpdate`)."""
         now = self._now()
         with self._tx(f"set state of wave {name!r}", write=True) as conn:
+            lock_chain(conn)
             row = self._wave(conn, name, "set wave state")
             condition = [waves.c.id == row.id]
             if expected_from is not None:
@@ -98,7 +101,8 @@ class WavesMixin(StoreCore):
                 )
             if audit is not None:
                 append_entry(conn, fill_audit(audit, None, row.change_ticket), now)
-        return dataclasses.replace(wave_row(row), state=to, updated_at=now)
+            head = record_wave_heads(conn, row.id)
+        return dataclasses.replace(wave_row(row), state=to, updated_at=now, audit_head=head)
 
 
 def wave_row(row: Row[Any]) -> WaveRow:
@@ -112,4 +116,5 @@ def wave_row(row: Row[Any]) -> WaveRow:
         row.state,
         row.created_at,
         row.updated_at,
+        AuditHead(row.audit_entries, row.audit_head) if row.audit_head is not None else None,
     )
