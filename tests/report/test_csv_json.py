@@ -85,10 +85,13 @@ def test_json_report_holds_everything_the_html_shows(fleet: Fleet) -> None:
         "devices",
     }
     assert doc["waves"][0]["approvals"][0]["actor"] == "change.manager@contoso"
+    verified = fleet.store.verify_audit()
     assert doc["audit"] == {
         "ok": True,
-        "entries": fleet.store.verify_audit().entries,
-        "head_hash": fleet.store.verify_audit().head_hash,
+        "entries": verified.entries,
+        "head_hash": verified.head_hash,
+        "anchor": f"audit-head:{verified.entries}:{verified.head_hash}",
+        "heads_checked": verified.heads_checked,
         "problems": [],
         "scope": "the whole audit log of the store",
     }
