@@ -72,7 +72,7 @@ def rollback(
         err_console.print("[red]--inventory is needed to reach the devices[/red]")
         raise typer.Exit(2)
     try:
-        store = Store.open(state)
+        store = Store.open(state, create=False)  # a rollback of nothing is a mistyped --state
         items = load_inventory(inventory)
         credentials = load_credentials(secrets)
         rows = [store.get_device(device)] if device else store.list_devices(wave)

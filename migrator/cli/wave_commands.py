@@ -1,8 +1,13 @@
 """``migrator plan | run | resume | pause | approve``: waves as an admin drives them.
 
-Exit codes of ``run`` and ``resume``: 0 the wave(s) completed, or every remaining device waits for a documented
-reason (a user, a DC); 1 a wave halted (failure budget, canary) or devices failed; 2 bad input (inventory,
-playbook, options, credentials); 3 stopped for an operator (approval gate, pause).
+Exit codes (:class:`migrator.errors.ExitCode`) of ``run`` and ``resume``: 0 the wave(s) completed, or every
+remaining device waits for a documented reason (a user, a DC); 1 a wave halted (failure budget, canary) or
+devices failed; 2 bad input (inventory, playbook, options, credentials) or an unusable store; 3 stopped for an
+operator (approval gate, pause, a confirmation declined). ``pause`` and ``approve``: 0 done, 2 bad input or an
+unusable store.
+
+At the end of ``run`` and ``resume`` the audit chain's head is written into every wave row and the JSON log
+(:mod:`migrator.report.anchors`), so a log cut short afterwards no longer matches them.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from migrator.cli.probe import probe_devices
 from migrator.engine.service import RealClock, WaveRequest, plan_wave, resumable_waves
 from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner, run_waves
 from migrator.engine.wavestore import StoreWaves
-from migrator.errors import InputError, MigratorError
+from migrator.errors import ExitCode, InputError, MigratorError
 from migrator.facts import PathSettings
 from migrator.inventory import load_inventory
 from migrator.logs import configure_logging
@@ -33,14 +38,15 @@ from migrator.machine.plan import policy_plan
 from migrator.machine.table import DEVICE_RESUMED
 from migrator.playbook import load_playbook
 from migrator.remote.credentials import Credentials, load_credentials
+from migrator.report.anchors import log_audit_head
 from migrator.report.console import lease_line
-from migrator.store import Store, StoreError
+from migrator.store import NoStore, Store, StoreError
 from migrator.yamlsource import InputFileError
 
 console = Console()
 err_console = Console(stderr=True)
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_OPERATOR = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_OPERATOR = ExitCode.OK, ExitCode.FAILED, ExitCode.INPUT, ExitCode.OPERATOR
 commands = typer.Typer()
 StateOption = Annotated[Path, typer.Option("--state", help="Folder of the store and logs.")]
 # The default is migrator.engine.leases.DEFAULT_LEASE_SECONDS (a test checks they agree), written out here so
@@ -62,12 +68,20 @@ def fail(message: str, code: int = EXIT_INPUT) -> typer.Exit:
 
 
 def open_store(state: Path, *, must_exist: bool = False) -> Store:
-    if must_exist and not (state / "migrator.db").exists():
-        raise fail(f"no store in {state} (run `migrator run` first, or pass --state)")
     try:
-        return Store.open(state)
+        return Store.open(state, create=not must_exist)
+    except NoStore as err:
+        raise fail(f"no store in {state}: run `migrator run` first, or pass --state ({err})") from None
     except StoreError as err:
-        raise fail(str(err)) from None
+        raise fail(f"{err} ({err.action})") from None
+
+
+def anchor_audit_head(store: Store) -> None:
+    """Record the audit chain's head in every wave row and the JSON log (end of ``run``/``resume``)."""
+    try:
+        log_audit_head(store.record_audit_head(), why="end of run")
+    except StoreError as err:  # the run's outcome stands; say why the head was not recorded
+        err_console.print(f"[yellow]warning:[/yellow] the audit head was not recorded: {escape(str(err))}")
 
 
 def start_logging(state: Path, secrets: Sequence[str] = ()) -> Path | None:
@@ -222,7 +236,9 @@ def run(
         )
         if not typer.confirm("Start?", default=False):
             raise typer.Exit(EXIT_OPERATOR)
-    raise typer.Exit(recap(run_with_progress([plan.runner])))
+    code = recap(run_with_progress([plan.runner]))
+    anchor_audit_head(store)
+    raise typer.Exit(code)
 
 
 @commands.command("resume")
@@ -256,7 +272,9 @@ def resume(
     for lease in store.leases():
         if lease.liveness != "dead":
             console.print(lease_line(lease), markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(recap(run_with_progress([p.runner for p in plans])))
+    code = recap(run_with_progress([p.runner for p in plans]))
+    anchor_audit_head(store)
+    raise typer.Exit(code)
 
 
 def _operator(state: Path) -> StoreWaves:

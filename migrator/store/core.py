@@ -254,6 +254,7 @@ class StoreCore:
         synchronous: Literal["NORMAL", "FULL"] = "FULL",
         pool_size: int = 8,
         read_only: bool = False,
+        create: bool = True,
     ) -> Self:
         """Open (creating or migrating) the store at a directory, a database file or a database URL.
 
@@ -261,10 +262,12 @@ class StoreCore:
         migrated or written, not even a WAL switch: a missing store is :class:`NoStore`, an older one
         :class:`SchemaTooOld`, and the store works from a read-only file or directory (SQLite ``mode=ro``,
         PostgreSQL ``default_transaction_read_only``). Either way, a file that is not a migrator store
-        (:class:`NotAStore`) or a newer store (:class:`SchemaTooNew`) is refused before anything is written."""
+        (:class:`NotAStore`) or a newer store (:class:`SchemaTooNew`) is refused before anything is written.
+        ``create=False``: a missing SQLite store is :class:`NoStore` rather than a new, empty one (``resume``,
+        ``rollback``: a mistyped ``--state`` must not look like an empty migration)."""
         if synchronous not in ("NORMAL", "FULL"):
             raise UnstorableValue(f"open store: synchronous must be NORMAL or FULL, not {synchronous!r}")
-        url, created = _locate(url_or_path, create=not read_only)
+        url, created = _locate(url_or_path, create=create and not read_only)
         where = url.render_as_string(hide_password=True)
         try:
             if url.get_backend_name() == "sqlite":

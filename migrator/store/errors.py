@@ -85,7 +85,7 @@ class NoStore(StoreError):
 class NotAStore(StoreError):
     """The location holds a file that is not a migrator store; it was left as it was (byte for byte)."""
 
-    action = "pass the --state of a migrator store (the file was not changed)"
+    action = "pass the --state of a migrator store"
 
 
 class NotFound(StoreError):

@@ -48,7 +48,7 @@ def test_a_read_only_open_reads_and_never_writes(tmp_path: Path, clock: FakeCloc
 
 def test_a_read_only_open_never_creates_a_store(tmp_path: Path) -> None:
     """A read-only open of a place without a store says so and creates nothing there."""
-    with pytest.raises(NoStore, match="no migrator store"):
+    with pytest.raises(NoStore, match="no migrator store at"):
         Store.open(tmp_path / "missing", read_only=True)
     assert not (tmp_path / "missing").exists()
     with pytest.raises(NoStore, match=r"holds no migrator\.db"):
