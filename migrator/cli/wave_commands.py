@@ -38,6 +38,7 @@ from migrator.machine.plan import policy_plan
 from migrator.machine.table import DEVICE_RESUMED
 from migrator.playbook import load_playbook
 from migrator.remote.credentials import Credentials, load_credentials
+from migrator.remote.tls import announce, insecure_devices
 from migrator.report.anchors import log_audit_head
 from migrator.report.console import lease_line
 from migrator.store import NoStore, Store, StoreError
@@ -74,6 +75,11 @@ def open_store(state: Path, *, must_exist: bool = False) -> Store:
         raise fail(f"no store in {state}: run `migrator run` first, or pass --state ({err})") from None
     except StoreError as err:
         raise fail(f"{err} ({err.action})") from None
+
+
+def warn_insecure(devices: Sequence[str], command: str, wave: str | None = None) -> None:
+    """Every command that connects says so, on standard error and in the log, when verification is off."""
+    announce(devices, command=command, wave=wave, say=lambda text: err_console.print(text, markup=False))
 
 
 def anchor_audit_head(store: Store) -> None:
@@ -227,6 +233,7 @@ def run(
         plan = plan_wave(store, request, credentials, RealClock(), wait_for_waiting=wait, lease_seconds=lease_seconds)
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
+    warn_insecure(plan.insecure, "run", plan.runner.settings.name)
     devices = plan.runner.settings.devices
     if not yes:
         console.print(
@@ -262,6 +269,8 @@ def resume(
     if not plans:
         console.print("nothing to resume: every wave in the store is completed")
         raise typer.Exit(EXIT_OK)
+    for plan in plans:
+        warn_insecure(plan.insecure, "resume", plan.runner.settings.name)
     for plan in plans:
         # Parked devices resume continues by itself (the table's `resumes`): say which, and why they were parked.
         name = plan.runner.settings.name
@@ -332,8 +341,10 @@ def plan_command(
         inv = load_inventory(inventory)
         book = load_playbook(playbook)
         devices = inv.select(limit)
+        insecure = insecure_devices(inv, devices)
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
+    warn_insecure(insecure, "plan")
     settings = PathSettings(entra_kerberos=_parse_entra_kerberos(entra_kerberos or []))
     outcomes = probe_devices(inv, devices, credentials, settings, concurrency=concurrency)
     rows: list[dict[str, Any]] = []

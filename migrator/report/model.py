@@ -44,6 +44,7 @@ from migrator.machine.commands import Purpose
 from migrator.machine.context import DeviceContext, UserContext, load_device, load_user
 from migrator.machine.table import USER_SETTLED
 from migrator.playbook import Playbook, builtin_path, load_playbook
+from migrator.remote.tls import INSECURE_TRANSPORT
 from migrator.report.diagram import Diagram, build_diagram
 from migrator.report.states import (
     FINAL_STATES,
@@ -553,9 +554,6 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
         diagram=build_diagram(_wave_playbook(view.waves[0].wave) if wave else None),
         attention=tuple(view.attention),
     )
-
-
-INSECURE_TRANSPORT = "insecure_transport"  # the wave settings' key: devices reached without TLS verification
 
 
 def insecure_devices(wave: WaveRow) -> tuple[str, ...]:

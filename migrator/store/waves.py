@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy import exc as sa_exc
 
 from migrator.store.auditing import append_entry, lock_chain, record_wave_heads
-from migrator.store.codec import JsonObject, guard
+from migrator.store.codec import JsonObject, JsonValue, guard
 from migrator.store.core import StoreCore, fill_audit, new_id
 from migrator.store.errors import ConcurrentUpdate, DuplicateWave, UnstorableValue
 from migrator.store.rows import AuditEntry, AuditHead, WaveRow
@@ -80,6 +80,31 @@ class WavesMixin(StoreCore):
     def list_waves(self) -> list[WaveRow]:
         with self._tx("list waves", write=False) as conn:
             return [wave_row(row) for row in conn.execute(select(waves).order_by(waves.c.id))]
+
+    def add_to_wave_list(
+        self, name: str, key: str, values: Sequence[str], *, audit: AuditEntry | None = None
+    ) -> WaveRow:
+        """Add ``values`` to the list a wave's settings hold under ``key`` (a list that only grows: what the wave
+        has done stays recorded); ``audit`` is appended only when something was added, with the names added."""
+        now = self._now()
+        with self._tx(f"record {key} of wave {name!r}", write=True) as conn:
+            lock_chain(conn)
+            row = self._wave(conn, name, f"record {key}")
+            settings = dict(row.settings)
+            current = settings.get(key)
+            known = [str(v) for v in current] if isinstance(current, list) else []
+            added = [v for v in dict.fromkeys(values) if v not in known]
+            if not added:
+                return wave_row(row)
+            settings[key] = [*known, *added]
+            checked = guard(settings, where=f"settings of wave {name!r}")
+            conn.execute(update(waves).where(waves.c.id == row.id).values(settings=checked, updated_at=now))
+            if audit is not None:
+                listed: list[JsonValue] = list(added)
+                entry = dataclasses.replace(audit, after={key: listed}) if audit.after is None else audit
+                append_entry(conn, fill_audit(entry, None, row.change_ticket), now)
+            head = record_wave_heads(conn, row.id)
+        return dataclasses.replace(wave_row(row), settings=cast(JsonObject, checked), updated_at=now, audit_head=head)
 
     def set_wave_state(
         self, name: str, to: str, *, expected_from: str | None = None, audit: AuditEntry | None = None
