@@ -120,11 +120,14 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite 3 d
 def inspect_sqlite_file(database: Path, *, where: str) -> tuple[int, str]:
     """The schema version of an existing SQLite store file and the URI query that reads it without writing.
 
-    Reads the file only through a ``mode=ro`` connection (never a byte written, never a WAL switch), so a file
-    that is not a migrator store is refused exactly as it was found: :class:`NotAStore` for an empty file, a
-    file that is not SQLite, or an SQLite database without our tables; :class:`SchemaTooNew` for a newer store.
-    In a directory the process cannot write, a WAL database's ``-shm`` file cannot be created: it is then read
-    as ``immutable`` (no other writer can be using it in WAL mode there either)."""
+    Reads the file only through read-only connections (never a byte written, never a WAL switch), so a file that
+    is not a migrator store is refused exactly as it was found: :class:`NotAStore` for an empty file, a file
+    that is not SQLite, or an SQLite database without our tables; :class:`SchemaTooNew` for a newer store.
+    Without a ``-wal`` file beside it the whole database is in the file, so it is looked at ``immutable`` (which
+    creates no ``-shm``/``-wal`` either); with one, through ``mode=ro``. The query returned for reading is
+    ``mode=ro`` (it sees a concurrent writer's commits), or ``immutable`` where ``mode=ro`` cannot open: a WAL
+    database in a directory the process cannot write (no ``-shm`` can be made, so no writer can be at work
+    there either)."""
     try:
         with database.open("rb") as handle:
             header = handle.read(len(_SQLITE_MAGIC))
@@ -137,8 +140,32 @@ def inspect_sqlite_file(database: Path, *, where: str) -> tuple[int, str]:
         )
     if header != _SQLITE_MAGIC:
         raise NotAStore(f"store {where}: the file is not an SQLite database, so not a migrator store; left untouched")
+    immutable, live = "mode=ro&immutable=1", "mode=ro"
+    wal = database.with_name(database.name + "-wal")
+    version = _probe_version(database, where, (live, immutable) if wal.exists() else (immutable, live))
+    if version is None:
+        raise NotAStore(
+            f"store {where}: the SQLite database holds no migrator store (no schema_version, waves or devices "
+            "table); left untouched"
+        )
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(where, version, SCHEMA_VERSION)
+    try:
+        check = sqlite3.connect(f"file:{quote(str(database))}?{live}", uri=True)
+        try:
+            check.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        finally:
+            check.close()
+    except sqlite3.Error:
+        return version, immutable
+    return version, live
+
+
+def _probe_version(database: Path, where: str, queries: Sequence[str]) -> int | None:
+    """The store's schema version (0: the layout before versions; None: no store), read with the first of
+    ``queries`` that opens the file."""
     last: sqlite3.Error | None = None
-    for query in ("mode=ro", "mode=ro&immutable=1"):
+    for query in queries:
         try:
             probe = sqlite3.connect(f"file:{quote(str(database))}?{query}", uri=True)
         except sqlite3.Error as error:
@@ -146,29 +173,19 @@ def inspect_sqlite_file(database: Path, *, where: str) -> tuple[int, str]:
             continue
         try:
             tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            version = None
             if "schema_version" in tables:
                 row = probe.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
-                version = int(row[0]) if row is not None else None
-            if version is None and {"waves", "devices"} <= tables:
-                version = 0
+                if row is not None:
+                    return int(row[0])
+            return 0 if {"waves", "devices"} <= tables else None
         except sqlite3.DatabaseError as error:
             last = error
             if translate_error(error, where, "open").__class__ is StoreError:  # corrupt or not a database
                 raise NotAStore(
                     f"store {where}: the file is not a usable SQLite database ({error}); left untouched"
                 ) from None
-            continue
         finally:
             probe.close()
-        if version is None:
-            raise NotAStore(
-                f"store {where}: the SQLite database holds no migrator store (no schema_version, waves or devices "
-                "table); left untouched"
-            )
-        if version > SCHEMA_VERSION:
-            raise SchemaTooNew(where, version, SCHEMA_VERSION)
-        return version, query
     assert last is not None
     raise translate_error(last, where, "open (read-only)")
 
