@@ -7,9 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import exc as sa_exc
 
 from migrator.store import (
     SCHEMA_VERSION,
+    AuditEntry,
     NoStore,
     NotAStore,
     SchemaTooNew,
@@ -119,3 +122,43 @@ def test_a_read_only_open_does_not_migrate_an_older_store(tmp_path: Path, clock:
     with pytest.raises(SchemaTooOld, match="does not migrate"):
         Store.open(tmp_path, read_only=True)
     assert _digest(database) == before
+
+
+def test_read_only_on_every_back_end_reads_and_the_database_refuses_writes(
+    store_location: str, clock: FakeClock
+) -> None:
+    """Read-only on SQLite (mode=ro) and PostgreSQL (read-only transactions): reads and verifies; a write is
+    refused by the store first and, underneath, by the database itself."""
+    with Store.open(store_location, now=clock) as store:
+        store.create_wave("w1", playbook_name="p", playbook_hash=content_hash("x"), audit=AuditEntry("me", "create"))
+        head = store.audit_head()
+    with Store.open(store_location, read_only=True) as reader:
+        assert [w.name for w in reader.list_waves()] == ["w1"]
+        report = reader.verify_audit()
+        assert report.ok and report.head == head == reader.get_wave("w1").audit_head
+        with pytest.raises(StoreReadOnly):
+            reader.append_audit(AuditEntry("me", "x"))
+        with pytest.raises(sa_exc.DBAPIError, match=r"(?i)read-only|readonly"), reader.engine.begin() as conn:
+            conn.execute(text("UPDATE waves SET state = 'x'"))
+
+
+def test_a_postgresql_database_of_other_tables_is_not_made_a_store(store_location: str) -> None:
+    """A PostgreSQL database holding somebody else's tables gets none of ours; an empty one read-only is no store."""
+    if "://" not in store_location:
+        pytest.skip("PostgreSQL only (SQLite: the tests above)")
+    engine = create_engine(store_location)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE customers (id INTEGER PRIMARY KEY)"))
+        with pytest.raises(NotAStore, match="holds tables but no migrator store"):
+            Store.open(store_location)
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE customers"))
+        with pytest.raises(NoStore):
+            Store.open(store_location, read_only=True)
+        with engine.connect() as conn:
+            assert inspect(conn).get_table_names() == []
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS customers"))
+        engine.dispose()
