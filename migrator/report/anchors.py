@@ -40,7 +40,7 @@ def heads_in_log(log_dir: Path) -> list[RecordedHead]:
                 record = json.loads(line)
                 if record.get("event") == AUDIT_HEAD_EVENT:
                     head = AuditHead.parse(str(record.get("anchor", "")))
-                    heads.append(RecordedHead(f"the log {path.name}, line {number}", head))
+                    heads.append(RecordedHead(f"the JSON log {path.name}, line {number}", head))
             except (ValueError, AttributeError):
                 continue  # not one of ours (or damaged): the log is evidence, not input to refuse
     return heads
