@@ -30,20 +30,26 @@ def heads_in_log(log_dir: Path) -> list[RecordedHead]:
     heads: list[RecordedHead] = []
     for path in sorted(log_dir.glob(f"{LOG_FILE_NAME}*")):
         try:
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            with path.open(encoding="utf-8", errors="replace") as lines:  # line by line: a log can be large
+                for number, line in enumerate(lines, start=1):
+                    head = _logged_head(line)
+                    if head is not None:
+                        heads.append(RecordedHead(f"the JSON log {path.name}, line {number}", head))
         except OSError:
             continue
-        for number, line in enumerate(lines, start=1):
-            if AUDIT_HEAD_EVENT not in line:
-                continue
-            try:
-                record = json.loads(line)
-                if record.get("event") == AUDIT_HEAD_EVENT:
-                    head = AuditHead.parse(str(record.get("anchor", "")))
-                    heads.append(RecordedHead(f"the JSON log {path.name}, line {number}", head))
-            except (ValueError, AttributeError):
-                continue  # not one of ours (or damaged): the log is evidence, not input to refuse
     return heads
+
+
+def _logged_head(line: str) -> AuditHead | None:
+    if AUDIT_HEAD_EVENT not in line:
+        return None
+    try:
+        record = json.loads(line)
+        if isinstance(record, dict) and record.get("event") == AUDIT_HEAD_EVENT:
+            return AuditHead.parse(str(record.get("anchor", "")))
+    except ValueError:
+        pass  # not one of ours (or damaged): the log is evidence, not input to refuse
+    return None
 
 
 def heads_in_file(path: Path) -> list[RecordedHead]:

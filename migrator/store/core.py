@@ -146,7 +146,8 @@ def inspect_sqlite_file(database: Path, *, where: str) -> tuple[int, str]:
     if version is None:
         raise NotAStore(
             f"store {where}: the SQLite database holds no migrator store (no schema_version, waves or devices "
-            "table); left untouched"
+            "table); left untouched (if it holds no table at all, it is the leftover of an interrupted first run: "
+            "remove it)"
         )
     if version > SCHEMA_VERSION:
         raise SchemaTooNew(where, version, SCHEMA_VERSION)
