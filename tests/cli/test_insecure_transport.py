@@ -138,3 +138,25 @@ def test_probe_against_the_lab_warns_and_connects_without_verification(tmp_path:
     assert result.exit_code == 0, result.output
     assert "TLS certificate verification is OFF for 1 device(s)" in " ".join(result.stderr.split())
     assert json.loads(result.stdout)["devices"][0]["error"] is None
+
+
+def test_run_warns_logs_and_records_before_it_asks_to_start(tmp_path: Path) -> None:
+    """`run` says verification is off before the confirmation (declined: exit 3, an operator's answer), writes it
+    to the JSON log, and the wave it planned records the device."""
+    inventory = _inventory(tmp_path, "ca_bundle: insecure-skip-verify")
+    state = tmp_path / "state"
+    result = runner.invoke(
+        app, ["run", "-i", str(inventory), "--state", str(state), "--wave", "w1"], env=ENV, input="n\n"
+    )
+    assert result.exit_code == 3, result.output
+    assert "TLS certificate verification is OFF for 1 device(s) (PC-1)" in " ".join(result.stderr.split())
+    logged = [json.loads(line) for line in (state / "logs" / "migrator.jsonl").read_text().splitlines()]
+    warning = next(r for r in logged if r["event"] == "tls verification off")
+    assert (warning["command"], warning["wave"], warning["devices"], warning["level"]) == (
+        "run",
+        "w1",
+        ["PC-1"],
+        "warning",
+    )
+    with Store.open(state, read_only=True) as store:
+        assert store.get_wave("w1").settings[INSECURE_TRANSPORT] == ["PC-1"]
