@@ -23,8 +23,8 @@ from migrator.report.anchors import heads_in_file, heads_in_log, log_audit_head
 from migrator.store import AuditHead, AuditReport, Store, StoreError
 from migrator.store.audit import RecordedHead
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False, soft_wrap=True, emoji=False)  # an anchor like audit-head:100:… is no emoji
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True, pretty_exceptions_show_locals=False)
 commands = typer.Typer()
 commands.add_typer(audit_app, name="audit")
@@ -109,7 +109,7 @@ def _exit_code(report: AuditReport) -> ExitCode:
     "reordered or added.\n\n"
     "--anchor takes the line `migrator audit anchor` printed (the log must end exactly there, or with "
     "--allow-appended hold it and go on), or a report or ticket file holding such lines.\n\n"
-    "Example: migrator audit verify --state ./state --anchor audit-head:1234:5f0c…\n\n"
+    'Example: migrator audit verify --state ./state --anchor "$(cat CHG0042-anchor.txt)" --anchor pilot.html\n\n'
     "Exit codes: 0 intact; 1 tampered with; 2 bad input or an unusable store (damaged, not a store, other schema).",
 )
 def audit_verify(

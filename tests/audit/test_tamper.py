@@ -328,3 +328,14 @@ def test_a_damaged_store_is_never_called_intact(state: Path) -> None:
 def test_canonical_is_what_the_chain_hashes() -> None:
     """The tamper helpers hash entries as the store does (a guard against a suite that forges wrongly)."""
     assert canonical({"b": 1, "a": [1, 2]}, where="t") == '{"a":[1,2],"b":1}'
+
+
+def test_the_head_is_printed_as_is(tmp_path: Path) -> None:
+    """An anchor such as audit-head:100:… reaches the terminal verbatim (Rich would draw `:100:` as an emoji)."""
+    with Store.open(tmp_path) as store:
+        for n in range(100):
+            store.append_audit(AuditEntry("alice", f"step {n}"))
+        head = store.audit_head()
+    assert head is not None and head.entries == 100
+    code, output = _verify(tmp_path)
+    assert code == 0 and f"head {head.anchor};" in output
