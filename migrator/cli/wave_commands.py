@@ -85,7 +85,11 @@ def warn_insecure(devices: Sequence[str], command: str, wave: str | None = None)
 def anchor_audit_head(store: Store) -> None:
     """Record the audit chain's head in every wave row and the JSON log (end of ``run``/``resume``)."""
     try:
-        log_audit_head(store.record_audit_head(), why="end of run")
+        head = store.record_audit_head()
+        log_audit_head(head, why="end of run")
+        console.print(
+            f"audit head (paste into the change ticket): {head.anchor}", markup=False, emoji=False, soft_wrap=True
+        )
     except StoreError as err:  # the run's outcome stands; say why the head was not recorded
         err_console.print(f"[yellow]warning:[/yellow] the audit head was not recorded: {escape(str(err))}")
 
