@@ -128,6 +128,8 @@ def inspect_sqlite_file(database: Path, *, where: str) -> tuple[int, str]:
     ``mode=ro`` (it sees a concurrent writer's commits), or ``immutable`` where ``mode=ro`` cannot open: a WAL
     database in a directory the process cannot write (no ``-shm`` can be made, so no writer can be at work
     there either)."""
+    if not database.is_file():  # a directory, a FIFO (whose read would block), a device...
+        raise NotAStore(f"store {where}: not a regular file, so not a migrator store; left untouched")
     try:
         with database.open("rb") as handle:
             header = handle.read(len(_SQLITE_MAGIC))

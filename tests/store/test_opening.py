@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -80,6 +81,19 @@ def test_a_file_that_is_not_a_store_is_refused_untouched(
     assert "left untouched" in str(caught.value)
     assert database.read_bytes() == content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["migrator.db"]
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_store_path_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path, read_only: bool, kind: str) -> None:
+    """A directory or a FIFO named migrator.db is refused without reading it (a FIFO would block the read)."""
+    database = tmp_path / "migrator.db"
+    if kind == "directory":
+        database.mkdir()
+    else:
+        os.mkfifo(database)
+    with pytest.raises((NotAStore, NoStore)):
+        Store.open(tmp_path, read_only=read_only)
 
 
 @pytest.mark.parametrize("read_only", [False, True])
