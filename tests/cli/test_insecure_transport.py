@@ -116,6 +116,11 @@ def test_a_wave_records_its_insecure_devices_and_reports_show_them(tmp_path: Pat
     assert {r["device"]: r["insecure_transport"] for r in rows} == {"PC-1": "true", "PC-2": "false"}
     html = runner.invoke(app, ["report", "--state", str(state)]).stdout
     assert "INSECURE TRANSPORT: wave w1 reached 1 device(s)" in html
+    status = runner.invoke(app, ["status", "--state", str(state)])
+    assert "INSECURE TRANSPORT: wave w1 reached 1 device(s)" in " ".join(status.stdout.split())
+    assert json.loads(runner.invoke(app, ["status", "--state", str(state), "--json"]).stdout)["waves"][0][
+        "insecure_transport"
+    ] == ["PC-1"]
 
 
 def test_probe_against_the_lab_warns_and_connects_without_verification(tmp_path: Path) -> None:
