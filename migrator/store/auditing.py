@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Text, func, insert, select, text, type_coerce, update
+from sqlalchemy import Connection, Row, Text, func, insert, inspect, select, text, type_coerce, update
 
 from migrator.store.audit import RecordedHead, UnreadableAuditRow, entry_hash, verify_chain
 from migrator.store.codec import JsonValue, decode, guard
@@ -67,6 +67,12 @@ class AuditMixin(StoreCore):
                     detail = "; ".join(str(line) for line in damage[:5])
                     problem = AuditProblem(0, "damaged", f"the database file is damaged ({detail})")
                     return AuditReport(ok=False, entries=0, problems=[problem])
+            # Where the heads are kept is part of what is checked: a dropped table or column is tampering too,
+            # said as such (reading it would fail as an unusable store instead).
+            missing = _missing_head_places(conn)
+            if missing:
+                problem = AuditProblem(0, "head", f"the store's audit heads were removed: no {missing}")
+                return AuditReport(ok=False, entries=0, problems=[problem])
             wave_heads = [
                 RecordedHead(f"wave {row.name!r}", AuditHead(int(row.audit_entries), str(row.audit_head)))
                 for row in conn.execute(select(waves.c.name, waves.c.audit_entries, waves.c.audit_head))
@@ -75,6 +81,16 @@ class AuditMixin(StoreCore):
             return verify_chain(
                 _audit_rows(conn.execute(query)), recorded_head=recorded_head(conn), heads=[*wave_heads, *heads]
             )
+
+
+def _missing_head_places(conn: Connection) -> str:
+    """What is gone of the places the store keeps the audit head ("" when nothing)."""
+    found = inspect(conn)
+    if "audit_head" not in found.get_table_names():
+        return "audit_head table"
+    columns = {column["name"] for column in found.get_columns("waves")}
+    absent = [name for name in ("audit_entries", "audit_head") if name not in columns]
+    return f"waves.{' or waves.'.join(absent)} column" if absent else ""
 
 
 def lock_chain(conn: Connection) -> None:

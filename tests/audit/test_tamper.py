@@ -305,6 +305,16 @@ def test_the_message_names_what_happened(state: Path) -> None:
     assert payload["ok"] is False and {p["kind"] for p in payload["problems"]} >= {"head", "wave head"}
 
 
+@pytest.mark.parametrize(
+    "statement", ["DROP TABLE audit_head", "ALTER TABLE waves DROP COLUMN audit_head"], ids=["table", "column"]
+)
+def test_removing_where_the_heads_are_kept_is_tampering(state: Path, statement: str) -> None:
+    """Dropping the audit_head table or the waves' head column is reported as tampering, not as a broken store."""
+    _sql(state, statement)
+    code, output = _verify(state)
+    assert code == 1 and "audit heads were removed" in output
+
+
 def test_a_bad_anchor_is_bad_input(state: Path) -> None:
     """An --anchor that is neither an anchor line nor a file holding one exits 2 and says what an anchor is."""
     code, output = _verify(state, "--anchor", "audit-head:12:xyz")
