@@ -206,8 +206,8 @@ def check_heads(
                 AuditProblem(
                     head.entries,
                     kind,
-                    f"{recorded.where} records {head.entries} entries (head {head.hash[:12]}…), but the log holds "
-                    f"{end.entries}: entries were deleted",
+                    f"{recorded.where} records {head.entries} entries (head {head.hash[:12]}…),"
+                    f" but the audit log holds {end.entries}: entries were deleted",
                 )
             )
         elif seen[head.entries] != head.hash:
@@ -215,20 +215,20 @@ def check_heads(
                 AuditProblem(
                     head.entries,
                     kind,
-                    f"{recorded.where} records entry {head.entries} with hash {head.hash[:12]}…, but the log's "
-                    f"entry {head.entries} has hash {seen[head.entries][:12]}…: the log was rewritten",
+                    f"{recorded.where} records entry {head.entries} with hash {head.hash[:12]}…, but the audit log's "
+                    f"entry {head.entries} has hash {seen[head.entries][:12]}…: the audit log was rewritten",
                 )
             )
     return problems
 
 
 def _disagreement(where: str, recorded: AuditHead, end: AuditHead) -> str:
-    said = f"{where} says the log ends at entry {recorded.entries} (hash {recorded.hash[:12]}…)"
+    said = f"{where} says the audit log ends at entry {recorded.entries} (hash {recorded.hash[:12]}…)"
     found = f"it ends at entry {end.entries} (hash {end.hash[:12]}…)"
     if recorded.entries > end.entries:
         why = f"{recorded.entries - end.entries} entries were deleted"
     elif recorded.entries < end.entries:
         why = f"{end.entries - recorded.entries} entries were added after it"
     else:
-        why = "the log was rewritten"
+        why = "the audit log was rewritten"
     return f"{said}, but {found}: {why}"

@@ -300,7 +300,7 @@ def test_the_message_names_what_happened(state: Path) -> None:
     _sql(state, "DELETE FROM audit WHERE id > 16")
     code, output = _verify(state)
     assert code == 1
-    assert "the store's head says the log ends at entry 21" in output and "5 entries were deleted" in output
+    assert "the store's head says the audit log ends at entry 21" in output and "5 entries were deleted" in output
     payload = json.loads(runner.invoke(app, ["audit", "verify", "--state", str(state), "--json"]).output)
     assert payload["ok"] is False and {p["kind"] for p in payload["problems"]} >= {"head", "wave head"}
 
