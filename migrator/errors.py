@@ -18,11 +18,30 @@
 
 Foreign exceptions (requests, pypsrp, pywinrm, socket, ssl) are mapped into this tree once, at the adapters in
 :mod:`migrator.remote`. Messages never contain secrets.
+
+Every command exits with one of :class:`ExitCode` (the same table is in the README).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What every ``migrator`` command's exit status means (one table, here and in the README)."""
+
+    OK = 0
+    """Done: the wave completed (or waits only for users, a DC or an unreachable device), the report was
+    written, the audit log verified intact."""
+    FAILED = 1
+    """Devices failed or are in ``error``, a wave halted (failure budget, canary), or a check failed (``audit
+    verify``: the log was tampered with)."""
+    INPUT = 2
+    """Bad input (inventory, playbook, options, credentials, anchor) or an unusable store (missing, not a
+    migrator store, a newer schema, damaged, locked, read-only for a command that writes)."""
+    OPERATOR = 3
+    """An operator has to act: an approval gate, a pause, a confirmation declined."""
 
 
 class MigratorError(Exception):

@@ -18,7 +18,16 @@ import yaml
 from pydantic import SecretStr
 
 from migrator.cli.probe import probe_devices
-from migrator.cli.wave_commands import EXIT_FAILED, EXIT_OK, console, fail, recap, run_with_progress, start_logging
+from migrator.cli.wave_commands import (
+    EXIT_FAILED,
+    EXIT_OK,
+    anchor_audit_head,
+    console,
+    fail,
+    recap,
+    run_with_progress,
+    start_logging,
+)
 from migrator.engine.service import WaveRequest, plan_wave
 from migrator.facts import PathSettings
 from migrator.inventory import load_inventory
@@ -153,6 +162,7 @@ def demo(
             if result.state == "halted":
                 break
         code = recap(results)
+        anchor_audit_head(store)  # into every wave row and the log, before the report copies it too
         report = folder / "report.html"
         write_report(store, "html", report)
         console.print(f"HTML report: {report.resolve()}", markup=False, highlight=False)

@@ -21,6 +21,7 @@ from migrator.logs import configure_logging
 from migrator.machine.diagram import render
 from migrator.playbook import load_playbook
 from migrator.remote.credentials import load_credentials
+from migrator.remote.tls import announce, insecure_devices
 from migrator.store import Store
 from migrator.yamlsource import InputFileError
 
@@ -72,15 +73,17 @@ def rollback(
         err_console.print("[red]--inventory is needed to reach the devices[/red]")
         raise typer.Exit(2)
     try:
-        store = Store.open(state)
+        store = Store.open(state, create=False)  # a rollback of nothing is a mistyped --state
         items = load_inventory(inventory)
         credentials = load_credentials(secrets)
         rows = [store.get_device(device)] if device else store.list_devices(wave)
         chosen = load_playbook(playbook or (store.get_wave(rows[0].wave).playbook_name if rows else None))
+        insecure = insecure_devices(items, [e for e in (items.device(r.name) for r in rows) if e is not None])
     except (MigratorError, InputFileError) as err:
         err_console.print(f"[red]{escape(str(err))}[/red]")
         raise typer.Exit(2) from None
     configure_logging(state / "logs", secrets=[credentials.password.get_secret_value()])
+    announce(insecure, command="rollback", wave=wave, say=lambda text: err_console.print(text, markup=False))
     results = []
     for row in rows:
         entry = items.device(row.name)

@@ -34,6 +34,7 @@ from migrator.inventory import Connection, DeviceEntry, Inventory, load_inventor
 from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials, load_credentials
 from migrator.remote.retry import RetryPolicy
+from migrator.remote.tls import announce, insecure_devices
 from migrator.remote.transport import Transport
 from migrator.steps import CollectFacts, run_step
 from migrator.yamlsource import InputFileError
@@ -238,10 +239,12 @@ def probe_command(
         devices = inventory.select(limit)
         settings = parse_entra_kerberos(entra_kerberos or [])
         credentials = load_credentials(secrets)
+        insecure = insecure_devices(inventory, devices)
     except (InputError, InputFileError) as err:
         raise _fail(str(err)) from None
     if not devices:
         raise _fail("no device selected")
+    announce(insecure, command="probe", say=lambda text: err_console.print(text, markup=False, highlight=False))
     progress = Progress(
         TextColumn("probing"),
         BarColumn(),

@@ -3,9 +3,10 @@
 Thin: open the store (never creating one: a mistyped ``--state`` must not look like an empty migration), call
 :mod:`migrator.report`, render. Both commands only read.
 
-Exit codes: 0 shown or written; 1 the store exists but could not be read (locked, damaged, unreachable server,
-written by a newer migrator); 2 bad input (no store at ``--state``, unknown ``--wave``, options that do not go
-together, an ``--out`` that cannot be written).
+Exit codes (:class:`migrator.errors.ExitCode`): 0 shown or written; 2 bad input (no store at ``--state``,
+unknown ``--wave``, options that do not go together, an ``--out`` that cannot be written) or an unusable store
+(not a migrator store, a newer or older schema, damaged, locked, an unreachable server). The store is opened
+read-only: a read-only file or directory is fine, and nothing is ever written to it.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from migrator.errors import ExitCode
 from migrator.report import Format, collect_report, collect_status, render_report, status_renderable, write_report
 from migrator.report.model import StatusView, iso
-from migrator.store import Store, StoreBusy, StoreError, StoreUnavailable, UnknownWave
-from migrator.store.store import DB_FILE_NAME
+from migrator.store import NoStore, Store, StoreBusy, StoreError, StoreUnavailable, UnknownWave
 
-EXIT_OK, EXIT_STORE, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_STORE, EXIT_INPUT = ExitCode.OK, ExitCode.INPUT, ExitCode.INPUT
 
 commands = typer.Typer()
 
@@ -51,8 +52,8 @@ STATUS_HELP = "\n\n".join(
         'JSON (--json): {"waves": [{"name", "change_ticket", "state", "playbook", "playbook_hash", "devices", '
         '"counts", ...}], "devices": [{"name", "state", "path", "users": [{"name", "state"}], "last_error", '
         '"wave", "since", "attention", "reason", "unreachable_since", "traceback"}], "counts": {state: n}}',
-        "Exit codes: 0 shown; 1 the store could not be read (locked, damaged, unreachable, newer schema); "
-        "2 bad input (no store at --state, unknown --wave, --watch with --json).",
+        "Exit codes: 0 shown; 2 bad input (no store at --state, unknown --wave, --watch with --json) or an "
+        "unusable store (not a migrator store, damaged, locked, unreachable, another schema version).",
     ]
 )
 REPORT_HELP = "\n\n".join(
@@ -64,9 +65,9 @@ REPORT_HELP = "\n\n".join(
         "verification and head hash, and the state diagram.",
         "CSV: one row per device, or per user with --users. JSON: everything the HTML shows.",
         "Example: migrator report --state ./state --wave pilot --format html --out pilot.html",
-        "Exit codes: 0 written; 1 the store could not be read (locked, damaged, unreachable, newer schema); "
-        "2 bad input (no store at --state, unknown --wave, --users without --format csv, an --out that cannot "
-        "be written).",
+        "Exit codes: 0 written; 2 bad input (no store at --state, unknown --wave, --users without --format csv, "
+        "an --out that cannot be written) or an unusable store (not a migrator store, damaged, locked, "
+        "unreachable, another schema version).",
     ]
 )
 
@@ -90,24 +91,17 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def open_existing_store(state: str) -> Store:
-    """Open the store at ``state`` if there is one; exit 2 (naming what was looked for) if there is none.
+    """Open the store at ``state`` read-only; exit 2 (naming what was looked for, and why) if there is no usable one.
 
     :meth:`Store.open` creates a missing store, which is right for ``run`` and wrong here: ``status`` on a
-    mistyped directory would show an empty, healthy migration."""
-    if "://" not in state:
-        path = Path(state).expanduser()
-        if not path.exists():
-            why = "no such directory or file"
-        elif path.is_dir() and not (path / DB_FILE_NAME).is_file():
-            why = f"the directory holds no {DB_FILE_NAME}"
-        else:
-            why = ""
-        if why:
-            _fail(f"no migrator store at {state!r} ({why}); pass the --state of an earlier `migrator run`", EXIT_INPUT)
+    mistyped directory would show an empty, healthy migration. Read-only, it also works on a store the user may
+    only read, and never migrates or changes one."""
     try:
-        return Store.open(state)
+        return Store.open(state, read_only=True)
+    except NoStore as error:
+        _fail(f"{error}; pass the --state of an earlier `migrator run`", EXIT_INPUT)
     except StoreError as error:
-        _fail(str(error), EXIT_STORE)
+        _fail(f"{error} ({error.action})", EXIT_STORE)
 
 
 @commands.command("status", help=STATUS_HELP)

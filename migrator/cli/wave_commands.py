@@ -1,8 +1,13 @@
 """``migrator plan | run | resume | pause | approve``: waves as an admin drives them.
 
-Exit codes of ``run`` and ``resume``: 0 the wave(s) completed, or every remaining device waits for a documented
-reason (a user, a DC); 1 a wave halted (failure budget, canary) or devices failed; 2 bad input (inventory,
-playbook, options, credentials); 3 stopped for an operator (approval gate, pause).
+Exit codes (:class:`migrator.errors.ExitCode`) of ``run`` and ``resume``: 0 the wave(s) completed, or every
+remaining device waits for a documented reason (a user, a DC); 1 a wave halted (failure budget, canary) or
+devices failed; 2 bad input (inventory, playbook, options, credentials) or an unusable store; 3 stopped for an
+operator (approval gate, pause, a confirmation declined). ``pause`` and ``approve``: 0 done, 2 bad input or an
+unusable store.
+
+At the end of ``run`` and ``resume`` the audit chain's head is written into every wave row and the JSON log
+(:mod:`migrator.report.anchors`), so a log cut short afterwards no longer matches them.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from migrator.cli.probe import probe_devices
 from migrator.engine.service import RealClock, WaveRequest, load_wave_inputs, plan_wave, resumable_waves
 from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner, run_waves
 from migrator.engine.wavestore import StoreWaves
-from migrator.errors import InputError, MigratorError
+from migrator.errors import ExitCode, InputError, MigratorError
 from migrator.facts import PathSettings
 from migrator.inventory import load_inventory
 from migrator.logs import configure_logging
@@ -34,14 +39,16 @@ from migrator.machine.plan import policy_plan
 from migrator.machine.table import DEVICE_RESUMED
 from migrator.playbook import load_playbook
 from migrator.remote.credentials import Credentials, load_credentials
+from migrator.remote.tls import announce, insecure_devices
+from migrator.report.anchors import log_audit_head
 from migrator.report.console import lease_line
-from migrator.store import Store, StoreError
+from migrator.store import NoStore, Store, StoreError
 from migrator.yamlsource import InputFileError
 
 console = Console()
 err_console = Console(stderr=True)
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_OPERATOR = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_OPERATOR = ExitCode.OK, ExitCode.FAILED, ExitCode.INPUT, ExitCode.OPERATOR
 commands = typer.Typer()
 StateOption = Annotated[Path, typer.Option("--state", help="Folder of the store and logs.")]
 # The default is migrator.engine.leases.DEFAULT_LEASE_SECONDS (a test checks they agree), written out here so
@@ -64,12 +71,29 @@ def fail(message: str, code: int = EXIT_INPUT) -> typer.Exit:
 
 
 def open_store(state: Path, *, must_exist: bool = False) -> Store:
-    if must_exist and not (state / "migrator.db").exists():
-        raise fail(f"no store in {state} (run `migrator run` first, or pass --state)")
     try:
-        return Store.open(state)
+        return Store.open(state, create=not must_exist)
+    except NoStore as err:
+        raise fail(f"no store in {state}: run `migrator run` first, or pass --state ({err})") from None
     except StoreError as err:
-        raise fail(str(err)) from None
+        raise fail(f"{err} ({err.action})") from None
+
+
+def warn_insecure(devices: Sequence[str], command: str, wave: str | None = None) -> None:
+    """Every command that connects says so, on standard error and in the log, when verification is off."""
+    announce(devices, command=command, wave=wave, say=lambda text: err_console.print(text, markup=False))
+
+
+def anchor_audit_head(store: Store) -> None:
+    """Record the audit chain's head in every wave row and the JSON log (end of ``run``/``resume``)."""
+    try:
+        head = store.record_audit_head()
+        log_audit_head(head, why="end of run")
+        console.print(
+            f"audit head (paste into the change ticket): {head.anchor}", markup=False, emoji=False, soft_wrap=True
+        )
+    except StoreError as err:  # the run's outcome stands; say why the head was not recorded
+        err_console.print(f"[yellow]warning:[/yellow] the audit head was not recorded: {escape(str(err))}")
 
 
 def start_logging(state: Path, secrets: Sequence[str] = ()) -> Path | None:
@@ -224,6 +248,7 @@ def run(
         )
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
+    warn_insecure(plan.insecure, "run", plan.runner.settings.name)
     devices = plan.runner.settings.devices
     if not yes:
         console.print(
@@ -234,7 +259,9 @@ def run(
         )
         if not typer.confirm("Start?", default=False):
             raise typer.Exit(EXIT_OPERATOR)
-    raise typer.Exit(recap(run_with_progress([plan.runner])))
+    code = recap(run_with_progress([plan.runner]))
+    anchor_audit_head(store)
+    raise typer.Exit(code)
 
 
 @commands.command("resume")
@@ -259,6 +286,8 @@ def resume(
         console.print("nothing to resume: every wave in the store is completed")
         raise typer.Exit(EXIT_OK)
     for plan in plans:
+        warn_insecure(plan.insecure, "resume", plan.runner.settings.name)
+    for plan in plans:
         # Parked devices resume continues by itself (the table's `resumes`): say which, and why they were parked.
         name = plan.runner.settings.name
         for row in store.list_devices(wave=name, states=DEVICE_RESUMED):
@@ -268,7 +297,9 @@ def resume(
     for lease in store.leases():
         if lease.liveness != "dead":
             console.print(lease_line(lease), markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(recap(run_with_progress([p.runner for p in plans])))
+    code = recap(run_with_progress([p.runner for p in plans]))
+    anchor_audit_head(store)
+    raise typer.Exit(code)
 
 
 def _operator(state: Path) -> StoreWaves:
@@ -328,8 +359,10 @@ def plan_command(
         inv = load_inventory(inventory)
         book = load_playbook(playbook)
         devices = inv.select(limit)
+        insecure = insecure_devices(inv, devices)
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
+    warn_insecure(insecure, "plan")
     settings = PathSettings(entra_kerberos=_parse_entra_kerberos(entra_kerberos or []))
     outcomes = probe_devices(inv, devices, credentials, settings, concurrency=concurrency)
     rows: list[dict[str, Any]] = []

@@ -33,8 +33,9 @@ from migrator.playbook import Playbook, builtin_path, load_playbook
 from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials
 from migrator.remote.pool import TransportPool
+from migrator.remote.tls import INSECURE_TRANSPORT, insecure_devices
 from migrator.remote.transport import Transport
-from migrator.store import Store, content_hash
+from migrator.store import AuditEntry, Store, content_hash
 
 
 class RealClock:
@@ -103,6 +104,7 @@ class WavePlan:
     inventory: Inventory
     playbook: Playbook
     created: bool
+    insecure: tuple[str, ...] = ()  # devices of the wave reached without TLS certificate verification
 
 
 def _settings_record(request: WaveRequest, playbook_locator: str, devices: Sequence[str]) -> dict[str, Any]:
@@ -214,6 +216,7 @@ class WaveInputs:
 def load_wave_inputs(request: WaveRequest) -> WaveInputs:
     """Load and check the inventory, the playbook and the change windows; raises on bad input, writes nothing."""
     inventory = load_inventory(request.inventory)
+    insecure_devices(inventory)  # a verification switched off without the explicit marker is refused first
     playbook, locator, digest = _playbook_source(request.playbook)
     for window in request.windows:
         ChangeWindow.parse(window)
@@ -263,6 +266,7 @@ def plan_wave(
         )
         store.enroll(name, devices)
         created = True
+    insecure = _record_insecure(store, name, inventory, settings, credentials.username)
     runner = build_runner(
         store,
         name,
@@ -277,7 +281,19 @@ def plan_wave(
         wait_for_waiting=wait_for_waiting,
         lease_seconds=lease_seconds,
     )
-    return WavePlan(runner, inventory, playbook, created)
+    return WavePlan(runner, inventory, playbook, created, insecure)
+
+
+def _record_insecure(
+    store: Store, wave: str, inventory: Inventory, settings: dict[str, Any], actor: str
+) -> tuple[str, ...]:
+    """The wave's devices the inventory reaches without certificate verification, recorded in the wave's
+    settings (and audited) the first time each is: reports show them, for as long as the wave exists."""
+    entries = [e for e in (inventory.device(str(d)) for d in settings.get("devices", [])) if e is not None]
+    insecure = insecure_devices(inventory, entries)
+    if insecure:
+        store.add_to_wave_list(wave, INSECURE_TRANSPORT, insecure, audit=AuditEntry(actor, "tls verification off"))
+    return tuple(insecure)
 
 
 def _enroll_recorded(store: Store, name: str, settings: dict[str, Any]) -> None:
@@ -354,6 +370,7 @@ def resumable_waves(
             continue
         settings = dict(wave.settings)
         inventory = load_inventory(str(settings["inventory"]))
+        insecure = _record_insecure(store, wave.name, inventory, settings, credentials.username)
         locator = str(settings["playbook"])
         playbook = load_playbook(locator)
         if content_hash(_playbook_text(locator)) != wave.playbook_hash:
@@ -377,7 +394,7 @@ def resumable_waves(
             wait_for_waiting=wait_for_waiting,
             lease_seconds=lease_seconds,
         )
-        plans.append(WavePlan(runner, inventory, playbook, False))
+        plans.append(WavePlan(runner, inventory, playbook, False, insecure))
     return plans
 
 

@@ -18,6 +18,7 @@ from pypsrp.wsman import WSMan
 from migrator.errors import DeviceErrorRecord, ScriptFailed
 from migrator.inventory import Connection, DeviceEntry
 from migrator.remote.credentials import Credentials
+from migrator.remote.tls import tls_verify
 from migrator.remote.translate import translate
 from migrator.remote.transport import AdapterBase, ScriptResult, parse_script_output
 from migrator.scripts import Script
@@ -25,9 +26,7 @@ from migrator.scripts import Script
 
 def wsman_options(device: DeviceEntry, connection: Connection, credentials: Credentials) -> dict[str, Any]:
     """pypsrp WSMan keyword arguments for a device (shared with tools that need a raw WSMan)."""
-    verify: bool | str = connection.cert_validation
-    if connection.cert_validation and connection.ca_bundle is not None:
-        verify = str(connection.ca_bundle)
+    verify = tls_verify(device.name, connection)
     options: dict[str, Any] = {
         "server": device.address,
         "port": connection.port,

@@ -20,6 +20,7 @@ from winrm.protocol import Protocol
 from migrator.errors import DeviceErrorRecord, ScriptFailed
 from migrator.inventory import Connection, DeviceEntry
 from migrator.remote.credentials import Credentials
+from migrator.remote.tls import tls_verify
 from migrator.remote.translate import translate
 from migrator.remote.transport import AdapterBase, ScriptResult, parse_script_output
 from migrator.scripts import Script
@@ -79,16 +80,14 @@ class WinrmTransport(AdapterBase):
 
     def _make_protocol(self) -> Protocol:
         conn = self._connection
-        if conn.cert_validation and conn.ca_bundle is not None:
-            trust: str = str(conn.ca_bundle)
-        else:
-            trust = "legacy_requests"
+        verify = tls_verify(self._entry.name, conn)
+        trust = verify if isinstance(verify, str) else "legacy_requests"
         protocol = Protocol(
             endpoint=f"{conn.scheme}://{self._entry.address}:{conn.port}/wsman",
             transport=conn.auth if conn.auth != "negotiate" else "ntlm",
             username=self._credentials.username,
             password=self._credentials.password.get_secret_value(),
-            server_cert_validation="validate" if conn.cert_validation else "ignore",
+            server_cert_validation="ignore" if verify is False else "validate",
             ca_trust_path=trust,
             cert_pem=str(conn.certificate_pem) if conn.certificate_pem else None,
             cert_key_pem=str(conn.certificate_key_pem) if conn.certificate_key_pem else None,

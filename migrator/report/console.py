@@ -110,6 +110,16 @@ def status_renderable(view: StatusView, *, note: str = "") -> RenderableType:
         parts.append(Text("No wave is recorded in this store yet."))
     else:
         parts += [counts_table(view), attention_table(view)]
+    for wave in view.waves:
+        if wave.insecure_devices:
+            names = ", ".join(wave.insecure_devices[:10]) + (" …" if len(wave.insecure_devices) > 10 else "")
+            parts.append(
+                Text(
+                    f"INSECURE TRANSPORT: wave {wave.wave.name} reached {len(wave.insecure_devices)} device(s) "
+                    f"without TLS certificate verification (ca_bundle: insecure-skip-verify): {names}",
+                    style="bold red",
+                )
+            )
     if view.leases:
         parts.append(leases_text(view))
     if note:

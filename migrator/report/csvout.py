@@ -12,6 +12,12 @@ from typing import TextIO
 
 from migrator.report.model import Report, iso
 
+
+def _insecure(report: Report) -> set[tuple[str, str]]:
+    """(wave, device) pairs reached with TLS certificate verification off."""
+    return {(w.status.wave.name, name.casefold()) for w in report.waves for name in w.status.insecure_devices}
+
+
 DEVICE_COLUMNS = (
     "wave",
     "device",
@@ -21,6 +27,8 @@ DEVICE_COLUMNS = (
     "users_total",
     "last_error",
     "last_change",
+    "insecure_transport",
+    "audit_head",
 )
 USER_COLUMNS = (
     "wave",
@@ -35,6 +43,8 @@ USER_COLUMNS = (
     "delete_warning",
     "last_error",
     "last_change",
+    "insecure_transport",
+    "audit_head",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -52,16 +62,31 @@ def cell(value: object) -> str:
 def write_devices_csv(report: Report, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(DEVICE_COLUMNS)
+    insecure = _insecure(report)
+    anchor = report.audit.head.anchor  # every row carries it: a tool reading one row still sees the head
     for device in report.devices:
         s = device.status
         d = s.device
-        row = (d.wave, d.name, d.path, d.state, s.users_migrated, len(s.users), d.last_error, iso(s.last_change))
+        row = (
+            d.wave,
+            d.name,
+            d.path,
+            d.state,
+            s.users_migrated,
+            len(s.users),
+            d.last_error,
+            iso(s.last_change),
+            (d.wave, d.name.casefold()) in insecure,
+            anchor,
+        )
         writer.writerow([cell(v) for v in row])
 
 
 def write_users_csv(report: Report, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(USER_COLUMNS)
+    insecure = _insecure(report)
+    anchor = report.audit.head.anchor
     for device in report.devices:
         deleted = {c.user.casefold(): c for c in device.deleted}
         d = device.status.device
@@ -80,5 +105,7 @@ def write_users_csv(report: Report, out: TextIO) -> None:
                 gone.delete_warning if gone else None,
                 u.last_error,
                 iso(u.updated_at),
+                (d.wave, d.name.casefold()) in insecure,
+                anchor,
             )
             writer.writerow([cell(v) for v in row])

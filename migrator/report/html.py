@@ -186,10 +186,23 @@ def _waves(waves: Sequence[WaveSummary]) -> Html:
                 w.ended_at,
                 w.status.devices,
                 approvals,
+                _tag("code", wave.audit_head.anchor) if wave.audit_head is not None else None,
             ]
         )
     headers = ["wave", "change ticket", "playbook", "playbook SHA-256", "state", "started", "ended", "devices"]
-    return _table([*headers, "approvals"], rows)
+    table = _table([*headers, "approvals", "audit head (last change)"], rows)
+    warnings = [
+        _tag(
+            "p",
+            f"INSECURE TRANSPORT: wave {w.status.wave.name} reached {len(w.status.insecure_devices)} device(s) with "
+            f"TLS certificate verification turned off (ca_bundle: insecure-skip-verify): "
+            + ", ".join(w.status.insecure_devices),
+            "bad",
+        )
+        for w in waves
+        if w.status.insecure_devices
+    ]
+    return Html(_join(warnings) + table) if warnings else table
 
 
 def _counts(report: Report) -> Html:
@@ -368,7 +381,11 @@ def _audit(report: Report) -> Html:
         verdict = _tag("p", f"The audit hash chain does NOT verify ({len(audit.problems)} problems).", "bad")
     head = _tag(
         "p",
-        Html("Head hash (publish it in the change ticket to anchor the chain): ") + _tag("code", audit.head_hash),
+        Html(
+            "Head of the chain (paste this line into the change ticket: `migrator audit verify --anchor` checks "
+            "the store against it later): "
+        )
+        + _tag("code", audit.head.anchor),
     )
     problems = (
         _table(["entry", "problem", "detail"], [[p.entry_id, p.kind, p.detail] for p in audit.problems])

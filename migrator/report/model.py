@@ -44,6 +44,7 @@ from migrator.machine.commands import Purpose
 from migrator.machine.context import DeviceContext, UserContext, load_device, load_user
 from migrator.machine.table import USER_SETTLED
 from migrator.playbook import Playbook, builtin_path, load_playbook
+from migrator.remote.tls import INSECURE_TRANSPORT
 from migrator.report.diagram import Diagram, build_diagram
 from migrator.report.states import (
     FINAL_STATES,
@@ -199,7 +200,15 @@ class WaveStatus:
             "counts": self.counts,
             "created_at": iso(w.created_at),
             "updated_at": iso(w.updated_at),
+            "audit_head": w.audit_head.anchor if w.audit_head is not None else None,
+            "insecure_transport": list(self.insecure_devices),
         }
+
+    @property
+    def insecure_devices(self) -> tuple[str, ...]:
+        """Devices this wave reached with TLS certificate verification turned off (``ca_bundle:
+        insecure-skip-verify``), as the wave recorded them in its settings."""
+        return insecure_devices(self.wave)
 
 
 @dataclass(frozen=True)
@@ -497,6 +506,8 @@ class Report:
                 "ok": self.audit.ok,
                 "entries": self.audit.entries,
                 "head_hash": self.audit.head_hash,
+                "anchor": self.audit.head.anchor,
+                "heads_checked": self.audit.heads_checked,
                 "problems": [{"entry_id": p.entry_id, "kind": p.kind, "detail": p.detail} for p in self.audit.problems],
                 "scope": "the whole audit log of the store",
             },
@@ -543,6 +554,12 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
         diagram=build_diagram(_wave_playbook(view.waves[0].wave) if wave else None),
         attention=tuple(view.attention),
     )
+
+
+def insecure_devices(wave: WaveRow) -> tuple[str, ...]:
+    """The devices a wave recorded as reached with TLS certificate verification off (none if it recorded none)."""
+    value = wave.settings.get(INSECURE_TRANSPORT)
+    return tuple(str(name) for name in value) if isinstance(value, list) else ()
 
 
 def _wave_playbook(row: WaveRow) -> Playbook | None:

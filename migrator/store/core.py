@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
+from urllib.parse import quote
 
-from sqlalchemy import Connection, Engine, Insert, Row, bindparam, create_engine, event, insert, select, text
+from sqlalchemy import Connection, Engine, Insert, Row, bindparam, create_engine, event, insert, inspect, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
@@ -28,7 +29,10 @@ from sqlalchemy.pool import StaticPool
 from migrator.store.codec import utc
 from migrator.store.errors import (
     ConcurrentUpdate,
+    NoStore,
+    NotAStore,
     SchemaTooNew,
+    SchemaTooOld,
     StoreBusy,
     StoreError,
     StoreFull,
@@ -63,34 +67,130 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def resolve_url(url_or_path: str | Path) -> URL:
-    """A ``sqlite://`` or ``postgresql://`` URL as is; a directory → ``sqlite:///<dir>/migrator.db`` (created).
+def resolve_url(url_or_path: str | Path, *, create: bool = True) -> URL:
+    """A ``sqlite://`` or ``postgresql://`` URL as is; a directory → ``sqlite:///<dir>/migrator.db`` (created
+    unless ``create`` is false: then a missing database is :class:`NoStore`).
 
     A path to an existing file, or ending in ``.db``/``.sqlite``, names the database file itself."""
+    return _locate(url_or_path, create=create)[0]
+
+
+def _locate(url_or_path: str | Path, *, create: bool) -> tuple[URL, bool]:
+    """The store's URL, and whether this call created its (empty) database file."""
     if isinstance(url_or_path, str) and "://" in url_or_path:
         url = make_url(url_or_path)
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise UnstorableValue(
                 f"store URL scheme {url.drivername!r}: only sqlite:// and postgresql:// are supported"
             )
-        return url
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            exists = Path(str(url.database)).is_file()
+            if not create and not exists:
+                raise NoStore(f"no migrator store at {url.database!r} (no such file)")
+            return url, not exists  # SQLite creates a missing file: a new store
+        return url, False
     path = Path(url_or_path).expanduser()
+    names_file = path.is_file() or path.suffix in (".db", ".sqlite")
+    database = path if names_file else path / DB_FILE_NAME
+    if not create:
+        if not database.is_file():
+            why = "no such directory or file" if not path.exists() else f"the directory holds no {DB_FILE_NAME}"
+            raise NoStore(f"no migrator store at {str(path)!r} ({why})")
+        return URL.create("sqlite", database=str(database.resolve())), False
+    created = False
     try:
-        if path.is_file() or path.suffix in (".db", ".sqlite"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            database = path
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-            database = path / DB_FILE_NAME
+        database.parent.mkdir(parents=True, exist_ok=True)
         if not database.exists():
             # The store holds device names, states and the audit log: readable by its owner only. SQLite gives
             # the -wal and -shm files the database file's permissions.
-            os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            created = True
+    except FileExistsError:
+        pass  # another process created it between our look and our create: it is theirs, checked as found
     except PermissionError as error:
         raise StoreReadOnly(f"store {path}: cannot create the database there ({error.strerror})") from None
     except OSError as error:
         raise StoreUnavailable(f"store {path}: cannot create the database there ({error.strerror})") from None
-    return URL.create("sqlite", database=str(database.resolve()))
+    return URL.create("sqlite", database=str(database.resolve())), created
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite 3 database (fileformat2.html §1.3)
+
+
+def inspect_sqlite_file(database: Path, *, where: str) -> tuple[int, str]:
+    """The schema version of an existing SQLite store file and the URI query that reads it without writing.
+
+    Reads the file only through read-only connections (never a byte written, never a WAL switch), so a file that
+    is not a migrator store is refused exactly as it was found: :class:`NotAStore` for an empty file, a file
+    that is not SQLite, or an SQLite database without our tables; :class:`SchemaTooNew` for a newer store.
+    Without a ``-wal`` file beside it the whole database is in the file, so it is looked at ``immutable`` (which
+    creates no ``-shm``/``-wal`` either); with one, through ``mode=ro``. The query returned for reading is
+    ``mode=ro`` (it sees a concurrent writer's commits), or ``immutable`` where ``mode=ro`` cannot open: a WAL
+    database in a directory the process cannot write (no ``-shm`` can be made, so no writer can be at work
+    there either)."""
+    if not database.is_file():  # a directory, a FIFO (whose read would block), a device...
+        raise NotAStore(f"store {where}: not a regular file, so not a migrator store; left untouched")
+    try:
+        with database.open("rb") as handle:
+            header = handle.read(len(_SQLITE_MAGIC))
+    except OSError as error:
+        raise StoreUnavailable(f"store {where}: cannot read the database file ({error.strerror})") from None
+    if not header:
+        raise NotAStore(
+            f"store {where}: the file is empty (0 bytes), not a migrator store; it was left untouched "
+            "(remove it if it is the leftover of an interrupted first run)"
+        )
+    if header != _SQLITE_MAGIC:
+        raise NotAStore(f"store {where}: the file is not an SQLite database, so not a migrator store; left untouched")
+    immutable, live = "mode=ro&immutable=1", "mode=ro"
+    wal = database.with_name(database.name + "-wal")
+    version = _probe_version(database, where, (live, immutable) if wal.exists() else (immutable, live))
+    if version is None:
+        raise NotAStore(
+            f"store {where}: the SQLite database holds no migrator store (no schema_version, waves or devices "
+            "table); left untouched (if it holds no table at all, it is the leftover of an interrupted first run: "
+            "remove it)"
+        )
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(where, version, SCHEMA_VERSION)
+    try:
+        check = sqlite3.connect(f"file:{quote(str(database))}?{live}", uri=True)
+        try:
+            check.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        finally:
+            check.close()
+    except sqlite3.Error:
+        return version, immutable
+    return version, live
+
+
+def _probe_version(database: Path, where: str, queries: Sequence[str]) -> int | None:
+    """The store's schema version (0: the layout before versions; None: no store), read with the first of
+    ``queries`` that opens the file."""
+    last: sqlite3.Error | None = None
+    for query in queries:
+        try:
+            probe = sqlite3.connect(f"file:{quote(str(database))}?{query}", uri=True)
+        except sqlite3.Error as error:
+            last = error
+            continue
+        try:
+            tables = {row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "schema_version" in tables:
+                row = probe.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
+                if row is not None:
+                    return int(row[0])
+            return 0 if {"waves", "devices"} <= tables else None
+        except sqlite3.DatabaseError as error:
+            last = error
+            if translate_error(error, where, "open").__class__ is StoreError:  # corrupt or not a database
+                raise NotAStore(
+                    f"store {where}: the file is not a usable SQLite database ({error}); left untouched"
+                ) from None
+        finally:
+            probe.close()
+    assert last is not None
+    raise translate_error(last, where, "open (read-only)")
 
 
 # SQLite primary result codes (https://www.sqlite.org/rescode.html).
@@ -150,14 +250,17 @@ def name_key(name: str) -> str:
 class StoreCore:
     """The engine, the clock, one short transaction per call and the shared lookups; no aggregate of its own."""
 
-    def __init__(self, engine: Engine, *, now: Clock, serialise: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, *, now: Clock, serialise: bool = False, read_only: bool = False, where: str = ""
+    ) -> None:
         self._engine = engine
         self._write_engine = engine.execution_options(migrator_begin="IMMEDIATE")
         self._clock = now
         self._dialect = engine.dialect.name
+        self._read_only = read_only
         # One shared in-memory SQLite connection cannot interleave transactions from several threads.
         self._serial: AbstractContextManager[Any] = threading.RLock() if serialise else nullcontext()
-        self.where = engine.url.render_as_string(hide_password=True)
+        self.where = where or engine.url.render_as_string(hide_password=True)
 
     # ----------------------------------------------------------------------------------------- opening
 
@@ -170,29 +273,71 @@ class StoreCore:
         busy_timeout_ms: int = 10_000,
         synchronous: Literal["NORMAL", "FULL"] = "FULL",
         pool_size: int = 8,
+        read_only: bool = False,
+        create: bool = True,
     ) -> Self:
-        """Open (creating or migrating) the store at a directory, a database file or a database URL."""
+        """Open (creating or migrating) the store at a directory, a database file or a database URL.
+
+        ``read_only``: for commands that only read (``status``, ``report``, ``audit``). Nothing is created,
+        migrated or written, not even a WAL switch: a missing store is :class:`NoStore`, an older one
+        :class:`SchemaTooOld`, and the store works from a read-only file or directory (SQLite ``mode=ro``,
+        PostgreSQL ``default_transaction_read_only``). Either way, a file that is not a migrator store
+        (:class:`NotAStore`) or a newer store (:class:`SchemaTooNew`) is refused before anything is written.
+        ``create=False``: a missing SQLite store is :class:`NoStore` rather than a new, empty one (``resume``,
+        ``rollback``: a mistyped ``--state`` must not look like an empty migration)."""
         if synchronous not in ("NORMAL", "FULL"):
             raise UnstorableValue(f"open store: synchronous must be NORMAL or FULL, not {synchronous!r}")
-        url = resolve_url(url_or_path)
+        url, created = _locate(url_or_path, create=create and not read_only)
         where = url.render_as_string(hide_password=True)
         try:
             if url.get_backend_name() == "sqlite":
-                engine, serialise = _sqlite_engine(url, busy_timeout_ms, synchronous, pool_size)
+                query = ""
+                if url.database not in (None, "", ":memory:") and not created:
+                    found, query = inspect_sqlite_file(Path(str(url.database)), where=where)
+                    if read_only and found < SCHEMA_VERSION:
+                        raise SchemaTooOld(
+                            f"store {where} has schema version {found}, older than version {SCHEMA_VERSION}: a "
+                            "command that only reads does not migrate it"
+                        )
+                engine, serialise = _sqlite_engine(
+                    url, busy_timeout_ms, synchronous, pool_size, read_only_query=query if read_only else ""
+                )
             else:
-                engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+                connect_args = {"options": "-c default_transaction_read_only=on"} if read_only else {}
+                engine = create_engine(
+                    url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
+                )
                 serialise = False
         except (sa_exc.SQLAlchemyError, sqlite3.Error, ImportError) as error:
             if isinstance(error, ImportError):
                 raise StoreUnavailable(f"store {where}: the database driver is not installed ({error})") from None
             raise translate_error(error, where, "open") from None
-        store = cls(engine, now=now, serialise=serialise)
+        store = cls(engine, now=now, serialise=serialise, read_only=read_only, where=where)
         try:
-            store._prepare_schema()
+            if read_only:
+                store._check_schema()
+            else:
+                store._prepare_schema()
         except BaseException:
             engine.dispose()
             raise
         return store
+
+    def _check_schema(self) -> None:
+        """Read-only: the store must be one of ours, at this version (nothing is created or migrated)."""
+        with self._tx("open the store (read-only)", write=False) as conn:
+            found = found_version(conn)
+        if found is None:
+            if self._dialect == "sqlite":
+                raise NotAStore(f"store {self.where}: the database holds no migrator store; left untouched")
+            raise NoStore(f"no migrator store in {self.where} (the database has no migrator tables)")
+        if found > SCHEMA_VERSION:
+            raise SchemaTooNew(self.where, found, SCHEMA_VERSION)
+        if found < SCHEMA_VERSION:
+            raise SchemaTooOld(
+                f"store {self.where} has schema version {found}, older than version {SCHEMA_VERSION}: a command "
+                "that only reads does not migrate it"
+            )
 
     def _prepare_schema(self) -> None:
         with self._tx("open the store", write=True) as conn:
@@ -204,6 +349,11 @@ class StoreCore:
                 raise SchemaTooNew(self.where, found, SCHEMA_VERSION)
             if found == SCHEMA_VERSION:
                 return
+            if found is None and inspect(conn).get_table_names():
+                # Somebody else's database (or a store whose tables were dropped): never add ours beside theirs.
+                raise NotAStore(
+                    f"store {self.where}: the database holds tables but no migrator store; it was left untouched"
+                )
             for migrate in MIGRATIONS[found or 0 :] if found is not None else []:
                 migrate(conn)
             metadata.create_all(conn)
@@ -236,8 +386,15 @@ class StoreCore:
     def _now(self) -> datetime:
         return utc(self._clock())
 
+    @property
+    def read_only(self) -> bool:
+        """Opened by a command that only reads: every writing method raises :class:`StoreReadOnly`."""
+        return self._read_only
+
     @contextmanager
     def _tx(self, what: str, *, write: bool) -> Iterator[Connection]:
+        if write and self._read_only:
+            raise StoreReadOnly(f"store {self.where}: {what}: the store was opened read-only; nothing was written")
         engine = self._write_engine if write else self._engine
         with self._serial:
             try:
@@ -284,8 +441,14 @@ DEVICE_SELECT = select(devices, waves.c.name.label("wave_name"), waves.c.change_
 DEVICE_BY_KEY = DEVICE_SELECT.where(devices.c.name_key == bindparam("name_key"))
 
 
-def _sqlite_engine(url: URL, busy_timeout_ms: int, synchronous: str, pool_size: int) -> tuple[Engine, bool]:
+def _sqlite_engine(
+    url: URL, busy_timeout_ms: int, synchronous: str, pool_size: int, *, read_only_query: str = ""
+) -> tuple[Engine, bool]:
     memory = url.database in (None, "", ":memory:")
+    if read_only_query and not memory:
+        # An SQLite URI filename (https://www.sqlite.org/uri.html): mode=ro opens without write access and never
+        # writes, so a read-only file or directory is readable; pysqlite passes it on with uri=true.
+        url = URL.create("sqlite", database=f"file:{quote(str(url.database))}?{read_only_query}", query={"uri": "true"})
     connect_args = {"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
     if memory:
         engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
@@ -300,7 +463,7 @@ def _sqlite_engine(url: URL, busy_timeout_ms: int, synchronous: str, pool_size: 
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        if not memory:
+        if not memory and not read_only_query:
             # WAL: readers never block the writer nor each other (https://www.sqlite.org/wal.html).
             cursor.execute("PRAGMA journal_mode = WAL")
         # synchronous: with WAL, NORMAL fsyncs only at checkpoints, so a commit survives a crash of the process

@@ -9,6 +9,9 @@
         ├── StoreFull              free disk space (or raise the database's quota), then retry
         ├── StoreReadOnly          fix file permissions or the database role: the store refuses writes
         ├── SchemaTooNew           upgrade migrator: the store was written by a newer version
+        ├── SchemaTooOld           migrate it first: a read-only command met a store of an older version
+        ├── NoStore                fix the input: nothing at that location (a command that only reads)
+        ├── NotAStore              fix the input: the file is empty, not SQLite, or SQLite without our schema
         ├── NotFound               fix the input: UnknownWave, UnknownDevice, UnknownUser, UnknownJournalEntry,
         │                          UnknownStep
         ├── AlreadyExists          fix the input: DuplicateWave, DeviceInOtherWave
@@ -65,6 +68,24 @@ class SchemaTooNew(StoreError):
         )
         self.found = found
         self.supported = supported
+
+
+class SchemaTooOld(StoreError):
+    """A command that only reads met a store of an older schema: it never migrates (that would write)."""
+
+    action = "run a command that writes (`migrator resume`) once with write access, or use the older migrator"
+
+
+class NoStore(StoreError):
+    """Nothing at the location a command that never creates a store was given."""
+
+    action = "pass the --state of an earlier `migrator run`"
+
+
+class NotAStore(StoreError):
+    """The location holds a file that is not a migrator store; it was left as it was (byte for byte)."""
+
+    action = "pass the --state of a migrator store"
 
 
 class NotFound(StoreError):

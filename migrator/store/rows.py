@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -28,6 +29,7 @@ class WaveRow:
     state: str
     created_at: datetime
     updated_at: datetime
+    audit_head: AuditHead | None = None  # the chain's head when the wave was created or last changed state
 
 
 @dataclass(frozen=True)
@@ -176,10 +178,57 @@ class AuditRecord:
     hash: str
 
 
+_ANCHOR = re.compile(r"\s*audit-head:(\d{1,12}):([0-9a-f]{64})\s*")
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """Where the audit chain ends: how many entries it holds and the last one's hash (64 zeros when empty).
+
+    :attr:`anchor` is the one line to paste into the change ticket; :meth:`parse` reads it back."""
+
+    entries: int
+    hash: str
+
+    @property
+    def anchor(self) -> str:
+        return f"audit-head:{self.entries}:{self.hash}"
+
+    @classmethod
+    def parse(cls, value: str) -> AuditHead:
+        """An anchor line (``audit-head:<entries>:<sha256 hex>``); :class:`ValueError` saying the format."""
+        match = _ANCHOR.fullmatch(value)
+        if match is None:
+            raise ValueError(
+                "an audit anchor reads audit-head:<entries>:<64 lowercase hex digits> (as `migrator audit anchor` "
+                "prints it)"
+            )
+        return cls(int(match.group(1)), match.group(2))
+
+    @classmethod
+    def find_all(cls, text: str) -> list[AuditHead]:
+        """Every anchor line written in a text (a report, a ticket, a log)."""
+        return [cls(int(m.group(1)), m.group(2)) for m in _ANCHOR_IN_TEXT.finditer(text)]
+
+
+_ANCHOR_IN_TEXT = re.compile(r"audit-head:(\d{1,12}):([0-9a-f]{64})")
+
+AuditProblemKind = Literal[
+    "hash mismatch",  # a row's content does not hash to its stored hash: the row was edited
+    "broken link",  # a row does not link to the row before it: rows were deleted, inserted or reordered
+    "id sequence",  # ids are not 1, 2, 3...: rows were deleted, inserted or reordered
+    "head",  # the store's recorded head (audit_head) is not where the chain ends
+    "wave head",  # a wave's recorded head is not on the chain
+    "anchor",  # a head published outside the store (ticket, report, log) is not on the chain
+    "damaged",  # the database itself is damaged: nothing it says can be trusted
+]
+
+
 @dataclass(frozen=True)
 class AuditProblem:
     entry_id: int
-    kind: Literal["hash mismatch", "broken link", "id sequence"]
+    kind: AuditProblemKind
     detail: str
 
 
@@ -188,7 +237,14 @@ class AuditReport:
     ok: bool
     entries: int
     problems: list[AuditProblem] = field(default_factory=list)
-    head_hash: str = "0" * 64  # the last entry's hash: publish it elsewhere to anchor the chain
+    head_hash: str = GENESIS  # the last entry's hash: publish it elsewhere to anchor the chain
+    heads_checked: int = 0  # heads recorded outside the chain that were compared with it
+    recorded_head: AuditHead | None = None  # what the store's audit_head row says
+
+    @property
+    def head(self) -> AuditHead:
+        """The head of the chain as read (its last entry's id and hash)."""
+        return AuditHead(self.entries, self.head_hash)
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,16 @@ container recorded at preflight...), written by the funnel in the same transacti
 Version 3 adds who holds a lease in a form that can be checked (``lease_host``, ``lease_pid``,
 ``lease_started``: see :class:`migrator.store.leases.LeaseOwner`), so the lease of a worker that died on this
 host is taken over at once instead of after its expiry. Leases written before stay plain strings: not
-checkable, free at expiry, as they were.
+checkable, free at expiry, as they were. Version 4 keeps the audit chain's head (entry count and last hash)
+outside the audit table: in ``audit_head`` (moved by every append) and in every wave row (``audit_entries``,
+``audit_head``: the head when the wave was created or last changed state), so deleting the tail of the log, or
+rebuilding it, shows unless several places are forged consistently (see :mod:`migrator.store.audit`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     Boolean,
@@ -38,7 +42,7 @@ from sqlalchemy import (
 
 from migrator.store.codec import GuardedJSON, UTCDateTime
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 PATHS = ("key", "cert", "cloud", "ineligible")
 JOURNAL_STATUSES = ("intent", "done", "failed", "resolved")
@@ -77,6 +81,9 @@ waves = Table(
     Column("state", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The audit chain's head when the wave was created or last changed state (NULL: written before version 4).
+    Column("audit_entries", Integer, nullable=True),
+    Column("audit_head", String(64), nullable=True),
 )
 
 devices = Table(
@@ -231,6 +238,19 @@ audit = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# The chain's head as the last append left it (one row): a log whose tail was deleted, or that was rebuilt,
+# no longer ends where this says, unless this row is forged too.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("entries", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    CheckConstraint("id = 1", name="ck_audit_head_single_row"),
+    CheckConstraint("entries >= 0", name="ck_audit_head_entries"),
+)
+
 # SQLite: the audit log is append-only for anyone using the database through SQL. Someone with the file can drop
 # the triggers; verify_audit() catches what they change then.
 SQLITE_AUDIT_TRIGGERS = (
@@ -292,6 +312,25 @@ def _v2_to_v3(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE devices ADD COLUMN {name} {kind}"))
 
 
+def _v3_to_v4(conn: Connection) -> None:
+    """Add the audit head to ``waves`` (NULL for waves written before) and record the chain's present head.
+
+    The head recorded is the log as found: it anchors what follows, not what came before (a store tampered
+    with before its migration shows only against an anchor published earlier, in a report or a ticket)."""
+    columns = {column["name"] for column in inspect(conn).get_columns("waves")}
+    for name, kind in (("audit_entries", "INTEGER"), ("audit_head", "VARCHAR(64)")):
+        if name not in columns:
+            conn.execute(text(f"ALTER TABLE waves ADD COLUMN {name} {kind}"))
+    audit_head.create(conn, checkfirst=True)
+    if "audit" in inspect(conn).get_table_names():
+        last = conn.execute(text("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")).first()
+        if last is not None:
+            count = conn.execute(text("SELECT COUNT(*) FROM audit")).scalar_one()
+            conn.execute(
+                audit_head.insert().values(id=1, entries=int(count), hash=str(last.hash), at=datetime.now(UTC))
+            )
+
+
 # MIGRATIONS[n] takes a store from version n to version n + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4]
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -15,6 +15,13 @@ Theory of operation
   with its intent on disk; :meth:`Store.outcome` records what happened; an intent without outcome after a
   restart is *in doubt* (:meth:`Store.in_doubt`) and is settled with :meth:`Store.resolve` after re-reading the
   device, never by repeating the effect.
+* The audit log is a hash chain whose head (entry count, last hash) is also kept outside the audit table, in
+  ``audit_head`` (moved by every append, in its transaction) and in each wave row: a cut-off tail or a rebuilt
+  chain disagrees with them (:mod:`migrator.store.audit`).
+* ``Store.open(..., read_only=True)`` (the commands that only read) creates, migrates and writes nothing: SQLite
+  through ``mode=ro``, PostgreSQL in read-only transactions. Every open first makes sure the location holds a
+  migrator store of a version it knows, reading the file without writing it: an empty file, a file that is not
+  SQLite, somebody else's database or a newer store is refused as it was found.
 * Times come from the injected ``now`` clock and are stored as UTC.
 * Foreign exceptions are translated once, in :func:`translate_error`, into :mod:`migrator.store.errors`.
 

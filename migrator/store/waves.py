@@ -5,17 +5,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy import exc as sa_exc
 
-from migrator.store.auditing import append_entry
-from migrator.store.codec import JsonObject, guard
+from migrator.store.auditing import append_entry, lock_chain, record_wave_heads
+from migrator.store.codec import JsonObject, JsonValue, guard
 from migrator.store.core import StoreCore, fill_audit, new_id
 from migrator.store.errors import ConcurrentUpdate, DuplicateWave, UnstorableValue
-from migrator.store.rows import AuditEntry, WaveRow
+from migrator.store.rows import AuditEntry, AuditHead, WaveRow
 from migrator.store.schema import waves
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -46,6 +46,7 @@ class WavesMixin(StoreCore):
         checked = guard(dict(settings or {}), where=f"settings of wave {name!r}")
         now = self._now()
         with self._tx(f"create wave {name!r}", write=True) as conn:
+            lock_chain(conn)
             if conn.execute(select(waves.c.id).where(waves.c.name == name)).first() is not None:
                 raise DuplicateWave(f"create wave: a wave named {name!r} already exists")
             try:
@@ -67,8 +68,9 @@ class WavesMixin(StoreCore):
                 raise DuplicateWave(f"create wave: a wave named {name!r} already exists") from None
             if audit is not None:
                 append_entry(conn, fill_audit(audit, None, change_ticket), now)
+            head = record_wave_heads(conn, wave_id)
         return WaveRow(
-            wave_id, name, change_ticket, playbook_name, playbook_hash, cast(JsonObject, checked), state, now, now
+            wave_id, name, change_ticket, playbook_name, playbook_hash, cast(JsonObject, checked), state, now, now, head
         )
 
     def get_wave(self, name: str) -> WaveRow:
@@ -79,12 +81,38 @@ class WavesMixin(StoreCore):
         with self._tx("list waves", write=False) as conn:
             return [wave_row(row) for row in conn.execute(select(waves).order_by(waves.c.id))]
 
+    def add_to_wave_list(
+        self, name: str, key: str, values: Sequence[str], *, audit: AuditEntry | None = None
+    ) -> WaveRow:
+        """Add ``values`` to the list a wave's settings hold under ``key`` (a list that only grows: what the wave
+        has done stays recorded); ``audit`` is appended only when something was added, with the names added."""
+        now = self._now()
+        with self._tx(f"record {key} of wave {name!r}", write=True) as conn:
+            lock_chain(conn)
+            row = self._wave(conn, name, f"record {key}")
+            settings = dict(row.settings)
+            current = settings.get(key)
+            known = [str(v) for v in current] if isinstance(current, list) else []
+            added = [v for v in dict.fromkeys(values) if v not in known]
+            if not added:
+                return wave_row(row)
+            settings[key] = [*known, *added]
+            checked = guard(settings, where=f"settings of wave {name!r}")
+            conn.execute(update(waves).where(waves.c.id == row.id).values(settings=checked, updated_at=now))
+            if audit is not None:
+                listed: list[JsonValue] = list(added)
+                entry = dataclasses.replace(audit, after={key: listed}) if audit.after is None else audit
+                append_entry(conn, fill_audit(entry, None, row.change_ticket), now)
+            head = record_wave_heads(conn, row.id)
+        return dataclasses.replace(wave_row(row), settings=cast(JsonObject, checked), updated_at=now, audit_head=head)
+
     def set_wave_state(
         self, name: str, to: str, *, expected_from: str | None = None, audit: AuditEntry | None = None
     ) -> WaveRow:
         """Change a wave's state; with ``expected_from``, only from that state (else :class:`ConcurrentUpdate`)."""
         now = self._now()
         with self._tx(f"set state of wave {name!r}", write=True) as conn:
+            lock_chain(conn)
             row = self._wave(conn, name, "set wave state")
             condition = [waves.c.id == row.id]
             if expected_from is not None:
@@ -98,7 +126,8 @@ class WavesMixin(StoreCore):
                 )
             if audit is not None:
                 append_entry(conn, fill_audit(audit, None, row.change_ticket), now)
-        return dataclasses.replace(wave_row(row), state=to, updated_at=now)
+            head = record_wave_heads(conn, row.id)
+        return dataclasses.replace(wave_row(row), state=to, updated_at=now, audit_head=head)
 
 
 def wave_row(row: Row[Any]) -> WaveRow:
@@ -112,4 +141,5 @@ def wave_row(row: Row[Any]) -> WaveRow:
         row.state,
         row.created_at,
         row.updated_at,
+        AuditHead(row.audit_entries, row.audit_head) if row.audit_head is not None else None,
     )

@@ -85,10 +85,13 @@ def test_json_report_holds_everything_the_html_shows(fleet: Fleet) -> None:
         "devices",
     }
     assert doc["waves"][0]["approvals"][0]["actor"] == "change.manager@contoso"
+    verified = fleet.store.verify_audit()
     assert doc["audit"] == {
         "ok": True,
-        "entries": fleet.store.verify_audit().entries,
-        "head_hash": fleet.store.verify_audit().head_hash,
+        "entries": verified.entries,
+        "head_hash": verified.head_hash,
+        "anchor": f"audit-head:{verified.entries}:{verified.head_hash}",
+        "heads_checked": verified.heads_checked,
         "problems": [],
         "scope": "the whole audit log of the store",
     }
@@ -164,14 +167,15 @@ def test_report_bad_input_exits_2(fleet: Fleet, tmp_path: Path) -> None:
     assert unwritable.exit_code == 2 and "cannot write" in unwritable.stderr
 
 
-def test_unreadable_store_exits_1(tmp_path: Path) -> None:
-    """A database file that is not a store (damaged) exits 1: the input named a store, which cannot be read."""
+def test_unreadable_store_exits_2(tmp_path: Path) -> None:
+    """A database file that is not a store exits 2 (an unusable store), says so, and is left as it was."""
     broken = tmp_path / "state"
     broken.mkdir()
     (broken / "migrator.db").write_bytes(b"this is not a sqlite database" * 100)
     result = runner.invoke(app, ["report", "--state", str(broken), "--format", "json"])
-    assert result.exit_code == 1, result.output
-    assert "error:" in result.stderr and "Traceback" not in result.output
+    assert result.exit_code == 2, result.output
+    assert "not an SQLite database" in result.stderr and "Traceback" not in result.output
+    assert (broken / "migrator.db").read_bytes() == b"this is not a sqlite database" * 100
 
 
 def test_csv_written_to_a_file_reads_back(fleet: Fleet, tmp_path: Path) -> None:

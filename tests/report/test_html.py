@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from migrator.cli import app
 from migrator.report import collect_report, render_html
 from migrator.report.model import iso
-from migrator.store import AuditEntry
+from migrator.store import AuditEntry, AuditHead
 from tests.report.conftest import HOSTILE_DEVICE, HOSTILE_ERROR, HOSTILE_USER, PASSKEY_WARNING, TRACEBACK, Fleet
 
 runner = CliRunner()
@@ -169,11 +169,13 @@ def test_attention_lists_error_and_silent_devices_with_their_reasons(fleet: Flee
 
 
 def test_audit_verification_and_head_hash_are_shown(fleet: Fleet) -> None:
-    """The audit section says the chain verifies and shows the head hash the store computes."""
+    """The audit section says the chain verifies and shows the head the store computes, as the anchor line
+    `audit verify --anchor` takes."""
     document = _html(fleet)
-    head = fleet.store.verify_audit().head_hash
+    head = fleet.store.verify_audit().head
     section = document[document.index('id="audit"') : document.index('id="diagram"')]
-    assert "verifies" in section and head in section
+    assert "verifies" in section and head.hash in section and head.anchor in section
+    assert AuditHead.find_all(document)[-1] == head
 
 
 def test_a_tampered_audit_log_is_reported(fleet: Fleet) -> None:

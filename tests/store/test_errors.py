@@ -10,6 +10,7 @@ from sqlalchemy import exc as sa_exc
 
 from migrator.errors import MigratorError
 from migrator.store import (
+    NotAStore,
     Store,
     StoreBusy,
     StoreError,
@@ -83,7 +84,7 @@ def test_opening_a_file_that_is_not_a_database_is_a_clear_store_error(tmp_path: 
     """Store.open on a non-database file says so, naming the file."""
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match=r"junk\.db.*not a usable SQLite database"):
+    with pytest.raises(NotAStore, match=r"junk\.db.*not an SQLite database"):
         Store.open(junk)
 
 

@@ -15,7 +15,16 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from migrator.store import SCHEMA_VERSION, LeaseOwner, SchemaTooNew, Store, UnstorableValue, content_hash
+from migrator.store import (
+    SCHEMA_VERSION,
+    AuditEntry,
+    AuditHead,
+    LeaseOwner,
+    SchemaTooNew,
+    Store,
+    UnstorableValue,
+    content_hash,
+)
 from migrator.store.schema import MIGRATIONS, metadata, policy_snapshots
 from tests.store.conftest import FakeClock
 
@@ -149,7 +158,7 @@ def test_a_v2_store_gains_checkable_lease_owners_and_keeps_its_data(tmp_path: Pa
     )
     db.close()
     with Store.open(tmp_path, now=clock) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.schema_version() == SCHEMA_VERSION == 4
         device = store.get_device("PC-OLD")
         assert (device.state, device.version, device.context) == ("preflight", 1, {"plan": [1]})
         assert device.lease_owner == "worker-1234-0badcafe"
@@ -162,6 +171,33 @@ def test_a_v2_store_gains_checkable_lease_owners_and_keeps_its_data(tmp_path: Pa
         assert {r.device: r.pid for r in store.leases("old")}["PC-FREE"] == os.getpid()
     columns = {row[1] for row in sqlite3.connect(tmp_path / "migrator.db").execute("PRAGMA table_info(devices)")}
     assert {"lease_host", "lease_pid", "lease_started"} <= columns
+
+
+def test_a_v3_store_gains_the_audit_head_as_its_log_stands(tmp_path: Path, clock: FakeClock) -> None:
+    """Opening a version-3 store adds the head columns of waves (NULL for the waves it has) and records the log's
+    present head outside the audit table; the chain verifies, and later appends move that head."""
+    with Store.open(tmp_path, now=clock) as store:
+        store.create_wave("old", playbook_name="p", playbook_hash=content_hash("x"), audit=AuditEntry("me", "create"))
+        store.append_audit(AuditEntry("me", "second"))
+        tip = store.audit_entries()[-1].hash
+    db = sqlite3.connect(tmp_path / "migrator.db")
+    db.executescript(
+        """
+        DROP TABLE audit_head;
+        ALTER TABLE waves DROP COLUMN audit_entries;
+        ALTER TABLE waves DROP COLUMN audit_head;
+        UPDATE schema_version SET version = 3;
+        """
+    )
+    db.close()
+    with Store.open(tmp_path, now=clock) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 4
+        assert store.audit_head() == AuditHead(2, tip)
+        assert store.get_wave("old").audit_head is None
+        report = store.verify_audit()
+        assert report.ok and report.head == AuditHead(2, tip)
+        store.append_audit(AuditEntry("me", "third"))
+        assert store.audit_head() == store.verify_audit().head == AuditHead(3, store.audit_entries()[-1].hash)
 
 
 def test_a_newer_store_is_refused_naming_both_versions(tmp_path: Path) -> None:
