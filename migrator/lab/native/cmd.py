@@ -10,8 +10,9 @@ What is simulated (``cmd /?``, "Command shell overview" / redirection docs on le
 4. built-ins ``echo``, ``type``, ``exit [/b] [n]``, ``rem``, ``cd``, and ``cmd [/s] [/q] [/d] /c|/k ...`` with
    its rule for the quotes around the command;
 5. everything else by program name (``dsregcmd``, ``C:\\Windows\\System32\\certutil.exe``, ``powershell``...)
-   with arguments split as ``CommandLineToArgvW`` does; an unknown name prints the "is not recognized" text
-   and sets 9009.
+   with arguments split as ``CommandLineToArgvW`` does; a Windows program or built-in the lab does not model
+   is refused as "not modelled by the lab" (:mod:`migrator.lab.boundary`), and only a name Windows lacks too
+   prints the "is not recognized" text and sets 9009.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from migrator.lab import boundary, windows_names
 from migrator.lab.cmdlets.filesystem import DeviceFiles, parent_of
 from migrator.lab.model import VFile
 from migrator.lab.native import _dispatch
@@ -405,12 +407,20 @@ def _dispatch_command(state: _Run, body: str, stdin: str | None) -> NativeResult
         return _exit(state, command_line_to_argv(rest))
     resolved = _dispatch.resolve(program)
     if resolved is None:
-        return NativeResult(stderr=text([NOT_RECOGNIZED.format(program)]), exit_code=NOT_RECOGNIZED_EXIT)
+        return not_found(program)
     if resolved == "cmd":
         return run_cmd_arguments(NativeContext(ctx.lab, ctx.device, ctx.principal, stdin), rest)
     return _dispatch.dispatch(
         NativeContext(ctx.lab, ctx.device, ctx.principal, stdin), resolved, command_line_to_argv(rest)
     )
+
+
+def not_found(program: str) -> NativeResult:
+    """A program the lab has no handler for: refused as not modelled when Windows has it (a System32 tool or a
+    cmd built-in, :mod:`migrator.lab.windows_names`), "not recognized" (9009) only when Windows lacks it too."""
+    if windows_names.is_cmd_builtin(program) or windows_names.is_windows_executable(program):
+        return NativeResult(stderr=text([boundary.native_refusal(program)]), exit_code=boundary.EXIT_CODE)
+    return NativeResult(stderr=text([NOT_RECOGNIZED.format(program)]), exit_code=NOT_RECOGNIZED_EXIT)
 
 
 def _type(ctx: NativeContext, paths: list[str]) -> NativeResult:

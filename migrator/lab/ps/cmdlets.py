@@ -15,6 +15,7 @@ from datetime import timedelta
 from functools import cmp_to_key
 from typing import TYPE_CHECKING, Any
 
+from migrator.lab import windows_names
 from migrator.lab.ps import members as mem
 from migrator.lab.ps import operators as ops
 from migrator.lab.ps.binder import NOTHING, ParamSpec
@@ -1142,6 +1143,8 @@ class NewObject(GenericCmdlet):
             raise NotSupportedByLab("New-Object -ComObject")
         type_name = self.params.get("TypeName") or ""
         full = resolve_type_name(re.sub(r"\[.*\]$", "", type_name))
+        if full is None and windows_names.is_dotnet_type(type_name):
+            raise NotSupportedByLab(f"New-Object {type_name}")
         if full is None:
             raise PowerShellError(
                 make_record(

@@ -297,7 +297,9 @@ class Interpreter:
                 self.report_statement_error(_with_position(error.record, statement))
             except NotSupportedByLab as unsupported:
                 if unsupported.line is None:
-                    raise NotSupportedByLab(unsupported.construct, getattr(statement, "line", None)) from None
+                    raise NotSupportedByLab(
+                        unsupported.construct, getattr(statement, "line", None), module=unsupported.module
+                    ) from None
                 raise
 
     def exec_statement(self, statement: ast.Stmt, out: Sink) -> None:

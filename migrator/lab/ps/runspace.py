@@ -28,6 +28,7 @@ from migrator.lab.ps.errors import (
     ReturnFlow,
     StopUpstream,
     pipeline_stopped_record,
+    with_source_lines,
 )
 from migrator.lab.ps.interpreter import Interpreter
 from migrator.lab.ps.parser import parse_script
@@ -92,13 +93,15 @@ class PSRunspace:
                 self.session.stopping = False
             result.output = [to_wire(item) for item in output]
             terminating = result.terminating_error
-            wired = [(record, _wire_record(record)) for record in result.errors]
+            source = commands[0].text if commands[0].is_script else ""
+            wired = [(record, _wire_record(with_source_lines(record, source))) for record in result.errors]
             result.errors[:] = [after for _, after in wired]
             result.information[:] = [to_wire(item) for item in result.information]
             if terminating is not None:
                 # The same object in both places: the wire server sends a terminating record once.
                 result.terminating_error = next(
-                    (after for before, after in wired if before is terminating), _wire_record(terminating)
+                    (after for before, after in wired if before is terminating),
+                    _wire_record(with_source_lines(terminating, source)),
                 )
             result.had_errors = bool(result.errors) or result.terminating_error is not None
             return result

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, get_args
 
+from migrator.lab import windows_names
 from migrator.lab.ps.errors import (
     NotSupportedByLab,
     exception_base_names,
@@ -684,7 +685,11 @@ def resolve_type_name(name: str) -> str | None:
     return resolve_exception_type(name)
 
 
-def type_not_found(name: str) -> PowerShellError:
+def type_not_found(name: str) -> Exception:
+    """ "Unable to find type" only for a name Windows lacks too; a real .NET type the lab has not modelled is the
+    boundary's refusal (architecture rule 8), never a claim that Windows has no such type."""
+    if windows_names.is_dotnet_type(name):
+        return NotSupportedByLab(f"The type [{name}]")
     return runtime_error(f"Unable to find type [{name}].", "TypeNotFound", "InvalidOperation", target=name)
 
 

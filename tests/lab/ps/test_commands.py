@@ -241,7 +241,7 @@ def test_lab_test_path_without_device(out: Any, ps: Any) -> None:
     assert out("$v = 1; Test-Path env:COMPUTERNAME; Test-Path variable:v; Test-Path env:NOPE") == [True, True, False]
     result = ps("Test-Path 'HKLM:\\SOFTWARE'")
     assert result.terminating_error is not None
-    assert result.terminating_error.fully_qualified_error_id == "NotSupportedByLab"
+    assert result.terminating_error.fully_qualified_error_id == "NotModelledByLab"
 
 
 def test_write_error_records(ps: Any) -> None:
