@@ -84,3 +84,45 @@ def run_cmd(session: winrm.Session, command: str, args: tuple[str, ...] = ()) ->
 def encoded(script: str) -> str:
     """``powershell.exe -EncodedCommand``'s argument: base64 of UTF-16LE."""
     return base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+
+
+# An admin's way to run a command line as the signed-in user (windows-facts §6): an Interactive task whose
+# output goes to a file, polled while Windows reports it Running, then read back.
+_AS_USER = r"""
+param($User, $Line)
+$dir = Join-Path $env:ProgramData 'lab-test'
+New-Item -ItemType Directory -Path $dir -Force | Out-Null
+$out = Join-Path $dir 'out.txt'
+$action = New-ScheduledTaskAction -Execute 'cmd.exe' -Argument ('/c ' + $Line + ' > "' + $out + '" 2>&1')
+$principal = New-ScheduledTaskPrincipal -UserId $User -LogonType Interactive -RunLevel Limited
+Register-ScheduledTask -TaskName 'lab-test' -Action $action -Principal $principal -Force | Out-Null
+Start-ScheduledTask -TaskName 'lab-test'
+$states = @([string](Get-ScheduledTask -TaskName 'lab-test').State)
+for ($i = 0; $i -lt 60 -and (Get-ScheduledTask -TaskName 'lab-test').State -eq 'Running'; $i++) {
+    Start-Sleep -Seconds 1
+}
+$states += [string](Get-ScheduledTask -TaskName 'lab-test').State
+$info = Get-ScheduledTaskInfo -TaskName 'lab-test'
+Unregister-ScheduledTask -TaskName 'lab-test' -Confirm:$false
+[pscustomobject]@{
+    States = $states -join ','
+    LastTaskResult = [int64]$info.LastTaskResult
+    Output = (Get-Content -LiteralPath $out -Raw)
+}
+"""
+
+
+_FIELDS = ("States", "LastTaskResult", "Output")
+
+
+def run_as_user(pool: RunspacePool, user: str, line: str) -> dict[str, Any]:
+    """Run a cmd.exe line as ``user`` through a scheduled task; its states, LastTaskResult and output."""
+    ps = PowerShell(pool)
+    ps.add_script(_AS_USER).add_parameters({"User": user, "Line": line})
+    output = ps.invoke()
+    assert not ps.had_errors, [str(e) for e in ps.streams.error]
+    (result,) = output
+    return {
+        name: result.adapted_properties.get(name, result.extended_properties.get(name))
+        for name in ("States", "LastTaskResult", "Output")
+    }

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from migrator.lab.cmdlets import certs
 from migrator.lab.cmdlets._base import (
     DeviceBinding,
     as_list,
@@ -676,6 +677,9 @@ def _test_path(ctx: CmdletContext, args: dict[str, Any]) -> Iterator[Any]:
     _check_not_empty(ctx, paths, "LiteralPath" if literal else "Path")
     path_type = (opt_str(args, "PathType") or "Any").casefold()
     for path in paths:
+        if certs.is_cert_path(path):
+            yield certs.test_path(ctx, path)
+            continue
         try:
             ip = resolve(ctx.command_name, path, current_location(b))
         except PathResolutionError:
@@ -706,12 +710,22 @@ def _is_container(b: DeviceBinding, ip: ItemPath) -> bool:
 
 
 def _get_item(ctx: CmdletContext, args: dict[str, Any]) -> Iterator[Any]:
+    cert = certs.cert_paths(args)
+    if cert is not None:
+        for path in cert:
+            yield from certs.get_items(ctx, path, children=False)
+        return
     b = binding(ctx)
     for ip in _each_item(ctx, b, args):
         yield item_object(b, ip)
 
 
 def _get_child_item(ctx: CmdletContext, args: dict[str, Any]) -> Iterator[Any]:
+    cert = certs.cert_paths(args)
+    if cert is not None:
+        for path in cert:
+            yield from certs.get_items(ctx, path, children=True, recurse=flag(args, "Recurse"))
+        return
     b = binding(ctx)
     filters = [f for f in [opt_str(args, "Filter"), *as_str_list(args.get("Include"))] if f]
     excludes = as_str_list(args.get("Exclude"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from migrator.lab.native import certutil, dsregcmd, klist, nltest, powershell, sessions, system
+from migrator.lab.native import certutil, dsregcmd, klist, nltest, powershell, sessions, system, whoami
 from migrator.lab.native._common import Handler, NativeContext
 from migrator.lab.shell import NativeResult
 
@@ -26,7 +26,7 @@ COMMANDS: dict[str, Handler] = {
     "query": sessions.query,
     "quser": sessions.quser,
     "shutdown": sessions.shutdown,
-    "whoami": system.whoami,
+    "whoami": whoami.run,
 }
 
 # Folders the executables live in (System32 and its 32-bit/64-bit aliases; PowerShell's own folder).

@@ -1,0 +1,98 @@
+"""The lab's whoami and certutil -store output against the layout samples in tests/lab/outputs (by shape:
+labels, titles, column headers and the column-width rule, never by value)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from migrator.lab.model import Certificate
+from tests.lab.conftest import T0
+from tests.lab.native.conftest import Fleet, out_lines
+
+OUTPUTS = Path(__file__).resolve().parents[1] / "outputs"
+
+
+def _sample(name: str) -> list[str]:
+    text = (OUTPUTS / name).read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if not line.startswith(("# ", "## "))]
+
+
+def _label(line: str) -> str:
+    """What stays the same whatever the values: the text before ':' / ' = ', or the line's fixed words."""
+    match = re.match(r"^(\s*[^:=]+?)(?::| = )", line)
+    if match:
+        return match.group(1)
+    return re.sub(r"\d+", "N", line)
+
+
+def _widths_follow_the_rule(lines: list[str]) -> None:
+    """Each column is as wide as its widest cell (header included); the last column is not padded."""
+    underline = next(index for index, line in enumerate(lines) if line.startswith("="))
+    widths = [len(part) for part in lines[underline].split(" ")]
+    rows = [lines[underline - 1], *[line for line in lines[underline + 1 :] if line]]
+    starts = [sum(widths[:i]) + i for i in range(len(widths))]
+    for column, (start, width) in enumerate(zip(starts, widths, strict=True)):
+        cells = [row[start : start + width].rstrip() for row in rows]
+        assert max(len(cell) for cell in cells) == width or column == len(widths) - 1, (column, cells)
+    assert all(line == line.rstrip() for line in rows)
+
+
+def test_certutil_user_store_has_the_sample_layout(fleet: Fleet) -> None:
+    """certutil -user -store my as a certificate-trust user: the sample's lines, label for label."""
+    assert fleet.bob.container is not None
+    fleet.bob.certificates.append(
+        Certificate(
+            thumbprint="0A1B2C3D4E5F60718293A4B5C6D7E8F901234567",
+            subject="CN=Bob",
+            issuer="CN=CORP-CA",
+            template="WHFBAuthentication",
+            not_before=T0,
+            not_after=T0 + timedelta(days=365),
+            hello_key_id=fleet.bob.container.key_id,
+        )
+    )
+    bob = fleet.as_user(fleet.hybrid, fleet.bob)
+    lab = out_lines(fleet.run(fleet.hybrid, bob, "certutil", "-user", "-store", "my"))
+    assert [_label(line) for line in lab] == [_label(line) for line in _sample("certutil_store_my.txt")]
+
+
+def test_certutil_empty_store_matches_the_sample(fleet: Fleet) -> None:
+    """A store without certificates: title and completion line only (the WinRM admin's own store)."""
+    admin = fleet.admin(fleet.hybrid)
+    assert out_lines(fleet.run(fleet.hybrid, admin, "certutil", "-user", "-store", "my")) == _sample(
+        "certutil_store_empty.txt"
+    )
+
+
+def test_whoami_groups_has_the_sample_layout(fleet: Fleet) -> None:
+    """whoami /groups as the WinRM admin: the sample's title block, headers, groups and column rule."""
+    lab = out_lines(fleet.run(fleet.hybrid, fleet.admin(fleet.hybrid), "whoami", "/groups"))
+    sample = _sample("whoami_groups.txt")
+    assert lab[:4] == sample[:4]
+    assert lab[4].split() == sample[4].split()
+    _widths_follow_the_rule(lab)
+    _widths_follow_the_rule(sample)
+    first_column = len(sample[5].split(" ")[0])
+    assert [line[:first_column].split("\\")[-1].rstrip() for line in sample[6:]] == [
+        line.split("  ")[0]
+        .split("\\")[-1]
+        .split(" Well-known")[0]
+        .split(" Alias")[0]
+        .split(" Group")[0]
+        .split(" Label")[0]
+        for line in lab[6:]
+    ]
+
+
+def test_whoami_all_has_the_sections_in_order(fleet: Fleet) -> None:
+    """whoami /all: USER, GROUP, PRIVILEGES and USER CLAIMS INFORMATION, each with its title block."""
+    lab = out_lines(fleet.run(fleet.hybrid, fleet.admin(fleet.hybrid), "whoami", "/all"))
+    sample = [line for line in _sample("whoami_all_sections.txt")]
+    titles = [line for line in sample if line.endswith("INFORMATION")]
+    assert [line for line in lab if line.endswith("INFORMATION")] == titles
+    for title in titles:
+        at = lab.index(title)
+        assert lab[at - 1 : at + 3] == ["", title, "-" * len(title), ""]
+    assert lab[-5:] == sample[-5:]
