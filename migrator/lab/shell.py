@@ -89,17 +89,21 @@ class Hashtable(MutableMapping[str, Any]):
 class PSObject:
     """An object with ordered, case-insensitive note properties and PowerShell type names."""
 
-    __slots__ = ("properties", "to_string", "type_names")
+    __slots__ = ("properties", "to_string", "type_names", "view_data")
 
     def __init__(
         self,
         properties: Mapping[str, Any] | Iterable[tuple[str, Any]] = (),
         type_names: Iterable[str] = ("System.Management.Automation.PSCustomObject", "System.Object"),
         to_string: str | None = None,
+        view_data: Any = None,
     ) -> None:
         self.properties = Hashtable(properties)
         self.type_names = list(type_names)
         self.to_string = to_string  # what ToString()/"$obj" gives; None = PowerShell's @{a=1; b=2} form
+        # What a default view reads through a .NET method rather than a property (RegistryKey.GetValue): never
+        # a property, never serialised; the formatting views alone look at it.
+        self.view_data = view_data
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.properties.get(name, default)

@@ -268,7 +268,17 @@ def registry_key_object(b: DeviceBinding, ip: ItemPath) -> PSObject:
         ("ValueCount", len(values)),
         ("Name", ip.display),
     ]
-    return PSObject(props, REGISTRY_KEY_TYPES, to_string=ip.display)
+    shown = [(_value_name(v), _view_text(_value_data(b, v))) for v in values]  # the view's Property column
+    return PSObject(props, REGISTRY_KEY_TYPES, to_string=ip.display, view_data=shown)
+
+
+def _view_text(value: Any) -> str:
+    """A value as the registry view's Property column shows it (collections as ``{a, b}``)."""
+    if isinstance(value, bytes):
+        value = list(value)
+    if isinstance(value, list):
+        return "{" + ", ".join(to_text(v) for v in value) + "}"
+    return to_text(value)
 
 
 def _mode(is_dir: bool) -> str:

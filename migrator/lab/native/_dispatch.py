@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import re
 
-from migrator.lab.native import certutil, dsregcmd, klist, nltest, powershell, sessions, system, whoami
+from migrator.lab.native import (
+    certutil,
+    dsregcmd,
+    ipconfig,
+    klist,
+    nltest,
+    powershell,
+    schtasks,
+    sessions,
+    system,
+    whoami,
+)
 from migrator.lab.native._common import Handler, NativeContext
 from migrator.lab.shell import NativeResult
 
@@ -18,6 +29,7 @@ COMMANDS: dict[str, Handler] = {
     "dsregcmd": dsregcmd.run,
     "gpupdate": system.gpupdate,
     "hostname": system.hostname,
+    "ipconfig": ipconfig.run,
     "klist": klist.run,
     "logoff": sessions.logoff,
     "msg": sessions.msg,
@@ -25,6 +37,7 @@ COMMANDS: dict[str, Handler] = {
     "powershell": powershell.run,
     "query": sessions.query,
     "quser": sessions.quser,
+    "schtasks": schtasks.run,
     "shutdown": sessions.shutdown,
     "whoami": whoami.run,
 }

@@ -168,7 +168,10 @@ def to_wire(value: Any) -> Any:
         return Hashtable((key, to_wire(item)) for key, item in value.items())
     if isinstance(value, PSObject):
         return PSObject(
-            ((key, to_wire(item)) for key, item in value.properties.items()), value.type_names, value.to_string
+            ((key, to_wire(item)) for key, item in value.properties.items()),
+            value.type_names,
+            value.to_string,
+            value.view_data,
         )
     if isinstance(value, ErrorRecord):
         return _wire_record(value)

@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from migrator.lab.model import Certificate
+from migrator.lab.model import Certificate, ScheduledTask, TaskAction
 from tests.lab.conftest import T0
 from tests.lab.native.conftest import Fleet, out_lines
 
@@ -96,3 +96,24 @@ def test_whoami_all_has_the_sections_in_order(fleet: Fleet) -> None:
         at = lab.index(title)
         assert lab[at - 1 : at + 3] == ["", title, "-" * len(title), ""]
     assert lab[-5:] == sample[-5:]
+
+
+def test_ipconfig_all_has_the_sample_layout(fleet: Fleet) -> None:
+    """ipconfig /all: the sample's labels in the sample's order, each dotted out to the same column."""
+    lab = out_lines(fleet.run(fleet.hybrid, fleet.admin(fleet.hybrid), "ipconfig", "/all"))
+    assert [_label(line) for line in lab] == [_label(line) for line in _sample("ipconfig_all.txt")]
+
+
+def test_schtasks_verbose_list_has_the_sample_layout(fleet: Fleet) -> None:
+    """schtasks /query /v /fo list: the sample's labels, in order, padded to 38 columns."""
+    fleet.hybrid.tasks.append(
+        ScheduledTask(name="lab-schtasks", path="\\lab\\", user_id="SYSTEM", logon_type="ServiceAccount",
+                      actions=[TaskAction(execute="cmd.exe", arguments="/c ver")])
+    )  # fmt: skip
+    admin = fleet.admin(fleet.hybrid)
+    lab = out_lines(
+        fleet.run(fleet.hybrid, admin, "schtasks", "/query", "/tn", "\\lab\\lab-schtasks", "/v", "/fo", "list")
+    )
+    sample = _sample("schtasks_query_v_list.txt")
+    assert [line[:38] for line in lab] == [line[:38] for line in sample]
+    assert lab[2:] == [line.replace("PC-0001", fleet.hybrid.name) for line in sample[2:]]
