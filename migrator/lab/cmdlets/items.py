@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from migrator.lab.boundary import NotModelledByLab
 from migrator.lab.cmdlets import certs
 from migrator.lab.cmdlets._base import (
     DeviceBinding,
@@ -119,13 +120,21 @@ def _not_found(ctx: CmdletContext, ip: ItemPath) -> None:
     ctx.write_error(path_not_found_record(ctx.command_name, typed))
 
 
+def _loaded_hives(b: DeviceBinding) -> list[str]:
+    """The hives under HKEY_USERS, as Windows lists them: .DEFAULT, the three service accounts (S-1-5-18/19/20),
+    and for the running principal and every profile on the device its SID and its ``<SID>_Classes`` hive."""
+    sids = {b.principal.sid, *(u.sid for u in b.device.users)} - {"S-1-5-18", "S-1-5-19", "S-1-5-20"}
+    names = [".DEFAULT", "S-1-5-18", "S-1-5-19", "S-1-5-20"]
+    for sid in sids:
+        names += [sid, f"{sid}_Classes"]
+    return sorted(names, key=str.casefold)
+
+
 def _hive_loaded(b: DeviceBinding, canonical: str) -> bool:
-    """HKU\\<SID> roots of the running principal, SYSTEM and every profile on the device are loaded."""
     parts = canonical.split("\\")
     if len(parts) != 2 or parts[0] != "HKU":
         return False
-    sids = {b.principal.sid.casefold(), "s-1-5-18", ".default"} | {u.sid.casefold() for u in b.device.users}
-    return parts[1].casefold() in sids
+    return parts[1].casefold() in {name.casefold() for name in _loaded_hives(b)}
 
 
 # Top-level keys every hive has on Windows 10/11 (they exist even when the lab stores nothing below them).
@@ -148,7 +157,7 @@ _USER_HIVE_TOP = (
 def _implicit_subkeys(b: DeviceBinding, canonical: str) -> tuple[str, ...]:
     if canonical == "HKLM":
         return _HKLM_TOP
-    if _hive_loaded(b, canonical):
+    if _hive_loaded(b, canonical) and not canonical.casefold().endswith("_classes"):
         return _USER_HIVE_TOP
     return ()
 
@@ -165,12 +174,16 @@ def key_exists(b: DeviceBinding, ip: ItemPath) -> bool:
     return b.device.registry.key_exists(canonical) or _hive_loaded(b, canonical) or _implicit_key(b, canonical)
 
 
-def _subkey_names(b: DeviceBinding, ip: ItemPath) -> list[str]:
+def _subkey_names(b: DeviceBinding, ip: ItemPath, listing: bool = True) -> list[str]:
     canonical = ip.registry_key(_user_sid(b))
     if canonical == "HKU":
-        sids = {k.split("\\")[1] for k in (v.path for v in b.device.registry.keys.values()) if k.count("\\")}
-        sids |= {".DEFAULT", "S-1-5-18", b.principal.sid} | {u.sid for u in b.device.users}
-        return sorted((s for s in sids if s), key=str.casefold)
+        return _loaded_hives(b)
+    if canonical.startswith("HKU\\") and canonical.split("\\")[1].casefold().endswith("_classes"):
+        # A user's classes hive (file associations, COM registrations) is not modelled: listing it is refused,
+        # never answered empty (only the key's SubKeyCount, which Get-ChildItem of its parent shows, reads 0).
+        if listing:
+            raise NotModelledByLab(f"The subkeys of {canonical}", module="lab/cmdlets/items")
+        return []
     stored = [sub.rsplit("\\", 1)[-1] for sub in b.device.registry.subkeys(canonical)]
     names = {n.casefold(): n for n in _implicit_subkeys(b, canonical)}
     names.update({n.casefold(): n for n in stored})
@@ -262,7 +275,7 @@ def registry_key_object(b: DeviceBinding, ip: ItemPath) -> PSObject:
     props += ip.ps_properties()
     props += [
         ("PSIsContainer", True),
-        ("SubKeyCount", len(_subkey_names(b, ip))),
+        ("SubKeyCount", len(_subkey_names(b, ip, listing=False))),
         ("View", "Default"),
         ("Handle", "Microsoft.Win32.SafeHandles.SafeRegistryHandle"),
         ("ValueCount", len(values)),
