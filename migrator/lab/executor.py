@@ -96,6 +96,17 @@ class DeviceHost:
 _SCRIPT_HOSTS = frozenset({"powershell", "pwsh", "cmd"})
 
 
+def stdin_lines(stdin: str) -> list[Any]:
+    """Standard input as powershell.exe's text input reader splits it: lines without their CR/LF."""
+    return (
+        stdin.replace("\r\n", "\n").split("\n")[:-1]
+        if stdin.endswith("\n")
+        else stdin.replace("\r\n", "\n").split("\n")
+        if stdin
+        else []
+    )
+
+
 def _is_script_host(command: str) -> bool:
     name = command.replace("/", "\\").rsplit("\\", 1)[-1].casefold()
     return name.removesuffix(".exe") in _SCRIPT_HOSTS
@@ -161,4 +172,7 @@ class LabExecutor:
         """Run one script to completion (what ``powershell.exe -Command/-EncodedCommand/-File`` does)."""
         host = DeviceHost(self.lab, self.lab.device(device_name), principal, stdin)
         self.lab.record_command(host.device, principal, "powershell", _first_line([Command(script)]))
-        return run_script(host, script, dict(parameters) if parameters is not None else None)
+        # powershell.exe with redirected standard input (-InputFormat Text, the default) hands the script its
+        # lines as pipeline input: `$input` enumerates them. Ansible's winrm bootstrap reads its payload so.
+        lines = stdin_lines(stdin) if stdin is not None else None
+        return run_script(host, script, dict(parameters) if parameters is not None else None, lines)

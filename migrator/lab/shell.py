@@ -288,6 +288,28 @@ class Host(Protocol):
         """What the process hosting this PowerShell got on stdin (``[Console]::In``), if anything."""
 
 
+@dataclass(frozen=True)
+class InformationRecord:
+    """One record of the information stream (System.Management.Automation.InformationRecord, PowerShell 5.0+).
+
+    Write-Information and Write-Host both write one; Write-Host's has the tag ``PSHOST`` and a
+    HostInformationMessage as its data. ``displayed``: whether a console host prints it (Write-Host, or
+    Write-Information under ``Continue``); a record under ``SilentlyContinue`` is still in the stream."""
+
+    message_data: Any
+    source: str = ""
+    tags: tuple[str, ...] = ()
+    time_generated: datetime | None = None
+    displayed: bool = True
+
+    @property
+    def text(self) -> str:
+        data = self.message_data
+        if isinstance(data, PSObject) and data.to_string is not None:
+            return data.to_string
+        return "" if data is None else str(data)
+
+
 @dataclass
 class InvocationResult:
     """Everything one pipeline invocation produced, stream by stream, in order within each stream."""
@@ -297,7 +319,7 @@ class InvocationResult:
     warnings: list[str] = field(default_factory=list)
     verbose: list[str] = field(default_factory=list)
     debug: list[str] = field(default_factory=list)
-    information: list[Any] = field(default_factory=list)
+    information: list[Any] = field(default_factory=list)  # InformationRecord (or a plain value from a test double)
     had_errors: bool = False  # PowerShell.HadErrors: any error record, terminating or not
     terminating_error: ErrorRecord | None = None  # set when the pipeline stopped on a terminating error
     exit_code: int | None = None  # set by an `exit N` statement (powershell.exe passes it on as its exit code)

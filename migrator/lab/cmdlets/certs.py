@@ -62,6 +62,7 @@ class StoredCertificate:
     key_provider: str
     key_container: str
     enhanced_key_usage: tuple[str, ...]  # "Client Authentication (1.3.6.1.5.5.7.3.2)"
+    has_private_key: bool = True  # False once the Hello container holding its key was deleted
 
 
 def store_certificates(
@@ -92,6 +93,7 @@ def store_certificates(
                 "Smart Card Logon (1.3.6.1.4.1.311.20.2.2)",
                 "Client Authentication (1.3.6.1.5.5.7.3.2)",
             ),
+            has_private_key=user.container is not None and user.container.key_id == cert.hello_key_id,
         )
         for cert in user.certificates
     ]
@@ -160,7 +162,7 @@ def certificate_object(cert: StoredCertificate, location: str, store: str) -> PS
             ("PSIsContainer", False),
             ("EnhancedKeyUsageList", list(cert.enhanced_key_usage)),
             ("FriendlyName", ""),
-            ("HasPrivateKey", True),
+            ("HasPrivateKey", cert.has_private_key),
             ("Issuer", cert.issuer),
             ("NotAfter", cert.not_after),
             ("NotBefore", cert.not_before),

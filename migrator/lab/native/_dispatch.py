@@ -26,6 +26,7 @@ from migrator.lab.shell import NativeResult
 CMD = "cmd"
 COMMANDS: dict[str, Handler] = {
     "certutil": certutil.run,
+    "chcp": system.chcp,
     "dsregcmd": dsregcmd.run,
     "gpupdate": system.gpupdate,
     "hostname": system.hostname,
@@ -57,7 +58,7 @@ def resolve(command: str) -> str | None:
     if folder and not _SYSTEM_FOLDERS.match(folder):
         return None
     folded = name.casefold()
-    if folded.endswith(".exe"):
+    if folded.endswith((".exe", ".com")):  # chcp.com, the one .com program scripts name
         folded = folded[:-4]
     return folded if folded in COMMANDS or folded == CMD else None
 

@@ -151,7 +151,7 @@ def _store(ctx: NativeContext, names: list[str], user: bool) -> NativeResult:
             f"Cert Hash(sha1): {cert.thumbprint.lower()}",
             f"  Key Container = {cert.key_container}",
             f"  Provider = {cert.key_provider}",
-            "Private key is NOT exportable",
+            "Private key is NOT exportable" if cert.has_private_key else "Missing stored keyset",
         ]
         # The private key test line ("Encryption test passed", or a failure for a Passport key that needs the
         # user's gesture) is not printed: the lab does not model what the key provider would answer.

@@ -65,3 +65,13 @@ def hostname(ctx: NativeContext, args: list[str]) -> NativeResult:
             stderr=text(["sethostname: Use the Network Control Panel Applet to set hostname."]), exit_code=1
         )
     return NativeResult(stdout=text([ctx.device.name]))
+
+
+def chcp(ctx: NativeContext, args: list[str]) -> NativeResult:
+    """``chcp [nnn]``: the console code page (437 on en-US; Ansible's bootstrap sets 65001). The lab keeps no
+    console, so the page set is only echoed back, as chcp prints it."""
+    if not args:
+        return NativeResult(stdout=text(["Active code page: 437"]))
+    if len(args) == 1 and args[0].isdigit():
+        return NativeResult(stdout=text([f"Active code page: {int(args[0])}"]))
+    return NativeResult(stderr=text(["Parameter format not correct - " + args[0]]), exit_code=1)

@@ -970,7 +970,11 @@ class WriteDebug(GenericCmdlet):
 )
 class WriteInformation(GenericCmdlet):
     def process(self, item: Any) -> None:
-        self.interp.write_information(self.params["MessageData"], self.ctx.common.information_action)
+        tags = tuple(to_str(t) for t in enumerate_value(self.params.get("Tags") or []))
+        # Source: the command that wrote it (Write-Information at a script's top level).
+        self.interp.write_information(
+            self.params["MessageData"], self.ctx.common.information_action, "Write-Information", tags
+        )
 
 
 @cmdlet(
@@ -987,8 +991,21 @@ class WriteHost(GenericCmdlet):
         value = item if item is not NOTHING else self.params.get("Object")
         separator = to_str(self.params.get("Separator", " "))
         parts = [to_str(v) for v in enumerate_value(value)] if value is not None else []
-        # Write-Host always reaches the information stream (Windows PowerShell 5.0+), tagged PSHOST.
-        self.interp.write_information(separator.join(parts), self.ctx.common.information_action or "Continue")
+        # Write-Host always reaches the information stream (Windows PowerShell 5.0+): a HostInformationMessage
+        # tagged PSHOST, source Write-Host, displayed unless -InformationAction says otherwise.
+        text = separator.join(parts)
+        message = PSObject(
+            [
+                ("Message", text),
+                ("ForegroundColor", self.params.get("ForegroundColor")),
+                ("BackgroundColor", self.params.get("BackgroundColor")),
+                ("NoNewLine", bool(self.params.get("NoNewline"))),
+            ],
+            ["System.Management.Automation.HostInformationMessage", "System.Object"],
+            to_string=text,
+        )
+        action = self.ctx.common.information_action or "Continue"
+        self.interp.write_information(message, action, "Write-Host", ("PSHOST",))
 
 
 @cmdlet(

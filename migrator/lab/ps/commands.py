@@ -279,7 +279,7 @@ class Context:
     def write_information(self, message: Any) -> None:
         # Device cmdlets use this for host text (Write-Host's channel): shown unless the caller silenced it.
         action = self.common.information_action or "Continue"
-        self.interp.write_information(message, action)
+        self.interp.write_information(message, action, self._name, ("PSHOST",))
 
     def write_output(self, item: Any) -> None:
         self.out.append(item)

@@ -53,7 +53,7 @@ from migrator.lab.ps.values import (
     type_value,
     unroll,
 )
-from migrator.lab.shell import ErrorRecord, Hashtable, PowerShellError, PSObject
+from migrator.lab.shell import ErrorRecord, Hashtable, InformationRecord, PowerShellError, PSObject
 
 # ---- the interpreter -------------------------------------------------------------------------------------
 
@@ -272,11 +272,18 @@ class Interpreter:
         if enabled:
             self.streams.debug.append(message)
 
-    def write_information(self, data: Any, action: str | None = None) -> None:
+    def write_information(
+        self, data: Any, action: str | None = None, source: str = "", tags: tuple[str, ...] = ()
+    ) -> None:
+        """An InformationRecord: ``Ignore`` drops it; ``SilentlyContinue`` keeps it in the stream, undisplayed
+        (the information stream is recorded whatever the preference, about_Preference_Variables)."""
         action = action or self.preference("informationpreference")
-        if action in ("SilentlyContinue", "Ignore"):
+        if action == "Ignore":
             return
-        self.streams.information.append(data)
+        record = InformationRecord(
+            data, source, tags, self.host.clock.now(), displayed=action not in ("SilentlyContinue", "Ignore")
+        )
+        self.streams.information.append(record)
 
     # ---- blocks and statements ----
 

@@ -25,6 +25,7 @@ from migrator.lab.ps import dotnet_io
 from migrator.lab.ps import operators as ops
 from migrator.lab.ps.ast import TypeName
 from migrator.lab.ps.errors import (
+    ExitFlow,
     NotSupportedByLab,
     invalid_cast,
     method_invocation_error,
@@ -586,6 +587,13 @@ def call_method(interp: Interpreter, obj: Any, name: str, args: list[Any]) -> An
         if isinstance(obj.get("BaseObject"), PSObject | Hashtable) and folded == "copy":
             base = obj.get("BaseObject")
             return PSObject(base.properties.items(), base.type_names) if isinstance(base, PSObject) else base
+        kind = obj.type_names[0] if obj.type_names else ""
+        if kind == "System.Management.Automation.Internal.Host.InternalHost" and folded == "setshouldexit":
+            # The host ends the script with this exit code (powershell.exe's exit code, PSRP's as for `exit`).
+            raise ExitFlow(to_int(args[0]) if args else 0)
+        if kind and kind != "System.Management.Automation.PSCustomObject" and not kind.startswith("Deserialized."):
+            # A real .NET or CIM type whose method the lab has not modelled: refuse, never "does not contain".
+            raise NotSupportedByLab(f"{kind}.{name}()")
         return _method_not_found(obj, name)
     if isinstance(obj, bool):
         if folded == "tostring":

@@ -39,6 +39,7 @@ from migrator.lab.shell import (
     ErrorRecord,
     Hashtable,
     Host,
+    InformationRecord,
     InvocationResult,
     PowerShellError,
     PSObject,
@@ -175,6 +176,8 @@ def to_wire(value: Any) -> Any:
         )
     if isinstance(value, ErrorRecord):
         return _wire_record(value)
+    if isinstance(value, InformationRecord):
+        return dataclasses.replace(value, message_data=to_wire(value.message_data))
     if isinstance(value, timedelta):
         return format_timespan(value)
     if isinstance(value, uuid.UUID):

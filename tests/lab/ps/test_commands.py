@@ -152,7 +152,8 @@ def test_terminating_cmdlet_error_is_statement_terminating(ps: Any) -> None:
 
 
 def test_warning_verbose_and_information_streams(ps: Any) -> None:
-    """Warnings by default, verbose only with -Verbose or $VerbosePreference, Write-Host always."""
+    """Warnings by default, verbose only with -Verbose or $VerbosePreference, Write-Host always; a
+    Write-Information under SilentlyContinue is recorded, not displayed."""
     result = ps(
         "Get-Thing -Warn -Count 0\nGet-Thing -Count 0 -Verbose\n"
         "Get-Thing -Warn -Count 0 -WarningAction SilentlyContinue\n"
@@ -162,7 +163,9 @@ def test_warning_verbose_and_information_streams(ps: Any) -> None:
     )
     assert result.warnings == ["thing is old"]
     assert result.verbose == ["Getting *", "loud"]
-    assert result.information == ["to host", "shown"]
+    shown = [(r.text, r.source, r.tags) for r in result.information if r.displayed]
+    assert shown == [("to host", "Write-Host", ("PSHOST",)), ("shown", "Write-Information", ())]
+    assert [r.text for r in result.information if not r.displayed] == ["not shown"]
     assert result.errors == [] and not result.had_errors
 
 
