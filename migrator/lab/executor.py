@@ -97,14 +97,13 @@ _SCRIPT_HOSTS = frozenset({"powershell", "pwsh", "cmd"})
 
 
 def stdin_lines(stdin: str) -> list[Any]:
-    """Standard input as powershell.exe's text input reader splits it: lines without their CR/LF."""
-    return (
-        stdin.replace("\r\n", "\n").split("\n")[:-1]
-        if stdin.endswith("\n")
-        else stdin.replace("\r\n", "\n").split("\n")
-        if stdin
-        else []
-    )
+    """Standard input as powershell.exe's text input reader splits it (TextReader.ReadLine: CR, LF or CRLF end a
+    line; no other separator): the lines without their ends."""
+    text = stdin.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    return lines if text else []
 
 
 def _is_script_host(command: str) -> bool:

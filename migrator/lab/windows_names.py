@@ -196,6 +196,14 @@ TYPE_ACCELERATORS = _words(
 # Namespaces of the .NET Framework 4.x class library and Windows PowerShell's assemblies: a type named in one of
 # them is taken to exist on Windows (the lab does not carry the full type list).
 _DOTNET_NAMESPACE = re.compile(r"^(?:system|microsoft)\.[a-z_][\w.`]*$", re.IGNORECASE)
+# PowerShell also resolves a name relative to System (``[Text.UTF8Encoding]``, ``[IO.File]``): the System
+# namespaces of the .NET Framework class library a script may name that way.
+_SYSTEM_CHILD = re.compile(
+    r"^(?:collections|componentmodel|configuration|data|diagnostics|directoryservices|drawing|globalization|io|"
+    r"linq|management|net|numerics|reflection|resources|runtime|security|serviceprocess|text|threading|timers|"
+    r"web|windows|xml)\.[a-z_][\w.`]*$",
+    re.IGNORECASE,
+)
 
 
 def _program_name(command: str) -> str:
@@ -226,4 +234,4 @@ def is_dotnet_type(name: str) -> bool:
     """A type name that exists for Windows PowerShell 5.1: an accelerator or a System./Microsoft. type."""
     bare = name.strip().strip("[]").removesuffix("[]")
     folded = bare.casefold()
-    return folded in TYPE_ACCELERATORS or bool(_DOTNET_NAMESPACE.match(bare))
+    return folded in TYPE_ACCELERATORS or bool(_DOTNET_NAMESPACE.match(bare) or _SYSTEM_CHILD.match(bare))

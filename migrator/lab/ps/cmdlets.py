@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from migrator.lab import windows_names
 from migrator.lab.ps import members as mem
 from migrator.lab.ps import operators as ops
+from migrator.lab.ps import views
 from migrator.lab.ps.binder import NOTHING, ParamSpec
 from migrator.lab.ps.errors import NotSupportedByLab, StopUpstream, make_record
-from migrator.lab.ps.formatting import format_datetime, format_default, uformat_datetime
+from migrator.lab.ps.formatting import cell_text, format_datetime, format_default, uformat_datetime
 from migrator.lab.ps.jsonconv import from_json, to_json
 from migrator.lab.ps.parser import parse_script
 from migrator.lab.ps.session import VOID
@@ -1006,6 +1007,68 @@ class WriteHost(GenericCmdlet):
         )
         action = self.ctx.common.information_action or "Continue"
         self.interp.write_information(message, action, "Write-Host", ("PSHOST",))
+
+
+class _FormatCmdlet(GenericCmdlet):
+    """Format-List / Format-Table: the lab emits the formatted text as lines (what ``| Out-String -Stream``
+    gives); Windows emits format objects that only Out-* cmdlets read, so ``| Out-String`` and a console show
+    the same text."""
+
+    name = "Format-*"
+
+    def begin(self) -> None:
+        self.items: list[Any] = []
+
+    def process(self, item: Any) -> None:
+        if item is NOTHING:
+            if "InputObject" in self.params:
+                self.items.append(self.params["InputObject"])
+            return
+        self.items.append(item)
+
+    def wanted(self) -> list[str] | None:
+        value = self.params.get("Property")
+        if value is None:
+            return None
+        names = [v for v in enumerate_value(value)]
+        if any(not isinstance(v, str) for v in names):
+            raise NotSupportedByLab(f"{self.name} with calculated properties")
+        return [to_str(v) for v in names]
+
+
+@cmdlet(
+    "Format-List",
+    P("Property", position=0),
+    P("InputObject", pipeline=True),
+    aliases=("fl",),
+    dotnet_class="Microsoft.PowerShell.Commands.FormatListCommand",
+)
+class FormatList(_FormatCmdlet):
+    name = "Format-List"
+
+    def end(self) -> None:
+        for line in views.format_list(self.items, self.wanted(), cell_text):
+            self.emit(line)
+
+
+@cmdlet(
+    "Format-Table",
+    P("Property", position=0),
+    P("InputObject", pipeline=True),
+    P("AutoSize", "switch"),
+    P("HideTableHeaders", "switch"),
+    P("Wrap", "switch"),
+    aliases=("ft",),
+    dotnet_class="Microsoft.PowerShell.Commands.FormatTableCommand",
+)
+class FormatTable(_FormatCmdlet):
+    name = "Format-Table"
+
+    def end(self) -> None:
+        if self.flag("Wrap"):
+            raise NotSupportedByLab("Format-Table -Wrap")
+        for line in views.format_table(self.items, self.wanted(), cell_text, self.flag("HideTableHeaders")):
+            self.emit(line)
 
 
 @cmdlet(

@@ -480,6 +480,9 @@ def _cell(value: Any) -> str:
     return culture_string(value)
 
 
+cell_text = _cell  # a value as a table or list cell shows it (Format-Table/-List use the same rendering)
+
+
 def _is_numeric(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 

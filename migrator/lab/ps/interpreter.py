@@ -68,6 +68,7 @@ class Interpreter:
         self.current_error: list[ErrorRecord] = []
         self.function_stack: list[str] = []
         self.console_in: Any = None  # [Console]::In, made on first use from host.standard_input()
+        self.console_encodings: dict[str, Any] = {}  # [Console]::InputEncoding/OutputEncoding once a script set them
         self.streams = Streams(DISCARD, DISCARD, DISCARD, DISCARD, DISCARD)
         self._expr: dict[type, Callable[[Any], Any]] = {
             ast.Const: self._const,
@@ -394,6 +395,15 @@ class Interpreter:
         if kind is ast.MemberAccess:
             assert isinstance(target, ast.MemberAccess)
             if target.static:
+                member = self._member_name(target.member)
+                owner = self.eval(target.target)
+                if (
+                    isinstance(owner, PSType)
+                    and owner.full_name == "System.Console"
+                    and member.casefold() in ("inputencoding", "outputencoding")
+                ):
+                    mem.set_console_encoding(self, member, value)
+                    return
                 raise NotSupportedByLab("assignment to a static member")
             obj = self.eval(target.target)
             mem.set_member(self, obj, self._member_name(target.member), value)

@@ -132,6 +132,16 @@ _ENCODINGS = {
 }
 
 
+_OEM = Encoding("cp437", "IBM437", "OEMEncoding")  # the console's OEM code page on en-US Windows
+
+
+def set_console_encoding(interp: Interpreter, name: str, value: Any) -> None:
+    """``[Console]::InputEncoding/OutputEncoding = ...`` (Ansible's bootstrap sets UTF-8): kept per runspace."""
+    if not isinstance(value, Encoding):
+        raise NotSupportedByLab(f"[Console]::{name} = a {type(value).__name__}")
+    interp.console_encodings[name.casefold()] = value
+
+
 class RegexMatch:
     ps_type_names = ("System.Text.RegularExpressions.Match", "System.Object")
 
@@ -1176,6 +1186,8 @@ def get_static(interp: Interpreter, type_: PSType, name: str) -> Any:
         return timedelta(0)
     elif full == "System.IO.Path" and folded == "directoryseparatorchar":
         return "\\"
+    elif full == "System.Console" and folded in ("inputencoding", "outputencoding"):
+        return interp.console_encodings.get(folded, _ENCODINGS["default"] if folded == "inputencoding" else _OEM)
     elif full == "System.Console" and folded == "in":
         # powershell.exe with redirected stdin (WinRS Send): what the client sent, readable once.
         reader = interp.console_in
@@ -1663,6 +1675,10 @@ def construct(interp: Interpreter, type_: PSType, args: list[Any]) -> Any:
         return _new_array(full[:-2], args)
     if full == "System.IO.FileInfo":
         return dotnet_io.new_file_info(interp, args)
+    if full == "System.Text.UTF8Encoding" and len(args) <= 2:
+        # UTF8Encoding(encoderShouldEmitUTF8Identifier[, throwOnInvalidBytes]): the lab's UTF-8 encoding; the BOM
+        # flag only changes GetPreamble(), which the lab does not model.
+        return _ENCODINGS["utf8"]
     if full in dotnet_io.HASH_TYPES:
         return dotnet_io.new_hash(full, args)
     if full.endswith("Exception"):

@@ -33,7 +33,7 @@ from migrator.lab.ps.errors import (
 from migrator.lab.ps.interpreter import Interpreter
 from migrator.lab.ps.parser import parse_script
 from migrator.lab.ps.session import Scope, Session, Streams
-from migrator.lab.ps.values import as_utc, format_timespan, to_str
+from migrator.lab.ps.values import USING_NAMESPACES, as_utc, format_timespan, to_str
 from migrator.lab.shell import (
     Command,
     ErrorRecord,
@@ -70,6 +70,7 @@ class PSRunspace:
             interp.script_scope = self.session.global_scope
             interp.try_depth = 0
             output: list[Any] = []
+            namespaces = USING_NAMESPACES.set(())
             try:
                 processors = [self._processor(command) for command in commands]
                 interp.commands.run_processors(processors, output, items=list(input) if input is not None else None)
@@ -89,6 +90,7 @@ class PSRunspace:
                 # a stray return/break ends the script quietly, as in PowerShell.
                 pass
             finally:
+                USING_NAMESPACES.reset(namespaces)
                 interp.scope = self.session.global_scope
                 interp.script_scope = self.session.global_scope
                 self.session.stopping = False
@@ -116,6 +118,8 @@ class PSRunspace:
         args = [Arg(name, value, f"-{name}" if name else "") for name, value in command.parameters]
         if command.is_script:
             block = parse_script(command.text)
+            if block.using_namespaces:
+                USING_NAMESPACES.set(USING_NAMESPACES.get() + block.using_namespaces)
             global_scope = self.session.global_scope
             if command.use_local_scope:
                 script = ScriptCommand(

@@ -168,3 +168,77 @@ def _table(objects: list[PSObject], view: TableView, cell_text: Callable[[Any], 
         for depth in range(height):
             out.append(line([parts[depth] if depth < len(parts) else "" for parts in row]))
     return out
+
+
+# ---- Format-List / Format-Table ----------------------------------------------------------------------------
+
+
+def _names(obj: Any, wanted: list[str] | None) -> list[str]:
+    if not isinstance(obj, PSObject):
+        return []
+    names = list(obj.properties.keys())
+    if wanted is None:
+        view = view_for(obj)
+        if view is not None and any("CimInstance" in t for t in obj.type_names):
+            # A CIM class's default display property set is what its table view shows.
+            return [c.header for c in view.columns if c.header in obj.properties]
+        return names
+    out: list[str] = []
+    for pattern in wanted:
+        if pattern == "*":
+            out.extend(n for n in names if n not in out)
+        else:
+            out.extend(n for n in names if n.casefold() == pattern.casefold() and n not in out)
+    return out
+
+
+def format_list(objects: list[Any], wanted: list[str] | None, cell_text: Callable[[Any], str]) -> list[str]:
+    """Format-List: per object ``Name : value`` with the names padded to the longest, a blank line around each."""
+    lines: list[str] = [""]
+    for obj in objects:
+        if not isinstance(obj, PSObject):
+            lines += [cell_text(obj), ""]
+            continue
+        names = _names(obj, wanted)
+        width = max((len(n) for n in names), default=0)
+        for name in names:
+            text = cell_text(obj.get(name)).split("\n")
+            lines.append(f"{name.ljust(width)} : {text[0]}".rstrip())
+            lines += [" " * (width + 3) + more for more in text[1:]]
+        lines.append("")
+    lines.append("")
+    return lines
+
+
+def format_table(
+    objects: list[Any], wanted: list[str] | None, cell_text: Callable[[Any], str], hide_headers: bool = False
+) -> list[str]:
+    """Format-Table: the type's view without -Property; else the named properties, as wide as their data."""
+    psobjects = [o for o in objects if isinstance(o, PSObject)]
+    if not psobjects:
+        return [cell_text(o) for o in objects]
+    view = view_for(psobjects[0]) if wanted is None else None
+    if view is None:
+        names = _names(psobjects[0], wanted) if wanted is not None else list(psobjects[0].properties.keys())[:10]
+        view = TableView(tuple(Column(name, _prop(name), None, _alignment(psobjects, name)) for name in names))
+        lines = ["", *_table(psobjects, view, cell_text), ""]
+    else:
+        lines = render(psobjects, view, cell_text)
+    if hide_headers:
+        lines = [line for index, line in enumerate(lines) if index not in _header_rows(lines)]
+    return [*lines, ""]
+
+
+def _alignment(objects: list[PSObject], name: str) -> Literal["left", "right"]:
+    """Numbers are right-aligned in a table (header included), everything else left."""
+    values = [obj.get(name) for obj in objects]
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values if v is not None)
+    return "right" if numeric and any(v is not None for v in values) else "left"
+
+
+def _header_rows(lines: list[str]) -> set[int]:
+    rows: set[int] = set()
+    for index, line in enumerate(lines):
+        if line and set(line.replace(" ", "")) == {"-"} and index > 0:
+            rows |= {index - 1, index}
+    return rows
