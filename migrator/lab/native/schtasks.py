@@ -65,6 +65,8 @@ def run(ctx: NativeContext, args: list[str]) -> NativeResult:
             for t in ctx.device.tasks
             if t.name.casefold() == leaf.casefold() and t.path.casefold() == folder.casefold()
         ]
+    if not found and folder.casefold().startswith("\\microsoft\\"):
+        return _refuse(args)  # Windows' own tasks live there; the lab models none of them
     if not found:
         return NativeResult(
             stderr=text(["ERROR: The system cannot find the file specified."]),
