@@ -73,3 +73,18 @@ def test_powershell_exe_prints_errors_with_their_position_lines(lab: LabHandle) 
     second = lines.index("At line:3 char:1")
     assert lines[second + 1 : second + 3] == ["+ Get-NetAdapter | Select-Object Name", "+ ~~~~~~~~~~~~~~"]
     assert "    + FullyQualifiedErrorId : NotModelledByLab" in lines
+
+
+def test_psrp_error_records_carry_the_position_message(lab: LabHandle) -> None:
+    """Over PSRP an error's InvocationInfo has PowerShell's PositionMessage, "+ <line>" and "+ ~~~~" included."""
+    with runspace_pool(lab, _device(lab)) as pool:
+        result = run_ps(pool, "'before'\nFrob-Nicate -Now")
+        refused = run_ps(pool, "Get-NetAdapter | Select-Object Name")
+    (record,) = result.errors
+    assert record.invocation_position_message == "At line:2 char:1\n+ Frob-Nicate -Now\n+ ~~~~~~~~~~~"
+    assert record.invocation_line == "Frob-Nicate -Now" and record.invocation_script_line_number == 2
+    (refusal,) = refused.errors
+    assert refusal.invocation_position_message.split("\n")[1:] == [
+        "+ Get-NetAdapter | Select-Object Name",
+        "+ ~~~~~~~~~~~~~~",
+    ]

@@ -749,6 +749,7 @@ class DeviceService:
                 ps_record.CategoryInfo,
                 ps_record.TargetObject,
                 ps_record.FullyQualifiedErrorId,
+                invocation_info=ps_record.InvocationInfo,
                 script_stack_trace=ps_record.ScriptStackTrace,
             )
         # Windows serialises informational records with their message as <ToString> too, which is what
