@@ -68,9 +68,11 @@ def test_powershell_exe_prints_errors_with_their_position_lines(lab: LabHandle) 
     assert code == 1 and out == "before\r\n"
     lines = err.split("\r\n")
     first = lines.index("At line:2 char:1")
+    assert lines[first - 1].startswith("Frob-Nicate : The term 'Frob-Nicate' is not recognized as the name of a ")
     assert lines[first + 1 : first + 3] == ["+ Frob-Nicate -Now", "+ ~~~~~~~~~~~"]
     assert "    + FullyQualifiedErrorId : CommandNotFoundException" in lines
     second = lines.index("At line:3 char:1")
+    assert lines[second - 1] == "Get-NetAdapter : The term 'Get-NetAdapter' is not modelled by the lab (lab/cmdlets)"
     assert lines[second + 1 : second + 3] == ["+ Get-NetAdapter | Select-Object Name", "+ ~~~~~~~~~~~~~~"]
     assert "    + FullyQualifiedErrorId : NotModelledByLab" in lines
 

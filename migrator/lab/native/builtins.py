@@ -97,13 +97,7 @@ def dir_command(ctx: NativeContext, args: list[str]) -> NativeResult:
         rows: list[tuple[str, bool, int, datetime]] = []
         for display, is_dir in entries:
             entry = files.get(display)
-            size = (
-                0
-                if entry is None or is_dir
-                else len(entry.content.encode("utf-8"))
-                if entry.data is None
-                else len(entry.data)
-            )
+            size = 0 if entry is None or is_dir else entry.size
             modified = entry.modified if entry is not None and entry.modified is not None else now
             rows.append((display.rsplit("\\", 1)[-1], is_dir, size, modified))
     if bare:

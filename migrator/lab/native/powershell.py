@@ -196,7 +196,12 @@ def _target_type(value: Any) -> str:
 
 def format_error(record: ErrorRecord) -> str:
     """An error as powershell.exe writes it to stderr (Windows PowerShell 5.1 NormalView)."""
-    message = f"{record.activity} : {record.message}" if record.activity else record.message
+    # NormalView prefixes the command's name: the activity, or for a command that could not be found (or that
+    # the lab refuses) the name as typed ("Frob-Nicate : The term 'Frob-Nicate' is not recognized ...").
+    prefix = record.activity
+    if not prefix and record.fully_qualified_error_id in ("CommandNotFoundException", "NotModelledByLab"):
+        prefix = record.target_name if record.message.startswith("The term ") else ""
+    message = f"{prefix} : {record.message}" if prefix else record.message
     lines = [message]
     if record.position_message:
         lines += record.position_message.splitlines()

@@ -184,6 +184,8 @@ def groups_of(ctx: NativeContext) -> list[_Group]:
         found = ctx.lab.user_domain(user)
         domain = found.netbios if found is not None else user.domain
     groups = [_Group("Everyone", _WELL_KNOWN, "S-1-1-0", _MANDATORY)]
+    session = ctx.session
+    session_kind = session.kind if session is not None else "console"
     if principal.kind is PrincipalKind.ADMIN:
         groups += [
             _Group("BUILTIN\\Administrators", "Alias", "S-1-5-32-544", _OWNER),
@@ -204,7 +206,10 @@ def groups_of(ctx: NativeContext) -> list[_Group]:
     groups += [
         _Group("BUILTIN\\Users", "Alias", "S-1-5-32-545", _MANDATORY),
         _Group("NT AUTHORITY\\INTERACTIVE", _WELL_KNOWN, "S-1-5-4", _MANDATORY),
-        _Group("CONSOLE LOGON", _WELL_KNOWN, "S-1-2-1", _MANDATORY),
+        # A console session's token has CONSOLE LOGON; a Remote Desktop session's REMOTE INTERACTIVE LOGON.
+        _Group("CONSOLE LOGON", _WELL_KNOWN, "S-1-2-1", _MANDATORY)
+        if session_kind != "rdp"
+        else _Group("NT AUTHORITY\\REMOTE INTERACTIVE LOGON", _WELL_KNOWN, "S-1-5-14", _MANDATORY),
         _Group("NT AUTHORITY\\Authenticated Users", _WELL_KNOWN, "S-1-5-11", _MANDATORY),
         _Group("NT AUTHORITY\\This Organization", _WELL_KNOWN, "S-1-5-15", _MANDATORY),
         _Group("LOCAL", _WELL_KNOWN, "S-1-2-0", _MANDATORY),

@@ -117,3 +117,14 @@ def test_schtasks_verbose_list_has_the_sample_layout(fleet: Fleet) -> None:
     sample = _sample("schtasks_query_v_list.txt")
     assert [line[:38] for line in lab] == [line[:38] for line in sample]
     assert lab[2:] == [line.replace("PC-0001", fleet.hybrid.name) for line in sample[2:]]
+
+
+def test_whoami_groups_of_a_signed_in_user_follow_the_session(fleet: Fleet) -> None:
+    """A console user's token has CONSOLE LOGON, medium integrity and the user's domain groups."""
+    alice = fleet.as_user(fleet.hybrid, fleet.alice)
+    lines = out_lines(fleet.run(fleet.hybrid, alice, "whoami", "/groups"))
+    names = [line.split("  ")[0] for line in lines[6:]]
+    assert "CONSOLE LOGON" in names and "NT AUTHORITY\\INTERACTIVE" in names
+    assert "CORP\\Domain Users" in names and names[-1] == "Mandatory Label\\Medium Mandatory Level"
+    assert "BUILTIN\\Administrators" not in names
+    _widths_follow_the_rule(lines)
