@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from migrator.lab.boundary import NotModelledByLab
-from migrator.lab.cmdlets._base import DeviceBinding, as_str_list, binding, error_record, flag
+from migrator.lab.cmdlets._base import DeviceBinding, as_str_list, binding, error_record
 from migrator.lab.model import Device
 from migrator.lab.native._common import derived_guid, derived_thumbprint
 from migrator.lab.shell import CmdletContext, Principal, PrincipalKind, PSObject
@@ -204,20 +204,16 @@ def _canonical(name: str, choices: tuple[str, ...]) -> str | None:
     return next((c for c in choices if c.casefold() == name.casefold()), None)
 
 
-def get_items(ctx: CmdletContext, path: str, children: bool, recurse: bool = False) -> Iterator[Any]:
-    """Get-Item (``children`` False) or Get-ChildItem over one ``Cert:`` path."""
+def get_items(ctx: CmdletContext, path: str, children: bool) -> Iterator[Any]:
+    """Get-Item (``children`` False) or Get-ChildItem over one ``Cert:`` path (-Recurse on a store is the same:
+    certificates have no children)."""
     b = binding(ctx)
     parts = _parts(path)
     if any(c in part for part in parts for c in "*?["):
         raise NotModelledByLab("Wildcards in Cert: paths", module="lab/cmdlets/certs")
     if not parts:
-        if children:
-            for name in LOCATIONS:
-                yield _location_object(name)
-                if recurse:
-                    yield from get_items(ctx, f"Cert:\\{name}", True, True)
-            return
-        raise NotModelledByLab("Get-Item Cert:\\", module="lab/cmdlets/certs")
+        # Cert:\ lists X509StoreLocation objects whose StoreNames name every store: not modelled.
+        raise NotModelledByLab("Get-Item/Get-ChildItem Cert:\\ (the store locations)", module="lab/cmdlets/certs")
     location = _canonical(parts[0], LOCATIONS)
     if location is None:
         ctx.write_error(_not_found(ctx, path))
@@ -278,10 +274,6 @@ def cert_paths(args: Mapping[str, Any]) -> list[str] | None:
     if paths and all(is_cert_path(p) for p in paths):
         return paths
     return None
-
-
-def recurse_requested(args: Mapping[str, Any]) -> bool:
-    return flag(args, "Recurse")
 
 
 __all__ = [

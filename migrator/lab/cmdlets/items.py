@@ -747,7 +747,7 @@ def _get_child_item(ctx: CmdletContext, args: dict[str, Any]) -> Iterator[Any]:
     cert = certs.cert_paths(args)
     if cert is not None:
         for path in cert:
-            yield from certs.get_items(ctx, path, children=True, recurse=flag(args, "Recurse"))
+            yield from certs.get_items(ctx, path, children=True)
         return
     b = binding(ctx)
     filters = [f for f in [opt_str(args, "Filter"), *as_str_list(args.get("Include"))] if f]
