@@ -44,10 +44,13 @@ def not_modelled_message(subject: str, module: str) -> str:
     return f"{subject} {PHRASE} ({module})"
 
 
+_NOT_THE_REFUSER = frozenset({__name__, "migrator.lab.ps.errors"})  # where the refusal is built, not decided
+
+
 def _caller_module(depth: int) -> str:
     # Only on the refusal path: which lab module refused is worth the frame lookup.
     frame = sys._getframe(depth + 1)
-    while frame is not None and frame.f_globals.get("__name__", "").endswith(("boundary", "errors")):
+    while frame is not None and frame.f_globals.get("__name__", "") in _NOT_THE_REFUSER:
         frame = frame.f_back  # type: ignore[assignment]
     return module_label(frame.f_globals.get("__name__", "migrator.lab") if frame is not None else "migrator.lab")
 

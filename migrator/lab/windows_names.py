@@ -215,8 +215,18 @@ def _program_name(command: str) -> str:
     return name
 
 
+# Where those programs live: System32 and its 32/64-bit aliases, and Windows PowerShell's folder.
+_SYSTEM_FOLDER = re.compile(
+    r"^(?:[a-z]:)?\\windows\\(?:system32|syswow64|sysnative)(?:\\windowspowershell\\v1\.0)?$", re.IGNORECASE
+)
+
+
 def is_windows_executable(command: str) -> bool:
-    """A program Windows has in System32 (by name, with or without an extension, or by path)."""
+    """A program Windows has in System32: by name (with or without an extension) or by its System32 path; a path
+    into another folder names a file Windows does not ship."""
+    folder = command.strip().strip('"').replace("/", "\\").rpartition("\\")[0]
+    if folder and not _SYSTEM_FOLDER.match(folder):
+        return False
     return _program_name(command) in SYSTEM32_EXECUTABLES
 
 
