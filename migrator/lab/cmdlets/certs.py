@@ -24,8 +24,8 @@ from typing import Any
 
 from migrator.lab.boundary import NotModelledByLab
 from migrator.lab.cmdlets._base import DeviceBinding, as_str_list, binding, error_record
+from migrator.lab.derived import derived_guid, derived_thumbprint
 from migrator.lab.model import Device
-from migrator.lab.native._common import derived_guid, derived_thumbprint
 from migrator.lab.shell import CmdletContext, Principal, PrincipalKind, PSObject
 from migrator.lab.windows import Lab
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from migrator.lab.cmdlets.certs import DEVICE_CERT_LIFETIME, entra_device_id, entra_device_thumbprint
+from migrator.lab.derived import derived_guid
 from migrator.lab.model import Device
 from migrator.lab.native._common import (
     NativeContext,
-    derived_guid,
     text,
     utc_stamp,
     yes_no,

@@ -16,7 +16,8 @@ from __future__ import annotations
 import ipaddress
 
 from migrator.lab import boundary
-from migrator.lab.native._common import NativeContext, derived_bytes, text
+from migrator.lab.derived import derived_bytes
+from migrator.lab.native._common import NativeContext, text
 from migrator.lab.shell import NativeResult
 
 ADAPTER = "Ethernet"
