@@ -62,7 +62,17 @@ COMMANDS: tuple[AdminCommand, ...] = (
     AdminCommand("cmd", "certutil -deletehellocontainer", "windows", r"FAILED: 0x80090010", -2146893808),
     AdminCommand("cmd", "gpupdate /force", "windows", r"Computer Policy update has completed successfully\."),
     AdminCommand("cmd", "gpresult /r", "refused"),
-    AdminCommand("cmd", "reg query HKLM\\SOFTWARE\\Policies\\Microsoft\\PassportForWork", "refused"),
+    AdminCommand(
+        "cmd",
+        'reg query "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion" /v CurrentBuild',
+        "windows",
+        r"^\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\r\n"
+        r"    CurrentBuild    REG_SZ    \d+\r\n",
+    ),
+    AdminCommand(
+        "cmd", "reg query HKLM\\SOFTWARE\\Lab\\Nothing", "windows", r"unable to find the specified registry key", 1
+    ),
+    AdminCommand("cmd", "reg add HKLM\\SOFTWARE\\Lab /v x /d 1 /f", "refused"),
     # -- sessions and tasks (cmd) --
     AdminCommand("cmd", "quser", "windows", r"USERNAME +SESSIONNAME +ID +STATE +IDLE TIME +LOGON TIME"),
     AdminCommand("cmd", "schtasks /query /tn \\Microsoft\\Windows\\Workplace Join\\Automatic-Device-Join", "refused"),

@@ -7,7 +7,9 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+from migrator.lab import boundary
 from migrator.lab.model import Certificate, ScheduledTask, TaskAction
+from migrator.lab.native.reg import NOT_FOUND as reg_not_found
 from tests.lab.conftest import T0
 from tests.lab.native.conftest import Fleet, out_lines
 
@@ -128,3 +130,20 @@ def test_whoami_groups_of_a_signed_in_user_follow_the_session(fleet: Fleet) -> N
     assert "CORP\\Domain Users" in names and names[-1] == "Mandatory Label\\Medium Mandatory Level"
     assert "BUILTIN\\Administrators" not in names
     _widths_follow_the_rule(lines)
+
+
+def test_reg_query_has_the_sample_layout(fleet: Fleet) -> None:
+    """reg query on the policy key: the sample's key line, value lines and subkey line, label for label."""
+    device = fleet.hybrid
+    device.registry.set_value("HKLM\\SOFTWARE\\Policies\\Microsoft\\PassportForWork\\PINComplexity", "Digits", 1)
+    lab = out_lines(
+        fleet.run(device, fleet.admin(device), "reg", "query", "HKLM\\SOFTWARE\\Policies\\Microsoft\\PassportForWork")
+    )
+    sample = _sample("reg_query.txt")
+    assert lab[:2] == sample[:2] and lab[-2:] == sample[-2:]
+    values = [line.split("    ")[1:] for line in lab[2:-3]]
+    assert ["Enabled", "REG_DWORD", "0x1"] in values and ["UseCloudTrustForOnPremAuth", "REG_DWORD", "0x1"] in values
+    missing = fleet.run(device, fleet.admin(device), "reg", "query", "HKLM\\SOFTWARE\\Policies\\Microsoft\\Nope")
+    assert (missing.exit_code, out_lines(missing, "stderr")) == (1, [reg_not_found])
+    parent = fleet.run(device, fleet.admin(device), "reg", "query", "HKLM\\SOFTWARE")
+    assert parent.exit_code == boundary.EXIT_CODE
