@@ -110,3 +110,14 @@ def test_information_stream_records(lab: LabHandle) -> None:
     assert (str(quiet.message_data), quiet.source, list(quiet.tags)) == ("quiet", "Write-Information", ["a", "b"])
     assert (str(shown.message_data), shown.source, list(shown.tags)) == ("shown", "Write-Host", ["PSHOST"])
     assert shown.computer == _device(lab)
+
+
+def test_ansible_module_wrapper_stops_at_an_explicit_refusal(lab: LabHandle) -> None:
+    """Past the bootstrap, Ansible's exec wrapper asks for the language mode: the lab says it does not model it,
+    on stderr and with a failing exit code, never a misleading error about the payload."""
+    protocol = winrm_session(lab, _device(lab)).protocol
+    wrapper = "if ($ExecutionContext.SessionState.LanguageMode -ne 'FullLanguage') { 'constrained' }; 'ran'"
+    payload = f"{wrapper}\0\0\0\0" + '{"module_entry": "win_ping"}'
+    code, out, err = _winrm_exec(protocol, _encode_script(BOOTSTRAP), stdin=payload.encode())
+    assert code == 1 and out == b""
+    assert b"is not modelled by the lab (lab/ps/intrinsics)" in err and b"NotModelledByLab" in err
