@@ -132,9 +132,6 @@ _ENCODINGS = {
 }
 
 
-_OEM = Encoding("cp437", "IBM437", "OEMEncoding")  # the console's OEM code page on en-US Windows
-
-
 def set_console_encoding(interp: Interpreter, name: str, value: Any) -> None:
     """``[Console]::InputEncoding/OutputEncoding = ...`` (Ansible's bootstrap sets UTF-8): kept per runspace."""
     if not isinstance(value, Encoding):
@@ -1186,8 +1183,9 @@ def get_static(interp: Interpreter, type_: PSType, name: str) -> Any:
         return timedelta(0)
     elif full == "System.IO.Path" and folded == "directoryseparatorchar":
         return "\\"
-    elif full == "System.Console" and folded in ("inputencoding", "outputencoding"):
-        return interp.console_encodings.get(folded, _ENCODINGS["default"] if folded == "inputencoding" else _OEM)
+    elif full == "System.Console" and folded in interp.console_encodings:
+        # What a script set; before that, what a WinRM-hosted process reports is not modelled (refused below).
+        return interp.console_encodings[folded]
     elif full == "System.Console" and folded == "in":
         # powershell.exe with redirected stdin (WinRS Send): what the client sent, readable once.
         reader = interp.console_in

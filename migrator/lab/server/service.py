@@ -779,7 +779,8 @@ class DeviceService:
                     pipeline.write_information(convert.to_clixml(data), source="", computer=self.computer_name, user="")
         if result.exit_code is not None and _has_client_host(pipeline):
             # `exit N` (and $Host.SetShouldExit(N)) in a remote runspace reaches the client's host as the
-            # SetShouldExit host call ([MS-PSRP] 2.2.3.17, method 1): how Ansible's psrp plugin reads a script's rc.
+            # SetShouldExit host call ([MS-PSRP] 2.2.3.17, method identifier 6): how Ansible's psrp plugin reads
+            # a script's rc.
             with contextlib.suppress(Exception):
                 ServerHostRequestor(pipeline).set_should_exit(result.exit_code)
         if run.stop_requested:
