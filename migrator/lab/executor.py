@@ -96,6 +96,16 @@ class DeviceHost:
 _SCRIPT_HOSTS = frozenset({"powershell", "pwsh", "cmd"})
 
 
+def stdin_lines(stdin: str) -> list[Any]:
+    """Standard input as powershell.exe's text input reader splits it (TextReader.ReadLine: CR, LF or CRLF end a
+    line; no other separator): the lines without their ends."""
+    text = stdin.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    return lines if text else []
+
+
 def _is_script_host(command: str) -> bool:
     name = command.replace("/", "\\").rsplit("\\", 1)[-1].casefold()
     return name.removesuffix(".exe") in _SCRIPT_HOSTS
@@ -161,4 +171,7 @@ class LabExecutor:
         """Run one script to completion (what ``powershell.exe -Command/-EncodedCommand/-File`` does)."""
         host = DeviceHost(self.lab, self.lab.device(device_name), principal, stdin)
         self.lab.record_command(host.device, principal, "powershell", _first_line([Command(script)]))
-        return run_script(host, script, dict(parameters) if parameters is not None else None)
+        # powershell.exe with redirected standard input (-InputFormat Text, the default) hands the script its
+        # lines as pipeline input: `$input` enumerates them. Ansible's winrm bootstrap reads its payload so.
+        lines = stdin_lines(stdin) if stdin is not None else None
+        return run_script(host, script, dict(parameters) if parameters is not None else None, lines)

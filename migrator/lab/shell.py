@@ -89,17 +89,21 @@ class Hashtable(MutableMapping[str, Any]):
 class PSObject:
     """An object with ordered, case-insensitive note properties and PowerShell type names."""
 
-    __slots__ = ("properties", "to_string", "type_names")
+    __slots__ = ("properties", "to_string", "type_names", "view_data")
 
     def __init__(
         self,
         properties: Mapping[str, Any] | Iterable[tuple[str, Any]] = (),
         type_names: Iterable[str] = ("System.Management.Automation.PSCustomObject", "System.Object"),
         to_string: str | None = None,
+        view_data: Any = None,
     ) -> None:
         self.properties = Hashtable(properties)
         self.type_names = list(type_names)
         self.to_string = to_string  # what ToString()/"$obj" gives; None = PowerShell's @{a=1; b=2} form
+        # What a default view reads through a .NET method rather than a property (RegistryKey.GetValue): never
+        # a property, never serialised; the formatting views alone look at it.
+        self.view_data = view_data
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.properties.get(name, default)
@@ -284,6 +288,28 @@ class Host(Protocol):
         """What the process hosting this PowerShell got on stdin (``[Console]::In``), if anything."""
 
 
+@dataclass(frozen=True)
+class InformationRecord:
+    """One record of the information stream (System.Management.Automation.InformationRecord, PowerShell 5.0+).
+
+    Write-Information and Write-Host both write one; Write-Host's has the tag ``PSHOST`` and a
+    HostInformationMessage as its data. ``displayed``: whether a console host prints it (Write-Host, or
+    Write-Information under ``Continue``); a record under ``SilentlyContinue`` is still in the stream."""
+
+    message_data: Any
+    source: str = ""
+    tags: tuple[str, ...] = ()
+    time_generated: datetime | None = None
+    displayed: bool = True
+
+    @property
+    def text(self) -> str:
+        data = self.message_data
+        if isinstance(data, PSObject) and data.to_string is not None:
+            return data.to_string
+        return "" if data is None else str(data)
+
+
 @dataclass
 class InvocationResult:
     """Everything one pipeline invocation produced, stream by stream, in order within each stream."""
@@ -293,7 +319,7 @@ class InvocationResult:
     warnings: list[str] = field(default_factory=list)
     verbose: list[str] = field(default_factory=list)
     debug: list[str] = field(default_factory=list)
-    information: list[Any] = field(default_factory=list)
+    information: list[Any] = field(default_factory=list)  # InformationRecord (or a plain value from a test double)
     had_errors: bool = False  # PowerShell.HadErrors: any error record, terminating or not
     terminating_error: ErrorRecord | None = None  # set when the pipeline stopped on a terminating error
     exit_code: int | None = None  # set by an `exit N` statement (powershell.exe passes it on as its exit code)

@@ -145,6 +145,7 @@ class DeleteOutcome:
     had_passkeys: bool = False
 
 
+SCHED_S_TASK_RUNNING = 0x41301  # 267009: LastTaskResult while the task runs
 ADMIN_SID = "S-1-5-21-3623811015-3361044348-30300820-1013"
 # The PIN credential provider lists, per user SID, who has a Hello (NGC) credential on this device; admin
 # scripts read it because the NGC folder itself is readable only by LocalService.
@@ -700,7 +701,8 @@ class Lab:
             container = user.container
             user.container = None
             sync_ngc_registry(device, user)
-            user.certificates = [c for c in user.certificates if c.hello_key_id != container.key_id]
+            # The certificates enrolled with the container's key stay in Cert:\CurrentUser\My: deleting the NGC
+            # container deletes keys, not the certificate store's entries (they list "Missing stored keyset").
             user.counters.container_deletions += 1
         domain = self.user_domain(user)
         self.log_event(
@@ -736,6 +738,7 @@ class Lab:
             return False
         with device.lock:
             task.state = "Running"
+            task.last_task_result = SCHED_S_TASK_RUNNING
             task.last_run_time = self.clock.now()
         result = 0
         for action in task.actions:
@@ -759,7 +762,12 @@ class Lab:
         if self.task_principal(device, task) is None:
             return  # Interactive task for a user with no session: nothing happens, result stays 0x41303
         with device.lock:
-            task.state = "Queued"
+            # Windows reports the task Running as soon as Start-ScheduledTask returns (its process is being
+            # launched), with LastTaskResult 0x41301 SCHED_S_TASK_RUNNING until it ends; then Ready and the
+            # action's exit code. An admin's "wait while Running" loop depends on it.
+            task.state = "Running"
+            task.last_task_result = SCHED_S_TASK_RUNNING
+            task.last_run_time = self.clock.now()
         name, path = device.name, task.path + task.name
 
         def start() -> None:

@@ -2,7 +2,8 @@
 
 One module per area — :mod:`.items` (registry and file-system providers), :mod:`.tasks` (ScheduledTasks
 module), :mod:`.events` (Get-WinEvent), :mod:`.cim` (Get-CimInstance/Get-WmiObject, Get-Tpm, local users,
-processes), :mod:`.netlogon` (Test-ComputerSecureChannel); :mod:`.dotnet_files` serves System.IO to the
+processes), :mod:`.netlogon` (Test-ComputerSecureChannel), :mod:`.services` (Get-Service),
+:mod:`.certs` (the Cert: drive); :mod:`.dotnet_files` serves System.IO to the
 interpreter over the same files. :func:`device_cmdlets` is the one table the
 interpreter sees, by lower-cased name and Windows alias, built once per process. Each cmdlet body runs under
 its device's lock and is drained inside it, so a lazy generator never touches the device unlocked.
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 
-from migrator.lab.cmdlets import cim, events, items, netlogon, tasks
+from migrator.lab.cmdlets import cim, events, items, netlogon, services, tasks
 from migrator.lab.cmdlets._base import binding
 from migrator.lab.cmdlets.dotnet_files import device_file_system
 from migrator.lab.ps.dotnet_io import register_file_system
@@ -37,7 +38,7 @@ def _locked(func: CmdletFunc) -> CmdletFunc:
 
 def all_specs() -> tuple[CmdletSpec, ...]:
     """Every device cmdlet, unwrapped (tests call bodies directly through these)."""
-    return (*items.SPECS, *tasks.SPECS, *events.SPECS, *cim.SPECS, *netlogon.SPECS)
+    return (*items.SPECS, *tasks.SPECS, *events.SPECS, *cim.SPECS, *netlogon.SPECS, *services.SPECS)
 
 
 @cache

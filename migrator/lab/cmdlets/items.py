@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from migrator.lab.boundary import NotModelledByLab
+from migrator.lab.cmdlets import certs
 from migrator.lab.cmdlets._base import (
     DeviceBinding,
     as_list,
@@ -118,13 +120,21 @@ def _not_found(ctx: CmdletContext, ip: ItemPath) -> None:
     ctx.write_error(path_not_found_record(ctx.command_name, typed))
 
 
+def _loaded_hives(b: DeviceBinding) -> list[str]:
+    """The hives under HKEY_USERS, as Windows lists them: .DEFAULT, the three service accounts (S-1-5-18/19/20),
+    and for the running principal and every profile on the device its SID and its ``<SID>_Classes`` hive."""
+    sids = {b.principal.sid, *(u.sid for u in b.device.users)} - {"S-1-5-18", "S-1-5-19", "S-1-5-20"}
+    names = [".DEFAULT", "S-1-5-18", "S-1-5-19", "S-1-5-20"]
+    for sid in sids:
+        names += [sid, f"{sid}_Classes"]
+    return sorted(names, key=str.casefold)
+
+
 def _hive_loaded(b: DeviceBinding, canonical: str) -> bool:
-    """HKU\\<SID> roots of the running principal, SYSTEM and every profile on the device are loaded."""
     parts = canonical.split("\\")
     if len(parts) != 2 or parts[0] != "HKU":
         return False
-    sids = {b.principal.sid.casefold(), "s-1-5-18", ".default"} | {u.sid.casefold() for u in b.device.users}
-    return parts[1].casefold() in sids
+    return parts[1].casefold() in {name.casefold() for name in _loaded_hives(b)}
 
 
 # Top-level keys every hive has on Windows 10/11 (they exist even when the lab stores nothing below them).
@@ -147,7 +157,7 @@ _USER_HIVE_TOP = (
 def _implicit_subkeys(b: DeviceBinding, canonical: str) -> tuple[str, ...]:
     if canonical == "HKLM":
         return _HKLM_TOP
-    if _hive_loaded(b, canonical):
+    if _hive_loaded(b, canonical) and not canonical.casefold().endswith("_classes"):
         return _USER_HIVE_TOP
     return ()
 
@@ -164,12 +174,16 @@ def key_exists(b: DeviceBinding, ip: ItemPath) -> bool:
     return b.device.registry.key_exists(canonical) or _hive_loaded(b, canonical) or _implicit_key(b, canonical)
 
 
-def _subkey_names(b: DeviceBinding, ip: ItemPath) -> list[str]:
+def _subkey_names(b: DeviceBinding, ip: ItemPath, listing: bool = True) -> list[str]:
     canonical = ip.registry_key(_user_sid(b))
     if canonical == "HKU":
-        sids = {k.split("\\")[1] for k in (v.path for v in b.device.registry.keys.values()) if k.count("\\")}
-        sids |= {".DEFAULT", "S-1-5-18", b.principal.sid} | {u.sid for u in b.device.users}
-        return sorted((s for s in sids if s), key=str.casefold)
+        return _loaded_hives(b)
+    if canonical.startswith("HKU\\") and canonical.split("\\")[1].casefold().endswith("_classes"):
+        # A user's classes hive (file associations, COM registrations) is not modelled: listing it is refused,
+        # never answered empty (only the key's SubKeyCount, which Get-ChildItem of its parent shows, reads 0).
+        if listing:
+            raise NotModelledByLab(f"The subkeys of {canonical}", module="lab/cmdlets/items")
+        return []
     stored = [sub.rsplit("\\", 1)[-1] for sub in b.device.registry.subkeys(canonical)]
     names = {n.casefold(): n for n in _implicit_subkeys(b, canonical)}
     names.update({n.casefold(): n for n in stored})
@@ -261,13 +275,23 @@ def registry_key_object(b: DeviceBinding, ip: ItemPath) -> PSObject:
     props += ip.ps_properties()
     props += [
         ("PSIsContainer", True),
-        ("SubKeyCount", len(_subkey_names(b, ip))),
+        ("SubKeyCount", len(_subkey_names(b, ip, listing=False))),
         ("View", "Default"),
         ("Handle", "Microsoft.Win32.SafeHandles.SafeRegistryHandle"),
         ("ValueCount", len(values)),
         ("Name", ip.display),
     ]
-    return PSObject(props, REGISTRY_KEY_TYPES, to_string=ip.display)
+    shown = [(_value_name(v), _view_text(_value_data(b, v))) for v in values]  # the view's Property column
+    return PSObject(props, REGISTRY_KEY_TYPES, to_string=ip.display, view_data=shown)
+
+
+def _view_text(value: Any) -> str:
+    """A value as the registry view's Property column shows it (collections as ``{a, b}``)."""
+    if isinstance(value, bytes):
+        value = list(value)
+    if isinstance(value, list):
+        return "{" + ", ".join(to_text(v) for v in value) + "}"
+    return to_text(value)
 
 
 def _mode(is_dir: bool) -> str:
@@ -676,6 +700,9 @@ def _test_path(ctx: CmdletContext, args: dict[str, Any]) -> Iterator[Any]:
     _check_not_empty(ctx, paths, "LiteralPath" if literal else "Path")
     path_type = (opt_str(args, "PathType") or "Any").casefold()
     for path in paths:
+        if certs.is_cert_path(path):
+            yield certs.test_path(ctx, path)
+            continue
         try:
             ip = resolve(ctx.command_name, path, current_location(b))
         except PathResolutionError:
@@ -706,12 +733,22 @@ def _is_container(b: DeviceBinding, ip: ItemPath) -> bool:
 
 
 def _get_item(ctx: CmdletContext, args: dict[str, Any]) -> Iterator[Any]:
+    cert = certs.cert_paths(args)
+    if cert is not None:
+        for path in cert:
+            yield from certs.get_items(ctx, path, children=False)
+        return
     b = binding(ctx)
     for ip in _each_item(ctx, b, args):
         yield item_object(b, ip)
 
 
 def _get_child_item(ctx: CmdletContext, args: dict[str, Any]) -> Iterator[Any]:
+    cert = certs.cert_paths(args)
+    if cert is not None:
+        for path in cert:
+            yield from certs.get_items(ctx, path, children=True)
+        return
     b = binding(ctx)
     filters = [f for f in [opt_str(args, "Filter"), *as_str_list(args.get("Include"))] if f]
     excludes = as_str_list(args.get("Exclude"))

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from migrator.lab.boundary import NotModelledByLab
 from migrator.lab.cmdlets._base import error_record
 from migrator.lab.registry import normalize_path
 from migrator.lab.shell import ErrorRecord
@@ -224,16 +225,8 @@ def resolve(command: str, path: str, current_location: str) -> ItemPath:
         base = () if rest.startswith(("\\", "/")) else _split(current_location.partition(":")[2])
         return ItemPath("FileSystem", "C", _collapse((*base, *_split(rest))), "C", typed)
     if folded in _SESSION_DRIVES:
-        raise PathResolutionError(
-            error_record(
-                command,
-                f"The lab device does not serve the '{drive}:' drive; its items live in the PowerShell session.",
-                "UnsupportedDrive",
-                "NotImplemented",
-                "System.Management.Automation.PSNotSupportedException",
-                typed,
-            )
-        )
+        # Real drives of every session (variable:, function:, alias:, Cert:, WSMan:) this command cannot serve.
+        raise NotModelledByLab(f"{command} on the {drive}: drive", module="lab/cmdlets")
     raise drive_not_found(command, drive)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
+from migrator.lab.boundary import NotModelledByLab
 from migrator.lab.cmdlets._base import (
     DeviceBinding,
     account_parts,
@@ -318,6 +319,11 @@ def info_object(b: DeviceBinding, task: ScheduledTask) -> PSObject:
 # ---- lookups ----------------------------------------------------------------------------------------------
 
 
+def is_builtin_task_folder(path: str | None) -> bool:
+    """``\\Microsoft\\...``: where Windows keeps its own tasks, none of which the lab models."""
+    return path is not None and normalize_task_path(path).casefold().startswith("\\microsoft\\")
+
+
 def normalize_task_path(path: str | None) -> str:
     """``Migrator`` → ``\\Migrator\\``: Task Scheduler folders always start and end with a backslash."""
     if not path:
@@ -360,8 +366,13 @@ def _targets(ctx: CmdletContext, b: DeviceBinding, args: Mapping[str, Any], miss
         return
     path = opt_str(args, "TaskPath")
     names = as_str_list(args.get("TaskName")) or [None]  # type: ignore[list-item]
+    if names == [None] and path is None:
+        # Windows lists its ~150 built-in tasks too; the lab holds only the ones scripts registered.
+        raise NotModelledByLab(f"{command} of every task (Windows' own tasks)", module="lab/cmdlets/tasks")
     for name in cast(list[str | None], names):
         tasks = _find(b, name, path)
+        if not tasks and is_builtin_task_folder(path):
+            raise NotModelledByLab(f"The built-in task folder {path}", module="lab/cmdlets/tasks")
         if not tasks and (name is None or not is_wildcard(name)):
             if missing == "query":
                 ctx.write_error(

@@ -27,9 +27,9 @@ from migrator.lab.model import Device
 from migrator.lab.native import _dispatch
 from migrator.lab.native._common import NativeContext, environment, to_crlf
 from migrator.lab.native.cmd import (
-    NOT_RECOGNIZED,
     NOT_RECOGNIZED_EXIT,
     command_line_to_argv,
+    not_found,
     quote_argument,
     run_cmd_arguments,
     run_line,
@@ -61,7 +61,7 @@ def run_native(
     name = _dispatch.resolve(command)
     if name is None:
         # The interpreter checks has_native first; a direct caller gets cmd.exe's answer.
-        return NativeResult(stderr=to_crlf(NOT_RECOGNIZED.format(command) + "\n"), exit_code=NOT_RECOGNIZED_EXIT)
+        return _console(not_found(command))
     ctx = NativeContext(lab, device, principal, stdin)
     if name == _dispatch.CMD:
         return _console(run_cmd_arguments(ctx, " ".join(quote_argument(a) for a in args)))

@@ -6,9 +6,7 @@ Commands build their output with ``\\n`` line ends; :func:`migrator.lab.native.r
 
 from __future__ import annotations
 
-import hashlib
 import re
-import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,8 +17,6 @@ from migrator.lab.model import Device, Session, User
 from migrator.lab.shell import NativeResult, Principal, PrincipalKind
 from migrator.lab.windows import Lab
 
-# Namespace for the lab's derived identifiers (device key container ids, ...): stable across runs.
-_LAB_NAMESPACE = uuid.UUID("6f1d8f8e-2f53-4c1e-9a55-3c1b7a0e5d21")
 SYSTEM_LOGON_ID = "0x3e7"  # the SYSTEM logon session's LUID (999), as klist prints it
 _DRIVE_PATH = re.compile(r"^[A-Za-z]:\\")
 
@@ -162,18 +158,3 @@ def short_date_time(moment: datetime) -> str:
 def utc_stamp(moment: datetime) -> str:
     """dsregcmd's ``2019-01-11 21:02:50.000 UTC``."""
     return moment.strftime("%Y-%m-%d %H:%M:%S") + ".000 UTC"
-
-
-def derived_guid(*parts: str) -> str:
-    """A GUID derived from stable lab facts (never random: the same fleet prints the same ids)."""
-    return str(uuid.uuid5(_LAB_NAMESPACE, "|".join(parts)))
-
-
-def derived_thumbprint(*parts: str) -> str:
-    """A 40-hex-digit certificate thumbprint (SHA-1 sized) derived from stable lab facts."""
-    return hashlib.sha1("|".join(parts).encode(), usedforsecurity=False).hexdigest().upper()
-
-
-def derived_bytes(size: int, *parts: str) -> bytes:
-    """Deterministic filler bytes (e.g. an encoded ticket's dump): SHAKE-256 of stable lab facts."""
-    return hashlib.shake_256("|".join(parts).encode()).digest(size)

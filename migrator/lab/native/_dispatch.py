@@ -8,25 +8,41 @@ from __future__ import annotations
 
 import re
 
-from migrator.lab.native import certutil, dsregcmd, klist, nltest, powershell, sessions, system
+from migrator.lab.native import (
+    certutil,
+    dsregcmd,
+    ipconfig,
+    klist,
+    nltest,
+    powershell,
+    reg,
+    schtasks,
+    sessions,
+    system,
+    whoami,
+)
 from migrator.lab.native._common import Handler, NativeContext
 from migrator.lab.shell import NativeResult
 
 CMD = "cmd"
 COMMANDS: dict[str, Handler] = {
     "certutil": certutil.run,
+    "chcp": system.chcp,
     "dsregcmd": dsregcmd.run,
     "gpupdate": system.gpupdate,
     "hostname": system.hostname,
+    "ipconfig": ipconfig.run,
     "klist": klist.run,
     "logoff": sessions.logoff,
     "msg": sessions.msg,
     "nltest": nltest.run,
     "powershell": powershell.run,
     "query": sessions.query,
+    "reg": reg.run,
     "quser": sessions.quser,
+    "schtasks": schtasks.run,
     "shutdown": sessions.shutdown,
-    "whoami": system.whoami,
+    "whoami": whoami.run,
 }
 
 # Folders the executables live in (System32 and its 32-bit/64-bit aliases; PowerShell's own folder).
@@ -44,7 +60,7 @@ def resolve(command: str) -> str | None:
     if folder and not _SYSTEM_FOLDERS.match(folder):
         return None
     folded = name.casefold()
-    if folded.endswith(".exe"):
+    if folded.endswith((".exe", ".com")):  # chcp.com, the one .com program scripts name
         folded = folded[:-4]
     return folded if folded in COMMANDS or folded == CMD else None
 

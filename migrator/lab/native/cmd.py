@@ -7,11 +7,12 @@ What is simulated (``cmd /?``, "Command shell overview" / redirection docs on le
 2. splitting on ``&``, ``&&``, ``||`` and ``|`` outside double quotes, ``^`` escaping the next character;
 3. per command, redirections ``>``, ``>>``, ``n>``, ``n>&m``, ``< file`` and ``nul``, opened before the
    command runs (a missing folder stops the command: "The system cannot find the path specified.");
-4. built-ins ``echo``, ``type``, ``exit [/b] [n]``, ``rem``, ``cd``, and ``cmd [/s] [/q] [/d] /c|/k ...`` with
-   its rule for the quotes around the command;
+4. built-ins ``echo``, ``type``, ``exit [/b] [n]``, ``rem``, ``cd``, ``ver``, ``set``, ``dir``
+   (:mod:`.builtins`) and ``cmd [/s] [/q] [/d] /c|/k ...`` with its rule for the quotes around the command;
 5. everything else by program name (``dsregcmd``, ``C:\\Windows\\System32\\certutil.exe``, ``powershell``...)
-   with arguments split as ``CommandLineToArgvW`` does; an unknown name prints the "is not recognized" text
-   and sets 9009.
+   with arguments split as ``CommandLineToArgvW`` does; a Windows program or built-in the lab does not model
+   is refused as "not modelled by the lab" (:mod:`migrator.lab.boundary`), and only a name Windows lacks too
+   prints the "is not recognized" text and sets 9009.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
+from migrator.lab import boundary, windows_names
 from migrator.lab.cmdlets.filesystem import DeviceFiles, parent_of
 from migrator.lab.model import VFile
-from migrator.lab.native import _dispatch
+from migrator.lab.native import _dispatch, builtins
 from migrator.lab.native._common import (
     NativeContext,
     environment,
@@ -271,6 +273,7 @@ class _Run:
     stderr: list[str] = field(default_factory=list)
     errorlevel: int = 0
     exited: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # this cmd.exe's environment block (``set`` changes it)
 
 
 def run_line(ctx: NativeContext, line: str) -> NativeResult:
@@ -281,7 +284,9 @@ def run_line(ctx: NativeContext, line: str) -> NativeResult:
 
 
 def _execute(state: _Run, line: str) -> None:
-    env = environment(state.ctx.lab, state.ctx.device, state.ctx.principal)
+    if not state.env:
+        state.env = environment(state.ctx.lab, state.ctx.device, state.ctx.principal)
+    env = dict(state.env)
     env["ERRORLEVEL"] = str(state.errorlevel)
     env["CD"] = working_directory(state.ctx.lab, state.ctx.device, state.ctx.principal)
     expanded = expand_variables(line, env)
@@ -401,16 +406,32 @@ def _dispatch_command(state: _Run, body: str, stdin: str | None) -> NativeResult
         return NativeResult(stdout=text([working_directory(ctx.lab, ctx.device, ctx.principal)]))
     if name == "type":
         return _type(ctx, command_line_to_argv(rest))
+    if name == "ver":
+        return builtins.ver(ctx, rest)
+    if name == "set":
+        if not state.env:
+            state.env = environment(ctx.lab, ctx.device, ctx.principal)
+        return builtins.set_command(ctx, rest, state.env)
+    if name == "dir":
+        return builtins.dir_command(ctx, command_line_to_argv(rest))
     if name == "exit":
         return _exit(state, command_line_to_argv(rest))
     resolved = _dispatch.resolve(program)
     if resolved is None:
-        return NativeResult(stderr=text([NOT_RECOGNIZED.format(program)]), exit_code=NOT_RECOGNIZED_EXIT)
+        return not_found(program)
     if resolved == "cmd":
         return run_cmd_arguments(NativeContext(ctx.lab, ctx.device, ctx.principal, stdin), rest)
     return _dispatch.dispatch(
         NativeContext(ctx.lab, ctx.device, ctx.principal, stdin), resolved, command_line_to_argv(rest)
     )
+
+
+def not_found(program: str) -> NativeResult:
+    """A program the lab has no handler for: refused as not modelled when Windows has it (a System32 tool or a
+    cmd built-in, :mod:`migrator.lab.windows_names`), "not recognized" (9009) only when Windows lacks it too."""
+    if windows_names.is_cmd_builtin(program) or windows_names.is_windows_executable(program):
+        return NativeResult(stderr=text([boundary.native_refusal(program)]), exit_code=boundary.EXIT_CODE)
+    return NativeResult(stderr=text([NOT_RECOGNIZED.format(program)]), exit_code=NOT_RECOGNIZED_EXIT)
 
 
 def _type(ctx: NativeContext, paths: list[str]) -> NativeResult:
@@ -462,7 +483,9 @@ def run_cmd_arguments(ctx: NativeContext, rest: str) -> NativeResult:
             return NativeResult(stdout=text(["Starts a new instance of the Windows command interpreter", ""]))
     if remaining:
         return run_line(ctx, remaining)  # no /c: cmd would stay interactive; the lab runs the text once
-    return NativeResult(stdout=text(["Microsoft Windows [Version 10.0]", ""]))
+    # An interactive cmd.exe prints its banner and waits for input; the lab's reads nothing more.
+    banner = [builtins.version_line(ctx), "(c) Microsoft Corporation. All rights reserved.", ""]
+    return NativeResult(stdout=text(banner))
 
 
 def _strip_command_quotes(command: str, always: bool) -> str:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from migrator.lab.cmdlets.certs import DEVICE_CERT_LIFETIME, entra_device_id, entra_device_thumbprint
+from migrator.lab.derived import derived_guid
 from migrator.lab.model import Device
 from migrator.lab.native._common import (
     NativeContext,
-    derived_guid,
-    derived_thumbprint,
     text,
     utc_stamp,
     yes_no,
@@ -37,7 +37,6 @@ KERB_TOP_LEVEL_NAMES = ".windows.net,.windows.net:1433,.windows.net:3342,.azure.
 DRS = "https://enterpriseregistration.windows.net"
 DRS_ID = "urn:ms-drs:enterpriseregistration.windows.net"
 PRT_LIFETIME = timedelta(days=14)  # a PRT is valid 14 days and renewed every 4 hours of use
-DEVICE_CERT_LIFETIME = timedelta(days=3652)  # the Entra device certificate: 10 years
 
 Field = tuple[str, str] | None  # None = a blank line inside a section (pre-join diagnostics)
 
@@ -142,12 +141,9 @@ def _device_state(ctx: NativeContext) -> list[Field]:
     return fields
 
 
-def device_id(device: Device) -> str:
-    return device.device_id or derived_guid("device-id", device.name)
-
-
-def device_thumbprint(device: Device) -> str:
-    return device.device_cert_thumbprint or derived_thumbprint("device-cert", device_id(device))
+# One source with Cert:\LocalMachine\My and certutil -store my (the device certificate they list).
+device_id = entra_device_id
+device_thumbprint = entra_device_thumbprint
 
 
 def _device_details(ctx: NativeContext) -> list[Field]:

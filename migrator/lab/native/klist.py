@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from migrator.lab.derived import derived_bytes
 from migrator.lab.native._common import (
     SYSTEM_LOGON_ID,
     NativeContext,
-    derived_bytes,
     klist_time,
     signed32,
     text,

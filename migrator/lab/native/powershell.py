@@ -22,7 +22,14 @@ from typing import Any, Protocol, cast
 
 from migrator.lab.native._common import NativeContext, resolve_path, text
 from migrator.lab.ps import format_default
-from migrator.lab.shell import ErrorRecord, InvocationResult, NativeResult, Principal, PSObject
+from migrator.lab.shell import (
+    ErrorRecord,
+    InformationRecord,
+    InvocationResult,
+    NativeResult,
+    Principal,
+    PSObject,
+)
 
 BAD_ARGUMENT_EXIT = -196608  # 0xFFFD0000: powershell.exe's exit code for unusable command-line arguments
 
@@ -152,7 +159,7 @@ def _invoke(ctx: NativeContext, script: str, parameters: dict[str, Any] | None, 
     runner = cast(ScriptRunner, ctx.lab.executor)
     # A script that reads [Console]::In gets the process's stdin (the WinRM bootstrap pattern).
     result = runner.run_script(ctx.device.name, ctx.principal, script, parameters, stdin=ctx.stdin)
-    stdout = [_information_text(item) for item in result.information]
+    stdout = [_information_text(item) for item in result.information if getattr(item, "displayed", True)]
     rendered = format_default(result.output)
     stderr = "".join(format_error(record) for record in result.errors)
     if result.terminating_error is not None and result.terminating_error not in result.errors:
@@ -169,6 +176,8 @@ def _invoke(ctx: NativeContext, script: str, parameters: dict[str, Any] | None, 
 
 
 def _information_text(item: Any) -> str:
+    if isinstance(item, InformationRecord):
+        return item.text
     if isinstance(item, PSObject) and "MessageData" in item:
         return str(item["MessageData"])
     return str(item)
@@ -187,7 +196,12 @@ def _target_type(value: Any) -> str:
 
 def format_error(record: ErrorRecord) -> str:
     """An error as powershell.exe writes it to stderr (Windows PowerShell 5.1 NormalView)."""
-    message = f"{record.activity} : {record.message}" if record.activity else record.message
+    # NormalView prefixes the command's name: the activity, or for a command that could not be found (or that
+    # the lab refuses) the name as typed ("Frob-Nicate : The term 'Frob-Nicate' is not recognized ...").
+    prefix = record.activity
+    if not prefix and record.fully_qualified_error_id in ("CommandNotFoundException", "NotModelledByLab"):
+        prefix = record.target_name if record.message.startswith("The term ") else ""
+    message = f"{prefix} : {record.message}" if prefix else record.message
     lines = [message]
     if record.position_message:
         lines += record.position_message.splitlines()

@@ -1,4 +1,4 @@
-"""Small system tools: ``gpupdate``, ``whoami``, ``hostname``.
+"""Small system tools: ``gpupdate``, ``hostname`` (``whoami`` is :mod:`.whoami`).
 
 gpupdate texts: ``reference/outputs/gpupdate_force_success.txt``; the failure wording is what Windows prints
 when no domain controller answers (Group Policy event 1129's text), followed by the GPRESULT hint.
@@ -7,7 +7,7 @@ when no domain controller answers (Group Policy event 1129's text), followed by 
 from __future__ import annotations
 
 from migrator.lab.native._common import NativeContext, text
-from migrator.lab.shell import NativeResult, PrincipalKind
+from migrator.lab.shell import NativeResult
 
 NO_DC = (
     "The processing of Group Policy failed because of lack of network connectivity to a domain controller. "
@@ -67,40 +67,11 @@ def hostname(ctx: NativeContext, args: list[str]) -> NativeResult:
     return NativeResult(stdout=text([ctx.device.name]))
 
 
-def whoami(ctx: NativeContext, args: list[str]) -> NativeResult:
-    """``whoami``, ``whoami /user``, ``whoami /upn``."""
-    principal = ctx.principal
-    options = [a.casefold() for a in args]
-    if not options:
-        return NativeResult(stdout=text([principal.name.lower()]))
-    if options == ["/user"]:
-        name = principal.name.lower()
-        width = max(len(name), len("User Name"))
-        sid_width = max(len(principal.sid), len("SID"))
-        lines = [
-            "",
-            "USER INFORMATION",
-            "----------------",
-            "",
-            f"{'User Name':<{width}} {'SID':<{sid_width}}",
-            f"{'=' * width} {'=' * sid_width}",
-            f"{name:<{width}} {principal.sid}",
-        ]
-        return NativeResult(stdout=text(lines))
-    if options == ["/upn"]:
-        user = ctx.user
-        if user is not None and principal.kind is PrincipalKind.USER and "@" in user.upn:
-            return NativeResult(stdout=text([user.upn]))
-        return NativeResult(
-            stderr=text(
-                [
-                    "ERROR: Unable to get User Principal Name (UPN) as the current logged-on user",
-                    "       is not a domain user.",
-                ]
-            ),
-            exit_code=1,
-        )
-    return NativeResult(
-        stderr=text([f"ERROR: Invalid argument/option - '{args[0]}'.", 'Type "WHOAMI /?" for usage.']),
-        exit_code=1,
-    )
+def chcp(ctx: NativeContext, args: list[str]) -> NativeResult:
+    """``chcp [nnn]``: the console code page (437 on en-US; Ansible's bootstrap sets 65001). The lab keeps no
+    console, so the page set is only echoed back, as chcp prints it."""
+    if not args:
+        return NativeResult(stdout=text(["Active code page: 437"]))
+    if len(args) == 1 and args[0].isdigit():
+        return NativeResult(stdout=text([f"Active code page: {int(args[0])}"]))
+    return NativeResult(stderr=text(["Parameter format not correct - " + args[0]]), exit_code=1)

@@ -354,3 +354,4 @@ class ScriptBlockAst:
     cmdlet_binding: bool
     text: str
     line: int = 1
+    using_namespaces: tuple[str, ...] = ()  # ``using namespace X`` statements at the top of a script

@@ -15,11 +15,13 @@ from datetime import timedelta
 from functools import cmp_to_key
 from typing import TYPE_CHECKING, Any
 
+from migrator.lab import windows_names
 from migrator.lab.ps import members as mem
 from migrator.lab.ps import operators as ops
+from migrator.lab.ps import views
 from migrator.lab.ps.binder import NOTHING, ParamSpec
 from migrator.lab.ps.errors import NotSupportedByLab, StopUpstream, make_record
-from migrator.lab.ps.formatting import format_datetime, format_default, uformat_datetime
+from migrator.lab.ps.formatting import cell_text, format_datetime, format_default, uformat_datetime
 from migrator.lab.ps.jsonconv import from_json, to_json
 from migrator.lab.ps.parser import parse_script
 from migrator.lab.ps.session import VOID
@@ -969,7 +971,11 @@ class WriteDebug(GenericCmdlet):
 )
 class WriteInformation(GenericCmdlet):
     def process(self, item: Any) -> None:
-        self.interp.write_information(self.params["MessageData"], self.ctx.common.information_action)
+        tags = tuple(to_str(t) for t in enumerate_value(self.params.get("Tags") or []))
+        # Source: the command that wrote it (Write-Information at a script's top level).
+        self.interp.write_information(
+            self.params["MessageData"], self.ctx.common.information_action, "Write-Information", tags
+        )
 
 
 @cmdlet(
@@ -986,8 +992,83 @@ class WriteHost(GenericCmdlet):
         value = item if item is not NOTHING else self.params.get("Object")
         separator = to_str(self.params.get("Separator", " "))
         parts = [to_str(v) for v in enumerate_value(value)] if value is not None else []
-        # Write-Host always reaches the information stream (Windows PowerShell 5.0+), tagged PSHOST.
-        self.interp.write_information(separator.join(parts), self.ctx.common.information_action or "Continue")
+        # Write-Host always reaches the information stream (Windows PowerShell 5.0+): a HostInformationMessage
+        # tagged PSHOST, source Write-Host, displayed unless -InformationAction says otherwise.
+        text = separator.join(parts)
+        message = PSObject(
+            [
+                ("Message", text),
+                ("ForegroundColor", self.params.get("ForegroundColor")),
+                ("BackgroundColor", self.params.get("BackgroundColor")),
+                ("NoNewLine", bool(self.params.get("NoNewline"))),
+            ],
+            ["System.Management.Automation.HostInformationMessage", "System.Object"],
+            to_string=text,
+        )
+        action = self.ctx.common.information_action or "Continue"
+        self.interp.write_information(message, action, "Write-Host", ("PSHOST",))
+
+
+class _FormatCmdlet(GenericCmdlet):
+    """Format-List / Format-Table: the lab emits the formatted text as lines (what ``| Out-String -Stream``
+    gives); Windows emits format objects that only Out-* cmdlets read, so ``| Out-String`` and a console show
+    the same text."""
+
+    name = "Format-*"
+
+    def begin(self) -> None:
+        self.items: list[Any] = []
+
+    def process(self, item: Any) -> None:
+        if item is NOTHING:
+            if "InputObject" in self.params:
+                self.items.append(self.params["InputObject"])
+            return
+        self.items.append(item)
+
+    def wanted(self) -> list[str] | None:
+        value = self.params.get("Property")
+        if value is None:
+            return None
+        names = [v for v in enumerate_value(value)]
+        if any(not isinstance(v, str) for v in names):
+            raise NotSupportedByLab(f"{self.name} with calculated properties")
+        return [to_str(v) for v in names]
+
+
+@cmdlet(
+    "Format-List",
+    P("Property", position=0),
+    P("InputObject", pipeline=True),
+    aliases=("fl",),
+    dotnet_class="Microsoft.PowerShell.Commands.FormatListCommand",
+)
+class FormatList(_FormatCmdlet):
+    name = "Format-List"
+
+    def end(self) -> None:
+        for line in views.format_list(self.items, self.wanted(), cell_text):
+            self.emit(line)
+
+
+@cmdlet(
+    "Format-Table",
+    P("Property", position=0),
+    P("InputObject", pipeline=True),
+    P("AutoSize", "switch"),
+    P("HideTableHeaders", "switch"),
+    P("Wrap", "switch"),
+    aliases=("ft",),
+    dotnet_class="Microsoft.PowerShell.Commands.FormatTableCommand",
+)
+class FormatTable(_FormatCmdlet):
+    name = "Format-Table"
+
+    def end(self) -> None:
+        if self.flag("Wrap"):
+            raise NotSupportedByLab("Format-Table -Wrap")
+        for line in views.format_table(self.items, self.wanted(), cell_text, self.flag("HideTableHeaders")):
+            self.emit(line)
 
 
 @cmdlet(
@@ -1142,6 +1223,8 @@ class NewObject(GenericCmdlet):
             raise NotSupportedByLab("New-Object -ComObject")
         type_name = self.params.get("TypeName") or ""
         full = resolve_type_name(re.sub(r"\[.*\]$", "", type_name))
+        if full is None and windows_names.is_dotnet_type(type_name):
+            raise NotSupportedByLab(f"New-Object {type_name}")
         if full is None:
             raise PowerShellError(
                 make_record(

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from migrator.lab import windows_names
 from migrator.lab.ps import ast
 from migrator.lab.ps.binder import (
     NOTHING,
@@ -278,7 +279,7 @@ class Context:
     def write_information(self, message: Any) -> None:
         # Device cmdlets use this for host text (Write-Host's channel): shown unless the caller silenced it.
         action = self.common.information_action or "Continue"
-        self.interp.write_information(message, action)
+        self.interp.write_information(message, action, self._name, ("PSHOST",))
 
     def write_output(self, item: Any) -> None:
         self.out.append(item)
@@ -760,13 +761,20 @@ class CommandRunner:
         generic = REGISTRY.get(folded)
         if generic is not None:
             return LabCmdlet(interp, generic, args, command.line, command.column)
-        if folded in UNSUPPORTED_COMMANDS:
-            raise NotSupportedByLab(f"command {name}", command.line)
+        if folded in UNSUPPORTED_COMMANDS or windows_names.is_inbox_command(name):
+            # Real on Windows PowerShell 5.1, not modelled here: the boundary's refusal, never CommandNotFound.
+            raise NotSupportedByLab(
+                f"The term '{name}'", command.line, module="lab/cmdlets", column=command.column, target=name
+            )
         if folded.endswith(".ps1"):
             raise NotSupportedByLab(f"running script file '{name}' (the lab has no file system)", command.line)
         if interp.host.has_native(name):
             return NativeCommand(interp, name, native_arguments(args), command.line, command.column)
-        raise command_not_found(name)
+        if windows_names.is_windows_executable(name):
+            raise NotSupportedByLab(
+                f"The term '{name}'", command.line, module="lab/native", column=command.column, target=name
+            )
+        raise command_not_found(name, command.line, command.column)
 
     def evaluate_arguments(self, command: ast.Command) -> list[Arg]:
         interp = self.interp

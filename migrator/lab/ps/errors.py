@@ -8,7 +8,8 @@ Error tree (who may catch what)
     whole script unless a ``catch`` takes it. A plain ``PowerShellError`` is *statement*-terminating (cmdlet
     ``ThrowTerminatingError``, CommandNotFound, a failed method call): outside ``try`` the statement fails,
     the error is written to the error stream and the script goes on, as in PowerShell.
-- :class:`NotSupportedByLab`: a construct the lab does not emulate. Never catchable by script ``catch``
+- :class:`NotSupportedByLab` (:class:`migrator.lab.boundary.NotModelledByLab`): something real the lab does not
+  model ("… is not modelled by the lab (lab/…)"). Never catchable by script ``catch``
   blocks (a ``catch {}`` must not turn "unknown" into "success"); it ends the invocation.
 - :class:`PipelineStopped`: ``Runspace.stop()``; runs ``finally`` blocks, nothing catches it.
 - :class:`FlowControl` subclasses: ``break``/``continue``/``return``/``exit`` and Select-Object's early stop.
@@ -16,11 +17,15 @@ Error tree (who may catch what)
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from typing import Any
 
+from migrator.lab.boundary import EXCEPTION_TYPE as NOT_MODELLED_EXCEPTION
+from migrator.lab.boundary import NotModelledByLab
 from migrator.lab.shell import ErrorCategory, ErrorRecord, PowerShellError
 
-NOT_SUPPORTED_EXCEPTION = "Migrator.Lab.NotSupportedByLabException"
+NOT_SUPPORTED_EXCEPTION = NOT_MODELLED_EXCEPTION
 
 # Short name -> full name -> base type, for the exception types scripts catch (``catch [T]`` matches T and
 # its subclasses, System.Management.Automation reference / .NET API reference inheritance lists).
@@ -126,27 +131,8 @@ class ScriptTerminatingError(PowerShellError):
     """``throw`` or an error escalated by ``-ErrorAction Stop``: ends the script unless caught."""
 
 
-class NotSupportedByLab(Exception):
-    """A construct or member the lab does not emulate; carries the ErrorRecord reported to the caller."""
-
-    def __init__(self, construct: str, line: int | None = None) -> None:
-        where = f" (line {line})" if line else ""
-        message = (
-            f"The construct '{construct}'{where} is not supported by the lab PowerShell interpreter; "
-            "the lab refuses to guess what it would do."
-        )
-        super().__init__(message)
-        self.construct = construct
-        self.line = line
-        self.record = ErrorRecord(
-            message=message,
-            fully_qualified_error_id="NotSupportedByLab",
-            category="NotImplemented",
-            exception_type=NOT_SUPPORTED_EXCEPTION,
-            target_object=construct,
-            reason="NotSupportedByLabException",
-            position_message=f"At line:{line}" if line else "",
-        )
+# The lab's one refusal (migrator.lab.boundary): the interpreter's name for it predates the boundary module.
+NotSupportedByLab = NotModelledByLab
 
 
 class PipelineStopped(BaseException):
@@ -230,7 +216,7 @@ def runtime_error(
     return PowerShellError(make_record(message, error_id, category, exception_type, target))
 
 
-def command_not_found(name: str) -> PowerShellError:
+def command_not_found(name: str, line: int | None = None, column: int | None = None) -> PowerShellError:
     # Windows PowerShell 5.1 text, CommandDiscovery.CommandNotFoundException.
     message = (
         f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or operable "
@@ -244,6 +230,8 @@ def command_not_found(name: str) -> PowerShellError:
             "ObjectNotFound",
             "System.Management.Automation.CommandNotFoundException",
             target=name,
+            line=line,
+            column=column,
         )
     )
 
@@ -318,3 +306,47 @@ class ParseFailure(Exception):
     def __init__(self, record: ErrorRecord) -> None:
         super().__init__(record.message)
         self.record = record
+
+
+_POSITION = re.compile(r"^At line:(\d+) char:(\d+)$")
+_TOKEN_ERRORS = ("CommandNotFoundException", "NotModelledByLab")
+
+
+def with_source_lines(record: ErrorRecord, source: str) -> ErrorRecord:
+    """Add the ``+ <line>`` / ``+ ~~~~`` lines PowerShell prints under "At line:L char:C" (about_Parsing,
+    InvocationInfo.PositionMessage): the offending line and a tilde under the command (the command name for
+    CommandNotFound, up to the next unquoted ``|`` or ``;`` otherwise)."""
+    match = _POSITION.match(record.position_message)
+    if match is None or record.category == "ParserError":  # a ParseException's message carries them already
+        return record
+    lines = source.splitlines()
+    line, column = int(match.group(1)), int(match.group(2))
+    if not 1 <= line <= len(lines):
+        return record
+    text = lines[line - 1].rstrip()
+    start = min(max(column - 1, 0), len(text))
+    if record.fully_qualified_error_id in _TOKEN_ERRORS:
+        end = start
+        while end < len(text) and not text[end].isspace():
+            end += 1
+    else:
+        end = _command_end(text, start)
+    width = max(end - start, 1)
+    position = f"{record.position_message}\n+ {text}\n+ {' ' * start}{'~' * width}"
+    return dataclasses.replace(record, position_message=position)
+
+
+def _command_end(text: str, start: int) -> int:
+    quote = ""
+    index = start
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in "|;":
+            break
+        index += 1
+    return len(text[:index].rstrip())

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from migrator.lab.ps import views
 from migrator.lab.ps.errors import runtime_error
 from migrator.lab.ps.values import (
     EnumValue,
@@ -479,6 +480,9 @@ def _cell(value: Any) -> str:
     return culture_string(value)
 
 
+cell_text = _cell  # a value as a table or list cell shows it (Format-Table/-List use the same rendering)
+
+
 def _is_numeric(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -543,6 +547,15 @@ def format_default(objects: list[Any]) -> str:
             value_width = max([5] + [len(_cell(v)) for _, v in rows])
             lines.extend(_table(["Name", "Value"], rows, [name_width, value_width]))
             lines.append("")
+            continue
+        view = views.view_for(item)
+        if view is not None:
+            run: list[PSObject] = [item]
+            index += 1
+            while index < len(flat) and views.view_for(flat[index]) is view:
+                run.append(flat[index])
+                index += 1
+            lines.extend(views.render(run, view, _cell))
             continue
         if isinstance(item, PSObject) and item.to_string is None and item.properties:
             objects_group: list[PSObject] = [item]

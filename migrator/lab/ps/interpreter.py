@@ -53,7 +53,7 @@ from migrator.lab.ps.values import (
     type_value,
     unroll,
 )
-from migrator.lab.shell import ErrorRecord, Hashtable, PowerShellError, PSObject
+from migrator.lab.shell import ErrorRecord, Hashtable, InformationRecord, PowerShellError, PSObject
 
 # ---- the interpreter -------------------------------------------------------------------------------------
 
@@ -68,6 +68,7 @@ class Interpreter:
         self.current_error: list[ErrorRecord] = []
         self.function_stack: list[str] = []
         self.console_in: Any = None  # [Console]::In, made on first use from host.standard_input()
+        self.console_encodings: dict[str, Any] = {}  # [Console]::InputEncoding/OutputEncoding once a script set them
         self.streams = Streams(DISCARD, DISCARD, DISCARD, DISCARD, DISCARD)
         self._expr: dict[type, Callable[[Any], Any]] = {
             ast.Const: self._const,
@@ -272,11 +273,18 @@ class Interpreter:
         if enabled:
             self.streams.debug.append(message)
 
-    def write_information(self, data: Any, action: str | None = None) -> None:
+    def write_information(
+        self, data: Any, action: str | None = None, source: str = "", tags: tuple[str, ...] = ()
+    ) -> None:
+        """An InformationRecord: ``Ignore`` drops it; ``SilentlyContinue`` keeps it in the stream, undisplayed
+        (the information stream is recorded whatever the preference, about_Preference_Variables)."""
         action = action or self.preference("informationpreference")
-        if action in ("SilentlyContinue", "Ignore"):
+        if action == "Ignore":
             return
-        self.streams.information.append(data)
+        record = InformationRecord(
+            data, source, tags, self.host.clock.now(), displayed=action not in ("SilentlyContinue", "Ignore")
+        )
+        self.streams.information.append(record)
 
     # ---- blocks and statements ----
 
@@ -297,7 +305,9 @@ class Interpreter:
                 self.report_statement_error(_with_position(error.record, statement))
             except NotSupportedByLab as unsupported:
                 if unsupported.line is None:
-                    raise NotSupportedByLab(unsupported.construct, getattr(statement, "line", None)) from None
+                    raise NotSupportedByLab(
+                        unsupported.construct, getattr(statement, "line", None), module=unsupported.module
+                    ) from None
                 raise
 
     def exec_statement(self, statement: ast.Stmt, out: Sink) -> None:
@@ -385,6 +395,15 @@ class Interpreter:
         if kind is ast.MemberAccess:
             assert isinstance(target, ast.MemberAccess)
             if target.static:
+                member = self._member_name(target.member)
+                owner = self.eval(target.target)
+                if (
+                    isinstance(owner, PSType)
+                    and owner.full_name == "System.Console"
+                    and member.casefold() in ("inputencoding", "outputencoding")
+                ):
+                    mem.set_console_encoding(self, member, value)
+                    return
                 raise NotSupportedByLab("assignment to a static member")
             obj = self.eval(target.target)
             mem.set_member(self, obj, self._member_name(target.member), value)

@@ -25,6 +25,7 @@ from migrator.lab.ps import dotnet_io
 from migrator.lab.ps import operators as ops
 from migrator.lab.ps.ast import TypeName
 from migrator.lab.ps.errors import (
+    ExitFlow,
     NotSupportedByLab,
     invalid_cast,
     method_invocation_error,
@@ -129,6 +130,13 @@ _ENCODINGS = {
     "utf32": Encoding("utf-32-le", "utf-32", "UTF32Encoding"),
     "default": Encoding("cp1252", "Windows-1252", "SBCSCodePageEncoding"),
 }
+
+
+def set_console_encoding(interp: Interpreter, name: str, value: Any) -> None:
+    """``[Console]::InputEncoding/OutputEncoding = ...`` (Ansible's bootstrap sets UTF-8): kept per runspace."""
+    if not isinstance(value, Encoding):
+        raise NotSupportedByLab(f"[Console]::{name} = a {type(value).__name__}")
+    interp.console_encodings[name.casefold()] = value
 
 
 class RegexMatch:
@@ -586,6 +594,13 @@ def call_method(interp: Interpreter, obj: Any, name: str, args: list[Any]) -> An
         if isinstance(obj.get("BaseObject"), PSObject | Hashtable) and folded == "copy":
             base = obj.get("BaseObject")
             return PSObject(base.properties.items(), base.type_names) if isinstance(base, PSObject) else base
+        kind = obj.type_names[0] if obj.type_names else ""
+        if kind == "System.Management.Automation.Internal.Host.InternalHost" and folded == "setshouldexit":
+            # The host ends the script with this exit code (powershell.exe's exit code, PSRP's as for `exit`).
+            raise ExitFlow(to_int(args[0]) if args else 0)
+        if kind and kind != "System.Management.Automation.PSCustomObject" and not kind.startswith("Deserialized."):
+            # A real .NET or CIM type whose method the lab has not modelled: refuse, never "does not contain".
+            raise NotSupportedByLab(f"{kind}.{name}()")
         return _method_not_found(obj, name)
     if isinstance(obj, bool):
         if folded == "tostring":
@@ -1168,6 +1183,9 @@ def get_static(interp: Interpreter, type_: PSType, name: str) -> Any:
         return timedelta(0)
     elif full == "System.IO.Path" and folded == "directoryseparatorchar":
         return "\\"
+    elif full == "System.Console" and folded in interp.console_encodings:
+        # What a script set; before that, what a WinRM-hosted process reports is not modelled (refused below).
+        return interp.console_encodings[folded]
     elif full == "System.Console" and folded == "in":
         # powershell.exe with redirected stdin (WinRS Send): what the client sent, readable once.
         reader = interp.console_in
@@ -1655,6 +1673,10 @@ def construct(interp: Interpreter, type_: PSType, args: list[Any]) -> Any:
         return _new_array(full[:-2], args)
     if full == "System.IO.FileInfo":
         return dotnet_io.new_file_info(interp, args)
+    if full == "System.Text.UTF8Encoding" and len(args) <= 2:
+        # UTF8Encoding(encoderShouldEmitUTF8Identifier[, throwOnInvalidBytes]): the lab's UTF-8 encoding; the BOM
+        # flag only changes GetPreamble(), which the lab does not model.
+        return _ENCODINGS["utf8"]
     if full in dotnet_io.HASH_TYPES:
         return dotnet_io.new_hash(full, args)
     if full.endswith("Exception"):

@@ -37,6 +37,7 @@ from migrator.lab.ps.values import (
     to_str,
     to_timespan,
     type_names_of,
+    type_not_found,
 )
 from migrator.lab.shell import Hashtable, PowerShellError
 
@@ -393,7 +394,7 @@ def type_of_operand(right: Any) -> str:
     name = to_str(right)
     full = resolve_type_name(name.removesuffix("[]"))
     if full is None:
-        raise runtime_error(f"Unable to find type [{name}].", "TypeNotFound", "InvalidOperation")
+        raise type_not_found(name)
     return full + ("[]" if name.endswith("[]") else "")
 
 

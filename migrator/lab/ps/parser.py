@@ -18,6 +18,7 @@ Parsed scripts are cached by text: the migration sends the same few scripts to t
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from functools import lru_cache
 from typing import Any
@@ -77,11 +78,38 @@ def new_parser() -> Parser:
     return Parser(_LANGUAGE)
 
 
+_USING = re.compile(r"^[ \t]*using[ \t]+(namespace|module|assembly)[ \t]+([^;\r\n]+?)[ \t]*;?[ \t]*$", re.I | re.M)
+
+
 @lru_cache(maxsize=512)
 def parse_script(text: str) -> ast.ScriptBlockAst:
     """Parse a whole script (the body of ``add_script``); raises ParseFailure or NotSupportedByLab."""
+    text, namespaces = _using_statements(text)
     source, root = _parse_with_repairs(text)
-    return _Builder(source).program(root)
+    block = _Builder(source).program(root)
+    return dataclasses.replace(block, using_namespaces=namespaces) if namespaces else block
+
+
+def _using_statements(text: str) -> tuple[str, tuple[str, ...]]:
+    """``using namespace X`` lines (about_Using; they must open the script): taken out, blanked so line numbers
+    hold, and returned; ``using module`` / ``using assembly`` are not modelled."""
+    if "using" not in text.casefold():
+        return text, ()
+    namespaces: list[str] = []
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _USING.match(line)
+        if match is None:
+            break  # using statements come before any other statement
+        kind, name = match.group(1).casefold(), match.group(2).strip().strip("'\"")
+        if kind != "namespace":
+            raise NotSupportedByLab(f"using {kind} {name}", index + 1)
+        namespaces.append(name)
+        lines[index] = ""
+    return "\n".join(lines), tuple(namespaces)
 
 
 # ---- parse, repair, classify -----------------------------------------------------------------------------
@@ -127,11 +155,16 @@ def _first_error(root: Node) -> Node | None:
 
 def _repair(source: bytes, error: Node) -> bytes | None:
     """Patch text the grammar rejects although Windows PowerShell accepts it; None if not a known case."""
+    start, end = error.start_byte, error.end_byte
+    # 1c. An empty script block (``Write-Output {}``, ``$x = {}``, ``& {}``): the grammar wants a statement;
+    # ``{;}`` is the same empty block.
+    empty = re.compile(rb"(?<![@$\w])\{([ \t]*)\}").search(source, max(start - 2, 0), min(len(source), end + 2))
+    if empty is not None:
+        return source[: empty.start()] + b"{;" + empty.group(1) + b"}" + source[empty.end() :]
     if not error.is_error:
         return None
     children = error.children
     parent = error.parent
-    start, end = error.start_byte, error.end_byte
     # 1. Switch clauses on one line (``1 {'a'} 2 {'b'}``): the grammar wants a terminator after each block.
     if (
         parent is not None

@@ -28,16 +28,18 @@ from migrator.lab.ps.errors import (
     ReturnFlow,
     StopUpstream,
     pipeline_stopped_record,
+    with_source_lines,
 )
 from migrator.lab.ps.interpreter import Interpreter
 from migrator.lab.ps.parser import parse_script
 from migrator.lab.ps.session import Scope, Session, Streams
-from migrator.lab.ps.values import as_utc, format_timespan, to_str
+from migrator.lab.ps.values import USING_NAMESPACES, as_utc, format_timespan, to_str
 from migrator.lab.shell import (
     Command,
     ErrorRecord,
     Hashtable,
     Host,
+    InformationRecord,
     InvocationResult,
     PowerShellError,
     PSObject,
@@ -68,6 +70,7 @@ class PSRunspace:
             interp.script_scope = self.session.global_scope
             interp.try_depth = 0
             output: list[Any] = []
+            namespaces = USING_NAMESPACES.set(())
             try:
                 processors = [self._processor(command) for command in commands]
                 interp.commands.run_processors(processors, output, items=list(input) if input is not None else None)
@@ -87,18 +90,21 @@ class PSRunspace:
                 # a stray return/break ends the script quietly, as in PowerShell.
                 pass
             finally:
+                USING_NAMESPACES.reset(namespaces)
                 interp.scope = self.session.global_scope
                 interp.script_scope = self.session.global_scope
                 self.session.stopping = False
             result.output = [to_wire(item) for item in output]
             terminating = result.terminating_error
-            wired = [(record, _wire_record(record)) for record in result.errors]
+            source = commands[0].text if commands[0].is_script else ""
+            wired = [(record, _wire_record(with_source_lines(record, source))) for record in result.errors]
             result.errors[:] = [after for _, after in wired]
             result.information[:] = [to_wire(item) for item in result.information]
             if terminating is not None:
                 # The same object in both places: the wire server sends a terminating record once.
                 result.terminating_error = next(
-                    (after for before, after in wired if before is terminating), _wire_record(terminating)
+                    (after for before, after in wired if before is terminating),
+                    _wire_record(with_source_lines(terminating, source)),
                 )
             result.had_errors = bool(result.errors) or result.terminating_error is not None
             return result
@@ -112,6 +118,8 @@ class PSRunspace:
         args = [Arg(name, value, f"-{name}" if name else "") for name, value in command.parameters]
         if command.is_script:
             block = parse_script(command.text)
+            if block.using_namespaces:
+                USING_NAMESPACES.set(USING_NAMESPACES.get() + block.using_namespaces)
             global_scope = self.session.global_scope
             if command.use_local_scope:
                 script = ScriptCommand(
@@ -165,10 +173,15 @@ def to_wire(value: Any) -> Any:
         return Hashtable((key, to_wire(item)) for key, item in value.items())
     if isinstance(value, PSObject):
         return PSObject(
-            ((key, to_wire(item)) for key, item in value.properties.items()), value.type_names, value.to_string
+            ((key, to_wire(item)) for key, item in value.properties.items()),
+            value.type_names,
+            value.to_string,
+            value.view_data,
         )
     if isinstance(value, ErrorRecord):
         return _wire_record(value)
+    if isinstance(value, InformationRecord):
+        return dataclasses.replace(value, message_data=to_wire(value.message_data))
     if isinstance(value, timedelta):
         return format_timespan(value)
     if isinstance(value, uuid.UUID):

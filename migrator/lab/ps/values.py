@@ -14,10 +14,12 @@ import math
 import re
 import uuid
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, get_args
 
+from migrator.lab import windows_names
 from migrator.lab.ps.errors import (
     NotSupportedByLab,
     exception_base_names,
@@ -620,6 +622,7 @@ _register("System.Convert", "convert")
 _register("System.Math", "math")
 _register("System.Environment", "environment")
 _register("System.Text.Encoding", "text.encoding")
+_register("System.Text.UTF8Encoding", "text.utf8encoding")
 _register("System.IO.Path", "io.path")
 _register("System.Net.Dns", "net.dns")
 _register("System.Console", "console")
@@ -672,8 +675,22 @@ _UNSUPPORTED_TYPES = {
 }
 
 
+# The ``using namespace`` names of the script now running (set by the runspace around an invocation).
+USING_NAMESPACES: ContextVar[tuple[str, ...]] = ContextVar("using_namespaces", default=())
+
+
 def resolve_type_name(name: str) -> str | None:
     """Canonical full name for a type as written, or None if PowerShell would not find it."""
+    found = _resolve_type_name(name)
+    if found is None:
+        for namespace in USING_NAMESPACES.get():
+            found = _resolve_type_name(f"{namespace}.{name}")
+            if found is not None:
+                break
+    return found
+
+
+def _resolve_type_name(name: str) -> str | None:
     folded = name.casefold()
     if folded in _TYPE_NAMES:
         return _TYPE_NAMES[folded]
@@ -684,7 +701,12 @@ def resolve_type_name(name: str) -> str | None:
     return resolve_exception_type(name)
 
 
-def type_not_found(name: str) -> PowerShellError:
+def type_not_found(name: str) -> Exception:
+    """ "Unable to find type" only for a name Windows lacks too; a real .NET type the lab has not modelled is the
+    boundary's refusal (architecture rule 8), never a claim that Windows has no such type."""
+    candidates = [name, *(f"{namespace}.{name}" for namespace in USING_NAMESPACES.get())]
+    if any(windows_names.is_dotnet_type(candidate) for candidate in candidates):
+        return NotSupportedByLab(f"The type [{name}]")
     return runtime_error(f"Unable to find type [{name}].", "TypeNotFound", "InvalidOperation", target=name)
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import re
 import uuid
 from typing import Any
 
 from psrpcore.types import (
+    CommandOrigin,
     ErrorCategory,
     ErrorCategoryInfo,
+    InvocationInfo,
     NETException,
     PSByteArray,
     PSDateTime,
@@ -185,10 +188,43 @@ def error_record(record: shell.ErrorRecord) -> PSErrorRecord:
         TargetName=record.target_name,
         TargetType=net_type_name(record.target_object) if record.target_object is not None else "",
     )
-    return PSErrorRecord(
+    ps_record = PSErrorRecord(
         Exception=exception,
         CategoryInfo=category_info,
         TargetObject=to_clixml(record.target_object),
         FullyQualifiedErrorId=record.fully_qualified_error_id,
+        InvocationInfo=invocation_info(record),
         ScriptStackTrace=record.script_stack_trace or None,
+    )
+    ps_record.serialize_extended_info = ps_record.InvocationInfo is not None
+    return ps_record
+
+
+_POSITION = re.compile(r"^At line:(\d+) char:(\d+)")
+
+
+def invocation_info(record: shell.ErrorRecord) -> InvocationInfo | None:
+    """The record's InvocationInfo with its PositionMessage ("At line:1 char:1", "+ <line>", "+ ~~~~"): what
+    a client prints under the message ([MS-PSRP] 2.2.3.15.1, serialised with SerializeExtendedInfo)."""
+    match = _POSITION.match(record.position_message)
+    if match is None:
+        return None
+    lines = record.position_message.split("\n")
+    line_text = lines[1][2:] if len(lines) > 1 and lines[1].startswith("+ ") else ""
+    return InvocationInfo(
+        BoundParameters=PSDict(),
+        CommandOrigin=CommandOrigin.Internal,
+        ExpectingInput=False,
+        HistoryId=1,
+        InvocationName=record.activity,
+        Line=line_text,
+        OffsetInLine=int(match.group(2)),
+        PipelineLength=0,
+        PipelinePosition=0,
+        PositionMessage=record.position_message,
+        PSCommandPath=None,
+        PSScriptRoot="",
+        ScriptLineNumber=int(match.group(1)),
+        ScriptName="",
+        UnboundArguments=[],
     )

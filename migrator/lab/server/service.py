@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from psrpcore import ServerPipeline, ServerRunspacePool
+from psrpcore import ServerHostRequestor, ServerPipeline, ServerRunspacePool
 from psrpcore._payload import PSRPMessage, PSRPPayload, StreamType, create_message
 from psrpcore.types import (
     CommandMetadataCount,
@@ -730,11 +730,11 @@ class DeviceService:
                 result = shell.InvocationResult(errors=[], had_errors=True, terminating_error=record)
         if run.closed or item.closed:
             return
-        self._write_result(run, result)
+        self._write_result(run, result, item.owner.name)
         run.finished = True
         item.changed.notify()
 
-    def _write_result(self, run: PipelineRun, result: shell.InvocationResult) -> None:
+    def _write_result(self, run: PipelineRun, result: shell.InvocationResult, user: str = "") -> None:
         pipeline = run.pipeline
         if pipeline.state != PSInvocationState.Running:
             return
@@ -749,6 +749,7 @@ class DeviceService:
                 ps_record.CategoryInfo,
                 ps_record.TargetObject,
                 ps_record.FullyQualifiedErrorId,
+                invocation_info=ps_record.InvocationInfo,
                 script_stack_trace=ps_record.ScriptStackTrace,
             )
         # Windows serialises informational records with their message as <ToString> too, which is what
@@ -765,7 +766,23 @@ class DeviceService:
                 pipeline.prepare_message(record, message_type=kind)
         for data in result.information:
             with contextlib.suppress(Exception):  # needs protocol 2.3 (PowerShell 5.1 clients); pypsrp is 2.3
-                pipeline.write_information(convert.to_clixml(data), source="", computer=self.computer_name, user="")
+                if isinstance(data, shell.InformationRecord):
+                    pipeline.write_information(
+                        convert.to_clixml(data.message_data),
+                        source=data.source,
+                        time_generated=data.time_generated,
+                        tags=list(data.tags),
+                        computer=self.computer_name,
+                        user=user,
+                    )
+                else:
+                    pipeline.write_information(convert.to_clixml(data), source="", computer=self.computer_name, user="")
+        if result.exit_code is not None and _has_client_host(pipeline):
+            # `exit N` (and $Host.SetShouldExit(N)) in a remote runspace reaches the client's host as the
+            # SetShouldExit host call ([MS-PSRP] 2.2.3.17, method identifier 6): how Ansible's psrp plugin reads
+            # a script's rc.
+            with contextlib.suppress(Exception):
+                ServerHostRequestor(pipeline).set_should_exit(result.exit_code)
         if run.stop_requested:
             pipeline.stop()
         elif result.terminating_error is not None:
@@ -797,6 +814,14 @@ class DeviceService:
         item.pool.pipeline_table.pop(run.pipeline.pipeline_id, None)
 
 
+def _has_client_host(pipeline: ServerPipeline) -> bool:
+    """Whether the client passed a host (HostInfo with IsHostNull false): only then are host calls sent."""
+    host = getattr(pipeline, "host", None)
+    if host is None or getattr(host, "UseRunspaceHost", False):
+        host = pipeline.runspace_pool.host
+    return host is not None and not getattr(host, "IsHostNull", True)
+
+
 def _invoke_statements(
     runspace: shell.Runspace, statements: list[list[shell.Command]], input_values: list[Any]
 ) -> shell.InvocationResult:
@@ -813,5 +838,8 @@ def _invoke_statements(
         merged.had_errors = merged.had_errors or result.had_errors
         if result.terminating_error is not None:
             merged.terminating_error = result.terminating_error
+            break
+        if result.exit_code is not None:  # `exit` ends the whole pipeline, later statements included
+            merged.exit_code = result.exit_code
             break
     return merged

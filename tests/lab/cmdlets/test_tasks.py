@@ -126,13 +126,16 @@ def test_interactive_task_without_session_does_nothing(admin: DeviceHost, device
 
 
 def test_start_runs_as_the_user_a_second_later(admin: DeviceHost, device: Device, clock: VirtualClock) -> None:
-    """Start-ScheduledTask queues the task; about a second later it runs as its user and records the action."""
+    """Start-ScheduledTask: Windows shows the task Running (LastTaskResult 0x41301) at once; its action runs as
+    its user about a second later, then the task is Ready with the action's exit code."""
     run(admin, "Register-ScheduledTask", TaskName="AsAlice", **_parts(admin, "CORP\\alice"))
     run(admin, "Start-ScheduledTask", TaskName=["AsAlice"])
-    assert run(admin, "Get-ScheduledTask", TaskName=["AsAlice"]).output[0]["State"] == "Queued"
+    assert run(admin, "Get-ScheduledTask", TaskName=["AsAlice"]).output[0]["State"] == "Running"
+    assert run(admin, "Get-ScheduledTaskInfo", TaskName=["AsAlice"]).output[0]["LastTaskResult"] == 0x41301
     clock.advance(2)
     [info] = run(admin, "Get-ScheduledTaskInfo", TaskName=["AsAlice"]).output
     assert info["LastTaskResult"] == 0 and info["LastRunTime"] == clock.now() - timedelta(seconds=1)
+    assert run(admin, "Get-ScheduledTask", TaskName=["AsAlice"]).output[0]["State"] == "Ready"
     task_runs = [c for c in device.counters.commands if c.kind == "task"]
     assert [(c.principal, c.command) for c in task_runs] == [("corp\\alice", "whoami.exe /upn")]
     assert device.users[0].counters.tasks_run == 1

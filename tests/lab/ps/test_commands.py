@@ -152,7 +152,8 @@ def test_terminating_cmdlet_error_is_statement_terminating(ps: Any) -> None:
 
 
 def test_warning_verbose_and_information_streams(ps: Any) -> None:
-    """Warnings by default, verbose only with -Verbose or $VerbosePreference, Write-Host always."""
+    """Warnings by default, verbose only with -Verbose or $VerbosePreference, Write-Host always; a
+    Write-Information under SilentlyContinue is recorded, not displayed."""
     result = ps(
         "Get-Thing -Warn -Count 0\nGet-Thing -Count 0 -Verbose\n"
         "Get-Thing -Warn -Count 0 -WarningAction SilentlyContinue\n"
@@ -162,7 +163,9 @@ def test_warning_verbose_and_information_streams(ps: Any) -> None:
     )
     assert result.warnings == ["thing is old"]
     assert result.verbose == ["Getting *", "loud"]
-    assert result.information == ["to host", "shown"]
+    shown = [(r.text, r.source, r.tags) for r in result.information if r.displayed]
+    assert shown == [("to host", "Write-Host", ("PSHOST",)), ("shown", "Write-Information", ())]
+    assert [r.text for r in result.information if not r.displayed] == ["not shown"]
     assert result.errors == [] and not result.had_errors
 
 
@@ -241,7 +244,7 @@ def test_lab_test_path_without_device(out: Any, ps: Any) -> None:
     assert out("$v = 1; Test-Path env:COMPUTERNAME; Test-Path variable:v; Test-Path env:NOPE") == [True, True, False]
     result = ps("Test-Path 'HKLM:\\SOFTWARE'")
     assert result.terminating_error is not None
-    assert result.terminating_error.fully_qualified_error_id == "NotSupportedByLab"
+    assert result.terminating_error.fully_qualified_error_id == "NotModelledByLab"
 
 
 def test_write_error_records(ps: Any) -> None:

@@ -88,7 +88,7 @@ def test_myinvocation_unknown_member_is_not_guessed(ps: Any) -> None:
     """A member of InvocationInfo the lab does not model refuses instead of answering $null."""
     result = ps("$MyInvocation.HistoryId")
     assert result.terminating_error is not None
-    assert result.terminating_error.fully_qualified_error_id == "NotSupportedByLab"
+    assert result.terminating_error.fully_qualified_error_id == "NotModelledByLab"
 
 
 def test_binding_flags_cast(out: Any) -> None:
@@ -126,7 +126,7 @@ def test_host_has_no_internal_members_to_reflect_on(out: Any, ps: Any) -> None:
     assert out(text) == [True, "You cannot call a method on a null-valued expression."]
     public = ps("$Host.GetType().GetProperty('Name', [System.Reflection.BindingFlags]'Public, Instance')")
     assert public.terminating_error is not None
-    assert public.terminating_error.fully_qualified_error_id == "NotSupportedByLab"
+    assert public.terminating_error.fully_qualified_error_id == "NotModelledByLab"
 
 
 def test_discard_redirection_of_a_method_result(out: Any) -> None:
@@ -262,7 +262,7 @@ def test_relative_dotnet_paths_are_not_guessed(on_device: Any) -> None:
     """A relative path would resolve against the process directory the lab does not model: refused."""
     result = on_device("[IO.File]::Exists('x.txt')")
     assert result.terminating_error is not None
-    assert result.terminating_error.fully_qualified_error_id == "NotSupportedByLab"
+    assert result.terminating_error.fully_qualified_error_id == "NotModelledByLab"
 
 
 def test_unresolved_provider_path(on_device: Any) -> None:
@@ -294,7 +294,7 @@ def test_hosts_without_files_refuse_system_io(ps: Any) -> None:
     for text in ("[IO.File]::Exists('C:\\x')", "[IO.Path]::GetTempFileName()", "New-Object IO.FileInfo 'C:\\x'"):
         result = ps(text)
         assert result.terminating_error is not None, text
-        assert result.terminating_error.fully_qualified_error_id == "NotSupportedByLab", text
+        assert result.terminating_error.fully_qualified_error_id == "NotModelledByLab", text
 
 
 # ---- pypsrp's scripts in a runspace ----------------------------------------------------------------------

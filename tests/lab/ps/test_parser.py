@@ -49,22 +49,24 @@ def test_parse_error_runs_nothing(ps: Any, host: Any) -> None:
         ("enum Color { Red }", "enum"),
         ("workflow W { 'x' }", "workflow"),
         ("trap { 'x' }\n1", "trap"),
-        ("Add-Type -TypeDefinition 'public class X {}'", "command Add-Type"),
-        ("Start-Job { Get-Thing }", "command Start-Job"),
+        ("Add-Type -TypeDefinition 'public class X {}'", "'Add-Type'"),
+        ("Start-Job { Get-Thing }", "'Start-Job'"),
         ("$x = $using:y", "$using:y"),
         ("Get-Thing > C:\\out.txt", "file redirection"),
         ("[xml]'<a/>'", "[xml]"),
     ],
 )
 def test_unsupported_constructs_are_refused_not_guessed(ps: Any, host: Any, script: str, construct: str) -> None:
-    """Outside the subset the invocation stops with NotSupportedByLab naming the construct and the line."""
+    """Outside the subset the invocation stops with the lab's "not modelled" refusal naming the construct, the lab
+    module that refused and the line."""
     result = ps(script)
     record = result.terminating_error
     assert record is not None
-    assert record.fully_qualified_error_id == "NotSupportedByLab"
+    assert record.fully_qualified_error_id == "NotModelledByLab"
     assert record.exception_type == NOT_SUPPORTED_EXCEPTION
     assert construct in record.message
-    assert "line 1" in record.message
+    assert "is not modelled by the lab (lab/" in record.message
+    assert record.position_message.startswith("At line:1 char:")
     assert not any(name == "Get-Thing" for name, _ in host.journal)
 
 
@@ -73,7 +75,7 @@ def test_unsupported_is_not_caught_by_catch(ps: Any) -> None:
     result = ps("try { [xml]'<a/>' } catch { 'swallowed' }\n'after'")
     assert result.output == []
     assert result.terminating_error is not None
-    assert result.terminating_error.fully_qualified_error_id == "NotSupportedByLab"
+    assert result.terminating_error.fully_qualified_error_id == "NotModelledByLab"
 
 
 def test_range_at_statement_start_is_an_expression(out: Any) -> None:

@@ -127,7 +127,7 @@ def test_stop_from_another_thread_ends_with_pipeline_stopped(host: FakeHost) -> 
     assert not worker.is_alive()
     (result,) = results
     assert result.output == ["start"]
-    assert result.information == ["cleanup"]
+    assert [record.text for record in result.information] == ["cleanup"]
     assert result.terminating_error is not None
     assert result.terminating_error.exception_type == "System.Management.Automation.PipelineStoppedException"
     assert result.terminating_error.message == "The pipeline has been stopped."
