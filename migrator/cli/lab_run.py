@@ -1,4 +1,4 @@
-"""``migrator lab up | inspect | user | dc``: run a lab fleet and look at (or act on) it while it runs."""
+"""``migrator lab up | inspect | user | dc | group``: run a lab fleet and look at (or act on) it while it runs."""
 
 from __future__ import annotations
 
@@ -68,6 +68,14 @@ def lab_up(
         int | None, typer.Option(min=0, max=65535, help="Default 5986, or a free port if taken. 0 = any free port.")
     ] = None,
     control_port: Annotated[int, typer.Option(min=0, max=65535, help="0 = any free port.")] = 0,
+    ldap_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Domain controllers' LDAP port. Default 389, or a free port if taken."),
+    ] = None,
+    ldaps_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Domain controllers' LDAPS port. Default 636, or a free port if taken."),
+    ] = None,
 ) -> None:
     """Start a lab fleet in the foreground until Ctrl-C (or SIGTERM), then save its state.
 
@@ -89,6 +97,9 @@ def lab_up(
             https=5986 if https_port is None else https_port,
             control=control_port,
             free_if_taken=http_port is None and https_port is None,  # ports given are used as given
+            ldap=389 if ldap_port is None else ldap_port,
+            ldaps=636 if ldaps_port is None else ldaps_port,
+            ldap_free_if_taken=ldap_port is None and ldaps_port is None,
         ),
         faults=plan,
     )
@@ -121,6 +132,12 @@ def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threadi
         f"inventory {inventory}, control {runtime.control_url}",
         highlight=False,
     )
+    for domain in runtime.domains_data():
+        console.print(
+            f"  domain {domain['name']}: DC {domain['dc_hostname']} at {domain['dc_address']}, "
+            f"LDAP {domain['ldap_port']}, LDAPS {domain['ldaps_port']} (no KDC yet: NTLM and LDAPS simple binds)",
+            highlight=False,
+        )
     try:
         with console.status("") as status:
             while not stop.wait(1.0):
@@ -235,3 +252,26 @@ def lab_dc(
     except InputError as err:
         raise _fail(str(err)) from None
     typer.echo(json.dumps(result))
+
+
+@commands.command("group")
+def lab_group(
+    domain: Annotated[str, typer.Argument(help="The lab domain (DNS or NetBIOS name), e.g. corp.contoso.com.")],
+    action: Annotated[str, typer.Argument(help="add | remove")],
+    group: Annotated[str, typer.Argument(help="The group: its name (sAMAccountName), CN or DN.")],
+    member: Annotated[
+        str, typer.Argument(help="A user (sam, DOMAIN\\sam, UPN), a computer (PC-0001) or a group, or a DN.")
+    ],
+    inventory: Annotated[Path, typer.Option(help="The lab's inventory.")] = DEFAULT_DIR / "inventory.yaml",
+) -> None:
+    """Change a group's members in a running lab's directory, as an admin would in AD Users and Computers.
+
+    Example: migrator lab group corp.contoso.com add "Hello Cloud Trust Computers" PC-0001
+    """
+    if action not in ("add", "remove"):
+        raise _fail(f"unknown action {action!r}: use add or remove")
+    try:
+        result = _client(inventory).group(domain, action, group, member)
+    except InputError as err:
+        raise _fail(str(err)) from None
+    typer.echo(json.dumps(result, indent=2))
