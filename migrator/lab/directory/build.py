@@ -300,7 +300,7 @@ class _DomainBuilder:
         self.dit.add_member(tier0, admin.dn)  # one admin is in both
 
         # The fleet's users of this domain.
-        privileged_in_admins = True
+        privileged_in_admins = False  # the first goes to Tier0 Operators, then they alternate
         seen_cn: set[str] = set()
         for user in self._users():
             cn = (

@@ -4,6 +4,8 @@ Encoding and decoding use ldap3's own pyasn1 definition of RFC 4511 (:mod:`ldap3
 ``LDAPMessage``, ``BindRequest``, ``SearchRequest``, ...), the RFC 2696 paged-results value of
 :mod:`ldap3.protocol.rfc2696`, and pyasn1's BER codec (ldap3's encoder, which writes BOOLEAN TRUE as 0xFF as
 LDAP requires); message framing uses ldap3's ``compute_ldap_message_size``. No BER is written by hand here.
+Requests are decoded with :func:`~migrator.lab.directory.asn1.request_spec`: ldap3's classes with the recursion
+of ``Filter`` tied so that a decoder can follow it (see that module).
 
 Theory of operation
 -------------------
@@ -84,6 +86,7 @@ from ldap3.utils.asn1 import encode
 from pyasn1.codec.ber import decoder
 from pyasn1.error import PyAsn1Error
 
+from migrator.lab.directory.asn1 import request_spec
 from migrator.lab.directory.dit import (
     AUTH_METHOD_NOT_SUPPORTED,
     INSUFFICIENT_ACCESS_RIGHTS,
@@ -230,7 +233,7 @@ class LdapSession:
                 break
             pdu, self._buffer = self._buffer[:size], self._buffer[size:]
             try:
-                message, _ = decoder.decode(pdu, asn1Spec=LDAPMessage())
+                message, _ = decoder.decode(pdu, asn1Spec=request_spec())
             except (PyAsn1Error, ValueError, TypeError):
                 out.append(self._disconnect("the PDU could not be decoded"))
                 break

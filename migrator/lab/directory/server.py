@@ -164,6 +164,9 @@ class DirectoryServer:
                 await writer.drain()
         except (ConnectionError, ssl.SSLError):
             pass
+        except Exception:
+            # A bug in the lab, not the client's fault: log it, and drop the connection as a DC that failed would.
+            log.exception("LDAP connection to %s failed", runtime.name)
         finally:
             runtime.connections.discard(writer)
             writer.close()
