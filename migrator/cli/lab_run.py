@@ -1,4 +1,4 @@
-"""``migrator lab up | inspect | user | dc | group``: run a lab fleet and look at (or act on) it while it runs."""
+"""``migrator lab up | inspect | user | dc | group | gpo``: run a lab fleet and look at (or act on) it while it runs."""
 
 from __future__ import annotations
 
@@ -76,6 +76,13 @@ def lab_up(
         int | None,
         typer.Option(min=0, max=65535, help="Domain controllers' LDAPS port. Default 636, or a free port if taken."),
     ] = None,
+    gpo_refresh: Annotated[
+        bool,
+        typer.Option(
+            help="Refresh Group Policy in the background every 90+-30 virtual minutes, as Windows does (it overwrites "
+            "local writes to GPO-managed values). gpupdate and boot apply it either way."
+        ),
+    ] = False,
 ) -> None:
     """Start a lab fleet in the foreground until Ctrl-C (or SIGTERM), then save its state.
 
@@ -102,6 +109,7 @@ def lab_up(
             ldap_free_if_taken=ldap_port is None and ldaps_port is None,
         ),
         faults=plan,
+        gpo_refresh=gpo_refresh,
     )
     # Handlers first: a SIGINT/SIGTERM that arrives as soon as `ready` is printed must still stop cleanly.
     stop = threading.Event()
@@ -272,6 +280,42 @@ def lab_group(
         raise _fail(f"unknown action {action!r}: use add or remove")
     try:
         result = _client(inventory).group(domain, action, group, member)
+    except InputError as err:
+        raise _fail(str(err)) from None
+    typer.echo(json.dumps(result, indent=2))
+
+
+@commands.command("gpo")
+def lab_gpo(
+    domain: Annotated[str, typer.Argument(help="The lab domain (DNS or NetBIOS name).")],
+    action: Annotated[str, typer.Argument(help="list | show | set")],
+    name: Annotated[str | None, typer.Argument(help="The GPO's display name or GUID (show, set).")] = None,
+    value: Annotated[
+        str | None, typer.Option("--value", help="NAME=DWORD to set, e.g. UseCloudTrustForOnPremAuth=1.")
+    ] = None,
+    remove: Annotated[str | None, typer.Option("--remove", help="A value name to remove from the GPO.")] = None,
+    user: Annotated[bool, typer.Option("--user", help="User Configuration instead of Computer Configuration.")] = False,
+    inventory: Annotated[Path, typer.Option(help="The lab's inventory.")] = DEFAULT_DIR / "inventory.yaml",
+) -> None:
+    """List, show or edit a running lab's GPOs, as an admin would in GPMC (devices get it at their next refresh).
+
+    Example: migrator lab gpo FABRIKAM set "Windows Hello for Business - key trust" --value UseCloudTrustForOnPremAuth=1
+    """
+    if action not in ("list", "show", "set"):
+        raise _fail(f"unknown action {action!r}: use list, show or set")
+    if action != "list" and not name:
+        raise _fail(f"lab gpo {action} needs the GPO's name")
+    if action == "set" and (value is None) == (remove is None):
+        raise _fail("lab gpo set needs exactly one of --value NAME=DWORD or --remove NAME")
+    client = _client(inventory)
+    try:
+        if action == "list":
+            result = client.gpos(domain)
+        elif action == "show":
+            result = client.gpos(domain, name)
+        else:
+            assert name is not None
+            result = client.gpo_edit(domain, name, value=value, remove=remove, user=user)
     except InputError as err:
         raise _fail(str(err)) from None
     typer.echo(json.dumps(result, indent=2))

@@ -36,7 +36,7 @@ import yaml
 from migrator.errors import InputError
 from migrator.lab.clock import ScaledClock, SimClock
 from migrator.lab.control import ControlServer
-from migrator.lab.directory.build import build_directories
+from migrator.lab.directory.build import build_directories, group_policy_engine
 from migrator.lab.directory.server import DirectoryServer, default_addresses
 from migrator.lab.executor import LabExecutor
 from migrator.lab.model import Fleet
@@ -105,8 +105,12 @@ class LabRuntime:
         faults: FaultPlan | None = None,
         password: str | None = None,
         dc_addresses: dict[str, str] | None = None,
+        gpo_refresh: bool = False,
     ) -> None:
-        """``dc_addresses``: the loopback address of each domain's DC by DNS name (default 127.19.0.1 upward)."""
+        """``dc_addresses``: the loopback address of each domain's DC by DNS name (default 127.19.0.1 upward).
+        ``gpo_refresh``: devices refresh Group Policy in the background every 90 +- 30 virtual minutes, as
+        Windows does (off by default while the product still sets policy by local registry writes, which a
+        refresh overwrites); gpupdate and boot apply it either way."""
         self.fleet = fleet
         self.work_dir = work_dir
         self.ports = ports
@@ -134,12 +138,17 @@ class LabRuntime:
             ldaps_port=ports.ldaps,
             free_if_taken=ports.ldap_free_if_taken,
         )
+        self.group_policy = group_policy_engine(self.directories)
+        self.lab.group_policy = self.group_policy
+        self.lab.gpo_background_refresh = gpo_refresh
+        for device in fleet.devices:
+            self.lab.remember_group_policy(device)
         admin = fleet.admin
         for key, directory in self.directories.items():
             entry = directory.tree.find_account(admin.username)
             if entry is not None:
                 self.directory.set_password(entry, key, self.password)
-        self.control = ControlServer(self.lab, self.token, self._power, self.directory)
+        self.control = ControlServer(self.lab, self.token, self._power, self.directory, self.group_policy)
         self.control_url = ""
         self._started = False
 

@@ -33,6 +33,7 @@ import random
 import uuid
 from dataclasses import dataclass
 
+from migrator.lab import policy as policy_mod
 from migrator.lab.directory.dit import (
     Directory,
     Entry,
@@ -42,6 +43,7 @@ from migrator.lab.directory.dit import (
     sid_from_bytes,
     sid_to_bytes,
 )
+from migrator.lab.directory.grouppolicy import GroupPolicy, GroupPolicyEngine
 from migrator.lab.directory.security import group_policy_descriptor
 from migrator.lab.model import Device, Domain, Fleet, User
 
@@ -92,23 +94,14 @@ _DENIED_RODC_MEMBERS = (
 )
 REGISTRY_CSE = "{35378EAC-683F-11D2-A89A-00C04FBBCFA2}"  # Administrative Templates client-side extension
 REGISTRY_SNAPIN = "{D02B1F72-3407-48AE-BA88-E8213C6761F1}"  # its Computer Configuration snap-in
+REGISTRY_USER_SNAPIN = "{D02B1F73-3407-48AE-BA88-E8213C6761F1}"  # its User Configuration snap-in
 TIER0_GROUP = "Tier0 Operators"  # the group an admin added to msDS-NeverRevealGroup
 HELLO_GPO_GROUP = "Hello Policy Computers"
+HELLO_USER_GROUP = "Hello Certificate Users"
 CLOUD_TRUST_GROUP = "Hello Cloud Trust Computers"
 ALL_WORKSTATIONS = "All Workstations"
 
 _FIRST_ADMINS = ("jdoe", "mrossi", "kwong", "asingh", "lmartin", "tnguyen", "pschmidt", "rgarcia")
-
-
-@dataclass(frozen=True)
-class GroupPolicy:
-    """A groupPolicyContainer as the lab models it: what it writes and to whom it applies."""
-
-    guid: str  # {6AC1786C-016F-11D2-945F-00C04FB984F9} style
-    name: str
-    values: dict[str, int]  # HKLM\SOFTWARE\Policies\Microsoft\PassportForWork value -> DWORD
-    linked_to: str  # DN of the OU (or domain) whose gPLink names it
-    filter_group: str  # DN of the group holding "Apply Group Policy"
 
 
 def _rdn(value: str) -> str:
@@ -358,8 +351,8 @@ class _DomainBuilder:
                 515,
             )
             self.dit.add_member(site_groups[site_name], computer.dn)
-            if domain.gpo_passport_policy is not None:
-                self.dit.add_member(hello, computer.dn)
+            if domain.gpo_passport_policy is not None and any(device.registry.values(policy_mod.GPO_KEY)):
+                self.dit.add_member(hello, computer.dn)  # the devices whose registry holds the GPO's values
 
         # Entra Kerberos server object and its krbtgt ([MS docs] Set-AzureADKerberosServer).
         if domain.entra_kerberos:
@@ -395,6 +388,29 @@ class _DomainBuilder:
                 workstations,
                 hello,
             )
+        # Users whose hive on their device holds user-configuration Hello policy: a user GPO filtered to them.
+        hive_users: dict[str, dict[str, int]] = {}
+        for device in self.fleet.devices:
+            for user in device.users:
+                key = policy_mod.gpo_user_key(user.sid)
+                values = {v.name: v.data for v in device.registry.values(key) if isinstance(v.data, int)}
+                if values and user.domain.casefold() == domain.netbios.casefold():
+                    hive_users[user.sid] = values
+        if hive_users:
+            user_group = self._group(
+                HELLO_USER_GROUP,
+                groups_ou,
+                self._rid(),
+                GROUP_GLOBAL_SECURITY,
+                "Security filter of the Windows Hello for Business user GPO",
+            )
+            merged: dict[str, int] = {}
+            for sid, values in hive_users.items():
+                member = self.dit.find_sid(sid)
+                if member is not None:
+                    self.dit.add_member(user_group, member.dn)
+                    merged.update(values)
+            self._gpo(policies, "Windows Hello for Business - users, certificate trust", {}, staff, user_group, merged)
         self._gpo(
             policies,
             "Windows Hello for Business - cloud Kerberos trust",
@@ -404,7 +420,15 @@ class _DomainBuilder:
         )
         return self.dit, self.policies
 
-    def _gpo(self, policies_dn: str, name: str, values: dict[str, int], link_to: str, group: Entry) -> None:
+    def _gpo(
+        self,
+        policies_dn: str,
+        name: str,
+        values: dict[str, int],
+        link_to: str,
+        group: Entry,
+        user_values: dict[str, int] | None = None,
+    ) -> None:
         guid = "{" + str(uuid.UUID(int=self.rng.getrandbits(128), version=4)).upper() + "}"
         dn = f"CN={guid},{policies_dn}"
         entry = Entry(
@@ -425,6 +449,10 @@ class _DomainBuilder:
                 ),
             },
         )
+        if user_values:
+            entry.set("gPCUserExtensionNames", [f"[{REGISTRY_CSE}{REGISTRY_USER_SNAPIN}]"])
+        if not values:
+            entry.set("gPCMachineExtensionNames", [])
         self.dit.add(entry)
         target = self.dit.get(link_to)
         assert target is not None
@@ -432,7 +460,15 @@ class _DomainBuilder:
         existing = target.text("gPLink")
         target.set("gPLink", [existing + link])
         self.policies.append(
-            GroupPolicy(guid=guid, name=name, values=values, linked_to=target.dn, filter_group=group.dn)
+            GroupPolicy(
+                guid=guid,
+                name=name,
+                values=values,
+                linked_to=target.dn,
+                filter_group=group.dn,
+                user_values=dict(user_values or {}),
+                dn=dn,
+            )
         )
 
 
@@ -466,3 +502,12 @@ def build_directories(fleet: Fleet) -> dict[str, DomainDirectory]:
         if collecting:
             gc.enable()
     return result
+
+
+def group_policy_engine(directories: dict[str, DomainDirectory]) -> GroupPolicyEngine:
+    """The engine that evaluates these domains' GPOs from their trees (see :mod:`.grouppolicy`)."""
+    return GroupPolicyEngine(
+        {k: d.tree for k, d in directories.items()},
+        {k: d.policies for k, d in directories.items()},
+        {k: d.domain.sid for k, d in directories.items()},
+    )

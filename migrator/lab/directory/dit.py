@@ -189,6 +189,7 @@ class Directory:
         self._children: dict[str, list[str]] = {}
         self._by_sam: dict[str, str] = {}
         self._by_upn: dict[str, str] = {}
+        self._by_sid: dict[bytes, str] = {}
         self._members: dict[str, set[str]] = {}  # group key -> member keys (the member attribute, indexed)
         self.passwords: dict[str, str] = {}  # entry key -> password, for accounts that can bind (kept out of the DIT)
 
@@ -205,6 +206,9 @@ class Directory:
         upn = entry.text("userPrincipalName")
         if upn:
             self._by_upn[upn.casefold()] = entry.key
+        sid = entry.first("objectSid")
+        if isinstance(sid, bytes):
+            self._by_sid[sid] = entry.key
         return entry
 
     def get(self, dn: str) -> Entry | None:
@@ -226,6 +230,10 @@ class Directory:
             key = stack.pop()
             yield self._entries[key]
             stack.extend(reversed(self._children.get(key, [])))
+
+    def find_sid(self, sid: str) -> Entry | None:
+        key = self._by_sid.get(sid_to_bytes(sid))
+        return self._entries.get(key) if key is not None else None
 
     def find_account(self, name: str) -> Entry | None:
         """An object by DN, ``DOMAIN\\sam``, UPN, sAMAccountName (``PC-0001`` finds ``PC-0001$``) or CN."""
