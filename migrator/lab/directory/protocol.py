@@ -379,8 +379,11 @@ class LdapSession:
         for control in controls:
             oid = _text(control["controlType"])
             if oid == PAGED_RESULTS:
-                value, _ = decoder.decode(bytes(control["controlValue"]), asn1Spec=RealSearchControlValue())
-                paging = (int(value["size"]), bytes(value["cookie"]))
+                try:
+                    value, _ = decoder.decode(bytes(control["controlValue"]), asn1Spec=RealSearchControlValue())
+                    paging = (int(value["size"]), bytes(value["cookie"]))
+                except (PyAsn1Error, ValueError, TypeError):
+                    return [self._done(message_id, PROTOCOL_ERROR, "the paged results control value is malformed")]
             elif bool(control["criticality"]):
                 return [self._done(message_id, UNAVAILABLE_CRITICAL_EXTENSION, f"control {oid} is {NOT_MODELLED}")]
         if not base and scope == 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import ldap3
 import pytest
 
@@ -98,3 +100,23 @@ def test_unbind_closes_the_connection(lab_directory: RunningDirectory) -> None:
         pytest.fail("the DC did not close the connection after unbind")
     finally:
         raw.close()
+
+
+def test_ntlm_bind_over_ldaps(lab_directory: RunningDirectory) -> None:
+    """NTLM works over LDAPS too (the TLS layer is the lab CA's)."""
+    connection = ldap3.Connection(
+        lab_directory.ldaps(), user=f"LAB\\{ADMIN}", password=PASSWORD, authentication=ldap3.NTLM
+    )
+    assert connection.bind(), connection.result
+    assert connection.search(CORP_DN, "(cn=Domain Admins)", attributes=["member"])
+    connection.unbind()
+
+
+def test_garbage_gets_a_notice_of_disconnection(lab_directory: RunningDirectory) -> None:
+    """Bytes that are no LDAPMessage are answered with RFC 4511's notice of disconnection, then the DC closes."""
+    dc = lab_directory.dc()
+    with socket.create_connection((dc.address, dc.ldap_port), timeout=5) as raw:
+        raw.sendall(b"\x30\x05\x02\x01\x01\xff\xff")
+        reply = raw.recv(4096)
+        assert b"1.3.6.1.4.1.1466.20036" in reply
+        assert raw.recv(1) == b""
