@@ -138,7 +138,7 @@ class LabRuntime:
             ldaps_port=ports.ldaps,
             free_if_taken=ports.ldap_free_if_taken,
         )
-        self.group_policy = group_policy_engine(self.directories)
+        self.group_policy = group_policy_engine(self.directories, fleet.directory_changes)
         self.lab.group_policy = self.group_policy
         self.lab.gpo_background_refresh = gpo_refresh
         for device in fleet.devices:

@@ -28,14 +28,18 @@ of the domain, so the directory says what the devices' registries already hold.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from migrator.lab import policy as policy_mod
 from migrator.lab.directory.dit import (
     Directory,
+    DirectoryError,
     Entry,
     dn_of_dns_name,
     escape_rdn_value,
@@ -45,7 +49,7 @@ from migrator.lab.directory.dit import (
 )
 from migrator.lab.directory.grouppolicy import GroupPolicy, GroupPolicyEngine
 from migrator.lab.directory.security import group_policy_descriptor
-from migrator.lab.model import Device, Domain, Fleet, User
+from migrator.lab.model import Device, DirectoryChange, Domain, Fleet, User
 
 # userAccountControl flags ([MS-ADTS] 2.2.16)
 UAC_ACCOUNTDISABLE = 0x0002
@@ -501,13 +505,56 @@ def build_directories(fleet: Fleet) -> dict[str, DomainDirectory]:
     finally:
         if collecting:
             gc.enable()
+    _replay(result, fleet.directory_changes)
+    for key, directory in result.items():
+        directory.tree.on_member_change = _recorder(fleet.directory_changes, key)
     return result
 
 
-def group_policy_engine(directories: dict[str, DomainDirectory]) -> GroupPolicyEngine:
-    """The engine that evaluates these domains' GPOs from their trees (see :mod:`.grouppolicy`)."""
+def _recorder(changes: list[DirectoryChange], domain: str) -> Callable[[str, str, str], None]:
+    def record(action: str, group: str, member: str) -> None:
+        kind: Literal["member-add", "member-remove"] = "member-add" if action == "add" else "member-remove"
+        changes.append(DirectoryChange(domain=domain, kind=kind, target=group, name=member))
+
+    return record
+
+
+def _replay(directories: dict[str, DomainDirectory], changes: list[DirectoryChange]) -> None:
+    """Apply what admins changed in earlier runs to freshly generated trees; a change that no longer fits (its
+    group or member is not generated any more) is skipped, as a stale one would be."""
+    for change in changes:
+        directory = directories.get(change.domain.casefold())
+        if directory is None:
+            continue
+        tree = directory.tree
+        if change.kind in ("member-add", "member-remove"):
+            group = tree.get(change.target)
+            if group is None:
+                continue
+            with contextlib.suppress(DirectoryError):
+                if change.kind == "member-add":
+                    tree.add_member(group, change.name)
+                else:
+                    tree.remove_member(group, change.name)
+            continue
+        gpo = next((p for p in directory.policies if p.guid.casefold() == change.target.casefold()), None)
+        if gpo is None:
+            continue
+        values = gpo.user_values if change.user else gpo.values
+        if change.kind == "gpo-set" and change.value is not None:
+            values[change.name] = change.value
+        else:
+            values.pop(change.name, None)
+
+
+def group_policy_engine(
+    directories: dict[str, DomainDirectory], changes: list[DirectoryChange] | None = None
+) -> GroupPolicyEngine:
+    """The engine that evaluates these domains' GPOs from their trees (see :mod:`.grouppolicy`); GPO edits are
+    recorded in ``changes`` (the fleet's ``directory_changes``) when given."""
     return GroupPolicyEngine(
         {k: d.tree for k, d in directories.items()},
         {k: d.policies for k, d in directories.items()},
         {k: d.domain.sid for k, d in directories.items()},
+        changes,
     )

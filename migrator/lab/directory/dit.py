@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 Value = str | bytes
@@ -192,6 +192,8 @@ class Directory:
         self._by_sid: dict[bytes, str] = {}
         self._members: dict[str, set[str]] = {}  # group key -> member keys (the member attribute, indexed)
         self.passwords: dict[str, str] = {}  # entry key -> password, for accounts that can bind (kept out of the DIT)
+        # Told of every member change once the generated tree is complete: (add|remove, group DN, member DN).
+        self.on_member_change: Callable[[str, str, str], None] | None = None
 
     # ---- structure ------------------------------------------------------------------------------------
 
@@ -276,6 +278,8 @@ class Directory:
             members.add(member.key)
             group.append("member", member.dn)
             member.append("memberOf", group.dn)
+            if self.on_member_change is not None:
+                self.on_member_change("add", group.dn, member.dn)
 
     def remove_member(self, group: Entry, member_dn: str) -> None:
         """Remove ``member_dn`` from ``group``: a member that is not there is unwillingToPerform (53), as AD
@@ -290,6 +294,8 @@ class Directory:
                 )
             members.discard(key)
             group.set("member", [v for v in group.get("member") if not (isinstance(v, str) and dn_key(v) == key)])
+            if self.on_member_change is not None:
+                self.on_member_change("remove", group.dn, member_dn)
             member = self._entries.get(key)
             if member is not None:
                 member.set(

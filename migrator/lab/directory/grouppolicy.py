@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from migrator.lab.directory.dit import Directory, Entry, dn_key, parent_dn, sid_from_bytes
 from migrator.lab.directory.security import AUTHENTICATED_USERS, apply_groups
+from migrator.lab.model import DirectoryChange
 from migrator.lab.shell import AppliedPolicy
 
 _LINK = re.compile(r"\[LDAP://([^;\]]+);(\d+)\]", re.IGNORECASE)
@@ -53,11 +55,16 @@ class GroupPolicyEngine:
     """The GPOs of every lab domain, evaluated from the directory (implements ``shell.GroupPolicySource``)."""
 
     def __init__(
-        self, trees: dict[str, Directory], policies: dict[str, list[GroupPolicy]], domain_sids: dict[str, str]
-    ):
+        self,
+        trees: dict[str, Directory],
+        policies: dict[str, list[GroupPolicy]],
+        domain_sids: dict[str, str],
+        changes: list[DirectoryChange] | None = None,
+    ) -> None:
         self.trees = trees  # by case-folded DNS name
         self.policies = policies
         self.domain_sids = domain_sids
+        self.changes = changes  # where GPO edits are recorded (the fleet's directory_changes)
 
     # ---- evaluation ----------------------------------------------------------------------------------
 
@@ -195,6 +202,13 @@ class GroupPolicyEngine:
                 del target[value_name]
             else:
                 target[value_name] = value
+            if self.changes is not None:
+                kind: Literal["gpo-set", "gpo-remove"] = "gpo-set" if value is not None else "gpo-remove"
+                self.changes.append(
+                    DirectoryChange(
+                        domain=tree.dns_name, kind=kind, target=gpo.guid, name=value_name, value=value, user=user
+                    )
+                )
             gpc = tree.get(gpo.dn)
             if gpc is not None:
                 # versionNumber: user version in the high 16 bits, computer version in the low 16 ([MS-GPOL] 2.2.4).

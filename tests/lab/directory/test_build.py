@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
-from migrator.lab.directory.build import build_directories
+from migrator.lab.directory.build import CLOUD_TRUST_GROUP, build_directories, group_policy_engine
 from migrator.lab.directory.dit import Directory, sid_from_bytes
 from migrator.lab.fleet import generate_fleet, parse_mix
+from migrator.lab.fleetfile import load_fleet, save_fleet
 
 MIX = parse_mix("key=50,cert=40,cloud=5,none=5")
 
@@ -50,3 +53,25 @@ def test_a_large_fleet_s_directory_builds_fast() -> None:
     started = time.perf_counter()
     build_directories(fleet)
     assert time.perf_counter() - started < 3.0
+
+
+def test_admin_changes_survive_a_save_and_a_restart(tmp_path: Path) -> None:
+    """Membership and GPO edits are kept in the fleet file (directory_changes) and replayed onto the directory
+    generated at the next start; a fleet nobody changed keeps its former file form."""
+    fleet = generate_fleet(20, 5, MIX)
+    untouched = save_fleet(fleet, tmp_path / "untouched.json")
+    assert "directory_changes" not in json.loads(untouched.read_text())
+    directories = build_directories(fleet)
+    tree = directories["fabrikam.local"].tree
+    group = tree.find_account(CLOUD_TRUST_GROUP)
+    admin = tree.find_account("migrator-admin")
+    assert group is not None and admin is not None
+    tree.add_member(group, admin.dn)
+    engine = group_policy_engine(directories, fleet.directory_changes)
+    engine.set_value("FABRIKAM", "Windows Hello for Business - key trust", "UseCloudTrustForOnPremAuth", 1)
+    reloaded = load_fleet(save_fleet(fleet, tmp_path / "fleet.json"))
+    again = build_directories(reloaded)
+    group_again = again["fabrikam.local"].tree.find_account(CLOUD_TRUST_GROUP)
+    assert group_again is not None and admin.dn in group_again.get("member")
+    key_gpo = next(p for p in again["fabrikam.local"].policies if p.name.endswith("key trust"))
+    assert key_gpo.values["UseCloudTrustForOnPremAuth"] == 1
