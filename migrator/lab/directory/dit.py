@@ -260,8 +260,8 @@ class Directory:
     # ---- the member / memberOf link -------------------------------------------------------------------------
 
     def add_member(self, group: Entry, member_dn: str) -> None:
-        """Add ``member_dn`` to ``group``: AD answers entryAlreadyExists (68) for a present member and
-        noSuchObject (32) when the DN names nothing in this domain."""
+        """Add ``member_dn`` to ``group``: AD answers entryAlreadyExists (68) for a present member (its diagnostic
+        carries 0x562, ERROR_MEMBER_IN_GROUP) and noSuchObject (32) when the DN names nothing in this domain."""
         with self.lock:
             member = self.get(member_dn)
             if member is None:
@@ -283,7 +283,7 @@ class Directory:
 
     def remove_member(self, group: Entry, member_dn: str) -> None:
         """Remove ``member_dn`` from ``group``: a member that is not there is unwillingToPerform (53), as AD
-        answers a delete of a linked value that is absent (WERR_DS_CANT_REM_MISSING_ATT_VAL)."""
+        answers it (its diagnostic carries 0x561, ERROR_MEMBER_NOT_IN_GROUP), not noSuchAttribute (16)."""
         with self.lock:
             key = dn_key(member_dn)
             members = self._members.setdefault(group.key, set())

@@ -105,7 +105,7 @@ class DirectoryServer:
                     continue
                 sam = account.text("sAMAccountName")
                 accounts.append(Account(sam, secret, "", domain=tree.netbios, dns_domain=tree.dns_name))
-                if account.key.startswith("cn=") and tree.is_domain_admin(account.dn):
+                if tree.is_domain_admin(account.dn):  # admins sign in as LAB\\name in every domain (one forest)
                     accounts.append(Account(sam, secret, "", domain=LAB_DOMAIN))
             self.ntlm_files.write(runtime.name.casefold(), DeviceAccounts(computer_name="DC01", accounts=accounts))
 
