@@ -3,6 +3,8 @@ boot and by the background refresh, overwriting local writes; moving a computer 
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -193,5 +195,39 @@ def test_lab_gpo_and_lab_group_commands_on_a_running_lab(tmp_path: Path) -> None
         inspected = runner.invoke(app, ["lab", "inspect", "--json", "--inventory", str(inventory)])
         assert inspected.exit_code == 0
         assert '"group_policy"' in inspected.output and '"gpos_at_next_refresh"' in inspected.output
+    finally:
+        runtime.stop()
+
+
+def test_lab_group_moves_a_running_device_s_policy_at_its_background_refresh(tmp_path: Path) -> None:
+    """End to end: `lab up` with background refresh (fast clock), `lab group` moves a FABRIKAM computer from the
+    key-trust GPO's group to the cloud-trust one, and `lab inspect` shows cloud trust after its next refresh."""
+    fleet = generate_fleet(80, 21, parse_mix("key=50,cert=40,cloud=5,none=5"))
+    for device, address in zip(fleet.devices, free_addresses(80), strict=True):
+        device.address = address
+    runtime = LabRuntime(
+        fleet, tmp_path / "lab", speed=7200.0, ports=LabPorts(http=0, https=0, ldap=0, ldaps=0), gpo_refresh=True
+    )
+    device = _fabrikam_device(runtime.lab, runtime.directories)
+    runtime.start()
+    inventory = tmp_path / "lab" / "inventory.yaml"
+    runtime.write_inventory(inventory)
+    runner = CliRunner()
+    base = ["--inventory", str(inventory)]
+    try:
+        for action, group in (("remove", HELLO_GPO_GROUP), ("add", CLOUD_TRUST_GROUP)):
+            moved = runner.invoke(app, ["lab", "group", "FABRIKAM", action, group, device.name, *base])
+            assert moved.exit_code == 0, moved.output
+        deadline = time.monotonic() + 20  # 120 virtual minutes are 1 s at this speed
+        effective = ""
+        while time.monotonic() < deadline:
+            shown = runner.invoke(app, ["lab", "inspect", device.name, "--json", *base])
+            effective = json.loads(shown.output)["devices"][0]["policy"]["effective"]
+            if effective == "cloud":
+                break
+            time.sleep(0.2)
+        assert effective == "cloud"
+        truth = json.loads(runner.invoke(app, ["lab", "inspect", device.name, "--json", *base]).output)
+        assert truth["devices"][0]["group_policy"]["gpos"] == [CLOUD_GPO]
     finally:
         runtime.stop()
