@@ -12,18 +12,21 @@ generator's draws are untouched. Per domain it lays out what a domain controller
                                                       Group 572, ...), krbtgt, krbtgt_AzureAD
       CN=System / CN=Policies                         groupPolicyContainer objects named by GUID
       OU=Domain Controllers                           DC01, and AzureADKerberos where Entra Kerberos exists
-      OU=Admins                                       the lab admin and admin accounts (Domain Admins)
+      OU=Admins                                       the lab admin and admin accounts (Domain Admins), service
+                                                      accounts in Tier0 Operators
       OU=Staff                                        the fleet's users of this domain
       OU=Groups                                       site groups, All Workstations (nested), Hello filter groups
       OU=Workstations / OU=<Site>                     the fleet's computers joined to this domain
 
-Consistency with the fleet: a user the fleet marks ``privileged`` (no partial TGT) is in a group that
-``msDS-NeverRevealGroup`` of ``CN=AzureADKerberos`` names: about half of them are in Domain Admins (which the
-Denied RODC Password Replication Group holds), the others in ``Tier0 Operators``, a group an admin added to
-``msDS-NeverRevealGroup``; no other fleet user is. Computers carry the fleet's DNS name and OS; the Hello GPO a
-domain's fleet describes (``Domain.gpo_passport_policy``) is a groupPolicyContainer linked to
-``OU=Workstations`` and filtered (Apply Group Policy) to ``Hello Policy Computers``, which holds every computer
-of the domain, so the directory says what the devices' registries already hold.
+Consistency with the fleet: a user the fleet marks ``privileged`` (no partial TGT) is in Domain Admins, which the
+Denied RODC Password Replication Group holds and ``msDS-NeverRevealGroup`` of ``CN=AzureADKerberos`` names, as the
+token the lab's devices give that user says (``windows.token_groups``: 512 and 572); no other fleet user is.
+``Tier0 Operators``, a group an admin added to ``msDS-NeverRevealGroup``, holds service accounts and one admin:
+accounts that sign in to no lab device, so no device token contradicts the directory (a device user protected only
+by such a group waits for the product to read ``msDS-NeverRevealGroup``). Computers carry the fleet's DNS name and
+OS; the Hello GPO a domain's fleet describes (``Domain.gpo_passport_policy``) is a groupPolicyContainer linked to
+``OU=Workstations`` and filtered (Apply Group Policy) to ``Hello Policy Computers``, which holds the computers
+whose registry holds those values, so the directory says what the devices' registries already hold.
 """
 
 from __future__ import annotations
@@ -295,9 +298,18 @@ class _DomainBuilder:
             )
             self.dit.add_member(admins, admin.dn)
         self.dit.add_member(tier0, admin.dn)  # one admin is in both
+        for service in ("svc-backup", "svc-deploy"):
+            account = self._person(
+                f"CN={service},{admins_ou}",
+                service,
+                f"{service}@{domain.dns_name}",
+                f"{domain.sid}-{self._rid()}",
+                f"Service account {service}",
+                UAC_NORMAL_ACCOUNT | UAC_DONT_EXPIRE_PASSWORD,
+            )
+            self.dit.add_member(tier0, account.dn)
 
         # The fleet's users of this domain.
-        privileged_in_admins = False  # the first goes to Tier0 Operators, then they alternate
         seen_cn: set[str] = set()
         for user in self._users():
             cn = (
@@ -312,8 +324,7 @@ class _DomainBuilder:
             if last:
                 entry.set("sn", [last])
             if user.privileged:
-                self.dit.add_member(admins if privileged_in_admins else tier0, entry.dn)
-                privileged_in_admins = not privileged_in_admins
+                self.dit.add_member(admins, entry.dn)
 
         # Computers by site, and groups over them.
         all_ws = self._group(ALL_WORKSTATIONS, groups_ou, self._rid(), GROUP_GLOBAL_SECURITY, "Every site group")

@@ -179,8 +179,9 @@ def test_entra_kerberos_object_where_the_fleet_has_it(lab_directory: RunningDire
 
 
 def test_privileged_users_are_exactly_those_never_revealed(lab_directory: RunningDirectory) -> None:
-    """Staff users in a group of msDS-NeverRevealGroup (through nesting) are exactly the fleet's privileged users;
-    admin accounts are there through Domain Admins (via the Denied RODC group), users through Tier0 Operators."""
+    """Staff users in a group of msDS-NeverRevealGroup (through nesting) are exactly the fleet's privileged users
+    (Domain Admins, via the Denied RODC group, as their device tokens say); service accounts are there through
+    Tier0 Operators, the group an admin added."""
     privileged_by_domain: dict[str, set[str]] = {}
     for device in lab_directory.fleet.devices:
         for user in device.users:
