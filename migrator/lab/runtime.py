@@ -36,6 +36,7 @@ import yaml
 from migrator.errors import InputError
 from migrator.lab.clock import ScaledClock, SimClock
 from migrator.lab.control import ControlServer
+from migrator.lab.directory.accounts import DirectoryAccounts
 from migrator.lab.directory.build import build_directories, group_policy_engine
 from migrator.lab.directory.server import DirectoryServer, default_addresses
 from migrator.lab.executor import LabExecutor
@@ -140,6 +141,9 @@ class LabRuntime:
         )
         self.group_policy = group_policy_engine(self.directories, fleet.directory_changes)
         self.lab.group_policy = self.group_policy
+        self.lab.accounts = DirectoryAccounts(
+            {k: d.tree for k, d in self.directories.items()}, {k: d.domain.sid for k, d in self.directories.items()}
+        )
         self.lab.gpo_background_refresh = gpo_refresh
         for device in fleet.devices:
             self.lab.remember_group_policy(device)

@@ -354,3 +354,17 @@ class GroupPolicySource(Protocol):
     def policy_for(self, device_name: str, domain: str, user_sids: tuple[str, ...]) -> AppliedPolicy | None:
         """The policy for a computer of ``domain`` and its users; None if the directory does not know it."""
         ...
+
+
+@runtime_checkable
+class AccountDirectory(Protocol):
+    """What the domain controllers know about a user account, for the device's view of it: wired in by the
+    runtime; None from a method means the directory does not know the account (the fleet's flags then hold)."""
+
+    def token_groups(self, user_sid: str) -> tuple[str, ...] | None:
+        """The SIDs of the account's domain groups, nested ones and the primary group included."""
+        ...
+
+    def never_revealed(self, user_sid: str) -> bool | None:
+        """Whether the account is in a group the AzureADKerberos object's msDS-NeverRevealGroup names."""
+        ...

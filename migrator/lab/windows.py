@@ -46,7 +46,14 @@ from migrator.lab.model import (
     TrustType,
     User,
 )
-from migrator.lab.shell import AppliedPolicy, GroupPolicySource, NativeResult, Principal, PrincipalKind
+from migrator.lab.shell import (
+    AccountDirectory,
+    AppliedPolicy,
+    GroupPolicySource,
+    NativeResult,
+    Principal,
+    PrincipalKind,
+)
 
 if TYPE_CHECKING:
     from migrator.lab.shell import Executor
@@ -224,6 +231,8 @@ class Lab:
         self._executor = executor(self) if executor is not None else None
         # Group Policy from the directory (the runtime wires the lab's DCs in); None: the domain's fixed GPO.
         self.group_policy: GroupPolicySource | None = None
+        # The accounts' groups from the directory (wired by the runtime): tokens and who Entra Kerberos refuses.
+        self.accounts: AccountDirectory | None = None
         self.gpo_background_refresh = False  # every 90 +- 30 virtual minutes, as Windows (opt-in: see runtime)
         self.applied_policy: dict[str, AppliedPolicy] = {}  # device name -> what its last refresh applied
         self._gpo_applied_names: dict[str, dict[str, set[str]]] = {}  # device -> registry key -> names set by GPO
@@ -268,13 +277,20 @@ class Lab:
 
     def user_principal(self, device: Device, user: User) -> Principal:
         session = device.session_of(user)
+        groups = self.accounts.token_groups(user.sid) if self.accounts is not None else None
         return Principal(
             PrincipalKind.USER,
             user.qualified_name.lower(),
             user.sid,
             session.session_id if session else None,
-            token_groups(user),
+            token_groups(user) if groups is None else (*_TOKEN_BASE, *groups),
         )
+
+    def is_privileged(self, user: User) -> bool:
+        """Whether Entra Kerberos refuses the user a partial TGT: from the directory when it knows (a group
+        change there counts at the next sign-in), else the fleet's flag."""
+        known = self.accounts.never_revealed(user.sid) if self.accounts is not None else None
+        return user.privileged if known is None else known
 
     # ---- the executor (scripts, native commands) --------------------------------------------------------
 
@@ -360,7 +376,7 @@ class Lab:
         cloud_tgt: bool | None = None
         if cloud_policy and device.join_type == "hybrid":
             domain = self.user_domain(user)
-            cloud_tgt = bool(domain and domain.entra_kerberos and not user.privileged and user.has_prt)
+            cloud_tgt = bool(domain and domain.entra_kerberos and not self.is_privileged(user) and user.has_prt)
         enrollment_ready: bool | None = None
         governed_by = "none"
         if view.cert_trust:
@@ -467,7 +483,7 @@ class Lab:
             and container.trust in ("key", "cloud")
             and domain is not None
             and domain.entra_kerberos
-            and not user.privileged
+            and not self.is_privileged(user)
             and user.has_prt
         )
         # MS docs: the first sign-in with a new credential on a hybrid joined device needs line of sight to a
