@@ -95,7 +95,7 @@ class Domain(_Model):
     forest: str
     entra_kerberos: bool  # the AzureADKerberos server object exists (Set-AzureADKerberosServer was run)
     dc_name: str  # DC01.corp.contoso.com
-    dc_address: str  # what nltest prints; never contacted
+    dc_address: str  # what nltest prints; `lab up` sets it to where the domain's DC listens (LDAP)
     dc_site: str = "Default-First-Site-Name"
     # What the domain's Group Policy writes to HKLM\SOFTWARE\Policies\Microsoft\PassportForWork on gpupdate
     # (the "external" policy channel): value name -> DWORD. None = no WHfB GPO linked.

@@ -193,6 +193,9 @@ class LabRuntime:
         except OSError as err:
             self._abort()
             raise InputError(f"cannot listen for the domain controllers: {err.strerror} ({err})") from None
+        for domain in self.fleet.domains:
+            # nltest /dsgetdc prints the address the domain's DC really answers on.
+            domain.dc_address = self.directory.controller(domain.dns_name).address
         port = self.background.call(self.control.start(self.ports.control))
         self.control_url = f"http://127.0.0.1:{port}"
         self.lab.start_simulation()

@@ -156,3 +156,12 @@ def test_lab_up_writes_the_domains_section(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
     assert proc.returncode == 0
+
+
+def test_nltest_names_the_dc_that_answers_ldap(running: tuple[LabRuntime, Path]) -> None:
+    """On a running lab, a domain's DC address (what nltest /dsgetdc prints) is where its LDAP listener is."""
+    runtime, path = running
+    inventory = load_inventory(path)
+    assert inventory.lab is not None
+    written = {d.name: d.dc_address for d in inventory.lab.domains}
+    assert {d.dns_name: d.dc_address for d in runtime.fleet.domains} == written
