@@ -8,6 +8,7 @@ import ldap3
 import pytest
 
 from migrator.lab.directory.dit import sid_to_bytes
+from migrator.lab.directory.security import apply_groups
 from migrator.lab.fleet import generate_fleet, parse_mix
 from tests.lab.directory.conftest import CORP, CORP_DN, RunningDirectory, start_directory, stop_directory
 
@@ -214,8 +215,6 @@ def test_privileged_users_are_exactly_those_never_revealed(lab_directory: Runnin
 
 def test_gpos_are_linked_to_ous_and_filtered_by_group(lab_directory: RunningDirectory) -> None:
     """groupPolicyContainer objects live under CN=Policies,CN=System; OU=Workstations links them in gPLink."""
-    from migrator.lab.directory.security import apply_groups  # noqa: PLC0415
-
     connection = lab_directory.admin("fabrikam.local")
     base = "DC=fabrikam,DC=local"
     connection.search(f"OU=Workstations,{base}", "(objectClass=*)", ldap3.BASE, attributes=["gPLink"])
