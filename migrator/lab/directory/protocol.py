@@ -33,7 +33,8 @@ search                 the rootDSE anonymously; anything else needs a bind, else
                        "000004DC ... a successful bind must be completed", as AD. Scopes base/one/sub, AD's
                        filters (:mod:`.filters`), attribute selection, typesOnly, sizeLimit, MaxPageSize 1000
                        (sizeLimitExceeded past it without paging) and the paged-results control
-                       (1.2.840.113556.1.4.319) with cookies.
+                       (1.2.840.113556.1.4.319) with cookies. Bases in the configuration and schema
+                       partitions, or in another domain (a referral on AD), are not modelled.
 modify                 member add/delete on groups, by Domain Admins only (insufficientAccessRights, 50);
                        duplicates entryAlreadyExists (68), missing members unwillingToPerform (53). All
                        changes of one request apply, or none.
@@ -103,6 +104,7 @@ from migrator.lab.directory.dit import (
     DirectoryError,
     Entry,
     Value,
+    dn_key,
     dn_of_dns_name,
     split_dn,
 )
@@ -407,6 +409,9 @@ class LdapSession:
                 keys = page.keys
                 offset = page.offset
             else:
+                outside = self._outside_naming_context(base)
+                if outside:
+                    return [self._done(message_id, UNWILLING_TO_PERFORM, outside)]
                 root_entry = tree.get(base)
                 if root_entry is None:
                     return [self._done(message_id, NO_SUCH_OBJECT, self._no_object(base), self._best_match(base))]
@@ -451,6 +456,20 @@ class LdapSession:
         controls = Controls()
         controls.setComponentByPosition(0, control)
         return controls
+
+    def _outside_naming_context(self, base: str) -> str:
+        """Why a base outside the domain naming context is refused ("" when it is inside): the configuration and
+        schema partitions and referrals to other domains are not modelled."""
+        key = dn_key(base)
+        domain = dn_key(self.dc.tree.base_dn)
+        forest = dn_key(dn_of_dns_name(self.dc.forest))
+        if key.endswith("cn=configuration," + forest) or key == "cn=configuration," + forest:
+            return f"the configuration and schema naming contexts are {NOT_MODELLED}"
+        if key == domain or key.endswith("," + domain):
+            if key.endswith("dc=domaindnszones," + domain) or key == "dc=domaindnszones," + domain:
+                return f"the DomainDnsZones naming context is {NOT_MODELLED}"
+            return ""
+        return f"{base!r} is outside {self.dc.tree.base_dn}: referrals to other domains are {NOT_MODELLED}"
 
     def _no_object(self, base: str) -> str:
         return (

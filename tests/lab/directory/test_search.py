@@ -262,3 +262,13 @@ def test_paging_returns_every_object_past_max_page_size(big_directory: RunningDi
     dns = [e["dn"] for e in entries if e["type"] == "searchResEntry"]
     assert len(dns) == total == len(set(dns))
     connection.unbind()
+
+
+def test_other_naming_contexts_are_refused_as_not_modelled(lab_directory: RunningDirectory) -> None:
+    """The configuration/schema partitions and other domains' trees answer 'not modelled', not noSuchObject."""
+    connection = lab_directory.admin()
+    for base in ("CN=Schema,CN=Configuration,DC=corp,DC=contoso,DC=com", "DC=fabrikam,DC=local"):
+        assert not connection.search(base, "(objectClass=*)", ldap3.BASE)
+        assert connection.result["result"] == 53
+        assert "not modelled by the lab" in connection.result["message"]
+    connection.unbind()
