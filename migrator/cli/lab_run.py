@@ -195,7 +195,7 @@ def lab_inspect(
         typer.echo(json.dumps(truth, indent=2))
         return
     table = Table(title=f"lab at {truth.get('clock', '')}")
-    for column in ("device", "join", "build", "DC", "policy", "users (container, deletions)"):
+    for column in ("device", "join", "build", "DC", "policy", "GPOs", "users (container, deletions)"):
         table.add_column(column)
     for device in truth["devices"]:
         users = ", ".join(
@@ -209,6 +209,11 @@ def lab_inspect(
             device["os_build"],
             "yes" if device["dc_reachable"] else "no",
             device["policy"]["effective"],
+            ", ".join(
+                g.removeprefix("Windows Hello for Business - ")
+                for g in (device.get("group_policy") or {}).get("gpos", [])
+            )
+            or "-",
             users,
         )
     console.print(table)
