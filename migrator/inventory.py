@@ -97,6 +97,7 @@ class Connection(_Strict):
 class DeviceEntry(ConnectionOverrides):
     name: str
     address: str
+    fqdn: str | None = None  # the name its SPNs use (the lab writes it)
     domain: str | None = None
     groups: tuple[str, ...] = ()
 
@@ -137,8 +138,21 @@ class DeviceEntry(ConnectionOverrides):
         return value
 
 
+class LabDomain(_Strict):
+    """Where a lab domain's DC listens (``lab up`` writes these; ``kdc_port`` is null without a KDC)."""
+
+    name: str
+    realm: str
+    dc_address: str
+    dc_hostname: str | None = None
+    ldap_port: int | None = Field(default=None, ge=1, le=65535)
+    ldaps_port: int | None = Field(default=None, ge=1, le=65535)
+    kdc_port: int | None = Field(default=None, ge=1, le=65535)
+
+
 class LabRef(_Strict):
     control: str
+    domains: list[LabDomain] = Field(default_factory=list)
 
     @field_validator("control")
     @classmethod

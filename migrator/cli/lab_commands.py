@@ -23,7 +23,7 @@ lab_app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 commands.add_typer(lab_app, name="lab")
-lab_app.add_typer(lab_run.commands)  # up, inspect, user, dc
+lab_app.add_typer(lab_run.commands)  # up, inspect, user, dc, group, gpo
 
 
 @lab_app.callback()

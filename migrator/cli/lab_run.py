@@ -1,4 +1,4 @@
-"""``migrator lab up | inspect | user | dc``: run a lab fleet and look at (or act on) it while it runs."""
+"""``migrator lab up | inspect | user | dc | group | gpo``: run a lab fleet and look at (or act on) it while it runs."""
 
 from __future__ import annotations
 
@@ -70,6 +70,21 @@ def lab_up(
         int | None, typer.Option(min=0, max=65535, help="Default 5986, or a free port if taken. 0 = any free port.")
     ] = None,
     control_port: Annotated[int, typer.Option(min=0, max=65535, help="0 = any free port.")] = 0,
+    ldap_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Domain controllers' LDAP port. Default 389, or a free port if taken."),
+    ] = None,
+    ldaps_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Domain controllers' LDAPS port. Default 636, or a free port if taken."),
+    ] = None,
+    gpo_refresh: Annotated[
+        bool,
+        typer.Option(
+            help="Refresh Group Policy in the background every 90+-30 virtual minutes, as Windows does (it overwrites "
+            "local writes to GPO-managed values). gpupdate and boot apply it either way."
+        ),
+    ] = False,
 ) -> None:
     """Start a lab fleet in the foreground until Ctrl-C (or SIGTERM), then save its state.
 
@@ -91,8 +106,12 @@ def lab_up(
             https=5986 if https_port is None else https_port,
             control=control_port,
             free_if_taken=http_port is None and https_port is None,  # ports given are used as given
+            ldap=389 if ldap_port is None else ldap_port,
+            ldaps=636 if ldaps_port is None else ldaps_port,
+            ldap_free_if_taken=ldap_port is None and ldaps_port is None,
         ),
         faults=plan,
+        gpo_refresh=gpo_refresh,
     )
     # Handlers first: a SIGINT/SIGTERM that arrives as soon as `ready` is printed must still stop cleanly.
     stop = threading.Event()
@@ -124,6 +143,12 @@ def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threadi
         markup=False,
         highlight=False,
     )
+    for domain in runtime.domains_data():
+        console.print(
+            f"  domain {domain['name']}: DC {domain['dc_hostname']} at {domain['dc_address']}, "
+            f"LDAP {domain['ldap_port']}, LDAPS {domain['ldaps_port']} (no KDC yet: NTLM and LDAPS simple binds)",
+            highlight=False,
+        )
     try:
         with console.status("") as status:
             while not stop.wait(1.0):
@@ -173,7 +198,7 @@ def lab_inspect(
         typer.echo(json.dumps(truth, indent=2))
         return
     table = Table(title=f"lab at {truth.get('clock', '')}")
-    for column in ("device", "join", "build", "DC", "policy", "users (container, deletions)"):
+    for column in ("device", "join", "build", "DC", "policy", "GPOs", "users (container, deletions)"):
         table.add_column(column)
     for device in truth["devices"]:
         users = ", ".join(
@@ -187,6 +212,11 @@ def lab_inspect(
             device["os_build"],
             "yes" if device["dc_reachable"] else "no",
             device["policy"]["effective"],
+            ", ".join(
+                g.removeprefix("Windows Hello for Business - ")
+                for g in (device.get("group_policy") or {}).get("gpos", [])
+            )
+            or "-",
             users,
         )
         table.add_row(*(Text(str(cell)) for cell in cells))  # values from the fleet file, printed literally
@@ -239,3 +269,62 @@ def lab_dc(
     except InputError as err:
         raise _fail(str(err)) from None
     typer.echo(json.dumps(result))
+
+
+@commands.command("group")
+def lab_group(
+    domain: Annotated[str, typer.Argument(help="The lab domain (DNS or NetBIOS name), e.g. corp.contoso.com.")],
+    action: Annotated[str, typer.Argument(help="add | remove")],
+    group: Annotated[str, typer.Argument(help="The group: its name (sAMAccountName), CN or DN.")],
+    member: Annotated[
+        str, typer.Argument(help="A user (sam, DOMAIN\\sam, UPN), a computer (PC-0001) or a group, or a DN.")
+    ],
+    inventory: Annotated[Path, typer.Option(help="The lab's inventory.")] = DEFAULT_DIR / "inventory.yaml",
+) -> None:
+    """Change a group's members in a running lab's directory, as an admin would in AD Users and Computers.
+
+    Example: migrator lab group corp.contoso.com add "Hello Cloud Trust Computers" PC-0001
+    """
+    if action not in ("add", "remove"):
+        raise _fail(f"unknown action {action!r}: use add or remove")
+    try:
+        result = _client(inventory).group(domain, action, group, member)
+    except InputError as err:
+        raise _fail(str(err)) from None
+    typer.echo(json.dumps(result, indent=2))
+
+
+@commands.command("gpo")
+def lab_gpo(
+    domain: Annotated[str, typer.Argument(help="The lab domain (DNS or NetBIOS name).")],
+    action: Annotated[str, typer.Argument(help="list | show | set")],
+    name: Annotated[str | None, typer.Argument(help="The GPO's display name or GUID (show, set).")] = None,
+    value: Annotated[
+        str | None, typer.Option("--value", help="NAME=DWORD to set, e.g. UseCloudTrustForOnPremAuth=1.")
+    ] = None,
+    remove: Annotated[str | None, typer.Option("--remove", help="A value name to remove from the GPO.")] = None,
+    user: Annotated[bool, typer.Option("--user", help="User Configuration instead of Computer Configuration.")] = False,
+    inventory: Annotated[Path, typer.Option(help="The lab's inventory.")] = DEFAULT_DIR / "inventory.yaml",
+) -> None:
+    """List, show or edit a running lab's GPOs, as an admin would in GPMC (devices get it at their next refresh).
+
+    Example: migrator lab gpo FABRIKAM set "Windows Hello for Business - key trust" --value UseCloudTrustForOnPremAuth=1
+    """
+    if action not in ("list", "show", "set"):
+        raise _fail(f"unknown action {action!r}: use list, show or set")
+    if action != "list" and not name:
+        raise _fail(f"lab gpo {action} needs the GPO's name")
+    if action == "set" and (value is None) == (remove is None):
+        raise _fail("lab gpo set needs exactly one of --value NAME=DWORD or --remove NAME")
+    client = _client(inventory)
+    try:
+        if action == "list":
+            result = client.gpos(domain)
+        elif action == "show":
+            result = client.gpos(domain, name)
+        else:
+            assert name is not None
+            result = client.gpo_edit(domain, name, value=value, remove=remove, user=user)
+    except InputError as err:
+        raise _fail(str(err)) from None
+    typer.echo(json.dumps(result, indent=2))

@@ -8,6 +8,10 @@ Every request carries ``Authorization: Bearer <token>``; the token is written to
 ``POST /v1/users``       ``{"device", "user", "action": sign-in|sign-out|lock|unlock, "kind"?, "method"?}``
 ``POST /v1/dc``          ``{"device", "reachable": bool}``: line of sight to a domain controller
 ``POST /v1/power``       ``{"device", "action": offline|online|reboot, "duration"?}``
+``POST /v1/groups``      ``{"domain", "group", "member", "action": add|remove}``: group membership in a
+                         domain's directory, as an admin changes it (AD's refusals answer 409 with the code)
+``GET  /v1/gpos``        ``?domain=D[&name=N]``: a domain's GPOs (links, security filtering, values)
+``POST /v1/gpos``        ``{"domain", "name", "value": "K=V" | null, "remove": K | null, "user": bool}``: edit a GPO
 =======================  ===========================================================================
 """
 
@@ -25,6 +29,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import h11
 
 from migrator.errors import InputError
+from migrator.lab.directory.dit import DirectoryError
+from migrator.lab.directory.grouppolicy import GroupPolicyEngine
+from migrator.lab.directory.server import DirectoryServer
 from migrator.lab.truth import fleet_truth
 from migrator.lab.windows import Lab, LabError
 
@@ -35,8 +42,17 @@ MAX_BODY = 1 << 20
 class ControlServer:
     """Serves the control API for one :class:`Lab` on 127.0.0.1 (asyncio + h11)."""
 
-    def __init__(self, lab: Lab, token: str, power: Callable[[str, str, float | None], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        token: str,
+        power: Callable[[str, str, float | None], Awaitable[None]],
+        directory: DirectoryServer | None = None,
+        group_policy: GroupPolicyEngine | None = None,
+    ) -> None:
         self.lab = lab
+        self.directory = directory
+        self.group_policy = group_policy
         self._token = token.encode()
         self._power = power
         self._server: asyncio.Server | None = None
@@ -132,9 +148,72 @@ class ControlServer:
                 duration = args.get("duration")
                 await self._power(device.name, action, float(duration) if duration is not None else None)
                 return 200, {"device": device.name, "action": action}
-        except (LabError, KeyError, ValueError, TypeError) as err:
+            if method == "POST" and target.path == "/v1/groups":
+                return 200, await asyncio.to_thread(self._group, args)
+            if method == "GET" and target.path == "/v1/gpos":
+                query = parse_qs(target.query)
+                return 200, self._gpos(query.get("domain", [""])[0], query.get("name", [None])[0])
+            if method == "POST" and target.path == "/v1/gpos":
+                return 200, self._gpo_edit(args)
+        except DirectoryError as err:
+            return 409, {"error": err.message, "ldap_result": err.code}
+        except KeyError as err:
+            return 400, {"error": str(err.args[0]) if err.args else str(err)}
+        except (LabError, ValueError, TypeError) as err:
             return 400, {"error": str(err)}
         return 404, {"error": f"no such endpoint: {method} {target.path}"}
+
+    def _group(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.directory is None:
+            raise ValueError("this lab has no directory")
+        action = str(args["action"])
+        if action not in ("add", "remove"):
+            raise ValueError(f"unknown group action {action!r} (add, remove)")
+        tree = self.directory.controller(str(args["domain"])).directory.tree
+        with tree.lock:
+            group = tree.find_account(str(args["group"]))
+            if group is None or not group.is_a("group"):
+                raise ValueError(f"no group {args['group']!r} in {tree.dns_name}")
+            member = tree.find_account(str(args["member"]))
+            if member is None:
+                raise ValueError(f"no user, computer or group {args['member']!r} in {tree.dns_name}")
+            if action == "add":
+                tree.add_member(group, member.dn)
+            else:
+                tree.remove_member(group, member.dn)
+            return {
+                "domain": tree.dns_name,
+                "group": group.dn,
+                "member": member.dn,
+                "action": action,
+                "members": len(group.get("member")),
+            }
+
+    def _engine(self) -> GroupPolicyEngine:
+        if self.group_policy is None:
+            raise ValueError("this lab has no directory")
+        return self.group_policy
+
+    def _gpos(self, domain: str, name: str | None) -> Any:
+        engine = self._engine()
+        if name:
+            return engine.describe(domain, engine.find(domain, name))
+        key = engine.domain_key(domain)
+        return {"domain": key, "gpos": [engine.describe(key, gpo) for gpo in engine.policies.get(key, [])]}
+
+    def _gpo_edit(self, args: dict[str, Any]) -> Any:
+        engine = self._engine()
+        domain, name, user = str(args["domain"]), str(args["name"]), bool(args.get("user", False))
+        if args.get("value") is not None:
+            key, sep, raw = str(args["value"]).partition("=")
+            if not sep or not key.strip():
+                raise ValueError("--value is NAME=DWORD, e.g. UseCloudTrustForOnPremAuth=1")
+            gpo = engine.set_value(domain, name, key.strip(), int(raw, 0), user=user)
+        elif args.get("remove") is not None:
+            gpo = engine.set_value(domain, name, str(args["remove"]), None, user=user)
+        else:
+            raise ValueError("give a value to set (K=V) or one to remove")
+        return engine.describe(domain, gpo)
 
     def _user(self, args: dict[str, Any]) -> dict[str, Any]:
         device = self.lab.device(str(args["device"]))
@@ -207,6 +286,17 @@ class ControlClient:
 
     def dc(self, device: str, reachable: bool) -> Any:
         return self._call("POST", "/v1/dc", {"device": device, "reachable": reachable})
+
+    def group(self, domain: str, action: str, group: str, member: str) -> Any:
+        return self._call("POST", "/v1/groups", {"domain": domain, "action": action, "group": group, "member": member})
+
+    def gpos(self, domain: str, name: str | None = None) -> Any:
+        query = urlencode([("domain", domain)] + ([("name", name)] if name else []))
+        return self._call("GET", f"/v1/gpos?{query}")
+
+    def gpo_edit(self, domain: str, name: str, *, value: str | None, remove: str | None, user: bool) -> Any:
+        body = {"domain": domain, "name": name, "value": value, "remove": remove, "user": user}
+        return self._call("POST", "/v1/gpos", body)
 
     def power(self, device: str, action: str, duration: float | None = None) -> Any:
         return self._call("POST", "/v1/power", {"device": device, "action": action, "duration": duration})

@@ -106,6 +106,8 @@ def _gc_paused() -> Iterator[None]:
 def fleet_to_data(fleet: Fleet) -> dict[str, Any]:
     """The file form of a fleet: JSON-compatible data with compact registries."""
     data = fleet.model_dump(mode="json")
+    if not data.get("directory_changes"):
+        data.pop("directory_changes", None)  # fleets whose directory nobody changed keep their former form
     for device in data["devices"]:
         device["registry"] = _compact_registry(device["registry"]["keys"])
     return data

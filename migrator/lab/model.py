@@ -95,7 +95,7 @@ class Domain(_Model):
     forest: str
     entra_kerberos: bool  # the AzureADKerberos server object exists (Set-AzureADKerberosServer was run)
     dc_name: str  # DC01.corp.contoso.com
-    dc_address: str  # what nltest prints; never contacted
+    dc_address: str  # what nltest prints; `lab up` sets it to where the domain's DC listens (LDAP)
     dc_site: str = "Default-First-Site-Name"
     # What the domain's Group Policy writes to HKLM\SOFTWARE\Policies\Microsoft\PassportForWork on gpupdate
     # (the "external" policy channel): value name -> DWORD. None = no WHfB GPO linked.
@@ -458,6 +458,19 @@ class AdminAccount(_Model):
         return f"{self.domain}\\{self.username}"
 
 
+class DirectoryChange(_Model):
+    """A change an admin made to a lab domain's directory while the lab ran (``lab group``, an LDAP modify,
+    ``lab gpo set``). The directory is generated from the seed at every start and these are replayed onto it,
+    so what an admin changed survives a ``lab up`` restart."""
+
+    domain: str  # DNS name
+    kind: Literal["member-add", "member-remove", "gpo-set", "gpo-remove"]
+    target: str  # the group's DN, or the GPO's GUID
+    name: str  # the member's DN, or the value's name
+    value: int | None = None
+    user: bool = False  # a GPO's User Configuration
+
+
 class Fleet(_Model):
     """A whole lab: what ``lab fleet`` writes and ``lab up --fleet`` reads."""
 
@@ -469,6 +482,7 @@ class Fleet(_Model):
     domains: list[Domain]
     admin: AdminAccount = Field(default_factory=AdminAccount)
     devices: list[Device]
+    directory_changes: list[DirectoryChange] = Field(default_factory=list)  # written only when there are some
 
     def domain(self, dns_name: str | None) -> Domain | None:
         if dns_name is None:

@@ -9,9 +9,14 @@ ports: ``LabPorts(http=0, https=0)``). Starting it:
 2. gives every device its listeners (HTTP and HTTPS on its own 127.x address, the same two ports for the whole
    fleet: the ones asked for, or free ones for 0 or, with ``free_if_taken``, for a port another program holds)
    through :class:`~migrator.lab.server.LabServer`, on one event loop thread;
-3. starts the control endpoint on 127.0.0.1;
-4. writes, atomically and only once everything listens: the inventory (with the ports chosen), ``lab-ca.pem``
-   and ``lab-secrets.env`` (mode 0600: the admin account's user name and password, and the control token).
+3. gives every lab domain a domain controller (:mod:`migrator.lab.directory`): its directory generated from
+   the fleet and its seed, LDAP and LDAPS (lab CA) on its own 127.x address (127.19.0.1 upward by default),
+   where the admin account binds with the same password as on the devices;
+4. starts the control endpoint on 127.0.0.1;
+5. writes, atomically and only once everything listens: the inventory (with the ports chosen, each device's
+   ``fqdn`` and the ``lab: domains:`` contract: ``name``, ``realm``, ``dc_address``, ``ldap_port``,
+   ``ldaps_port``, ``kdc_port``, which stays null until the lab has a KDC), ``lab-ca.pem`` and
+   ``lab-secrets.env`` (mode 0600: the admin account's user name and password, and the control token).
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ import yaml
 from migrator.errors import InputError
 from migrator.lab.clock import ScaledClock, SimClock
 from migrator.lab.control import ControlServer
+from migrator.lab.directory.accounts import DirectoryAccounts
+from migrator.lab.directory.build import build_directories, group_policy_engine
+from migrator.lab.directory.server import DirectoryServer, default_addresses
 from migrator.lab.executor import LabExecutor
 from migrator.lab.model import Fleet
 from migrator.lab.server import Account, BackgroundLab, FaultPlan, LabServer
@@ -80,6 +88,9 @@ class LabPorts:
     https: int | None = 5986
     control: int = 0  # 0 = any free port
     free_if_taken: bool = False  # a device port another program holds is replaced by a free one, not an error
+    ldap: int | None = 389  # every domain controller's LDAP port (None: no such listener; 0: a free one)
+    ldaps: int | None = 636
+    ldap_free_if_taken: bool = True  # a DC port that is taken (or privileged) is replaced by a free one
 
 
 class LabRuntime:
@@ -94,7 +105,13 @@ class LabRuntime:
         ports: LabPorts = LabPorts(),
         faults: FaultPlan | None = None,
         password: str | None = None,
+        dc_addresses: dict[str, str] | None = None,
+        gpo_refresh: bool = False,
     ) -> None:
+        """``dc_addresses``: the loopback address of each domain's DC by DNS name (default 127.19.0.1 upward).
+        ``gpo_refresh``: devices refresh Group Policy in the background every 90 +- 30 virtual minutes, as
+        Windows does (off by default while the product still sets policy by local registry writes, which a
+        refresh overwrites); gpupdate and boot apply it either way."""
         self.fleet = fleet
         self.work_dir = work_dir
         self.ports = ports
@@ -111,7 +128,31 @@ class LabRuntime:
             free_if_taken=ports.free_if_taken,
         )
         self.background = BackgroundLab(self.server)
-        self.control = ControlServer(self.lab, self.token, self._power)
+        self.directories = build_directories(fleet)
+        addresses = default_addresses(self.directories)
+        addresses.update({k.casefold(): v for k, v in (dc_addresses or {}).items()})
+        self.directory = DirectoryServer(
+            self.directories,
+            self.server.ca,
+            addresses,
+            ldap_port=ports.ldap,
+            ldaps_port=ports.ldaps,
+            free_if_taken=ports.ldap_free_if_taken,
+        )
+        self.group_policy = group_policy_engine(self.directories, fleet.directory_changes)
+        self.lab.group_policy = self.group_policy
+        self.lab.accounts = DirectoryAccounts(
+            {k: d.tree for k, d in self.directories.items()}, {k: d.domain.sid for k, d in self.directories.items()}
+        )
+        self.lab.gpo_background_refresh = gpo_refresh
+        for device in fleet.devices:
+            self.lab.remember_group_policy(device)
+        admin = fleet.admin
+        for key, directory in self.directories.items():
+            entry = directory.tree.find_account(admin.username)
+            if entry is not None:
+                self.directory.set_password(entry, key, self.password)
+        self.control = ControlServer(self.lab, self.token, self._power, self.directory, self.group_policy)
         self.control_url = ""
         self._started = False
 
@@ -147,6 +188,14 @@ class LabRuntime:
             if err.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
                 raise InputError(f"cannot listen: {err.strerror} ({err}); is another lab running?") from None
             raise
+        try:
+            self.background.call(self.directory.start())
+        except OSError as err:
+            self._abort()
+            raise InputError(f"cannot listen for the domain controllers: {err.strerror} ({err})") from None
+        for domain in self.fleet.domains:
+            # nltest /dsgetdc prints the address the domain's DC really answers on.
+            domain.dc_address = self.directory.controller(domain.dns_name).address
         port = self.background.call(self.control.start(self.ports.control))
         self.control_url = f"http://127.0.0.1:{port}"
         self.lab.start_simulation()
@@ -184,13 +233,32 @@ class LabRuntime:
             defaults.update(scheme="http", port=self.server.http_port)
         devices = []
         for device in self.fleet.devices:
-            entry: dict[str, Any] = {"name": device.name, "address": device.address}
+            entry: dict[str, Any] = {"name": device.name, "address": device.address, "fqdn": device.fqdn}
             if device.domain:
                 entry["domain"] = device.domain
             if device.groups:
                 entry["groups"] = list(device.groups)
             devices.append(entry)
-        return {"defaults": defaults, "devices": devices, "lab": {"control": self.control_url}}
+        return {
+            "defaults": defaults,
+            "devices": devices,
+            "lab": {"control": self.control_url, "domains": self.domains_data()},
+        }
+
+    def domains_data(self) -> list[dict[str, Any]]:
+        """The ``lab: domains:`` contract: where each domain's DC listens (ports as chosen at start)."""
+        return [
+            {
+                "name": dc.directory.domain.dns_name,
+                "realm": dc.directory.domain.dns_name.upper(),
+                "dc_address": dc.address,
+                "dc_hostname": dc.controller.dns_host_name.lower(),
+                "ldap_port": dc.ldap_port,
+                "ldaps_port": dc.ldaps_port,
+                "kdc_port": None,  # no KDC yet (issue 15, item 3)
+            }
+            for dc in self.directory.controllers.values()
+        ]
 
     def stop(self) -> Fleet:
         """Stop listening and the clock; the fleet keeps its state and the virtual time reached."""
@@ -198,6 +266,8 @@ class LabRuntime:
             self.clock.stop()
             with contextlib.suppress(Exception):
                 self.background.call(self.control.stop())
+            with contextlib.suppress(Exception):
+                self.background.call(self.directory.stop())
             self.background.stop()
             self._started = False
         self.fleet.clock = self.clock.now()

@@ -357,3 +357,40 @@ class Executor(Protocol):
     ) -> NativeResult:
         """WinRS ``cmd`` shell: one command line as cmd.exe would run it (``powershell -EncodedCommand`` too),
         with what the client sent on stdin (WinRS Send) as its standard input."""
+
+
+# ---- Group Policy from the directory -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppliedPolicy:
+    """What Group Policy gives one device at a refresh: the union of the GPOs that apply to the computer (and
+    to each of its users), and which GPOs those were."""
+
+    computer: Mapping[str, int]  # HKLM\SOFTWARE\Policies\Microsoft\PassportForWork value -> DWORD
+    users: Mapping[str, Mapping[str, int]]  # user SID -> HKU\<SID>\SOFTWARE\Policies\... value -> DWORD
+    gpos: tuple[str, ...]  # display names of the GPOs applied (computer and user)
+    groups: tuple[str, ...]  # the computer's groups, nested ones included
+
+
+@runtime_checkable
+class GroupPolicySource(Protocol):
+    """Where a device's Group Policy comes from (the lab's domain controllers): wired in by the runtime."""
+
+    def policy_for(self, device_name: str, domain: str, user_sids: tuple[str, ...]) -> AppliedPolicy | None:
+        """The policy for a computer of ``domain`` and its users; None if the directory does not know it."""
+        ...
+
+
+@runtime_checkable
+class AccountDirectory(Protocol):
+    """What the domain controllers know about a user account, for the device's view of it: wired in by the
+    runtime; None from a method means the directory does not know the account (the fleet's flags then hold)."""
+
+    def token_groups(self, user_sid: str) -> tuple[str, ...] | None:
+        """The SIDs of the account's domain groups, nested ones and the primary group included."""
+        ...
+
+    def never_revealed(self, user_sid: str) -> bool | None:
+        """Whether the account is in a group the AzureADKerberos object's msDS-NeverRevealGroup names."""
+        ...

@@ -3,6 +3,7 @@
 Stable contract (more keys welcome, none removed)::
 
     {"devices": [{"name", "join_type", "os_build", "dc_reachable", "entra_kerberos",
+                  "group_policy": null | {"groups", "gpos", "computer", "users", "gpos_at_next_refresh"},
                   "policy": {"gpo": {...}, "mdm": {...}, "effective": "cloud"|"cert"|"key"|"none"},
                   "users": [{"name", "signed_in", "container": null | {"trust", "key_id"},
                              "container_deletions", "provisionings"}],
@@ -59,6 +60,23 @@ def _user_truth(lab: Lab, device: Device, user: User) -> dict[str, Any]:
     }
 
 
+def _group_policy_truth(lab: Lab, device: Device) -> dict[str, Any] | None:
+    """The computer's groups in its domain now, the GPOs its last refresh applied and what it applied, and the
+    GPOs the next refresh will apply (None without a directory, or for a device no domain knows)."""
+    applied = lab.applied_policy.get(device.name)
+    domain = lab.domain_of(device)
+    if applied is None or lab.group_policy is None or domain is None:
+        return None
+    now = lab.group_policy.policy_for(device.name, domain.dns_name, tuple(u.sid for u in device.users))
+    return {
+        "groups": list(now.groups if now is not None else applied.groups),
+        "gpos": list(applied.gpos),
+        "computer": dict(applied.computer),
+        "users": {sid: dict(values) for sid, values in applied.users.items()},
+        "gpos_at_next_refresh": list(now.gpos) if now is not None else [],
+    }
+
+
 def device_truth(lab: Lab, device: Device, events: int = 20) -> dict[str, Any]:
     """Everything a test or an admin may want to check about one device, as JSON-ready data."""
     with device.lock:
@@ -102,6 +120,7 @@ def device_truth(lab: Lab, device: Device, events: int = 20) -> dict[str, Any]:
                 }
                 for e in device.events[-events:]
             ],
+            "group_policy": _group_policy_truth(lab, device),
             "reboots": device.counters.reboots,
             "commands_run": len(device.counters.commands),
         }

@@ -46,7 +46,14 @@ from migrator.lab.model import (
     TrustType,
     User,
 )
-from migrator.lab.shell import NativeResult, Principal, PrincipalKind
+from migrator.lab.shell import (
+    AccountDirectory,
+    AppliedPolicy,
+    GroupPolicySource,
+    NativeResult,
+    Principal,
+    PrincipalKind,
+)
 
 if TYPE_CHECKING:
     from migrator.lab.shell import Executor
@@ -236,6 +243,13 @@ class Lab:
         self._listeners: list[Callable[[str, Device], None]] = []
         self._simulation_started = False
         self._executor = executor(self) if executor is not None else None
+        # Group Policy from the directory (the runtime wires the lab's DCs in); None: the domain's fixed GPO.
+        self.group_policy: GroupPolicySource | None = None
+        # The accounts' groups from the directory (wired by the runtime): tokens and who Entra Kerberos refuses.
+        self.accounts: AccountDirectory | None = None
+        self.gpo_background_refresh = False  # every 90 +- 30 virtual minutes, as Windows (opt-in: see runtime)
+        self.applied_policy: dict[str, AppliedPolicy] = {}  # device name -> what its last refresh applied
+        self._gpo_applied_names: dict[str, dict[str, set[str]]] = {}  # device -> registry key -> names set by GPO
 
     # ---- lookups ---------------------------------------------------------------------------------------
 
@@ -277,13 +291,20 @@ class Lab:
 
     def user_principal(self, device: Device, user: User) -> Principal:
         session = device.session_of(user)
+        groups = self.accounts.token_groups(user.sid) if self.accounts is not None else None
         return Principal(
             PrincipalKind.USER,
             user.qualified_name.lower(),
             user.sid,
             session.session_id if session else None,
-            token_groups(user),
+            token_groups(user) if groups is None else (*_TOKEN_BASE, *groups),
         )
+
+    def is_privileged(self, user: User) -> bool:
+        """Whether Entra Kerberos refuses the user a partial TGT: from the directory when it knows (a group
+        change there counts at the next sign-in), else the fleet's flag."""
+        known = self.accounts.never_revealed(user.sid) if self.accounts is not None else None
+        return user.privileged if known is None else known
 
     # ---- the executor (scripts, native commands) --------------------------------------------------------
 
@@ -369,7 +390,7 @@ class Lab:
         cloud_tgt: bool | None = None
         if cloud_policy and device.join_type == "hybrid":
             domain = self.user_domain(user)
-            cloud_tgt = bool(domain and domain.entra_kerberos and not user.privileged and user.has_prt)
+            cloud_tgt = bool(domain and domain.entra_kerberos and not self.is_privileged(user) and user.has_prt)
         enrollment_ready: bool | None = None
         governed_by = "none"
         if view.cert_trust:
@@ -476,7 +497,7 @@ class Lab:
             and container.trust in ("key", "cloud")
             and domain is not None
             and domain.entra_kerberos
-            and not user.privileged
+            and not self.is_privileged(user)
             and user.has_prt
         )
         # MS docs: the first sign-in with a new credential on a hybrid joined device needs line of sight to a
@@ -675,6 +696,8 @@ class Lab:
                     device.registry.delete_key(f"HKU\\{user.sid}\\{VOLATILE_ENVIRONMENT}", recurse=True)
                 device.counters.reboots += 1
                 device.os.last_boot = self.clock.now()
+            if self.group_policy is not None:
+                self.gpupdate(device)  # computer policy is applied at boot (foreground processing)
             self._notify("reboot", device)
             for user in users:
                 if user.behaviour.compliance != "never":
@@ -800,7 +823,9 @@ class Lab:
     # ---- policy refresh ----------------------------------------------------------------------------------
 
     def gpupdate(self, device: Device) -> bool:
-        """Apply the domain's WHfB GPO to the computer policy key; needs a DC (False otherwise)."""
+        """Apply Group Policy to the computer policy key (and, from the directory, to its users'); needs a DC
+        (False otherwise). From the directory when one is wired in (:meth:`_apply_directory_policy`), else the
+        domain's fixed WHfB GPO."""
         domain = self.domain_of(device)
         with device.lock:
             device.counters.gpupdates += 1
@@ -808,7 +833,14 @@ class Lab:
                 return True  # nothing to apply: local policy only, completes successfully
             if not device.dc_reachable:
                 return False
-            if domain.gpo_passport_policy is not None:
+            applied = (
+                self.group_policy.policy_for(device.name, domain.dns_name, tuple(u.sid for u in device.users))
+                if self.group_policy is not None
+                else None
+            )
+            if applied is not None:
+                self._apply_directory_policy(device, applied)
+            elif domain.gpo_passport_policy is not None:
                 key = policy_mod.GPO_KEY
                 for name in [v.name for v in device.registry.values(key)]:
                     if name not in domain.gpo_passport_policy:
@@ -817,6 +849,56 @@ class Lab:
                     device.registry.set_value(key, name, value, "REG_DWORD")
         self._notify("gpupdate", device)
         return True
+
+    def _apply_directory_policy(self, device: Device, applied: AppliedPolicy) -> None:
+        """Write the union of the GPOs that apply, as the registry client-side extension does: a key some GPO
+        sets holds exactly the GPOs' values (a local write to it is overwritten, a value no GPO sets removed);
+        a key no GPO sets any more loses the values GPO had put there; a key GPO never managed is left alone."""
+        history = self._gpo_applied_names.setdefault(device.name, {})
+        targets: dict[str, dict[str, int]] = {policy_mod.GPO_KEY: dict(applied.computer)}
+        for user in device.users:
+            targets[policy_mod.gpo_user_key(user.sid)] = dict(applied.users.get(user.sid, {}))
+        for key, values in targets.items():
+            if values:
+                for name in [v.name for v in device.registry.values(key)]:
+                    if name not in values:
+                        device.registry.delete_value(key, name)
+                for name, value in values.items():
+                    device.registry.set_value(key, name, value, "REG_DWORD")
+                history[key] = set(values)
+            else:
+                for name in history.pop(key, set()):
+                    device.registry.delete_value(key, name)
+        self.applied_policy[device.name] = applied
+
+    def remember_group_policy(self, device: Device) -> None:
+        """Record, without writing, what Group Policy has already put on ``device``: a fleet starts with its
+        policy applied, so a GPO that later stops applying removes what it had set."""
+        domain = self.domain_of(device)
+        if self.group_policy is None or domain is None or not device.domain_joined:
+            return
+        applied = self.group_policy.policy_for(device.name, domain.dns_name, tuple(u.sid for u in device.users))
+        if applied is None:
+            return
+        history = self._gpo_applied_names.setdefault(device.name, {})
+        if applied.computer:
+            history[policy_mod.GPO_KEY] = set(applied.computer)
+        for sid, values in applied.users.items():
+            history[policy_mod.gpo_user_key(sid)] = set(values)
+        self.applied_policy[device.name] = applied
+
+    def _schedule_gpo_refresh(self, device_name: str) -> None:
+        """Background refresh of computer policy: every 90 minutes plus a random 0-30 (MS docs, "Group Policy
+        background refresh"); a refresh without a DC simply fails and waits for the next one."""
+
+        def refresh() -> None:
+            device = self.fleet.device(device_name)
+            if device is None:
+                return
+            self.gpupdate(device)
+            self._schedule_gpo_refresh(device_name)
+
+        self.clock.call_later(90 * 60 + self.rng.uniform(0, 30 * 60), refresh)
 
     # ---- the passage of time ----------------------------------------------------------------------------
 
@@ -829,6 +911,8 @@ class Lab:
         for device in self.fleet.devices:
             if device.vpn_only:
                 self._schedule_vpn(device.name)
+            if self.gpo_background_refresh and device.domain_joined:
+                self._schedule_gpo_refresh(device.name)
             for user in device.users:
                 away = user.behaviour.away_until
                 if user.behaviour.compliance == "away" and away is not None and away > now:
