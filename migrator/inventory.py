@@ -62,6 +62,17 @@ def _not_a_bool(value: object) -> object:
 NotBool = BeforeValidator(_not_a_bool)
 
 
+def _bundle_not_a_bool(value: object) -> object:
+    # `ca_bundle: false` is how other tools turn verification off; here that takes the explicit marker (the
+    # marker's text is migrator.remote.tls.INSECURE_SKIP_VERIFY, which checks it again at the adapters)
+    if isinstance(value, bool):
+        raise ValueError(
+            "a CA bundle file is needed here, not yes/no; to turn TLS certificate verification off on purpose "
+            "(a lab you trust), write `ca_bundle: insecure-skip-verify`"
+        )
+    return value
+
+
 class ConnectionOverrides(_Strict):
     """Connection settings; every field optional so a device can override only what differs."""
 
@@ -69,8 +80,8 @@ class ConnectionOverrides(_Strict):
     scheme: Scheme | None = None
     port: Annotated[int | None, NotBool] = Field(default=None, ge=1, le=65535)
     auth: Auth | None = None
-    ca_bundle: str | None = None
-    cert_validation: bool | None = None  # False only for a lab you trust; never the default
+    ca_bundle: Annotated[str | None, BeforeValidator(_bundle_not_a_bool)] = None
+    cert_validation: bool | None = None  # false is refused: verification goes off only with the explicit marker
     connect_timeout: Annotated[float | None, NotBool] = Field(default=None, gt=0, le=600)
     operation_timeout: Annotated[int | None, NotBool] = Field(default=None, gt=0, le=3600)
     read_timeout: Annotated[float | None, NotBool] = Field(default=None, gt=0, le=3600)

@@ -67,6 +67,19 @@ def test_verification_off_without_the_marker_is_refused_saying_what_to_write(
     assert not (tmp_path / "state").exists() or Store.open(tmp_path / "state").list_waves() == []
 
 
+@pytest.mark.parametrize("value", ["false", "no", "true"])
+def test_a_yes_no_ca_bundle_is_refused_at_its_line_saying_what_to_write(tmp_path: Path, value: str) -> None:
+    """A YAML boolean where a CA bundle goes (`ca_bundle: false`, as other tools turn verification off) is
+    refused at its line and field with the marker to write, not with a bare type error."""
+    inventory = _inventory(tmp_path, "", f", ca_bundle: {value}")
+    result = runner.invoke(app, ["run", "-i", str(inventory), "--state", str(tmp_path / "state"), "--yes"], env=ENV)
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert f"{inventory}, line 3, column" in said and "devices[0].ca_bundle" in said
+    assert "write `ca_bundle: insecure-skip-verify`" in said
+    assert not (tmp_path / "state").exists()
+
+
 def test_the_marker_turns_verification_off_for_those_devices_only(tmp_path: Path) -> None:
     """The client libraries get verify=False for marked devices; a CA bundle or the system CAs elsewhere; a
     connection with cert_validation false that skipped the check is refused at the adapter."""
