@@ -822,10 +822,10 @@ class Lab:
 
     # ---- policy refresh ----------------------------------------------------------------------------------
 
-    def gpupdate(self, device: Device) -> bool:
-        """Apply Group Policy to the computer policy key (and, from the directory, to its users'); needs a DC
-        (False otherwise). From the directory when one is wired in (:meth:`_apply_directory_policy`), else the
-        domain's fixed WHfB GPO."""
+    def gpupdate(self, device: Device, *, computer: bool = True, users: bool = True) -> bool:
+        """Apply Group Policy to the computer policy key and, from the directory, to its users' (``gpupdate
+        /target:computer`` or ``/target:user`` applies one side only); needs a DC (False otherwise). From the
+        directory when one is wired in (:meth:`_apply_directory_policy`), else the domain's fixed WHfB GPO."""
         domain = self.domain_of(device)
         with device.lock:
             device.counters.gpupdates += 1
@@ -839,8 +839,8 @@ class Lab:
                 else None
             )
             if applied is not None:
-                self._apply_directory_policy(device, applied)
-            elif domain.gpo_passport_policy is not None:
+                self._apply_directory_policy(device, applied, computer=computer, users=users)
+            elif computer and domain.gpo_passport_policy is not None:
                 key = policy_mod.GPO_KEY
                 for name in [v.name for v in device.registry.values(key)]:
                     if name not in domain.gpo_passport_policy:
@@ -850,13 +850,15 @@ class Lab:
         self._notify("gpupdate", device)
         return True
 
-    def _apply_directory_policy(self, device: Device, applied: AppliedPolicy) -> None:
+    def _apply_directory_policy(
+        self, device: Device, applied: AppliedPolicy, *, computer: bool = True, users: bool = True
+    ) -> None:
         """Write the union of the GPOs that apply, as the registry client-side extension does: a key some GPO
         sets holds exactly the GPOs' values (a local write to it is overwritten, a value no GPO sets removed);
         a key no GPO sets any more loses the values GPO had put there; a key GPO never managed is left alone."""
         history = self._gpo_applied_names.setdefault(device.name, {})
-        targets: dict[str, dict[str, int]] = {policy_mod.GPO_KEY: dict(applied.computer)}
-        for user in device.users:
+        targets: dict[str, dict[str, int]] = {policy_mod.GPO_KEY: dict(applied.computer)} if computer else {}
+        for user in device.users if users else ():
             targets[policy_mod.gpo_user_key(user.sid)] = dict(applied.users.get(user.sid, {}))
         for key, values in targets.items():
             if values:

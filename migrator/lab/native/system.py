@@ -36,11 +36,7 @@ def gpupdate(ctx: NativeContext, args: list[str]) -> NativeResult:
         )
     computer = target in ("", "computer")
     user = target in ("", "user")
-    if computer:
-        ok = ctx.lab.gpupdate(ctx.device)
-    else:
-        with ctx.device.lock:
-            ok = not ctx.device.domain_joined or ctx.device.dc_reachable
+    ok = ctx.lab.gpupdate(ctx.device, computer=computer, users=user)
     lines = ["Updating policy...", ""]
     if ok:
         if computer:

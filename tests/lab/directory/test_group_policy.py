@@ -231,3 +231,34 @@ def test_lab_group_moves_a_running_device_s_policy_at_its_background_refresh(tmp
         assert truth["devices"][0]["group_policy"]["gpos"] == [CLOUD_GPO]
     finally:
         runtime.stop()
+
+
+def test_gpupdate_target_applies_one_side_only() -> None:
+    """`gpupdate /target:computer` leaves user policy as it was, `/target:user` leaves computer policy (a local
+    write to a GPO-managed computer value survives it), and a plain gpupdate applies both."""
+    lab, _, directories, _ = _lab(refresh=False)
+    with_hive = [
+        (d, u)
+        for d in lab.fleet.devices
+        for u in d.users
+        if any(True for _ in d.registry.values(policy.gpo_user_key(u.sid))) and _gpo_values(d)
+    ]
+    if not with_hive:
+        pytest.skip("this fleet has no device with both computer and user-hive Hello policy")
+    device, user = with_hive[0]
+    tree = next(d.tree for d in directories.values() if d.domain.netbios == user.domain)
+    group, member = tree.find_account("Hello Certificate Users"), tree.find_sid(user.sid)
+    assert group is not None and member is not None
+    tree.remove_member(group, member.dn)
+    name = next(iter(_gpo_values(device)))
+    device.registry.set_value(policy.GPO_KEY, name, 7, "REG_DWORD")  # a local write to a GPO-managed value
+
+    assert lab.gpupdate(device, users=False)
+    assert list(device.registry.values(policy.gpo_user_key(user.sid))) != []
+    assert _gpo_values(device)[name] != 7
+    device.registry.set_value(policy.GPO_KEY, name, 7, "REG_DWORD")
+    assert lab.gpupdate(device, computer=False)
+    assert list(device.registry.values(policy.gpo_user_key(user.sid))) == []
+    assert _gpo_values(device)[name] == 7
+    assert lab.gpupdate(device)
+    assert _gpo_values(device)[name] != 7
