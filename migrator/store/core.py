@@ -78,11 +78,20 @@ def resolve_url(url_or_path: str | Path, *, create: bool = True) -> URL:
 def _locate(url_or_path: str | Path, *, create: bool) -> tuple[URL, bool]:
     """The store's URL, and whether this call created its (empty) database file."""
     if isinstance(url_or_path, str) and "://" in url_or_path:
-        url = make_url(url_or_path)
+        try:
+            url = make_url(url_or_path)
+        except (sa_exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
+            # SQLAlchemy's message quotes the whole string, password and all (rule 7): name only its scheme.
+            scheme = url_or_path.split("://", 1)[0]
+            raise UnstorableValue(f"store URL ({scheme}://...): not a database URL that can be read") from None
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise UnstorableValue(
                 f"store URL scheme {url.drivername!r}: only sqlite:// and postgresql:// are supported"
             )
+        if url.drivername == "postgresql":
+            # psycopg (3) is the driver of the `postgres` extra; SQLAlchemy's default for postgresql:// would be
+            # psycopg2. postgresql+<driver>:// still picks another one.
+            url = url.set(drivername="postgresql+psycopg")
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             exists = Path(str(url.database)).is_file()
             if not create and not exists:
@@ -303,7 +312,7 @@ class StoreCore:
                     url, busy_timeout_ms, synchronous, pool_size, read_only_query=query if read_only else ""
                 )
             else:
-                connect_args = {"options": "-c default_transaction_read_only=on"} if read_only else {}
+                connect_args = {"options": _read_only_options(url)} if read_only else {}
                 engine = create_engine(
                     url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
                 )
@@ -439,6 +448,14 @@ DEVICE_SELECT = select(devices, waves.c.name.label("wave_name"), waves.c.change_
 # Hot paths use statements built once, with bound parameters: SQLAlchemy then reuses their compiled form and
 # cache key instead of rebuilding both on every call (the bulk of the per-transaction CPU time).
 DEVICE_BY_KEY = DEVICE_SELECT.where(devices.c.name_key == bindparam("name_key"))
+
+
+def _read_only_options(url: URL) -> str:
+    """libpq ``options`` for a read-only session, keeping the URL's own (``-csearch_path=...``): connect_args
+    would otherwise replace them, and a read-only command would look for the store in another schema."""
+    given = url.query.get("options", "")
+    own = " ".join(given) if isinstance(given, tuple) else given
+    return f"{own} -c default_transaction_read_only=on".strip()
 
 
 def _sqlite_engine(
