@@ -264,6 +264,16 @@ class StoreCore:
     ) -> None:
         self._engine = engine
         self._write_engine = engine.execution_options(migrator_begin="IMMEDIATE")
+        # Reads see one moment of the store, as SQLite's read transactions do (WAL snapshot): on PostgreSQL, READ
+        # COMMITTED takes a new snapshot per statement, so a verification reading the chain and then the head
+        # could see an append land in between and call the log cut. REPEATABLE READ never fails a read-only
+        # transaction. Writes stay READ COMMITTED: their conditional UPDATEs re-check rows after a concurrent
+        # commit instead of failing with a serialisation error.
+        self._read_engine = (
+            engine.execution_options(isolation_level="REPEATABLE READ")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
         self._clock = now
         self._dialect = engine.dialect.name
         self._read_only = read_only
@@ -404,7 +414,7 @@ class StoreCore:
     def _tx(self, what: str, *, write: bool) -> Iterator[Connection]:
         if write and self._read_only:
             raise StoreReadOnly(f"store {self.where}: {what}: the store was opened read-only; nothing was written")
-        engine = self._write_engine if write else self._engine
+        engine = self._write_engine if write else self._read_engine
         with self._serial:
             try:
                 with engine.begin() as conn:
@@ -415,8 +425,12 @@ class StoreCore:
                 # `from None`: the SQLAlchemy error's text carries the statement's parameters.
                 raise translate_error(error, self.where, what) from None
 
-    def _device(self, conn: Connection, name: str, what: str) -> Row[Any]:
-        row = conn.execute(DEVICE_BY_KEY, {"name_key": name_key(name)}).first()
+    def _device(self, conn: Connection, name: str, what: str, *, lock: bool = False) -> Row[Any]:
+        """The device's row; ``lock``: held until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite's
+        ``BEGIN IMMEDIATE`` already holds the whole database), for a write that checks the row first: a lease
+        cannot change hands, nor the state move, between the check and the write."""
+        statement = DEVICE_BY_KEY_FOR_UPDATE if lock else DEVICE_BY_KEY
+        row = conn.execute(statement, {"name_key": name_key(name)}).first()
         if row is None:
             raise UnknownDevice(f"{what}: no device named {name!r} is enrolled in store {self.where}")
         return row
@@ -448,6 +462,8 @@ DEVICE_SELECT = select(devices, waves.c.name.label("wave_name"), waves.c.change_
 # Hot paths use statements built once, with bound parameters: SQLAlchemy then reuses their compiled form and
 # cache key instead of rebuilding both on every call (the bulk of the per-transaction CPU time).
 DEVICE_BY_KEY = DEVICE_SELECT.where(devices.c.name_key == bindparam("name_key"))
+# FOR UPDATE OF devices: the wave's row stays free (SQLite has no FOR UPDATE: SQLAlchemy leaves it out there).
+DEVICE_BY_KEY_FOR_UPDATE = DEVICE_BY_KEY.with_for_update(of=devices)
 
 
 def _read_only_options(url: URL) -> str:

@@ -149,7 +149,7 @@ class DevicesMixin(StoreCore):
         checked_context = None if context is None else guard(dict(context), where=f"context of device {device!r}")
         now = self._now()
         with self._tx(f"transition device {device!r}", write=True) as conn:
-            row = self._device(conn, device, "transition")
+            row = self._device(conn, device, "transition", lock=True)
             expect_state(row, expected_from, expected_version, f"transition {device!r} ({event})")
             check_lease(row, owner, now, f"transition {device!r}")
             wave_id = row.wave_id if wave is None else self._wave(conn, wave, "transition").id
@@ -263,7 +263,7 @@ class DevicesMixin(StoreCore):
         now = self._now()
         what = f"transition user {user!r} of {device!r} ({event})"
         with self._tx(what, write=True) as conn:
-            dev = self._device(conn, device, "user transition")
+            dev = self._device(conn, device, "user transition", lock=owner is not None)
             check_lease(dev, owner, now, what)
             row = self._user(conn, dev.id, dev.name, user, "user transition")
             expect_state(row, expected_from, expected_version, what)
