@@ -302,8 +302,9 @@ class StoreCore:
         :class:`SchemaTooOld`, and the store works from a read-only file or directory (SQLite ``mode=ro``,
         PostgreSQL ``default_transaction_read_only``). Either way, a file that is not a migrator store
         (:class:`NotAStore`) or a newer store (:class:`SchemaTooNew`) is refused before anything is written.
-        ``create=False``: a missing SQLite store is :class:`NoStore` rather than a new, empty one (``resume``,
-        ``rollback``: a mistyped ``--state`` must not look like an empty migration)."""
+        ``create=False``: a missing store (no SQLite file, a PostgreSQL database or schema without our tables) is
+        :class:`NoStore` rather than a new, empty one (``resume``, ``rollback``: a mistyped location must not look
+        like an empty migration)."""
         if synchronous not in ("NORMAL", "FULL"):
             raise UnstorableValue(f"open store: synchronous must be NORMAL or FULL, not {synchronous!r}")
         url, created = _locate(url_or_path, create=create and not read_only)
@@ -336,7 +337,7 @@ class StoreCore:
             if read_only:
                 store._check_schema()
             else:
-                store._prepare_schema()
+                store._prepare_schema(create=create)
         except BaseException:
             engine.dispose()
             raise
@@ -358,7 +359,7 @@ class StoreCore:
                 "that only reads does not migrate it"
             )
 
-    def _prepare_schema(self) -> None:
+    def _prepare_schema(self, *, create: bool = True) -> None:
         with self._tx("open the store", write=True) as conn:
             if self._dialect == "postgresql":
                 # Two workers starting together must not both create or migrate the schema.
@@ -368,6 +369,8 @@ class StoreCore:
                 raise SchemaTooNew(self.where, found, SCHEMA_VERSION)
             if found == SCHEMA_VERSION:
                 return
+            if found is None and not create:  # PostgreSQL (SQLite's missing file was refused before connecting)
+                raise NoStore(f"no migrator store in {self.where} (the database has no migrator tables)")
             if found is None and inspect(conn).get_table_names():
                 # Somebody else's database (or a store whose tables were dropped): never add ours beside theirs.
                 raise NotAStore(
