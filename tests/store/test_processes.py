@@ -25,9 +25,11 @@ import os
 import random
 from concurrent.futures import ProcessPoolExecutor
 
-from migrator.store import AuditEntry, Store, content_hash
+from migrator.store import SCHEMA_VERSION, AuditEntry, AuditHead, Store, content_hash
 from tests.forkserver import forkserver_context
-from tests.store.writers import WorkerReport, run_writer
+from tests.store.conftest import FakeClock
+from tests.store.test_migrations import _old_store
+from tests.store.writers import WorkerReport, open_at_once, run_writer
 
 WORKERS = 4
 ROUNDS = int(os.environ.get("MIGRATOR_TEST_ROUNDS", "40"))  # more for a longer hunt
@@ -97,3 +99,20 @@ def _check(store: Store, reports: list[WorkerReport], before: int, seed: int) ->
         for key, entry_id in r.shared_ids.items():
             assert by_key[key] == entry_id, f"{why}: {key} answered with entry {entry_id}, the store has {by_key[key]}"
     assert [e.key for e in store.in_doubt() if e.device != "SHARED"] == [], why
+
+
+def test_processes_opening_an_old_store_at_once_migrate_it_once(store_location: str, clock: FakeClock) -> None:
+    """Four processes open a version-2 store at the same moment: one migrates it (PostgreSQL: under an advisory
+    lock; SQLite: BEGIN IMMEDIATE), the others find it done; every row and the audit head are as one migration
+    leaves them."""
+    tip = _old_store(store_location, clock, 2)
+    context = forkserver_context("migrator.store", "tests.store.writers")
+    barrier = context.Manager().Barrier(WORKERS)
+    with ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
+        futures = [pool.submit(open_at_once, store_location, barrier) for _ in range(WORKERS)]
+        versions = [future.result(timeout=240) for future in futures]
+    assert versions == [SCHEMA_VERSION] * WORKERS, versions
+    with Store.open(store_location, read_only=True) as store:
+        assert store.audit_head() == store.verify_audit().head == AuditHead(2, tip)
+        assert store.get_device("PC-LEASED").lease_owner == "worker-old"
+        assert store.get_device("PC-OLD").state == "preflight"

@@ -119,3 +119,14 @@ def _journal(store: Store, worker: int, round_no: int, report: WorkerReport) -> 
     report.journal_keys.append(key)
     shared = f"shared/{round_no}"
     report.shared_ids[shared] = store.intent("SHARED", "delete_hello_container", round_no, {}, key=shared).id
+
+
+def open_at_once(location: str, barrier: Barrier) -> int | str:
+    """Open (and so migrate, if it is old) the store together with the other processes; its version, or the
+    traceback."""
+    try:
+        barrier.wait(timeout=120)
+        with Store.open(location) as store:
+            return store.schema_version()
+    except BaseException:
+        return traceback.format_exc()
