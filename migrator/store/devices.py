@@ -89,10 +89,18 @@ class DevicesMixin(StoreCore):
                 if key not in existing
             ]
             if fresh:
-                conn.execute(insert(schema.devices), fresh)
+                # ON CONFLICT DO NOTHING: on PostgreSQL another worker may enrol the same device between our read and
+                # our insert; its row then stands and is checked below like one found by the read.
+                make_insert = sqlite_insert if self._dialect == "sqlite" else postgresql_insert
+                conn.execute(make_insert(schema.devices).on_conflict_do_nothing(index_elements=["name_key"]), fresh)
             rows: list[DeviceRow] = []
             for chunk in chunks(keys):
                 rows += [device_row(r) for r in conn.execute(DEVICE_SELECT.where(schema.devices.c.name_key.in_(chunk)))]
+            for row in rows:
+                if row.wave != wave_row.name:  # enrolled in another wave since our read: nothing of ours is kept
+                    raise DeviceInOtherWave(
+                        f"enroll in wave {wave!r}: device {row.name!r} is already in wave {row.wave!r}"
+                    )
         order = {key: index for index, key in enumerate(keys)}
         return sorted(rows, key=lambda r: order[name_key(r.name)])
 

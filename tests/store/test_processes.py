@@ -29,7 +29,7 @@ from migrator.store import SCHEMA_VERSION, AuditEntry, AuditHead, Store, content
 from tests.forkserver import forkserver_context
 from tests.store.conftest import FakeClock
 from tests.store.test_migrations import _old_store
-from tests.store.writers import WorkerReport, open_at_once, run_writer
+from tests.store.writers import WorkerReport, enroll_at_once, open_at_once, run_writer
 
 WORKERS = 4
 ROUNDS = int(os.environ.get("MIGRATOR_TEST_ROUNDS", "40"))  # more for a longer hunt
@@ -116,3 +116,28 @@ def test_processes_opening_an_old_store_at_once_migrate_it_once(store_location: 
         assert store.audit_head() == store.verify_audit().head == AuditHead(2, tip)
         assert store.get_device("PC-LEASED").lease_owner == "worker-old"
         assert store.get_device("PC-OLD").state == "preflight"
+
+
+def test_processes_enrolling_the_same_devices_at_once(store_location: str) -> None:
+    """Three processes enrol overlapping device lists in one wave at once and a fourth enrols one of them in
+    another wave: the three succeed (enrolment is idempotent), the fourth is refused as a device in another wave
+    (or wins, and then the others are refused): never a constraint error, never a device in two waves."""
+    with Store.open(store_location) as setup:
+        for wave in ("w", "other"):
+            setup.create_wave(wave, playbook_name="p", playbook_hash=content_hash("x"))
+    names = [f"PC-{i:03}" for i in range(60)]
+    lists = [("w", names[:40]), ("w", names[10:50]), ("w", names[20:]), ("other", names[55:56])]
+    context = forkserver_context("migrator.store", "tests.store.writers")
+    barrier = context.Manager().Barrier(len(lists))
+    with ProcessPoolExecutor(len(lists), mp_context=context) as pool:
+        futures = [pool.submit(enroll_at_once, store_location, wave, chunk, barrier) for wave, chunk in lists]
+        outcomes = [future.result(timeout=240) for future in futures]
+    assert all(o is None or o.startswith("DeviceInOtherWave") for o in outcomes), outcomes
+    with Store.open(store_location, read_only=True) as store:
+        in_w = {d.name for d in store.list_devices("w")}
+        in_other = {d.name for d in store.list_devices("other")}
+        assert not in_w & in_other
+        if outcomes[3] is None:  # the other wave won PC-055: the third list was refused whole
+            assert in_other == {"PC-055"} and outcomes[2] is not None
+        else:
+            assert in_w == set(names) and in_other == set()

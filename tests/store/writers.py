@@ -130,3 +130,14 @@ def open_at_once(location: str, barrier: Barrier) -> int | str:
             return store.schema_version()
     except BaseException:
         return traceback.format_exc()
+
+
+def enroll_at_once(location: str, wave: str, names: list[str], barrier: Barrier) -> str | None:
+    """Enrol ``names`` in ``wave`` together with the other processes; None, or the exception's type and text."""
+    try:
+        with Store.open(location) as store:
+            barrier.wait(timeout=120)
+            store.enroll(wave, names)
+        return None
+    except BaseException as error:
+        return f"{type(error).__name__}: {error}"
