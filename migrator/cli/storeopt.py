@@ -90,7 +90,8 @@ def open_command_store(store: str | None, state: str | Path, *, read_only: bool 
         return Store.open(choice.location, read_only=read_only, create=create and not read_only)
     except NoStore as error:
         _fail(
-            f"{error}: run `migrator run` first, or pass the --state or --store of an earlier run (from {choice.via})"
+            f"no store in {choice.shown} (from {choice.via}): run `migrator run` first, or pass the --state or "
+            f"--store of an earlier run ({error})"
         )
     except StoreError as error:
         _fail(f"{error} ({error.action})")
