@@ -105,8 +105,8 @@ def test_store_errors_belong_to_the_project_tree() -> None:
     assert UnknownDevice("x").action == "fix the input"
 
 
-def test_a_missing_postgresql_driver_is_reported_without_the_password() -> None:
-    """The URL in messages hides its password (rule 7); no driver (or no server) is a retryable StoreUnavailable."""
+def test_an_unreachable_postgresql_store_is_reported_without_the_password() -> None:
+    """The URL in messages hides its password (rule 7); no server (or no driver) is a retryable StoreUnavailable."""
     with closed_port() as port, pytest.raises(StoreUnavailable) as caught:
         Store.open(f"postgresql://admin:s3cr3t@127.0.0.1:{port}/migrator")
     assert "s3cr3t" not in str(caught.value) and "admin:***@" in str(caught.value)
