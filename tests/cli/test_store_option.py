@@ -105,3 +105,20 @@ def test_the_commands_work_on_a_postgresql_store(postgres_url: str, tmp_path: Pa
     assert (Path(state) / "logs" / "migrator.jsonl").is_file()  # the anchor went to the log in --state
     verified = runner.invoke(app, ["audit", "verify", "--state", state, "--anchor", line], env=env)
     assert verified.exit_code == ExitCode.OK, verified.output
+
+
+def test_run_plans_and_records_its_wave_in_a_postgresql_store(postgres_url: str, tmp_path: Path) -> None:
+    """`migrator run --store URL` creates the store there, plans and records its wave (its device does not answer:
+    nothing is reached), logs in --state, and ends with the audit head, which verifies."""
+    inventory = tmp_path / "inventory.yaml"
+    state = str(tmp_path / "state")
+    args = ["--store", postgres_url, "--state", state]
+    with closed_port() as port:  # refused at once: nothing waits on a connect timeout
+        inventory.write_text(f"devices:\n  - {{name: PC-1, address: 127.0.0.1, port: {port}}}\n")
+        run = ["run", "-i", str(inventory), "--wave", "pg-wave", "--yes", "--no-wait", *args]
+        result = runner.invoke(app, run, env=ENV)
+    assert "audit head" in result.output, result.output
+    assert not (Path(state) / "migrator.db").exists() and (Path(state) / "logs" / "migrator.jsonl").is_file()
+    assert _waves(args) == ["pg-wave"]
+    verified = runner.invoke(app, ["audit", "verify", *args], env=ENV)
+    assert verified.exit_code == ExitCode.OK, verified.output
