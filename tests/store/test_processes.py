@@ -11,7 +11,9 @@ tests/store/writers.py against one store, released together by a barrier. Then t
   write on it;
 * every intent journaled with its outcome, nothing in doubt, and one entry per shared idempotency key, the same
   one for every process that asked;
-* every verification of the chain made amid the writes clean (a reader sees one moment of the store).
+* every verification of the chain made amid the writes clean (a reader sees one moment of the store);
+* the fenced intents on EXPIRING, whose leases run out after 10 ms and are taken over: in journal order, each
+  owner's writes form one run (no write of an owner lands after another owner took the lease).
 
 The seed is ``MIGRATOR_TEST_SEED`` or a random one, printed (pytest shows it with a failure) and named in every
 assertion: ``MIGRATOR_TEST_SEED=<seed> pytest tests/store/test_processes.py`` replays the same choices (the
@@ -42,7 +44,7 @@ def test_processes_writing_at_once_lose_nothing(store_location: str) -> None:
     print(f"seed {seed} (replay: MIGRATOR_TEST_SEED={seed})")
     with Store.open(store_location) as setup:
         setup.create_wave("w", playbook_name="p", playbook_hash=content_hash("x"), audit=AuditEntry("me", "create"))
-        setup.enroll("w", ["COUNTER", "LEASED", "SHARED", *(f"J-{i}" for i in range(WORKERS))])
+        setup.enroll("w", ["COUNTER", "LEASED", "SHARED", "EXPIRING", *(f"J-{i}" for i in range(WORKERS))])
         before = len(setup.audit_entries())
 
     context = forkserver_context("migrator.store", "tests.store.writers")
@@ -98,7 +100,16 @@ def _check(store: Store, reports: list[WorkerReport], before: int, seed: int) ->
     for r in reports:
         for key, entry_id in r.shared_ids.items():
             assert by_key[key] == entry_id, f"{why}: {key} answered with entry {entry_id}, the store has {by_key[key]}"
-    assert [e.key for e in store.in_doubt() if e.device != "SHARED"] == [], why
+    assert [e.key for e in store.in_doubt() if e.device not in ("SHARED", "EXPIRING")] == [], why
+
+    # Fencing under expiry: once another owner wrote, an earlier owner never writes again.
+    fenced = sorted(store.journal_entries("EXPIRING"), key=lambda e: e.id)
+    assert len(fenced) == sum(r.fenced for r in reports), why
+    owners = [str(e.intent["owner"]) for e in fenced]
+    runs = [owner for index, owner in enumerate(owners) if index == 0 or owners[index - 1] != owner]
+    assert len(runs) == len(set(runs)), f"{why}: a fenced write landed after its lease passed on ({owners})"
+    refused = sum(r.fenced_refused for r in reports)
+    print(f"{len(fenced)} fenced writes by {len(runs)} short-lease holders, {refused} refused after expiry")
 
 
 def test_processes_opening_an_old_store_at_once_migrate_it_once(store_location: str, clock: FakeClock) -> None:

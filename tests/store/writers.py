@@ -9,6 +9,9 @@ Each round does one of four things, chosen by the worker's own seeded random gen
   while holding it, and release it, noting the monotonic time just after the acquire and just before the release;
 * ``journal``: journal an intent and its outcome on a device of its own, then an intent under an idempotency key
   every worker uses in that round (all of them must get the one entry);
+* ``expiring``: take the lease of EXPIRING for a few milliseconds only, and journal fenced intents on it (each
+  naming its owner) until one is refused because the lease ran out (or three were written): another process may
+  have taken the lease over meanwhile, and a fenced write must never land after that;
 * ``verify``: verify the audit chain while the others append (a reader must see one consistent snapshot: the
   chain and the heads kept outside it as of one moment), keeping any problem it reports.
 
@@ -23,9 +26,10 @@ import traceback
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Barrier
 
-from migrator.store import AuditEntry, ConcurrentUpdate, LeaseOwner, Store
+from migrator.store import AuditEntry, ConcurrentUpdate, LeaseNotHeld, LeaseOwner, Store
 
-OPERATIONS = ("audit", "version", "lease", "journal", "verify")
+OPERATIONS = ("audit", "version", "lease", "journal", "expiring", "verify")
+SHORT_TTL = 0.01  # seconds: a hold of EXPIRING outlives it often
 LEASE_TTL = 60.0  # far longer than any hold here: a lease must only change hands by release
 
 
@@ -40,6 +44,8 @@ class WorkerReport:
     journal_keys: list[str] = field(default_factory=list)  # keys of own intents, each with its outcome
     shared_ids: dict[str, int] = field(default_factory=dict)  # shared idempotency key -> entry id got
     verify_problems: list[str] = field(default_factory=list)  # what a verification amid the writes reported
+    fenced: int = 0  # fenced intents written on EXPIRING
+    fenced_refused: int = 0  # fenced intents refused (LeaseNotHeld): the short lease had run out
     error: str | None = None
 
 
@@ -60,6 +66,8 @@ def run_writer(location: str, worker: int, seed: int, rounds: int, barrier: Barr
                     _hold_lease(store, worker, rng, report)
                 elif operation == "journal":
                     _journal(store, worker, round_no, report)
+                elif operation == "expiring":
+                    _expiring(store, worker, round_no, rng, report)
                 else:
                     verified = store.verify_audit()
                     report.verify_problems += [f"{p.entry_id} {p.kind}: {p.detail}" for p in verified.problems]
@@ -119,6 +127,23 @@ def _journal(store: Store, worker: int, round_no: int, report: WorkerReport) -> 
     report.journal_keys.append(key)
     shared = f"shared/{round_no}"
     report.shared_ids[shared] = store.intent("SHARED", "delete_hello_container", round_no, {}, key=shared).id
+
+
+def _expiring(store: Store, worker: int, round_no: int, rng: random.Random, report: WorkerReport) -> None:
+    owner = str(LeaseOwner.current())  # a fresh nonce: each hold is an owner of its own
+    while not store.acquire("EXPIRING", owner, SHORT_TTL):
+        time.sleep(rng.uniform(0.0005, 0.003))
+    for attempt in range(3):
+        time.sleep(rng.uniform(0, 0.008))
+        try:
+            store.intent(
+                "EXPIRING", "fenced", attempt, {"owner": owner}, key=f"{worker}/{round_no}/{attempt}", owner=owner
+            )
+        except LeaseNotHeld:
+            report.fenced_refused += 1
+            return
+        report.fenced += 1
+    store.release("EXPIRING", owner)
 
 
 def open_at_once(location: str, barrier: Barrier) -> int | str:
