@@ -109,10 +109,12 @@ def test_the_commands_work_on_a_postgresql_store(postgres_url: str, tmp_path: Pa
 
 def test_run_plans_and_records_its_wave_in_a_postgresql_store(postgres_url: str, tmp_path: Path) -> None:
     """`migrator run --store URL` creates the store there, plans and records its wave (its device does not answer:
-    nothing is reached), logs in --state, and ends with the audit head, which verifies."""
+    nothing is reached), logs in --state, and ends with the audit head, which verifies; the URL's password (the
+    test server takes any) is in no output and no log record."""
     inventory = tmp_path / "inventory.yaml"
     state = str(tmp_path / "state")
-    args = ["--store", postgres_url, "--state", state]
+    with_password = make_url(postgres_url).set(password="s3cr3t-pw").render_as_string(hide_password=False)
+    args = ["--store", with_password, "--state", state]
     with closed_port() as port:  # refused at once: nothing waits on a connect timeout
         inventory.write_text(f"devices:\n  - {{name: PC-1, address: 127.0.0.1, port: {port}}}\n")
         run = ["run", "-i", str(inventory), "--wave", "pg-wave", "--yes", "--no-wait", *args]
@@ -122,3 +124,5 @@ def test_run_plans_and_records_its_wave_in_a_postgresql_store(postgres_url: str,
     assert _waves(args) == ["pg-wave"]
     verified = runner.invoke(app, ["audit", "verify", *args], env=ENV)
     assert verified.exit_code == ExitCode.OK, verified.output
+    logged = (Path(state) / "logs" / "migrator.jsonl").read_text(encoding="utf-8")
+    assert "s3cr3t-pw" not in result.output + verified.output + logged
