@@ -34,6 +34,8 @@ from tests.store.test_migrations import _old_store
 from tests.store.writers import WorkerReport, enroll_at_once, open_at_once, run_writer
 
 WORKERS = 4
+# At import (collection), like the other harnesses: the session's one forkserver preloads what its children need.
+CONTEXT = forkserver_context("migrator.store", "tests.store.writers")
 ROUNDS = int(os.environ.get("MIGRATOR_TEST_ROUNDS", "40"))  # more for a longer hunt
 
 
@@ -47,9 +49,8 @@ def test_processes_writing_at_once_lose_nothing(store_location: str) -> None:
         setup.enroll("w", ["COUNTER", "LEASED", "SHARED", "EXPIRING", *(f"J-{i}" for i in range(WORKERS))])
         before = len(setup.audit_entries())
 
-    context = forkserver_context("migrator.store", "tests.store.writers")
-    barrier = context.Manager().Barrier(WORKERS)
-    with ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
+    with CONTEXT.Manager() as manager, ProcessPoolExecutor(WORKERS, mp_context=CONTEXT) as pool:
+        barrier = manager.Barrier(WORKERS)
         futures = [
             pool.submit(run_writer, store_location, worker, seed + worker, ROUNDS, barrier) for worker in range(WORKERS)
         ]
@@ -117,9 +118,8 @@ def test_processes_opening_an_old_store_at_once_migrate_it_once(store_location: 
     lock; SQLite: BEGIN IMMEDIATE), the others find it done; every row and the audit head are as one migration
     leaves them."""
     tip = _old_store(store_location, clock, 2)
-    context = forkserver_context("migrator.store", "tests.store.writers")
-    barrier = context.Manager().Barrier(WORKERS)
-    with ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
+    with CONTEXT.Manager() as manager, ProcessPoolExecutor(WORKERS, mp_context=CONTEXT) as pool:
+        barrier = manager.Barrier(WORKERS)
         futures = [pool.submit(open_at_once, store_location, barrier) for _ in range(WORKERS)]
         versions = [future.result(timeout=240) for future in futures]
     assert versions == [SCHEMA_VERSION] * WORKERS, versions
@@ -138,9 +138,8 @@ def test_processes_enrolling_the_same_devices_at_once(store_location: str) -> No
             setup.create_wave(wave, playbook_name="p", playbook_hash=content_hash("x"))
     names = [f"PC-{i:03}" for i in range(60)]
     lists = [("w", names[:40]), ("w", names[10:50]), ("w", names[20:]), ("other", names[55:56])]
-    context = forkserver_context("migrator.store", "tests.store.writers")
-    barrier = context.Manager().Barrier(len(lists))
-    with ProcessPoolExecutor(len(lists), mp_context=context) as pool:
+    with CONTEXT.Manager() as manager, ProcessPoolExecutor(len(lists), mp_context=CONTEXT) as pool:
+        barrier = manager.Barrier(len(lists))
         futures = [pool.submit(enroll_at_once, store_location, wave, chunk, barrier) for wave, chunk in lists]
         outcomes = [future.result(timeout=240) for future in futures]
     assert all(o is None or o.startswith("DeviceInOtherWave") for o in outcomes), outcomes
