@@ -1,29 +1,38 @@
-"""Store throughput and size on SQLite: run ``.venv/bin/python bench/store.py [--devices N] [--dir DIR]``.
+"""Store throughput and size: run ``.venv/bin/python bench/store.py [--devices N] [--dir DIR] [--postgres URL]``.
 
 Prints transitions persisted per second (1 and 8 threads, synchronous NORMAL and FULL), journal intent+outcome
 pairs per second, audit appends per second, and the store's size per 1,000 devices after a realistic run (each
-device: 15 transitions, 8 journal pairs, 2 facts snapshots of ~3 KB, 4 policy values, 10 audit entries).
-Figures only: nothing here is asserted.
+device: 15 transitions, 8 journal pairs, 2 facts snapshots of ~3 KB, 4 policy values, 10 audit entries), on
+SQLite. With ``--postgres URL`` (a server where it may create a database, e.g.
+``postgresql://postgres@127.0.0.1/test``) the same rates on PostgreSQL too, each in a schema of a database it
+creates and drops. Figures only: nothing here is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
 from migrator.store import AuditEntry, PolicyValue, Store, content_hash
+
+Where = Callable[[str], str]  # a bench's name -> the location of a fresh store for it
 
 PFW = r"HKLM\SOFTWARE\Policies\Microsoft\PassportForWork"
 CYCLE = ["pending", "preflight", "policy_set", "containers_cleared", "verified"]
 
 
-def _open(directory: Path, name: str, synchronous: Literal["NORMAL", "FULL"] = "FULL") -> Store:
-    store = Store.open(directory / name, synchronous=synchronous)
+def _open(where: Where, name: str, synchronous: Literal["NORMAL", "FULL"] = "FULL") -> Store:
+    store = Store.open(where(name), synchronous=synchronous)
     store.create_wave("bench", playbook_name="key-to-cloud", playbook_hash=content_hash(name), change_ticket="CHG1")
     return store
 
@@ -36,8 +45,8 @@ def _walk(store: Store, device: str, moves: int) -> None:
         state = store.transition(device, state, target, f"to {target}").state
 
 
-def transitions_per_second(directory: Path, threads: int, synchronous: Literal["NORMAL", "FULL"]) -> float:
-    store = _open(directory, f"transitions-{threads}-{synchronous}", synchronous)
+def transitions_per_second(where: Where, threads: int, synchronous: Literal["NORMAL", "FULL"]) -> float:
+    store = _open(where, f"transitions-{threads}-{synchronous}", synchronous)
     moves = 400
     names = [f"PC-{t:02}" for t in range(threads)]
     store.enroll("bench", names)
@@ -59,8 +68,8 @@ def _rate(count: int, action: Callable[[int], object]) -> float:
     return count / (time.perf_counter() - started)
 
 
-def journal_pairs_per_second(directory: Path) -> float:
-    store = _open(directory, "journal")
+def journal_pairs_per_second(where: Where) -> float:
+    store = _open(where, "journal")
     store.enroll("bench", ["PC-1"])
 
     def pair(index: int) -> None:
@@ -72,8 +81,8 @@ def journal_pairs_per_second(directory: Path) -> float:
     return rate
 
 
-def audit_appends_per_second(directory: Path) -> float:
-    store = _open(directory, "audit")
+def audit_appends_per_second(where: Where) -> float:
+    store = _open(where, "audit")
     rate = _rate(
         1000,
         lambda i: store.append_audit(AuditEntry("bench", "transition", f"PC-{i}", "CHG1", {"s": "a"}, {"s": "b"})),
@@ -114,7 +123,7 @@ def _facts(device: str, index: int) -> dict[str, object]:
 
 
 def realistic_size_per_thousand(directory: Path, devices: int) -> tuple[int, float]:
-    store = _open(directory, "realistic")
+    store = _open(lambda name: str(directory / name), "realistic")
     names = [f"PC-{n:05}" for n in range(devices)]
     store.enroll("bench", names)
     started = time.perf_counter()
@@ -149,24 +158,72 @@ def realistic_size_per_thousand(directory: Path, devices: int) -> tuple[int, flo
     return size, elapsed
 
 
+@contextmanager
+def postgres_schemas(server: str) -> Iterator[Where]:
+    """A database of this run's own on ``server`` (dropped at the end), and a fresh schema in it per bench."""
+    url = make_url(server)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    database = f"migrator_bench_{os.getpid()}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    own = url.set(database=database)
+    engine = create_engine(own, isolation_level="AUTOCOMMIT")
+
+    def where(name: str) -> str:
+        schema = name.replace("-", "_").lower()
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        return own.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+
+    try:
+        yield where
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _line(what: str, rate: float) -> None:
+    print(f"{what:<59}{rate:8.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000, help="devices in the realistic run (default 1000)")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the stores (default: a temp dir)")
+    parser.add_argument("--postgres", default=None, help="also measure on this PostgreSQL server (a URL)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as temp:
         directory = Path(temp)
+
+        def in_directory(name: str) -> str:
+            return str(directory / name)
+
         for synchronous in ("FULL", "NORMAL"):
             for threads in (1, 8):
-                rate = transitions_per_second(directory, threads, synchronous)
+                rate = transitions_per_second(in_directory, threads, synchronous)
                 print(f"transitions/s, SQLite synchronous={synchronous:<6}, {threads} thread(s): {rate:8.0f}")
-        print(f"journal intent+outcome pairs/s (FULL):                     {journal_pairs_per_second(directory):8.0f}")
-        print(f"audit appends/s (FULL):                                    {audit_appends_per_second(directory):8.0f}")
+        print(
+            f"journal intent+outcome pairs/s (FULL):                     {journal_pairs_per_second(in_directory):8.0f}"
+        )
+        print(
+            f"audit appends/s (FULL):                                    {audit_appends_per_second(in_directory):8.0f}"
+        )
         size, elapsed = realistic_size_per_thousand(directory, args.devices)
         print(
             f"realistic run: {args.devices} devices in {elapsed:.1f} s; store size {size:,} bytes "
             f"= {size * 1000 / args.devices / 1e6:.2f} MB per 1,000 devices"
         )
+    if args.postgres:
+        with postgres_schemas(args.postgres) as on_postgres:
+            for threads in (1, 8):
+                rate = transitions_per_second(on_postgres, threads, "FULL")
+                _line(f"transitions/s, PostgreSQL, {threads} thread(s):", rate)
+            _line("journal intent+outcome pairs/s, PostgreSQL:", journal_pairs_per_second(on_postgres))
+            _line("audit appends/s, PostgreSQL:", audit_appends_per_second(on_postgres))
 
 
 if __name__ == "__main__":

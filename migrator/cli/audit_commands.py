@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from migrator.cli.storeopt import StoreOption, choose_store, open_command_store
 from migrator.errors import ExitCode
 from migrator.logs import configure_logging
 from migrator.report.anchors import heads_in_file, heads_in_log, log_audit_head
@@ -32,7 +33,9 @@ commands.add_typer(audit_app, name="audit")
 StateOption = Annotated[
     str,
     typer.Option(
-        "--state", help="The store: a directory (holding migrator.db), a database file, or a postgresql:// URL."
+        "--state",
+        help="Folder of the logs, and of the store unless --store or $MIGRATOR_STORE: a directory (holding "
+        "migrator.db), a database file, or a store URL.",
     ),
 ]
 
@@ -42,11 +45,8 @@ def _fail(message: str, code: ExitCode) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _open(state: str) -> Store:
-    try:
-        return Store.open(state, read_only=True)
-    except StoreError as error:
-        _fail(f"{error} ({error.action})", ExitCode.INPUT)
+def _open(store: str | None, state: str) -> Store:
+    return open_command_store(store, state, read_only=True)
 
 
 def _anchors(values: list[str], allow_appended: bool) -> list[RecordedHead]:
@@ -69,15 +69,18 @@ def _anchors(values: list[str], allow_appended: bool) -> list[RecordedHead]:
     return heads
 
 
-def _log_dir(state: str) -> Path | None:
+def _log_dir(store: str | None, state: str) -> Path | None:
+    """The JSON log's folder: ``--state``/logs (beside the database file when --state names the file); none when
+    --state is itself a URL."""
     if "://" in state:
         return None
     path = Path(state).expanduser()
+    if choose_store(store, state).via != "--state":  # the store is elsewhere: --state is only the logs' folder
+        return path / "logs"
     return (path if path.is_dir() else path.parent) / "logs"
 
 
-def _verify(store: Store, state: str, heads: list[RecordedHead]) -> AuditReport:
-    log_dir = _log_dir(state)
+def _verify(store: Store, log_dir: Path | None, heads: list[RecordedHead]) -> AuditReport:
     logged = heads_in_log(log_dir) if log_dir is not None else []
     try:
         return store.verify_audit([*logged, *heads])
@@ -114,6 +117,7 @@ def _exit_code(report: AuditReport) -> ExitCode:
 )
 def audit_verify(
     state: StateOption = "state",
+    store_url: StoreOption = None,
     anchor: Annotated[
         list[str] | None,
         typer.Option("--anchor", help="An anchor line from the change ticket, or a report/ticket file with some."),
@@ -125,8 +129,8 @@ def audit_verify(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     heads = _anchors(anchor or [], allow_appended)
-    with _open(state) as store:
-        report = _verify(store, state, heads)
+    with _open(store_url, state) as store:
+        report = _verify(store, _log_dir(store_url, state), heads)
     if as_json:
         problems = [{"entry": p.entry_id, "kind": p.kind, "detail": p.detail} for p in report.problems]
         payload = {
@@ -160,14 +164,14 @@ def audit_verify(
     "Example: migrator audit anchor --state ./state\n\n"
     "Exit codes: 0 printed; 1 the log was tampered with (no anchor printed); 2 bad input or an unusable store.",
 )
-def audit_anchor(state: StateOption = "state") -> None:
-    with _open(state) as store:
-        report = _verify(store, state, [])
+def audit_anchor(state: StateOption = "state", store_url: StoreOption = None) -> None:
+    with _open(store_url, state) as store:
+        report = _verify(store, _log_dir(store_url, state), [])
     if not report.ok:
         _show_problems(report, out=err_console)
         err_console.print("no anchor printed: anchoring a tampered log would vouch for it")
         raise typer.Exit(_exit_code(report))
-    log_dir = _log_dir(state)
+    log_dir = _log_dir(store_url, state)
     if log_dir is not None:
         try:
             configure_logging(log_dir)

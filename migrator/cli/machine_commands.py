@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from migrator.cli.storeopt import StoreOption, open_command_store
 from migrator.engine.device import rollback_device
 from migrator.errors import InputError, MigratorError
 from migrator.inventory import load_inventory
@@ -22,7 +23,6 @@ from migrator.machine.diagram import render
 from migrator.playbook import load_playbook
 from migrator.remote.credentials import load_credentials
 from migrator.remote.tls import announce, insecure_devices
-from migrator.store import Store
 from migrator.yamlsource import InputFileError
 
 console = Console()
@@ -58,7 +58,10 @@ def diagram(
     "Example: migrator rollback --state ./state --wave pilot --inventory inventory.yaml --secrets lab-secrets.env",
 )
 def rollback(
-    state: Annotated[Path, typer.Option("--state", help="the store directory")] = Path("state"),
+    state: Annotated[
+        Path, typer.Option("--state", help="folder of the logs, and of the store unless --store or $MIGRATOR_STORE")
+    ] = Path("state"),
+    store_url: StoreOption = None,
     wave: Annotated[str | None, typer.Option("--wave", help="every device of this wave")] = None,
     device: Annotated[str | None, typer.Option("--device", help="one device")] = None,
     inventory: Annotated[Path | None, typer.Option("--inventory", help="where the devices are")] = None,
@@ -72,8 +75,8 @@ def rollback(
     if inventory is None:
         err_console.print("[red]--inventory is needed to reach the devices[/red]")
         raise typer.Exit(2)
+    store = open_command_store(store_url, state, create=False)  # a rollback of nothing is a mistyped location
     try:
-        store = Store.open(state, create=False)  # a rollback of nothing is a mistyped --state
         items = load_inventory(inventory)
         credentials = load_credentials(secrets)
         rows = [store.get_device(device)] if device else store.list_devices(wave)

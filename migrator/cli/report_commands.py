@@ -22,10 +22,11 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from migrator.cli.storeopt import StoreOption, open_command_store
 from migrator.errors import ExitCode
 from migrator.report import Format, collect_report, collect_status, render_report, status_renderable, write_report
 from migrator.report.model import StatusView, iso
-from migrator.store import NoStore, Store, StoreBusy, StoreError, StoreUnavailable, UnknownWave
+from migrator.store import Store, StoreBusy, StoreError, StoreUnavailable, UnknownWave
 
 EXIT_OK, EXIT_STORE, EXIT_INPUT = ExitCode.OK, ExitCode.INPUT, ExitCode.INPUT
 
@@ -35,7 +36,8 @@ StateOption = Annotated[
     str,
     typer.Option(
         "--state",
-        help="The store: a directory (holding migrator.db), a database file, or a postgresql:// URL.",
+        help="The store unless --store or $MIGRATOR_STORE: a directory (holding migrator.db), a database file, or "
+        "a store URL.",
         show_default=True,
     ),
 ]
@@ -90,23 +92,19 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code=code)
 
 
-def open_existing_store(state: str) -> Store:
-    """Open the store at ``state`` read-only; exit 2 (naming what was looked for, and why) if there is no usable one.
+def open_existing_store(store: str | None, state: str) -> Store:
+    """Open the store read-only; exit 2 (naming what was looked for, and why) if there is no usable one.
 
     :meth:`Store.open` creates a missing store, which is right for ``run`` and wrong here: ``status`` on a
     mistyped directory would show an empty, healthy migration. Read-only, it also works on a store the user may
     only read, and never migrates or changes one."""
-    try:
-        return Store.open(state, read_only=True)
-    except NoStore as error:
-        _fail(f"{error}; pass the --state of an earlier `migrator run`", EXIT_INPUT)
-    except StoreError as error:
-        _fail(f"{error} ({error.action})", EXIT_STORE)
+    return open_command_store(store, state, read_only=True)
 
 
 @commands.command("status", help=STATUS_HELP)
 def status_command(
     state: StateOption = "./state",
+    store_url: StoreOption = None,
     wave: WaveOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help='Print {"waves": [...], "devices": [...], "counts": {...}} on stdout.')
@@ -122,7 +120,7 @@ def status_command(
     """Show counts per state and per wave, and the devices that need attention (help: STATUS_HELP)."""
     if watch and as_json:
         _fail("--watch and --json do not go together (run --json repeatedly to poll)", EXIT_INPUT)
-    store = open_existing_store(state)
+    store = open_existing_store(store_url, state)
     try:
         view = _status(store, wave)
         if as_json:
@@ -168,6 +166,7 @@ def _watch(console: Console, store: Store, wave: str | None, view: StatusView, i
 @commands.command("report", help=REPORT_HELP)
 def report_command(
     state: StateOption = "./state",
+    store_url: StoreOption = None,
     fmt: Annotated[ReportFormat, typer.Option("--format", help="html, csv or json.")] = ReportFormat.html,
     wave: WaveOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write to this file (default: stdout).")] = None,
@@ -178,7 +177,7 @@ def report_command(
     """Write an HTML, CSV or JSON report of a wave or of every wave (help: REPORT_HELP)."""
     if users and fmt is not ReportFormat.csv:
         _fail("--users is for --format csv (the HTML and JSON reports list users per device)", EXIT_INPUT)
-    store = open_existing_store(state)
+    store = open_existing_store(store_url, state)
     try:
         if out is None:
             _report_to_stdout(store, fmt, wave, users)

@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from migrator.cli.probe import probe_devices
+from migrator.cli.storeopt import StoreOption, open_command_store
 from migrator.engine.service import RealClock, WaveRequest, load_wave_inputs, plan_wave, resumable_waves
 from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner, run_waves
 from migrator.engine.wavestore import StoreWaves
@@ -42,7 +43,7 @@ from migrator.remote.credentials import Credentials, load_credentials
 from migrator.remote.tls import announce, insecure_devices
 from migrator.report.anchors import log_audit_head
 from migrator.report.console import lease_line
-from migrator.store import NoStore, Store, StoreError
+from migrator.store import Store, StoreError
 from migrator.yamlsource import InputFileError
 
 console = Console()
@@ -50,7 +51,9 @@ err_console = Console(stderr=True)
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_OPERATOR = ExitCode.OK, ExitCode.FAILED, ExitCode.INPUT, ExitCode.OPERATOR
 commands = typer.Typer()
-StateOption = Annotated[Path, typer.Option("--state", help="Folder of the store and logs.")]
+StateOption = Annotated[
+    Path, typer.Option("--state", help="Folder of the logs, and of the store unless --store or $MIGRATOR_STORE.")
+]
 # The default is migrator.engine.leases.DEFAULT_LEASE_SECONDS (a test checks they agree), written out here so
 # that parsing options does not import the engine and the store.
 LeaseOption = Annotated[
@@ -70,13 +73,8 @@ def fail(message: str, code: int = EXIT_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
-def open_store(state: Path, *, must_exist: bool = False) -> Store:
-    try:
-        return Store.open(state, create=not must_exist)
-    except NoStore as err:
-        raise fail(f"no store in {state}: run `migrator run` first, or pass --state ({err})") from None
-    except StoreError as err:
-        raise fail(f"{err} ({err.action})") from None
+def open_store(store: str | None, state: Path, *, must_exist: bool = False) -> Store:
+    return open_command_store(store, state, create=not must_exist)
 
 
 def warn_insecure(devices: Sequence[str], command: str, wave: str | None = None) -> None:
@@ -212,6 +210,7 @@ def run(
         list[str] | None, typer.Option(help="DOMAIN=yes|no: whether the domain has the Entra Kerberos object.")
     ] = None,
     state: StateOption = Path("state"),
+    store_url: StoreOption = None,
     secrets: Annotated[Path | None, typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD.")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     wait: Annotated[bool, typer.Option(help="Keep running while devices wait for users.")] = True,
@@ -240,7 +239,7 @@ def run(
         inputs = load_wave_inputs(request)
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
-    store = open_store(state)
+    store = open_store(store_url, state)
     start_logging(state, [credentials.password.get_secret_value()])
     try:
         plan = plan_wave(
@@ -267,6 +266,7 @@ def run(
 @commands.command("resume")
 def resume(
     state: StateOption = Path("state"),
+    store_url: StoreOption = None,
     secrets: Annotated[Path | None, typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD.")] = None,
     wait: Annotated[bool, typer.Option(help="Keep running while devices wait for users.")] = True,
     lease_seconds: LeaseOption = 60.0,
@@ -276,7 +276,7 @@ def resume(
     Example: migrator resume --state ./state --secrets lab-secrets.env
     """
     credentials = load_credentials_or_fail(secrets)
-    store = open_store(state, must_exist=True)
+    store = open_store(store_url, state, must_exist=True)
     start_logging(state, [credentials.password.get_secret_value()])
     try:
         plans = resumable_waves(store, credentials, RealClock(), wait_for_waiting=wait, lease_seconds=lease_seconds)
@@ -302,21 +302,22 @@ def resume(
     raise typer.Exit(code)
 
 
-def _operator(state: Path) -> StoreWaves:
-    return StoreWaves(open_store(state, must_exist=True), getpass.getuser())
+def _operator(store: str | None, state: Path) -> StoreWaves:
+    return StoreWaves(open_store(store, state, must_exist=True), getpass.getuser())
 
 
 @commands.command("pause")
 def pause(
     wave: Annotated[str, typer.Option(help="The wave to pause.")],
     state: StateOption = Path("state"),
+    store_url: StoreOption = None,
 ) -> None:
     """Pause a wave: no new device starts; running visits stop at their next safe point.
 
     Example: migrator pause --wave wave-2
     """
     try:
-        _operator(state).pause(wave)
+        _operator(store_url, state).pause(wave)
     except MigratorError as err:
         raise fail(str(err)) from None
     console.print(f"wave {wave} paused; `migrator resume` continues it", markup=False, highlight=False)
@@ -326,13 +327,14 @@ def pause(
 def approve(
     wave: Annotated[str, typer.Option(help="The wave whose next batch is approved.")],
     state: StateOption = Path("state"),
+    store_url: StoreOption = None,
 ) -> None:
     """Approve the next batch of a wave that stopped at its approval gate (recorded in the audit log).
 
     Example: migrator approve --wave wave-2 && migrator resume
     """
     try:
-        count = _operator(state).approve(wave)
+        count = _operator(store_url, state).approve(wave)
     except MigratorError as err:
         raise fail(str(err)) from None
     console.print(

@@ -78,11 +78,20 @@ def resolve_url(url_or_path: str | Path, *, create: bool = True) -> URL:
 def _locate(url_or_path: str | Path, *, create: bool) -> tuple[URL, bool]:
     """The store's URL, and whether this call created its (empty) database file."""
     if isinstance(url_or_path, str) and "://" in url_or_path:
-        url = make_url(url_or_path)
+        try:
+            url = make_url(url_or_path)
+        except (sa_exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
+            # SQLAlchemy's message quotes the whole string, password and all (rule 7): name only its scheme.
+            scheme = url_or_path.split("://", 1)[0]
+            raise UnstorableValue(f"store URL ({scheme}://...): not a database URL that can be read") from None
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise UnstorableValue(
                 f"store URL scheme {url.drivername!r}: only sqlite:// and postgresql:// are supported"
             )
+        if url.drivername == "postgresql":
+            # psycopg (3) is the driver of the `postgres` extra; SQLAlchemy's default for postgresql:// would be
+            # psycopg2. postgresql+<driver>:// still picks another one.
+            url = url.set(drivername="postgresql+psycopg")
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             exists = Path(str(url.database)).is_file()
             if not create and not exists:
@@ -255,6 +264,16 @@ class StoreCore:
     ) -> None:
         self._engine = engine
         self._write_engine = engine.execution_options(migrator_begin="IMMEDIATE")
+        # Reads see one moment of the store, as SQLite's read transactions do (WAL snapshot): on PostgreSQL, READ
+        # COMMITTED takes a new snapshot per statement, so a verification reading the chain and then the head
+        # could see an append land in between and call the log cut. REPEATABLE READ never fails a read-only
+        # transaction. Writes stay READ COMMITTED: their conditional UPDATEs re-check rows after a concurrent
+        # commit instead of failing with a serialisation error.
+        self._read_engine = (
+            engine.execution_options(isolation_level="REPEATABLE READ")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
         self._clock = now
         self._dialect = engine.dialect.name
         self._read_only = read_only
@@ -283,8 +302,9 @@ class StoreCore:
         :class:`SchemaTooOld`, and the store works from a read-only file or directory (SQLite ``mode=ro``,
         PostgreSQL ``default_transaction_read_only``). Either way, a file that is not a migrator store
         (:class:`NotAStore`) or a newer store (:class:`SchemaTooNew`) is refused before anything is written.
-        ``create=False``: a missing SQLite store is :class:`NoStore` rather than a new, empty one (``resume``,
-        ``rollback``: a mistyped ``--state`` must not look like an empty migration)."""
+        ``create=False``: a missing store (no SQLite file, a PostgreSQL database or schema without our tables) is
+        :class:`NoStore` rather than a new, empty one (``resume``, ``rollback``: a mistyped location must not look
+        like an empty migration)."""
         if synchronous not in ("NORMAL", "FULL"):
             raise UnstorableValue(f"open store: synchronous must be NORMAL or FULL, not {synchronous!r}")
         url, created = _locate(url_or_path, create=create and not read_only)
@@ -303,7 +323,7 @@ class StoreCore:
                     url, busy_timeout_ms, synchronous, pool_size, read_only_query=query if read_only else ""
                 )
             else:
-                connect_args = {"options": "-c default_transaction_read_only=on"} if read_only else {}
+                connect_args = {"options": _read_only_options(url)} if read_only else {}
                 engine = create_engine(
                     url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
                 )
@@ -317,7 +337,7 @@ class StoreCore:
             if read_only:
                 store._check_schema()
             else:
-                store._prepare_schema()
+                store._prepare_schema(create=create)
         except BaseException:
             engine.dispose()
             raise
@@ -339,7 +359,7 @@ class StoreCore:
                 "that only reads does not migrate it"
             )
 
-    def _prepare_schema(self) -> None:
+    def _prepare_schema(self, *, create: bool = True) -> None:
         with self._tx("open the store", write=True) as conn:
             if self._dialect == "postgresql":
                 # Two workers starting together must not both create or migrate the schema.
@@ -349,6 +369,8 @@ class StoreCore:
                 raise SchemaTooNew(self.where, found, SCHEMA_VERSION)
             if found == SCHEMA_VERSION:
                 return
+            if found is None and not create:  # PostgreSQL (SQLite's missing file was refused before connecting)
+                raise NoStore(f"no migrator store in {self.where} (the database has no migrator tables)")
             if found is None and inspect(conn).get_table_names():
                 # Somebody else's database (or a store whose tables were dropped): never add ours beside theirs.
                 raise NotAStore(
@@ -395,7 +417,7 @@ class StoreCore:
     def _tx(self, what: str, *, write: bool) -> Iterator[Connection]:
         if write and self._read_only:
             raise StoreReadOnly(f"store {self.where}: {what}: the store was opened read-only; nothing was written")
-        engine = self._write_engine if write else self._engine
+        engine = self._write_engine if write else self._read_engine
         with self._serial:
             try:
                 with engine.begin() as conn:
@@ -406,8 +428,12 @@ class StoreCore:
                 # `from None`: the SQLAlchemy error's text carries the statement's parameters.
                 raise translate_error(error, self.where, what) from None
 
-    def _device(self, conn: Connection, name: str, what: str) -> Row[Any]:
-        row = conn.execute(DEVICE_BY_KEY, {"name_key": name_key(name)}).first()
+    def _device(self, conn: Connection, name: str, what: str, *, lock: bool = False) -> Row[Any]:
+        """The device's row; ``lock``: held until the transaction ends (PostgreSQL ``FOR UPDATE``; SQLite's
+        ``BEGIN IMMEDIATE`` already holds the whole database), for a write that checks the row first: a lease
+        cannot change hands, nor the state move, between the check and the write."""
+        statement = DEVICE_BY_KEY_FOR_UPDATE if lock else DEVICE_BY_KEY
+        row = conn.execute(statement, {"name_key": name_key(name)}).first()
         if row is None:
             raise UnknownDevice(f"{what}: no device named {name!r} is enrolled in store {self.where}")
         return row
@@ -439,6 +465,16 @@ DEVICE_SELECT = select(devices, waves.c.name.label("wave_name"), waves.c.change_
 # Hot paths use statements built once, with bound parameters: SQLAlchemy then reuses their compiled form and
 # cache key instead of rebuilding both on every call (the bulk of the per-transaction CPU time).
 DEVICE_BY_KEY = DEVICE_SELECT.where(devices.c.name_key == bindparam("name_key"))
+# FOR UPDATE OF devices: the wave's row stays free (SQLite has no FOR UPDATE: SQLAlchemy leaves it out there).
+DEVICE_BY_KEY_FOR_UPDATE = DEVICE_BY_KEY.with_for_update(of=devices)
+
+
+def _read_only_options(url: URL) -> str:
+    """libpq ``options`` for a read-only session, keeping the URL's own (``-csearch_path=...``): connect_args
+    would otherwise replace them, and a read-only command would look for the store in another schema."""
+    given = url.query.get("options", "")
+    own = " ".join(given) if isinstance(given, tuple) else given
+    return f"{own} -c default_transaction_read_only=on".strip()
 
 
 def _sqlite_engine(

@@ -89,10 +89,18 @@ class DevicesMixin(StoreCore):
                 if key not in existing
             ]
             if fresh:
-                conn.execute(insert(schema.devices), fresh)
+                # ON CONFLICT DO NOTHING: on PostgreSQL another worker may enrol the same device between our read and
+                # our insert; its row then stands and is checked below like one found by the read.
+                make_insert = sqlite_insert if self._dialect == "sqlite" else postgresql_insert
+                conn.execute(make_insert(schema.devices).on_conflict_do_nothing(index_elements=["name_key"]), fresh)
             rows: list[DeviceRow] = []
             for chunk in chunks(keys):
                 rows += [device_row(r) for r in conn.execute(DEVICE_SELECT.where(schema.devices.c.name_key.in_(chunk)))]
+            for row in rows:
+                if row.wave != wave_row.name:  # enrolled in another wave since our read: nothing of ours is kept
+                    raise DeviceInOtherWave(
+                        f"enroll in wave {wave!r}: device {row.name!r} is already in wave {row.wave!r}"
+                    )
         order = {key: index for index, key in enumerate(keys)}
         return sorted(rows, key=lambda r: order[name_key(r.name)])
 
@@ -149,7 +157,7 @@ class DevicesMixin(StoreCore):
         checked_context = None if context is None else guard(dict(context), where=f"context of device {device!r}")
         now = self._now()
         with self._tx(f"transition device {device!r}", write=True) as conn:
-            row = self._device(conn, device, "transition")
+            row = self._device(conn, device, "transition", lock=True)
             expect_state(row, expected_from, expected_version, f"transition {device!r} ({event})")
             check_lease(row, owner, now, f"transition {device!r}")
             wave_id = row.wave_id if wave is None else self._wave(conn, wave, "transition").id
@@ -263,7 +271,7 @@ class DevicesMixin(StoreCore):
         now = self._now()
         what = f"transition user {user!r} of {device!r} ({event})"
         with self._tx(what, write=True) as conn:
-            dev = self._device(conn, device, "user transition")
+            dev = self._device(conn, device, "user transition", lock=owner is not None)
             check_lease(dev, owner, now, what)
             row = self._user(conn, dev.id, dev.name, user, "user transition")
             expect_state(row, expected_from, expected_version, what)

@@ -99,7 +99,7 @@ class JournalMixin(StoreCore):
         checked = guard(dict(payload), where=f"journal intent of {step!r} on {device!r}")
         now = self._now()
         with self._tx(f"journal intent of {step!r} on {device!r}", write=True) as conn:
-            dev = self._device(conn, device, "intent")
+            dev = self._device(conn, device, "intent", lock=owner is not None)
             check_lease(dev, owner, now, f"intent of {step!r}")
             row = conn.execute(_JOURNAL_BY_KEY, {"key": key}).first()
             if row is None:

@@ -6,8 +6,9 @@ Theory of operation
   ``lease_expires_at``, plus, since schema 3, the owner's parts ``lease_host``, ``lease_pid`` and
   ``lease_started`` when the owner is a :class:`LeaseOwner`. Taking one is a conditional UPDATE, so two
   workers racing for a device cannot both win. Every fenced write (a transition or an intent with ``owner=``)
-  checks in its own transaction that the owner still holds an unexpired lease (:func:`check_lease`), so a
-  worker whose lease ran out cannot act any more.
+  checks in its own transaction, with the device row locked until it commits, that the owner still holds an
+  unexpired lease (:func:`check_lease`), so a worker whose lease ran out cannot act any more, and a lease
+  cannot pass to another worker while its holder's write is in flight.
 * Leases are short and renewed by a heartbeat while the worker lives (:mod:`migrator.engine.leases`), so the
   lease of a worker that died anywhere is free within one TTL.
 * A worker on the *same host* need not wait that long: :meth:`LeasesMixin.acquire` takes over at once a lease

@@ -7,8 +7,12 @@ Theory of operation
   takes the single writer lock up front (waiting up to ``busy_timeout``) instead of failing halfway when a read
   would have to become a write, and it serialises check-then-write sequences such as :meth:`Store.transition`
   and the audit append. On PostgreSQL the same sequences are made safe by conditional UPDATEs (``WHERE state =
-  ... AND version = ...``, re-checked by READ COMMITTED after a concurrent commit), unique constraints read
-  back inside savepoints, and a table lock for the audit chain.
+  ... AND version = ...``, re-checked by READ COMMITTED after a concurrent commit), the device row read ``FOR
+  UPDATE`` by a write that checks it first (a transition; a fenced intent: the lease cannot change hands
+  between the check and the write), unique constraints read back inside savepoints, and a table lock for the
+  audit chain. Reads on PostgreSQL run in REPEATABLE READ, so that, as on SQLite, a reader sees one moment of
+  the store (a verification amid appends never sees a head ahead of its chain).
+  ``tests/store/test_processes.py`` has four processes write at once to check all of it on both back ends.
 * :meth:`Store.transition` is the one funnel for state changes (architecture rule 2): the state check, the new
   state and version, the transition row and the audit entry commit together or not at all.
 * The journal (rule 3): :meth:`Store.intent` commits before it returns, so a side effect is only ever started

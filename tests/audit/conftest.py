@@ -1,4 +1,4 @@
-"""The store fixtures of tests/store (SQLite, and PostgreSQL when MIGRATOR_TEST_POSTGRES_URL is set)."""
+"""The store fixtures of tests/store (SQLite and PostgreSQL)."""
 
 from tests.store.conftest import clock, store_location
 

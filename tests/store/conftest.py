@@ -1,21 +1,17 @@
-"""Fixtures: a store on SQLite in tmp_path (and on PostgreSQL when MIGRATOR_TEST_POSTGRES_URL names a database
-the tests may wipe), a controllable UTC clock, a wave with devices."""
+"""Fixtures: a store on SQLite in tmp_path and on PostgreSQL (a fresh schema of the test's own: tests/postgres.py),
+a controllable UTC clock, a wave with devices."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from migrator.store import Store, content_hash
-from migrator.store.schema import metadata
 
-POSTGRES_URL = os.environ.get("MIGRATOR_TEST_POSTGRES_URL")
-BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+BACKENDS = ["sqlite", "postgresql"]
 START = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
 
@@ -33,14 +29,6 @@ class FakeClock:
         self.current += timedelta(seconds=seconds)
 
 
-def wipe_postgres(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        metadata.drop_all(conn)
-        conn.execute(text("DROP FUNCTION IF EXISTS migrator_audit_append_only() CASCADE"))
-    engine.dispose()
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -48,11 +36,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture(params=BACKENDS)
 def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where a store lives: a directory for SQLite, the URL for PostgreSQL (wiped first)."""
+    """Where a store lives: a directory for SQLite, a URL naming an empty schema for PostgreSQL."""
     if request.param == "postgresql":
-        assert POSTGRES_URL is not None
-        wipe_postgres(POSTGRES_URL)
-        return POSTGRES_URL
+        return str(request.getfixturevalue("postgres_url"))
     return str(tmp_path / "state")
 
 

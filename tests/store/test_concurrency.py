@@ -8,8 +8,11 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -90,6 +93,45 @@ def test_a_thread_pool_can_share_one_store(store: Store, wave: str) -> None:
         assert list(pool.map(walk, names)) == [2] * len(names)
     assert store.counts(wave)["done"] == 40
     assert store.verify_audit().ok
+
+
+def test_a_lease_cannot_change_hands_during_a_fenced_write(store: Store, wave: str, clock: FakeClock) -> None:
+    """A fenced transition paused between its lease check and its write holds the device: a worker that finds the
+    lease expired (its clock is later) takes it only after the write commits, never in between (PostgreSQL: the
+    device row is read FOR UPDATE; SQLite: BEGIN IMMEDIATE)."""
+    later = clock.current + timedelta(seconds=120)
+    taker = Store.open(store_location_of(store), now=lambda: later)
+    assert store.acquire("PC-001", "worker-a", 30)
+    armed, checked, go = threading.Event(), threading.Event(), threading.Event()
+
+    @event.listens_for(store.engine, "after_cursor_execute")
+    def _pause(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if armed.is_set() and "FROM devices" in statement:
+            armed.clear()
+            checked.set()
+            go.wait(10)  # the fenced write has read (and checked) the lease; its UPDATE is still to come
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            armed.set()
+            fenced = pool.submit(store.transition, "PC-001", "pending", "preflight", "start", owner="worker-a")
+            assert checked.wait(10)
+            taking = pool.submit(taker.acquire, "PC-001", "worker-b", 30)
+            time.sleep(0.5)
+            taken_in_between = taking.done()
+            go.set()
+            assert fenced.result(timeout=30).state == "preflight"
+            assert taking.result(timeout=30) is True
+        assert not taken_in_between, "the lease changed hands while its holder's fenced write was in flight"
+        assert store.get_device("PC-001").lease_owner == "worker-b"
+    finally:
+        go.set()
+        taker.close()
+
+
+def store_location_of(store: Store) -> str:
+    """The location a test's store was opened at, with its password (the test server's URL has none)."""
+    return store.engine.url.render_as_string(hide_password=False)
 
 
 SIGKILL_CHILD = """

@@ -18,8 +18,10 @@ from migrator.store import (
     StoreReadOnly,
     StoreUnavailable,
     UnknownDevice,
+    UnstorableValue,
     translate_error,
 )
+from migrator.store.store import resolve_url
 from tests.loopback import closed_port
 
 
@@ -103,8 +105,21 @@ def test_store_errors_belong_to_the_project_tree() -> None:
     assert UnknownDevice("x").action == "fix the input"
 
 
-def test_a_missing_postgresql_driver_is_reported_without_the_password() -> None:
-    """The URL in messages hides its password (rule 7); no driver (or no server) is a retryable StoreUnavailable."""
+def test_an_unreachable_postgresql_store_is_reported_without_the_password() -> None:
+    """The URL in messages hides its password (rule 7); no server (or no driver) is a retryable StoreUnavailable."""
     with closed_port() as port, pytest.raises(StoreUnavailable) as caught:
         Store.open(f"postgresql://admin:s3cr3t@127.0.0.1:{port}/migrator")
     assert "s3cr3t" not in str(caught.value) and "admin:***@" in str(caught.value)
+
+
+def test_a_plain_postgresql_url_uses_the_psycopg_driver_of_the_postgres_extra() -> None:
+    """postgresql:// means psycopg (3), the driver `pip install migrator[postgres]` brings; a named driver stays."""
+    assert resolve_url("postgresql://u:pw@db/migrator").drivername == "postgresql+psycopg"
+    assert resolve_url("postgresql+psycopg2://u@db/migrator").drivername == "postgresql+psycopg2"
+
+
+def test_an_unreadable_store_url_is_refused_without_its_password() -> None:
+    """A URL SQLAlchemy cannot parse is named by its scheme only: its text may hold a password (rule 7)."""
+    with pytest.raises(UnstorableValue) as caught:
+        Store.open("postgresql://admin:s3cr3t@db:notaport/migrator")
+    assert "s3cr3t" not in str(caught.value) and "postgresql://..." in str(caught.value)
