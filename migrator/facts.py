@@ -342,13 +342,17 @@ def evaluate_policy(
 
 
 class PathSettings(BaseModel):
-    """What the orchestrator knows beyond the device: Entra Kerberos per AD domain (DNS or NetBIOS name), and
-    whether the playbook will itself require a hardware security device (RequireSecurityDevice=1)."""
+    """What the orchestrator knows beyond the device: Entra Kerberos per AD domain (DNS or NetBIOS name), the
+    accounts Entra Kerberos never serves (from the directory), and whether the playbook will itself require a
+    hardware security device (RequireSecurityDevice=1)."""
 
     model_config = ConfigDict(frozen=True)
 
     entra_kerberos: dict[str, bool] = Field(default_factory=dict)
     require_security_device: bool = False
+    # From the directory (msDS-NeverRevealGroup of AzureADKerberos, transitively): user SID → the groups that
+    # keep it out. Such a user gets no partial TGT; the machine parks it at preflight with the group named.
+    never_reveal: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     def entra_kerberos_for(self, domain: str) -> bool | None:
         wanted = domain.casefold()
