@@ -421,6 +421,13 @@ def path(facts: DeviceFacts, settings: PathSettings | None = None) -> PathDecisi
                 warnings.append(f"Microsoft Entra Kerberos in domain {domain} not confirmed (no per-domain setting)")
         if not domains:
             warnings.append("no AD domain known for this device's users: Microsoft Entra Kerberos not checked")
+        for user in facts.users:
+            groups = settings.never_reveal.get(user.sid)
+            if groups and user.has_hello:
+                warnings.append(
+                    f"user {user.name or user.sid} is in {', '.join(groups)} (msDS-NeverRevealGroup of "
+                    "AzureADKerberos): no partial TGT for it, so it is parked at preflight and keeps its container"
+                )
         if facts.entra_kerberos.event_hint is False:
             warnings.append(
                 "provisioning events say a user had no cloud TGT under cloud trust policy "

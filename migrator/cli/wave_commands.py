@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from migrator.cli.probe import probe_devices
+from migrator.directory.knowledge import DirectoryKnowledge
 from migrator.engine.service import RealClock, WaveRequest, load_wave_inputs, plan_wave, resumable_waves
 from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner, run_waves
 from migrator.engine.wavestore import StoreWaves
@@ -77,6 +78,17 @@ def open_store(state: Path, *, must_exist: bool = False) -> Store:
         raise fail(f"no store in {state}: run `migrator run` first, or pass --state ({err})") from None
     except StoreError as err:
         raise fail(f"{err} ({err.action})") from None
+
+
+def warn_directory(knowledge: DirectoryKnowledge, command: str) -> None:
+    """Each domain whose directory could not be read: a warning on standard error (the log has it already)."""
+    for err in knowledge.failures.values():
+        err_console.print(
+            f"WARNING: {err} ({err.action}): Microsoft Entra Kerberos in {err.domain} is what --entra-kerberos "
+            "says (else not confirmed), and privileged users beyond the default groups are found on the devices.",
+            markup=False,
+            highlight=False,
+        )
 
 
 def warn_insecure(devices: Sequence[str], command: str, wave: str | None = None) -> None:
@@ -249,6 +261,7 @@ def run(
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
     warn_insecure(plan.insecure, "run", plan.runner.settings.name)
+    warn_directory(plan.directory, "run")
     devices = plan.runner.settings.devices
     if not yes:
         console.print(
@@ -287,6 +300,7 @@ def resume(
         raise typer.Exit(EXIT_OK)
     for plan in plans:
         warn_insecure(plan.insecure, "resume", plan.runner.settings.name)
+        warn_directory(plan.directory, "resume")
     for plan in plans:
         # Parked devices resume continues by itself (the table's `resumes`): say which, and why they were parked.
         name = plan.runner.settings.name

@@ -76,7 +76,7 @@ def directory_enabled(inventory: Inventory) -> bool:
 
 def known_domains(inventory: Inventory, devices: Iterable[str] | None = None) -> list[str]:
     """The domains worth reading: the selected devices' (inventory ``domain``), the ``directory:`` section's and
-    the lab's, in that order, each once (case-insensitively)."""
+    the lab's (an Entra joined device names no domain, its users do), in that order, each once."""
     names: list[str] = []
     chosen = inventory.devices if devices is None else [d for d in map(inventory.device, devices) if d is not None]
     for entry in chosen:
@@ -85,7 +85,7 @@ def known_domains(inventory: Inventory, devices: Iterable[str] | None = None) ->
     section = inventory.data.directory
     if section is not None:
         names.extend(d.name for d in section.domains)
-    if inventory.lab is not None and devices is None:
+    if inventory.lab is not None:
         names.extend(d.name for d in inventory.lab.domains)
     seen: set[str] = set()
     out = []
@@ -148,6 +148,13 @@ def resolve_target(inventory: Inventory, domain: str) -> DirectoryTarget:
         connect_timeout=float(merged.get("connect_timeout", 10.0)),  # type: ignore[arg-type]
         sasl_host=sasl_host or (server if not server.replace(".", "").isdigit() else None),
     )
+
+
+def check_directory_settings(inventory: Inventory) -> None:
+    """Resolve every domain's settings once: :class:`InputError` for the first bad one, before anything runs."""
+    if directory_enabled(inventory):
+        for domain in known_domains(inventory):
+            resolve_target(inventory, domain)
 
 
 def directory_credentials(
