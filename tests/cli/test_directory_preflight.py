@@ -16,6 +16,7 @@ from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.model import Fleet
 from migrator.lab.runtime import LabPorts, LabRuntime
 from migrator.lab.truth import fleet_truth
+from migrator.store import Store
 from tests.loopback import free_addresses
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -108,3 +109,65 @@ def test_probe_warns_and_keeps_the_old_behaviour_when_the_directory_is_unreachab
     assert "WARNING: directory of fabrikam.local" in result.stderr and "DirectoryUnreachable" in result.stderr
     (outcome,) = json.loads(result.stdout)["devices"]
     assert any("not confirmed" in r for r in outcome["reasons"]), outcome["reasons"]
+
+
+def test_a_user_an_admin_adds_to_a_never_reveal_group_is_parked_at_preflight(
+    running: tuple[LabRuntime, Path], tmp_path: Path
+) -> None:
+    """`lab group corp.contoso.com add "Tier0 Operators" USER`, then `migrator run` (no --entra-kerberos): the user
+    goes from pending straight to stalled at the device's preflight, the group named, its container kept and
+    nothing run in its session; the device's other work goes on."""
+    runtime, inventory = running
+    truth = {d["name"]: d for d in fleet_truth(runtime.lab)["devices"]}
+
+    def candidate(name: str) -> bool:
+        t = truth[name]
+        return (
+            t["join_type"] == "hybrid"
+            and t["entra_kerberos"]
+            and t["supports_cloud_trust"]
+            and bool(t["tpm"])
+            and t["policy"]["effective"] in ("key", "cert")
+        )
+
+    device = next(
+        d
+        for d in runtime.fleet.devices
+        if candidate(d.name) and any(u.container and u.domain == "CORP" and not u.privileged for u in d.users)
+    )
+    user = next(u for u in device.users if u.container and u.domain == "CORP" and not u.privileged)
+    runner = CliRunner()
+    added = runner.invoke(
+        app, ["lab", "group", "corp.contoso.com", "add", TIER0, user.sam, "--inventory", str(inventory)]
+    )
+    assert added.exit_code == 0, added.output
+    state = tmp_path / "state"
+    secrets = inventory.parent / "lab-secrets.env"
+    try:
+        result = runner.invoke(
+            app,
+            [
+                *("run", "-i", str(inventory), "--limit", device.name, "--yes", "--no-wait"),
+                *("--state", str(state), "--secrets", str(secrets), "--change-ticket", "CHG-1"),
+            ],
+        )
+    finally:
+        runner.invoke(app, ["lab", "group", "CORP", "remove", TIER0, user.sam, "--inventory", str(inventory)])
+    assert result.exit_code in (0, 1), result.output
+    store = Store.open(state)
+    try:
+        rows = {u.sid: u for u in store.list_users(device.name)}
+        parked = rows[user.sid]
+        assert parked.state == "stalled", (parked.state, parked.last_error)
+        assert parked.last_error is not None and f"CORP\\{TIER0}" in parked.last_error
+        moves = [
+            (t.from_state, t.to_state, t.event)
+            for t in store.export_wave_transitions("wave-1")
+            if t.device == device.name and t.user == parked.name
+        ]
+        assert moves == [("pending", "stalled", "account_refused")], moves
+    finally:
+        store.close()
+    lab_user = next(u for u in runtime.lab.device(device.name).users if u.sid == user.sid)
+    assert lab_user.container is not None
+    assert lab_user.counters.tasks_run == 0
