@@ -12,6 +12,8 @@ import yaml
 from typer.testing import CliRunner
 
 from migrator.cli import app
+from migrator.directory.knowledge import DirectoryKnowledge, read_directory
+from migrator.engine import service
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.model import Fleet
 from migrator.lab.runtime import LabPorts, LabRuntime
@@ -171,3 +173,35 @@ def test_a_user_an_admin_adds_to_a_never_reveal_group_is_parked_at_preflight(
     lab_user = next(u for u in runtime.lab.device(device.name).users if u.sid == user.sid)
     assert lab_user.container is not None
     assert lab_user.counters.tasks_run == 0
+
+
+def test_a_wave_reads_the_directory_once_not_per_device(
+    running: tuple[LabRuntime, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`migrator run` over 8 devices in batches of 2: one directory read for the wave, its requests a function of
+    the domains (bind, object search, unbind; key version and one in-chain search per msDS-NeverRevealGroup
+    group where the object exists), not of the devices or batches."""
+    runtime, inventory = running
+    reads: list[DirectoryKnowledge] = []
+
+    def counting(*args: object, **kwargs: object) -> DirectoryKnowledge:
+        knowledge = read_directory(*args, **kwargs)  # type: ignore[arg-type]
+        reads.append(knowledge)
+        return knowledge
+
+    monkeypatch.setattr(service, "read_directory", counting)
+    names = [d.name for d in runtime.fleet.devices[:8]]
+    secrets = inventory.parent / "lab-secrets.env"
+    result = CliRunner().invoke(
+        app,
+        [
+            *("run", "-i", str(inventory), "--limit", ",".join(names), "--yes", "--no-wait", "--batch-size", "2"),
+            *("--state", str(tmp_path / "state"), "--secrets", str(secrets), "--change-ticket", "CHG-2"),
+        ],
+    )
+    assert result.exit_code in (0, 1), result.output
+    assert len(reads) == 1
+    domains = runtime.fleet.domains
+    with_object = sum(d.entra_kerberos for d in domains)
+    ntlm_bind, search, unbind, never_reveal_groups = 3, 1, 1, 2
+    assert reads[0].requests == len(domains) * (ntlm_bind + search + unbind) + with_object * (1 + never_reveal_groups)
