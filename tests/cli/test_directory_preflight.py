@@ -205,3 +205,17 @@ def test_a_wave_reads_the_directory_once_not_per_device(
     with_object = sum(d.entra_kerberos for d in domains)
     ntlm_bind, search, unbind, never_reveal_groups = 3, 1, 1, 2
     assert reads[0].requests == len(domains) * (ntlm_bind + search + unbind) + with_object * (1 + never_reveal_groups)
+
+
+def test_plan_reads_the_directory_too(running: tuple[LabRuntime, Path]) -> None:
+    """`migrator plan` without --entra-kerberos: a hybrid fabrikam device is ineligible for want of the object."""
+    runtime, inventory = running
+    device = next(d for d in runtime.fleet.devices if d.join_type == "hybrid" and d.domain == "fabrikam.local")
+    secrets = inventory.parent / "lab-secrets.env"
+    result = CliRunner().invoke(
+        app, ["plan", "-i", str(inventory), "--limit", device.name, "--json", "--secrets", str(secrets)]
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)["devices"]
+    assert row["path"] == "ineligible" and row["steps"] == []
+    assert any("no Microsoft Entra Kerberos server object in domain fabrikam" in r for r in row["reasons"])
