@@ -18,6 +18,7 @@ package), or report it. Messages never hold the password (ldap3 never puts it in
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import ssl
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -111,6 +112,11 @@ def gssapi_available() -> bool:
     return importlib.util.find_spec("gssapi") is not None
 
 
+def ntlm_sealing_available() -> bool:
+    """Whether this ldap3 signs and seals NTLM sessions (``Connection(session_security=ENCRYPT)``)."""
+    return hasattr(ldap3, "ENCRYPT") and "session_security" in inspect.signature(ldap3.Connection).parameters
+
+
 def _kerberos_principal(username: str, domain: str) -> str:
     """``DOMAIN\\user`` or ``user`` → ``user@REALM`` (the domain's DNS name upper-cased); a UPN is kept."""
     if "@" in username:
@@ -174,7 +180,15 @@ def open_ldap_connection(target: DirectoryTarget, credentials: Credentials) -> A
     options: dict[str, Any] = {}
     if target.security == "ldap":
         # Signing and sealing of every message after the NTLM bind: what "LDAP server signing requirements =
-        # Require signing" asks of a client on 389 (KB 4520412), and what keeps the results private.
+        # Require signing" asks of a client on 389 (KB 4520412), and what keeps the results private. ldap3 2.9.1
+        # (the latest release) has no NTLM session security; only a later ldap3 does: refuse rather than send
+        # the directory's answers (and accept a DC's refusal) unsigned.
+        if not ntlm_sealing_available():
+            raise DirectoryConfigurationError(
+                target.domain,
+                f"security: ldap needs NTLM signing and sealing, which ldap3 {ldap3.__version__} cannot do; "
+                "use security: ldaps (the default)",
+            )
         options["session_security"] = ldap3.ENCRYPT
     return ldap3.Connection(
         server,

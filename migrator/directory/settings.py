@@ -9,7 +9,9 @@ TLS follows :mod:`migrator.remote.tls`: verification is on unless the inventory 
 ``ca_bundle: insecure-skip-verify``; a ``ca_bundle`` that reads like "off" (``false``, ``no``...) is refused.
 Plain LDAP (``security: ldap``, 389) is only used with NTLM signing and sealing (ldap3's
 ``session_security=ENCRYPT``): a simple bind there would send the password in clear, and ldap3's SASL GSSAPI
-negotiates no security layer, so ``auth: simple`` and ``auth: kerberos`` need LDAPS.
+negotiates no security layer, so ``auth: simple`` and ``auth: kerberos`` need LDAPS. ldap3 2.9.1, the latest
+release, has no NTLM sealing either: there ``security: ldap`` is refused when the connection is opened
+(:func:`~migrator.directory.client.ntlm_sealing_available`).
 """
 
 from __future__ import annotations
