@@ -30,7 +30,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from migrator.directory.knowledge import announce_failures, read_directory
+from migrator.directory.knowledge import announce_failures, directory_summary, read_directory
 from migrator.errors import InputError, MigratorError, RemoteError
 from migrator.facts import DeviceFacts, PathSettings, path
 from migrator.inventory import Connection, DeviceEntry, Inventory, load_inventory
@@ -249,9 +249,14 @@ def probe_command(
         knowledge = read_directory(inventory, credentials, devices=[d.name for d in devices], secrets_file=secrets)
     except (InputError, InputFileError) as err:
         raise _fail(str(err)) from None
-    say = lambda text: err_console.print(text, markup=False, highlight=False)  # noqa: E731
+
+    def say(text: str) -> None:
+        err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+
     announce(insecure, command="probe", say=say)
     announce_failures(knowledge, command="probe", say=say)
+    if knowledge.domains:
+        say(directory_summary(knowledge))
     settings = knowledge.path_settings(overrides.entra_kerberos)
     progress = Progress(
         TextColumn("probing"),

@@ -133,6 +133,18 @@ def read_directory(
     return knowledge
 
 
+def directory_summary(knowledge: DirectoryKnowledge) -> str:
+    """One line: per domain read, Entra Kerberos yes/no (key version) and the accounts it never serves."""
+    parts = []
+    for facts in knowledge.domains.values():
+        if facts.exists:
+            version = f", key version {facts.key_version}" if facts.key_version is not None else ""
+            parts.append(f"{facts.domain}: Entra Kerberos yes{version}, {len(facts.protected)} accounts never served")
+        else:
+            parts.append(f"{facts.domain}: no Entra Kerberos object")
+    return f"directory: {'; '.join(parts)} ({knowledge.requests} LDAP requests, {knowledge.seconds * 1000:.0f} ms)"
+
+
 def announce_failures(knowledge: DirectoryKnowledge, *, command: str, say: Callable[[str], None]) -> None:
     """Warn (``say``, the console, and the log) about each domain whose directory could not be read."""
     log = get_logger("directory")
@@ -156,5 +168,6 @@ __all__ = [
     "DirectoryKnowledge",
     "announce_failures",
     "directory_configured",
+    "directory_summary",
     "read_directory",
 ]

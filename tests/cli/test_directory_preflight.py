@@ -39,6 +39,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabRunti
     """A lab of 24 devices in three domains (fabrikam.local has no Entra Kerberos), DCs on free addresses."""
     fleet = _fleet(24)
     assert {d.entra_kerberos for d in fleet.domains} == {True, False}
+    # A Domain Admin with a Hello container on a corp device (the directory puts a privileged user there).
+    admin = next(u for d in fleet.devices for u in d.users if u.domain == "CORP" and u.container is not None)
+    admin.privileged = True
     work = tmp_path_factory.mktemp("lab")
     dc_addresses = dict(zip((d.dns_name for d in fleet.domains), free_addresses(len(fleet.domains)), strict=True))
     runtime = LabRuntime(
@@ -82,6 +85,18 @@ def test_probe_names_every_path_as_the_lab_truth_without_entra_kerberos(running:
             missing_entra += 1
             assert any("no Microsoft Entra Kerberos server object" in r for r in reasons), (name, reasons)
     assert missing_entra, "the fleet has devices in the domain without Entra Kerberos"
+    said = " ".join(result.stderr.split())
+    assert "corp.contoso.com: Entra Kerberos yes" in said and "fabrikam.local: no Entra Kerberos object" in said
+    # Privileged users with a container are named in their device's reasons, before any device step acts.
+    named = 0
+    for device in runtime.fleet.devices:
+        for user in device.users:
+            domain = next((d for d in runtime.fleet.domains if d.netbios == user.domain), None)
+            if user.privileged and user.container is not None and domain is not None and domain.entra_kerberos:
+                reasons = outcomes[device.name]["reasons"]
+                assert any("msDS-NeverRevealGroup" in r and user.sam in r for r in reasons), (device.name, reasons)
+                named += 1
+    assert named
     # The admin's word still wins over the directory.
     override = CliRunner().invoke(
         app,
