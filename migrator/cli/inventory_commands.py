@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from migrator.directory.client import DirectoryClient
-from migrator.directory.reader import Computer, read_computers
+from migrator.directory.reader import Computer, read_computers, split_dn
 from migrator.directory.settings import directory_credentials, domain_dn, resolve_target
 from migrator.errors import DirectoryError, InputError
 from migrator.inventory import DirectorySection, Inventory, InventoryFile, load_inventory
@@ -53,33 +53,13 @@ def ou_group(ou_dn: str, domain: str) -> str:
     """A group name for an OU: its OU/CN names from the top down, joined by ``-`` (the inventory's group syntax)."""
     base = domain_dn(domain).casefold()
     parts = []
-    for rdn in _split_dn(ou_dn):
+    for rdn in split_dn(ou_dn):
         if rdn.casefold() in base.split(","):
             continue
         _, _, value = rdn.partition("=")
         parts.append(_GROUP_CHAR.sub("_", value.replace("\\", "")).strip("_.-"))
     name = "-".join(p for p in reversed(parts) if p) or domain.split(".", 1)[0]
     return name[:63].lstrip("_.-") or "domain"
-
-
-def _split_dn(dn: str) -> list[str]:
-    """The RDNs of a DN, honouring escaped commas."""
-    parts, current, escaped = [], "", False
-    for char in dn:
-        if escaped:
-            current += char
-            escaped = False
-        elif char == "\\":
-            current += char
-            escaped = True
-        elif char == ",":
-            parts.append(current.strip())
-            current = ""
-        else:
-            current += char
-    if current.strip():
-        parts.append(current.strip())
-    return parts
 
 
 def inventory_document(

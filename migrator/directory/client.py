@@ -158,7 +158,7 @@ def open_ldap_connection(target: DirectoryTarget, credentials: Credentials) -> A
             )
         import gssapi  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415 - optional dependency
 
-        name = gssapi.Name(_kerberos_principal(credentials.username, target.domain), gssapi.NameType.user)
+        name = gssapi.Name(_kerberos_principal(credentials.username, target.domain), gssapi.NameType.kerberos_principal)
         acquired = gssapi.raw.acquire_cred_with_password(
             name, credentials.password.get_secret_value().encode(), usage="initiate"
         )

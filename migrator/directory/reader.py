@@ -54,6 +54,26 @@ def common_name(dn: str) -> str:
         return dn.split(",", 1)[0].partition("=")[2] or dn
 
 
+def split_dn(dn: str) -> list[str]:
+    """The RDNs of a DN, honouring escaped commas (``CN=Smith\\, J,OU=Staff`` → two RDNs)."""
+    parts, current, escaped = [], "", False
+    for char in dn:
+        if escaped:
+            current += char
+            escaped = False
+        elif char == "\\":
+            current += char
+            escaped = True
+        elif char == ",":
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current.strip())
+    return parts
+
+
 def read_entra_kerberos(client: DirectoryClient) -> EntraKerberosObject:
     """One domain's Entra Kerberos object and the accounts its msDS-NeverRevealGroup keeps out (see module)."""
     target = client.target
@@ -144,7 +164,7 @@ def read_computers(client: DirectoryClient, base: str | None = None, extra: str 
         yield Computer(
             name=name,
             dns_host_name=entry.text("dNSHostName") or None,
-            ou=entry.dn.split(",", 1)[1] if "," in entry.dn else "",
+            ou=",".join(split_dn(entry.dn)[1:]),
             operating_system=entry.text("operatingSystem"),
             operating_system_version=entry.text("operatingSystemVersion"),
             disabled=disabled,
