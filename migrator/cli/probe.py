@@ -276,7 +276,8 @@ def probe_command(
         outcomes = probe_devices(inventory, devices, credentials, settings, concurrency=concurrency, on_done=done)
     failed = [o for o in outcomes if o.error is not None]
     if as_json:
-        sys.stdout.write(json.dumps({"devices": [o.as_json() for o in outcomes]}, indent=2) + "\n")
+        payload = {"devices": [o.as_json() for o in outcomes], "directory": knowledge.as_json()}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         console = Console()
         console.print(_table(outcomes))

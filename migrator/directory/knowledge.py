@@ -63,6 +63,25 @@ class DirectoryKnowledge:
                 out[sid] = tuple(dict.fromkeys(out.get(sid, ()) + named))
         return out
 
+    def as_json(self) -> dict[str, object]:
+        """What was read, per domain, and what could not be (for ``probe --json``)."""
+        return {
+            "domains": {
+                facts.domain: {
+                    "netbios": facts.netbios,
+                    "entra_kerberos": facts.exists,
+                    "key_version": facts.key_version,
+                    "never_reveal_groups": list(facts.never_reveal_groups),
+                    "never_served": sorted(facts.protected_names.get(sid, sid) for sid in facts.protected),
+                }
+                for facts in self.domains.values()
+            },
+            "failures": {
+                err.domain: {"class": type(err).__name__, "message": err.detail} for err in self.failures.values()
+            },
+            "requests": self.requests,
+        }
+
     def path_settings(self, overrides: Mapping[str, bool] | None = None) -> PathSettings:
         """What the path decision and the machine get: the directory's answers, ``overrides`` (the admin's
         ``--entra-kerberos``) winning for the domains they name."""

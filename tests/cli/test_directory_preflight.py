@@ -85,6 +85,11 @@ def test_probe_names_every_path_as_the_lab_truth_without_entra_kerberos(running:
             missing_entra += 1
             assert any("no Microsoft Entra Kerberos server object" in r for r in reasons), (name, reasons)
     assert missing_entra, "the fleet has devices in the domain without Entra Kerberos"
+    directory = json.loads(result.stdout)["directory"]
+    assert directory["domains"]["fabrikam.local"]["entra_kerberos"] is False
+    assert "CORP\\Tier0 Operators" not in directory["domains"]["corp.contoso.com"]["never_reveal_groups"]
+    assert "Tier0 Operators" in directory["domains"]["corp.contoso.com"]["never_reveal_groups"]
+    assert directory["failures"] == {} and directory["requests"] == 21
     said = " ".join(result.stderr.split())
     assert "corp.contoso.com: Entra Kerberos yes" in said and "fabrikam.local: no Entra Kerberos object" in said
     # Privileged users with a container are named in their device's reasons, before any device step acts.
