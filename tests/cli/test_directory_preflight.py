@@ -239,3 +239,42 @@ def test_plan_reads_the_directory_too(running: tuple[LabRuntime, Path]) -> None:
     (row,) = json.loads(result.stdout)["devices"]
     assert row["path"] == "ineligible" and row["steps"] == []
     assert any("no Microsoft Entra Kerberos server object in domain fabrikam" in r for r in row["reasons"])
+
+
+def test_resume_reads_the_directory_again_once(
+    running: tuple[LabRuntime, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wave picked up by `migrator resume` reads the directory once more (an admin may have changed a group
+    since), once for the wave, not per device."""
+    runtime, inventory = running
+    reads: list[DirectoryKnowledge] = []
+
+    def counting(*args: object, **kwargs: object) -> DirectoryKnowledge:
+        knowledge = read_directory(*args, **kwargs)  # type: ignore[arg-type]
+        reads.append(knowledge)
+        return knowledge
+
+    monkeypatch.setattr(service, "read_directory", counting)
+    names = [d.name for d in runtime.fleet.devices[8:12]]
+    secrets = inventory.parent / "lab-secrets.env"
+    state = tmp_path / "state"
+    common = ("--state", str(state), "--secrets", str(secrets))
+    first = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "-i",
+            str(inventory),
+            "--limit",
+            ",".join(names),
+            "--yes",
+            "--no-wait",
+            "--change-ticket",
+            "C3",
+            *common,
+        ],
+    )
+    assert first.exit_code in (0, 1), first.output
+    again = CliRunner().invoke(app, ["resume", "--no-wait", *common])
+    assert again.exit_code in (0, 1), again.output
+    assert len(reads) == 2 and reads[0].requests == reads[1].requests == 21
