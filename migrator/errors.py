@@ -15,9 +15,15 @@
         ├── ConfigurationError     fix connection settings (TLS trust, scheme, auth mechanism): never retried
         ├── ScriptFailed           the script ran and failed on the device: carries its error records
         └── ProtocolError          the device answered something unreadable: give up on this device
+    └── DirectoryError             something about one AD domain's directory (its name is in .domain)
+        ├── DirectoryUnreachable   no DC answered (refused, timeout, dropped): read it again later
+        ├── DirectoryCredentialsError  the bind was refused (wrong name or password), or a read was refused
+        ├── DirectoryConfigurationError  TLS trust, port, mechanism (GSSAPI without python-gssapi)
+        └── DirectoryProtocolError the DC answered something this client did not expect
 
 Foreign exceptions (requests, pypsrp, pywinrm, socket, ssl) are mapped into this tree once, at the adapters in
-:mod:`migrator.remote`. Messages never contain secrets.
+:mod:`migrator.remote`; ldap3's (and socket's, ssl's) for the directory once, in
+:mod:`migrator.directory.client`. Messages never contain secrets.
 
 Every command exits with one of :class:`ExitCode` (the same table is in the README).
 """
@@ -121,3 +127,36 @@ class ScriptFailed(RemoteError):
         super().__init__(device, f"script {script} failed: {first}", may_have_run=True)
         self.script = script
         self.records = records
+
+
+class DirectoryError(MigratorError):
+    """An error about one AD domain's directory (LDAP): a wave then falls back to what it knew without it."""
+
+    def __init__(self, domain: str, message: str) -> None:
+        super().__init__(f"directory of {domain}: {message}")
+        self.domain = domain
+        self.detail = message
+
+
+class DirectoryUnreachable(DirectoryError):
+    """No domain controller answered (connection refused, no route, timeout, connection dropped)."""
+
+    action = "retry later"
+
+
+class DirectoryCredentialsError(DirectoryError):
+    """The bind was refused (wrong name or password), or the account may not read what was asked."""
+
+    action = "fix the credentials"
+
+
+class DirectoryConfigurationError(DirectoryError):
+    """The connection settings cannot work: TLS trust, port, authentication mechanism or a missing package."""
+
+    action = "fix the connection settings"
+
+
+class DirectoryProtocolError(DirectoryError):
+    """The domain controller answered something this client did not expect."""
+
+    action = "give up and report it"

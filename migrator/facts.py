@@ -342,13 +342,17 @@ def evaluate_policy(
 
 
 class PathSettings(BaseModel):
-    """What the orchestrator knows beyond the device: Entra Kerberos per AD domain (DNS or NetBIOS name), and
-    whether the playbook will itself require a hardware security device (RequireSecurityDevice=1)."""
+    """What the orchestrator knows beyond the device: Entra Kerberos per AD domain (DNS or NetBIOS name), the
+    accounts Entra Kerberos never serves (from the directory), and whether the playbook will itself require a
+    hardware security device (RequireSecurityDevice=1)."""
 
     model_config = ConfigDict(frozen=True)
 
     entra_kerberos: dict[str, bool] = Field(default_factory=dict)
     require_security_device: bool = False
+    # From the directory (msDS-NeverRevealGroup of AzureADKerberos, transitively): user SID → the groups that
+    # keep it out. Such a user gets no partial TGT; the machine parks it at preflight with the group named.
+    never_reveal: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     def entra_kerberos_for(self, domain: str) -> bool | None:
         wanted = domain.casefold()
@@ -417,6 +421,13 @@ def path(facts: DeviceFacts, settings: PathSettings | None = None) -> PathDecisi
                 warnings.append(f"Microsoft Entra Kerberos in domain {domain} not confirmed (no per-domain setting)")
         if not domains:
             warnings.append("no AD domain known for this device's users: Microsoft Entra Kerberos not checked")
+        for user in facts.users:
+            groups = settings.never_reveal.get(user.sid)
+            if groups and user.has_hello:
+                warnings.append(
+                    f"user {user.name or user.sid} is in {', '.join(groups)} (msDS-NeverRevealGroup of "
+                    "AzureADKerberos): no partial TGT for it, so it is parked at preflight and keeps its container"
+                )
         if facts.entra_kerberos.event_hint is False:
             warnings.append(
                 "provisioning events say a user had no cloud TGT under cloud trust policy "

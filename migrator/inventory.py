@@ -6,6 +6,9 @@ YAML::
     devices:
       - {name: PC-0001, address: 127.20.0.1, domain: corp.contoso.com, groups: [pilot]}
     lab: {control: "http://127.0.0.1:PORT"}
+    directory:                       # optional: how to read each AD domain (see migrator.directory)
+      auth: ntlm                     # ntlm (default), simple (LDAPS only) or kerberos (SASL GSSAPI)
+      domains: [{name: corp.contoso.com, server: dc01.corp.contoso.com, port: 636, security: ldaps}]
 
 CSV: a header row with ``name,address`` and optionally ``domain,groups,transport,scheme,port,auth`` (groups
 separated by ``;``). Relative paths (``ca_bundle``) are relative to the inventory file. Errors name the file,
@@ -179,11 +182,39 @@ class LabRef(_Strict):
         return value
 
 
+DirectoryAuth = Literal["ntlm", "simple", "kerberos"]
+DirectorySecurity = Literal["ldaps", "ldap"]  # ldap: 389 with NTLM (or Kerberos) signing and sealing
+DirectoryCredentialsSource = Literal["devices", "directory"]  # directory: MIGRATOR_DIRECTORY_USERNAME/_PASSWORD
+
+
+class DirectoryOverrides(_Strict):
+    """How to reach a domain's directory; every field optional (the section's values, then built-in defaults)."""
+
+    server: str | None = None  # default: the lab's DC address for a lab domain, else the domain's DNS name
+    port: Annotated[int | None, NotBool] = Field(default=None, ge=1, le=65535)
+    security: DirectorySecurity | None = None
+    auth: DirectoryAuth | None = None
+    ca_bundle: str | None = None  # default: the inventory's defaults.ca_bundle; `insecure-skip-verify` to turn off
+    credentials: DirectoryCredentialsSource | None = None
+    connect_timeout: Annotated[float | None, NotBool] = Field(default=None, gt=0, le=600)
+
+
+class DirectoryDomain(DirectoryOverrides):
+    name: str  # the domain's DNS name
+    netbios: str | None = None  # default: its first label, upper-cased (CORP for corp.contoso.com)
+
+
+class DirectorySection(DirectoryOverrides):
+    read: bool = True  # false: never read the directory (the old behaviour: --entra-kerberos only)
+    domains: list[DirectoryDomain] = Field(default_factory=list)
+
+
 class InventoryFile(_Strict):
     defaults: ConnectionOverrides = ConnectionOverrides()
     devices: list[DeviceEntry]
     groups: dict[str, list[str]] = Field(default_factory=dict)  # extra groups: name -> device names
     lab: LabRef | None = None
+    directory: DirectorySection | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> InventoryFile:

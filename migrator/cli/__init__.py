@@ -31,6 +31,7 @@ COMMANDS: Mapping[str, str] = {
     "diagram": "machine_commands",
     "rollback": "machine_commands",
     "probe": "probe",
+    "inventory": "inventory_commands",
     "status": "report_commands",
     "report": "report_commands",
     "lab": "lab_commands",

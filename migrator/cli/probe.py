@@ -5,7 +5,9 @@ Theory of operation
 One worker thread per device in flight (transports are synchronous), at most ``--concurrency`` at a time. Each
 device gets its own transport, runs the ``collect_facts`` step once (one pipeline, retried only on transient
 errors: the step is idempotent) and is closed. :func:`migrator.facts.path` decides ``key`` / ``cert`` /
-``cloud`` / ``ineligible`` from the facts and the per-domain Entra Kerberos settings (``--entra-kerberos``).
+``cloud`` / ``ineligible`` from the facts and the per-domain Entra Kerberos object, read once per domain from
+the directory before any device (:mod:`migrator.directory`; ``--entra-kerberos`` overrides it, and is all there
+is when the directory cannot be read: a warning says so).
 A device that cannot be probed is listed with its error class and message, never a traceback.
 
 Exit codes: 0 every device probed, 1 some could not be probed, 2 bad input (inventory, --limit, credentials).
@@ -28,6 +30,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from migrator.directory.knowledge import announce_failures, directory_summary, read_directory
 from migrator.errors import InputError, MigratorError, RemoteError
 from migrator.facts import DeviceFacts, PathSettings, path
 from migrator.inventory import Connection, DeviceEntry, Inventory, load_inventory
@@ -237,14 +240,24 @@ def probe_command(
     try:
         inventory = load_inventory(inventory_path)
         devices = inventory.select(limit)
-        settings = parse_entra_kerberos(entra_kerberos or [])
+        overrides = parse_entra_kerberos(entra_kerberos or [])
         credentials = load_credentials(secrets)
         insecure = insecure_devices(inventory, devices)
+        if not devices:
+            raise _fail("no device selected")
+        # Once per probe, before any device: each domain's Entra Kerberos object and who it never serves.
+        knowledge = read_directory(inventory, credentials, devices=[d.name for d in devices], secrets_file=secrets)
     except (InputError, InputFileError) as err:
         raise _fail(str(err)) from None
-    if not devices:
-        raise _fail("no device selected")
-    announce(insecure, command="probe", say=lambda text: err_console.print(text, markup=False, highlight=False))
+
+    def say(text: str) -> None:
+        err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    announce(insecure, command="probe", say=say)
+    announce_failures(knowledge, command="probe", say=say)
+    if knowledge.domains:
+        say(directory_summary(knowledge))
+    settings = knowledge.path_settings(overrides.entra_kerberos)
     progress = Progress(
         TextColumn("probing"),
         BarColumn(),
@@ -263,7 +276,8 @@ def probe_command(
         outcomes = probe_devices(inventory, devices, credentials, settings, concurrency=concurrency, on_done=done)
     failed = [o for o in outcomes if o.error is not None]
     if as_json:
-        sys.stdout.write(json.dumps({"devices": [o.as_json() for o in outcomes]}, indent=2) + "\n")
+        payload = {"devices": [o.as_json() for o in outcomes], "directory": knowledge.as_json()}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         console = Console()
         console.print(_table(outcomes))

@@ -29,11 +29,11 @@ from rich.text import Text
 
 from migrator.cli.probe import probe_devices
 from migrator.cli.storeopt import StoreOption, open_command_store
+from migrator.directory.knowledge import DirectoryKnowledge, announce_failures, read_directory
 from migrator.engine.service import RealClock, WaveRequest, load_wave_inputs, plan_wave, resumable_waves
 from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner, run_waves
 from migrator.engine.wavestore import StoreWaves
 from migrator.errors import ExitCode, InputError, MigratorError
-from migrator.facts import PathSettings
 from migrator.inventory import load_inventory
 from migrator.logs import configure_logging
 from migrator.machine.plan import policy_plan
@@ -75,6 +75,18 @@ def fail(message: str, code: int = EXIT_INPUT) -> typer.Exit:
 
 def open_store(store: str | None, state: Path, *, must_exist: bool = False) -> Store:
     return open_command_store(store, state, create=not must_exist)
+
+
+def warn_directory(knowledge: DirectoryKnowledge, command: str) -> None:
+    """Each domain whose directory could not be read: a warning on standard error (the wave's service logged
+    it already, with ``command``'s wave)."""
+    for err in knowledge.failures.values():
+        err_console.print(
+            f"WARNING: {err} ({err.action}): Microsoft Entra Kerberos in {err.domain} is what --entra-kerberos "
+            "says (else not confirmed), and privileged users beyond the default groups are found on the devices.",
+            markup=False,
+            highlight=False,
+        )
 
 
 def warn_insecure(devices: Sequence[str], command: str, wave: str | None = None) -> None:
@@ -248,6 +260,7 @@ def run(
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
     warn_insecure(plan.insecure, "run", plan.runner.settings.name)
+    warn_directory(plan.directory, "run")
     devices = plan.runner.settings.devices
     if not yes:
         console.print(
@@ -287,6 +300,7 @@ def resume(
         raise typer.Exit(EXIT_OK)
     for plan in plans:
         warn_insecure(plan.insecure, "resume", plan.runner.settings.name)
+        warn_directory(plan.directory, "resume")
     for plan in plans:
         # Parked devices resume continues by itself (the table's `resumes`): say which, and why they were parked.
         name = plan.runner.settings.name
@@ -362,10 +376,13 @@ def plan_command(
         book = load_playbook(playbook)
         devices = inv.select(limit)
         insecure = insecure_devices(inv, devices)
+        # Once, before any device: Entra Kerberos per domain and who it never serves (--entra-kerberos wins).
+        directory = read_directory(inv, credentials, devices=[d.name for d in devices], secrets_file=secrets)
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
     warn_insecure(insecure, "plan")
-    settings = PathSettings(entra_kerberos=_parse_entra_kerberos(entra_kerberos or []))
+    announce_failures(directory, command="plan", say=lambda text: err_console.print(text, markup=False))
+    settings = directory.path_settings(_parse_entra_kerberos(entra_kerberos or []))
     outcomes = probe_devices(inv, devices, credentials, settings, concurrency=concurrency)
     rows: list[dict[str, Any]] = []
     for outcome in outcomes:

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from migrator.directory.knowledge import DirectoryKnowledge, announce_failures, read_directory
+from migrator.directory.settings import check_directory_settings
 from migrator.engine import device as driver
 from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from migrator.engine.waves import (
@@ -105,6 +107,7 @@ class WavePlan:
     playbook: Playbook
     created: bool
     insecure: tuple[str, ...] = ()  # devices of the wave reached without TLS certificate verification
+    directory: DirectoryKnowledge = field(default_factory=DirectoryKnowledge)  # read once, before any device
 
 
 def _settings_record(request: WaveRequest, playbook_locator: str, devices: Sequence[str]) -> dict[str, Any]:
@@ -137,9 +140,11 @@ def build_runner(
     on_change: Callable[[str, VisitOutcome], None] | None = None,
     wait_for_waiting: bool = True,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    directory: DirectoryKnowledge | None = None,
 ) -> WaveRunner:
     """A runner whose visits go through the durable driver, with the wave's settings; the devices' leases last
-    ``lease_seconds`` and are renewed by one heartbeat while visits run."""
+    ``lease_seconds`` and are renewed by one heartbeat while visits run. ``directory``: what the wave read from
+    the directory (read here, once, when not given)."""
     wave_settings = WaveSettings(
         name=name,
         devices=tuple(settings["devices"]),
@@ -151,7 +156,10 @@ def build_runner(
         approval=bool(settings["approval"]),
         windows=tuple(ChangeWindow.parse(w) for w in settings.get("windows", [])),
     )
-    path_settings = PathSettings(entra_kerberos=dict(settings.get("entra_kerberos", {})))
+    if directory is None:
+        directory = wave_directory(inventory, credentials, settings)
+    # The directory's answers for every visit of this wave (the admin's --entra-kerberos wins where given).
+    path_settings: PathSettings = directory.path_settings(dict(settings.get("entra_kerberos", {})))
     # One open runspace pool per device across the visits of this wave (closed when the device is final, after
     # a minute idle, or when the wave's run ends).
     pool = TransportPool(transport_factory or open_transport, max_idle=60.0, max_open=4 * wave_settings.concurrency)
@@ -217,6 +225,7 @@ def load_wave_inputs(request: WaveRequest) -> WaveInputs:
     """Load and check the inventory, the playbook and the change windows; raises on bad input, writes nothing."""
     inventory = load_inventory(request.inventory)
     insecure_devices(inventory)  # a verification switched off without the explicit marker is refused first
+    check_directory_settings(inventory)  # a bad directory: setting is refused before anything is written
     playbook, locator, digest = _playbook_source(request.playbook)
     for window in request.windows:
         ChangeWindow.parse(window)
@@ -267,6 +276,7 @@ def plan_wave(
         store.enroll(name, devices)
         created = True
     insecure = _record_insecure(store, name, inventory, settings, credentials.username)
+    directory = wave_directory(inventory, credentials, settings)
     runner = build_runner(
         store,
         name,
@@ -280,8 +290,18 @@ def plan_wave(
         on_change=on_change,
         wait_for_waiting=wait_for_waiting,
         lease_seconds=lease_seconds,
+        directory=directory,
     )
-    return WavePlan(runner, inventory, playbook, created, insecure)
+    return WavePlan(runner, inventory, playbook, created, insecure, directory)
+
+
+def wave_directory(inventory: Inventory, credentials: Credentials, settings: dict[str, Any]) -> DirectoryKnowledge:
+    """Read the directory once for a wave (its devices' domains, the inventory's directory and lab domains); a
+    domain that cannot be read is logged (the CLI also prints it) and decided as before."""
+    devices = [str(d) for d in settings.get("devices", [])]
+    knowledge = read_directory(inventory, credentials, devices=devices)
+    announce_failures(knowledge, command="wave", say=lambda _text: None)
+    return knowledge
 
 
 def _record_insecure(
@@ -380,6 +400,7 @@ def resumable_waves(
             )
         _enroll_recorded(store, wave.name, settings)
         StoreWaves(store, credentials.username).resume(wave.name)
+        directory = wave_directory(inventory, credentials, settings)
         runner = build_runner(
             store,
             wave.name,
@@ -393,8 +414,9 @@ def resumable_waves(
             on_change=on_change,
             wait_for_waiting=wait_for_waiting,
             lease_seconds=lease_seconds,
+            directory=directory,
         )
-        plans.append(WavePlan(runner, inventory, playbook, False, insecure))
+        plans.append(WavePlan(runner, inventory, playbook, False, insecure, directory))
     return plans
 
 

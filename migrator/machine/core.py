@@ -244,6 +244,9 @@ class DeviceMachine:
             sid=record.sid,
             trust=record.container_trust,
             needs_delete=needs_delete and self.playbook.has("delete_container"),
+            # What the directory says before any device is visited (msDS-NeverRevealGroup, transitively): data
+            # handed in with the path settings, so preflight can park the user without asking the device.
+            protected_groups=tuple(self._settings.never_reveal.get(record.sid, ())),
         )
 
     def _guard_callable(self, name: str, user: str | None) -> Callable[[Any], bool]:

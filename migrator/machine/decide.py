@@ -136,6 +136,10 @@ def _preflight(m: DeviceMachine, now: datetime) -> Command | None:
     )
     for tracked_user in tracked:
         m.track(tracked_user)
+        entry = m.users.get(tracked_user.name)
+        if entry is not None and entry.model.state == "pending":
+            # The directory already says Entra Kerberos never serves this account: parked now, group named.
+            p.refused_account(m, entry, now)
     return None
 
 

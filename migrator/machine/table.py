@@ -679,10 +679,11 @@ USER_ROWS: tuple[Row, ...] = (
     ),
     _r(
         "account_refused",
-        ("identifying", "verifying"),
+        ("pending", "identifying", "verifying"),
         "stalled",
-        "The account is in a group Entra Kerberos never serves (msDS-NeverRevealGroup of AzureADKerberos): cloud "
-        "Kerberos trust cannot work for it, so nothing is deleted and nobody waits (windows-facts §9.7)",
+        "The account is in a group Entra Kerberos never serves (msDS-NeverRevealGroup of AzureADKerberos, read from "
+        "the directory at preflight or from the user's token): cloud Kerberos trust cannot work for it, so nothing "
+        "is deleted and nobody waits (windows-facts §9.7)",
         conditions=("user_protected",),
     ),
     _r(

@@ -150,6 +150,7 @@ class Transcript:
     context: dict[str, Any] | None = None
     users: Sequence[UserRecord] = ()
     funnel: RecordingFunnel = field(default_factory=RecordingFunnel)
+    settings: PathSettings = SETTINGS  # what the orchestrator knows beyond the device (the directory's answers)
 
     def __post_init__(self) -> None:
         self.machine = DeviceMachine(
@@ -159,7 +160,7 @@ class Transcript:
             state=self.state,
             context=self.context,
             users=self.users,
-            path_settings=SETTINGS,
+            path_settings=self.settings,
         )
         self.machine.begin_visit(self.now)
         self._journal = itertools.count(1)
