@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from migrator.lab.directory.build import DomainDirectory
 from migrator.lab.directory.dit import Entry
@@ -68,6 +69,9 @@ class DirectoryServer:
         self.free_if_taken = free_if_taken
         self._ports = (ldap_port, ldaps_port)
         self.ntlm_files = NtlmUserFiles()
+        # Set by the runtime once the lab's KDCs run: SASL GSSAPI / GSS-SPNEGO binds are then accepted.
+        self.keytab: Path | None = None
+        self.krb5_config: Path | None = None
         self.controllers: dict[str, DomainControllerRuntime] = {}
         for key, directory in directories.items():
             address = addresses[key]
