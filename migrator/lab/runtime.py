@@ -245,8 +245,8 @@ class LabRuntime:
             raise InputError(f"cannot start the lab's Kerberos KDC: {kdc_failure[0]}") from None
         if self.kdc is not None:
             self.server.keytab = self.kdc.keytab
-            self.directory.keytab = self.kdc.keytab
-            self.server.krb5_config = self.directory.krb5_config = self.kdc.krb5_conf_path
+            self.server.krb5_config = self.kdc.krb5_conf_path
+            self.directory.accept_kerberos(self.kdc.keytab, self.kdc.krb5_conf_path)
 
     def _start_listeners(self) -> None:
         account = self.admin_account

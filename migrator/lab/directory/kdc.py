@@ -256,9 +256,9 @@ class KdcSet:
                 commands.append(f"addprinc -pw {secret} krbtgt/{server}@{client}")
         acceptors = realm.acceptor_principals()
         commands += [f"addprinc -randkey {name}@{realm.name}" for name in acceptors]
-        # Only the names the lab's acceptors answer to (WinRM's HTTP/, the DCs' ldap/) go in the keytab, in
-        # files of 100: ktadd rereads its whole keytab for each entry, so one big file costs quadratic time.
-        in_keytab = [name for name in acceptors if name.split("/", 1)[0] in ("HTTP", "ldap")]
+        # Every acceptor goes in the keytab (a computer's key answers for all its SPNs: pypsrp asks for host/ by
+        # default), in files of 100: ktadd rereads its whole keytab for each entry, so one big file is quadratic.
+        in_keytab = acceptors
         for part, index in enumerate(range(0, len(in_keytab), 100)):
             names = " ".join(f"{name}@{realm.name}" for name in in_keytab[index : index + 100])
             commands.append(f"ktadd -k {folder / f'acceptors-{part:04d}.keytab'} -norandkey -q {names}")

@@ -23,7 +23,7 @@ from pathlib import Path
 from migrator.lab.directory.build import DomainDirectory
 from migrator.lab.directory.dit import Entry
 from migrator.lab.directory.protocol import DomainController, LdapSession
-from migrator.lab.server.auth import Account, DeviceAccounts, NtlmUserFiles
+from migrator.lab.server.auth import AcceptorFiles, Account, DeviceAccounts, NtlmUserFiles
 from migrator.lab.server.certs import LabCA
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,6 @@ class DirectoryServer:
         self.free_if_taken = free_if_taken
         self._ports = (ldap_port, ldaps_port)
         self.ntlm_files = NtlmUserFiles()
-        # Set by the runtime once the lab's KDCs run: SASL GSSAPI / GSS-SPNEGO binds are then accepted.
-        self.keytab: Path | None = None
-        self.krb5_config: Path | None = None
         self.controllers: dict[str, DomainControllerRuntime] = {}
         for key, directory in directories.items():
             address = addresses[key]
@@ -86,6 +83,11 @@ class DirectoryServer:
                 ntlm_user_file=self.ntlm_files.write(key, DeviceAccounts(computer_name="DC01")),
             )
             self.controllers[key] = DomainControllerRuntime(directory, address, controller)
+
+    def accept_kerberos(self, keytab: Path, krb5_config: Path) -> None:
+        """The lab's KDCs run: SASL GSSAPI and GSS-SPNEGO binds are checked against ``keytab`` from now on."""
+        for runtime in self.controllers.values():
+            runtime.controller.kerberos = AcceptorFiles(runtime.controller.ntlm_user_file, keytab, krb5_config)
 
     def controller(self, domain: str) -> DomainControllerRuntime:
         """A domain's DC by DNS or NetBIOS name (case-insensitive)."""

@@ -219,8 +219,10 @@ class NegotiateAcceptor:
         try:
             with _acceptor_environment(self._files):
                 out: bytes | None = self.context.step(token)
-        except (spnego.exceptions.SpnegoError, ValueError, struct.error) as err:
-            raise AuthenticationFailed(f"Negotiate authentication failed: {type(err).__name__}") from None
+        except (spnego.exceptions.SpnegoError, ValueError, struct.error, AttributeError) as err:
+            # AttributeError: python-gssapi defers a failed accept's error and then fails reading the flags of
+            # the context that never started. The messages name no secret (GSS status texts, NTLM reasons).
+            raise AuthenticationFailed(f"{self.protocol} authentication failed: {type(err).__name__}: {err}") from None
         return out
 
     def client_user(self) -> tuple[str | None, str]:
