@@ -39,7 +39,7 @@ from migrator.lab.clock import ScaledClock, SimClock
 from migrator.lab.control import ControlServer
 from migrator.lab.directory.accounts import DirectoryAccounts
 from migrator.lab.directory.build import build_directories, group_policy_engine
-from migrator.lab.directory.kdc import KdcError, KdcSet, KdcUnavailable, Realm, missing_tools
+from migrator.lab.directory.kdc import KdcError, KdcSet, Realm, install_hint, missing_tools
 from migrator.lab.directory.server import DirectoryServer, default_addresses
 from migrator.lab.executor import LabExecutor
 from migrator.lab.model import Fleet
@@ -161,10 +161,8 @@ class LabRuntime:
                 self.directory.set_password(entry, key, self.password)
         self.kerberos_missing = missing_tools() if kerberos is not False else []
         if kerberos and self.kerberos_missing:
-            raise InputError(
-                f"--kerberos: {KdcUnavailable.__name__}: {', '.join(self.kerberos_missing)} not found; "
-                f"install MIT Kerberos: apt-get install krb5-kdc krb5-admin-server krb5-user"
-            )
+            missing = ", ".join(self.kerberos_missing)
+            raise InputError(f"--kerberos: {missing} not found on PATH; {install_hint()}")
         self.kdc: KdcSet | None = None
         if kerberos is not False and not self.kerberos_missing:
             self.kdc = KdcSet(work_dir, self._realms(addresses), admin.username, self.password)
