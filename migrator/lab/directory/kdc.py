@@ -34,6 +34,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -149,7 +150,8 @@ def kdc_conf(realm: Realm, folder: Path) -> str:
             f"    kdc_tcp_listen = {realm.address}:{realm.port}",
             "    max_life = 10h 0m 0s",
             "    max_renewable_life = 7d 0h 0m 0s",
-            "    supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal",
+            # AES-256 only: what Windows asks for first, and one key per principal halves the keytab's cost.
+            "    supported_enctypes = aes256-cts-hmac-sha1-96:normal",
             "  }",
             "",
             "[logging]",
@@ -157,6 +159,17 @@ def kdc_conf(realm: Realm, folder: Path) -> str:
             "",
         ]
     )
+
+
+def _scratch_folder() -> Path | None:
+    """A private (0700) folder on tmpfs (/dev/shm), or None where there is none."""
+    shm = Path("/dev/shm")  # noqa: S108 - only as mkdtemp's parent: the folder is unique and 0700
+    if not shm.is_dir() or not os.access(shm, os.W_OK):
+        return None
+    try:
+        return Path(tempfile.mkdtemp(prefix="migrator-lab-kdc-", dir=shm))
+    except OSError:
+        return None
 
 
 def _die_with_parent() -> None:
@@ -184,11 +197,12 @@ class KdcSet:
         self.keytab = self.folder / "lab.keytab"
         self.processes: list[KdcProcess] = []
         self.start_seconds = 0.0
+        self._build = self.folder  # where the realms are being built (see prepare)
 
     def env(self, realm: Realm | None = None) -> dict[str, str]:
         env = dict(os.environ, KRB5_CONFIG=str(self.krb5_conf_path))
         if realm is not None:
-            env["KRB5_KDC_PROFILE"] = str(self.folder / realm.name / "kdc.conf")
+            env["KRB5_KDC_PROFILE"] = str(self._build / realm.name / "kdc.conf")
         return env
 
     def start(self) -> None:
@@ -209,14 +223,29 @@ class KdcSet:
             realm.port = free_port(realm.address)
         self.krb5_conf_path.write_text(krb5_conf(self.realms, self.realms[0].name), encoding="utf-8")
         trust = {(a.name, b.name): secrets.token_urlsafe(24) for a in self.realms for b in self.realms if a is not b}
+        # kadmin.local syncs the database (and ktadd the keytab) after every principal: on a disk that is most
+        # of the time. The realms are built in a private folder on tmpfs when there is one, then moved into
+        # the state folder, where the KDCs run from.
+        scratch = _scratch_folder()
+        self._build = scratch or self.folder
         try:
             jobs = [self._create(realm, trust) for realm in self.realms]
             for realm, job in zip(self.realms, jobs, strict=True):
                 self._finish(realm, job)
+            if scratch is not None:
+                for realm in self.realms:
+                    shutil.copytree(scratch / realm.name, self.folder / realm.name)
+                    final = self.folder / realm.name
+                    (final / "kdc.conf").write_text(kdc_conf(realm, final), encoding="utf-8")
+            self._build = self.folder
             self._merge_keytabs()
         except BaseException:
             self.stop()
             raise
+        finally:
+            self._build = self.folder
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
         self.start_seconds = time.monotonic() - started
 
     def launch(self) -> None:
@@ -235,7 +264,7 @@ class KdcSet:
 
     def _create(self, realm: Realm, trust: dict[tuple[str, str], str]) -> subprocess.Popen[bytes]:
         """kdb5_util create, then one kadmin.local session (commands on stdin) for every principal."""
-        folder = self.folder / realm.name
+        folder = self._build / realm.name
         folder.mkdir(mode=0o700)
         (folder / "kdc.conf").write_text(kdc_conf(realm, folder), encoding="utf-8")
         (folder / "kadm5.acl").write_text("", encoding="utf-8")
@@ -256,27 +285,48 @@ class KdcSet:
                 commands.append(f"addprinc -pw {secret} krbtgt/{server}@{client}")
         acceptors = realm.acceptor_principals()
         commands += [f"addprinc -randkey {name}@{realm.name}" for name in acceptors]
-        # Every acceptor goes in the keytab (a computer's key answers for all its SPNs: pypsrp asks for host/ by
-        # default), in files of 100: ktadd rereads its whole keytab for each entry, so one big file is quadratic.
-        in_keytab = acceptors
-        for part, index in enumerate(range(0, len(in_keytab), 100)):
-            names = " ".join(f"{name}@{realm.name}" for name in in_keytab[index : index + 100])
-            commands.append(f"ktadd -k {folder / f'acceptors-{part:04d}.keytab'} -norandkey -q {names}")
-        script = folder / "principals.kadmin"
-        fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the passwords
+        return self._kadmin(realm, "principals", commands)
+
+    def _kadmin(self, realm: Realm, name: str, commands: list[str]) -> subprocess.Popen[bytes]:
+        """Run ``commands`` in one kadmin.local session (commands on stdin, never on a command line)."""
+        folder = self._build / realm.name
+        script = folder / f"{name}.kadmin"
+        fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold passwords
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write("\n".join(commands) + "\nquit\n")
-        # Files, not pipes: kadmin.local writes a line per principal and would block on a full pipe.
-        with script.open("rb") as stdin, (folder / "kadmin.log").open("wb") as log:
+        # Files, not pipes: kadmin.local writes a line per principal and would block on a full pipe. Its
+        # stdout echoes each command (passwords included), so only stderr, its diagnostics, is kept.
+        with script.open("rb") as stdin, (folder / f"{name}.log").open("wb") as log:
             return subprocess.Popen(
-                ["kadmin.local", "-r", realm.name], stdin=stdin, stdout=log, stderr=log, env=self.env(realm)
+                ["kadmin.local", "-r", realm.name],
+                stdin=stdin,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=self.env(realm),
             )
 
+    def _keytab_jobs(self, realm: Realm) -> list[subprocess.Popen[bytes]]:
+        """Two kadmin.local sessions (they only read the database) writing the acceptors' keys in files of 25:
+        ktadd rereads its keytab for each entry and syncs after each, so small files cost least."""
+        folder = self._build / realm.name
+        names = [f"{name}@{realm.name}" for name in realm.acceptor_principals()]
+        chunks = [names[index : index + 25] for index in range(0, len(names), 25)]
+        halves: list[list[str]] = [[], []]
+        for part, chunk in enumerate(chunks):
+            keytab = folder / f"acceptors-{part:05d}.keytab"
+            halves[part % 2].append(f"ktadd -k {keytab} -norandkey -q {' '.join(chunk)}")
+        return [self._kadmin(realm, f"keytab{index}", half) for index, half in enumerate(halves) if half]
+
     def _finish(self, realm: Realm, process: subprocess.Popen[bytes]) -> None:
+        self._check(realm, "principals", process)
+        for index, job in enumerate(self._keytab_jobs(realm)):
+            self._check(realm, f"keytab{index}", job)
+
+    def _check(self, realm: Realm, name: str, process: subprocess.Popen[bytes]) -> None:
         code = process.wait()
-        folder = self.folder / realm.name
-        (folder / "principals.kadmin").unlink(missing_ok=True)
-        output = (folder / "kadmin.log").read_text(encoding="utf-8", errors="replace")
+        folder = self._build / realm.name
+        (folder / f"{name}.kadmin").unlink(missing_ok=True)
+        output = (folder / f"{name}.log").read_text(encoding="utf-8", errors="replace")
         problems = [line for line in output.splitlines() if "error" in line.lower() or "failed" in line.lower()]
         if code != 0 or problems:
             raise KdcError(f"kadmin.local for {realm.name} failed: {' / '.join(problems)[-500:]}")
@@ -286,7 +336,7 @@ class KdcSet:
         # headers, so one file holds every realm's acceptors.
         data = b"\x05\x02"
         for realm in self.realms:
-            for part in sorted((self.folder / realm.name).glob("acceptors-*.keytab")):
+            for part in sorted((self._build / realm.name).glob("acceptors-*.keytab")):
                 data += part.read_bytes()[2:]
                 part.unlink()
         fd = os.open(self.keytab, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -295,7 +345,7 @@ class KdcSet:
 
     def _launch(self, realm: Realm) -> None:
         process = subprocess.Popen(
-            ["krb5kdc", "-n", "-r", realm.name, "-P", str(self.folder / realm.name / "krb5kdc.pid")],
+            ["krb5kdc", "-n", "-r", realm.name, "-P", str(self._build / realm.name / "krb5kdc.pid")],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
