@@ -18,8 +18,10 @@ from typing import Any
 
 import ldap3
 import pytest
+import spnego
 import winrm
 import yaml
+from ldap3.protocol.sasl.sasl import send_sasl_negotiation
 from pypsrp.client import Client
 from typer.testing import CliRunner
 
@@ -299,3 +301,26 @@ def test_lab_up_without_krb5_says_ntlm_only_in_one_line(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
     assert proc.returncode == 0
+
+
+@requires_kerberos
+def test_ldap_gss_spnego_bind(kerberos_lab: tuple[LabRuntime, Path], krb5_env: Path) -> None:
+    """A GSS-SPNEGO SASL bind (as Windows' ADSI sends it: SPNEGO tokens, no layer negotiation) succeeds."""
+    runtime, inventory = kerberos_lab
+    _kinit(inventory)
+    domain = runtime.domains_data()[0]
+    server = ldap3.Server(domain["dc_address"], port=domain["ldap_port"], get_info=ldap3.NONE)
+    connection = ldap3.Connection(server, authentication=ldap3.SASL, sasl_mechanism=ldap3.KERBEROS)
+    connection.open()
+    connection.sasl_mechanism = "GSS-SPNEGO"  # ldap3 has no GSS-SPNEGO of its own: its SASL framing carries it
+    context = spnego.client(hostname=domain["dc_hostname"], service="ldap", protocol="negotiate")
+    token = context.step()
+    for _ in range(4):
+        result = send_sasl_negotiation(connection, None, token)
+        if result["result"] != 14:  # saslBindInProgress
+            break
+        token = context.step(result["saslCreds"])
+    assert result["result"] == 0, result
+    assert context.negotiated_protocol == "kerberos"
+    assert connection.extend.standard.who_am_i() == "u:CORP\\migrator-admin"
+    connection.unbind()
