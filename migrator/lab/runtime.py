@@ -180,6 +180,8 @@ class LabRuntime:
                 for entry in directory.tree.subtree(directory.tree.base_dn)
                 if entry.is_a("user") and not entry.is_a("computer") and entry.text("sAMAccountName")
             ]
+            # krbtgt and krbtgt_AzureAD are the KDCs' own accounts: MIT names its TGS krbtgt/REALM instead.
+            users = [user for user in users if not user.casefold().startswith("krbtgt")]
             realms[key] = Realm(
                 name=domain.dns_name.upper(),
                 dns_domain=domain.dns_name.lower(),
@@ -242,9 +244,10 @@ class LabRuntime:
             self.stop()
             raise InputError(f"cannot start the lab's Kerberos KDC: {kdc_failure[0]}") from None
         if self.kdc is not None:
-            self.server.keytab = self.kdc.keytab
+            for device in self.fleet.devices:  # each computer accepts with its own keys only
+                self.server.keytabs[device.name] = self.kdc.keytab_for([device.name, device.fqdn])
             self.server.krb5_config = self.kdc.krb5_conf_path
-            self.directory.accept_kerberos(self.kdc.keytab, self.kdc.krb5_conf_path)
+            self.directory.accept_kerberos(self.kdc.keytab_for, self.kdc.krb5_conf_path)
 
     def _start_listeners(self) -> None:
         account = self.admin_account

@@ -7,6 +7,7 @@ monkeypatch: MIT krb5 reads both when a call makes a new context, so in-process 
 
 from __future__ import annotations
 
+import base64
 import importlib
 import os
 import signal
@@ -18,6 +19,7 @@ from typing import Any
 
 import ldap3
 import pytest
+import requests
 import spnego
 import winrm
 import yaml
@@ -324,3 +326,34 @@ def test_ldap_gss_spnego_bind(kerberos_lab: tuple[LabRuntime, Path], krb5_env: P
     assert context.negotiated_protocol == "kerberos"
     assert connection.extend.standard.who_am_i() == "u:CORP\\migrator-admin"
     connection.unbind()
+
+
+@requires_kerberos
+def test_listeners_offer_kerberos_and_refuse_a_ticket_for_another_service(
+    kerberos_lab: tuple[LabRuntime, Path], krb5_env: Path
+) -> None:
+    """The 401 offers Negotiate and Kerberos; a ticket for another device's SPN is refused with a 401."""
+    runtime, inventory = kerberos_lab
+    _kinit(inventory)
+    device, other = runtime.fleet.devices[0], runtime.fleet.devices[1]
+    url = f"http://{device.address}:{runtime.server.http_port}/wsman"
+    offer = requests.post(url, data=b"", timeout=10)
+    assert offer.status_code == 401
+    assert {"Negotiate", "Kerberos"} <= {h.strip() for h in offer.headers["WWW-Authenticate"].split(",")}
+    token = spnego.client(hostname=other.fqdn, service="HTTP", protocol="kerberos").step() or b""
+    refused = requests.post(
+        url, data=b"", headers={"Authorization": "Kerberos " + base64.b64encode(token).decode()}, timeout=10
+    )
+    assert refused.status_code == 401
+
+
+@requires_kerberos
+def test_the_kdcs_stop_with_the_lab(tmp_path: Path) -> None:
+    """Stopping the lab stops every krb5kdc it started."""
+    runtime = LabRuntime(_fleet(), tmp_path / "lab", ports=LabPorts(http=0, https=0, ldap=0, ldaps=0), kerberos=True)
+    runtime.start()
+    assert runtime.kdc is not None
+    processes = [kdc.process for kdc in runtime.kdc.processes]
+    assert processes and all(p.poll() is None for p in processes)
+    runtime.stop()
+    assert all(p.poll() is not None for p in processes)

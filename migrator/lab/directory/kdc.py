@@ -15,8 +15,9 @@ pointing at files there.
 - **Trust**: the realms trust each other directly, as the domains of one forest do: ``krbtgt/B@A`` and
   ``krbtgt/A@B`` for each pair, with ``[capaths]`` saying the path is direct (the realms are not a DNS
   hierarchy, so the default hierarchical path would name a realm that does not exist).
-- **Keytab**: the acceptor principals (``HTTP/``, ``host/``, ``ldap/``) of every realm in one keytab,
-  ``<state>/kdc/lab.keytab`` (0600), which the WinRM listeners and the DCs accept with.
+- **Keytabs**: the acceptor principals (``HTTP/``, ``host/``, ``ldap/``) of every realm in one keytab,
+  ``<state>/kdc/lab.keytab`` (0600), split by :meth:`KdcSet.keytab_for` into one keytab per computer in
+  ``<state>/kdc/keytabs/``: each listener accepts with its own computer's keys only, as on Windows.
 - **krb5.conf**: realms with ``kdc = 127.x.y.z:PORT``, ``domain_realm`` for the device FQDNs, no DNS
   lookups, ``rdns = false``; written to the state folder and, by the runtime, beside the inventory.
 
@@ -33,6 +34,7 @@ import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -198,6 +200,7 @@ class KdcSet:
         self.processes: list[KdcProcess] = []
         self.start_seconds = 0.0
         self._build = self.folder  # where the realms are being built (see prepare)
+        self._parsed: dict[str, list[bytes]] | None = None
 
     def env(self, realm: Realm | None = None) -> dict[str, str]:
         env = dict(os.environ, KRB5_CONFIG=str(self.krb5_conf_path))
@@ -330,6 +333,48 @@ class KdcSet:
         problems = [line for line in output.splitlines() if "error" in line.lower() or "failed" in line.lower()]
         if code != 0 or problems:
             raise KdcError(f"kadmin.local for {realm.name} failed: {' / '.join(problems)[-500:]}")
+
+    def keytab_for(self, hosts: Iterable[str]) -> Path:
+        """A keytab (0600) with only the keys of the SPNs naming ``hosts``: one computer's keys, so that its
+        listener refuses a ticket for another computer as Windows does (one key per computer account)."""
+        wanted = {host.casefold() for host in hosts}
+        name = sorted(wanted)[0] if wanted else "none"
+        path = self.folder / "keytabs" / f"{name}.keytab"
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        by_host = self._entries()
+        entries = [entry for host in sorted(wanted) for entry in by_host.get(host, [])]
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(b"\x05\x02" + b"".join(entries))
+        return path
+
+    def _entries(self) -> dict[str, list[bytes]]:
+        """The lab keytab's entries (whole records) by host component, casefolded. MIT keytab format 0x502:
+        int32 record length, then the principal: int16 component count, counted realm, counted components."""
+        if self._parsed is None:
+            data = self.keytab.read_bytes()
+            entries: dict[str, list[bytes]] = {}
+            offset = 2
+            while offset + 4 <= len(data):
+                (size,) = struct.unpack_from(">i", data, offset)
+                record = data[offset : offset + 4 + abs(size)]
+                offset += 4 + abs(size)
+                if size <= 0:
+                    continue  # a hole left by a deleted entry
+                body = record[4:]
+                (count,) = struct.unpack_from(">H", body, 0)
+                position = 2
+                (realm_length,) = struct.unpack_from(">H", body, position)
+                position += 2 + realm_length
+                components = []
+                for _ in range(count):
+                    (length,) = struct.unpack_from(">H", body, position)
+                    components.append(body[position + 2 : position + 2 + length].decode("utf-8", "replace"))
+                    position += 2 + length
+                host = components[1].casefold() if len(components) == 2 else ""
+                entries.setdefault(host, []).append(record)
+            self._parsed = entries
+        return self._parsed
 
     def _merge_keytabs(self) -> None:
         # A keytab is a 2-byte version (0x0502) and then entries: several are joined by dropping the later

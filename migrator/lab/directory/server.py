@@ -17,6 +17,7 @@ import errno
 import ipaddress
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,9 +85,11 @@ class DirectoryServer:
             )
             self.controllers[key] = DomainControllerRuntime(directory, address, controller)
 
-    def accept_kerberos(self, keytab: Path, krb5_config: Path) -> None:
-        """The lab's KDCs run: SASL GSSAPI and GSS-SPNEGO binds are checked against ``keytab`` from now on."""
+    def accept_kerberos(self, keytab_for: Callable[[list[str]], Path], krb5_config: Path) -> None:
+        """The lab's KDCs run: SASL GSSAPI and GSS-SPNEGO binds are checked from now on, each DC with the keytab
+        of its own SPNs (``keytab_for([dc fqdn])``)."""
         for runtime in self.controllers.values():
+            keytab = keytab_for([runtime.controller.dns_host_name])
             runtime.controller.kerberos = AcceptorFiles(runtime.controller.ntlm_user_file, keytab, krb5_config)
 
     def controller(self, domain: str) -> DomainControllerRuntime:

@@ -145,7 +145,7 @@ class HttpConnection:
     def _offer(self) -> Reply:
         """401 with what WinRM offers: Negotiate, plus Basic only over HTTPS when enabled."""
         headers = [(b"WWW-Authenticate", b"Negotiate")]
-        if self.device.lab.keytab is not None:
+        if self.device.name in self.device.lab.keytabs:
             # WinRM's default Auth/Kerberos=true: offered once the lab has a KDC and a keytab.
             headers.append((b"WWW-Authenticate", b"Kerberos"))
         if self.https and self.device.allow_basic:
@@ -210,7 +210,7 @@ class HttpConnection:
         try:
             if scheme == "negotiate":
                 return self._negotiate(value, "Negotiate")
-            if scheme == "kerberos" and device.lab.keytab is not None:
+            if scheme == "kerberos" and device.name in device.lab.keytabs:
                 return self._negotiate(value, "Kerberos")
             if scheme == "basic" and self.https and device.allow_basic:
                 account = authorize(check_basic(device.accounts, value))
@@ -233,7 +233,9 @@ class HttpConnection:
         protocol = scheme.lower()
         if self._acceptor is None or self._acceptor.complete or self._acceptor.protocol != protocol:
             binding = device.certificate.tls_server_end_point if self.https else None
-            files = AcceptorFiles(device.lab.ntlm_files.path(device.name), device.lab.keytab, device.lab.krb5_config)
+            files = AcceptorFiles(
+                device.lab.ntlm_files.path(device.name), device.lab.keytabs.get(device.name), device.lab.krb5_config
+            )
             self._acceptor = NegotiateAcceptor(files, binding, protocol=protocol)
             self._account = None
         out = self._acceptor.step(token)
