@@ -28,6 +28,7 @@ from pypsrp.client import Client
 from typer.testing import CliRunner
 
 from migrator.cli import app
+from migrator.inventory import load_inventory
 from migrator.lab.directory.kdc import missing_tools
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.fleetfile import save_fleet
@@ -124,6 +125,8 @@ def test_inventory_publishes_kdc_ports_krb5_conf_and_principal(kerberos_lab: tup
         assert f"kdc = {domain['dc_address']}:{domain['kdc_port']}" in conf
         assert f".{domain['name']} = {domain['realm']}" in conf
     assert "dns_lookup_kdc = false" in conf and "rdns = false" in conf
+    loaded = load_inventory(inventory)  # the product's reader takes the contract as written
+    assert loaded.lab is not None and [d.kdc_port for d in loaded.lab.domains] == [d["kdc_port"] for d in domains]
     secrets = read_lab_secrets(inventory)
     assert secrets["MIGRATOR_PRINCIPAL"] == f"migrator-admin@{domains[0]['realm']}"
     assert runtime.kdc is not None and runtime.kdc.keytab.stat().st_mode & 0o077 == 0
