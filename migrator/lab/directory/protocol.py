@@ -380,7 +380,7 @@ class LdapSession:
                 offer = acceptor.context.wrap(_SASL_OFFER, encrypt=False).data
                 return self._bind_reply(message_id, SASL_BIND_IN_PROGRESS, creds=offer)
             choice = acceptor.context.unwrap(token).data
-        except (AuthenticationFailed, Exception) as err:  # pyspnego's own tree: any failure is bad credentials
+        except Exception as err:  # AuthenticationFailed, or pyspnego's own tree from wrap/unwrap: bad credentials
             self._sasl = None
             return self._bind_reply(message_id, INVALID_CREDENTIALS, f"{_BAD_CREDENTIALS} ({type(err).__name__})")
         if len(choice) < 4 or choice[0] != SASL_NO_LAYER:

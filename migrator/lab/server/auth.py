@@ -3,17 +3,22 @@
 Accounts are :class:`Account` values (local to one device, or domain accounts valid on every device that
 lists them). WinRM's defaults apply ([MS-WSMV] 2.2.9, ``winrm get winrm/config/service/auth``):
 
-- ``Negotiate`` (NTLM inside SPNEGO, or raw NTLM as requests-ntlm sends it) on HTTP and HTTPS; Kerberos and
-  CredSSP are not offered, so clients that insist on them find no matching ``WWW-Authenticate`` offer.
+- ``Negotiate`` (NTLM or Kerberos inside SPNEGO, or a raw NTLM or Kerberos token, as requests-ntlm, pypsrp
+  and pykerberos send them) on HTTP and HTTPS; ``Kerberos`` (raw Kerberos tokens) too once the lab runs its
+  KDCs (:mod:`migrator.lab.directory.kdc`): a Kerberos client principal ``user@REALM`` is the domain account
+  ``user`` (the lab's realms are one forest). CredSSP is not offered, so clients that insist on it find no
+  matching ``WWW-Authenticate`` offer.
 - ``Basic`` only on HTTPS when enabled for the device, and only for local accounts (Windows maps Basic to
   local accounts only). On HTTP, WinRM's ``AllowUnencrypted=false`` refuses it with a plain 401.
 - Wrong password → 401; an account that is not a local administrator of the device → 401 as well (WinRM's
   default SDDL grants only Administrators and Remote Management Users, and answers the rest with 401).
 
 pyspnego's NTLM acceptor reads its credentials from the flat file named by ``NTLM_USER_FILE``, and nothing
-else. :class:`NtlmUserFiles` writes one such file per device (mode 0600 in a 0700 private directory) and
-:class:`NegotiateAcceptor` points the variable at it only for the duration of each acceptor step, under a
-process-wide lock; the steps run on the event loop thread and never block.
+else; MIT krb5's acceptor reads its keys from the keytab named by ``KRB5_KTNAME``. :class:`NtlmUserFiles`
+writes one NTLM file per device (mode 0600 in a 0700 private directory), the KDC one keytab per computer, and
+:class:`NegotiateAcceptor` points the variables at a device's files (:class:`AcceptorFiles`) only for the
+duration of each acceptor step, under a process-wide lock; the steps run on the event loop thread and never
+block (accepting a Kerberos ticket needs no KDC round trip).
 """
 
 from __future__ import annotations
