@@ -360,3 +360,27 @@ def test_the_kdcs_stop_with_the_lab(tmp_path: Path) -> None:
     assert processes and all(p.poll() is None for p in processes)
     runtime.stop()
     assert all(p.poll() is not None for p in processes)
+
+
+@requires_kerberos
+@pytest.mark.parametrize(("layer", "expected"), [(1, 0), (4, 7)])
+def test_ldap_gssapi_security_layer_choice(
+    kerberos_lab: tuple[LabRuntime, Path], krb5_env: Path, layer: int, expected: int
+) -> None:
+    """RFC 4752 by hand: the DC offers layers as AD does; "no layer" binds, confidentiality is not modelled (7)."""
+    runtime, inventory = kerberos_lab
+    _kinit(inventory)
+    domain = runtime.domains_data()[0]
+    server = ldap3.Server(domain["dc_address"], port=domain["ldap_port"], get_info=ldap3.NONE)
+    connection = ldap3.Connection(server, authentication=ldap3.SASL, sasl_mechanism=ldap3.KERBEROS)
+    connection.open()
+    target = gssapi.Name(f"ldap@{domain['dc_hostname']}", gssapi.NameType.hostbased_service)
+    context = gssapi.SecurityContext(name=target, mech=gssapi.MechType.kerberos, usage="initiate")
+    result = send_sasl_negotiation(connection, None, context.step())
+    while not context.complete:
+        context.step(result["saslCreds"])
+        result = send_sasl_negotiation(connection, None, b"")
+    offer = context.unwrap(result["saslCreds"]).message
+    assert offer[0] & 1 and len(offer) == 4  # "no security layer" is among the layers offered
+    choice = context.wrap(bytes([layer, 0, 0, 0]), False).message
+    assert send_sasl_negotiation(connection, None, choice)["result"] == expected
