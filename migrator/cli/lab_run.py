@@ -19,6 +19,7 @@ from rich.text import Text
 from migrator.errors import InputError
 from migrator.inventory import load_inventory
 from migrator.lab.control import ControlClient
+from migrator.lab.directory.kdc import install_hint
 from migrator.lab.fleet import MixError, generate_fleet, parse_mix
 from migrator.lab.fleetfile import FleetFileError, load_fleet, save_fleet
 from migrator.lab.model import Fleet
@@ -85,6 +86,15 @@ def lab_up(
             "local writes to GPO-managed values). gpupdate and boot apply it either way."
         ),
     ] = False,
+    kerberos: Annotated[
+        bool | None,
+        typer.Option(
+            "--kerberos/--no-kerberos",
+            help="Run an MIT Kerberos KDC per lab realm (default: when krb5-kdc is installed; --kerberos fails "
+            "without it, --no-kerberos runs NTLM only).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start a lab fleet in the foreground until Ctrl-C (or SIGTERM), then save its state.
 
@@ -97,7 +107,50 @@ def lab_up(
             plan = FaultPlan(load_fault_profile(faults))
         except FaultProfileError as err:
             raise _fail(str(err)) from None
-    runtime = LabRuntime(
+    try:
+        runtime = _runtime(
+            the_fleet,
+            inventory,
+            speed,
+            http_port,
+            https_port,
+            control_port,
+            ldap_port,
+            ldaps_port,
+            plan,
+            gpo_refresh,
+            kerberos,
+        )
+    except InputError as err:
+        raise _fail(str(err)) from None
+    # Handlers first: a SIGINT/SIGTERM that arrives as soon as `ready` is printed must still stop cleanly.
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _serve(runtime, inventory, fleet_path, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _runtime(
+    the_fleet: Fleet,
+    inventory: Path,
+    speed: float,
+    http_port: int | None,
+    https_port: int | None,
+    control_port: int,
+    ldap_port: int | None,
+    ldaps_port: int | None,
+    plan: FaultPlan | None,
+    gpo_refresh: bool,
+    kerberos: bool | None,
+) -> LabRuntime:
+    return LabRuntime(
         the_fleet,
         inventory.parent,
         speed=speed,
@@ -112,19 +165,8 @@ def lab_up(
         ),
         faults=plan,
         gpo_refresh=gpo_refresh,
+        kerberos=kerberos,
     )
-    # Handlers first: a SIGINT/SIGTERM that arrives as soon as `ready` is printed must still stop cleanly.
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        _serve(runtime, inventory, fleet_path, stop)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threading.Event) -> None:
@@ -144,10 +186,27 @@ def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threadi
         highlight=False,
     )
     for domain in runtime.domains_data():
+        kdc = f", KDC {domain['kdc_port']} (realm {domain['realm']})" if domain["kdc_port"] else ""
         console.print(
             f"  domain {domain['name']}: DC {domain['dc_hostname']} at {domain['dc_address']}, "
-            f"LDAP {domain['ldap_port']}, LDAPS {domain['ldaps_port']} (no KDC yet: NTLM and LDAPS simple binds)",
+            f"LDAP {domain['ldap_port']}, LDAPS {domain['ldaps_port']}{kdc}",
+            markup=False,
             highlight=False,
+        )
+    if runtime.kdc is not None:
+        console.print(
+            f"  Kerberos: KRB5_CONFIG={inventory.parent / 'krb5.conf'} "
+            f"(KDCs started in {runtime.kdc.start_seconds:.1f}s, {runtime.kdc.rss_kib() // 1024} MiB)",
+            markup=False,
+            highlight=False,
+        )
+    elif runtime.kerberos_missing:
+        console.print(
+            f"  NTLM only: MIT Kerberos is not installed ({', '.join(runtime.kerberos_missing)} not found); "
+            f"{install_hint()} for Kerberos",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,  # one line, however narrow the terminal
         )
     try:
         with console.status("") as status:

@@ -27,6 +27,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from migrator.lab.clock import ScaledClock, SimClock
 from migrator.lab.control import ControlServer
 from migrator.lab.directory.accounts import DirectoryAccounts
 from migrator.lab.directory.build import build_directories, group_policy_engine
+from migrator.lab.directory.kdc import KdcError, KdcSet, Realm, install_hint, missing_tools
 from migrator.lab.directory.server import DirectoryServer, default_addresses
 from migrator.lab.executor import LabExecutor
 from migrator.lab.model import Fleet
@@ -47,6 +49,7 @@ from migrator.remote.credentials import read_env_file
 
 SECRETS_NAME = "lab-secrets.env"
 CA_NAME = "lab-ca.pem"
+KRB5_CONF_NAME = "krb5.conf"
 
 
 def new_lab(fleet: Fleet, clock: SimClock, seed: int | None = None) -> Lab:
@@ -107,11 +110,15 @@ class LabRuntime:
         password: str | None = None,
         dc_addresses: dict[str, str] | None = None,
         gpo_refresh: bool = False,
+        kerberos: bool | None = False,
     ) -> None:
         """``dc_addresses``: the loopback address of each domain's DC by DNS name (default 127.19.0.1 upward).
         ``gpo_refresh``: devices refresh Group Policy in the background every 90 +- 30 virtual minutes, as
         Windows does (off by default while the product still sets policy by local registry writes, which a
-        refresh overwrites); gpupdate and boot apply it either way."""
+        refresh overwrites); gpupdate and boot apply it either way.
+        ``kerberos``: True starts a KDC per realm or fails (:class:`InputError` saying what to install), False
+        runs NTLM only (the default, for tests and the demo), None (``lab up``'s default) starts the KDCs where MIT
+        Kerberos is installed."""
         self.fleet = fleet
         self.work_dir = work_dir
         self.ports = ports
@@ -152,9 +159,42 @@ class LabRuntime:
             entry = directory.tree.find_account(admin.username)
             if entry is not None:
                 self.directory.set_password(entry, key, self.password)
+        self.kerberos_missing = missing_tools() if kerberos is not False else []
+        if kerberos and self.kerberos_missing:
+            missing = ", ".join(self.kerberos_missing)
+            raise InputError(f"--kerberos: {missing} not found on PATH; {install_hint()}")
+        self.kdc: KdcSet | None = None
+        if kerberos is not False and not self.kerberos_missing:
+            self.kdc = KdcSet(work_dir, self._realms(addresses), admin.username, self.password)
         self.control = ControlServer(self.lab, self.token, self._power, self.directory, self.group_policy)
         self.control_url = ""
         self._started = False
+
+    def _realms(self, addresses: dict[str, str]) -> list[Realm]:
+        """One realm per lab domain, named as AD names them (the DNS name in capitals), with its principals."""
+        realms: dict[str, Realm] = {}
+        for key, directory in self.directories.items():
+            domain = directory.domain
+            users = [
+                entry.text("sAMAccountName")
+                for entry in directory.tree.subtree(directory.tree.base_dn)
+                if entry.is_a("user") and not entry.is_a("computer") and entry.text("sAMAccountName")
+            ]
+            # krbtgt and krbtgt_AzureAD are the KDCs' own accounts: MIT names its TGS krbtgt/REALM instead.
+            users = [user for user in users if not user.casefold().startswith("krbtgt")]
+            realms[key] = Realm(
+                name=domain.dns_name.upper(),
+                dns_domain=domain.dns_name.lower(),
+                address=addresses[key],
+                users=users,
+                dc_hosts=[domain.dc_name],
+            )
+        first = next(iter(realms.values()), None)
+        for device in self.fleet.devices:
+            realm = realms.get((device.domain or "").casefold(), first)
+            if realm is not None:  # a device outside every domain is named in the first realm
+                realm.hosts += [device.name, device.fqdn]
+        return list(realms.values())
 
     @property
     def admin_account(self) -> Account:
@@ -176,6 +216,40 @@ class LabRuntime:
 
     def start(self) -> None:
         """Listen for every device and the control API; raise :class:`InputError` if an address is taken."""
+        kdc_thread: threading.Thread | None = None
+        kdc_failure: list[BaseException] = []
+        if self.kdc is not None:
+            kdc = self.kdc
+
+            def start_kdc() -> None:
+                try:
+                    kdc.prepare()
+                except BaseException as err:  # reported on the starting thread below
+                    kdc_failure.append(err)
+
+            # The realms are built while the listeners start: most of a KDC's start is kadmin.local's work.
+            kdc_thread = threading.Thread(target=start_kdc, name="migrator-lab-kdc", daemon=True)
+            kdc_thread.start()
+        try:
+            self._start_listeners()
+        finally:
+            if kdc_thread is not None:
+                kdc_thread.join()
+        if self.kdc is not None and not kdc_failure:
+            try:
+                self.kdc.launch()  # on this thread: the KDCs die with the thread that started them
+            except KdcError as err:
+                kdc_failure.append(err)
+        if kdc_failure:
+            self.stop()
+            raise InputError(f"cannot start the lab's Kerberos KDC: {kdc_failure[0]}") from None
+        if self.kdc is not None:
+            for device in self.fleet.devices:  # each computer accepts with its own keys only
+                self.server.keytabs[device.name] = self.kdc.keytab_for([device.name, device.fqdn])
+            self.server.krb5_config = self.kdc.krb5_conf_path
+            self.directory.accept_kerberos(self.kdc.keytab_for, self.kdc.krb5_conf_path)
+
+    def _start_listeners(self) -> None:
         account = self.admin_account
         for device in self.fleet.devices:
             self.server.add_device(
@@ -215,15 +289,26 @@ class LabRuntime:
         shutil.copyfile(self.server.ca_bundle_path, tmp_ca)
         os.replace(tmp_ca, ca_target)
         admin = self.fleet.admin
+        principal = ""
+        if self.kdc is not None and self.kerberos_ready:  # the admin as user@REALM, in its first realm
+            principal = f"MIGRATOR_PRINCIPAL={admin.username}@{self.kdc.realms[0].name}\n"
         write_atomic(
             folder / SECRETS_NAME,
             "# Written by `migrator lab up`: the lab's admin account and control token. Keep private.\n"
             f"MIGRATOR_USERNAME={admin.domain}\\{admin.username}\n"
             f"MIGRATOR_PASSWORD={self.password}\n"
+            f"{principal}"
             f"MIGRATOR_LAB_TOKEN={self.token}\n",
             mode=0o600,
         )
+        if self.kdc is not None and self.kerberos_ready:
+            write_atomic(folder / KRB5_CONF_NAME, self.kdc.krb5_conf_path.read_text(encoding="utf-8"))
         write_atomic(inventory, yaml.safe_dump(self.inventory_data(), sort_keys=False, width=200))
+
+    @property
+    def kerberos_ready(self) -> bool:
+        """The KDCs run: the listeners accept Kerberos."""
+        return self.kdc is not None and bool(self.kdc.processes)
 
     def inventory_data(self) -> dict[str, Any]:
         defaults: dict[str, Any] = {"transport": "psrp", "auth": "ntlm", "ca_bundle": CA_NAME}
@@ -255,7 +340,7 @@ class LabRuntime:
                 "dc_hostname": dc.controller.dns_host_name.lower(),
                 "ldap_port": dc.ldap_port,
                 "ldaps_port": dc.ldaps_port,
-                "kdc_port": None,  # no KDC yet (issue 15, item 3)
+                "kdc_port": self.kdc.port_of(dc.directory.domain.dns_name.upper()) if self.kdc else None,
             }
             for dc in self.directory.controllers.values()
         ]
@@ -270,5 +355,7 @@ class LabRuntime:
                 self.background.call(self.directory.stop())
             self.background.stop()
             self._started = False
+        if self.kdc is not None:
+            self.kdc.stop()
         self.fleet.clock = self.clock.now()
         return self.fleet

@@ -27,8 +27,10 @@ bind, NTLM (sicily)    sicilyPackageDiscovery / sicilyNegotiate / sicilyResponse
                        ldap3's ``authentication=NTLM`` sends it, checked by pyspnego's NTLM acceptor (the one
                        the lab's WinRM listeners use). The NTLM exchange is checked; signing and sealing of
                        the messages after the bind are not modelled.
-bind, SASL             GSSAPI and GSS-SPNEGO answer authMethodNotSupported, "not modelled by the lab": they
-                       need the lab's Kerberos KDC, which does not exist yet; other mechanisms likewise.
+bind, SASL             GSSAPI (RFC 4752, as ldap3's ``sasl_mechanism=KERBEROS`` sends it: Kerberos, then the
+                       security-layer offer and choice, wrapped) and GSS-SPNEGO, checked with the lab's keytab
+                       when the lab runs its KDCs; only "no security layer" is modelled. Without the KDCs, and
+                       for other mechanisms, authMethodNotSupported "not modelled by the lab".
 search                 the rootDSE anonymously; anything else needs a bind, else operationsError (1),
                        "000004DC ... a successful bind must be completed", as AD. Scopes base/one/sub, AD's
                        filters (:mod:`.filters`), attribute selection, typesOnly, sizeLimit, MaxPageSize 1000
@@ -80,6 +82,7 @@ from ldap3.protocol.rfc4511 import (
     ResultCode,
     SearchResultDone,
     SearchResultEntry,
+    ServerSaslCreds,
     Vals,
 )
 from ldap3.strategy.base import BaseStrategy
@@ -109,7 +112,14 @@ from migrator.lab.directory.dit import (
     split_dn,
 )
 from migrator.lab.directory.filters import FilterEvaluator
-from migrator.lab.server.auth import AuthenticationFailed, NegotiateAcceptor
+from migrator.lab.server.auth import AcceptorFiles, AuthenticationFailed, NegotiateAcceptor
+
+SASL_BIND_IN_PROGRESS = 14
+# RFC 4752 3.1: the security layers a server offers, as a bit mask in the first octet of its last challenge.
+SASL_NO_LAYER, SASL_INTEGRITY, SASL_CONFIDENTIALITY = 1, 2, 4
+# What AD offers (all three) and its maximum buffer: ldap3 refuses a server that offers "no layer" alone
+# (it compares the buffer size bytes with a str), and AD never does.
+_SASL_OFFER = bytes([SASL_NO_LAYER | SASL_INTEGRITY | SASL_CONFIDENTIALITY]) + (10 * 1024 * 1024).to_bytes(3, "big")
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
 WHO_AM_I = "1.3.6.1.4.1.4203.1.11.3"
@@ -140,6 +150,9 @@ class DomainController:
     forest: str
     site: str
     ntlm_user_file: Path
+    # Set once the lab's KDCs run (:meth:`DirectoryServer.accept_kerberos`): SASL GSSAPI and GSS-SPNEGO binds
+    # are then checked against the keytab holding ldap/<dc fqdn>.
+    kerberos: AcceptorFiles | None = None
     clock: Callable[[], datetime.datetime] = field(default=lambda: datetime.datetime.now(datetime.UTC))
 
     def root_dse(self) -> Entry:
@@ -206,6 +219,13 @@ def _result(cls: Any, code: int, message: str = "", matched: str | bytes = "") -
     return response
 
 
+@dataclass
+class _SaslBind:
+    mechanism: str
+    acceptor: NegotiateAcceptor
+    offered: bool = False  # GSSAPI: the security-layer offer was sent
+
+
 class LdapSession:
     """One client connection (see the module docstring)."""
 
@@ -216,6 +236,7 @@ class LdapSession:
         self.closed = False
         self._buffer = b""
         self._ntlm: NegotiateAcceptor | None = None
+        self._sasl: _SaslBind | None = None
         self._pages: dict[bytes, _Page] = {}
 
     # ---- framing ----------------------------------------------------------------------------------------
@@ -287,8 +308,13 @@ class LdapSession:
 
     # ---- bind -------------------------------------------------------------------------------------------
 
-    def _bind_reply(self, message_id: int, code: int, message: str = "", matched: bytes | str = "") -> list[bytes]:
-        return [self._pdu(message_id, "bindResponse", _result(BindResponse, code, message, matched))]
+    def _bind_reply(
+        self, message_id: int, code: int, message: str = "", matched: bytes | str = "", creds: bytes | None = None
+    ) -> list[bytes]:
+        response = _result(BindResponse, code, message, matched)
+        if creds is not None:
+            response["serverSaslCreds"] = ServerSaslCreds(creds)
+        return [self._pdu(message_id, "bindResponse", response)]
 
     def _process_bindRequest(self, message_id: int, request: Any, _controls: Any) -> list[bytes]:
         auth = request["authentication"]
@@ -311,15 +337,67 @@ class LdapSession:
             return self._bind_reply(message_id, SUCCESS, matched=challenge)
         if kind == "sicilyResponse":
             return self._ntlm_response(message_id, bytes(auth.getComponent()))
-        mechanism = _text(auth.getComponent()["mechanism"])
+        sasl = auth.getComponent()
+        mechanism = _text(sasl["mechanism"]).upper()
+        credentials = bytes(sasl["credentials"]) if sasl["credentials"].hasValue() else b""
+        if mechanism in ("GSSAPI", "GSS-SPNEGO") and self.dc.kerberos is not None:
+            return self._sasl_step(message_id, mechanism, credentials)
+        self._sasl = None
         reason = (
-            "it needs the lab's Kerberos KDC, which does not exist yet"
-            if mechanism.upper() in ("GSSAPI", "GSS-SPNEGO")
-            else "only simple and NTLM binds are"
+            "the lab was started without its Kerberos KDC"
+            if mechanism in ("GSSAPI", "GSS-SPNEGO")
+            else "only simple, NTLM, GSSAPI and GSS-SPNEGO binds are"
         )
         return self._bind_reply(
             message_id, AUTH_METHOD_NOT_SUPPORTED, f"SASL {mechanism} bind is {NOT_MODELLED}: {reason}"
         )
+
+    def _sasl_step(self, message_id: int, mechanism: str, token: bytes) -> list[bytes]:
+        """One round of a SASL bind with Kerberos.
+
+        GSSAPI (RFC 4752): the Kerberos exchange (AP-REQ, AP-REP), then the server's wrapped offer of security
+        layers and the client's wrapped choice; only "no security layer" is modelled (the messages after the
+        bind are neither signed nor sealed), so a client choosing integrity or confidentiality is refused.
+        GSS-SPNEGO ([MS-ADTS] 5.1.1.1.2): SPNEGO tokens until the context is complete, and no layer negotiation.
+        """
+        assert self.dc.kerberos is not None
+        bind = self._sasl
+        if bind is None or bind.mechanism != mechanism:
+            protocol = "kerberos" if mechanism == "GSSAPI" else "negotiate"
+            bind = self._sasl = _SaslBind(mechanism, NegotiateAcceptor(self.dc.kerberos, None, protocol=protocol))
+        acceptor = bind.acceptor
+        try:
+            if not acceptor.complete:
+                out = acceptor.step(token) or b""
+                if not acceptor.complete:
+                    return self._bind_reply(message_id, SASL_BIND_IN_PROGRESS, creds=out)
+                if mechanism == "GSS-SPNEGO":
+                    return self._sasl_done(message_id, acceptor, out)
+                if out:  # the AP-REP of mutual authentication: the client answers with an empty token
+                    return self._bind_reply(message_id, SASL_BIND_IN_PROGRESS, creds=out)
+            if not bind.offered:
+                bind.offered = True
+                offer = acceptor.context.wrap(_SASL_OFFER, encrypt=False).data
+                return self._bind_reply(message_id, SASL_BIND_IN_PROGRESS, creds=offer)
+            choice = acceptor.context.unwrap(token).data
+        except Exception as err:  # AuthenticationFailed, or pyspnego's own tree from wrap/unwrap: bad credentials
+            self._sasl = None
+            return self._bind_reply(message_id, INVALID_CREDENTIALS, f"{_BAD_CREDENTIALS} ({type(err).__name__})")
+        if len(choice) < 4 or choice[0] != SASL_NO_LAYER:
+            self._sasl = None
+            return self._bind_reply(
+                message_id, AUTH_METHOD_NOT_SUPPORTED, f"a SASL security layer other than none is {NOT_MODELLED}"
+            )
+        return self._sasl_done(message_id, acceptor, None)
+
+    def _sasl_done(self, message_id: int, acceptor: NegotiateAcceptor, out: bytes | None) -> list[bytes]:
+        self._sasl = None
+        user = acceptor.kerberos_user
+        entry = self.dc.tree.find_account(user) if user else None
+        if entry is None:
+            return self._bind_reply(message_id, INVALID_CREDENTIALS, _BAD_CREDENTIALS)
+        self.identity = entry
+        return self._bind_reply(message_id, SUCCESS, creds=out)
 
     def _simple_bind(self, message_id: int, name: str, password: bytes) -> list[bytes]:
         if not name and not password:

@@ -17,12 +17,14 @@ import errno
 import ipaddress
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from migrator.lab.directory.build import DomainDirectory
 from migrator.lab.directory.dit import Entry
 from migrator.lab.directory.protocol import DomainController, LdapSession
-from migrator.lab.server.auth import Account, DeviceAccounts, NtlmUserFiles
+from migrator.lab.server.auth import AcceptorFiles, Account, DeviceAccounts, NtlmUserFiles
 from migrator.lab.server.certs import LabCA
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,13 @@ class DirectoryServer:
                 ntlm_user_file=self.ntlm_files.write(key, DeviceAccounts(computer_name="DC01")),
             )
             self.controllers[key] = DomainControllerRuntime(directory, address, controller)
+
+    def accept_kerberos(self, keytab_for: Callable[[list[str]], Path], krb5_config: Path) -> None:
+        """The lab's KDCs run: SASL GSSAPI and GSS-SPNEGO binds are checked from now on, each DC with the keytab
+        of its own SPNs (``keytab_for([dc fqdn])``)."""
+        for runtime in self.controllers.values():
+            keytab = keytab_for([runtime.controller.dns_host_name])
+            runtime.controller.kerberos = AcceptorFiles(runtime.controller.ntlm_user_file, keytab, krb5_config)
 
     def controller(self, domain: str) -> DomainControllerRuntime:
         """A domain's DC by DNS or NetBIOS name (case-insensitive)."""

@@ -11,7 +11,7 @@ host name and address); the fleet shares the two port numbers, and port 0 makes 
 Request path::
 
     bytes ─ h11 ─ fault "http" stage (latency, drop, reboot, offline)
-          ─ auth (Negotiate/NTLM via pyspnego, or Basic on HTTPS)  ─ fault "auth" stage (401)
+          ─ auth (Negotiate/Kerberos via pyspnego, or Basic on HTTPS) ─ fault "auth" stage (401)
           ─ unseal (HTTP: multipart/encrypted, MS-WSMV 2.2.9.1)
           ─ soap.parse_request (sans-IO) ─ DeviceService.handle ─ fault "action" stage (500, TimedOut, quota)
               ├─ cmd shell:  Executor.run_command_line   (worker thread)

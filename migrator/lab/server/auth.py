@@ -3,17 +3,22 @@
 Accounts are :class:`Account` values (local to one device, or domain accounts valid on every device that
 lists them). WinRM's defaults apply ([MS-WSMV] 2.2.9, ``winrm get winrm/config/service/auth``):
 
-- ``Negotiate`` (NTLM inside SPNEGO, or raw NTLM as requests-ntlm sends it) on HTTP and HTTPS; Kerberos and
-  CredSSP are not offered, so clients that insist on them find no matching ``WWW-Authenticate`` offer.
+- ``Negotiate`` (NTLM or Kerberos inside SPNEGO, or a raw NTLM or Kerberos token, as requests-ntlm, pypsrp
+  and pykerberos send them) on HTTP and HTTPS; ``Kerberos`` (raw Kerberos tokens) too once the lab runs its
+  KDCs (:mod:`migrator.lab.directory.kdc`): a Kerberos client principal ``user@REALM`` is the domain account
+  ``user`` (the lab's realms are one forest). CredSSP is not offered, so clients that insist on it find no
+  matching ``WWW-Authenticate`` offer.
 - ``Basic`` only on HTTPS when enabled for the device, and only for local accounts (Windows maps Basic to
   local accounts only). On HTTP, WinRM's ``AllowUnencrypted=false`` refuses it with a plain 401.
 - Wrong password → 401; an account that is not a local administrator of the device → 401 as well (WinRM's
   default SDDL grants only Administrators and Remote Management Users, and answers the rest with 401).
 
 pyspnego's NTLM acceptor reads its credentials from the flat file named by ``NTLM_USER_FILE``, and nothing
-else. :class:`NtlmUserFiles` writes one such file per device (mode 0600 in a 0700 private directory) and
-:class:`NegotiateAcceptor` points the variable at it only for the duration of each acceptor step, under a
-process-wide lock; the steps run on the event loop thread and never block.
+else; MIT krb5's acceptor reads its keys from the keytab named by ``KRB5_KTNAME``. :class:`NtlmUserFiles`
+writes one NTLM file per device (mode 0600 in a 0700 private directory), the KDC one keytab per computer, and
+:class:`NegotiateAcceptor` points the variables at a device's files (:class:`AcceptorFiles`) only for the
+duration of each acceptor step, under a process-wide lock; the steps run on the event loop thread and never
+block (accepting a Kerberos ticket needs no KDC round trip).
 """
 
 from __future__ import annotations
@@ -96,6 +101,14 @@ class DeviceAccounts:
                     return account
         return None
 
+    def find_kerberos(self, user: str) -> Account | None:
+        """The domain account a Kerberos client principal (``user@REALM``) names: the lab's realms are one
+        forest whose admin is known in every domain, so the user name decides."""
+        for account in self.accounts:
+            if account.domain is not None and account.username.casefold() == user.casefold():
+                return account
+        return None
+
     def ntlm_lines(self) -> Iterator[str]:
         """Heimdal-format ``DOMAIN:USER:PASSWORD`` lines for every spelling the NTLM acceptor must match."""
         for account in self.accounts:
@@ -144,34 +157,61 @@ class NtlmUserFiles:
             self._dir.rmdir()
 
 
+@dataclass(frozen=True)
+class AcceptorFiles:
+    """What an acceptor reads its secrets from: pyspnego's NTLM user file and, when the lab has a KDC, MIT's
+    keytab (``KRB5_KTNAME``) and profile (``KRB5_CONFIG``): the library reads them from the environment."""
+
+    ntlm_user_file: Path
+    keytab: Path | None = None
+    krb5_config: Path | None = None
+
+    def environment(self) -> dict[str, str]:
+        env = {"NTLM_USER_FILE": str(self.ntlm_user_file)}
+        if self.keytab is not None:
+            env["KRB5_KTNAME"] = f"FILE:{self.keytab}"
+        if self.krb5_config is not None:
+            env["KRB5_CONFIG"] = str(self.krb5_config)
+        return env
+
+
 @contextlib.contextmanager
-def _ntlm_user_file(path: Path) -> Iterator[None]:
+def _acceptor_environment(files: AcceptorFiles) -> Iterator[None]:
     with _ENV_LOCK:
-        previous = os.environ.get("NTLM_USER_FILE")
-        os.environ["NTLM_USER_FILE"] = str(path)
+        wanted = files.environment()
+        previous = {name: os.environ.get(name) for name in wanted}
+        os.environ.update(wanted)
         try:
             yield
         finally:
-            if previous is None:
-                # pop, not del: never fail the handshake over a variable someone else already removed
-                os.environ.pop("NTLM_USER_FILE", None)
-            else:
-                os.environ["NTLM_USER_FILE"] = previous
+            for name, value in previous.items():
+                if value is None:
+                    # pop, not del: never fail the handshake over a variable someone else already removed
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 class NegotiateAcceptor:
-    """One Negotiate (SPNEGO/NTLM) server context bound to a TCP connection."""
+    """One server context bound to a TCP connection: ``Negotiate`` (SPNEGO with NTLM or Kerberos inside, or a
+    raw NTLM or Kerberos token, as Windows accepts) or ``Kerberos`` (raw Kerberos tokens only)."""
 
-    def __init__(self, user_file: Path, channel_binding: bytes | None) -> None:
-        self._user_file = user_file
+    def __init__(
+        self, files: AcceptorFiles | Path, channel_binding: bytes | None, *, protocol: str = "negotiate"
+    ) -> None:
+        self._files = files if isinstance(files, AcceptorFiles) else AcceptorFiles(files)
+        self.protocol = protocol
         bindings = (
             spnego.channel_bindings.GssChannelBindings(application_data=channel_binding) if channel_binding else None
         )
-        with _ntlm_user_file(user_file):
-            # The pure-Python Negotiate implementation: only NTLM is offered inside it (no Kerberos keytab).
+        with _acceptor_environment(self._files):
+            # Negotiate: pyspnego's own SPNEGO, with NTLM from the user file and Kerberos through gssapi and
+            # the keytab (when the lab has a KDC). Kerberos: gssapi alone.
             self.context = spnego.server(
-                protocol="negotiate",
-                options=spnego.NegotiateOptions.use_negotiate,
+                protocol=protocol,
+                options=spnego.NegotiateOptions.use_negotiate
+                if protocol == "negotiate"
+                else spnego.NegotiateOptions.none,
                 channel_bindings=bindings,
             )
 
@@ -182,10 +222,12 @@ class NegotiateAcceptor:
     def step(self, token: bytes) -> bytes | None:
         """Feed the client's token; return the reply token. Bad credentials raise :class:`AuthenticationFailed`."""
         try:
-            with _ntlm_user_file(self._user_file):
+            with _acceptor_environment(self._files):
                 out: bytes | None = self.context.step(token)
-        except (spnego.exceptions.SpnegoError, ValueError, struct.error) as err:
-            raise AuthenticationFailed(f"Negotiate authentication failed: {type(err).__name__}") from None
+        except (spnego.exceptions.SpnegoError, ValueError, struct.error, AttributeError) as err:
+            # AttributeError: python-gssapi defers a failed accept's error and then fails reading the flags of
+            # the context that never started. The messages name no secret (GSS status texts, NTLM reasons).
+            raise AuthenticationFailed(f"{self.protocol} authentication failed: {type(err).__name__}: {err}") from None
         return out
 
     def client_user(self) -> tuple[str | None, str]:
@@ -193,6 +235,21 @@ class NegotiateAcceptor:
         principal = self.context.client_principal or ""
         domain, sep, user = principal.partition("\\")
         return (domain, user) if sep else (None, principal)
+
+    @property
+    def kerberos_user(self) -> str | None:
+        """The user part of the client's Kerberos principal (``user@REALM``), or None for NTLM."""
+        principal = self.context.client_principal or ""
+        if "\\" in principal or "@" not in principal:
+            return None
+        return principal.rpartition("@")[0]
+
+    def find_account(self, accounts: DeviceAccounts) -> Account | None:
+        """The account the client authenticated as (Kerberos: a domain account; NTLM: as the client named it)."""
+        user = self.kerberos_user
+        if user is not None:
+            return accounts.find_kerberos(user)
+        return accounts.find(*self.client_user())
 
 
 def parse_basic(value: str) -> tuple[str | None, str, str]:

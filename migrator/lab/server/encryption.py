@@ -1,7 +1,8 @@
 """WS-Man message encryption over HTTP ([MS-WSMV] 2.2.9.1, "Encrypted Message Types").
 
-When a client authenticated with Negotiate/NTLM talks plain HTTP, every SOAP body travels sealed with the
-authentication context, framed as a two-part MIME document::
+When a client authenticated with Negotiate (NTLM or Kerberos) or Kerberos talks plain HTTP, every SOAP body
+travels sealed with the authentication context (whichever mechanism it holds: the code is the same), framed
+as a two-part MIME document::
 
     --Encrypted Boundary\\r\\n
     \\tContent-Type: application/HTTP-SPNEGO-session-encrypted\\r\\n
@@ -20,8 +21,26 @@ import struct
 from typing import Protocol
 
 SPNEGO_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
+# After the ``Kerberos`` (not ``Negotiate``) scheme, [MS-WSMV] 2.2.9.1.2: the same framing, sealed with
+# GSS_WrapEx of the Kerberos context (RFC 4121 wrap tokens: the "signature" is the token header).
+KERBEROS_PROTOCOL = "application/HTTP-Kerberos-session-encrypted"
+PROTOCOLS = (SPNEGO_PROTOCOL, KERBEROS_PROTOCOL)
 BOUNDARY = "Encrypted Boundary"
 CONTENT_TYPE = f'multipart/encrypted;protocol="{SPNEGO_PROTOCOL}";boundary="{BOUNDARY}"'
+
+
+def content_type(protocol: str) -> str:
+    return f'multipart/encrypted;protocol="{protocol}";boundary="{BOUNDARY}"'
+
+
+def protocol_of(content_type: str) -> str | None:
+    """Which of :data:`PROTOCOLS` a ``multipart/encrypted`` Content-Type names (None: another one)."""
+    lowered = content_type.lower()
+    for protocol in PROTOCOLS:
+        if protocol.lower() in lowered:
+            return protocol
+    return None
+
 
 _PART_SPLIT = re.compile(rb"--\s*" + re.escape(BOUNDARY.encode()) + rb"\r\n")
 
@@ -56,7 +75,7 @@ def is_encrypted(content_type: str) -> bool:
 
 def unwrap(context: SealingContext, content_type: str, payload: bytes) -> bytes:
     """Decrypt a ``multipart/encrypted`` request body into the SOAP envelope."""
-    if SPNEGO_PROTOCOL.lower() not in content_type.lower():
+    if protocol_of(content_type) is None:
         raise EncryptionError("unsupported encryption protocol")
     parts = [p for p in _PART_SPLIT.split(payload) if p]
     if len(parts) < 2 or len(parts) % 2:
@@ -87,13 +106,14 @@ def unwrap(context: SealingContext, content_type: str, payload: bytes) -> bytes:
     return message
 
 
-def wrap(context: SealingContext, message: bytes) -> bytes:
-    """Seal a SOAP envelope into the ``multipart/encrypted`` body; send it with :data:`CONTENT_TYPE`."""
+def wrap(context: SealingContext, message: bytes, protocol: str = SPNEGO_PROTOCOL) -> bytes:
+    """Seal a SOAP envelope into the ``multipart/encrypted`` body; send it with :func:`content_type` of the
+    same ``protocol`` (the one the request used)."""
     result = context.wrap_winrm(message)
     sealed = struct.pack("<I", len(result.header)) + result.header + result.data
     head = (
         f"--{BOUNDARY}\r\n"
-        f"\tContent-Type: {SPNEGO_PROTOCOL}\r\n"
+        f"\tContent-Type: {protocol}\r\n"
         f"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={len(message) + result.padding_length}\r\n"
         f"--{BOUNDARY}\r\n"
         "\tContent-Type: application/octet-stream\r\n"

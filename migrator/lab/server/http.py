@@ -21,6 +21,7 @@ import h11
 
 from migrator.lab.server import encryption, soap
 from migrator.lab.server.auth import (
+    AcceptorFiles,
     Account,
     AuthenticationFailed,
     NegotiateAcceptor,
@@ -144,6 +145,9 @@ class HttpConnection:
     def _offer(self) -> Reply:
         """401 with what WinRM offers: Negotiate, plus Basic only over HTTPS when enabled."""
         headers = [(b"WWW-Authenticate", b"Negotiate")]
+        if self.device.name in self.device.lab.keytabs:
+            # WinRM's default Auth/Kerberos=true: offered once the lab has a KDC and a keytab.
+            headers.append((b"WWW-Authenticate", b"Kerberos"))
         if self.https and self.device.allow_basic:
             headers.append((b"WWW-Authenticate", b'Basic realm="WSMAN"'))
         return Reply(401, headers=headers)
@@ -172,6 +176,7 @@ class HttpConnection:
         extra = auth_headers if isinstance(auth_headers, list) else []
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         encrypted = encryption.is_encrypted(content_type)
+        protocol = encryption.protocol_of(content_type) or encryption.SPNEGO_PROTOCOL
         if encrypted:
             if self._acceptor is None or not self._acceptor.complete or account is not self._account:
                 return Reply(400, headers=extra)
@@ -191,8 +196,8 @@ class HttpConnection:
         xml, status = await self._dispatch(plain, account)
         if encrypted:
             assert self._acceptor is not None
-            sealed = encryption.wrap(self._acceptor.context, xml)
-            return Reply(status, sealed, [(b"Content-Type", encryption.CONTENT_TYPE.encode()), *extra])
+            sealed = encryption.wrap(self._acceptor.context, xml, protocol)
+            return Reply(status, sealed, [(b"Content-Type", encryption.content_type(protocol).encode()), *extra])
         return Reply(status, xml, [(b"Content-Type", SOAP_CONTENT_TYPE), *extra])
 
     def _authenticate(self, header: bytes | None) -> tuple[Account | None, Reply | list[tuple[bytes, bytes]] | None]:
@@ -204,7 +209,9 @@ class HttpConnection:
         scheme = scheme.lower()
         try:
             if scheme == "negotiate":
-                return self._negotiate(value)
+                return self._negotiate(value, "Negotiate")
+            if scheme == "kerberos" and device.name in device.lab.keytabs:
+                return self._negotiate(value, "Kerberos")
             if scheme == "basic" and self.https and device.allow_basic:
                 account = authorize(check_basic(device.accounts, value))
                 self._password_changed()
@@ -216,23 +223,28 @@ class HttpConnection:
         # Kerberos, CredSSP, NTLM-by-name, or Basic where it is not allowed: not offered.
         return None, self._offer()
 
-    def _negotiate(self, value: str) -> tuple[Account | None, Reply | list[tuple[bytes, bytes]] | None]:
+    def _negotiate(self, value: str, scheme: str) -> tuple[Account | None, Reply | list[tuple[bytes, bytes]] | None]:
+        """One step of ``Negotiate`` (NTLM or Kerberos) or ``Kerberos``; the reply names the same scheme."""
         device = self.device
         try:
             token = base64.b64decode(value.strip(), validate=True)
         except binascii.Error:
-            raise AuthenticationFailed("malformed Negotiate token") from None
-        if self._acceptor is None or self._acceptor.complete:
+            raise AuthenticationFailed(f"malformed {scheme} token") from None
+        protocol = scheme.lower()
+        if self._acceptor is None or self._acceptor.complete or self._acceptor.protocol != protocol:
             binding = device.certificate.tls_server_end_point if self.https else None
-            self._acceptor = NegotiateAcceptor(device.lab.ntlm_files.path(device.name), binding)
+            files = AcceptorFiles(
+                device.lab.ntlm_files.path(device.name), device.lab.keytabs.get(device.name), device.lab.krb5_config
+            )
+            self._acceptor = NegotiateAcceptor(files, binding, protocol=protocol)
             self._account = None
         out = self._acceptor.step(token)
+        header = scheme.encode() + b" "
         if not self._acceptor.complete:
-            return None, Reply(401, headers=[(b"WWW-Authenticate", b"Negotiate " + base64.b64encode(out or b""))])
-        domain, user = self._acceptor.client_user()
-        self._account = authorize(device.accounts.find(domain, user))
+            return None, Reply(401, headers=[(b"WWW-Authenticate", header + base64.b64encode(out or b""))])
+        self._account = authorize(self._acceptor.find_account(device.accounts))
         self._password_changed()
-        extra = [(b"WWW-Authenticate", b"Negotiate " + base64.b64encode(out))] if out else []
+        extra = [(b"WWW-Authenticate", header + base64.b64encode(out))] if out else []
         return self._account, extra
 
     def _password_changed(self) -> None:

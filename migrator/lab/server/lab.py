@@ -86,6 +86,9 @@ class LabServer:
         self.clock: LabClock = clock or RealClock()
         self.ca = LabCA(lab_dir / "pki")
         self.ntlm_files = NtlmUserFiles()
+        # Set by the runtime once the lab's KDCs run: the listeners then accept Kerberos too.
+        self.keytabs: dict[str, Path] = {}  # device name -> the keytab of its SPNs
+        self.krb5_config: Path | None = None
         self.devices: dict[str, DeviceRuntime] = {}
         self.executions = 0  # commands and pipelines started, for tests and benchmarks
         self._tasks: set[asyncio.Task[Any]] = set()
