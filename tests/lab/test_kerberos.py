@@ -49,7 +49,7 @@ IN_CI = bool(os.environ.get("CI") or os.environ.get("MIGRATOR_CI"))
 def _why_not() -> str | None:
     missing = missing_tools()
     if missing:
-        return f"MIT Kerberos is not installed ({', '.join(missing)}): bash .ci/test installs it"
+        return f"MIT Kerberos is not installed ({', '.join(missing)}): bash .ci/system-packages installs it"
     if gssapi is None:
         return "python-gssapi is not installed: pip install -e '.[kerberos]'"
     return None
