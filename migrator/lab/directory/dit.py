@@ -305,29 +305,22 @@ class Directory:
 
     def groups_in_chain(self, dn: str) -> set[str]:
         """Keys of every group ``dn`` is in, directly or through nested groups (LDAP_MATCHING_RULE_IN_CHAIN)."""
-        seen: set[str] = set()
-        stack = [dn_key(dn)]
-        while stack:
-            entry = self._entries.get(stack.pop())
-            if entry is None:
-                continue
-            for group in entry.get("memberOf"):
-                key = dn_key(group) if isinstance(group, str) else ""
-                if key and key not in seen:
-                    seen.add(key)
-                    stack.append(key)
-        return seen
+        return self._chain(dn, "memberOf")
 
     def members_in_chain(self, dn: str) -> set[str]:
         """Keys of every object below group ``dn`` through nested ``member`` links."""
+        return self._chain(dn, "member")
+
+    def _chain(self, dn: str, link: str) -> set[str]:
+        """Keys reached from ``dn`` by following the DN-valued attribute ``link`` transitively (cycles allowed)."""
         seen: set[str] = set()
         stack = [dn_key(dn)]
         while stack:
             entry = self._entries.get(stack.pop())
             if entry is None:
                 continue
-            for member in entry.get("member"):
-                key = dn_key(member) if isinstance(member, str) else ""
+            for value in entry.get(link):
+                key = dn_key(value) if isinstance(value, str) else ""
                 if key and key not in seen:
                     seen.add(key)
                     stack.append(key)
