@@ -210,6 +210,20 @@ _WHERE_OPERATORS = (
 )
 
 
+class _Collecting(GenericCmdlet):
+    """A cmdlet that needs all its input before it answers: pipeline items, or -InputObject given whole."""
+
+    def begin(self) -> None:
+        self.items: list[Any] = []
+
+    def process(self, item: Any) -> None:
+        if item is NOTHING:
+            if "InputObject" in self.params:
+                self.items.append(self.params["InputObject"])
+            return
+        self.items.append(item)
+
+
 @cmdlet(
     "Where-Object",
     _INPUT,
@@ -502,17 +516,7 @@ def _unique_key(value: Any) -> Any:
     aliases=("sort",),
     dotnet_class="Microsoft.PowerShell.Commands.SortObjectCommand",
 )
-class SortObject(GenericCmdlet):
-    def begin(self) -> None:
-        self.items: list[Any] = []
-
-    def process(self, item: Any) -> None:
-        if item is NOTHING:
-            if "InputObject" in self.params:
-                self.items.append(self.params["InputObject"])
-            return
-        self.items.append(item)
-
+class SortObject(_Collecting):
     def end(self) -> None:
         descending = self.flag("Descending")
         case_sensitive = self.flag("CaseSensitive")
@@ -570,18 +574,11 @@ class SortObject(GenericCmdlet):
     aliases=("measure",),
     dotnet_class="Microsoft.PowerShell.Commands.MeasureObjectCommand",
 )
-class MeasureObject(GenericCmdlet):
+class MeasureObject(_Collecting):
     def begin(self) -> None:
         if self.flag("Line") or self.flag("Word") or self.flag("Character"):
             raise NotSupportedByLab("Measure-Object -Line/-Word/-Character")
-        self.items: list[Any] = []
-
-    def process(self, item: Any) -> None:
-        if item is NOTHING:
-            if "InputObject" in self.params:
-                self.items.append(self.params["InputObject"])
-            return
-        self.items.append(item)
+        super().begin()
 
     def end(self) -> None:
         properties = self.params.get("Property") or [None]
@@ -1009,22 +1006,12 @@ class WriteHost(GenericCmdlet):
         self.interp.write_information(message, action, "Write-Host", ("PSHOST",))
 
 
-class _FormatCmdlet(GenericCmdlet):
+class _FormatCmdlet(_Collecting):
     """Format-List / Format-Table: the lab emits the formatted text as lines (what ``| Out-String -Stream``
     gives); Windows emits format objects that only Out-* cmdlets read, so ``| Out-String`` and a console show
     the same text."""
 
     name = "Format-*"
-
-    def begin(self) -> None:
-        self.items: list[Any] = []
-
-    def process(self, item: Any) -> None:
-        if item is NOTHING:
-            if "InputObject" in self.params:
-                self.items.append(self.params["InputObject"])
-            return
-        self.items.append(item)
 
     def wanted(self) -> list[str] | None:
         value = self.params.get("Property")
@@ -1078,17 +1065,7 @@ class FormatTable(_FormatCmdlet):
     P("Width", "int"),
     dotnet_class="Microsoft.PowerShell.Commands.OutStringCommand",
 )
-class OutString(GenericCmdlet):
-    def begin(self) -> None:
-        self.items: list[Any] = []
-
-    def process(self, item: Any) -> None:
-        if item is NOTHING:
-            if "InputObject" in self.params:
-                self.items.append(self.params["InputObject"])
-            return
-        self.items.append(item)
-
+class OutString(_Collecting):
     def end(self) -> None:
         text = format_default(self.items)
         if self.flag("Stream"):
