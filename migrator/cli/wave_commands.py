@@ -73,10 +73,6 @@ def fail(message: str, code: int = EXIT_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
-def open_store(store: str | None, state: Path, *, must_exist: bool = False) -> Store:
-    return open_command_store(store, state, create=not must_exist)
-
-
 def warn_directory(knowledge: DirectoryKnowledge, command: str) -> None:
     """Each domain whose directory could not be read: a warning on standard error (the wave's service logged
     it already, with ``command``'s wave)."""
@@ -251,7 +247,7 @@ def run(
         inputs = load_wave_inputs(request)
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
-    store = open_store(store_url, state)
+    store = open_command_store(store_url, state)
     start_logging(state, [credentials.password.get_secret_value()])
     try:
         plan = plan_wave(
@@ -289,7 +285,7 @@ def resume(
     Example: migrator resume --state ./state --secrets lab-secrets.env
     """
     credentials = load_credentials_or_fail(secrets)
-    store = open_store(store_url, state, must_exist=True)
+    store = open_command_store(store_url, state, create=False)
     start_logging(state, [credentials.password.get_secret_value()])
     try:
         plans = resumable_waves(store, credentials, RealClock(), wait_for_waiting=wait, lease_seconds=lease_seconds)
@@ -317,7 +313,7 @@ def resume(
 
 
 def _operator(store: str | None, state: Path) -> StoreWaves:
-    return StoreWaves(open_store(store, state, must_exist=True), getpass.getuser())
+    return StoreWaves(open_command_store(store, state, create=False), getpass.getuser())
 
 
 @commands.command("pause")
