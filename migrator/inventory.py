@@ -5,7 +5,8 @@ YAML::
     defaults: {transport: psrp, scheme: https, port: 5986, auth: ntlm, ca_bundle: lab-ca.pem}
     devices:
       - {name: PC-0001, address: 127.20.0.1, domain: corp.contoso.com, groups: [pilot]}
-    lab: {control: "http://127.0.0.1:PORT"}
+    lab: {control: "http://127.0.0.1:PORT", graph: {url: ..., authority: ..., tenant_id: ...}}
+    entra: {tenant_id: GUID, client_id: GUID}   # optional: Entra ID / Intune through Graph (see migrator.cloud)
     directory:                       # optional: how to read each AD domain (see migrator.directory)
       auth: ntlm                     # ntlm (default), simple (LDAPS only) or kerberos (SASL GSSAPI)
       domains: [{name: corp.contoso.com, server: dc01.corp.contoso.com, port: 636, security: ldaps}]
@@ -164,9 +165,54 @@ class LabDomain(_Strict):
     kdc_port: int | None = Field(default=None, ge=1, le=65535)
 
 
+class LabGraph(_Strict):
+    """Where the lab tenant serves Graph and its authority (``lab up`` writes it)."""
+
+    url: str
+    authority: str
+    tenant_id: str
+
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _https_url(value: str | None) -> str | None:
+    if value is not None and (urlsplit(value).scheme != "https" or not urlsplit(value).hostname):
+        raise ValueError(f"{clip(value)!r} is not an https:// URL")
+    return value.rstrip("/") if value is not None else None
+
+
+class EntraSection(_Strict):
+    """The Entra ID tenant and app registration migrator uses through Microsoft Graph (:mod:`migrator.cloud`).
+
+    Every field may be left out in a lab inventory (``lab: graph:`` gives tenant, authority and Graph's URL); the
+    client id may also come from ``MIGRATOR_GRAPH_CLIENT_ID``. The app's secret never lives here:
+    ``MIGRATOR_GRAPH_CLIENT_SECRET`` in the environment or the secrets file, or a certificate file."""
+
+    tenant_id: str | None = None
+    client_id: str | None = None
+    authority: str | None = None  # default https://login.microsoftonline.com/<tenant_id>
+    graph_url: str | None = None  # default https://graph.microsoft.com/v1.0
+    ca_bundle: str | None = None  # default: the inventory's defaults.ca_bundle when Graph is the lab's
+    certificate: str | None = None  # PEM file with the app certificate and its private key: certificate credentials
+
+    @field_validator("tenant_id", "client_id")
+    @classmethod
+    def _guid(cls, value: str | None) -> str | None:
+        if value is not None and not _GUID.match(value):
+            raise ValueError(f"{clip(value)!r} is not a GUID (the tenant id and the app's client id are GUIDs)")
+        return value.lower() if value is not None else None
+
+    @field_validator("authority", "graph_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        return _https_url(value)
+
+
 class LabRef(_Strict):
     control: str
     domains: list[LabDomain] = Field(default_factory=list)
+    graph: LabGraph | None = None
 
     @field_validator("control")
     @classmethod
@@ -215,6 +261,7 @@ class InventoryFile(_Strict):
     groups: dict[str, list[str]] = Field(default_factory=dict)  # extra groups: name -> device names
     lab: LabRef | None = None
     directory: DirectorySection | None = None
+    entra: EntraSection | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> InventoryFile:
@@ -255,6 +302,10 @@ class Inventory:
     @property
     def lab(self) -> LabRef | None:
         return self.data.lab
+
+    @property
+    def entra(self) -> EntraSection | None:
+        return self.data.entra
 
     def device(self, name: str) -> DeviceEntry | None:
         return self._by_name.get(name.casefold())

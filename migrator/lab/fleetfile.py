@@ -108,6 +108,8 @@ def fleet_to_data(fleet: Fleet) -> dict[str, Any]:
     data = fleet.model_dump(mode="json")
     if not data.get("directory_changes"):
         data.pop("directory_changes", None)  # fleets whose directory nobody changed keep their former form
+    if data.get("entra") is None:
+        data.pop("entra", None)  # likewise fleets no lab tenant has served
     for device in data["devices"]:
         device["registry"] = _compact_registry(device["registry"]["keys"])
     return data

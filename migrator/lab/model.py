@@ -471,6 +471,28 @@ class DirectoryChange(_Model):
     user: bool = False  # a GPO's User Configuration
 
 
+class EntraHelloMethod(_Model):
+    """A Windows Hello for Business key registered on a user in Entra ID (one of their authentication methods).
+
+    Provisioning registers the key (event 300, "registered with Azure AD"); deleting the container on the device
+    does not remove it: it stays until an admin (or the migration) deletes the method through Graph."""
+
+    id: str  # the key's id: the container's NgcKeyId GUID, lower case, without braces
+    user_upn: str
+    device_name: str
+    created: datetime
+    key_strength: Literal["normal", "weak", "unknown"] = "normal"
+
+
+class EntraState(_Model):
+    """What the lab tenant keeps between runs: registered Hello keys, Entra group members, Intune check-ins."""
+
+    hello_methods: list[EntraHelloMethod] = Field(default_factory=list)
+    group_members: dict[str, list[str]] = Field(default_factory=dict)  # group display name -> device names
+    deleted_devices: list[str] = Field(default_factory=list)  # device names whose Entra object an admin deleted
+    last_mdm_sync: dict[str, datetime] = Field(default_factory=dict)  # device name -> last Intune check-in
+
+
 class Fleet(_Model):
     """A whole lab: what ``lab fleet`` writes and ``lab up --fleet`` reads."""
 
@@ -483,6 +505,8 @@ class Fleet(_Model):
     admin: AdminAccount = Field(default_factory=AdminAccount)
     devices: list[Device]
     directory_changes: list[DirectoryChange] = Field(default_factory=list)  # written only when there are some
+    # The lab tenant's state (migrator.lab.graph); None until a tenant has run: it is then derived from the devices.
+    entra: EntraState | None = None
 
     def domain(self, dns_name: str | None) -> Domain | None:
         if dns_name is None:

@@ -12,11 +12,15 @@ ports: ``LabPorts(http=0, https=0)``). Starting it:
 3. gives every lab domain a domain controller (:mod:`migrator.lab.directory`): its directory generated from
    the fleet and its seed, LDAP and LDAPS (lab CA) on its own 127.x address (127.19.0.1 upward by default),
    where the admin account binds with the same password as on the devices;
-4. starts the control endpoint on 127.0.0.1;
-5. writes, atomically and only once everything listens: the inventory (with the ports chosen, each device's
+4. starts the lab tenant (:mod:`migrator.lab.graph`): the token endpoint and Microsoft Graph v1.0 over HTTPS
+   (lab CA) on its own address (127.18.0.1 by default) and a free port, Intune check-ins on the lab's clock;
+5. starts the control endpoint on 127.0.0.1;
+6. writes, atomically and only once everything listens: the inventory (with the ports chosen, each device's
    ``fqdn`` and the ``lab: domains:`` contract: ``name``, ``realm``, ``dc_address``, ``ldap_port``,
-   ``ldaps_port``, ``kdc_port``, which stays null until the lab has a KDC), ``lab-ca.pem`` and
-   ``lab-secrets.env`` (mode 0600: the admin account's user name and password, and the control token).
+   ``ldaps_port``, ``kdc_port``, which stays null until the lab has a KDC; and ``lab: graph:`` ``url``,
+   ``authority``, ``tenant_id``), ``lab-ca.pem`` and ``lab-secrets.env`` (mode 0600: the admin account's user
+   name and password, the control token, and the tenant app's ``MIGRATOR_GRAPH_CLIENT_ID`` and
+   ``MIGRATOR_GRAPH_CLIENT_SECRET``).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from migrator.lab.directory.build import build_directories, group_policy_engine
 from migrator.lab.directory.kdc import KdcError, KdcSet, Realm, install_hint, missing_tools
 from migrator.lab.directory.server import DirectoryServer, default_addresses
 from migrator.lab.executor import LabExecutor
+from migrator.lab.graph import GraphServer, GraphTenant
 from migrator.lab.model import Fleet
 from migrator.lab.server import Account, BackgroundLab, FaultPlan, LabServer
 from migrator.lab.windows import ADMIN_SID, Lab
@@ -94,6 +99,7 @@ class LabPorts:
     ldap: int | None = 389  # every domain controller's LDAP port (None: no such listener; 0: a free one)
     ldaps: int | None = 636
     ldap_free_if_taken: bool = True  # a DC port that is taken (or privileged) is replaced by a free one
+    graph: int = 0  # the lab tenant's HTTPS port (0: a free one)
 
 
 class LabRuntime:
@@ -111,6 +117,7 @@ class LabRuntime:
         dc_addresses: dict[str, str] | None = None,
         gpo_refresh: bool = False,
         kerberos: bool | None = False,
+        graph_address: str | None = None,
     ) -> None:
         """``dc_addresses``: the loopback address of each domain's DC by DNS name (default 127.19.0.1 upward).
         ``gpo_refresh``: devices refresh Group Policy in the background every 90 +- 30 virtual minutes, as
@@ -118,7 +125,8 @@ class LabRuntime:
         refresh overwrites); gpupdate and boot apply it either way.
         ``kerberos``: True starts a KDC per realm or fails (:class:`InputError` saying what to install), False
         runs NTLM only (the default, for tests and the demo), None (``lab up``'s default) starts the KDCs where MIT
-        Kerberos is installed."""
+        Kerberos is installed.
+        ``graph_address``: the lab tenant's loopback address (default 127.18.0.1)."""
         self.fleet = fleet
         self.work_dir = work_dir
         self.ports = ports
@@ -166,6 +174,11 @@ class LabRuntime:
         self.kdc: KdcSet | None = None
         if kerberos is not False and not self.kerberos_missing:
             self.kdc = KdcSet(work_dir, self._realms(addresses), admin.username, self.password)
+        self.tenant = GraphTenant(self.lab)
+        graph_options = {"address": graph_address} if graph_address else {}
+        self.graph = GraphServer(
+            self.tenant, self.server.ca, port=ports.graph, faults=self.server.faults, **graph_options
+        )
         self.control = ControlServer(self.lab, self.token, self._power, self.directory, self.group_policy)
         self.control_url = ""
         self._started = False
@@ -270,6 +283,13 @@ class LabRuntime:
         for domain in self.fleet.domains:
             # nltest /dsgetdc prints the address the domain's DC really answers on.
             domain.dc_address = self.directory.controller(domain.dns_name).address
+        try:
+            self.graph.start()
+        except OSError as err:
+            self._abort()
+            raise InputError(
+                f"cannot listen for the lab tenant at {self.graph.address}: {err.strerror} ({err})"
+            ) from None
         port = self.background.call(self.control.start(self.ports.control))
         self.control_url = f"http://127.0.0.1:{port}"
         self.lab.start_simulation()
@@ -277,6 +297,8 @@ class LabRuntime:
         self._started = True
 
     def _abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.graph.stop()
         with contextlib.suppress(Exception):
             self.background.stop()
 
@@ -298,7 +320,9 @@ class LabRuntime:
             f"MIGRATOR_USERNAME={admin.domain}\\{admin.username}\n"
             f"MIGRATOR_PASSWORD={self.password}\n"
             f"{principal}"
-            f"MIGRATOR_LAB_TOKEN={self.token}\n",
+            f"MIGRATOR_LAB_TOKEN={self.token}\n"
+            f"MIGRATOR_GRAPH_CLIENT_ID={self.graph.client_id}\n"
+            f"MIGRATOR_GRAPH_CLIENT_SECRET={self.graph.client_secret}\n",
             mode=0o600,
         )
         if self.kdc is not None and self.kerberos_ready:
@@ -327,8 +351,12 @@ class LabRuntime:
         return {
             "defaults": defaults,
             "devices": devices,
-            "lab": {"control": self.control_url, "domains": self.domains_data()},
+            "lab": {"control": self.control_url, "domains": self.domains_data(), "graph": self.graph_data()},
         }
+
+    def graph_data(self) -> dict[str, str]:
+        """The ``lab: graph:`` contract: where the lab tenant's Graph and authority are, and the tenant id."""
+        return {"url": self.graph.url, "authority": self.graph.authority, "tenant_id": self.tenant.tenant_id}
 
     def domains_data(self) -> list[dict[str, Any]]:
         """The ``lab: domains:`` contract: where each domain's DC listens (ports as chosen at start)."""
@@ -353,6 +381,7 @@ class LabRuntime:
                 self.background.call(self.control.stop())
             with contextlib.suppress(Exception):
                 self.background.call(self.directory.stop())
+            self.graph.stop()
             self.background.stop()
             self._started = False
         if self.kdc is not None:

@@ -16,6 +16,9 @@ stage                     kinds, and what the client observes (as against Window
                           (``w:TimedOut`` 0x80338029, as Receive answers after OperationTimeout), ``busy``
                           (``w:QuotaLimit`` 0x803381A6, MaxConcurrentOperationsPerUser)
 ``exec``                  ``slow`` (adds ``delay`` ± jitter of execution time to commands/pipelines)
+``graph`` (lab tenant)    ``throttle`` (Graph answers 429 ``TooManyRequests`` with ``Retry-After: delay``
+                          seconds; ``actions`` name Graph operations, e.g. ``windowsHelloForBusinessMethods``,
+                          ``members``, ``syncDevice``; the rule's ``devices`` glob is matched against ``graph``)
 ========================  ==============================================================================
 
 A rule matches devices by glob (``devices``, default every device) and WS-Man actions by name (``actions``,
@@ -103,6 +106,7 @@ class FaultKind(enum.StrEnum):
     TIMEOUT = "timeout"
     BUSY = "busy"
     SLOW = "slow"
+    THROTTLE = "throttle"
 
 
 STAGES: dict[str, frozenset[FaultKind]] = {
@@ -110,6 +114,7 @@ STAGES: dict[str, frozenset[FaultKind]] = {
     "auth": frozenset({FaultKind.UNAUTHORIZED}),
     "action": frozenset({FaultKind.HTTP_500, FaultKind.TIMEOUT, FaultKind.BUSY}),
     "exec": frozenset({FaultKind.SLOW}),
+    "graph": frozenset({FaultKind.THROTTLE}),
 }
 
 
