@@ -20,10 +20,18 @@
         ├── DirectoryCredentialsError  the bind was refused (wrong name or password), or a read was refused
         ├── DirectoryConfigurationError  TLS trust, port, mechanism (GSSAPI without python-gssapi)
         └── DirectoryProtocolError the DC answered something this client did not expect
+    └── CloudError                 something about the Entra ID tenant, through Microsoft Graph (.tenant)
+        ├── CloudUnavailable       no answer, 5xx, or still throttled (429) after the retries: retry later
+        ├── CloudCredentialsError  the token was refused: wrong client secret or certificate, unknown app (AADSTS)
+        ├── CloudAccessDenied      403: the app lacks an application permission (named in the message)
+        ├── CloudNotFound          404: the user, device, group or method does not exist (any more)
+        ├── CloudConfigurationError  TLS trust, authority, tenant or Graph URL cannot work
+        └── CloudProtocolError     Graph answered something this client did not expect (or the lab refused it)
 
 Foreign exceptions (requests, pypsrp, pywinrm, socket, ssl) are mapped into this tree once, at the adapters in
 :mod:`migrator.remote`; ldap3's (and socket's, ssl's) for the directory once, in
-:mod:`migrator.directory.client`. Messages never contain secrets.
+:mod:`migrator.directory.client`; msal's and httpx's once, in :mod:`migrator.cloud.client`. Messages never
+contain secrets.
 
 Every command exits with one of :class:`ExitCode` (the same table is in the README).
 """
@@ -158,5 +166,50 @@ class DirectoryConfigurationError(DirectoryError):
 
 class DirectoryProtocolError(DirectoryError):
     """The domain controller answered something this client did not expect."""
+
+    action = "give up and report it"
+
+
+class CloudError(MigratorError):
+    """An error about the Entra ID tenant reached through Microsoft Graph; the wave keeps what it recorded."""
+
+    def __init__(self, tenant: str, message: str) -> None:
+        super().__init__(f"Entra ID tenant {tenant}: {message}")
+        self.tenant = tenant
+        self.detail = message
+
+
+class CloudUnavailable(CloudError):
+    """No answer, a server error, or throttling that outlasted the retries."""
+
+    action = "retry later"
+
+
+class CloudCredentialsError(CloudError):
+    """The token endpoint refused the app's credentials (wrong secret or certificate, unknown client id)."""
+
+    action = "fix the app's credentials (MIGRATOR_GRAPH_CLIENT_SECRET or the certificate)"
+
+
+class CloudAccessDenied(CloudError):
+    """Graph refused the call: the app lacks the application permission it needs (admin consent)."""
+
+    action = "grant the app the application permission named, with admin consent"
+
+
+class CloudNotFound(CloudError):
+    """The object asked for does not exist (a deleted device, an unknown user, a method already removed)."""
+
+    action = "check the object still exists in Entra ID"
+
+
+class CloudConfigurationError(CloudError):
+    """The settings cannot work: TLS trust, authority, tenant id or Graph URL."""
+
+    action = "fix the entra: section of the inventory"
+
+
+class CloudProtocolError(CloudError):
+    """Graph answered something this client did not expect."""
 
     action = "give up and report it"

@@ -82,10 +82,13 @@ class AppRegistration:
     roles: frozenset[str] = frozenset(DEFAULT_ROLES)
 
     def certificate_by_thumbprint(self, header: dict[str, Any]) -> x509.Certificate | None:
+        # RFC 7515 §4.1.7-8: base64url of the DER's SHA-1 / SHA-256 (msal keeps the padding; compared without it).
+        sha256 = str(header.get("x5t#S256", "")).rstrip("=")
+        sha1 = str(header.get("x5t", "")).rstrip("=")
         for cert in self.certificates:
-            if header.get("x5t#S256") == b64url(cert.fingerprint(hashes.SHA256())):
+            if sha256 and sha256 == b64url(cert.fingerprint(hashes.SHA256())):
                 return cert
-            if header.get("x5t") == b64url(cert.fingerprint(hashes.SHA1())):  # noqa: S303 - the x5t header is SHA-1
+            if sha1 and sha1 == b64url(cert.fingerprint(hashes.SHA1())):  # noqa: S303 - the x5t header is SHA-1
                 return cert
         return None
 
@@ -227,7 +230,7 @@ class TokenService:
                 audience=self.token_endpoint,
                 issuer=app.client_id,
                 leeway=CLOCK_SKEW,
-                options={"require": ["aud", "iss", "sub", "exp", "nbf"]},
+                options={"require": ["aud", "iss", "sub", "exp"]},  # nbf and jti are optional (RFC 7523 §3)
             )
         except jwt.ExpiredSignatureError:
             raise TokenRefused(
