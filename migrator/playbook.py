@@ -118,6 +118,13 @@ class Retries(_Strict):
     total: Duration = 600.0
 
 
+class EntraSettings(_Strict):
+    # After a user is verified on cloud Kerberos trust, delete from Entra ID the Hello key of the container
+    # migrator deleted on that device (the NgcKeyId recorded at preflight), through Microsoft Graph. Off by
+    # default: it needs the app permission UserAuthenticationMethod.ReadWrite.All (migrator.cloud).
+    remove_stale_hello_keys: bool = False
+
+
 class Playbook(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     description: str = ""
@@ -133,6 +140,7 @@ class Playbook(_Strict):
     waits: Waits = Waits()
     prompt: Prompt = Prompt()
     retries: Retries = Retries()
+    entra: EntraSettings = EntraSettings()
 
     @model_validator(mode="after")
     def _steps_are_known_ordered_and_safe(self) -> Playbook:

@@ -219,7 +219,10 @@ def run(
     ] = None,
     state: StateOption = Path("state"),
     store_url: StoreOption = None,
-    secrets: Annotated[Path | None, typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD.")] = None,
+    secrets: Annotated[
+        Path | None,
+        typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD (and MIGRATOR_GRAPH_CLIENT_ID/_SECRET)."),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     wait: Annotated[bool, typer.Option(help="Keep running while devices wait for users.")] = True,
     lease_seconds: LeaseOption = 60.0,
@@ -251,7 +254,14 @@ def run(
     start_logging(state, [credentials.password.get_secret_value()])
     try:
         plan = plan_wave(
-            store, request, credentials, RealClock(), inputs=inputs, wait_for_waiting=wait, lease_seconds=lease_seconds
+            store,
+            request,
+            credentials,
+            RealClock(),
+            inputs=inputs,
+            wait_for_waiting=wait,
+            lease_seconds=lease_seconds,
+            secrets=secrets,
         )
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
@@ -276,7 +286,10 @@ def run(
 def resume(
     state: StateOption = Path("state"),
     store_url: StoreOption = None,
-    secrets: Annotated[Path | None, typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD.")] = None,
+    secrets: Annotated[
+        Path | None,
+        typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD (and MIGRATOR_GRAPH_CLIENT_ID/_SECRET)."),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Keep running while devices wait for users.")] = True,
     lease_seconds: LeaseOption = 60.0,
 ) -> None:
@@ -288,7 +301,9 @@ def resume(
     store = open_command_store(store_url, state, create=False)
     start_logging(state, [credentials.password.get_secret_value()])
     try:
-        plans = resumable_waves(store, credentials, RealClock(), wait_for_waiting=wait, lease_seconds=lease_seconds)
+        plans = resumable_waves(
+            store, credentials, RealClock(), wait_for_waiting=wait, lease_seconds=lease_seconds, secrets=secrets
+        )
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
     if not plans:
@@ -357,7 +372,10 @@ def plan_command(
     inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory file (YAML or CSV).")],
     playbook: Annotated[str | None, typer.Option(help="Playbook file or shipped name.")] = None,
     limit: Annotated[str | None, typer.Option(help="Groups/names (comma-separated).")] = None,
-    secrets: Annotated[Path | None, typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD.")] = None,
+    secrets: Annotated[
+        Path | None,
+        typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD (and MIGRATOR_GRAPH_CLIENT_ID/_SECRET)."),
+    ] = None,
     entra_kerberos: Annotated[list[str] | None, typer.Option(help="DOMAIN=yes|no.")] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=512)] = 16,
     as_json: Annotated[bool, typer.Option("--json")] = False,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -276,6 +277,18 @@ class GraphClient:
 
     # ---- the calls migrator makes -------------------------------------------------------------------------
 
+    def user_by_sid(self, sid: str) -> dict[str, Any] | None:
+        """The Entra user of a Windows account's SID: a cloud-only account's SID (S-1-12-1-...) encodes its object
+        id; a synced account is found by ``onPremisesSecurityIdentifier`` (None: no such user)."""
+        object_id = object_id_of_cloud_sid(sid)
+        if object_id is not None:
+            try:
+                return self.get(f"users/{object_id}")
+            except CloudNotFound:
+                return None
+        found = list(self.pages("users", {"$filter": f"onPremisesSecurityIdentifier eq '{_odata_string(sid)}'"}))
+        return found[0] if found else None
+
     def hello_methods(self, user: str, *, expand_device: bool = False, top: int | None = None) -> list[dict[str, Any]]:
         """The user's Windows Hello for Business methods (``user``: object id or UPN)."""
         params: dict[str, str] = {}
@@ -323,6 +336,19 @@ class GraphClient:
 
 
 # ---- translation, once --------------------------------------------------------------------------------------
+
+
+def object_id_of_cloud_sid(sid: str) -> str | None:
+    """The object id a cloud-only account's SID encodes (S-1-12-1-a-b-c-d: its 16 bytes as four little-endian
+    32-bit numbers); None for any other SID."""
+    parts = sid.split("-")
+    if parts[:4] != ["S", "1", "12", "1"] or len(parts) != 8:
+        return None
+    try:
+        raw = b"".join(int(p).to_bytes(4, "little") for p in parts[4:])
+    except (ValueError, OverflowError):
+        return None
+    return str(uuid.UUID(bytes_le=raw))
 
 
 def _short(url: str) -> str:

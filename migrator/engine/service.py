@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from migrator.cloud.cleanup import StaleKeyCleanup
+from migrator.cloud.settings import graph_settings
 from migrator.directory.knowledge import DirectoryKnowledge, announce_failures, read_directory
 from migrator.directory.settings import check_directory_settings
 from migrator.engine import device as driver
@@ -28,9 +30,11 @@ from migrator.engine.waves import (
     select_percent,
 )
 from migrator.engine.wavestore import StoreWaves
-from migrator.errors import InputError
+from migrator.errors import CloudError, InputError
 from migrator.facts import PathSettings
 from migrator.inventory import Inventory, load_inventory
+from migrator.logs import get_logger, register_secret
+from migrator.machine.table import REMOVE_STALE_HELLO_KEY
 from migrator.playbook import Playbook, builtin_path, load_playbook
 from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials
@@ -38,6 +42,9 @@ from migrator.remote.pool import TransportPool
 from migrator.remote.tls import INSECURE_TRANSPORT, insecure_devices
 from migrator.remote.transport import Transport
 from migrator.store import AuditEntry, Store, content_hash
+
+if TYPE_CHECKING:
+    from migrator.cloud.client import GraphClient
 
 
 class RealClock:
@@ -141,6 +148,7 @@ def build_runner(
     wait_for_waiting: bool = True,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     directory: DirectoryKnowledge | None = None,
+    graph: GraphClient | None = None,
 ) -> WaveRunner:
     """A runner whose visits go through the durable driver, with the wave's settings; the devices' leases last
     ``lease_seconds`` and are renewed by one heartbeat while visits run. ``directory``: what the wave read from
@@ -165,6 +173,11 @@ def build_runner(
     pool = TransportPool(transport_factory or open_transport, max_idle=60.0, max_open=4 * wave_settings.concurrency)
     holder: list[WaveRunner] = []
     leases = LeaseKeeper(store, ttl_seconds=lease_seconds)
+    stale_keys = (
+        StaleKeyCleanup(store, graph, actor=credentials.username, change_ticket=change_ticket)
+        if graph is not None and playbook.entra.remove_stale_hello_keys
+        else None
+    )
 
     def visit(device: str) -> VisitOutcome:
         entry = inventory.device(device)
@@ -187,6 +200,13 @@ def build_runner(
         )
         if result.next_due is None:
             pool.discard(device)
+        if stale_keys is not None and any(state in REMOVE_STALE_HELLO_KEY.after for state in result.users.values()):
+            try:
+                stale_keys.device(device)
+            except CloudError as err:  # the device is migrated either way; the key is listed as left
+                get_logger("engine.service", wave=name, device=device).warning(
+                    "stale Hello keys not removed now; `migrator entra cleanup` retries", error=str(err)
+                )
         return VisitOutcome(result.state, next_due=result.next_due, error=result.last_error)
 
     runner = WaveRunner(
@@ -200,6 +220,8 @@ def build_runner(
     holder.append(runner)
     runner.on_end.append(pool.close)
     runner.on_end.append(leases.release_all)
+    if graph is not None:
+        runner.on_end.append(graph.close)
     runner.on_idle.append(pool.close_idle)
     # What the store already knows (a resumed wave): final devices are not visited again.
     for row in store.list_devices(wave=name):
@@ -219,6 +241,26 @@ class WaveInputs:
     playbook: Playbook
     locator: str  # how to find the playbook again (absolute path or shipped name)
     digest: str  # the playbook's content hash
+
+
+def wave_graph(inventory: Inventory, playbook: Playbook, secrets: Path | None) -> GraphClient | None:
+    """The Graph client a wave needs (its playbook removes stale Hello keys), or None; :class:`InputError` when the
+    playbook asks for it and the inventory or the secrets do not say which tenant and app."""
+    if not playbook.entra.remove_stale_hello_keys:
+        return None
+    settings = graph_settings(inventory, secrets)
+    if settings is None:
+        raise InputError(
+            f"the playbook sets entra: remove_stale_hello_keys, but {inventory.path} has no entra: section "
+            "(tenant_id, client_id)"
+        )
+    if settings.secret is not None:
+        register_secret(settings.secret.get_secret_value())
+    # msal and httpx (and the requests msal brings) are imported here, as the device adapters are in
+    # migrator.remote: only a wave that reaches Graph pays for them, not `pause`, `status` or `approve`.
+    from migrator.cloud.client import GraphClient  # noqa: PLC0415
+
+    return GraphClient(settings)
 
 
 def load_wave_inputs(request: WaveRequest) -> WaveInputs:
@@ -243,6 +285,7 @@ def plan_wave(
     on_change: Callable[[str, VisitOutcome], None] | None = None,
     wait_for_waiting: bool = True,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    secrets: Path | None = None,
 ) -> WavePlan:
     """Create (or pick up, when the same name exists) a wave and return its runner.
 
@@ -291,6 +334,7 @@ def plan_wave(
         wait_for_waiting=wait_for_waiting,
         lease_seconds=lease_seconds,
         directory=directory,
+        graph=wave_graph(inventory, playbook, secrets),
     )
     return WavePlan(runner, inventory, playbook, created, insecure, directory)
 
@@ -380,6 +424,7 @@ def resumable_waves(
     on_change: Callable[[str, VisitOutcome], None] | None = None,
     wait_for_waiting: bool = True,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    secrets: Path | None = None,
 ) -> list[WavePlan]:
     """Every unfinished wave of the store, rebuilt from what the store recorded."""
     plans = []
@@ -415,6 +460,7 @@ def resumable_waves(
             wait_for_waiting=wait_for_waiting,
             lease_seconds=lease_seconds,
             directory=directory,
+            graph=wave_graph(inventory, playbook, secrets),
         )
         plans.append(WavePlan(runner, inventory, playbook, False, insecure, directory))
     return plans

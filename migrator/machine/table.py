@@ -166,6 +166,31 @@ def user_state(name: str) -> State | None:
 _DEVICE_BY_NAME = {s.name: s for s in DEVICE_STATE_TABLE}
 _USER_BY_NAME = {s.name: s for s in USER_STATE_TABLE}
 
+
+@dataclass(frozen=True)
+class ControlPlaneStep:
+    """A change made in the cloud control plane (Entra ID, Intune) for one user of one device, once the user's
+    machine has reached one of ``after``: run by :mod:`migrator.cloud` rather than on the device, journalled
+    (intent before, outcome after, in-doubt resolved by re-reading the tenant) and audited like a device step."""
+
+    name: str  # the journal's step name
+    after: tuple[str, ...]  # the user states it may follow
+    requires: tuple[str, ...]  # what the user's context must hold (UserContext fields that must be truthy)
+    playbook_switch: str  # the playbook setting that turns it on
+    why: str
+
+
+REMOVE_STALE_HELLO_KEY = ControlPlaneStep(
+    "remove_stale_hello_key",
+    after=USER_SUCCESS,
+    requires=("deleted_by_us", "key_id"),
+    playbook_switch="entra.remove_stale_hello_keys",
+    why="Deleting the container leaves its key registered in Entra ID (the user's authentication methods) until an "
+    "admin removes it (MS docs: hello-hybrid-cloud-kerberos-trust, 'Migrate from certificate trust'; Graph "
+    "'Delete windowsHelloForBusinessAuthenticationMethod'); only once the user is verified on the new key",
+)
+CONTROL_PLANE_STEPS: tuple[ControlPlaneStep, ...] = (REMOVE_STALE_HELLO_KEY,)
+
 POLICY_STEPS = ("disable_cert_trust", "enable_cloud_trust", "refresh_policy")
 # The guards of the point of no return, read from facts of the current visit: both rows into `deleting` name them,
 # and the machine checks them again in `deleting`, just before the delete is sent.

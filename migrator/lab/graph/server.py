@@ -40,9 +40,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from migrator.lab.boundary import ERROR_ID, not_modelled_message
-from migrator.lab.graph.tenant import GraphTenant, Profile, TenantError
+from migrator.lab.graph.tenant import GraphTenant, Profile, TenantError, object_id_of_cloud_sid
 from migrator.lab.graph.tokens import AccessDenied, AppRegistration, TokenRefused, TokenService
-from migrator.lab.model import Device, EntraHelloMethod
+from migrator.lab.model import Device, EntraHelloMethod, User
 from migrator.lab.server.certs import LabCA
 from migrator.lab.server.faults import FaultKind, FaultPlan
 
@@ -85,7 +85,7 @@ class GraphService:
         self.tokens = tokens
         self.faults = faults
         self.base_url = ""
-        self.requests: dict[str, int] = {}  # Graph requests served, by operation (tokens apart), for tests/bench
+        self.requests: dict[str, int] = {}  # Graph requests served by "METHOD operation" (tokens apart): tests, bench
 
     # ---- identity platform ----------------------------------------------------------------------------
 
@@ -159,7 +159,8 @@ class GraphService:
 
         def wrap(handler: Callable[[Request], Response]) -> Handler:
             async def endpoint(request: Request) -> Response:
-                self.requests[operation] = self.requests.get(operation, 0) + 1
+                counted = f"{request.method} {operation}"
+                self.requests[counted] = self.requests.get(counted, 0) + 1
                 try:
                     caller = self.tokens.caller(request.headers.get("authorization"))
                     self.tokens.require(caller, *roles)
@@ -232,6 +233,14 @@ class GraphService:
             item["device"] = self.device_json(device) if device is not None else None
         return item
 
+    def user_json(self, user: User) -> dict[str, Any]:
+        return {
+            "id": self.tenant.user_id(user),
+            "userPrincipalName": user.upn,
+            "displayName": user.display_name,
+            "onPremisesSecurityIdentifier": None if object_id_of_cloud_sid(user.sid) else user.sid,
+        }
+
     def device_json(self, device: Device) -> dict[str, Any]:
         return {
             "@odata.type": "#microsoft.graph.device",
@@ -297,7 +306,7 @@ class GraphService:
             return self.page(
                 request,
                 items,
-                f"users('{tenant.user_id(user.upn)}')/authentication/windowsHelloForBusinessMethods",
+                f"users('{tenant.user_id(user)}')/authentication/windowsHelloForBusinessMethods",
             )
 
         @self.graph("windowsHelloForBusinessMethods", *read_methods, allowed_query=("$expand",))
@@ -311,6 +320,18 @@ class GraphService:
             user = tenant.find_user(request.path_params["user"])
             tenant.delete_hello_method(user, request.path_params["method"])
             return Response(status_code=204)
+
+        @self.graph("users", "User.Read.All", "Directory.Read.All", allowed_query=("$filter", "$top", "$skiptoken"))
+        def list_users(request: Request) -> Response:
+            expression = request.query_params.get("$filter")
+            if expression is None:
+                raise NotModelled("GET /v1.0/users without $filter")
+            field, value = _equality(expression, ("onPremisesSecurityIdentifier", "userPrincipalName"))
+            return self.page(request, [self.user_json(u) for u in tenant.users_where(field, value)], "users")
+
+        @self.graph("users", "User.Read.All", "Directory.Read.All")
+        def get_user(request: Request) -> Response:
+            return JSONResponse(self.user_json(tenant.find_user(request.path_params["user"])))
 
         @self.graph("members", *read_members, allowed_query=("$top", "$skiptoken"))
         def list_members(request: Request) -> Response:
@@ -383,6 +404,8 @@ class GraphService:
             Route("/{tenant}/v2.0/.well-known/openid-configuration", self.openid_configuration, methods=["GET"]),
             Route("/{tenant}/discovery/v2.0/keys", self.keys, methods=["GET"]),
             Route("/{tenant}/oauth2/v2.0/token", self.token, methods=["POST"]),
+            Route("/v1.0/users", list_users, methods=["GET"]),
+            Route("/v1.0/users/{user}", get_user, methods=["GET"]),
             Route(hello, list_methods, methods=["GET"]),
             Route(hello + "/{method}", get_method, methods=["GET"]),
             Route(hello + "/{method}", delete_method, methods=["DELETE"]),
@@ -439,11 +462,17 @@ def _filtered(
     expression = request.query_params.get("$filter")
     if expression is None:
         return devices
-    name, op, value = [*expression.split(" ", 2), "", ""][:3]
-    if op != "eq" or name not in fields or not (value.startswith("'") and value.endswith("'")):
-        raise NotModelled(f"$filter={expression}")
-    wanted = value[1:-1].replace("''", "'").casefold()
+    name, value = _equality(expression, tuple(fields))
+    wanted = value.casefold()
     return [d for d in devices if (fields[name](d) or "").casefold() == wanted]
+
+
+def _equality(expression: str, fields: Sequence[str]) -> tuple[str, str]:
+    """``<field> eq '<value>'`` (OData: a quote in the literal is doubled) on one of ``fields``."""
+    name, op, value = [*expression.split(" ", 2), "", ""][:3]
+    if op != "eq" or name not in fields or len(value) < 2 or not (value.startswith("'") and value.endswith("'")):
+        raise NotModelled(f"$filter={expression}")
+    return name, value[1:-1].replace("''", "'")
 
 
 class GraphServer:

@@ -93,6 +93,21 @@ class TenantError(Exception):
         self.message = message
 
 
+def object_id_of_cloud_sid(sid: str) -> str | None:
+    """The Entra object id a cloud-only account's SID (S-1-12-1-...) encodes; None for any other SID.
+
+    Written here as the tenant's rule and again in :mod:`migrator.cloud.client` as the product reads it: the
+    product never imports the lab, and each checks the other in the integration tests."""
+    parts = sid.split("-")
+    if parts[:4] != ["S", "1", "12", "1"] or len(parts) != 8:
+        return None
+    try:
+        raw = b"".join(int(p).to_bytes(4, "little") for p in parts[4:])
+    except (ValueError, OverflowError):
+        return None
+    return str(uuid.UUID(bytes_le=raw))
+
+
 def normal_key_id(key_id: str) -> str:
     """An NgcKeyId ``{GUID}`` as the method's id: the GUID in lower case, without braces."""
     return key_id.strip().strip("{}").lower()
@@ -119,8 +134,11 @@ class GraphTenant:
     def object_id(self, kind: str, name: str) -> str:
         return str(uuid.uuid5(self._namespace, f"{kind}:{name.casefold()}"))
 
-    def user_id(self, upn: str) -> str:
-        return self.object_id("user", upn)
+    def user_id(self, user: User) -> str:
+        """The user's Entra object id: for a cloud-only account the one its SID encodes (S-1-12-1-a-b-c-d: the
+        object id's 16 bytes as four little-endian 32-bit numbers), else a stable UUIDv5 of its UPN."""
+        from_sid = object_id_of_cloud_sid(user.sid)
+        return from_sid or self.object_id("user", user.upn)
 
     def group_id(self, name: str) -> str:
         return self.object_id("group", name)
@@ -246,13 +264,24 @@ class GraphTenant:
         """A user by object id or UPN (Graph accepts either in ``/users/{id | userPrincipalName}``)."""
         wanted = id_or_upn.casefold()
         for upn, user in self.users_by_upn().items():
-            if wanted in (upn, self.user_id(upn)):
+            if wanted in (upn, self.user_id(user)):
                 return user
         raise TenantError(
             404,
             "Request_ResourceNotFound",
             f"Resource '{id_or_upn}' does not exist or one of its queried reference-property objects are not present.",
         )
+
+    def users_where(self, field: str, value: str) -> list[User]:
+        """``$filter=<field> eq '<value>'`` on ``onPremisesSecurityIdentifier`` or ``userPrincipalName``."""
+        wanted = value.casefold()
+        found = []
+        for user in self.users_by_upn().values():
+            on_prem = None if object_id_of_cloud_sid(user.sid) else user.sid
+            have = on_prem if field == "onPremisesSecurityIdentifier" else user.upn
+            if have is not None and have.casefold() == wanted:
+                found.append(user)
+        return found
 
     def hello_methods(self, user: User) -> list[EntraHelloMethod]:
         with self._lock:

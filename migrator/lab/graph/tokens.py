@@ -38,6 +38,7 @@ CLOCK_SKEW = 300  # Entra ID allows five minutes of skew on an assertion's times
 
 # The application permissions the lab's app is granted (admin consent given), by what the product does.
 DEFAULT_ROLES = (
+    "User.Read.All",  # find a user by the on-premises SID the device reports
     "UserAuthenticationMethod.ReadWrite.All",  # list and delete Hello methods
     "GroupMember.ReadWrite.All",  # add/remove devices in the profiles' groups
     "Device.Read.All",  # Entra device objects

@@ -1,0 +1,111 @@
+"""``migrator entra cleanup``: remove from Entra ID the stale Hello keys of a wave's migrated users, in bulk.
+
+What it removes, and the guards, are :mod:`migrator.cloud.cleanup`'s. The tenant and app come from the wave's
+inventory (``entra:`` or a lab's ``lab: graph:``), the app's secret from ``--secrets`` or the environment.
+
+Exit codes: 0 every eligible key removed (or already gone); 1 some key left, failed or in doubt (listed, with the
+reason); 2 bad input (no such wave, no store, no tenant settings, no secret) or Entra ID refused the app's
+credentials or a permission.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from migrator.cli.storeopt import StoreOption, open_command_store
+from migrator.cloud.cleanup import StaleKeyCleanup, cleanup_wave
+from migrator.cloud.client import GraphClient
+from migrator.cloud.settings import graph_settings
+from migrator.errors import CloudAccessDenied, CloudCredentialsError, CloudError, ExitCode, InputError
+from migrator.inventory import load_inventory
+from migrator.logs import register_secret
+from migrator.store import StoreError, UnknownWave
+from migrator.yamlsource import InputFileError
+
+commands = typer.Typer()
+entra = typer.Typer(help="Entra ID through Microsoft Graph: stale Hello keys.", no_args_is_help=True)
+commands.add_typer(entra, name="entra")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = ExitCode.INPUT) -> typer.Exit:
+    err_console.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@entra.command("cleanup")
+def cleanup(
+    wave: Annotated[str, typer.Option("--wave", help="The wave whose migrated users' stale keys are removed.")],
+    state: Annotated[
+        Path, typer.Option("--state", help="Folder of the store unless --store or $MIGRATOR_STORE.")
+    ] = Path("state"),
+    store_url: StoreOption = None,
+    inventory: Annotated[
+        Path | None, typer.Option("--inventory", "-i", help="Default: the inventory the wave was run with.")
+    ] = None,
+    secrets: Annotated[
+        Path | None, typer.Option(help="KEY=value file with MIGRATOR_GRAPH_CLIENT_ID / _SECRET.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Remove the stale Hello key of every user of a wave who is verified on cloud Kerberos trust and whose
+    container migrator deleted; only that key, never the new one; journalled and audited.
+
+    Example: migrator entra cleanup --wave pilot --state ./state --secrets state/lab/lab-secrets.env
+    """
+    store = open_command_store(store_url, state, create=False)
+    try:
+        wave_row = store.get_wave(wave)
+    except UnknownWave:
+        raise _fail(f"no wave named {wave!r} in the store") from None
+    except StoreError as err:
+        raise _fail(str(err)) from None
+    inventory_path = inventory or Path(str(wave_row.settings.get("inventory", "")))
+    try:
+        settings = graph_settings(load_inventory(inventory_path), secrets)
+    except (InputFileError, InputError) as err:
+        raise _fail(str(err)) from None
+    if settings is None:
+        raise _fail(f"{inventory_path}: no entra: section (and no lab: graph:): which tenant is unknown")
+    if settings.secret is not None:
+        register_secret(settings.secret.get_secret_value())
+    actor = f"app {settings.client_id}"
+    try:
+        with GraphClient(settings) as graph:
+            results = cleanup_wave(
+                store, StaleKeyCleanup(store, graph, actor=actor, change_ticket=wave_row.change_ticket), wave
+            )
+            requests = graph.requests
+    except (CloudCredentialsError, CloudAccessDenied) as err:
+        raise _fail(f"{err} ({err.action})") from None
+    except CloudError as err:
+        raise _fail(f"{err} ({err.action})", ExitCode.FAILED) from None
+    finally:
+        store.close()
+    bad = [r for r in results if r.status not in ("removed", "already_gone")]
+    if as_json:
+        typer.echo(json.dumps({"wave": wave, "graph_requests": requests, "keys": [r.__dict__ for r in results]}))
+    else:
+        table = Table(title=f"stale Hello keys of wave {wave}")
+        for column in ("device", "user", "NgcKeyId", "status", "detail"):
+            table.add_column(column)
+        for r in results:
+            table.add_row(*(Text(v) for v in (r.device, r.user, r.key_id, r.status, r.detail)))
+        console.print(table)
+        users = len(results) or 1
+        console.print(
+            f"{sum(r.status == 'removed' for r in results)} removed, {len(bad)} left; "
+            f"{requests} Graph requests ({requests / users:.1f} per user)",
+            markup=False,
+            highlight=False,
+        )
+    raise typer.Exit(ExitCode.FAILED if bad else ExitCode.OK)

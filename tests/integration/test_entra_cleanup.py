@@ -1,0 +1,193 @@
+"""Stale Hello keys removed from the lab tenant after a certificate trust wave, through real msal + httpx: only the
+old key, never the new one; journalled and audited; an in-doubt removal resolved by re-reading; the CLI in bulk."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+from migrator.cli import app
+from migrator.cloud.cleanup import STEP, StaleKeyCleanup, normal_key_id
+from migrator.cloud.client import GraphClient, RetryPolicy
+from migrator.cloud.settings import GraphSettings
+from migrator.lab.graph import GraphServer, GraphTenant
+from migrator.lab.model import Device, User
+from migrator.playbook import Waits
+from migrator.store import Store
+from tests.engine.labkit import (
+    LabKit,
+    cooperative,
+    drive,
+    make_fleet,
+    open_store,
+    playbook,
+    running_lab,
+    sign_everyone_in,
+)
+from tests.loopback import free_addresses
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+@dataclass
+class Migrated:
+    kit: LabKit
+    tenant: GraphTenant
+    server: GraphServer
+    store: Store
+    settings: GraphSettings
+    old_keys: dict[str, str]  # user SID -> the NgcKeyId before the wave
+    names: list[str]
+    work: Path
+
+    def users(self) -> list[tuple[Device, User]]:
+        return [
+            (d, u) for d in self.kit.fleet.devices if d.name in self.names for u in d.users if u.sid in self.old_keys
+        ]
+
+    def graph(self) -> GraphClient:
+        return GraphClient(self.settings, sleep=lambda _s: None, retry=RetryPolicy(attempts=3, initial_wait=0.01))
+
+
+@pytest.fixture
+def migrated(tmp_path: Path) -> Iterator[Migrated]:
+    """Two hybrid certificate trust devices taken through a wave (the tenant watching), keys not yet cleaned."""
+    fleet = cooperative(make_fleet(10, 6, "cert=100"))
+    fleet.devices = [d for d in fleet.devices if d.join_type == "hybrid" and any(u.container for u in d.users)][:2]
+    with running_lab(fleet, tmp_path / "lab") as kit:
+        tenant = GraphTenant(kit.lab)
+        server = GraphServer(tenant, kit.server.ca, address=free_addresses(1)[0], faults=kit.server.faults)
+        server.start()
+        try:
+            old = {u.sid: normal_key_id(u.container.key_id) for d in fleet.devices for u in d.users if u.container}
+            sign_everyone_in(kit)
+            book = playbook().model_copy(
+                update={"waits": Waits(recheck_every=6 * 3600, user_deadline=3 * 86400, reprovision_deadline=3 * 86400)}
+            )
+            names = [d.name for d in fleet.devices]
+            store = open_store(tmp_path / "state", kit, book, names, wave="pilot")
+            drive(kit, store, book, names)
+            assert all(store.get_device(n).state == "migrated" for n in names)
+            settings = GraphSettings(
+                tenant_id=tenant.tenant_id,
+                client_id=server.client_id,
+                authority=server.authority,
+                graph_url=server.url,
+                ca_bundle=server.ca_bundle,
+                secret=SecretStr(server.client_secret),
+            )
+            yield Migrated(kit, tenant, server, store, settings, old, names, tmp_path)
+        finally:
+            server.stop()
+
+
+def _method_ids(m: Migrated, user: User) -> list[str]:
+    return [method.id for method in m.tenant.hello_methods(user)]
+
+
+def test_only_the_stale_key_is_removed(migrated: Migrated) -> None:
+    """Before: each migrated user has the old key and the new one; after: exactly one, the new one."""
+    m = migrated
+    for _device, user in m.users():
+        assert _method_ids(m, user) == [m.old_keys[user.sid], normal_key_id(user.container.key_id)]  # type: ignore[union-attr]
+    with m.graph() as graph:
+        cleanup = StaleKeyCleanup(m.store, graph, actor="tester", change_ticket="CHG-1")
+        results = [r for name in m.names for r in cleanup.device(name)]
+        per_user = graph.requests / len(results)
+    assert results and all(r.status == "removed" for r in results), results
+    assert per_user <= 4  # find the user, read the methods, delete
+    for _device, user in m.users():
+        assert _method_ids(m, user) == [normal_key_id(user.container.key_id)]  # type: ignore[union-attr]
+    for name in m.names:
+        done = [e for e in m.store.journal_entries(name) if e.step == STEP.name]
+        assert done and all(e.status == "done" for e in done)
+        assert any(STEP.name in a.action for a in m.store.audit_entries(name))
+    with m.graph() as graph:  # a second run changes nothing and sends no DELETE
+        again = [r for name in m.names for r in StaleKeyCleanup(m.store, graph, actor="tester").device(name)]
+        assert graph.requests == 0
+    assert [r.status for r in again] == ["removed"] * len(results)
+
+
+def test_an_in_doubt_removal_is_resolved_by_re_reading(migrated: Migrated) -> None:
+    """A crash after the intent: when the key is gone the entry is resolved 'removed' with no DELETE sent; when it
+    is still there the entry is resolved 'left' and a new attempt removes it."""
+    m = migrated
+    (device, gone_user), (_device2, kept_user) = m.users()[0], m.users()[-1]
+    for user in (gone_user, kept_user):
+        owner = next(d for d, u in m.users() if u is user)
+        row = next(r for r in m.store.list_users(owner.name) if r.sid == user.sid)
+        m.store.intent(
+            owner.name,
+            STEP.name,
+            1,
+            {"key_id": m.old_keys[user.sid]},
+            key=f"{owner.name}/{row.name}/{STEP.name}/1",
+            user=row.name,
+        )
+    m.tenant.delete_hello_method(gone_user, m.old_keys[gone_user.sid])  # the DELETE had reached Entra ID
+    deletes_before = m.server.service.requests.get("DELETE windowsHelloForBusinessMethods", 0)
+    with m.graph() as graph:
+        cleanup = StaleKeyCleanup(m.store, graph, actor="tester")
+        results = {r.user: r for name in m.names for r in cleanup.device(name)}
+    assert all(r.status == "removed" for r in results.values())
+    # one DELETE: the key still registered; the one already gone is resolved by reading alone
+    assert m.server.service.requests["DELETE windowsHelloForBusinessMethods"] == deletes_before + 1
+    for name in m.names:
+        entries = [e for e in m.store.journal_entries(name) if e.step == STEP.name]
+        assert entries[0].status == "resolved"
+    gone_entry = next(e for e in m.store.journal_entries(device.name) if e.step == STEP.name)
+    assert gone_entry.outcome["status"] == "removed"  # type: ignore[index]
+    assert not m.store.in_doubt()
+    for _device, user in m.users():
+        assert _method_ids(m, user) == [normal_key_id(user.container.key_id)]  # type: ignore[union-attr]
+
+
+def test_cli_cleans_up_a_wave_in_bulk(migrated: Migrated) -> None:
+    """`migrator entra cleanup --wave pilot` with lab up's files: every stale key removed, exit 0, requests shown."""
+    m = migrated
+    inventory = m.work / "inventory.yaml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {"ca_bundle": str(m.server.ca_bundle)},
+                "devices": [{"name": d.name, "address": d.address} for d in m.kit.fleet.devices],
+                "lab": {
+                    "control": "http://127.0.0.1:9",
+                    "graph": {"url": m.server.url, "authority": m.server.authority, "tenant_id": m.tenant.tenant_id},
+                },
+            }
+        )
+    )
+    secrets = m.work / "lab-secrets.env"
+    secrets.write_text(
+        f"MIGRATOR_GRAPH_CLIENT_ID={m.server.client_id}\nMIGRATOR_GRAPH_CLIENT_SECRET={m.server.client_secret}\n"
+    )
+    args = [
+        "entra",
+        "cleanup",
+        "--wave",
+        "pilot",
+        "--state",
+        str(m.work / "state"),
+        "--inventory",
+        str(inventory),
+        "--secrets",
+        str(secrets),
+        "--json",
+    ]
+    result = CliRunner().invoke(app, args, env={"MIGRATOR_STORE": ""})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {k["status"] for k in report["keys"]} == {"removed"} and report["graph_requests"] > 0
+    assert m.server.client_secret not in result.output
+    for _device, user in m.users():
+        assert _method_ids(m, user) == [normal_key_id(user.container.key_id)]  # type: ignore[union-attr]
+    missing = CliRunner().invoke(app, [*args[:3], "nope", *args[4:]], env={"MIGRATOR_STORE": ""})
+    assert missing.exit_code == 2 and "nope" in missing.output
