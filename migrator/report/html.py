@@ -289,19 +289,30 @@ def _value(existed: bool, kind: str | None, data: object) -> str:
 def _entra_keys(deleted: Sequence[DeletedContainer]) -> Html:
     if not deleted:
         return _none("No Hello container was deleted.")
+    left = [c for c in deleted if c.entra_key_remains]
+    removed = len(deleted) - len(left)
     intro = _tag(
         "p",
         "Deleting a Windows Hello for Business container on the device does not remove the user's key from "
         "Microsoft Entra ID: the old Hello key stays registered in Entra ID (the user's authentication methods) "
-        "until an admin removes it. Each user below has such a stale key; the NgcKeyId is the one recorded before "
-        "the container was deleted.",
-        "warn",
+        "until an admin removes it. With the playbook's entra: remove_stale_hello_keys (or `migrator entra cleanup "
+        "--wave W`) migrator removes exactly that key, identified by the NgcKeyId recorded before the container "
+        f"was deleted, once the user is verified on the new one. {removed} removed, {len(left)} left in Entra ID.",
+        "warn" if left else "none",
     )
     rows = []
     for c in deleted:
         warning = _tag("span", f"WARNING: {c.delete_warning}", "state failed") if c.delete_warning else "not recorded"
-        rows.append([c.device, c.wave, c.user, c.sid, _tag("span", c.key_id, "mono"), c.deleted_at, warning])
-    table = _table(["device", "wave", "user", "SID", "NgcKeyId", "container deleted", "passkeys"], rows)
+        label = c.entra_key.replace("_", " ")
+        key_cell = _tag(
+            "span",
+            f"{label}: {c.entra_detail}" if c.entra_detail else label,
+            "state failed" if c.entra_key in ("failed", "in_doubt") else None,
+        )
+        rows.append([c.device, c.wave, c.user, c.sid, _tag("span", c.key_id, "mono"), c.deleted_at, key_cell, warning])
+    table = _table(
+        ["device", "wave", "user", "SID", "NgcKeyId", "container deleted", "key in Entra ID", "passkeys"], rows
+    )
     passkey_note = _tag(
         "p",
         "Windows 11 keeps device-bound passkeys in the Hello container, so deleting the container deletes them; "

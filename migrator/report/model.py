@@ -34,11 +34,12 @@ with its NgcKeyId.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from migrator.cloud.cleanup import key_status
 from migrator.engine.wavestore import APPROVE
 from migrator.machine.commands import Purpose
 from migrator.machine.context import DeviceContext, UserContext, load_device, load_user
@@ -316,6 +317,14 @@ class DeletedContainer:
     container_trust: str | None  # the container's trust at preflight (key, cert)
     deleted_at: datetime | None
     delete_warning: str | None  # recorded with the delete (Windows 11: passkeys may go with it); None: not recorded
+    # What became of the old key in Entra ID (migrator.cloud.cleanup's journal): removed, already_gone, left,
+    # failed, in_doubt, or not_attempted (the playbook did not ask and nobody ran `migrator entra cleanup`).
+    entra_key: str = "not_attempted"
+    entra_detail: str = ""
+
+    @property
+    def entra_key_remains(self) -> bool:
+        return self.entra_key not in ("removed", "already_gone")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -326,7 +335,9 @@ class DeletedContainer:
             "key_id": self.key_id,
             "container_trust": self.container_trust,
             "deleted_at": iso(self.deleted_at),
-            "entra_key_remains": True,
+            "entra_key_remains": self.entra_key_remains,
+            "entra_key": self.entra_key,
+            "entra_detail": self.entra_detail,
             "delete_warning": self.delete_warning,
         }
 
@@ -530,7 +541,7 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
     for status in view.devices:
         timeline = store.export_device_timeline(status.name)
         transitions += timeline.transitions
-        deleted = _deleted_containers(status)
+        deleted = _deleted_containers(status, store.journal_entries(status.name))
         deleted_all += deleted
         failures += _failures(status, timeline)
         rollback_record = scope.records.get(status.name)
@@ -656,13 +667,15 @@ def _same(a: str | None, b: str | None) -> bool:
 # --------------------------------------------------------------------------------- deleted containers
 
 
-def _deleted_containers(status: DeviceStatus) -> list[DeletedContainer]:
-    """The users of the device whose container migrator deleted, as their contexts record it."""
+def _deleted_containers(status: DeviceStatus, journal: Sequence[JournalEntry] = ()) -> list[DeletedContainer]:
+    """The users of the device whose container migrator deleted, as their contexts record it, with what the
+    journal says became of the old key in Entra ID."""
     found: list[DeletedContainer] = []
     for user in status.users:
         context: UserContext = load_user(user.context)
         if not context.deleted_by_us:
             continue
+        entra_key, entra_detail = key_status(journal, user.name) or ("not_attempted", "")
         found.append(
             DeletedContainer(
                 device=status.name,
@@ -673,6 +686,8 @@ def _deleted_containers(status: DeviceStatus) -> list[DeletedContainer]:
                 container_trust=context.trust,
                 deleted_at=context.deleted_at,
                 delete_warning=context.delete_warning,
+                entra_key=entra_key,
+                entra_detail=entra_detail,
             )
         )
     return sorted(found, key=lambda c: c.user.casefold())

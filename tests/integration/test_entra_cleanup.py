@@ -20,6 +20,7 @@ from migrator.cloud.settings import GraphSettings
 from migrator.lab.graph import GraphServer, GraphTenant
 from migrator.lab.model import Device, User
 from migrator.playbook import Waits
+from migrator.report import collect_report
 from migrator.store import Store
 from tests.engine.labkit import (
     LabKit,
@@ -109,6 +110,8 @@ def test_only_the_stale_key_is_removed(migrated: Migrated) -> None:
         done = [e for e in m.store.journal_entries(name) if e.step == STEP.name]
         assert done and all(e.status == "done" for e in done)
         assert any(STEP.name in a.action for a in m.store.audit_entries(name))
+    deleted = collect_report(m.store, "pilot").deleted_containers
+    assert deleted and {c.entra_key for c in deleted} == {"removed"} and not any(c.entra_key_remains for c in deleted)
     with m.graph() as graph:  # a second run changes nothing and sends no DELETE
         again = [r for name in m.names for r in StaleKeyCleanup(m.store, graph, actor="tester").device(name)]
         assert graph.requests == 0

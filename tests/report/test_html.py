@@ -115,6 +115,7 @@ def test_deleted_containers_leave_keys_in_entra_and_passkeys_are_warned(fleet: F
         assert text in bob
     erin = rows["<td>CONTOSO\\erin"]
     assert "PC-RB-06" in erin and "k-rin" in erin and "not recorded" in erin and "WARNING" not in erin
+    assert "not attempted" in bob and "0 removed, 2 left in Entra ID" in section  # no cleanup was run
 
 
 def test_rollback_shows_what_was_restored_and_what_could_not_be(fleet: Fleet) -> None:
