@@ -17,9 +17,12 @@ from migrator.cli import app
 from migrator.cloud.cleanup import STEP, StaleKeyCleanup, normal_key_id
 from migrator.cloud.client import GraphClient, RetryPolicy
 from migrator.cloud.settings import GraphSettings
+from migrator.directory.knowledge import DirectoryKnowledge
+from migrator.engine.service import build_runner, wave_graph
+from migrator.inventory import load_inventory
 from migrator.lab.graph import GraphServer, GraphTenant
 from migrator.lab.model import Device, User
-from migrator.playbook import Waits
+from migrator.playbook import EntraSettings, Waits
 from migrator.report import collect_report
 from migrator.store import Store
 from tests.engine.labkit import (
@@ -194,3 +197,76 @@ def test_cli_cleans_up_a_wave_in_bulk(migrated: Migrated) -> None:
         assert _method_ids(m, user) == [normal_key_id(user.container.key_id)]  # type: ignore[union-attr]
     missing = CliRunner().invoke(app, [*args[:3], "nope", *args[4:]], env={"MIGRATOR_STORE": ""})
     assert missing.exit_code == 2 and "nope" in missing.output
+
+
+def test_a_wave_with_the_playbook_switch_removes_the_stale_keys(tmp_path: Path) -> None:
+    """A certificate trust wave whose playbook sets entra: remove_stale_hello_keys leaves each migrated user with
+    exactly one Hello method in the lab tenant, the new one (the wave's own hook, no separate cleanup)."""
+    fleet = cooperative(make_fleet(10, 6, "cert=100"))
+    fleet.devices = [d for d in fleet.devices if d.join_type == "hybrid" and any(u.container for u in d.users)][:2]
+    with running_lab(fleet, tmp_path / "lab") as kit:
+        tenant = GraphTenant(kit.lab)
+        server = GraphServer(tenant, kit.server.ca, address=free_addresses(1)[0], faults=kit.server.faults)
+        server.start()
+        try:
+            sign_everyone_in(kit)
+            inventory_path = tmp_path / "inventory.yaml"
+            inventory_path.write_text(
+                yaml.safe_dump(
+                    {
+                        "defaults": {"transport": "psrp", "scheme": "http", "port": kit.http_port, "auth": "ntlm"},
+                        "devices": [{"name": d.name, "address": d.address, "domain": d.domain} for d in fleet.devices],
+                        "entra": {
+                            "tenant_id": tenant.tenant_id,
+                            "client_id": server.client_id,
+                            "authority": server.authority,
+                            "graph_url": server.url,
+                            "ca_bundle": str(server.ca_bundle),
+                        },
+                    }
+                )
+            )
+            book = playbook().model_copy(
+                update={
+                    "waits": Waits(recheck_every=6 * 3600, user_deadline=3 * 86400, reprovision_deadline=3 * 86400),
+                    "entra": EntraSettings(remove_stale_hello_keys=True),
+                }
+            )
+            names = [d.name for d in fleet.devices]
+            store = open_store(tmp_path / "state", kit, book, names, wave="pilot")
+            settings = {
+                "devices": names,
+                "batch_size": 10,
+                "concurrency": 2,
+                "canary": 0,
+                "max_fail_percent": 50.0,
+                "approval": False,
+                "windows": [],
+                "entra_kerberos": {"corp.contoso.com": True, "CORP": True, "emea.corp.contoso.com": True, "EMEA": True},
+            }
+            inventory = load_inventory(inventory_path)
+            secrets = tmp_path / "secrets.env"
+            secrets.write_text(f"MIGRATOR_GRAPH_CLIENT_SECRET={server.client_secret}\n")
+            runner = build_runner(
+                store,
+                "pilot",
+                settings,
+                book,
+                inventory,
+                kit.credentials,
+                kit.clock,
+                change_ticket="CHG-7",
+                directory=DirectoryKnowledge(),
+                graph=wave_graph(inventory, book, secrets),
+            )
+            result = runner.run()
+            assert result.state == "completed", result
+            assert all(store.get_device(n).state == "migrated" for n in names)
+            for device in fleet.devices:
+                for user in device.users:
+                    if user.container is not None and user.counters.container_deletions:
+                        assert [m.id for m in tenant.hello_methods(user)] == [normal_key_id(user.container.key_id)]
+            deleted = collect_report(store, "pilot").deleted_containers
+            assert deleted and {c.entra_key for c in deleted} == {"removed"}
+        finally:
+            server.stop()
