@@ -1,0 +1,115 @@
+"""Benchmark of the stale Hello key cleanup against the lab tenant (prints figures; never asserted in tests).
+
+A generated fleet's certificate trust users are taken through the documented migration in the lab (cloud policy,
+container deleted in the user's session, sign-out and sign-in: a new key is registered, the old one stays), and
+recorded in a store as migrated; then :class:`migrator.cloud.cleanup.StaleKeyCleanup` removes the stale keys
+through real msal + httpx over HTTPS. Prints the Graph requests and the time per user, without and with
+throttling (a 429 with ``Retry-After: 0`` on one request in five).
+
+Usage: ``.venv/bin/python bench/graph.py [--devices 200]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pydantic import SecretStr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from migrator.cloud.cleanup import StaleKeyCleanup, normal_key_id
+from migrator.cloud.client import GraphClient
+from migrator.cloud.settings import GraphSettings
+from migrator.lab import policy
+from migrator.lab.clock import VirtualClock
+from migrator.lab.fleet import generate_fleet, parse_mix
+from migrator.lab.graph import GraphServer, GraphTenant
+from migrator.lab.runtime import new_lab
+from migrator.lab.server.certs import LabCA
+from migrator.store import Store, content_hash
+
+
+def migrate_in_lab(devices: int, store: Store) -> tuple[GraphTenant, int]:
+    """The fleet's hybrid cert-trust users moved to cloud trust in the lab, recorded as migrated in ``store``."""
+    fleet = generate_fleet(devices, 9, parse_mix("cert=100"))
+    lab = new_lab(fleet, VirtualClock(fleet.clock))
+    tenant = GraphTenant(lab)
+    store.create_wave("bench", playbook_name="bench", playbook_hash=content_hash("bench"))
+    users = 0
+    for domain in fleet.domains:
+        domain.entra_kerberos = True
+    for device in fleet.devices:
+        if device.join_type != "hybrid":
+            continue
+        device.dc_reachable, device.vpn_only = True, False
+        store.enroll("bench", [device.name])
+        store.save_facts(device.name, {"name": device.name, "device_id": device.device_id})
+        for user in device.users:
+            if user.container is None:
+                continue
+            user.has_prt, user.privileged = True, False
+            old = user.container.key_id
+            device.registry.delete_value(policy.GPO_KEY, policy.CERT_TRUST)
+            device.registry.set_value(policy.GPO_KEY, policy.CLOUD_TRUST, 1, "REG_DWORD")
+            lab.sign_in(device, user)
+            lab.delete_hello_container(device, lab.user_principal(device, user))
+            lab.sign_out(device, user)
+            lab.sign_in(device, user)
+            if user.container is None or normal_key_id(user.container.key_id) == normal_key_id(old):
+                continue
+            store.add_user(device.name, user.qualified_name, sid=user.sid, container_trust="cert", key_id=old)
+            context = {"sid": user.sid, "deleted_by_us": True, "key_id": old}
+            store.user_transition(device.name, user.qualified_name, "pending", "migrated", "bench", context=context)
+            users += 1
+    return tenant, users
+
+
+def run(devices: int, throttle: bool, work: Path) -> None:
+    store = Store.open(work / f"state-{throttle}")
+    tenant, users = migrate_in_lab(devices, store)
+    server = GraphServer(tenant, LabCA(work / "pki"), address="127.18.0.1")
+    if throttle:
+        server.service.faults.add(kind="throttle", probability=0.2, delay=0)
+    server.start()
+    try:
+        settings = GraphSettings(
+            tenant_id=tenant.tenant_id,
+            client_id=server.client_id,
+            authority=server.authority,
+            graph_url=server.url,
+            ca_bundle=server.ca_bundle,
+            secret=SecretStr(server.client_secret),
+        )
+        with GraphClient(settings) as graph:
+            graph.token()  # the token (and TLS) once, outside the per-user figures
+            cleanup = StaleKeyCleanup(store, graph, actor="bench")
+            started = time.perf_counter()
+            results = [r for row in store.list_devices(wave="bench") for r in cleanup.device(row.name)]
+            seconds = time.perf_counter() - started
+            removed = sum(r.status == "removed" for r in results)
+            print(
+                f"{'throttled 20%' if throttle else 'no throttling'}: {users} users, {removed} stale keys removed, "
+                f"{graph.requests} Graph requests ({graph.requests / max(users, 1):.2f} per user, "
+                f"{len(graph.retries)} retries after 429), {seconds:.2f} s ({1000 * seconds / max(users, 1):.1f} ms "
+                "per user)"
+            )
+    finally:
+        server.stop()
+        store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        for throttle in (False, True):
+            run(args.devices, throttle, Path(work))
+
+
+if __name__ == "__main__":
+    main()
