@@ -193,6 +193,14 @@ def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threadi
             markup=False,
             highlight=False,
         )
+    graph = runtime.graph_data()
+    console.print(
+        f"  Entra ID tenant {graph['tenant_id']}: Graph {graph['url']}, authority {graph['authority']} "
+        "(app id and secret in lab-secrets.env)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     if runtime.kdc is not None:
         console.print(
             f"  Kerberos: KRB5_CONFIG={inventory.parent / 'krb5.conf'} "
