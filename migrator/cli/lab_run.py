@@ -86,6 +86,13 @@ def lab_up(
             "local writes to GPO-managed values). gpupdate and boot apply it either way."
         ),
     ] = False,
+    intune_refresh: Annotated[
+        bool,
+        typer.Option(
+            help="Intune-enrolled devices check in every ~8 virtual hours and take their groups' Hello profiles, as "
+            "Intune does (it overwrites local writes to the MDM policy key). syncDevice applies them either way."
+        ),
+    ] = False,
     kerberos: Annotated[
         bool | None,
         typer.Option(
@@ -120,6 +127,7 @@ def lab_up(
             plan,
             gpo_refresh,
             kerberos,
+            intune_refresh,
         )
     except InputError as err:
         raise _fail(str(err)) from None
@@ -149,6 +157,7 @@ def _runtime(
     plan: FaultPlan | None,
     gpo_refresh: bool,
     kerberos: bool | None,
+    intune_refresh: bool,
 ) -> LabRuntime:
     return LabRuntime(
         the_fleet,
@@ -166,6 +175,7 @@ def _runtime(
         faults=plan,
         gpo_refresh=gpo_refresh,
         kerberos=kerberos,
+        intune_check_ins=intune_refresh,
     )
 
 

@@ -118,6 +118,7 @@ class LabRuntime:
         gpo_refresh: bool = False,
         kerberos: bool | None = False,
         graph_address: str | None = None,
+        intune_check_ins: bool = False,
     ) -> None:
         """``dc_addresses``: the loopback address of each domain's DC by DNS name (default 127.19.0.1 upward).
         ``gpo_refresh``: devices refresh Group Policy in the background every 90 +- 30 virtual minutes, as
@@ -126,7 +127,10 @@ class LabRuntime:
         ``kerberos``: True starts a KDC per realm or fails (:class:`InputError` saying what to install), False
         runs NTLM only (the default, for tests and the demo), None (``lab up``'s default) starts the KDCs where MIT
         Kerberos is installed.
-        ``graph_address``: the lab tenant's loopback address (default 127.18.0.1)."""
+        ``graph_address``: the lab tenant's loopback address (default 127.18.0.1).
+        ``intune_check_ins``: Intune-enrolled devices check in every ~8 virtual hours and get their groups'
+        profiles, as Intune does (off by default for the same reason as ``gpo_refresh``: a check-in overwrites
+        the product's local writes to the MDM policy key); ``syncDevice`` applies them either way."""
         self.fleet = fleet
         self.work_dir = work_dir
         self.ports = ports
@@ -174,7 +178,7 @@ class LabRuntime:
         self.kdc: KdcSet | None = None
         if kerberos is not False and not self.kerberos_missing:
             self.kdc = KdcSet(work_dir, self._realms(addresses), admin.username, self.password)
-        self.tenant = GraphTenant(self.lab)
+        self.tenant = GraphTenant(self.lab, check_ins=intune_check_ins)
         graph_options = {"address": graph_address} if graph_address else {}
         self.graph = GraphServer(
             self.tenant, self.server.ca, port=ports.graph, faults=self.server.faults, **graph_options

@@ -174,3 +174,21 @@ def test_sync_device_applies_the_group_profile(lab: LabRuntime, settings: GraphS
     assert assignments[0]["target"]["groupId"] == groups["cloud"]
     view = lab.lab.policy(device)
     assert view.mdm.get(policy.CLOUD_TRUST) == 1 and not view.mdm.get(policy.CERT_TRUST)
+
+
+def test_a_deleted_device_is_gone_from_graph(lab: LabRuntime, settings: GraphSettings) -> None:
+    """An admin deleted the device's Entra object: the filter finds nothing, a read by id is a CloudNotFound, and
+    its Hello keys come back without a device."""
+    device = next(d for d in lab.tenant.entra_devices() if any(u.container for u in d.users))
+    object_id = lab.tenant.device_object_id(device)
+    upn = next(u.upn for u in device.users if u.container)
+    lab.tenant.delete_device(device.name)
+    try:
+        with _client(settings) as client:
+            assert client.entra_device(device.device_id or "") is None
+            with pytest.raises(CloudNotFound, match=object_id):
+                client.get(f"devices/{object_id}")
+            mine = [m for m in client.hello_methods(upn, expand_device=True) if m["displayName"] == device.name]
+        assert mine and all(m["device"] is None for m in mine)
+    finally:
+        lab.tenant.state.deleted_devices.remove(device.name)

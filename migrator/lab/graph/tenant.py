@@ -15,10 +15,11 @@ The tenant is derived from the fleet and keeps what only it knows in ``fleet.ent
   (:data:`PROFILES`). At first start an Intune-enrolled device is put in the group whose profile gives the MDM
   policy it already has, so the first check-in changes nothing.
 * **Intune**: an enrolled device checks in about every 8 virtual hours (MS docs, "Intune device check-in
-  frequency") and at once on ``syncDevice``; at a check-in it writes the PassportForWork CSP values of the
-  profiles assigned to its groups into ``HKLM\\SOFTWARE\\Microsoft\\Policies\\PassportForWork\\<tenant>\\Device
-  \\Policies``. Two profiles that set one setting differently are a conflict: Intune applies neither value and
-  the device keeps what it had (MS docs, "Troubleshoot policies and profiles: conflicts").
+  frequency"; when the tenant is built with ``check_ins``) and at once on ``syncDevice``; at a check-in it
+  writes the PassportForWork CSP values of the profiles assigned to its groups into
+  ``HKLM\\SOFTWARE\\Microsoft\\Policies\\PassportForWork\\<tenant>\\Device\\Policies``. Two profiles that set one
+  setting differently are a conflict: Intune applies neither value and the device keeps what it had (MS docs,
+  "Troubleshoot policies and profiles: conflicts").
 
 Ids are stable: Entra object ids are UUIDv5 of the tenant and the object's name, so the same fleet gives the
 same ids at every start.
@@ -116,8 +117,11 @@ def normal_key_id(key_id: str) -> str:
 class GraphTenant:
     """The tenant behind the lab's Graph endpoint (see the module docstring)."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, *, check_ins: bool = True) -> None:
+        """``check_ins``: enrolled devices check in on the lab's clock (the runtime leaves it off unless asked:
+        a check-in overwrites local writes to the MDM policy key, as on Windows); ``syncDevice`` works either way."""
         self.lab = lab
+        self.check_ins = check_ins
         self.fleet: Fleet = lab.fleet
         self.tenant_id = self.fleet.tenant.tenant_id
         self._namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"https://login.microsoftonline.com/{self.tenant_id}")
@@ -201,8 +205,8 @@ class GraphTenant:
     # ---- Intune check-ins on the lab's clock -----------------------------------------------------------------
 
     def start(self) -> None:
-        """Schedule every enrolled device's regular check-in (idempotent)."""
-        if self._started:
+        """Schedule every enrolled device's regular check-in (idempotent; nothing without ``check_ins``)."""
+        if self._started or not self.check_ins:
             return
         self._started = True
         for device in self.fleet.devices:
