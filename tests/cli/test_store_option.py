@@ -56,7 +56,7 @@ def test_every_store_command_takes_store(tmp_path: Path) -> None:
         for extra, env in ((["--store", location], {}), ([], {STORE_ENV: location})):
             result = runner.invoke(app, [*args, "--state", empty_state, *extra], env={**ENV, **env})
             assert "no store" not in result.output and "no migrator store" not in result.output, (name, result.output)
-        command = args[:2] if args[0] == "audit" else args[:1]
+        command = args[:2] if args[0] in ("audit", "entra") else args[:1]  # command groups: their subcommand
         assert "--store" in runner.invoke(app, [*command, "--help"], env=ENV).output, name
     assert not (Path(empty_state) / "migrator.db").exists()
 
