@@ -61,6 +61,8 @@ def state_class(state: str) -> str:
         return kind
     if state in SUCCESS_STATES:
         return "success"
+    if state == DEVICE_INITIAL:
+        return "pending"
     known = device_state(state)
     return known.category.value if known is not None else "active"
 
@@ -123,6 +125,13 @@ class Canary:
         if all(s in SUCCESS_STATES or s == "ineligible" for s in states):
             return "passed"
         return "in progress"
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for _, state in self.devices:
+            out[state] = out.get(state, 0) + 1
+        return {state: out[state] for state in ordered_states(out)}
 
 
 @dataclass(frozen=True)
