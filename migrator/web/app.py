@@ -23,6 +23,7 @@ holds the event loop (and the event streams) up.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -92,6 +93,8 @@ class Dashboard:
     refresh: float = 30.0  # a page is refreshed at least this often
     now: Callable[[], datetime] = utc_now
     sessions: Sessions = field(default_factory=Sessions)
+    # Set when the server stops: event streams never end by themselves, so each ends when it sees this.
+    stopping: threading.Event = field(default_factory=threading.Event)
     _writer: Store | None = None
 
     @property
@@ -231,7 +234,7 @@ class Pages:
             last: tuple[object, ...] | None = None
             sent = quiet = time.monotonic()
             number = 0
-            while not await request.is_disconnected():
+            while not self.d.stopping.is_set() and not await request.is_disconnected():
                 try:
                     current: tuple[object, ...] = await run_in_threadpool(views.fingerprint, self.d.reader)
                 except StoreError as error:
@@ -245,13 +248,21 @@ class Pages:
                     yield ": still here\n\n"
                     quiet = now
                 last = current
-                await asyncio.sleep(self.d.poll)
+                await self._pause()
 
         return StreamingResponse(
             stream(),
             media_type="text/event-stream",
             headers={"cache-control": "no-store", "x-accel-buffering": "no"},
         )
+
+    async def _pause(self) -> None:
+        """Sleep ``poll`` seconds, in short steps so a stopping server is seen at once."""
+        waited = 0.0
+        while waited < self.d.poll and not self.d.stopping.is_set():
+            step = min(0.2, self.d.poll - waited)
+            await asyncio.sleep(step)
+            waited += step
 
     # ---- actions ---------------------------------------------------------------------------------------
 
@@ -458,4 +469,6 @@ def create_app(dashboard: Dashboard) -> Starlette:
         yield
         dashboard.close()
 
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.dashboard = dashboard
+    return app

@@ -79,6 +79,19 @@ def url_of(sock: socket.socket, listen: Listen) -> str:
     return f"{'https' if listen.tls else 'http'}://{shown}:{port}/"
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server that tells the dashboard's event streams to end when it stops (they would otherwise
+    hold the graceful shutdown until its timeout)."""
+
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
+        super().__init__(config)
+        self.stopping = stopping
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.stopping.set()
+        await super().shutdown(sockets)
+
+
 def server_for(app: Starlette, listen: Listen) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
@@ -93,7 +106,8 @@ def server_for(app: Starlette, listen: Listen) -> uvicorn.Server:
         config.load()  # TLS files are read here: a bad certificate or key is bad input, said before serving
     except (ssl.SSLError, OSError) as error:
         raise InputError(f"--tls-cert {listen.tls_cert} / --tls-key {listen.tls_key}: {error}") from None
-    return uvicorn.Server(config)
+    dashboard = getattr(app.state, "dashboard", None)
+    return _Server(config, dashboard.stopping if dashboard is not None else threading.Event())
 
 
 def serve_forever(app: Starlette, sock: socket.socket, listen: Listen) -> None:

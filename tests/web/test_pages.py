@@ -102,15 +102,15 @@ def test_main_pages_pass_axe_core(page: Any, served: Served) -> None:
 
 
 def test_responses_carry_the_safe_headers(served: Served) -> None:
-    """CSP without unsafe-inline, no framing, nosniff, no referrer, no-store on pages, the CSRF cookie HttpOnly
-    and SameSite=Strict."""
+    """CSP without unsafe-inline, no framing, nosniff, no referrer to other sites, no-store on pages, the CSRF
+    cookie HttpOnly and SameSite=Strict."""
     status, _, headers = fetch(served.at("/"))
     assert status == 200
     csp = headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     assert headers["x-frame-options"] == "DENY"
     assert headers["x-content-type-options"] == "nosniff"
-    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["referrer-policy"] == "same-origin"
     assert headers["cache-control"] == "no-store"
     cookie = headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
