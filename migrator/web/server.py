@@ -12,7 +12,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,8 +111,11 @@ def server_for(app: Starlette, listen: Listen) -> uvicorn.Server:
 
 
 def serve_forever(app: Starlette, sock: socket.socket, listen: Listen) -> None:
-    """Serve until Ctrl-C (uvicorn stops on SIGINT/SIGTERM in the main thread)."""
-    server_for(app, listen).run(sockets=[sock])
+    """Serve until Ctrl-C or SIGTERM. uvicorn stops gracefully, then raises the signal again for the default
+    handler: Ctrl-C is how a dashboard is meant to end, so that KeyboardInterrupt is the normal end."""
+    server = server_for(app, listen)
+    with suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
 
 
 @contextmanager

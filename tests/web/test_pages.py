@@ -15,9 +15,12 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from migrator.engine.wavestore import APPROVE
+from migrator.lab.server.certs import LabCA
 from migrator.store import Store
+from migrator.web import Dashboard, Listen, create_app, serving
+from migrator.web.security import load_token
 from tests.report.conftest import HOSTILE_DEVICE, OWNER, Clock, build_fleet
-from tests.web.conftest import TOKEN, Served, dashboard_at, fetch
+from tests.web.conftest import TOKEN, Served, dashboard_at, fetch, token_file
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -200,3 +203,34 @@ def test_audit_status_turns_red_when_the_log_is_cut(page: Any, tmp_path: Path) -
         assert page.evaluate("window.notReloaded") is True
         assert "TAMPERED" in page.locator(".verdict").inner_text()
         assert page.locator(".verdict").evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(253, 226, 225)"
+
+
+def test_beyond_loopback_every_page_needs_the_token_over_tls(page: Any, fleet_state: Path, tmp_path: Path) -> None:
+    """The dashboard as it runs on a non-loopback address (TLS, a login for every page), served here on loopback:
+    a page sends the browser to the login; a wrong token is refused; the token opens the pages; logging out
+    closes them again."""
+    certificate = LabCA(tmp_path / "ca").issue("localhost", "127.0.0.1")
+    reader = Store.open(fleet_state, read_only=True)
+    dashboard = Dashboard(reader=reader, token=load_token(token_file(tmp_path)), require_login=True, tls=True, poll=0.1)
+    listen = Listen("127.0.0.1", 0, certificate.cert_path, certificate.key_path)
+    context = page.context.browser.new_context(ignore_https_errors=True)
+    browser_page = context.new_page()
+    try:
+        with serving(create_app(dashboard), listen) as url:
+            assert url.startswith("https://")
+            browser_page.goto(url + "attention")
+            assert browser_page.url.startswith(url + "login?next=/attention")
+            browser_page.get_by_label("Operator token").fill("wrong-token-0123456789")
+            browser_page.get_by_role("button", name="Log in").click()
+            assert "The operator token is wrong" in browser_page.locator("#live").inner_text()
+            browser_page.get_by_label("Operator token").fill(TOKEN)
+            browser_page.get_by_role("button", name="Log in").click()
+            browser_page.wait_for_url(url + "attention")
+            assert browser_page.get_by_role("heading", level=1).inner_text() == "Needs attention"
+            browser_page.get_by_role("button", name="Log out").click()
+            browser_page.wait_for_url(url + "login")
+            browser_page.goto(url)
+            assert "/login" in browser_page.url
+    finally:
+        context.close()
+        reader.close()
