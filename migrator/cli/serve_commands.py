@@ -109,20 +109,45 @@ def serve(
     except InputError as error:
         raise _fail(str(error)) from None
     reader = open_command_store(store_url, state, read_only=True)
-    log_dir = log_dir_of(store_url, state)
-    dashboard = dashboard_for(
-        reader, choose_store(store_url, state).location, token=token, log_dir=log_dir, listen=listen
-    )
-    dashboard.poll = poll
     try:
-        app = create_app(dashboard)
+        serve_store(
+            reader,
+            choose_store(store_url, state).location,
+            listen=listen,
+            token=token,
+            log_dir=log_dir_of(store_url, state),
+            poll=poll,
+        )
+    finally:
+        reader.close()
+
+
+def serve_store(
+    reader: Store,
+    location: str,
+    *,
+    listen: Listen,
+    token: OperatorToken | None,
+    log_dir: Path | None,
+    poll: float = 2.0,
+    free_port_if_taken: bool = False,
+) -> None:
+    """Serve the dashboard of the store until Ctrl-C, after printing its URL (``serve``, ``demo --serve``).
+    ``free_port_if_taken``: a taken port is no error, another one is used (the demo's default port)."""
+    dashboard = dashboard_for(reader, location, token=token, log_dir=log_dir, listen=listen)
+    dashboard.poll = poll
+    app = create_app(dashboard)
+    try:
         sock = bind(listen)
     except InputError as error:
-        reader.close()
-        raise _fail(str(error)) from None
+        if not free_port_if_taken:
+            raise _fail(str(error)) from None
+        listen = Listen(listen.host, 0, listen.tls_cert, listen.tls_key)
+        sock = bind(listen)
     start_dashboard_logging(log_dir)
     url = url_of(sock, listen)
-    get_logger("web").info("dashboard started", url=url, store=reader.where, actions=token is not None, tls=listen.tls)
+    log = get_logger("web")
+    log.info("dashboard started", url=url, store=reader.where, actions=token is not None, tls=listen.tls)
     console.print(f"dashboard: {url}", markup=False)
     console.print(
         "read-only; approving and pausing need the operator token" if token else "read-only (no --operator-token-file)",
@@ -135,5 +160,4 @@ def serve(
         raise _fail(str(error)) from None
     finally:
         sock.close()
-        reader.close()
-        get_logger("web").info("dashboard stopped", url=url)
+        log.info("dashboard stopped", url=url)
