@@ -561,6 +561,13 @@ def device_status(store: Store, row: DeviceRow) -> DeviceStatus:
     return DeviceStatus(row, tuple(store.list_users(row.name)), load_device(row.context))
 
 
+def device_statuses(store: Store, rows: Iterable[DeviceRow]) -> list[DeviceStatus]:
+    """Many device rows with their users (read together in a few queries) and contexts, in the rows' order."""
+    listed = list(rows)
+    people = store.users_of(listed)
+    return [DeviceStatus(row, tuple(people[row.name]), load_device(row.context)) for row in listed]
+
+
 def collect_device(store: Store, name: str) -> DeviceReport:
     """One device as the report shows it: status, users, timeline, deleted containers. Raises
     :class:`migrator.store.UnknownDevice` for a name the store does not hold."""
@@ -791,5 +798,6 @@ __all__ = [
     "collect_status",
     "compact",
     "device_status",
+    "device_statuses",
     "iso",
 ]

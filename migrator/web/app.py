@@ -50,7 +50,17 @@ from migrator.errors import InputError
 from migrator.logs import get_logger
 from migrator.machine.table import DEVICE_STATE_TABLE, USER_STATE_TABLE, Category
 from migrator.report.model import compact, iso
-from migrator.store import NotFound, Store, StoreBusy, StoreError, StoreUnavailable, UnknownDevice, UnknownWave, utc_now
+from migrator.store import (
+    AuditReport,
+    NotFound,
+    Store,
+    StoreBusy,
+    StoreError,
+    StoreUnavailable,
+    UnknownDevice,
+    UnknownWave,
+    utc_now,
+)
 from migrator.web import views
 from migrator.web.security import (
     CSRF_COOKIE,
@@ -91,6 +101,9 @@ class Dashboard:
     allowed_hosts: tuple[str, ...] = ()  # Host headers accepted (empty: any; the login protects the pages)
     poll: float = 2.0  # seconds between two reads of the store's fingerprint, per open page
     refresh: float = 30.0  # a page is refreshed at least this often
+    # Verifying the chain reads and hashes every entry (about a second for 10,000 devices' history): the audit
+    # page reuses its last verification while the store's fingerprint has not moved, for at most ``refresh`` s.
+    cache_audit: bool = True
     now: Callable[[], datetime] = utc_now
     sessions: Sessions = field(default_factory=Sessions)
     # Set when the server stops: event streams never end by themselves, so each ends when it sees this.
@@ -139,6 +152,8 @@ class Pages:
 
     def __init__(self, dashboard: Dashboard) -> None:
         self.d = dashboard
+        self._audit: tuple[tuple[object, ...], float, AuditReport] | None = None
+        self._audit_lock = threading.Lock()
 
     # ---- rendering -------------------------------------------------------------------------------------
 
@@ -214,7 +229,20 @@ class Pages:
         return self.guarded(request, "device.html", lambda: {"page": views.device_page(self.d.reader, name)})
 
     def audit(self, request: Request) -> Response:
-        return self.guarded(request, "audit.html", lambda: {"audit": views.audit_page(self.d.reader, self.d.log_dir)})
+        return self.guarded(request, "audit.html", lambda: {"audit": self._verified()})
+
+    def _verified(self) -> AuditReport:
+        """The audit page's verification: the last one while nothing moved (see ``Dashboard.cache_audit``)."""
+        if not self.d.cache_audit:
+            return views.audit_page(self.d.reader, self.d.log_dir)
+        with self._audit_lock:  # one verification at a time; the others wait for it and reuse it
+            marker = views.fingerprint(self.d.reader)
+            cached = self._audit
+            if cached is not None and cached[0] == marker and time.monotonic() - cached[1] < self.d.refresh:
+                return cached[2]
+            report = views.audit_page(self.d.reader, self.d.log_dir)
+            self._audit = (marker, time.monotonic(), report)
+            return report
 
     def diagram(self, request: Request) -> Response:
         return self.guarded(

@@ -39,7 +39,7 @@ from migrator.report.model import (
     DeviceStatus,
     StatusView,
     collect_device,
-    device_status,
+    device_statuses,
     iso,
 )
 from migrator.report.states import SUCCESS_STATES, attention, ordered_states
@@ -272,7 +272,7 @@ def _states_for(show: str) -> list[str] | None:
 
 def wave_page(store: Store, wave: str, query: str, show: str, offset: int, now: datetime) -> WavePage:
     """A wave's devices matching ``query`` (a part of the name, any case) and ``show``; PAGE_SIZE of them from
-    ``offset``, each with its users (one query per device shown). Raises UnknownWave."""
+    ``offset``, each with its users. Raises UnknownWave."""
     row = store.get_wave(wave)
     card = wave_card(store, row, store.audit_entries(action=APPROVE), now)
     found = store.list_devices(wave=wave, states=_states_for(show))
@@ -280,7 +280,7 @@ def wave_page(store: Store, wave: str, query: str, show: str, offset: int, now: 
     if needle:
         found = [d for d in found if needle in d.name.casefold()]
     offset = max(0, min(offset, max(0, len(found) - 1)))
-    shown = tuple(device_status(store, d) for d in found[offset : offset + PAGE_SIZE])
+    shown = tuple(device_statuses(store, found[offset : offset + PAGE_SIZE]))
     return WavePage(card, shown, len(found), query, show, offset, tuple(card.counts))
 
 
@@ -290,7 +290,7 @@ def wave_page(store: Store, wave: str, query: str, show: str, offset: int, now: 
 def attention_page(store: Store, now: datetime) -> list[DeviceStatus]:
     """Failed, error, stalled, unreachable, then waiting devices of every wave; oldest first within each (the
     order ``migrator status`` lists them in)."""
-    statuses = tuple(device_status(store, d) for d in store.list_devices(states=ATTENTION_STATES))
+    statuses = tuple(device_statuses(store, store.list_devices(states=ATTENTION_STATES)))
     return StatusView(now, store.where, None, (), statuses, {}).attention
 
 
