@@ -16,8 +16,10 @@ import argparse
 import asyncio
 import random
 import shutil
+import sqlite3
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +30,7 @@ from typing import Any
 from migrator.engine.wavestore import StoreWaves
 from migrator.store import AuditEntry, Store, content_hash
 from migrator.web import Dashboard, Listen, create_app, serving
+from migrator.web.security import load_token
 
 HERE = Path(__file__).parent
 START = datetime(2026, 11, 2, 7, 0, tzinfo=UTC)
@@ -193,10 +196,18 @@ PAGES = {
 
 
 @contextmanager
-def dashboard(folder: Path, *, cache_audit: bool = True) -> Iterator[Any]:
+def dashboard(folder: Path, *, cache_audit: bool = True, token: Path | None = None) -> Iterator[Any]:
     reader = Store.open(folder, read_only=True)
     try:
-        yield create_app(Dashboard(reader=reader, allowed_hosts=("127.0.0.1",), cache_audit=cache_audit))
+        yield create_app(
+            Dashboard(
+                reader=reader,
+                open_writer=lambda: Store.open(folder, create=False),
+                token=load_token(token) if token is not None else None,
+                allowed_hosts=("127.0.0.1",),
+                cache_audit=cache_audit,
+            )
+        )
     finally:
         reader.close()
 
@@ -222,13 +233,35 @@ def screenshots(folder: Path, out: Path) -> None:
     from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only this mode needs the browser
 
     out.mkdir(parents=True, exist_ok=True)
-    with dashboard(folder) as app, serving(app, Listen("127.0.0.1", 0)) as url, sync_playwright() as playwright:
+    with tempfile.TemporaryDirectory() as scratch, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        for name, path in PAGES.items():
-            page.goto(url.rstrip("/") + path)
-            page.screenshot(path=str(out / f"{name}.png"), full_page=name not in ("wave", "diagram"))
+
+        def shoot(name: str, full: bool = True) -> None:
+            page.screenshot(path=str(out / f"{name}.png"), full_page=full)
             print(f"wrote {out / f'{name}.png'}")
+
+        token = Path(scratch) / "token"
+        token.write_text("bench-operator-token-0123456789\n", encoding="utf-8")
+        token.chmod(0o600)
+        with dashboard(folder, token=token) as app, serving(app, Listen("127.0.0.1", 0)) as url:
+            for name, path in PAGES.items():
+                page.goto(url.rstrip("/") + path)
+                shoot(name, full=name not in ("wave", "diagram"))
+            page.goto(url.rstrip("/") + "/waves/wave-2-key")  # the approval form, opened
+            page.get_by_text("Approve the next batch").click()
+            shoot("approve-form", full=False)
+        # The audit page of a copy whose last audit entry was deleted behind the store's back.
+        tampered = Path(scratch) / "tampered"
+        shutil.copytree(folder, tampered)
+        db = sqlite3.connect(tampered / "migrator.db")
+        db.execute("DROP TRIGGER IF EXISTS audit_no_delete")
+        db.execute("DELETE FROM audit WHERE id = (SELECT MAX(id) FROM audit)")
+        db.commit()
+        db.close()
+        with dashboard(tampered) as app, serving(app, Listen("127.0.0.1", 0)) as url:
+            page.goto(url.rstrip("/") + "/audit")
+            shoot("audit-tampered")
         browser.close()
 
 

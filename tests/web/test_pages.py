@@ -234,3 +234,25 @@ def test_beyond_loopback_every_page_needs_the_token_over_tls(page: Any, fleet_st
     finally:
         context.close()
         reader.close()
+
+
+def test_pausing_from_the_dashboard_is_the_operators_pause(served: Served, fleet_state: Path) -> None:
+    """Pause with the token: the wave is paused through the wave engine, audited with who and why; a halted wave
+    cannot be paused (the engine's own refusal, shown as bad input)."""
+    cookie, csrf = _csrf(served)
+    origin = served.url.rstrip("/")
+    form = {"csrf": csrf, "operator": "Ada", "reason": "site B helpdesk", "operator_token": TOKEN}
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie, "Origin": origin}
+    status, _, _ = fetch(
+        served.at("/actions/pause"), data=urlencode({**form, "wave": "pilot"}).encode(), headers=headers
+    )
+    assert status == 200
+    with Store.open(fleet_state, read_only=True) as store:
+        assert store.get_wave("pilot").state == "paused"
+        entry = store.audit_entries(action="wave.paused")[-1]
+    assert entry.actor == "Ada (dashboard)"
+    assert isinstance(entry.after, dict) and entry.after["reason"] == "paused by an operator: site B helpdesk"
+    status, body, _ = fetch(
+        served.at("/actions/pause"), data=urlencode({**form, "wave": "wave-2"}).encode(), headers=headers
+    )
+    assert status == 400 and "nothing to pause" in body
