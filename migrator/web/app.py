@@ -109,21 +109,25 @@ class Dashboard:
     # Set when the server stops: event streams never end by themselves, so each ends when it sees this.
     stopping: threading.Event = field(default_factory=threading.Event)
     _writer: Store | None = None
+    _writer_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def actions(self) -> bool:
         return self.token is not None and self.open_writer is not None
 
     def writer(self) -> Store:
-        if self._writer is None:
-            assert self.open_writer is not None
-            self._writer = self.open_writer()
-        return self._writer
+        """The store opened for writing, on the first action (two actions at once open it once)."""
+        with self._writer_lock:
+            if self._writer is None:
+                assert self.open_writer is not None
+                self._writer = self.open_writer()
+            return self._writer
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        with self._writer_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
 
 def _environment() -> Environment:
