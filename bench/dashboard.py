@@ -31,6 +31,7 @@ from migrator.engine.wavestore import StoreWaves
 from migrator.store import AuditEntry, Store, content_hash
 from migrator.web import Dashboard, Listen, create_app, serving
 from migrator.web.security import load_token
+from migrator.web.views import fingerprint
 
 HERE = Path(__file__).parent
 START = datetime(2026, 11, 2, 7, 0, tzinfo=UTC)
@@ -219,6 +220,13 @@ def measure(folder: Path, repeats: int) -> None:
             _line(name, app, path, repeats)
     with dashboard(folder, cache_audit=False) as app:  # every render verifies the whole chain again
         _line("audit (verify)", app, PAGES["audit"], max(3, repeats // 4))
+    with Store.open(folder, read_only=True) as reader:  # what each open page costs the server every --poll s
+        looks = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            fingerprint(reader)
+            looks.append(1000 * (time.perf_counter() - started))
+        print(f"{'events (a look)':<16} {statistics.median(looks):>10.1f} {max(looks):>8.1f}   (max, not p95)")
 
 
 def _line(name: str, app: Any, path: str, repeats: int) -> None:
