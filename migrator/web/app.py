@@ -48,8 +48,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from migrator.engine.wavestore import StoreWaves
 from migrator.errors import InputError
 from migrator.logs import get_logger
-from migrator.machine.table import DEVICE_STATE_TABLE, USER_STATE_TABLE, Category
-from migrator.report.model import compact, iso
+from migrator.machine.table import DEVICE_STATE_TABLE, USER_STATE_TABLE
+from migrator.report.model import compact
 from migrator.store import (
     AuditReport,
     NotFound,
@@ -137,7 +137,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["iso"] = lambda moment: iso(moment) or "—"
+    env.filters["iso"] = views.iso_or_dash
     env.filters["state_class"] = views.state_class
     env.filters["urlpart"] = lambda text: quote(str(text), safe="")
     env.filters["compact"] = compact
@@ -252,7 +252,7 @@ class Pages:
         return self.guarded(
             request,
             "diagram.html",
-            lambda: {"page": views.diagram_page(), "device_states": DEVICE_STATE_TABLE, "Category": Category},
+            lambda: {"page": views.diagram_page(), "device_states": DEVICE_STATE_TABLE},
         )
 
     # ---- live updates ----------------------------------------------------------------------------------

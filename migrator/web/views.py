@@ -23,7 +23,7 @@ A wave written without settings (by hand, or an older version) shows what it has
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -45,7 +45,6 @@ from migrator.report.model import (
 from migrator.report.states import SUCCESS_STATES, attention, ordered_states
 from migrator.store import AuditHead, AuditRecord, AuditReport, JsonValue, Store, WaveRow
 
-Clock = Callable[[], datetime]
 PAGE_SIZE = 200  # device rows on one page of a wave: a 10,000-device wave is searched, not scrolled
 
 # Devices that need a person, from the table (every state attention() names), for one query.
@@ -353,4 +352,5 @@ def fingerprint(store: Store) -> tuple[object, ...]:
 
 
 def iso_or_dash(moment: datetime | None) -> str:
+    """A time as the pages show it: UTC ISO 8601, or a dash for none."""
     return iso(moment) or "—"
