@@ -62,6 +62,17 @@ def test_tls_options_go_together_and_no_store_is_no_dashboard(state: Path, tmp_p
     assert code == ExitCode.INPUT and "no store" in output
 
 
+def test_a_file_that_is_not_a_store_is_refused_and_left_alone(tmp_path: Path) -> None:
+    """serve opens the store as `status` does (read-only, never creating one): not a store, exit 2, untouched."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "migrator.db").write_bytes(b"not a database")
+    code, output = _serve("--state", str(state), "--port", "0")
+    assert code == ExitCode.INPUT and "not an SQLite database" in output
+    assert (state / "migrator.db").read_bytes() == b"not a database"
+    assert sorted(p.name for p in state.iterdir()) == ["migrator.db"]
+
+
 def test_serve_prints_its_url_logs_requests_and_stops_on_ctrl_c(state: Path, tmp_path: Path) -> None:
     """The child prints the URL it listens on (port 0: a free one); the page answers; the JSON log holds the
     start and the request, never the token; SIGINT stops it with exit 0."""
