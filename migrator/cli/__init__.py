@@ -37,6 +37,7 @@ COMMANDS: Mapping[str, str] = {
     "lab": "lab_commands",
     "explain": "explain",
     "audit": "audit_commands",
+    "serve": "serve_commands",
     "entra": "entra_commands",
 }
 

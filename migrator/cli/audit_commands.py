@@ -69,7 +69,7 @@ def _anchors(values: list[str], allow_appended: bool) -> list[RecordedHead]:
     return heads
 
 
-def _log_dir(store: str | None, state: str) -> Path | None:
+def log_dir_of(store: str | None, state: str) -> Path | None:
     """The JSON log's folder: ``--state``/logs (beside the database file when --state names the file); none when
     --state is itself a URL."""
     if "://" in state:
@@ -130,7 +130,7 @@ def audit_verify(
 ) -> None:
     heads = _anchors(anchor or [], allow_appended)
     with _open(store_url, state) as store:
-        report = _verify(store, _log_dir(store_url, state), heads)
+        report = _verify(store, log_dir_of(store_url, state), heads)
     if as_json:
         problems = [{"entry": p.entry_id, "kind": p.kind, "detail": p.detail} for p in report.problems]
         payload = {
@@ -166,12 +166,12 @@ def audit_verify(
 )
 def audit_anchor(state: StateOption = "state", store_url: StoreOption = None) -> None:
     with _open(store_url, state) as store:
-        report = _verify(store, _log_dir(store_url, state), [])
+        report = _verify(store, log_dir_of(store_url, state), [])
     if not report.ok:
         _show_problems(report, out=err_console)
         err_console.print("no anchor printed: anchoring a tampered log would vouch for it")
         raise typer.Exit(_exit_code(report))
-    log_dir = _log_dir(store_url, state)
+    log_dir = log_dir_of(store_url, state)
     if log_dir is not None:
         try:
             configure_logging(log_dir)

@@ -4,7 +4,8 @@ A mixed lab fleet starts in-process (its own loopback addresses and ports, or fr
 those; realistic faults, simulated people on a fast virtual clock); the devices are probed; a canary runs, then a
 wave of the certificate trust playbook and a wave of the key trust playbook; the recap and the HTML report end it.
 Everything lives under ``<state>/demo`` (the store, the logs, the lab's inventory and secrets, the report), which
-each run starts afresh.
+each run starts afresh. With ``--serve`` the dashboard (``migrator serve``) then shows the demo's store, read-only,
+until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 from pydantic import SecretStr
 
 from migrator.cli.probe import probe_devices
+from migrator.cli.serve_commands import serve_store
 from migrator.cli.wave_commands import (
     EXIT_FAILED,
     EXIT_OK,
@@ -39,8 +41,10 @@ from migrator.playbook import builtin_path
 from migrator.remote.credentials import Credentials
 from migrator.report import write_report
 from migrator.store import Store
+from migrator.web import Listen
 
 DEMO_PORTS = (45985, 45986)
+DASHBOARD_PORT = 8080  # `migrator serve`'s default; another one when it is taken
 MARKER = ".migrator-demo"
 commands = typer.Typer()
 
@@ -82,10 +86,16 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the fleet (same seed, same fleet).")] = 1,
     state: Annotated[Path, typer.Option("--state", help="The demo works in <state>/demo.")] = Path("state"),
     speed: Annotated[float, typer.Option(min=1, help="Virtual seconds per real second.")] = 28800.0,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Then keep the dashboard of the demo's store up (Ctrl-C stops it).")
+    ] = False,
+    serve_port: Annotated[
+        int, typer.Option("--serve-port", min=0, max=65535, help="The dashboard's port on 127.0.0.1 (0: a free one).")
+    ] = DASHBOARD_PORT,
 ) -> None:
     """Migrate a lab fleet in waves: canary, certificate trust wave, key trust wave; recap and HTML report.
 
-    Example: migrator demo --devices 60 --seed 1
+    Example: migrator demo --devices 60 --seed 1 --serve
     """
     folder = state / "demo"
     _fresh(folder)
@@ -169,6 +179,16 @@ def demo(
         console.print(f"store: {folder / 'migrator.db'}  logs: {folder / 'logs'}", markup=False, highlight=False)
     finally:
         runtime.stop()
+    if serve:
+        with Store.open(folder, read_only=True) as reader:
+            serve_store(
+                reader,
+                str(folder),
+                listen=Listen("127.0.0.1", serve_port),
+                token=None,
+                log_dir=folder / "logs",
+                free_port_if_taken=True,
+            )
     raise typer.Exit(EXIT_OK if code == EXIT_OK else EXIT_FAILED)
 
 

@@ -331,18 +331,22 @@ def _operator(store: str | None, state: Path) -> StoreWaves:
     return StoreWaves(open_command_store(store, state, create=False), getpass.getuser())
 
 
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log with who).")]
+
+
 @commands.command("pause")
 def pause(
     wave: Annotated[str, typer.Option(help="The wave to pause.")],
     state: StateOption = Path("state"),
     store_url: StoreOption = None,
+    reason: ReasonOption = "",
 ) -> None:
     """Pause a wave: no new device starts; running visits stop at their next safe point.
 
-    Example: migrator pause --wave wave-2
+    Example: migrator pause --wave wave-2 --reason "helpdesk calls from site B"
     """
     try:
-        _operator(store_url, state).pause(wave)
+        _operator(store_url, state).pause(wave, reason.strip())
     except MigratorError as err:
         raise fail(str(err)) from None
     console.print(f"wave {wave} paused; `migrator resume` continues it", markup=False, highlight=False)
@@ -353,13 +357,14 @@ def approve(
     wave: Annotated[str, typer.Option(help="The wave whose next batch is approved.")],
     state: StateOption = Path("state"),
     store_url: StoreOption = None,
+    reason: ReasonOption = "",
 ) -> None:
     """Approve the next batch of a wave that stopped at its approval gate (recorded in the audit log).
 
-    Example: migrator approve --wave wave-2 && migrator resume
+    Example: migrator approve --wave wave-2 --reason "CAB approved batch 2" && migrator resume
     """
     try:
-        count = _operator(store_url, state).approve(wave)
+        count = _operator(store_url, state).approve(wave, reason.strip())
     except MigratorError as err:
         raise fail(str(err)) from None
     console.print(

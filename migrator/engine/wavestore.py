@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from migrator.engine.waves import WaveState
 from migrator.errors import InputError
-from migrator.store import AuditEntry, NotFound, Store
+from migrator.store import AuditEntry, JsonValue, NotFound, Store
 
 APPROVE = "wave.approve"
 PAUSE = "wave.pause"
@@ -58,29 +58,33 @@ class StoreWaves:
             known = ", ".join(w.name for w in self.store.list_waves()) or "none yet"
             raise InputError(f"no wave named {wave!r} in {self.store.where} (waves: {known})") from None
 
-    def approve(self, wave: str) -> int:
-        """Record an approval for the wave's next batch; returns how many batches are now approved."""
+    def approve(self, wave: str, reason: str = "") -> int:
+        """Record an approval for the wave's next batch (with the operator's ``reason``, when given); returns how
+        many batches are now approved."""
         state = self._wave(wave)
         approved = self.approved_batches(wave) + 1
         row = self.store.get_wave(wave)
+        after: dict[str, JsonValue] = {"wave": wave, "approved_batches": approved}
+        if reason:
+            after["reason"] = reason
         self.store.append_audit(
             AuditEntry(
                 actor=self.actor,
                 action=APPROVE,
                 change_ticket=row.change_ticket,
                 before={"wave": wave, "state": state, "approved_batches": approved - 1},
-                after={"wave": wave, "approved_batches": approved},
+                after=after,
             )
         )
         if state == "awaiting_approval":
-            self.set_wave_state(wave, "running", f"batch gate {approved} approved")
+            self.set_wave_state(wave, "running", f"batch gate {approved} approved" + (f": {reason}" if reason else ""))
         return approved
 
-    def pause(self, wave: str) -> None:
+    def pause(self, wave: str, reason: str = "") -> None:
         state = self._wave(wave)
         if state in ("completed", "halted"):
             raise InputError(f"wave {wave!r} is {state}; there is nothing to pause")
-        self.set_wave_state(wave, "paused", "paused by an operator")
+        self.set_wave_state(wave, "paused", f"paused by an operator: {reason}" if reason else "paused by an operator")
 
     def resume(self, wave: str) -> None:
         state = self._wave(wave)

@@ -567,6 +567,27 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
     )
 
 
+def device_status(store: Store, row: DeviceRow) -> DeviceStatus:
+    """One device row with its users and its context (one query for the users)."""
+    return DeviceStatus(row, tuple(store.list_users(row.name)), load_device(row.context))
+
+
+def device_statuses(store: Store, rows: Iterable[DeviceRow]) -> list[DeviceStatus]:
+    """Many device rows with their users (read together in a few queries) and contexts, in the rows' order."""
+    listed = list(rows)
+    people = store.users_of(listed)
+    return [DeviceStatus(row, tuple(people[row.name]), load_device(row.context)) for row in listed]
+
+
+def collect_device(store: Store, name: str) -> DeviceReport:
+    """One device as the report shows it: status, users, timeline, deleted containers. Raises
+    :class:`migrator.store.UnknownDevice` for a name the store does not hold."""
+    status = device_status(store, store.get_device(name))
+    return DeviceReport(
+        status, tuple(_events(store.export_device_timeline(status.name))), tuple(_deleted_containers(status))
+    )
+
+
 def insecure_devices(wave: WaveRow) -> tuple[str, ...]:
     """The devices a wave recorded as reached with TLS certificate verification off (none if it recorded none)."""
     value = wave.settings.get(INSECURE_TRANSPORT)
@@ -787,8 +808,11 @@ __all__ = [
     "TimelineEvent",
     "WaveStatus",
     "WaveSummary",
+    "collect_device",
     "collect_report",
     "collect_status",
     "compact",
+    "device_status",
+    "device_statuses",
     "iso",
 ]

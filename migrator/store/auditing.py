@@ -34,10 +34,13 @@ class AuditMixin(StoreCore):
         with self._tx("append to the audit log", write=True) as conn:
             return append_entry(conn, entry, now)
 
-    def audit_entries(self, device: str | None = None) -> list[AuditRecord]:
+    def audit_entries(self, device: str | None = None, *, action: str | None = None) -> list[AuditRecord]:
+        """The log in order; only one device's entries, or only one action's (``wave.approve``), when asked."""
         query = select(audit).order_by(audit.c.id)
         if device is not None:
             query = query.where(func.lower(audit.c.device) == device.strip().lower())
+        if action is not None:
+            query = query.where(audit.c.action == action)
         with self._tx("read the audit log", write=False) as conn:
             return [_audit_record(row) for row in conn.execute(query)]
 
@@ -45,6 +48,14 @@ class AuditMixin(StoreCore):
         """The head the store records (its ``audit_head`` row); None if it has none (an empty log)."""
         with self._tx("read the audit head", write=False) as conn:
             return recorded_head(conn)
+
+    def audit_tail(self) -> AuditHead | None:
+        """The last entry of the table as it is now (its id and hash), None for an empty log. Unlike
+        :meth:`audit_head` (the head the store recorded when it last appended) this moves when rows are deleted
+        behind the store's back, so a watcher (the dashboard) notices a truncated log without verifying it."""
+        with self._tx("read the audit log's last entry", write=False) as conn:
+            row = conn.execute(_AUDIT_HEAD).first()
+            return AuditHead(int(row.id), str(row.hash)) if row is not None else None
 
     def record_audit_head(self) -> AuditHead:
         """Write the present head into every wave's row (a checkpoint: at the end of a ``run``, a ``resume``)."""

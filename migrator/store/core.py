@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, Insert, Row, bindparam, create_engine, event, insert, inspect, select, text
@@ -60,6 +60,7 @@ Clock = Callable[[], datetime]
 DB_FILE_NAME = "migrator.db"
 # Any constant works: it only has to be the same in every migrator process sharing a PostgreSQL database.
 _PG_SCHEMA_LOCK = 0x6D696772  # "migr"
+_Item = TypeVar("_Item")
 _IN_CHUNK = 500  # names per IN (...) list: far below SQLite's 32766 bound variables
 
 
@@ -528,7 +529,7 @@ def new_id(conn: Connection, statement: Insert) -> int:
     return int(key[0])
 
 
-def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+def chunks(items: Sequence[_Item]) -> Iterator[Sequence[_Item]]:
     for start in range(0, len(items), _IN_CHUNK):
         yield items[start : start + _IN_CHUNK]
 

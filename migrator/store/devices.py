@@ -250,6 +250,18 @@ class DevicesMixin(StoreCore):
             rows = conn.execute(select(users).where(users.c.device_id == dev.id).order_by(users.c.name_key))
             return [user_row(row, dev.name) for row in rows]
 
+    def users_of(self, rows: Iterable[DeviceRow]) -> dict[str, list[UserRow]]:
+        """The users of many devices in a few queries (by device id, in chunks), keyed by device name; a device
+        without users maps to an empty list. For pages that show many devices at once."""
+        names = {row.id: row.name for row in rows}
+        found: dict[str, list[UserRow]] = {name: [] for name in names.values()}
+        with self._tx("list users of devices", write=False) as conn:
+            for chunk in chunks(list(names)):
+                query = select(users).where(users.c.device_id.in_(chunk)).order_by(users.c.device_id, users.c.name_key)
+                for row in conn.execute(query):
+                    found[names[row.device_id]].append(user_row(row, names[row.device_id]))
+        return found
+
     def user_transition(
         self,
         device: str,
