@@ -517,6 +517,9 @@ class GraphServer:
         """Listen (raises OSError when the address or port is taken) and serve on a daemon thread."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit it (Linux): without it TLS writes the response in two segments, the second
+        # held by Nagle until the client's delayed ACK, and every request took 40 ms more (measured: 45 -> 3 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((self.address, self.port))
         except OSError:
