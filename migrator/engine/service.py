@@ -202,7 +202,14 @@ def build_runner(
             pool.discard(device)
         if stale_keys is not None and any(state in REMOVE_STALE_HELLO_KEY.after for state in result.users.values()):
             try:
-                stale_keys.device(device)
+                sent = stale_keys.graph.requests
+                keys = stale_keys.device(device)
+                get_logger("engine.service", wave=name, device=device).info(
+                    "stale Hello keys",
+                    removed=sum(k.status == "removed" for k in keys),
+                    left=[f"{k.user}: {k.status} {k.detail}".strip() for k in keys if k.status != "removed"],
+                    graph_requests=stale_keys.graph.requests - sent,
+                )
             except CloudError as err:  # the device is migrated either way; the key is listed as left
                 get_logger("engine.service", wave=name, device=device).warning(
                     "stale Hello keys not removed now; `migrator entra cleanup` retries", error=str(err)
