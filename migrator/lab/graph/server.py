@@ -555,6 +555,9 @@ class GraphServer:
         self._thread = threading.Thread(target=run, name="lab-graph", daemon=True)
         self._thread.start()
         started.wait(timeout=30)
+        if not server.started:  # uvicorn gave up (it logs why): say so rather than serve nothing
+            self.stop()
+            raise OSError(f"the lab tenant did not start listening on {self.address}:{self.port}")
         self.tenant.start()
 
     def stop(self) -> None:
