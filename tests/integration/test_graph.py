@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import jwt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,6 +24,7 @@ from migrator.lab import policy
 from migrator.lab.boundary import PHRASE
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.graph import PROFILES
+from migrator.lab.graph import tokens as tokens_module
 from migrator.lab.runtime import LabPorts, LabRuntime
 from tests.loopback import free_addresses
 
@@ -192,3 +196,33 @@ def test_a_deleted_device_is_gone_from_graph(lab: LabRuntime, settings: GraphSet
         assert mine and all(m["device"] is None for m in mine)
     finally:
         lab.tenant.state.deleted_devices.remove(device.name)
+
+
+def test_tokens_are_checked_for_presence_expiry_and_audience(lab: LabRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No token, an expired one, one for another audience: 401 InvalidAuthenticationToken in Graph's shape."""
+    service = lab.graph.tokens
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": lab.graph.client_id,
+        "client_secret": lab.graph.client_secret,
+        "scope": "https://graph.microsoft.com/.default",
+    }
+    real_time = tokens_module.time.time
+    monkeypatch.setattr(tokens_module.time, "time", lambda: real_time() - 7200)
+    expired = service.client_credentials(form)["access_token"]
+    monkeypatch.undo()
+    claims = jwt.decode(service.client_credentials(form)["access_token"], options={"verify_signature": False})
+    other = jwt.encode({**claims, "aud": "https://management.azure.com"}, service._key, algorithm="RS256")
+    url = f"{lab.graph.url}/deviceManagement/configurationPolicies"
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(lab.graph.ca_bundle))) as raw:
+        answers = {
+            "none": raw.get(url),
+            "expired": raw.get(url, headers={"Authorization": f"Bearer {expired}"}),
+            "audience": raw.get(url, headers={"Authorization": f"Bearer {other}"}),
+        }
+    for name, answer in answers.items():
+        assert answer.status_code == 401, name
+        error = answer.json()["error"]
+        assert error["code"] == "InvalidAuthenticationToken" and "request-id" in error["innerError"], name
+    assert "expired" in answers["expired"].json()["error"]["message"]
+    assert "audience" in answers["audience"].json()["error"]["message"]
