@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from migrator.errors import CloudError, CloudNotFound
+from migrator.errors import CloudAccessDenied, CloudCredentialsError, CloudError, CloudNotFound
 from migrator.logs import get_logger
 from migrator.machine.context import UserContext, load_user
 from migrator.machine.table import REMOVE_STALE_HELLO_KEY
@@ -125,6 +125,8 @@ class StaleKeyCleanup:
             if entra_user is None:
                 return self._left(device, user, key_id, f"no Entra ID user has the SID {sid or '(unknown)'}")
             methods = self.graph.hello_methods(str(entra_user["id"]), expand_device=True)
+        except (CloudCredentialsError, CloudAccessDenied):
+            raise  # the app's credentials or permissions: the same for every user, the caller says what to fix
         except CloudError as err:
             log.warning("stale key not removed: Entra ID cannot be read", error=err.detail)
             return KeyCleanup(device, user, key_id, "failed", f"{type(err).__name__}: {err.detail}")
@@ -199,6 +201,10 @@ class StaleKeyCleanup:
                 self.graph.delete_hello_method(str(entra_user["id"]), key_id)
             except CloudNotFound:
                 status, detail = "already_gone", "the key was removed meanwhile (404)"
+            except (CloudCredentialsError, CloudAccessDenied) as err:  # refused: nothing was deleted
+                self.store.outcome(entry.id, {"status": "failed", "detail": err.detail}, ok=False)
+                self._audit(device, user, "refused", key_id, ids, False)
+                raise
             except CloudError as err:
                 try:
                     after = [str(m.get("id", "")).lower() for m in self.graph.hello_methods(str(entra_user["id"]))]

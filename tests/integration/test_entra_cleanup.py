@@ -188,6 +188,17 @@ def test_cli_cleans_up_a_wave_in_bulk(migrated: Migrated) -> None:
         str(secrets),
         "--json",
     ]
+    reader = m.server.tokens.register_app(
+        "reader", roles=frozenset({"User.Read.All", "UserAuthenticationMethod.Read.All"})
+    )
+    read_only = m.work / "reader.env"
+    read_only.write_text(
+        f"MIGRATOR_GRAPH_CLIENT_ID={reader.client_id}\n"
+        f"MIGRATOR_GRAPH_CLIENT_SECRET={m.server.tokens.add_secret(reader)}\n"
+    )
+    refused = CliRunner().invoke(app, [*args[:-2], str(read_only), "--json"], env={"MIGRATOR_STORE": ""})
+    assert refused.exit_code == 2 and "UserAuthenticationMethod.ReadWrite.All" in refused.output, refused.output
+    assert all(len(m.tenant.hello_methods(u)) == 2 for _d, u in m.users())  # nothing was removed
     result = CliRunner().invoke(app, args, env={"MIGRATOR_STORE": ""})
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
