@@ -145,6 +145,7 @@ def _kerberos_credentials(target: DirectoryTarget, credentials: Credentials) -> 
     """GSSAPI initiator credentials from the same tickets the device transports use (migrator's private MEMORY
     cache from the password, or kinit's cache): see :mod:`migrator.remote.kerberos`."""
     kerberos.require_libraries()
+    kerberos.use_profile(target.krb5_conf)
     if credentials.from_ccache:
         principal = credentials.principal
     else:
