@@ -389,7 +389,7 @@ def _check_connections(inventory: Inventory, mark_of: MarkOf) -> None:
                 f"devices[{index}].auth",
                 "Basic authentication over plain HTTP would send the password in clear: use https",
             )
-        named = device.spn_hostname or defaults.spn_hostname or device.fqdn or not _is_ip(device.address)
+        named = device.spn_hostname or defaults.spn_hostname or device.fqdn or not is_ip_address(device.address)
         if auth == "kerberos" and not named:
             problem(
                 ["devices", index],
@@ -401,7 +401,7 @@ def _check_connections(inventory: Inventory, mark_of: MarkOf) -> None:
         raise InputFileError(problems)
 
 
-def _is_ip(value: str) -> bool:
+def is_ip_address(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
     except ValueError:

@@ -38,7 +38,6 @@ import hashlib
 import hmac
 import importlib
 import importlib.util
-import ipaddress
 import os
 import re
 import secrets
@@ -47,6 +46,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from migrator.inventory import is_ip_address
 
 if TYPE_CHECKING:
     from migrator.inventory import Connection, DeviceEntry
@@ -229,14 +230,6 @@ def advice(failure: Failure, *, spn: str | None = None, principal: str | None = 
 
 
 # ---------------------------------------------------------------------------------------------------------- SPN
-
-
-def is_ip_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def spn_host(device: DeviceEntry, connection: Connection) -> str | None:
