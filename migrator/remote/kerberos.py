@@ -165,6 +165,18 @@ def _from_codes(item: BaseException) -> Failure | None:
     return None
 
 
+# Where Negotiate (SPNEGO) goes on with NTLM instead of Kerberos ([MS-SPNG] 3.3.1: the client offers the mechanisms
+# it can use): no KDC to get a ticket from, or no Kerberos here at all. The others (a refused password, an expired
+# ticket, skew) are errors of Kerberos that NTLM would not fix, and an unknown SPN is handled where the SPN is asked.
+NEGOTIATE_FALLS_BACK = frozenset({Failure.KDC_UNREACHABLE, Failure.REALM_UNKNOWN, Failure.LIBRARIES_MISSING})
+
+
+def negotiate_falls_back(error: BaseException) -> bool:
+    """True when Negotiate should use NTLM after ``error`` while getting a Kerberos ticket."""
+    found = classify(error)
+    return found is not None and found[0] in NEGOTIATE_FALLS_BACK
+
+
 def _pykerberos_pairs(item: BaseException) -> tuple[tuple[object, object], tuple[object, object]] | None:
     """pykerberos' GSSError arguments: ((major text, major code), (minor text, minor code))."""
     args = tuple(getattr(item, "args", ()))

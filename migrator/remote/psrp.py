@@ -70,13 +70,7 @@ def _negotiate_options(device: DeviceEntry, connection: Connection, credentials:
         kerberos.require_libraries()
         ticket = spnego.KerberosCCache(ccache=kerberos.tickets_for(credentials).ccache())
     except Exception as err:
-        found = kerberos.classify(err)
-        fall_back = found is not None and found[0] in (
-            kerberos.Failure.KDC_UNREACHABLE,
-            kerberos.Failure.REALM_UNKNOWN,
-            kerberos.Failure.LIBRARIES_MISSING,
-        )
-        if connection.auth == "negotiate" and password and fall_back:
+        if connection.auth == "negotiate" and password and kerberos.negotiate_falls_back(err):
             return {**options, "username": credentials.username, "password": password}
         raise
     if connection.auth == "negotiate" and password:

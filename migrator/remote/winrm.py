@@ -99,13 +99,7 @@ class WinrmTransport(AdapterBase):
             tickets = kerberos.tickets_for(self._credentials)
             tickets.ccache()
         except Exception as err:
-            found = kerberos.classify(err)
-            fall_back = found is not None and found[0] in (
-                kerberos.Failure.KDC_UNREACHABLE,
-                kerberos.Failure.REALM_UNKNOWN,
-                kerberos.Failure.LIBRARIES_MISSING,
-            )
-            if auth == "negotiate" and password and fall_back:
+            if auth == "negotiate" and password and kerberos.negotiate_falls_back(err):
                 return "ntlm"
             raise
         self._tickets = tickets
