@@ -248,12 +248,15 @@ def test_an_expired_ticket_says_kinit_again(kerberos_lab: Lab, env: Path, tmp_pa
     assert "kinit" in str(error) and not should_retry(error, idempotent=True)
 
 
-def test_the_librarys_own_expired_ticket_error_is_translated(kerberos_lab: Lab, env: Path) -> None:
+def test_the_librarys_own_expired_ticket_error_is_translated(
+    kerberos_lab: Lab, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The GSSAPI error MIT raises for an expired TGT (KRB_AP_ERR_TKT_EXPIRED, minor code), as the clients see it,
     becomes TicketExpired (the transports check first; this is the translation behind that check)."""
     from migrator.remote.translate import translate  # noqa: PLC0415 - beside the test it serves
 
-    runtime, _ = kerberos_lab
+    runtime, written = kerberos_lab
+    monkeypatch.setenv("KRB5_CONFIG", str(written.parent / "krb5.conf"))
     _kinit(kerberos_lab, lifetime="2s")
     time.sleep(2.5)
     gssapi = kerberos._import("gssapi")
@@ -390,3 +393,21 @@ def test_probe_and_a_wave_through_the_cli(kerberos_lab: Lab, env: Path, tmp_path
     assert row.name == device.name and row.state not in ("pending", "error", "unreachable"), (row.state, row.last_error)
     assert lab_secrets["MIGRATOR_PASSWORD"] not in wave.output
     assert not env.exists()
+
+
+@pytest.mark.parametrize(("transport", "auth"), [("psrp", "kerberos"), ("psrp", "negotiate"), ("winrm", "kerberos")])
+def test_a_device_whose_clock_is_off(kerberos_lab: Lab, env: Path, tmp_path: Path, transport: str, auth: str) -> None:
+    """The lab's clock_skew fault: the device's clock an hour ahead, its listener refuses the AP-REQ with a
+    KRB-ERROR KRB_AP_ERR_SKEW token as Windows does (in a SPNEGO reject for Negotiate). pypsrp hands it to GSS-API,
+    which reads the code: ClockSkew. pywinrm's requests-kerberos steps a new context with it, which MIT rejects as
+    an invalid token, and then reports the 401: the reason is lost in the client, AuthenticationFailed."""
+    runtime, _ = kerberos_lab
+    device = runtime.fleet.devices[4]
+    runtime.server.faults.add(kind="clock_skew", devices=[device.name], skew=3600.0)
+    try:
+        inventory = _inventory(kerberos_lab, tmp_path, {"auth": auth, "transport": transport})
+        error = _fails(inventory, device.name, _password(kerberos_lab))
+    finally:
+        runtime.server.faults.clear()
+    assert isinstance(error, ClockSkew if transport == "psrp" else AuthenticationFailed), error
+    assert not should_retry(error, idempotent=True)
