@@ -39,9 +39,11 @@ from migrator.errors import (
 )
 from migrator.inventory import Inventory, load_inventory
 from migrator.lab.runtime import LabRuntime, read_lab_secrets
+from migrator.lab.server.faults import FaultKind, FaultPlan, parse_fault_profile
 from migrator.remote import kerberos, open_transport
 from migrator.remote.credentials import Credentials, load_credentials
 from migrator.remote.retry import should_retry
+from migrator.remote.translate import translate
 from migrator.scripts import load
 from migrator.store import Store
 from tests.lab.test_kerberos import kerberos_lab, requires_kerberos
@@ -253,8 +255,6 @@ def test_the_librarys_own_expired_ticket_error_is_translated(
 ) -> None:
     """The GSSAPI error MIT raises for an expired TGT (KRB_AP_ERR_TKT_EXPIRED, minor code), as the clients see it,
     becomes TicketExpired (the transports check first; this is the translation behind that check)."""
-    from migrator.remote.translate import translate  # noqa: PLC0415 - beside the test it serves
-
     runtime, written = kerberos_lab
     monkeypatch.setenv("KRB5_CONFIG", str(written.parent / "krb5.conf"))
     _kinit(kerberos_lab, lifetime="2s")
@@ -304,6 +304,15 @@ def test_a_wrong_password_and_missing_libraries(
     monkeypatch.setattr(kerberos, "missing_libraries", lambda **_: ["gssapi", "krb5"])
     error = _fails(inventory, runtime.fleet.devices[0].name, good)
     assert isinstance(error, KerberosUnavailable) and "migrator[kerberos]" in str(error)
+
+
+def test_clock_skew_fault_in_a_profile() -> None:
+    """`clock_skew` is a fault profile's kind like the others, with the device's offset in seconds."""
+    profile = parse_fault_profile("faults:\n  - {kind: clock_skew, devices: [PC-0005], skew: -900}\n")
+    plan = FaultPlan(profile)
+    (rule,) = plan.decide("kerberos", "PC-0005")
+    assert rule.kind is FaultKind.CLOCK_SKEW and rule.skew == -900
+    assert plan.decide("kerberos", "PC-0001") == [] and plan.decide("auth", "PC-0005") == []
 
 
 def test_inventory_refuses_kerberos_without_a_host_name(kerberos_lab: Lab, env: Path, tmp_path: Path) -> None:
@@ -391,7 +400,11 @@ def test_probe_and_a_wave_through_the_cli(kerberos_lab: Lab, env: Path, tmp_path
     finally:
         store.close()
     assert row.name == device.name and row.state not in ("pending", "error", "unreachable"), (row.state, row.last_error)
-    assert lab_secrets["MIGRATOR_PASSWORD"] not in wave.output
+    resumed = runner.invoke(app, ["resume", "--state", str(state), "--secrets", str(secrets), "--no-wait"], env={})
+    assert resumed.exit_code == 0, resumed.output
+    assert "WARNING" not in resumed.output  # resume reads the directory's credentials from --secrets too
+    for output in (wave.output, resumed.output, probe.output):
+        assert lab_secrets["MIGRATOR_PASSWORD"] not in output
     assert not env.exists()
 
 
