@@ -330,6 +330,7 @@ class Tickets:
         self._lock = threading.Lock()
         self._ccache: str | None = None
         self._ends = 0.0
+        self._renew_at = 0.0
 
     def __repr__(self) -> str:
         return f"Tickets(principal={self.principal!r}, private={self.private})"
@@ -343,8 +344,11 @@ class Tickets:
         """The cache to use now (``TYPE:residual``), after making sure it holds a TGT that is still valid."""
         with self._lock:
             if self.private:
-                if self._ccache is None or self._clock() > self._ends - RENEW_BEFORE:
+                if self._ccache is None or self._clock() >= self._renew_at:
+                    started = self._clock()
                     self._ccache, self._ends = self._kinit()
+                    # RENEW_BEFORE the end, or half-way through a lifetime shorter than twice that (a KDC policy)
+                    self._renew_at = self._ends - min(RENEW_BEFORE, max(0.0, self._ends - started) / 2)
                 return self._ccache
             return self._check_ambient()
 
@@ -392,11 +396,10 @@ class Tickets:
 
     @contextlib.contextmanager
     def thread_default(self) -> Iterator[None]:
-        """Make this cache the calling thread's default for the duration (pykerberos takes no cache argument)."""
+        """Make this cache the calling thread's default for the duration (pykerberos takes no cache argument): the
+        private one, or the user's cache that holds the principal's ticket (in a DIR/KEYRING collection, not
+        necessarily the primary)."""
         name = self.ccache()
-        if not self.private:
-            yield  # the user's cache is already the default
-            return
         ext_krb5 = _import("gssapi.raw.ext_krb5")
         ext_krb5.krb5_ccache_name(name.encode())
         try:

@@ -215,3 +215,29 @@ def test_principal_of() -> None:
     assert principal("CORP\\admin", "admin@CORP.EXAMPLE") == "admin@CORP.EXAMPLE"
     assert principal("admin@corp.example") == "admin@CORP.EXAMPLE"
     assert principal("CORP\\admin") == "admin"
+
+
+def test_a_password_tgt_is_fetched_once_and_renewed_before_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One AS exchange per process until RENEW_BEFORE the end (or half-way through a short lifetime), then a new
+    one into a new cache; the password never shows in the object's repr."""
+    now = [1000.0]
+    fetched: list[str] = []
+
+    def kinit(self: kerberos.Tickets) -> tuple[str, float]:
+        fetched.append(f"MEMORY:migrator-{len(fetched)}")
+        return fetched[-1], now[0] + lifetime[0]
+
+    lifetime = [36000.0]
+    monkeypatch.setattr(kerberos.Tickets, "_kinit", kinit)
+    tickets = kerberos.Tickets("admin@CORP.EXAMPLE", "pw-secret", clock=lambda: now[0])
+    assert tickets.ccache() == tickets.ccache() == "MEMORY:migrator-0"
+    now[0] += 36000.0 - kerberos.RENEW_BEFORE - 1
+    assert tickets.ccache() == "MEMORY:migrator-0"
+    now[0] += 2
+    assert tickets.ccache() == "MEMORY:migrator-1"
+    lifetime[0] = 120.0  # a KDC that issues two-minute tickets: renewed half-way, not on every call
+    now[0] += 36000.0
+    assert tickets.ccache() == "MEMORY:migrator-2" == tickets.ccache()
+    now[0] += 61
+    assert tickets.ccache() == "MEMORY:migrator-3"
+    assert "pw-secret" not in repr(tickets) and tickets.private
