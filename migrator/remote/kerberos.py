@@ -102,6 +102,7 @@ GSS_S_NO_CRED = 7 << 16
 GSS_S_CREDENTIALS_EXPIRED = 11 << 16
 _MAJOR: dict[int, Failure] = {GSS_S_NO_CRED: Failure.NO_TICKET, GSS_S_CREDENTIALS_EXPIRED: Failure.TICKET_EXPIRED}
 # A krb5 code in a library's message text (requests-kerberos and pyspnego keep only the text): signed or unsigned.
+_PAIR_IN_TEXT = re.compile(r"""\(['"]([^'"]*)['"], -?\d+\)""")  # ('text', code) in a tuple's repr
 _CODE_IN_TEXT = re.compile(r"(?<![\d-])(-17653\d{5}|25296\d{5})(?!\d)")
 
 
@@ -188,8 +189,11 @@ def _pykerberos_pairs(item: BaseException) -> tuple[tuple[object, object], tuple
 def _words(item: BaseException) -> str:
     """The library's message, minor part first when it has one (it names the principal or the realm)."""
     pairs = _pykerberos_pairs(item)
+    quoted = _PAIR_IN_TEXT.findall(str(item))
     if pairs is not None:
         text = str(pairs[1][0])
+    elif quoted:  # requests-kerberos' "authGSSClientStep() failed: ((major, code), (minor, code))"
+        text = quoted[-1]
     else:
         text = str(item)
         if "Minor" in text:

@@ -206,6 +206,26 @@ def test_spn_service_and_hostname_come_from_the_inventory(
         assert read_lab_secrets(kerberos_lab[1])["MIGRATOR_PASSWORD"] not in str(error)
 
 
+@pytest.mark.parametrize("transport", ["psrp", "winrm"])
+def test_negotiate_falls_back_to_ntlm_when_the_kdc_has_no_such_spn(
+    kerberos_lab: Lab, env: Path, tmp_path: Path, transport: str
+) -> None:
+    """auth: negotiate with an SPN the KDC lacks goes on with NTLM and the password (SPNEGO's fallback); with a
+    ccache only (no password) it cannot, and says which SPN is missing."""
+    runtime, _ = kerberos_lab
+    device = runtime.fleet.devices[0]
+    inventory = _inventory(
+        kerberos_lab,
+        tmp_path,
+        {"auth": "negotiate", "transport": transport},
+        {device.name: {"spn_hostname": "nohost.corp.contoso.com"}},
+    )
+    assert _run(inventory, device.name, _password(kerberos_lab))["computer_name"] == device.name
+    error = _fails(inventory, device.name, _kinit(kerberos_lab))
+    assert isinstance(error, UnknownServicePrincipal), error
+    assert "HTTP/nohost.corp.contoso.com@CORP.CONTOSO.COM not found in Kerberos database" in str(error)
+
+
 def _closed_port_conf(lab: Lab, folder: Path) -> Path:
     """The lab's krb5.conf with every KDC moved to a port nobody listens on."""
     with socket.socket() as probe:
