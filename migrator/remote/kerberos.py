@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 EXTRA_HINT = "pip install 'migrator[kerberos]' (python-gssapi, krb5, pykerberos; they build against MIT krb5's "
 EXTRA_HINT += "headers: apt-get install libkrb5-dev)"
-DEFAULT_SPN_SERVICE = "HTTP"  # WinRM's listener: HTTP/<fqdn> ([MS-WSMV] 2.2.9.1.1, setspn -L on a computer)
+DEFAULT_SPN_SERVICE = "HTTP"  # WinRM's SPN: HTTP/<fqdn> (a computer's HOST/ SPN covers it; setspn -L COMPUTER)
 RENEW_BEFORE = 600.0  # seconds of TGT life left below which a password-based TGT is fetched again
 CCACHE_PREFIX = "MEMORY:migrator-"
 
@@ -166,9 +166,9 @@ def _from_codes(item: BaseException) -> Failure | None:
     return None
 
 
-# Where Negotiate (SPNEGO) goes on with NTLM instead of Kerberos ([MS-SPNG] 3.3.1: the client offers the mechanisms
-# it can use): no KDC to get a ticket from, or no Kerberos here at all. The others (a refused password, an expired
-# ticket, skew) are errors of Kerberos that NTLM would not fix, and an unknown SPN is handled where the SPN is asked.
+# Where Negotiate (SPNEGO, RFC 4178: the client offers the mechanisms it can use) goes on with NTLM instead of
+# Kerberos: no KDC to get a ticket from, or no Kerberos here at all. The others (a refused password, an expired
+# ticket, skew) are errors of Kerberos that NTLM would not fix; an unknown SPN is handled where the SPN is asked.
 NEGOTIATE_FALLS_BACK = frozenset({Failure.KDC_UNREACHABLE, Failure.REALM_UNKNOWN, Failure.LIBRARIES_MISSING})
 
 
@@ -303,7 +303,9 @@ def require_libraries(*, pykerberos: bool = False) -> None:
         )
 
 
-def _import(name: str) -> Any:
+def optional_module(name: str) -> Any:
+    """An optional dependency (the kerberos extra), imported when first used: commands that never use Kerberos
+    do not load it."""
     return importlib.import_module(name)
 
 
@@ -358,7 +360,7 @@ class Tickets:
 
     def _kinit(self) -> tuple[str, float]:
         """One AS exchange with the password into a new private MEMORY cache (python-krb5, as pyspnego does)."""
-        krb5 = _import("krb5")
+        krb5 = optional_module("krb5")
         context = krb5.init_context()
         principal = krb5.parse_name_flags(context, (self.principal or "").encode())
         options = krb5.get_init_creds_opt_alloc(context)
@@ -373,7 +375,7 @@ class Tickets:
 
     def _check_ambient(self) -> str:
         """The user's ccache (KRB5CCNAME, else the default): its name, if it holds an unexpired TGT."""
-        krb5 = _import("krb5")
+        krb5 = optional_module("krb5")
         context = krb5.init_context()
         try:
             if self.principal and hasattr(krb5, "cc_cache_match"):
@@ -404,7 +406,7 @@ class Tickets:
         private one, or the user's cache that holds the principal's ticket (in a DIR/KEYRING collection, not
         necessarily the primary)."""
         name = self.ccache()
-        ext_krb5 = _import("gssapi.raw.ext_krb5")
+        ext_krb5 = optional_module("gssapi.raw.ext_krb5")
         ext_krb5.krb5_ccache_name(name.encode())
         try:
             yield

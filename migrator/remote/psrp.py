@@ -59,7 +59,7 @@ def _negotiate_options(device: DeviceEntry, connection: Connection, credentials:
     private MEMORY cache from the password, or the user's ccache): see :mod:`migrator.remote.kerberos`.
 
     ``negotiate`` is SPNEGO: Kerberos when a ticket can be had, NTLM with the password otherwise (where the KDC
-    cannot be reached, or the libraries are missing), as Windows' Negotiate package chooses ([MS-SPNG] 3.3.1)."""
+    cannot be reached, or the libraries are missing), as Windows' Negotiate package chooses (SPNEGO, RFC 4178)."""
     options: dict[str, Any] = {"negotiate_service": kerberos.spn_service(connection)}
     host = kerberos.spn_host(device, connection)
     if host is not None:

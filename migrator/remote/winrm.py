@@ -82,7 +82,7 @@ class WinrmTransport(AdapterBase):
 
     def _mechanism(self) -> str:
         """pywinrm's transport for the device's auth. pywinrm has no SPNEGO: ``negotiate`` is decided here as the
-        Negotiate package decides ([MS-SPNG] 3.3.1): Kerberos when the device has a host name for its SPN and a
+        Negotiate package decides (SPNEGO, RFC 4178): Kerberos when the device has a host name for its SPN and a
         ticket can be had, NTLM with the password otherwise (no KDC reachable, no libraries, an IP address)."""
         auth = self._connection.auth
         self._tickets = None

@@ -123,7 +123,7 @@ def _fails(inventory: Inventory, name: str, credentials: Credentials, **override
 
 def _services(cache: str) -> set[str]:
     """The service tickets a ccache holds (``HTTP/pc-0001.corp.contoso.com@CORP.CONTOSO.COM``)."""
-    krb5 = kerberos._import("krb5")
+    krb5 = kerberos.optional_module("krb5")
     context = krb5.init_context()
     return {
         cred.server.name.decode()
@@ -279,7 +279,7 @@ def test_the_librarys_own_expired_ticket_error_is_translated(
     monkeypatch.setenv("KRB5_CONFIG", str(written.parent / "krb5.conf"))
     _kinit(kerberos_lab, lifetime="2s")
     time.sleep(4.0)  # past the 2 s, and past the second kdc_timesync may round the clock by
-    gssapi = kerberos._import("gssapi")
+    gssapi = kerberos.optional_module("gssapi")
     name = gssapi.Name(f"HTTP@{runtime.fleet.devices[0].fqdn}", gssapi.NameType.hostbased_service)
     with pytest.raises(gssapi.exceptions.GSSError) as caught:
         gssapi.SecurityContext(name=name, usage="initiate").step()
