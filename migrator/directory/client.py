@@ -180,6 +180,12 @@ def open_ldap_connection(target: DirectoryTarget, credentials: Credentials) -> A
         "receive_timeout": int(max(30.0, target.connect_timeout)),  # ldap3 packs it as an integer
         "return_empty_attributes": False,
     }
+    if target.auth != "kerberos" and credentials.from_ccache:
+        raise DirectoryConfigurationError(
+            target.domain,
+            f"auth: {target.auth} needs a password, and only a Kerberos ticket was given (kinit's ccache): "
+            "set auth: kerberos in the inventory's directory section, or give the password",
+        )
     if target.auth == "kerberos":
         return ldap3.Connection(
             server,

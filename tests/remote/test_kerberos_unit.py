@@ -17,7 +17,8 @@ import yaml
 from pydantic import SecretStr
 from winrm.vendor.requests_kerberos.exceptions import KerberosExchangeError
 
-from migrator.directory.client import translate_error
+from migrator.directory.client import open_ldap_connection, translate_error
+from migrator.directory.settings import DirectoryTarget
 from migrator.errors import (
     AuthenticationFailed,
     ClockSkew,
@@ -241,3 +242,10 @@ def test_a_password_tgt_is_fetched_once_and_renewed_before_it_ends(monkeypatch: 
     now[0] += 61
     assert tickets.ccache() == "MEMORY:migrator-3"
     assert "pw-secret" not in repr(tickets) and tickets.private
+
+
+def test_a_ccache_cannot_bind_with_ntlm() -> None:
+    """Credentials from a ccache (no password) with the directory's auth: ntlm: refused, saying what to set."""
+    target = DirectoryTarget("corp.example", "CORP", "dc01", 636, "ldaps", "ntlm", True, "devices")
+    with pytest.raises(DirectoryConfigurationError, match="auth: kerberos"):
+        open_ldap_connection(target, Credentials("admin@CORP.EXAMPLE", SecretStr(""), "admin@CORP.EXAMPLE"))
