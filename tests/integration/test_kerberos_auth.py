@@ -444,3 +444,22 @@ def test_a_device_whose_clock_is_off(kerberos_lab: Lab, env: Path, tmp_path: Pat
         runtime.server.faults.clear()
     assert isinstance(error, ClockSkew if transport == "psrp" else AuthenticationFailed), error
     assert not should_retry(error, idempotent=True)
+
+
+def test_probe_with_kinits_ticket_and_no_password(kerberos_lab: Lab, env: Path, tmp_path: Path) -> None:
+    """`kinit` then `migrator probe` with no --secrets and no MIGRATOR_PASSWORD: the ccache signs in to every
+    device and every DC (directory auth: kerberos); the ccache holds their service tickets afterwards."""
+    runtime, _ = kerberos_lab
+    inventory = _inventory(kerberos_lab, tmp_path, {"auth": "kerberos"})
+    data = yaml.safe_load(Path(inventory.path).read_text())
+    data["directory"] = {"auth": "kerberos"}
+    Path(inventory.path).write_text(yaml.safe_dump(data))
+    _kinit(kerberos_lab)
+    result = CliRunner().invoke(app, ["probe", "-i", str(inventory.path), "--json"], env={"MIGRATOR_PASSWORD": ""})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["directory"]["failures"] == {}, report["directory"]
+    assert not any("Kerberos:" in " ".join(d.get("reasons", [])) for d in report["devices"])
+    services = _services(f"FILE:{env}")
+    assert all(f"HTTP/{d.fqdn.lower()}@{(d.domain or '').upper()}" in services for d in runtime.fleet.devices)
+    assert any(s.startswith("ldap/") for s in services)
