@@ -249,3 +249,14 @@ def test_a_ccache_cannot_bind_with_ntlm() -> None:
     target = DirectoryTarget("corp.example", "CORP", "dc01", 636, "ldaps", "ntlm", True, "devices")
     with pytest.raises(DirectoryConfigurationError, match="auth: kerberos"):
         open_ldap_connection(target, Credentials("admin@CORP.EXAMPLE", SecretStr(""), "admin@CORP.EXAMPLE"))
+
+
+def test_csv_inventory_names_the_spn(tmp_path: Path) -> None:
+    """A CSV inventory takes fqdn, spn_service and spn_hostname columns too."""
+    path = tmp_path / "inventory.csv"
+    path.write_text(
+        "name,address,fqdn,auth,spn_service,spn_hostname\nPC-1,127.0.0.9,pc-1.corp.example,kerberos,WSMAN,\n"
+    )
+    inventory = load_inventory(path)
+    entry = inventory.devices[0]
+    assert kerberos.spn_text(entry, inventory.connection(entry)) == "WSMAN/pc-1.corp.example"
