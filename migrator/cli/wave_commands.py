@@ -251,7 +251,14 @@ def run(
     start_logging(state, [credentials.password.get_secret_value()])
     try:
         plan = plan_wave(
-            store, request, credentials, RealClock(), inputs=inputs, wait_for_waiting=wait, lease_seconds=lease_seconds
+            store,
+            request,
+            credentials,
+            RealClock(),
+            inputs=inputs,
+            wait_for_waiting=wait,
+            lease_seconds=lease_seconds,
+            secrets_file=secrets,
         )
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
@@ -288,7 +295,9 @@ def resume(
     store = open_command_store(store_url, state, create=False)
     start_logging(state, [credentials.password.get_secret_value()])
     try:
-        plans = resumable_waves(store, credentials, RealClock(), wait_for_waiting=wait, lease_seconds=lease_seconds)
+        plans = resumable_waves(
+            store, credentials, RealClock(), wait_for_waiting=wait, lease_seconds=lease_seconds, secrets_file=secrets
+        )
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
     if not plans:

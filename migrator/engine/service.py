@@ -141,6 +141,7 @@ def build_runner(
     wait_for_waiting: bool = True,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     directory: DirectoryKnowledge | None = None,
+    secrets_file: Path | None = None,
 ) -> WaveRunner:
     """A runner whose visits go through the durable driver, with the wave's settings; the devices' leases last
     ``lease_seconds`` and are renewed by one heartbeat while visits run. ``directory``: what the wave read from
@@ -157,7 +158,7 @@ def build_runner(
         windows=tuple(ChangeWindow.parse(w) for w in settings.get("windows", [])),
     )
     if directory is None:
-        directory = wave_directory(inventory, credentials, settings)
+        directory = wave_directory(inventory, credentials, settings, secrets_file)
     # The directory's answers for every visit of this wave (the admin's --entra-kerberos wins where given).
     path_settings: PathSettings = directory.path_settings(dict(settings.get("entra_kerberos", {})))
     # One open runspace pool per device across the visits of this wave (closed when the device is final, after
@@ -243,6 +244,7 @@ def plan_wave(
     on_change: Callable[[str, VisitOutcome], None] | None = None,
     wait_for_waiting: bool = True,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    secrets_file: Path | None = None,
 ) -> WavePlan:
     """Create (or pick up, when the same name exists) a wave and return its runner.
 
@@ -276,7 +278,7 @@ def plan_wave(
         store.enroll(name, devices)
         created = True
     insecure = _record_insecure(store, name, inventory, settings, credentials.username)
-    directory = wave_directory(inventory, credentials, settings)
+    directory = wave_directory(inventory, credentials, settings, secrets_file)
     runner = build_runner(
         store,
         name,
@@ -295,11 +297,14 @@ def plan_wave(
     return WavePlan(runner, inventory, playbook, created, insecure, directory)
 
 
-def wave_directory(inventory: Inventory, credentials: Credentials, settings: dict[str, Any]) -> DirectoryKnowledge:
+def wave_directory(
+    inventory: Inventory, credentials: Credentials, settings: dict[str, Any], secrets_file: Path | None = None
+) -> DirectoryKnowledge:
     """Read the directory once for a wave (its devices' domains, the inventory's directory and lab domains); a
-    domain that cannot be read is logged (the CLI also prints it) and decided as before."""
+    domain that cannot be read is logged (the CLI also prints it) and decided as before. ``secrets_file``: where
+    ``credentials: directory`` finds MIGRATOR_DIRECTORY_USERNAME/_PASSWORD (then the environment), as `probe`."""
     devices = [str(d) for d in settings.get("devices", [])]
-    knowledge = read_directory(inventory, credentials, devices=devices)
+    knowledge = read_directory(inventory, credentials, devices=devices, secrets_file=secrets_file)
     announce_failures(knowledge, command="wave", say=lambda _text: None)
     return knowledge
 
@@ -380,6 +385,7 @@ def resumable_waves(
     on_change: Callable[[str, VisitOutcome], None] | None = None,
     wait_for_waiting: bool = True,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    secrets_file: Path | None = None,
 ) -> list[WavePlan]:
     """Every unfinished wave of the store, rebuilt from what the store recorded."""
     plans = []
@@ -400,7 +406,7 @@ def resumable_waves(
             )
         _enroll_recorded(store, wave.name, settings)
         StoreWaves(store, credentials.username).resume(wave.name)
-        directory = wave_directory(inventory, credentials, settings)
+        directory = wave_directory(inventory, credentials, settings, secrets_file)
         runner = build_runner(
             store,
             wave.name,
