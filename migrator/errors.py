@@ -8,11 +8,16 @@
         ├── TransientError         retry later (with backoff); .may_have_run says if the device may have acted
         │   ├── DeviceUnreachable  refused / no route / connect timeout / rebooting: nothing was sent
         │   ├── ConnectionLost     reset or read timeout after the request left: the device may have acted
-        │   └── DeviceBusy         WinRM quota or HTTP 5xx fault: the device refused this request
+        │   ├── DeviceBusy         WinRM quota or HTTP 5xx fault: the device refused this request
+        │   └── KdcUnreachable     Kerberos: no KDC of the realm answered: nothing was sent to the device
         ├── CredentialsError       fix credentials or rights: never retried
-        │   ├── AuthenticationFailed   wrong user name or password (HTTP 401)
+        │   ├── AuthenticationFailed   wrong user name or password (HTTP 401; Kerberos: unknown client, bad password)
+        │   ├── TicketExpired          Kerberos: the ccache holds no valid ticket (expired, or none): kinit again
         │   └── AccessDenied           authenticated but not allowed (not a local administrator)
         ├── ConfigurationError     fix connection settings (TLS trust, scheme, auth mechanism): never retried
+        │   ├── UnknownServicePrincipal  Kerberos: the KDC has no such SPN (spn_service / spn_hostname / fqdn)
+        │   ├── ClockSkew              Kerberos: clocks more than 5 minutes apart (KRB_AP_ERR_SKEW)
+        │   └── KerberosUnavailable    auth: kerberos without the `kerberos` extra (python-gssapi, krb5)
         ├── ScriptFailed           the script ran and failed on the device: carries its error records
         └── ProtocolError          the device answered something unreadable: give up on this device
     └── DirectoryError             something about one AD domain's directory (its name is in .domain)
@@ -97,6 +102,10 @@ class DeviceBusy(TransientError):
     """The device refused the request for now (WinRM quota, service busy, HTTP 5xx)."""
 
 
+class KdcUnreachable(TransientError):
+    """Kerberos: no KDC of the realm answered (refused, timed out, none configured); the device was not reached."""
+
+
 class CredentialsError(RemoteError):
     action = "fix the credentials"
 
@@ -105,12 +114,36 @@ class AuthenticationFailed(CredentialsError):
     pass
 
 
+class TicketExpired(CredentialsError):
+    """Kerberos: the credential cache holds no valid ticket (it expired, or there is none)."""
+
+    action = "get a new ticket (kinit), or give the password so migrator gets its own"
+
+
 class AccessDenied(CredentialsError):
     action = "grant the account local administrator rights, or use another account"
 
 
 class ConfigurationError(RemoteError):
     action = "fix the connection settings"
+
+
+class UnknownServicePrincipal(ConfigurationError):
+    """Kerberos: the KDC knows no principal for the SPN asked (KDC_ERR_S_PRINCIPAL_UNKNOWN)."""
+
+    action = "name the device's SPN: fqdn, spn_hostname or spn_service in the inventory (setspn -L on the computer)"
+
+
+class ClockSkew(ConfigurationError):
+    """Kerberos: the clocks of this machine and the KDC (or the device) differ by more than the allowed 5 min."""
+
+    action = "synchronise the clocks (NTP; w32tm /resync on Windows) of this machine, the KDC and the device"
+
+
+class KerberosUnavailable(ConfigurationError):
+    """auth: kerberos (or negotiate with Kerberos) where python-gssapi / krb5 are not installed."""
+
+    action = "install the kerberos extra: pip install 'migrator[kerberos]'"
 
 
 class ProtocolError(RemoteError):

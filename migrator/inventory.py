@@ -11,7 +11,12 @@ YAML::
       auth: ntlm                     # ntlm (default), simple (LDAPS only) or kerberos (SASL GSSAPI)
       domains: [{name: corp.contoso.com, server: dc01.corp.contoso.com, port: 636, security: ldaps}]
 
-CSV: a header row with ``name,address`` and optionally ``domain,groups,transport,scheme,port,auth`` (groups
+Kerberos (``auth: kerberos``, or ``negotiate``): ``spn_service`` (default HTTP) and ``spn_hostname`` (default the
+device's ``fqdn``) name the SPN, ``krb5_conf`` the realms' profile (default ``KRB5_CONFIG``), per device or in
+``defaults``; see :mod:`migrator.remote.kerberos`.
+
+CSV: a header row with ``name,address`` and optionally ``fqdn,domain,groups,transport,scheme,port,auth,
+spn_service,spn_hostname`` (groups
 separated by ``;``). Relative paths (``ca_bundle``) are relative to the inventory file. Errors name the file,
 the line and the field; no secret ever lives in an inventory (credentials come from the environment, a
 secrets file or a prompt).
@@ -49,7 +54,13 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _IPV4 = re.compile(r"^(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}$")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_SPN_SERVICE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 DEFAULT_PORTS = {"http": 5985, "https": 5986}
+
+
+def _is_dns_name(value: str) -> bool:
+    labels = value.rstrip(".").split(".")
+    return len(value) <= 253 and all(_HOST_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
 
 
 class _Strict(BaseModel):
@@ -91,6 +102,38 @@ class ConnectionOverrides(_Strict):
     read_timeout: Annotated[float | None, NotBool] = Field(default=None, gt=0, le=3600)
     certificate_pem: str | None = None  # auth: certificate (client certificate mapping)
     certificate_key_pem: str | None = None
+    # Kerberos (auth: kerberos or negotiate): the SPN <spn_service>/<spn_hostname> asked of the KDC, and the
+    # krb5.conf naming the realms' KDCs (default: KRB5_CONFIG, else /etc/krb5.conf). See migrator.remote.kerberos.
+    spn_service: str | None = None  # default HTTP (WinRM's SPN); WSMAN where only that is registered
+    spn_hostname: str | None = None  # default: the device's fqdn, else its address when that is a DNS name
+    krb5_conf: str | None = None
+
+    @field_validator("spn_service")
+    @classmethod
+    def _valid_spn_service(cls, value: str | None) -> str | None:
+        if value is not None and not _SPN_SERVICE.match(value):
+            raise ValueError(
+                f"{clip(value)!r} is not an SPN service class: write one word such as HTTP or WSMAN (the part "
+                "before the '/', without host name or realm)"
+            )
+        return value
+
+    @field_validator("spn_hostname")
+    @classmethod
+    def _valid_spn_hostname(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            pass
+        else:
+            raise ValueError(
+                f"{clip(value)!r} is an IP address; an SPN names the device by its DNS host name (pc-0001.corp.example)"
+            )
+        if not _is_dns_name(value):
+            raise ValueError(f"{clip(value)!r} is not a DNS host name (the host part of the device's SPN)")
+        return value
 
 
 class Connection(_Strict):
@@ -107,6 +150,9 @@ class Connection(_Strict):
     read_timeout: float = 30.0
     certificate_pem: Path | None = None
     certificate_key_pem: Path | None = None
+    spn_service: str | None = None
+    spn_hostname: str | None = None
+    krb5_conf: Path | None = None
 
 
 class DeviceEntry(ConnectionOverrides):
@@ -136,8 +182,7 @@ class DeviceEntry(ConnectionOverrides):
             return value
         except ValueError:
             pass
-        labels = value.rstrip(".").split(".")
-        if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+        if not _is_dns_name(value):
             raise ValueError(f"{clip(value)!r} is neither an IP address nor a DNS host name")
         return value
 
@@ -353,7 +398,7 @@ class Inventory:
                     merged[field] = value
         if "port" not in merged:
             merged["port"] = DEFAULT_PORTS[str(merged.get("scheme", "https"))]
-        for field in ("ca_bundle", "certificate_pem", "certificate_key_pem"):
+        for field in ("ca_bundle", "certificate_pem", "certificate_key_pem", "krb5_conf"):
             if field in merged:
                 path = Path(str(merged[field]))
                 merged[field] = path if path.is_absolute() else (self.path.parent / path).resolve()
@@ -364,26 +409,55 @@ MarkOf = Callable[[Sequence[str | int]], Mark | None]
 
 
 def _check_connections(inventory: Inventory, mark_of: MarkOf) -> None:
-    """Secure by default: Basic authentication over plain HTTP is refused before anything is sent."""
+    """Secure by default: Basic authentication over plain HTTP is refused before anything is sent. Kerberos
+    needs a host name for the device's SPN, and a ``krb5_conf`` that exists."""
     problems = []
     defaults = inventory.data.defaults
+
+    def problem(loc: list[str | int], field: str, message: str) -> None:
+        mark = mark_of(loc)
+        problems.append(
+            Problem(str(inventory.path), mark[0] if mark else None, field, message, mark[1] if mark else None)
+        )
+
+    sources: list[tuple[ConnectionOverrides, list[str | int], str]] = [(defaults, ["defaults"], "defaults.krb5_conf")]
+    sources += [
+        (device, ["devices", index], f"devices[{index}].krb5_conf") for index, device in enumerate(inventory.devices)
+    ]
+    for source, loc, field in sources:
+        if source.krb5_conf is not None:
+            path = Path(source.krb5_conf)
+            path = path if path.is_absolute() else inventory.path.parent / path
+            if not path.is_file():
+                problem(loc, field, f"no krb5.conf at {path} (the realms' Kerberos profile; lab up writes one)")
     for index, device in enumerate(inventory.data.devices):
-        # the two settings that matter, merged as connection() merges them (without building a Connection)
+        # the settings that matter, merged as connection() merges them (without building a Connection)
         auth = device.auth or defaults.auth or "ntlm"
         scheme = device.scheme or defaults.scheme or "https"
         if auth == "basic" and scheme == "http":
-            mark = mark_of(["devices", index])
-            problems.append(
-                Problem(
-                    str(inventory.path),
-                    mark[0] if mark else None,
-                    f"devices[{index}].auth",
-                    "Basic authentication over plain HTTP would send the password in clear: use https",
-                    mark[1] if mark else None,
-                )
+            problem(
+                ["devices", index],
+                f"devices[{index}].auth",
+                "Basic authentication over plain HTTP would send the password in clear: use https",
+            )
+        named = device.spn_hostname or defaults.spn_hostname or device.fqdn or not is_ip_address(device.address)
+        if auth == "kerberos" and not named:
+            problem(
+                ["devices", index],
+                f"devices[{index}].auth",
+                f"auth: kerberos needs the device's DNS host name for its SPN (HTTP/<name>), and its address "
+                f"{device.address} is an IP address: set fqdn or spn_hostname",
             )
     if problems:
         raise InputFileError(problems)
+
+
+def is_ip_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_unique(path: Path, devices: object, mark_of: MarkOf, *, csv: bool = False) -> None:
@@ -435,7 +509,20 @@ def load_inventory(path: str | Path) -> Inventory:
     return inventory
 
 
-_CSV_FIELDS = {"name", "address", "domain", "groups", "transport", "scheme", "port", "auth", "ca_bundle"}
+_CSV_FIELDS = {
+    "name",
+    "address",
+    "fqdn",
+    "domain",
+    "groups",
+    "transport",
+    "scheme",
+    "port",
+    "auth",
+    "ca_bundle",
+    "spn_service",
+    "spn_hostname",
+}
 
 
 def _load_csv(path: Path) -> Inventory:

@@ -214,7 +214,8 @@ def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threadi
     if runtime.kdc is not None:
         console.print(
             f"  Kerberos: KRB5_CONFIG={inventory.parent / 'krb5.conf'} "
-            f"(KDCs started in {runtime.kdc.start_seconds:.1f}s, {runtime.kdc.rss_kib() // 1024} MiB)",
+            f"(KDCs started in {runtime.kdc.start_seconds:.1f}s, {runtime.kdc.rss_kib() // 1024} MiB); "
+            "write `auth: kerberos` in the inventory's defaults to sign in with it",
             markup=False,
             highlight=False,
         )

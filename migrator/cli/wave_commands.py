@@ -261,7 +261,7 @@ def run(
             inputs=inputs,
             wait_for_waiting=wait,
             lease_seconds=lease_seconds,
-            secrets=secrets,
+            secrets_file=secrets,
         )
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
@@ -302,7 +302,7 @@ def resume(
     start_logging(state, [credentials.password.get_secret_value()])
     try:
         plans = resumable_waves(
-            store, credentials, RealClock(), wait_for_waiting=wait, lease_seconds=lease_seconds, secrets=secrets
+            store, credentials, RealClock(), wait_for_waiting=wait, lease_seconds=lease_seconds, secrets_file=secrets
         )
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None

@@ -17,7 +17,7 @@ package), or report it. Messages never hold the password (ldap3 never puts it in
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import inspect
 import ssl
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +35,7 @@ from migrator.errors import (
     DirectoryProtocolError,
     DirectoryUnreachable,
 )
+from migrator.remote import kerberos
 from migrator.remote.credentials import Credentials
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
@@ -67,10 +68,30 @@ def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def translate_error(err: BaseException, domain: str) -> DirectoryError:
+# What each Kerberos failure of a bind is in the directory's error tree (the devices' is in remote.translate).
+KERBEROS_DIRECTORY_ERRORS: dict[kerberos.Failure, type[DirectoryError]] = {
+    kerberos.Failure.KDC_UNREACHABLE: DirectoryUnreachable,
+    kerberos.Failure.REALM_UNKNOWN: DirectoryConfigurationError,
+    kerberos.Failure.SERVER_UNKNOWN: DirectoryConfigurationError,
+    kerberos.Failure.CLIENT_UNKNOWN: DirectoryCredentialsError,
+    kerberos.Failure.BAD_PASSWORD: DirectoryCredentialsError,
+    kerberos.Failure.PASSWORD_EXPIRED: DirectoryCredentialsError,
+    kerberos.Failure.TICKET_EXPIRED: DirectoryCredentialsError,
+    kerberos.Failure.NO_TICKET: DirectoryCredentialsError,
+    kerberos.Failure.CLOCK_SKEW: DirectoryConfigurationError,
+    kerberos.Failure.LIBRARIES_MISSING: DirectoryConfigurationError,
+}
+
+
+def translate_error(err: BaseException, domain: str, *, spn: str | None = None) -> DirectoryError:
     """The :class:`DirectoryError` for a foreign exception raised while talking to ``domain``'s DC."""
     if isinstance(err, DirectoryError):
         return err
+    found = kerberos.classify(err)
+    if found is not None:
+        failure, words = found
+        kind = KERBEROS_DIRECTORY_ERRORS[failure]
+        return kind(domain, f"Kerberos: {kerberos.advice(failure, spn=spn)}" + (f" ({words})" if words else ""))
     message = _clip(str(err) or type(err).__name__)
     if isinstance(err, ldap_errors.LDAPPackageUnavailableError):
         return DirectoryConfigurationError(domain, f"a package the authentication needs is missing: {message}")
@@ -107,11 +128,6 @@ def translate_error(err: BaseException, domain: str) -> DirectoryError:
     return DirectoryProtocolError(domain, f"unexpected {type(err).__name__}: {message}")
 
 
-def gssapi_available() -> bool:
-    """Whether python-gssapi (which ldap3's SASL GSSAPI needs) can be imported here."""
-    return importlib.util.find_spec("gssapi") is not None
-
-
 def ntlm_sealing_available() -> bool:
     """Whether this ldap3 signs and seals NTLM sessions (``Connection(session_security=ENCRYPT)``)."""
     return hasattr(ldap3, "ENCRYPT") and "session_security" in inspect.signature(ldap3.Connection).parameters
@@ -123,6 +139,21 @@ def _kerberos_principal(username: str, domain: str) -> str:
         user, _, realm = username.partition("@")
         return f"{user}@{realm.upper()}"
     return f"{username.rsplit(chr(92), 1)[-1]}@{domain.upper()}"
+
+
+def _kerberos_credentials(target: DirectoryTarget, credentials: Credentials) -> Any:
+    """GSSAPI initiator credentials from the same tickets the device transports use (migrator's private MEMORY
+    cache from the password, or kinit's cache): see :mod:`migrator.remote.kerberos`."""
+    kerberos.require_libraries()
+    kerberos.use_profile(target.krb5_conf)
+    if credentials.from_ccache:
+        principal = credentials.principal
+    else:
+        principal = credentials.principal or _kerberos_principal(credentials.username, target.domain)
+    cache = kerberos.tickets_for(dataclasses.replace(credentials, principal=principal)).ccache()
+    import gssapi.raw  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415 - the optional kerberos extra
+
+    return gssapi.raw.acquire_cred_from({b"ccache": cache.encode()}, usage="initiate").creds
 
 
 def open_ldap_connection(target: DirectoryTarget, credentials: Credentials) -> Any:
@@ -149,24 +180,18 @@ def open_ldap_connection(target: DirectoryTarget, credentials: Credentials) -> A
         "receive_timeout": int(max(30.0, target.connect_timeout)),  # ldap3 packs it as an integer
         "return_empty_attributes": False,
     }
-    if target.auth == "kerberos":
-        if not gssapi_available():
-            raise DirectoryConfigurationError(
-                target.domain,
-                "auth: kerberos needs python-gssapi (and MIT krb5), which is not installed here; "
-                "install python-gssapi (the kerberos extra, once it exists) or use auth: ntlm",
-            )
-        import gssapi  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415 - optional dependency
-
-        name = gssapi.Name(_kerberos_principal(credentials.username, target.domain), gssapi.NameType.kerberos_principal)
-        acquired = gssapi.raw.acquire_cred_with_password(
-            name, credentials.password.get_secret_value().encode(), usage="initiate"
+    if target.auth != "kerberos" and credentials.from_ccache:
+        raise DirectoryConfigurationError(
+            target.domain,
+            f"auth: {target.auth} needs a password, and only a Kerberos ticket was given (kinit's ccache): "
+            "set auth: kerberos in the inventory's directory section, or give the password",
         )
+    if target.auth == "kerberos":
         return ldap3.Connection(
             server,
             authentication=ldap3.SASL,
             sasl_mechanism=ldap3.KERBEROS,
-            sasl_credentials=(target.sasl_host or target.server, None, acquired.creds),
+            sasl_credentials=(target.sasl_host or target.server, None, _kerberos_credentials(target, credentials)),
             **common,
         )
     if target.auth == "simple":
@@ -234,8 +259,13 @@ class DirectoryClient:
                 )
         except Exception as err:
             self.close()
-            raise translate_error(err, self.domain) from None
+            raise translate_error(err, self.domain, spn=self._spn) from None
         return self
+
+    @property
+    def _spn(self) -> str | None:
+        """The DC's SPN a Kerberos bind asks for (``ldap/<dc fqdn>``), named in Kerberos error messages."""
+        return f"ldap/{self.target.sasl_host or self.target.server}" if self.target.auth == "kerberos" else None
 
     def __enter__(self) -> DirectoryClient:
         return self.open()

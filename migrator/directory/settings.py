@@ -48,6 +48,7 @@ class DirectoryTarget:
     credentials: Literal["devices", "directory"]
     connect_timeout: float = 10.0
     sasl_host: str | None = None  # the DC's host name for the ldap/<fqdn> SPN (Kerberos needs a name, not an IP)
+    krb5_conf: Path | None = None  # the inventory's defaults.krb5_conf: the realms' Kerberos profile
 
     @property
     def base_dn(self) -> str:
@@ -149,7 +150,17 @@ def resolve_target(inventory: Inventory, domain: str) -> DirectoryTarget:
         credentials=merged.get("credentials", "devices"),  # type: ignore[arg-type]
         connect_timeout=float(merged.get("connect_timeout", 10.0)),  # type: ignore[arg-type]
         sasl_host=sasl_host or (server if not server.replace(".", "").isdigit() else None),
+        krb5_conf=_krb5_conf(inventory),
     )
+
+
+def _krb5_conf(inventory: Inventory) -> Path | None:
+    """The inventory's ``defaults.krb5_conf`` (relative to the inventory), which Kerberos binds use too."""
+    value = inventory.data.defaults.krb5_conf
+    if value is None:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else (inventory.path.parent / path).resolve()
 
 
 def check_directory_settings(inventory: Inventory) -> None:

@@ -148,6 +148,7 @@ def build_runner(
     wait_for_waiting: bool = True,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     directory: DirectoryKnowledge | None = None,
+    secrets_file: Path | None = None,
     graph: GraphClient | None = None,
 ) -> WaveRunner:
     """A runner whose visits go through the durable driver, with the wave's settings; the devices' leases last
@@ -165,7 +166,7 @@ def build_runner(
         windows=tuple(ChangeWindow.parse(w) for w in settings.get("windows", [])),
     )
     if directory is None:
-        directory = wave_directory(inventory, credentials, settings)
+        directory = wave_directory(inventory, credentials, settings, secrets_file)
     # The directory's answers for every visit of this wave (the admin's --entra-kerberos wins where given).
     path_settings: PathSettings = directory.path_settings(dict(settings.get("entra_kerberos", {})))
     # One open runspace pool per device across the visits of this wave (closed when the device is final, after
@@ -292,7 +293,7 @@ def plan_wave(
     on_change: Callable[[str, VisitOutcome], None] | None = None,
     wait_for_waiting: bool = True,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    secrets: Path | None = None,
+    secrets_file: Path | None = None,
 ) -> WavePlan:
     """Create (or pick up, when the same name exists) a wave and return its runner.
 
@@ -326,7 +327,7 @@ def plan_wave(
         store.enroll(name, devices)
         created = True
     insecure = _record_insecure(store, name, inventory, settings, credentials.username)
-    directory = wave_directory(inventory, credentials, settings)
+    directory = wave_directory(inventory, credentials, settings, secrets_file)
     runner = build_runner(
         store,
         name,
@@ -341,16 +342,19 @@ def plan_wave(
         wait_for_waiting=wait_for_waiting,
         lease_seconds=lease_seconds,
         directory=directory,
-        graph=wave_graph(inventory, playbook, secrets),
+        graph=wave_graph(inventory, playbook, secrets_file),
     )
     return WavePlan(runner, inventory, playbook, created, insecure, directory)
 
 
-def wave_directory(inventory: Inventory, credentials: Credentials, settings: dict[str, Any]) -> DirectoryKnowledge:
+def wave_directory(
+    inventory: Inventory, credentials: Credentials, settings: dict[str, Any], secrets_file: Path | None = None
+) -> DirectoryKnowledge:
     """Read the directory once for a wave (its devices' domains, the inventory's directory and lab domains); a
-    domain that cannot be read is logged (the CLI also prints it) and decided as before."""
+    domain that cannot be read is logged (the CLI also prints it) and decided as before. ``secrets_file``: where
+    ``credentials: directory`` finds MIGRATOR_DIRECTORY_USERNAME/_PASSWORD (then the environment), as `probe`."""
     devices = [str(d) for d in settings.get("devices", [])]
-    knowledge = read_directory(inventory, credentials, devices=devices)
+    knowledge = read_directory(inventory, credentials, devices=devices, secrets_file=secrets_file)
     announce_failures(knowledge, command="wave", say=lambda _text: None)
     return knowledge
 
@@ -431,7 +435,7 @@ def resumable_waves(
     on_change: Callable[[str, VisitOutcome], None] | None = None,
     wait_for_waiting: bool = True,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    secrets: Path | None = None,
+    secrets_file: Path | None = None,
 ) -> list[WavePlan]:
     """Every unfinished wave of the store, rebuilt from what the store recorded."""
     plans = []
@@ -452,7 +456,7 @@ def resumable_waves(
             )
         _enroll_recorded(store, wave.name, settings)
         StoreWaves(store, credentials.username).resume(wave.name)
-        directory = wave_directory(inventory, credentials, settings)
+        directory = wave_directory(inventory, credentials, settings, secrets_file)
         runner = build_runner(
             store,
             wave.name,
@@ -467,7 +471,7 @@ def resumable_waves(
             wait_for_waiting=wait_for_waiting,
             lease_seconds=lease_seconds,
             directory=directory,
-            graph=wave_graph(inventory, playbook, secrets),
+            graph=wave_graph(inventory, playbook, secrets_file),
         )
         plans.append(WavePlan(runner, inventory, playbook, False, insecure, directory))
     return plans

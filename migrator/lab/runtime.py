@@ -340,6 +340,9 @@ class LabRuntime:
 
     def inventory_data(self) -> dict[str, Any]:
         defaults: dict[str, Any] = {"transport": "psrp", "auth": "ntlm", "ca_bundle": CA_NAME}
+        if self.kerberos_ready:
+            # The realms' profile beside the inventory: `auth: kerberos` is then all an inventory needs.
+            defaults["krb5_conf"] = KRB5_CONF_NAME
         if self.server.https_port is not None:  # the ports listened on: free ones are chosen at start
             defaults.update(scheme="https", port=self.server.https_port)
         else:

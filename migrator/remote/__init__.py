@@ -1,4 +1,5 @@
-"""The one seam to devices: transports (PSRP, WinRM), credentials, error translation and retry.
+"""The one seam to devices: transports (PSRP, WinRM), credentials, Kerberos (:mod:`migrator.remote.kerberos`:
+tickets, SPN, profile, failures), error translation and retry.
 
 :func:`open_transport` is the factory: it gives the adapter a device's connection settings ask for. The
 :class:`~migrator.remote.transport.Transport` protocol the adapters implement lives in

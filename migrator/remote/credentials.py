@@ -1,8 +1,10 @@
 """Where the connecting account's credentials come from, and how they stay secret.
 
 Order: a secrets file (``--secrets FILE``, ``KEY=value`` lines such as the lab's ``lab-secrets.env``), then the
-environment (``MIGRATOR_USERNAME``, ``MIGRATOR_PASSWORD``), then an interactive prompt when a terminal is
-attached. The password is a :class:`pydantic.SecretStr`: its ``repr`` and ``str`` show ``**********``, so it
+environment (``MIGRATOR_USERNAME``, ``MIGRATOR_PASSWORD``, and for Kerberos ``MIGRATOR_PRINCIPAL``, the account as
+``user@REALM``), then a Kerberos ticket ``kinit`` left in the credential cache (``KRB5CCNAME`` honoured: no password
+is needed then, and only Kerberos and Negotiate devices can be reached), then an interactive prompt when a
+terminal is attached. The password is a :class:`pydantic.SecretStr`: its ``repr`` and ``str`` show ``**********``, so it
 cannot leak through a log line, a traceback's locals or an exception message.
 """
 
@@ -21,15 +23,24 @@ from migrator.errors import InputError
 
 USERNAME_VAR = "MIGRATOR_USERNAME"
 PASSWORD_VAR = "MIGRATOR_PASSWORD"  # noqa: S105 - the variable's name, not a password
+PRINCIPAL_VAR = "MIGRATOR_PRINCIPAL"
 
 
 @dataclass(frozen=True)
 class Credentials:
+    """Who connects. An empty password means "the Kerberos ticket in the credential cache" (see the module)."""
+
     username: str
     password: SecretStr
+    principal: str | None = None  # the Kerberos principal (user@REALM), when it is not derived from username
 
     def __repr__(self) -> str:
-        return f"Credentials(username={self.username!r}, password=**********)"
+        return f"Credentials(username={self.username!r}, password=**********, principal={self.principal!r})"
+
+    @property
+    def from_ccache(self) -> bool:
+        """No password: Kerberos takes the ticket ``kinit`` left in the credential cache."""
+        return not self.password.get_secret_value()
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -60,12 +71,24 @@ def load_credentials(
     environ: Mapping[str, str] | None = None,
     prompt: Callable[[str], str] | None = None,
     interactive: bool | None = None,
+    ccache_principal: Callable[[], str | None] | None = None,
 ) -> Credentials:
-    """Find the credentials (secrets file, then environment, then a prompt); never logs them."""
+    """Find the credentials (secrets file, then environment, then a Kerberos ccache, then a prompt); never logs
+    them. ``ccache_principal``: who holds a valid ticket in the credential cache (default: ask MIT krb5)."""
     env = os.environ if environ is None else environ
     source: Mapping[str, str] = read_env_file(secrets_file) if secrets_file is not None else {}
     username = source.get(USERNAME_VAR) or env.get(USERNAME_VAR)
     password = source.get(PASSWORD_VAR) or env.get(PASSWORD_VAR)
+    principal = source.get(PRINCIPAL_VAR) or env.get(PRINCIPAL_VAR) or None
+    if not password:
+        # No password: a ticket `kinit` left (KRB5CCNAME honoured) is used as it is, for Kerberos and Negotiate.
+        if ccache_principal is None:
+            from migrator.remote.kerberos import ambient_principal  # noqa: PLC0415 - loads krb5 only when needed
+
+            ccache_principal = ambient_principal
+        holder = ccache_principal()
+        if holder is not None:
+            return Credentials(username or holder, SecretStr(""), principal or holder)
     can_prompt = sys.stdin.isatty() if interactive is None else interactive
     if (not username or not password) and can_prompt:
         ask = prompt or input
@@ -77,6 +100,6 @@ def load_credentials(
         where = f"{secrets_file} or " if secrets_file else ""
         raise InputError(
             f"no credentials: set {USERNAME_VAR} and {PASSWORD_VAR} in {where}the environment, "
-            "pass --secrets FILE, or run in a terminal to be prompted"
+            "pass --secrets FILE, get a Kerberos ticket with kinit, or run in a terminal to be prompted"
         )
-    return Credentials(username, SecretStr(password))
+    return Credentials(username, SecretStr(password), principal)

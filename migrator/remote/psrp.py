@@ -11,12 +11,14 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
+import spnego
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from migrator.errors import DeviceErrorRecord, ScriptFailed
+from migrator.errors import ConfigurationError, DeviceErrorRecord, ScriptFailed
 from migrator.inventory import Connection, DeviceEntry
+from migrator.remote import kerberos
 from migrator.remote.credentials import Credentials
 from migrator.remote.tls import tls_verify
 from migrator.remote.translate import translate
@@ -45,6 +47,38 @@ def wsman_options(device: DeviceEntry, connection: Connection, credentials: Cred
     if connection.auth == "certificate":
         options["certificate_pem"] = str(connection.certificate_pem)
         options["certificate_key_pem"] = str(connection.certificate_key_pem)
+    if connection.auth in ("kerberos", "negotiate"):
+        options.update(_negotiate_options(device, connection, credentials))
+    elif credentials.from_ccache:
+        raise ConfigurationError(device.name, f"auth: {connection.auth} needs a password; only Kerberos uses a ccache")
+    return options
+
+
+def _negotiate_options(device: DeviceEntry, connection: Connection, credentials: Credentials) -> dict[str, Any]:
+    """pypsrp's Kerberos settings: the SPN, and the ticket as a pyspnego credential naming its cache (migrator's
+    private MEMORY cache from the password, or the user's ccache): see :mod:`migrator.remote.kerberos`.
+
+    ``negotiate`` is SPNEGO: Kerberos when a ticket can be had, NTLM with the password otherwise (where the KDC
+    cannot be reached, or the libraries are missing), as Windows' Negotiate package chooses (SPNEGO, RFC 4178)."""
+    options: dict[str, Any] = {"negotiate_service": kerberos.spn_service(connection)}
+    host = kerberos.spn_host(device, connection)
+    if host is not None:
+        options["negotiate_hostname_override"] = host
+    kerberos.use_profile(connection.krb5_conf)
+    password = credentials.password.get_secret_value()
+    try:
+        kerberos.require_libraries()
+        ticket = spnego.KerberosCCache(ccache=kerberos.tickets_for(credentials).ccache())
+    except Exception as err:
+        if connection.auth == "negotiate" and password and kerberos.negotiate_falls_back(err):
+            return {**options, "username": credentials.username, "password": password}
+        raise
+    if connection.auth == "negotiate" and password:
+        # Kerberos first, NTLM with the password should the KDC know no SPN for the name used (an IP address).
+        options["username"] = [ticket, spnego.Password(credentials.username, password)]
+    else:
+        options["username"] = ticket
+    options["password"] = None
     return options
 
 
@@ -109,7 +143,7 @@ class PsrpTransport(AdapterBase):
             pool = RunspacePool(wsman)
             pool.open()
         except Exception as err:
-            raise translate(self.device, err, sent=False) from None
+            raise translate(self.device, err, sent=False, spn=self._spn) from None
         self._wsman, self._pool = wsman, pool
         return pool
 
@@ -131,7 +165,7 @@ class PsrpTransport(AdapterBase):
             except Exception as err:
                 # The pipeline may have started on the device: the pool is no longer trustworthy.
                 self._discard()
-                raise translate(self.device, err, sent=True) from None
+                raise translate(self.device, err, sent=True, spn=self._spn) from None
             if ps.state == PSInvocationState.FAILED or (ps.had_errors and not outputs):
                 raise ScriptFailed(self.device, script.name, error_records(list(ps.streams.error)))
             data = parse_script_output(self.device, script, list(outputs))

@@ -3,6 +3,13 @@
 The rule (architecture rule 3): an error that says nothing reached the device is always safe to retry. An
 error after the request left (:attr:`RemoteError.may_have_run`) is retried only for a step that declared itself
 idempotent; anything else is resolved by re-reading the device, never by sending the action again.
+
+Kerberos (:data:`migrator.remote.translate.KERBEROS_ERRORS`): only :class:`~migrator.errors.KdcUnreachable` is
+retried: no KDC answered (a DC restarting, a dropped UDP datagram, a VPN coming up) and nothing reached the device,
+so trying again later is safe and may work. The others are never retried, since another try meets the same
+answer and a refused password counts towards the account's lockout: an unknown SPN (fix spn_hostname /
+spn_service), clock skew (fix the clocks), an expired or missing ticket (kinit again), an unknown account or a
+wrong password, and missing libraries.
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ class RetryPolicy:
 
 
 def should_retry(error: BaseException, idempotent: bool) -> bool:
-    """True for transient errors, unless the device may have acted and the operation is not idempotent."""
+    """True for transient errors (KdcUnreachable among them), unless the device may have acted and the operation
+    is not idempotent."""
     if not isinstance(error, TransientError):
         return False
     return idempotent or not error.may_have_run

@@ -2,6 +2,11 @@
 
 ``sent`` tells whether the request had left when the error happened: a failure before sending is always safe to
 retry, one after sending may mean the device acted (see :mod:`migrator.remote.retry`).
+
+Kerberos failures are recognised first, whichever library raised them (pyspnego under pypsrp, pykerberos under
+pywinrm's requests-kerberos, python-krb5 for migrator's own AS exchange): :func:`migrator.remote.kerberos.classify`
+reads the krb5 error code, and :data:`KERBEROS_ERRORS` says which error of the tree each becomes. The Kerberos
+exchange happens before the request it authenticates is sent, so none of them means the device acted.
 """
 
 from __future__ import annotations
@@ -16,13 +21,20 @@ from winrm import exceptions as winrm_exc
 from migrator.errors import (
     AccessDenied,
     AuthenticationFailed,
+    ClockSkew,
     ConfigurationError,
     ConnectionLost,
     DeviceBusy,
     DeviceUnreachable,
+    KdcUnreachable,
+    KerberosUnavailable,
     MigratorError,
     ProtocolError,
+    RemoteError,
+    TicketExpired,
+    UnknownServicePrincipal,
 )
+from migrator.remote.kerberos import Failure, advice, classify
 
 # WS-Management fault codes (MS-WSMV 2.2.4.43 and winrm.h) that mean "busy now, try again later".
 QUOTA_CODES = {
@@ -39,6 +51,31 @@ QUOTA_CODES = {
 }
 ACCESS_DENIED_CODES = {5, 0x80070005}
 OPERATION_TIMEOUT_CODE = 0x80338029  # ERROR_WSMAN_OPERATION_TIMEDOUT
+
+
+# What each Kerberos failure is in the error tree (by what the caller can do; retry.py retries only KdcUnreachable).
+KERBEROS_ERRORS: dict[Failure, type[RemoteError]] = {
+    Failure.KDC_UNREACHABLE: KdcUnreachable,
+    Failure.REALM_UNKNOWN: ConfigurationError,
+    Failure.SERVER_UNKNOWN: UnknownServicePrincipal,
+    Failure.CLIENT_UNKNOWN: AuthenticationFailed,
+    Failure.BAD_PASSWORD: AuthenticationFailed,
+    Failure.PASSWORD_EXPIRED: AuthenticationFailed,
+    Failure.TICKET_EXPIRED: TicketExpired,
+    Failure.NO_TICKET: TicketExpired,
+    Failure.CLOCK_SKEW: ClockSkew,
+    Failure.LIBRARIES_MISSING: KerberosUnavailable,
+}
+
+
+def kerberos_error(device: str, error: BaseException, *, spn: str | None = None) -> RemoteError | None:
+    """The error of the tree for a Kerberos failure behind ``error``, or None when it is not one."""
+    found = classify(error)
+    if found is None:
+        return None
+    failure, words = found
+    said = f" ({words})" if words else ""
+    return KERBEROS_ERRORS[failure](device, f"Kerberos: {advice(failure, spn=spn)}{said}")
 
 
 def _fault_code(error: BaseException) -> int | None:
@@ -75,10 +112,14 @@ def _short(error: BaseException) -> str:
     return text[:300]
 
 
-def translate(device: str, error: BaseException, *, sent: bool) -> MigratorError:
-    """Map any exception from requests/pypsrp/pywinrm/socket/ssl to the project's error tree."""
+def translate(device: str, error: BaseException, *, sent: bool, spn: str | None = None) -> MigratorError:
+    """Map any exception from requests/pypsrp/pywinrm/socket/ssl/Kerberos to the project's error tree (``spn``:
+    the SPN asked, named in a Kerberos message)."""
     if isinstance(error, MigratorError):
         return error
+    found = kerberos_error(device, error, spn=spn)
+    if found is not None:
+        return found
     chain = _chain(error)
     if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or isinstance(
         error, requests.exceptions.SSLError

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from migrator.errors import ProtocolError
 from migrator.inventory import Connection, DeviceEntry
 from migrator.remote.credentials import Credentials
+from migrator.remote.kerberos import spn_text
 from migrator.scripts import Script
 
 
@@ -64,6 +65,13 @@ class AdapterBase:
     @property
     def requests_sent(self) -> int:
         return self._requests
+
+    @property
+    def _spn(self) -> str | None:
+        """The SPN Kerberos asks for (named in its error messages), for auth: kerberos or negotiate."""
+        if self._connection.auth not in ("kerberos", "negotiate"):
+            return None
+        return spn_text(self._entry, self._connection)
 
 
 def parse_script_output(device: str, script: Script, outputs: list[Any]) -> dict[str, Any]:

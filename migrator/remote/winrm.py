@@ -17,8 +17,9 @@ from typing import Any
 
 from winrm.protocol import Protocol
 
-from migrator.errors import DeviceErrorRecord, ScriptFailed
+from migrator.errors import ConfigurationError, DeviceErrorRecord, ScriptFailed, UnknownServicePrincipal
 from migrator.inventory import Connection, DeviceEntry
+from migrator.remote import kerberos
 from migrator.remote.credentials import Credentials
 from migrator.remote.tls import tls_verify
 from migrator.remote.translate import translate
@@ -77,16 +78,53 @@ class WinrmTransport(AdapterBase):
         super().__init__(device, connection, credentials)
         self._protocol: Protocol | None = None
         self._shell_id: str | None = None
+        self._tickets: kerberos.Tickets | None = None  # set while the shell authenticates with Kerberos
 
-    def _make_protocol(self) -> Protocol:
+    def _mechanism(self) -> str:
+        """pywinrm's transport for the device's auth. pywinrm has no SPNEGO: ``negotiate`` is decided here as the
+        Negotiate package decides (SPNEGO, RFC 4178): Kerberos when the device has a host name for its SPN and a
+        ticket can be had, NTLM with the password otherwise (no KDC reachable, no libraries, an IP address)."""
+        auth = self._connection.auth
+        self._tickets = None
+        if auth not in ("kerberos", "negotiate"):
+            if self._credentials.from_ccache:
+                raise ConfigurationError(self.device, f"auth: {auth} needs a password; only Kerberos uses a ccache")
+            return auth
+        kerberos.use_profile(self._connection.krb5_conf)
+        password = bool(self._credentials.password.get_secret_value())
+        if auth == "negotiate" and password and kerberos.spn_host(self._entry, self._connection) is None:
+            return "ntlm"
+        try:
+            kerberos.require_libraries(pykerberos=True)
+            tickets = kerberos.tickets_for(self._credentials)
+            tickets.ccache()
+        except Exception as err:
+            if auth == "negotiate" and password and kerberos.negotiate_falls_back(err):
+                return "ntlm"
+            raise
+        self._tickets = tickets
+        return "kerberos"
+
+    def _scope(self) -> contextlib.AbstractContextManager[None]:
+        """pykerberos takes no credential cache: its calls run with ours as the thread's default."""
+        return self._tickets.thread_default() if self._tickets is not None else contextlib.nullcontext()
+
+    def _make_protocol(self, mechanism: str) -> Protocol:
         conn = self._connection
         verify = tls_verify(self._entry.name, conn)
         trust = verify if isinstance(verify, str) else "legacy_requests"
+        spn: dict[str, Any] = {}
+        if mechanism == "kerberos":
+            # The principal comes from the cache (thread default, or the user's); SPN = service/host override.
+            spn = {
+                "service": kerberos.spn_service(conn),
+                "kerberos_hostname_override": kerberos.spn_host(self._entry, conn),
+            }
         protocol = Protocol(
             endpoint=f"{conn.scheme}://{self._entry.address}:{conn.port}/wsman",
-            transport=conn.auth if conn.auth != "negotiate" else "ntlm",
-            username=self._credentials.username,
-            password=self._credentials.password.get_secret_value(),
+            transport=mechanism,  # type: ignore[arg-type]
+            username=None if mechanism == "kerberos" else self._credentials.username,
+            password=None if mechanism == "kerberos" else self._credentials.password.get_secret_value(),
             server_cert_validation="ignore" if verify is False else "validate",
             ca_trust_path=trust,
             cert_pem=str(conn.certificate_pem) if conn.certificate_pem else None,
@@ -95,6 +133,7 @@ class WinrmTransport(AdapterBase):
             read_timeout_sec=int(max(conn.read_timeout, conn.operation_timeout + 10)),
             message_encryption="auto",
             proxy=None,
+            **spn,
         )
         send = protocol.transport.send_message
         build = protocol.transport.build_session
@@ -118,10 +157,23 @@ class WinrmTransport(AdapterBase):
         if self._protocol is not None and self._shell_id is not None:
             return self._protocol, self._shell_id
         try:
-            protocol = self._make_protocol()
-            shell_id = protocol.open_shell(codepage=65001)
-        except Exception as err:
-            raise translate(self.device, err, sent=False) from None
+            try:
+                mechanism = self._mechanism()
+                with self._scope():
+                    protocol = self._make_protocol(mechanism)
+                    shell_id = protocol.open_shell(codepage=65001)
+            except Exception as err:
+                raise translate(self.device, err, sent=False, spn=self._spn) from None
+        except UnknownServicePrincipal:
+            # SPNEGO's fallback: the KDC knows no SPN for this name, so Negotiate uses NTLM with the password.
+            if self._connection.auth != "negotiate" or self._credentials.from_ccache:
+                raise
+            self._tickets = None
+            try:
+                protocol = self._make_protocol("ntlm")
+                shell_id = protocol.open_shell(codepage=65001)
+            except Exception as err:
+                raise translate(self.device, err, sent=False, spn=self._spn) from None
         self._protocol, self._shell_id = protocol, shell_id
         return protocol, shell_id
 
@@ -134,14 +186,15 @@ class WinrmTransport(AdapterBase):
             if len(encoded) > CMD_LINE_LIMIT:
                 encoded, stdin = encoded_command(_STDIN_BOOTSTRAP), text
             try:
-                command_id = protocol.run_command(shell_id, POWERSHELL, [*BASE_ARGS, "-EncodedCommand", encoded])
-                if stdin is not None:
-                    protocol.send_command_input(shell_id, command_id, stdin.encode("utf-8"), end=True)
-                stdout_b, stderr_b, exit_code = protocol.get_command_output(shell_id, command_id)
-                protocol.cleanup_command(shell_id, command_id)
+                with self._scope():
+                    command_id = protocol.run_command(shell_id, POWERSHELL, [*BASE_ARGS, "-EncodedCommand", encoded])
+                    if stdin is not None:
+                        protocol.send_command_input(shell_id, command_id, stdin.encode("utf-8"), end=True)
+                    stdout_b, stderr_b, exit_code = protocol.get_command_output(shell_id, command_id)
+                    protocol.cleanup_command(shell_id, command_id)
             except Exception as err:
                 self._discard()
-                raise translate(self.device, err, sent=True) from None
+                raise translate(self.device, err, sent=True, spn=self._spn) from None
             stdout = stdout_b.decode("utf-8", errors="replace")
             stderr = stderr_b.decode("utf-8", errors="replace")
             lines = [line for line in stdout.splitlines() if line.strip()]
@@ -156,6 +209,6 @@ class WinrmTransport(AdapterBase):
     def close(self) -> None:
         with self._lock:
             if self._protocol is not None and self._shell_id is not None:
-                with contextlib.suppress(Exception):  # the device may be gone; closing is best effort
+                with contextlib.suppress(Exception), self._scope():  # the device may be gone: best effort
                     self._protocol.close_shell(self._shell_id)
             self._discard()

@@ -380,6 +380,9 @@ class _DomainBuilder:
                 "krbtgt_AzureAD",
                 UAC_NORMAL_ACCOUNT | UAC_ACCOUNTDISABLE,
             )
+            # Its key version: Set-AzureADKerberosServer creates the key (1) and each rotation adds one. Derived
+            # from the account number rather than drawn, so the seeded fleet draws what it drew before.
+            azure_krbtgt.set("msDS-KeyVersionNumber", [str(1 + krb_number % 5)])
             azure = self._computer(
                 "AzureADKerberos", dcs, "", "", "", UAC_WORKSTATION_TRUST_ACCOUNT | UAC_PARTIAL_SECRETS_ACCOUNT, 521
             )

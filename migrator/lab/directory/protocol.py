@@ -141,6 +141,11 @@ _BAD_CREDENTIALS = "80090308: LdapErr: DSID-0C09041C, comment: AcceptSecurityCon
 _NO_RIGHTS = "00002098: SecErr: DSID-03150F94, problem 4003 (INSUFF_ACCESS_RIGHTS), data 0"
 
 
+# Constructed attributes ([MS-ADTS] 3.1.1.4.5): AD computes them on read and returns them only when a search names
+# them, never for "*" or an empty attribute list. The lab stores their value on the entry and applies that rule.
+CONSTRUCTED = frozenset({"msds-keyversionnumber"})
+
+
 @dataclass
 class DomainController:
     """What a session needs to know about its DC: the tree, its names, and the NTLM acceptor's user file."""
@@ -577,7 +582,8 @@ class LdapSession:
         listing = PartialAttributeList()
         position = itertools.count()
         for attribute in entry.attributes():
-            if not everything and attribute.name.casefold() not in wanted:
+            name = attribute.name.casefold()
+            if name not in wanted and (not everything or name in CONSTRUCTED):
                 continue
             partial = PartialAttribute()
             partial["type"] = attribute.name

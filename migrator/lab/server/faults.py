@@ -12,6 +12,9 @@ stage                     kinds, and what the client observes (as against Window
                           refused; ``duration`` 0 = until :meth:`LabServer.bring_online`)
 ``auth``                  ``unauthorized`` (password changed: 401 → ``InvalidCredentialsError`` /
                           ``AuthenticationError``)
+``kerberos`` (AP-REQ)     ``clock_skew`` (the device's clock is ``skew`` seconds off: beyond Kerberos' 5 minutes, its
+                          accepted AP-REQ is answered 401 with a KRB-ERROR KRB_AP_ERR_SKEW token, as Windows
+                          answers; NTLM is not affected)
 ``action`` (WS-Man)       ``http_500`` (``w:InternalError`` SOAP fault with a WinRM code), ``timeout``
                           (``w:TimedOut`` 0x80338029, as Receive answers after OperationTimeout), ``busy``
                           (``w:QuotaLimit`` 0x803381A6, MaxConcurrentOperationsPerUser)
@@ -106,6 +109,7 @@ class FaultKind(enum.StrEnum):
     TIMEOUT = "timeout"
     BUSY = "busy"
     SLOW = "slow"
+    CLOCK_SKEW = "clock_skew"
     THROTTLE = "throttle"
 
 
@@ -114,6 +118,7 @@ STAGES: dict[str, frozenset[FaultKind]] = {
     "auth": frozenset({FaultKind.UNAUTHORIZED}),
     "action": frozenset({FaultKind.HTTP_500, FaultKind.TIMEOUT, FaultKind.BUSY}),
     "exec": frozenset({FaultKind.SLOW}),
+    "kerberos": frozenset({FaultKind.CLOCK_SKEW}),
     "graph": frozenset({FaultKind.THROTTLE}),
 }
 
@@ -134,6 +139,7 @@ class FaultRule(BaseModel):
     duration: float = Field(default=0.0, ge=0.0)
     code: int | None = Field(default=None, ge=0, le=0xFFFFFFFF)
     message: str | None = None
+    skew: float = Field(default=0.0, ge=-86400.0 * 366, le=86400.0 * 366)  # clock_skew: seconds the device is off
 
 
 class FaultProfile(BaseModel):

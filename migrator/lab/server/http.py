@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import datetime
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from migrator.lab.server.auth import (
     principal_for,
 )
 from migrator.lab.server.faults import FaultKind
+from migrator.lab.server.krberror import MAX_SKEW, is_spnego, skew_error_token, spnego_reject
 
 if TYPE_CHECKING:
     from migrator.lab.server.lab import DeviceRuntime
@@ -242,10 +244,31 @@ class HttpConnection:
         header = scheme.encode() + b" "
         if not self._acceptor.complete:
             return None, Reply(401, headers=[(b"WWW-Authenticate", header + base64.b64encode(out or b""))])
+        refused = self._skewed(token)
+        if refused is not None:
+            self._acceptor, self._account = None, None
+            return None, Reply(401, headers=[(b"WWW-Authenticate", header + base64.b64encode(refused))])
         self._account = authorize(self._acceptor.find_account(device.accounts))
         self._password_changed()
         extra = [(b"WWW-Authenticate", header + base64.b64encode(out))] if out else []
         return self._account, extra
+
+    def _skewed(self, token: bytes) -> bytes | None:
+        """The ``clock_skew`` fault: a Kerberos AP-REQ (MIT accepted it: the real clocks agree) reaching a device
+        whose clock is more than 5 minutes off is refused as Windows refuses it, with the KRB-ERROR
+        KRB_AP_ERR_SKEW token (in a SPNEGO reject when the client spoke SPNEGO). None: accepted."""
+        device = self.device
+        if self._acceptor is None or self._acceptor.kerberos_user is None or not device.hostname:
+            return None
+        rules = device.lab.faults.decide("kerberos", device.name)
+        skew = next((r.skew for r in rules if r.kind is FaultKind.CLOCK_SKEW and abs(r.skew) > MAX_SKEW), None)
+        if skew is None:
+            return None
+        device_time = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=skew)
+        realm = device.hostname.split(".", 1)[1] if "." in device.hostname else device.hostname
+        error = skew_error_token("HTTP", device.hostname, realm, device_time)
+        log.info("Kerberos AP-REQ refused on %s: its clock is %+.0f s off (KRB_AP_ERR_SKEW)", device.name, skew)
+        return spnego_reject(error) if is_spnego(token) else error
 
     def _password_changed(self) -> None:
         """The 'unauthorized' fault: credentials that were right a moment ago are now refused."""

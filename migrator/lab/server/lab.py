@@ -59,6 +59,7 @@ class DeviceRuntime:
     connections: set[HttpConnection] = field(default_factory=set)
     online: bool = True
     ssl_context: ssl.SSLContext | None = None
+    hostname: str | None = None  # its DNS name (fqdn): the host of its SPNs
 
 
 class LabServer:
@@ -132,6 +133,7 @@ class LabServer:
             service=DeviceService(
                 name, computer, self.executor, faults=self.faults, clock=self.clock, on_exec=self._count_execution
             ),
+            hostname=hostname,
         )
         self.devices[name] = runtime
         return runtime
