@@ -17,6 +17,7 @@ from typing import Any
 from migrator.directory.knowledge import DirectoryKnowledge, announce_failures, read_directory
 from migrator.directory.settings import check_directory_settings
 from migrator.engine import device as driver
+from migrator.engine.channels import policy_channel
 from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from migrator.engine.waves import (
     SETTLED,
@@ -189,6 +190,8 @@ def build_runner(
             pool.discard(device)
         return VisitOutcome(result.state, next_due=result.next_due, error=result.last_error)
 
+    # A channel that changes the control plane per batch (ad-group) does it when each batch starts.
+    channel = policy_channel(store, name, playbook, inventory, credentials, knowledge=directory)
     runner = WaveRunner(
         wave_settings,
         StoreWaves(store, credentials.username),
@@ -196,6 +199,7 @@ def build_runner(
         clock,
         on_change=on_change,
         wait_for_waiting=wait_for_waiting,
+        on_batch_start=channel.start_batch if channel is not None else None,
     )
     holder.append(runner)
     runner.on_end.append(pool.close)
@@ -256,6 +260,7 @@ def plan_wave(
     if name in existing:
         settings = dict(existing[name].settings)
         _check_same_wave(name, existing[name].change_ticket, settings, request, locator)
+        directory = wave_directory(inventory, credentials, settings)
         _enroll_recorded(store, name, settings)
         created = False
     else:
@@ -266,6 +271,12 @@ def plan_wave(
             raise InputError("the selection is empty: no device to migrate (check --limit and earlier waves)")
         _check_not_enrolled(store, devices)
         settings = _settings_record(request, locator, devices)
+        directory = wave_directory(inventory, credentials, settings)
+        # A channel that will change the directory checks its groups and computer accounts first: a missing one
+        # is refused here, before the wave is written.
+        channel = policy_channel(store, name, playbook, inventory, credentials, knowledge=directory)
+        if channel is not None:
+            channel.preflight(devices)
         store.create_wave(
             name,
             playbook_name=playbook.name,
@@ -276,7 +287,6 @@ def plan_wave(
         store.enroll(name, devices)
         created = True
     insecure = _record_insecure(store, name, inventory, settings, credentials.username)
-    directory = wave_directory(inventory, credentials, settings)
     runner = build_runner(
         store,
         name,

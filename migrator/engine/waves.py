@@ -12,6 +12,9 @@ the settings below. :class:`WaveRunner` drives it:
    once (asyncio + a worker thread per visit: transports are synchronous). A batch is *through* when none of its
    devices is still active: each is final, parked, or waiting for a person or a domain controller — waiting
    devices are re-visited when due, in the background, while later batches proceed.
+   When a batch starts, before any of its devices is visited, ``on_batch_start(index, devices)`` runs (the
+   ``ad-group`` policy channel moves the batch's computer accounts between GPO filter groups there); an error
+   from it halts the wave, and ``migrator resume`` starts the batch again.
 3. After each batch, an **approval gate** (``approval``): the wave stops at ``awaiting_approval`` until
    ``migrator approve`` records the approval for the next batch; ``migrator resume`` then goes on.
 4. The **failure budget**: once the failed share of the started devices exceeds ``max_fail_percent`` the wave
@@ -37,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Literal, Protocol
 
-from migrator.errors import InputError
+from migrator.errors import InputError, MigratorError
 from migrator.logs import get_logger
 from migrator.machine.table import DEVICE_ACTIVE, DEVICE_SETTLED, DEVICE_SUCCESS
 
@@ -161,6 +164,10 @@ class WaveStore(Protocol):
 
 
 Visit = Callable[[str], VisitOutcome]
+# Called when a batch starts, before any of its devices is visited: (batch index in the wave, its devices still to
+# migrate). A policy channel that acts per batch on the control plane hooks in here
+# (:meth:`migrator.engine.channels.AdGroupChannel.start_batch`); a MigratorError from it halts the wave.
+BatchStart = Callable[[int, Sequence[str]], object]
 
 
 @dataclass
@@ -207,8 +214,10 @@ class WaveRunner:
         on_change: Callable[[str, VisitOutcome], None] | None = None,
         wait_for_waiting: bool = True,
         max_idle_sleep: float = 3600.0,
+        on_batch_start: BatchStart | None = None,
     ) -> None:
         self.settings = settings
+        self.on_batch_start = on_batch_start
         self.store = store
         self.visit = visit
         self.clock = clock
@@ -364,6 +373,12 @@ class WaveRunner:
                 self.store.set_wave_state(name, "awaiting_approval", reason)
                 return WaveResult(name, "awaiting_approval", reason, self.progress)
             todo = [d for d in batch if self.progress.states.get(d) not in SETTLED]
+            if self.on_batch_start is not None and todo:
+                try:
+                    await asyncio.to_thread(self.on_batch_start, index, tuple(todo))
+                except MigratorError as err:
+                    self._halt_reason = f"batch {index + 1} of {len(batches)} could not start: {err}"
+                    break
             await self._visit_all(todo)
             # The batch is through when none of its devices is active (a visit returns when its machine waits
             # or ends; one that comes back active was stopped mid-way and is visited again, a bounded number

@@ -1,0 +1,367 @@
+"""Policy channels that act on the control plane per batch: ``ad-group`` (GPO security filtering by AD group).
+
+Theory of operation
+-------------------
+With ``policy: {channel: ad-group, cloud_trust_group: G1, cert_trust_group: G2}`` the cloud Kerberos trust policy
+comes from a GPO filtered to G1 (and the certificate trust policy from one filtered to G2). A batch is moved with
+:meth:`AdGroupChannel.start_batch`, **the one hook a wave calls when a batch starts** (the single-process
+:class:`~migrator.engine.waves.WaveRunner` and any coordinator of several workers alike), before any device of
+the batch is visited; each device's machine then runs ``refresh_policy`` (``gpupdate /force``, wait until the
+policy is effective) as with the external channel.
+
+Per domain of the batch (the inventory's ``domain`` of each device), over one LDAP connection:
+
+1. read the groups (by sAMAccountName in that domain, or by DN) and the batch's computer accounts with their
+   memberships (:mod:`migrator.directory.groups`): one search per group and one per 1,000 computers;
+2. resolve what an earlier run left in doubt (an intent without outcome: it crashed, or lost the DC, between
+   the two) **by that fresh read**: the entry is settled with what holds now, never by sending the modify again;
+3. journal the intent (the memberships found before, which rollback restores; what is wanted) and audit it;
+4. one LDAP modify per group (many ``member`` values in one request, chunked at
+   :data:`~migrator.directory.groups.MODIFY_CHUNK`): into G1, out of G2; values already as wanted are not sent,
+   and AD's "already there" / "not there" answers are settled per computer by re-reading;
+5. journal and audit the outcome. A DC lost mid-way leaves the intent in doubt for the next run (step 2).
+
+Directory requests are O(domains × batches), never O(devices). Devices in a domain the directory says has no
+Entra Kerberos object are left out (their machine parks them ineligible). :meth:`AdGroupChannel.preflight`,
+called before a wave is created (``run``) or a plan is shown (``plan``), refuses a missing group, a missing
+computer account or a device with no AD domain (Entra joined: no computer account) with :class:`InputError`
+naming them, before anything is written. :meth:`AdGroupChannel.restore` (``migrator rollback``) puts each
+computer back in the groups it was in before the wave's first change to it, journalled and audited the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrator.directory.client import ConnectionFactory, DirectoryClient, open_ldap_connection
+from migrator.directory.groups import (
+    ComputerAccount,
+    Group,
+    MembershipChange,
+    find_computers,
+    find_group,
+    set_membership,
+)
+from migrator.directory.knowledge import DirectoryKnowledge
+from migrator.directory.settings import directory_credentials, resolve_target
+from migrator.engine.device import journal_point
+from migrator.errors import DirectoryError, DirectoryUnreachable, InputError
+from migrator.inventory import Inventory
+from migrator.logs import get_logger
+from migrator.playbook import Playbook, PolicySettings, is_group_dn
+from migrator.remote.credentials import Credentials
+from migrator.store import AuditEntry, Store
+from migrator.store.directory import DirectoryChangeRow
+
+CLOUD, CERT = "cloud", "cert"
+MIGRATE, ROLLBACK = "migrate", "rollback"
+ROLLBACK_BATCH = -1  # the batch number rollback entries are journalled under (they span the wave)
+Wanted = dict[str, dict[str, bool]]  # computer name -> role -> member or not
+
+
+@dataclass
+class DomainChange:
+    """What one domain's change for a batch (or a rollback) did."""
+
+    domain: str
+    computers: int
+    changes: list[MembershipChange] = field(default_factory=list)
+    resolved: int = 0  # in-doubt entries settled by re-reading
+    nothing_to_do: bool = False
+
+
+class AdGroupChannel:
+    """The ``ad-group`` policy channel of one wave (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        wave: str,
+        policy: PolicySettings,
+        inventory: Inventory,
+        credentials: Credentials,
+        *,
+        knowledge: DirectoryKnowledge | None = None,
+        secrets_file: Path | None = None,
+        connection_factory: ConnectionFactory = open_ldap_connection,
+    ) -> None:
+        self.store = store
+        self.wave = wave
+        self.policy = policy
+        self.inventory = inventory
+        self.credentials = credentials
+        self.knowledge = knowledge or DirectoryKnowledge()
+        self.secrets_file = secrets_file
+        self.connection_factory = connection_factory
+        self.requests = 0  # LDAP requests sent, every domain and batch
+        self.log = get_logger("engine.channels", wave=wave)
+
+    # ---- which devices, which domains ---------------------------------------------------------------------
+
+    def _roles(self) -> dict[str, tuple[str, bool]]:
+        """role -> (group name as the playbook names it, whether the batch's computers go in)."""
+        assert self.policy.cloud_trust_group is not None  # the playbook's validator requires it for ad-group
+        roles = {CLOUD: (self.policy.cloud_trust_group, True)}
+        if self.policy.cert_trust_group is not None:
+            roles[CERT] = (self.policy.cert_trust_group, False)
+        return roles
+
+    def _by_domain(self, devices: Sequence[str], problems: list[str] | None = None) -> dict[str, list[str]]:
+        """The devices to move, by domain: a device whose domain has no Entra Kerberos object (as read) is left
+        out; one without a domain is a problem (listed in ``problems``, else refused at once)."""
+        out: dict[str, list[str]] = {}
+        for name in devices:
+            entry = self.inventory.device(name)
+            domain = entry.domain if entry is not None else None
+            if entry is None or not domain or "." not in domain:
+                problem = (
+                    f"{name}: the inventory names no AD domain (DNS name) for it; the ad-group channel moves computer "
+                    "accounts, and an Entra joined device has none: migrate it in a wave with the local or external "
+                    "channel"
+                )
+                if problems is None:
+                    raise InputError(problem)
+                problems.append(problem)
+                continue
+            facts = self.knowledge.domains.get(domain.casefold())
+            if facts is not None and not facts.exists:
+                continue  # no Entra Kerberos object: ineligible, its policy must not change
+            out.setdefault(domain, []).append(entry.name)
+        return out
+
+    def _client(self, domain: str) -> DirectoryClient:
+        target = resolve_target(self.inventory, domain)
+        bind_as = directory_credentials(target, self.credentials, self.secrets_file)
+        return DirectoryClient(target, bind_as, connection_factory=self.connection_factory)
+
+    def _read(
+        self, client: DirectoryClient, names: Sequence[str], problems: list[str]
+    ) -> tuple[dict[str, Group], dict[str, ComputerAccount]]:
+        groups: dict[str, Group] = {}
+        for role, (group_name, _member) in self._roles().items():
+            group = find_group(client, group_name, is_dn=is_group_dn(group_name))
+            if group is None:
+                problems.append(f"group {group_name!r} does not exist in the domain {client.domain}")
+            else:
+                groups[role] = group
+        computers = find_computers(client, names)
+        missing = [n for n in names if n.casefold() not in computers]
+        if missing:
+            shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            problems.append(f"no computer account in the domain {client.domain} for {shown}")
+        return groups, computers
+
+    # ---- preflight ----------------------------------------------------------------------------------------
+
+    def preflight(self, devices: Sequence[str]) -> None:
+        """Refuse (:class:`InputError`, every problem named) a wave the channel cannot carry out: a device with no
+        AD domain, a group or computer account that does not exist. Reads only; raises :class:`DirectoryError`
+        when a domain's directory cannot be read."""
+        problems: list[str] = []
+        for domain, names in self._by_domain(devices, problems).items():
+            client = self._client(domain)
+            try:
+                with client:
+                    self._read(client, names, problems)
+            finally:
+                self.requests += client.requests
+        if problems:
+            raise InputError("the ad-group policy channel cannot run: " + "; ".join(problems))
+
+    # ---- the batch hook -----------------------------------------------------------------------------------
+
+    def start_batch(self, batch: int, devices: Sequence[str]) -> list[DomainChange]:
+        """Move ``devices`` (batch number ``batch`` of the wave) into the cloud trust group and out of the
+        certificate trust group: the hook every wave driver calls when a batch starts (module docstring)."""
+        done = []
+        entries = self.store.directory_changes(self.wave)
+        for domain, names in self._by_domain(devices).items():
+            previous = [e for e in entries if e.batch == batch and e.domain.casefold() == domain.casefold()]
+            previous = [e for e in previous if e.purpose == MIGRATE]
+            if previous and _complete(previous[-1]):
+                continue  # a resumed wave: this domain's change for the batch is already made
+            wanted: Wanted = {name: {role: member for role, (_g, member) in self._roles().items()} for name in names}
+            done.append(self._apply(domain, batch, MIGRATE, wanted, previous))
+        return done
+
+    # ---- rollback -----------------------------------------------------------------------------------------
+
+    def restore(self, devices: Sequence[str] | None = None) -> list[DomainChange]:
+        """Put each computer (of ``devices``, else of the whole wave) back in the groups it was in before the
+        wave's first change to it: journalled and audited; a second call finds nothing to do."""
+        entries = self.store.directory_changes(self.wave)
+        chosen = {d.casefold() for d in devices} if devices is not None else None
+        before: dict[str, Wanted] = {}  # domain -> computer -> the memberships first found
+        for entry in entries:
+            if entry.purpose != MIGRATE:
+                continue
+            found = entry.intent.get("before")
+            for name, roles in found.items() if isinstance(found, Mapping) else ():
+                if chosen is not None and name.casefold() not in chosen:
+                    continue
+                per_domain = before.setdefault(entry.domain, {})
+                if name not in per_domain and isinstance(roles, Mapping):
+                    per_domain[name] = {str(r): bool(v) for r, v in roles.items()}
+        out = []
+        for domain, wanted in before.items():
+            previous = [e for e in entries if e.purpose == ROLLBACK and e.domain.casefold() == domain.casefold()]
+            out.append(self._apply(domain, ROLLBACK_BATCH, ROLLBACK, wanted, previous))
+        return out
+
+    # ---- the journalled change ----------------------------------------------------------------------------
+
+    def _apply(
+        self, domain: str, batch: int, purpose: str, wanted: Wanted, previous: Sequence[DirectoryChangeRow]
+    ) -> DomainChange:
+        actor = self.credentials.username
+        client = self._client(domain)
+        result = DomainChange(domain, len(wanted))
+        log = self.log.bind(domain=domain, batch=batch, purpose=purpose)
+        try:
+            with client:
+                problems: list[str] = []
+                groups, computers = self._read(client, list(wanted), problems)
+                if problems:
+                    raise InputError("the ad-group policy channel cannot run: " + "; ".join(problems))
+                found = {
+                    name: {role: computers[name.casefold()].is_in(group) for role, group in groups.items()}
+                    for name in wanted
+                }
+                for doubt in [e for e in previous if e.in_doubt]:
+                    self._resolve(doubt, found, actor)
+                    result.resolved += 1
+                todo = {n: w for n, w in wanted.items() if any(found[n].get(r) != m for r, m in w.items())}
+                if not todo:
+                    result.nothing_to_do = True
+                    log.info("ad-group: every computer already as wanted", computers=len(wanted))
+                    return result
+                attempt = 1 + len(previous)
+                label = f"batch {batch + 1}" if batch >= 0 else "rollback"
+                intent = self.store.directory_intent(
+                    self.wave,
+                    batch=batch,
+                    domain=domain,
+                    purpose=purpose,
+                    attempt=attempt,
+                    key=f"{self.wave}/{purpose}/{batch}/{domain.casefold()}/{attempt}",
+                    intent={
+                        "groups": {role: {"name": g.name, "dn": g.dn} for role, g in groups.items()},
+                        "computers": {n: computers[n.casefold()].dn for n in wanted},
+                        "before": found,
+                        "wanted": wanted,
+                    },
+                    audit=AuditEntry(
+                        actor,
+                        f"ad-group {purpose} intended: {label}, {domain}",
+                        before=_memberships(found, groups),
+                        after=_memberships(todo, groups),
+                    ),
+                )
+                journal_point("intent")
+                try:
+                    for role, group in groups.items():
+                        for member in (True, False):
+                            subset = [computers[n.casefold()] for n, w in todo.items() if w.get(role) is member]
+                            if subset:
+                                result.changes.append(set_membership(client, group, subset, member=member))
+                except DirectoryUnreachable:
+                    log.warning("ad-group: the DC was lost mid-change; the next run resolves it by re-reading")
+                    raise
+                except DirectoryError as err:
+                    self.store.directory_outcome(
+                        intent.id,
+                        {"ok": False, "error": str(err), "changes": [c.as_json() for c in result.changes]},
+                        False,
+                        audit=AuditEntry(actor, f"ad-group {purpose} failed: {label}, {domain}", after=str(err)),
+                    )
+                    journal_point("outcome")
+                    raise
+                self.store.directory_outcome(
+                    intent.id,
+                    {"ok": True, "changes": [c.as_json() for c in result.changes]},
+                    True,
+                    audit=AuditEntry(
+                        actor,
+                        f"ad-group {purpose} done: {label}, {domain}",
+                        after=_changed(result.changes),
+                    ),
+                )
+                journal_point("outcome")
+                log.info(
+                    "ad-group: memberships changed",
+                    computers=len(wanted),
+                    changed={c.group.name: len(c.changed) for c in result.changes},
+                    modifies=sum(c.modifies for c in result.changes),
+                )
+                return result
+        finally:
+            self.requests += client.requests
+
+    def _resolve(self, doubt: DirectoryChangeRow, found: Mapping[str, Mapping[str, bool]], actor: str) -> None:
+        """Settle an in-doubt change with what the fresh read shows: applied to all, some, or none of its
+        computers (the modify is never sent again for this entry; what is still to do gets a new intent)."""
+        wanted = doubt.intent.get("wanted")
+        wanted = wanted if isinstance(wanted, Mapping) else {}
+        holds = [
+            name
+            for name, roles in wanted.items()
+            if isinstance(roles, Mapping) and all(found.get(name, {}).get(r) == m for r, m in roles.items())
+        ]
+        applied = "all" if len(holds) == len(wanted) else ("none" if not holds else "some")
+        summary: dict[str, Any] = {"applied": applied, "as_wanted": sorted(holds), "found": dict(found)}
+        self.store.directory_resolve(
+            doubt.id,
+            summary,
+            audit=AuditEntry(
+                actor, f"ad-group {doubt.purpose} resolved by re-reading: {doubt.domain}", after={"applied": applied}
+            ),
+        )
+        journal_point("resolve")
+        self.log.info("ad-group: in-doubt change resolved by re-reading the groups", entry=doubt.id, applied=applied)
+
+
+def _complete(entry: DirectoryChangeRow) -> bool:
+    """Whether a batch's (latest) change in a domain needs nothing more."""
+    if entry.status == "done":
+        return True
+    outcome = entry.outcome if isinstance(entry.outcome, Mapping) else {}
+    return entry.status == "resolved" and outcome.get("applied") == "all"
+
+
+def _changed(changes: Sequence[MembershipChange]) -> dict[str, Any]:
+    """For the audit log: per group, the computers this run added or removed."""
+    return {c.group.name: {"add" if c.member else "remove": sorted(c.changed)} for c in changes}
+
+
+def _memberships(states: Mapping[str, Mapping[str, bool]], groups: Mapping[str, Group]) -> dict[str, Any]:
+    """For the audit log: per group, the computers in it (among ``states``)."""
+    return {
+        group.name: sorted(name for name, roles in states.items() if roles.get(role)) for role, group in groups.items()
+    }
+
+
+def policy_channel(
+    store: Store,
+    wave: str,
+    playbook: Playbook,
+    inventory: Inventory,
+    credentials: Credentials,
+    *,
+    knowledge: DirectoryKnowledge | None = None,
+    connection_factory: ConnectionFactory = open_ldap_connection,
+) -> AdGroupChannel | None:
+    """The wave's batch-level policy channel, or None when its playbook's channel acts per device only."""
+    if playbook.policy.channel != "ad-group":
+        return None
+    return AdGroupChannel(
+        store,
+        wave,
+        playbook.policy,
+        inventory,
+        credentials,
+        knowledge=knowledge,
+        connection_factory=connection_factory,
+    )
