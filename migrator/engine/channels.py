@@ -264,7 +264,7 @@ class AdGroupChannel:
                 try:
                     for role, group in groups.items():
                         for member in (True, False):
-                            subset = [computers[n.casefold()] for n, w in todo.items() if w.get(role) is member]
+                            subset = [computers[n.casefold()] for n, w in wanted.items() if w.get(role) is member]
                             if subset:
                                 result.changes.append(set_membership(client, group, subset, member=member))
                 except DirectoryUnreachable:
