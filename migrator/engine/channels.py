@@ -73,13 +73,12 @@ class DomainChange:
     nothing_to_do: bool = False
 
 
-class AdGroupChannel:
-    """The ``ad-group`` policy channel of one wave (see the module docstring)."""
+class AdGroupPreflight:
+    """What the ``ad-group`` channel reads before it changes anything: which devices and domains it would move,
+    the groups and the computer accounts (no store: ``migrator plan`` uses it as is)."""
 
     def __init__(
         self,
-        store: Store,
-        wave: str,
         policy: PolicySettings,
         inventory: Inventory,
         credentials: Credentials,
@@ -88,8 +87,6 @@ class AdGroupChannel:
         secrets_file: Path | None = None,
         connection_factory: ConnectionFactory = open_ldap_connection,
     ) -> None:
-        self.store = store
-        self.wave = wave
         self.policy = policy
         self.inventory = inventory
         self.credentials = credentials
@@ -97,7 +94,6 @@ class AdGroupChannel:
         self.secrets_file = secrets_file
         self.connection_factory = connection_factory
         self.requests = 0  # LDAP requests sent, every domain and batch
-        self.log = get_logger("engine.channels", wave=wave)
 
     # ---- which devices, which domains ---------------------------------------------------------------------
 
@@ -170,6 +166,35 @@ class AdGroupChannel:
                 self.requests += client.requests
         if problems:
             raise InputError("the ad-group policy channel cannot run: " + "; ".join(problems))
+
+
+
+class AdGroupChannel(AdGroupPreflight):
+    """The ``ad-group`` policy channel of one wave (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        wave: str,
+        policy: PolicySettings,
+        inventory: Inventory,
+        credentials: Credentials,
+        *,
+        knowledge: DirectoryKnowledge | None = None,
+        secrets_file: Path | None = None,
+        connection_factory: ConnectionFactory = open_ldap_connection,
+    ) -> None:
+        super().__init__(
+            policy,
+            inventory,
+            credentials,
+            knowledge=knowledge,
+            secrets_file=secrets_file,
+            connection_factory=connection_factory,
+        )
+        self.store = store
+        self.wave = wave
+        self.log = get_logger("engine.channels", wave=wave)
 
     # ---- the batch hook -----------------------------------------------------------------------------------
 
