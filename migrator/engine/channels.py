@@ -168,7 +168,6 @@ class AdGroupPreflight:
             raise InputError("the ad-group policy channel cannot run: " + "; ".join(problems))
 
 
-
 class AdGroupChannel(AdGroupPreflight):
     """The ``ad-group`` policy channel of one wave (see the module docstring)."""
 
