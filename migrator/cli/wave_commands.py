@@ -44,6 +44,7 @@ from migrator.remote.credentials import Credentials, load_credentials
 from migrator.remote.tls import announce, insecure_devices
 from migrator.report.anchors import log_audit_head
 from migrator.report.console import lease_line
+from migrator.report.model import gpo_overwritten_devices
 from migrator.store import Store, StoreError
 from migrator.yamlsource import InputFileError
 
@@ -112,6 +113,21 @@ def load_credentials_or_fail(secrets: Path | None) -> Credentials:
         return load_credentials(secrets)
     except InputError as err:
         raise fail(str(err)) from None
+
+
+def warn_gpo_overwrites(store: Store, results: Sequence[WaveResult]) -> None:
+    """Name the devices whose local policy writes a GPO will undo (the local channel on GPO-managed devices)."""
+    for result in results:
+        overwritten = gpo_overwritten_devices(store.get_wave(result.wave))
+        if overwritten:
+            names = ", ".join(overwritten[:10]) + (" …" if len(overwritten) > 10 else "")
+            err_console.print(
+                f"WARNING: wave {result.wave}: a GPO manages the Windows Hello for Business policy of "
+                f"{len(overwritten)} device(s) and will undo the local channel's writes at its next refresh "
+                f"(every 90-120 minutes); migrate them with the ad-group channel: {names}",
+                markup=False,
+                highlight=False,
+            )
 
 
 def recap(results: Sequence[WaveResult]) -> int:
@@ -268,7 +284,9 @@ def run(
         )
         if not typer.confirm("Start?", default=False):
             raise typer.Exit(EXIT_OPERATOR)
-    code = recap(run_with_progress([plan.runner]))
+    results = run_with_progress([plan.runner])
+    code = recap(results)
+    warn_gpo_overwrites(store, results)
     anchor_audit_head(store)
     raise typer.Exit(code)
 
@@ -308,7 +326,9 @@ def resume(
     for lease in store.leases():
         if lease.liveness != "dead":
             console.print(lease_line(lease), markup=False, highlight=False, soft_wrap=True)
-    code = recap(run_with_progress([p.runner for p in plans]))
+    results = run_with_progress([p.runner for p in plans])
+    code = recap(results)
+    warn_gpo_overwrites(store, results)
     anchor_audit_head(store)
     raise typer.Exit(code)
 

@@ -51,6 +51,7 @@ from migrator.machine.commands import Done, RunStep, StepFailed, StepSucceeded, 
 from migrator.machine.context import load_user
 from migrator.machine.core import Change, DeviceMachine, UserRecord
 from migrator.machine.decide import TrackedUser
+from migrator.machine.plan import GPO_OVERWRITES
 from migrator.machine.purposes import FACTS
 from migrator.machine.table import DEVICE_ACTIVE, DEVICE_RESUMED, DEVICE_WAITING, USER_SETTLED
 from migrator.playbook import Playbook
@@ -125,6 +126,7 @@ class StoreFunnel:
         self.device = device
         self.owner = owner
         self.actor = actor
+        self.wave = wave
         self.log = get_logger("engine.device", device=device, wave=wave)
 
     def change(self, change: Change) -> None:
@@ -169,6 +171,9 @@ class StoreFunnel:
         )
         if change.warning:
             self.log.warning("warning", user=change.user, trigger=change.trigger, warning=change.warning)
+        if change.after and change.after.get("gpo_managed") and self.wave is not None:
+            # Listed with the wave (reports and the recap show it): its local writes will not last on this device.
+            self.store.add_to_wave_list(self.wave, GPO_OVERWRITES, [self.device])
 
     def add_users(self, users: Sequence[TrackedUser]) -> None:
         for user in users:

@@ -25,6 +25,7 @@ from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.model import Device
 from migrator.lab.runtime import LabPorts, LabRuntime
 from migrator.lab.truth import fleet_truth
+from migrator.machine.plan import GPO_OVERWRITES
 from migrator.playbook import builtin_path
 from migrator.remote.credentials import load_credentials
 from migrator.store import Store
@@ -171,3 +172,36 @@ def test_an_ad_group_wave_migrates_a_mixed_fleet_and_survives_refreshes(
     assert {d.name: _groups(runtime, d) for d in chosen} == before
     assert [c.purpose for c in store.directory_changes("ad-group")][-2:] == ["rollback", "rollback"]
     assert store.verify_audit().ok
+
+
+def test_the_local_channel_warns_where_a_gpo_manages_the_policy(lab: tuple[LabRuntime, Path], tmp_path: Path) -> None:
+    """With the local channel, preflight reads the device's Resultant Set of Policy: an EMEA device whose Hello
+    values a GPO sets is named in the transition's warning (audit and log) and in the wave's list that reports
+    and the status screen show; a CORP device (policy from Intune, no Hello GPO) is not."""
+    runtime, inventory = lab
+    truth = {d["name"]: d for d in fleet_truth(runtime.lab)["devices"]}
+    devices = [d for d in runtime.fleet.devices if _plain(d)]
+    emea = [d.name for d in devices if d.domain == EMEA and truth[d.name]["policy"]["effective"] == "cert"][:2]
+    corp = [d.name for d in devices if d.domain == CORP and truth[d.name]["policy"]["effective"] == "key"][:1]
+    store = Store.open(tmp_path / "state")
+    request = WaveRequest(
+        inventory=inventory, playbook="to-cloud-kerberos", wave="local", devices=tuple(emea + corp), concurrency=3
+    )
+    credentials = load_credentials(inventory.parent / "lab-secrets.env")
+    plan = plan_wave(store, request, credentials, runtime.clock, wait_for_waiting=False)
+    plan.runner.run()
+    assert sorted(store.get_wave("local").settings[GPO_OVERWRITES]) == sorted(emea)  # type: ignore[arg-type]
+    warned = [a for a in store.audit_entries() if a.action == "preflight_done" and a.device in emea]
+    assert len(warned) == 2
+    for entry in warned:
+        after = entry.after
+        assert isinstance(after, dict) and "is managed by GPO 'Windows Hello for Business - certificate trust'" in str(
+            after["warning"]
+        )
+        assert after["gpo_managed"] == {  # what RSoP said the GPO sets
+            "Enabled": "Windows Hello for Business - certificate trust",
+            "RequireSecurityDevice": "Windows Hello for Business - certificate trust",
+            "UseCertificateForOnPremAuth": "Windows Hello for Business - certificate trust",
+        }
+    status = CliRunner().invoke(app, ["status", "--state", str(tmp_path / "state")])
+    assert "GPO-MANAGED: wave local" in " ".join(status.output.split())
