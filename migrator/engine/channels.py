@@ -4,13 +4,18 @@ Theory of operation
 -------------------
 With ``policy: {channel: ad-group, cloud_trust_group: G1, cert_trust_group: G2}`` the cloud Kerberos trust policy
 comes from a GPO filtered to G1 (and the certificate trust policy from one filtered to G2). A batch is moved with
-:meth:`AdGroupChannel.start_batch`, **the one hook a wave calls when a batch starts** (the single-process
-:class:`~migrator.engine.waves.WaveRunner` and any coordinator of several workers alike), before any device of
-the batch is visited; each device's machine then runs ``refresh_policy`` (``gpupdate /force``, wait until the
-policy is effective) as with the external channel.
+:meth:`AdGroupChannel.start_batch`, **the one hook a wave calls when a batch starts its policy step** (the
+single-process :class:`~migrator.engine.waves.WaveRunner` and any coordinator of several workers alike): once the
+batch's devices are preflighted and held before ``refresh_policy`` by :meth:`AdGroupChannel.hold` (the visit's
+gate); each device's machine then runs ``refresh_policy`` (``gpupdate /force``, wait until the policy is
+effective) as with the external channel.
 
 Per domain of the batch (the inventory's ``domain`` of each device), over one LDAP connection:
 
+0. only devices whose machine reached its policy step move: preflight found them on the playbook's key or
+   certificate path (an ineligible, already-cloud or off-path device keeps its groups), and :meth:`AdGroupChannel.
+   hold` keeps each of them from refreshing its policy until its computer account has moved (a device whose
+   policy flipped to cloud trust before its preflight would be taken for one already migrated);
 1. read the groups (by sAMAccountName in that domain, or by DN) and the batch's computer accounts with their
    memberships (:mod:`migrator.directory.groups`): one search per group and one per 1,000 computers;
 2. resolve what an earlier run left in doubt (an intent without outcome: it crashed, or lost the DC, between
@@ -51,6 +56,7 @@ from migrator.engine.device import journal_point
 from migrator.errors import DirectoryError, DirectoryUnreachable, InputError
 from migrator.inventory import Inventory
 from migrator.logs import get_logger
+from migrator.machine.commands import RunStep
 from migrator.playbook import Playbook, PolicySettings, is_group_dn
 from migrator.remote.credentials import Credentials
 from migrator.store import AuditEntry, Store
@@ -58,7 +64,9 @@ from migrator.store.directory import DirectoryChangeRow
 
 CLOUD, CERT = "cloud", "cert"
 MIGRATE, ROLLBACK = "migrate", "rollback"
-ROLLBACK_BATCH = -1  # the batch number rollback entries are journalled under (they span the wave)
+ROLLBACK_BATCH = -1
+POLICY_STATE = "policy"  # the machine's state where the policy step runs (migrator.machine.table)
+REFRESH_STEP = "refresh_policy"  # the batch number rollback entries are journalled under (they span the wave)
 Wanted = dict[str, dict[str, bool]]  # computer name -> role -> member or not
 
 
@@ -194,22 +202,57 @@ class AdGroupChannel(AdGroupPreflight):
         self.store = store
         self.wave = wave
         self.log = get_logger("engine.channels", wave=wave)
+        self._released: set[str] = set()  # computers moved (case-folded names)
+        self._released_from_journal = False
 
     # ---- the batch hook -----------------------------------------------------------------------------------
 
     def start_batch(self, batch: int, devices: Sequence[str]) -> list[DomainChange]:
-        """Move ``devices`` (batch number ``batch`` of the wave) into the cloud trust group and out of the
-        certificate trust group: the hook every wave driver calls when a batch starts (module docstring)."""
+        """Move the computer accounts of ``devices`` (of batch number ``batch``) that have reached their policy
+        step (preflight found them on the playbook's key or certificate path; :meth:`hold` keeps them there) and
+        have not moved yet: into the cloud trust group, out of the certificate trust group. The hook every wave
+        driver calls once a batch's devices are preflighted (module docstring)."""
+        candidates = [d for d in devices if not self.released(d)]
+        if not candidates:
+            return []  # a device already moved (the runner asks again for each device held at its policy step)
+        if len(candidates) < 50:
+            states = {d: self.store.get_device(d).state for d in candidates}
+        else:
+            rows = {r.name.casefold(): r.state for r in self.store.list_devices(self.wave)}
+            states = {d: rows.get(d.casefold(), "") for d in candidates}
+        ready = [d for d in candidates if states[d] == POLICY_STATE]
+        if not ready:
+            return []
         done = []
         entries = self.store.directory_changes(self.wave)
-        for domain, names in self._by_domain(devices).items():
-            previous = [e for e in entries if e.batch == batch and e.domain.casefold() == domain.casefold()]
-            previous = [e for e in previous if e.purpose == MIGRATE]
-            if previous and _complete(previous[-1]):
-                continue  # a resumed wave: this domain's change for the batch is already made
+        for domain, names in self._by_domain(ready).items():
+            mine = [e for e in entries if e.purpose == MIGRATE and e.domain.casefold() == domain.casefold()]
             wanted: Wanted = {name: {role: member for role, (_g, member) in self._roles().items()} for name in names}
-            done.append(self._apply(domain, batch, MIGRATE, wanted, previous))
+            previous = [e for e in mine if e.batch == batch]
+            done.append(self._apply(domain, batch, MIGRATE, wanted, previous, [e for e in mine if e.in_doubt]))
+            self._released.update(n.casefold() for n in names)
         return done
+
+    def released(self, device: str) -> bool:
+        """Whether ``device``'s computer account has been moved (this run, or as the journal records)."""
+        if self._released_from_journal is False:
+            self._released_from_journal = True
+            for entry in self.store.directory_changes(self.wave):
+                if entry.purpose != MIGRATE:
+                    continue
+                outcome = entry.outcome if isinstance(entry.outcome, Mapping) else {}
+                wanted = entry.intent.get("wanted")
+                if entry.status == "done" and isinstance(wanted, Mapping):
+                    self._released.update(str(n).casefold() for n in wanted)
+                elif entry.status == "resolved" and isinstance(held := outcome.get("as_wanted"), list):
+                    self._released.update(str(n).casefold() for n in held)
+        return device.casefold() in self._released
+
+    def hold(self, device: str, command: RunStep) -> str | None:
+        """The visit's gate: a device does not refresh its policy before its computer account has moved."""
+        if command.name != REFRESH_STEP or self.released(device):
+            return None
+        return "waiting for its batch's computer accounts to move to the cloud trust GPO's group"
 
     # ---- rollback -----------------------------------------------------------------------------------------
 
@@ -232,14 +275,24 @@ class AdGroupChannel(AdGroupPreflight):
         out = []
         for domain, wanted in before.items():
             previous = [e for e in entries if e.purpose == ROLLBACK and e.domain.casefold() == domain.casefold()]
-            out.append(self._apply(domain, ROLLBACK_BATCH, ROLLBACK, wanted, previous))
+            out.append(
+                self._apply(domain, ROLLBACK_BATCH, ROLLBACK, wanted, previous, [e for e in previous if e.in_doubt])
+            )
         return out
 
     # ---- the journalled change ----------------------------------------------------------------------------
 
     def _apply(
-        self, domain: str, batch: int, purpose: str, wanted: Wanted, previous: Sequence[DirectoryChangeRow]
+        self,
+        domain: str,
+        batch: int,
+        purpose: str,
+        wanted: Wanted,
+        previous: Sequence[DirectoryChangeRow],
+        doubts: Sequence[DirectoryChangeRow],
     ) -> DomainChange:
+        """One domain's journalled change: ``previous`` are this batch's earlier entries (attempts), ``doubts``
+        every in-doubt entry of the wave for this domain and purpose, resolved first by the same read."""
         actor = self.credentials.username
         client = self._client(domain)
         result = DomainChange(domain, len(wanted))
@@ -247,16 +300,15 @@ class AdGroupChannel(AdGroupPreflight):
         try:
             with client:
                 problems: list[str] = []
-                groups, computers = self._read(client, list(wanted), problems)
+                doubted = [str(n) for e in doubts for n in _names(e.intent.get("wanted"))]
+                groups, computers = self._read(client, list(dict.fromkeys([*wanted, *doubted])), problems)
                 if problems:
                     raise InputError("the ad-group policy channel cannot run: " + "; ".join(problems))
-                found = {
-                    name: {role: computers[name.casefold()].is_in(group) for role, group in groups.items()}
-                    for name in wanted
-                }
-                for doubt in [e for e in previous if e.in_doubt]:
-                    self._resolve(doubt, found, actor)
+                seen = {c.name: {role: c.is_in(group) for role, group in groups.items()} for c in computers.values()}
+                for doubt in doubts:
+                    self._resolve(doubt, seen, actor)
                     result.resolved += 1
+                found = {name: seen[computers[name.casefold()].name] for name in wanted}
                 todo = {n: w for n, w in wanted.items() if any(found[n].get(r) != m for r, m in w.items())}
                 if not todo:
                     result.nothing_to_do = True
@@ -335,6 +387,8 @@ class AdGroupChannel(AdGroupPreflight):
             if isinstance(roles, Mapping) and all(found.get(name, {}).get(r) == m for r, m in roles.items())
         ]
         applied = "all" if len(holds) == len(wanted) else ("none" if not holds else "some")
+        if doubt.purpose == MIGRATE:
+            self._released.update(n.casefold() for n in holds)
         summary: dict[str, Any] = {"applied": applied, "as_wanted": sorted(holds), "found": dict(found)}
         self.store.directory_resolve(
             doubt.id,
@@ -347,12 +401,8 @@ class AdGroupChannel(AdGroupPreflight):
         self.log.info("ad-group: in-doubt change resolved by re-reading the groups", entry=doubt.id, applied=applied)
 
 
-def _complete(entry: DirectoryChangeRow) -> bool:
-    """Whether a batch's (latest) change in a domain needs nothing more."""
-    if entry.status == "done":
-        return True
-    outcome = entry.outcome if isinstance(entry.outcome, Mapping) else {}
-    return entry.status == "resolved" and outcome.get("applied") == "all"
+def _names(wanted: object) -> list[str]:
+    return [str(n) for n in wanted] if isinstance(wanted, Mapping) else []
 
 
 def _changed(changes: Sequence[MembershipChange]) -> dict[str, Any]:

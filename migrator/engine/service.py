@@ -166,6 +166,9 @@ def build_runner(
     pool = TransportPool(transport_factory or open_transport, max_idle=60.0, max_open=4 * wave_settings.concurrency)
     holder: list[WaveRunner] = []
     leases = LeaseKeeper(store, ttl_seconds=lease_seconds)
+    # A channel that changes the control plane per batch (ad-group): it holds each device before its policy step
+    # and moves the batch's computer accounts when the runner says the batch is preflighted.
+    channel = policy_channel(store, name, playbook, inventory, credentials, knowledge=directory)
 
     def visit(device: str) -> VisitOutcome:
         entry = inventory.device(device)
@@ -185,13 +188,12 @@ def build_runner(
             sleep=clock.sleep,
             should_stop=holder[0].should_stop,  # the runner exists by the time a visit runs
             leases=leases,
+            hold=channel.hold if channel is not None else None,
         )
         if result.next_due is None:
             pool.discard(device)
         return VisitOutcome(result.state, next_due=result.next_due, error=result.last_error)
 
-    # A channel that changes the control plane per batch (ad-group) does it when each batch starts.
-    channel = policy_channel(store, name, playbook, inventory, credentials, knowledge=directory)
     runner = WaveRunner(
         wave_settings,
         StoreWaves(store, credentials.username),

@@ -12,9 +12,11 @@ the settings below. :class:`WaveRunner` drives it:
    once (asyncio + a worker thread per visit: transports are synchronous). A batch is *through* when none of its
    devices is still active: each is final, parked, or waiting for a person or a domain controller — waiting
    devices are re-visited when due, in the background, while later batches proceed.
-   When a batch starts, before any of its devices is visited, ``on_batch_start(index, devices)`` runs (the
-   ``ad-group`` policy channel moves the batch's computer accounts between GPO filter groups there); an error
-   from it halts the wave, and ``migrator resume`` starts the batch again.
+   Once the batch's devices have been visited up to their policy step (preflight done; a policy channel that
+   acts per batch holds them before it), ``on_batch_start(index, devices)`` runs once for the batch (the
+   ``ad-group`` channel moves the batch's computer accounts between GPO filter groups there) and the held
+   devices go on at once; a device that reaches its policy step later gets the hook alone. An error from the
+   hook halts the wave, and ``migrator resume`` calls it again.
 3. After each batch, an **approval gate** (``approval``): the wave stops at ``awaiting_approval`` until
    ``migrator approve`` records the approval for the next batch; ``migrator resume`` then goes on.
 4. The **failure budget**: once the failed share of the started devices exceeds ``max_fail_percent`` the wave
@@ -164,10 +166,12 @@ class WaveStore(Protocol):
 
 
 Visit = Callable[[str], VisitOutcome]
-# Called when a batch starts, before any of its devices is visited: (batch index in the wave, its devices still to
-# migrate). A policy channel that acts per batch on the control plane hooks in here
-# (:meth:`migrator.engine.channels.AdGroupChannel.start_batch`); a MigratorError from it halts the wave.
+# Called once a batch's devices have been visited up to their policy step, before it: (batch index in the wave,
+# its devices still to migrate); and for a single device that reaches its policy step later. A policy channel
+# that acts per batch on the control plane hooks in here (:meth:`migrator.engine.channels.AdGroupChannel.
+# start_batch`, with its ``hold`` keeping the devices before the step); a MigratorError from it halts the wave.
 BatchStart = Callable[[int, Sequence[str]], object]
+POLICY_STATE = "policy"  # the machine's state where the policy step runs
 
 
 @dataclass
@@ -232,6 +236,7 @@ class WaveRunner:
         self._due: list[tuple[datetime, str]] = []  # waiting devices: (next due, name)
         self._in_flight: set[str] = set()  # being visited now
         self._visits: ThreadPoolExecutor | None = None  # run_async's threads, one per concurrent visit
+        self._batch_of: dict[str, int] = {}  # device -> its batch's index
 
     # ---- questions the driver asks -----------------------------------------------------------------------
 
@@ -291,6 +296,16 @@ class WaveRunner:
         async def visit_one(device: str) -> None:
             self.progress.started.add(device)
             self._in_flight.add(device)
+            if self.on_batch_start is not None and self.progress.states.get(device) == POLICY_STATE:
+                # Held before its policy step after its batch's hook ran (unreachable then, say): the hook for
+                # this device alone (it does nothing for a device already moved).
+                try:
+                    await asyncio.to_thread(self.on_batch_start, self._batch_of.get(device, -1), (device,))
+                except MigratorError as err:
+                    self._in_flight.discard(device)
+                    if not self._halt_reason:
+                        self._halt_reason = f"{device}: {err}"
+                    return
             try:
                 outcome = await asyncio.get_running_loop().run_in_executor(self._visits, self.visit, device)
             except Exception as err:  # the driver records a device's own errors; this is the store or a bug
@@ -314,6 +329,22 @@ class WaveRunner:
 
         workers = max(1, min(self.settings.concurrency, len(devices)))
         await asyncio.gather(*(worker() for _ in range(workers)))
+
+    async def _batch_ready(self, index: int, devices: Sequence[str]) -> bool:
+        """The batch's devices are preflighted (those the hook waits for are held before their policy step):
+        ``on_batch_start`` once for all of them, then the held ones are visited again at once. False, with the
+        wave's halt reason set, when the hook failed."""
+        if self.on_batch_start is None or not devices or self.should_stop():
+            return True
+        try:
+            await asyncio.to_thread(self.on_batch_start, index, tuple(devices))
+        except MigratorError as err:
+            self._halt_reason = f"batch {index + 1} of {self.progress.batches}: {err}"
+            return False
+        held = [d for d in devices if d in self.progress.waiting and self.progress.states.get(d) == POLICY_STATE]
+        if held:
+            await self._visit_all(held)
+        return True
 
     def _pop_due(self) -> str | None:
         """A waiting device whose (latest) due time has passed and that is not being visited; None if none is.
@@ -364,6 +395,7 @@ class WaveRunner:
         name = self.settings.name
         batches = self.settings.batches()
         self.progress.batches = len(batches)
+        self._batch_of = {device: index for index, batch in enumerate(batches) for device in batch}
         approved = self.store.approved_batches(name)
         self.store.set_wave_state(name, "running")
         for index, batch in enumerate(batches):
@@ -373,12 +405,6 @@ class WaveRunner:
                 self.store.set_wave_state(name, "awaiting_approval", reason)
                 return WaveResult(name, "awaiting_approval", reason, self.progress)
             todo = [d for d in batch if self.progress.states.get(d) not in SETTLED]
-            if self.on_batch_start is not None and todo:
-                try:
-                    await asyncio.to_thread(self.on_batch_start, index, tuple(todo))
-                except MigratorError as err:
-                    self._halt_reason = f"batch {index + 1} of {len(batches)} could not start: {err}"
-                    break
             await self._visit_all(todo)
             # The batch is through when none of its devices is active (a visit returns when its machine waits
             # or ends; one that comes back active was stopped mid-way and is visited again, a bounded number
@@ -388,6 +414,8 @@ class WaveRunner:
                 if self.should_stop() or not active:
                     break
                 await self._visit_all(active)
+            if not await self._batch_ready(index, todo):
+                break
             is_canary = self.settings.canary > 0 and index == 0
             while is_canary and not self.should_stop() and any(d in self.progress.waiting for d in batch):
                 await self._revisit_due(block=True)

@@ -85,6 +85,8 @@ def test_a_kill_at_each_journal_point_resumes_by_rereading(
     with Store.open(tmp_path) as store:
         store.create_wave("w", playbook_name="ad-group", playbook_hash=content_hash("x"))
         store.enroll("w", names)
+        for name in names:  # preflight found each on a path the playbook takes: held before its policy step
+            store.transition(name, "pending", "policy", "preflight_done")
     assert _run(tmp_path, inventory, names, crash_at) == -signal.SIGKILL
     assert _run(tmp_path, inventory, names, None) == 0
     for domain, members in ((CORP, corp), (EMEA, emea)):

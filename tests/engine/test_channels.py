@@ -79,6 +79,8 @@ def _setup(dcs: RunningDirectory, tmp_path: Path, devices: list[str]) -> tuple[S
     store = Store.open(tmp_path)
     store.create_wave("w", playbook_name="ad-group", playbook_hash=content_hash("x"), change_ticket="CHG-1")
     store.enroll("w", devices)
+    for device in devices:  # preflight found each on a path the playbook takes: held before its policy step
+        store.transition(device, "pending", "policy", "preflight_done")
     return store, inventory
 
 
@@ -183,8 +185,8 @@ def test_a_missing_group_or_computer_is_refused_before_any_change(dcs: RunningDi
 def test_an_in_doubt_change_is_resolved_by_rereading(dcs: RunningDirectory, tmp_path: Path) -> None:
     """An intent without outcome (the process died after the modify, or before it) is settled by what the
     groups hold now: applied to all → resolved, nothing sent; applied to none → resolved, then one new attempt."""
-    names = _devices(dcs, EMEA)[:4]
-    store, inventory = _setup(dcs, tmp_path, names)
+    names, others = _devices(dcs, EMEA)[:4], _devices(dcs, EMEA)[4:8]
+    store, inventory = _setup(dcs, tmp_path, names + others)
     tree = dcs.directory(EMEA).tree
     wanted = {n: {"cloud": True, "cert": False} for n in names}
     before = {n: {"cloud": False, "cert": HELLO_GPO_GROUP in _groups_of(dcs, EMEA, n)} for n in names}
@@ -197,15 +199,22 @@ def test_an_in_doubt_change_is_resolved_by_rereading(dcs: RunningDirectory, tmp_
     first, second = store.directory_changes("w")
     assert (first.status, first.outcome["applied"]) == ("resolved", "none")  # type: ignore[index,call-overload]
     assert second.status == "done" and change.resolved == 1 and spy.modifies
-    # Now the other way: the modify went through, the outcome was never written.
-    cloud = tree.find_account(CLOUD_TRUST_GROUP)
-    assert cloud is not None
+    # Now the other way: the modify went through (an admin's tool, say), the outcome was never written.
+    cloud, cert = tree.find_account(CLOUD_TRUST_GROUP), tree.find_account(HELLO_GPO_GROUP)
+    assert cloud is not None and cert is not None
+    before = {n: {"cloud": False, "cert": HELLO_GPO_GROUP in _groups_of(dcs, EMEA, n)} for n in others}
     store.directory_intent(
         "w", batch=1, domain=EMEA, purpose=MIGRATE, attempt=1, key="w/migrate/1/emea/1",
-        intent={"before": before, "wanted": wanted},
+        intent={"before": before, "wanted": {n: {"cloud": True, "cert": False} for n in others}},
     )  # fmt: skip
+    for name in others:
+        computer = tree.find_account(f"{name}$")
+        assert computer is not None
+        tree.add_member(cloud, computer.dn)
+        if before[name]["cert"]:
+            tree.remove_member(cert, computer.dn)
     spy.modifies.clear()
-    [change] = _channel(store, inventory, spy).start_batch(1, names)
+    [change] = _channel(store, inventory, spy).start_batch(1, others)
     assert spy.modifies == [] and change.nothing_to_do
     last = store.directory_changes("w")[-1]
     assert (last.status, last.outcome["applied"]) == ("resolved", "all")  # type: ignore[index,call-overload]
