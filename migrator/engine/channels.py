@@ -36,6 +36,7 @@ computer back in the groups it was in before the wave's first change to it, jour
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,6 +204,7 @@ class AdGroupChannel(AdGroupPreflight):
         self.wave = wave
         self.log = get_logger("engine.channels", wave=wave)
         self._released: set[str] = set()  # computers moved (case-folded names)
+        self._lock = threading.Lock()
         self._released_from_journal = False
 
     # ---- the batch hook -----------------------------------------------------------------------------------
@@ -212,6 +214,12 @@ class AdGroupChannel(AdGroupPreflight):
         step (preflight found them on the playbook's key or certificate path; :meth:`hold` keeps them there) and
         have not moved yet: into the cloud trust group, out of the certificate trust group. The hook every wave
         driver calls once a batch's devices are preflighted (module docstring)."""
+        # One change at a time: an intent another thread of this run has in flight is not in doubt (a wave has one
+        # coordinator; across processes the store's idempotency keys keep two from journalling the same change).
+        with self._lock:
+            return self._start_batch(batch, devices)
+
+    def _start_batch(self, batch: int, devices: Sequence[str]) -> list[DomainChange]:
         candidates = [d for d in devices if not self.released(d)]
         if not candidates:
             return []  # a device already moved (the runner asks again for each device held at its policy step)
@@ -259,6 +267,10 @@ class AdGroupChannel(AdGroupPreflight):
     def restore(self, devices: Sequence[str] | None = None) -> list[DomainChange]:
         """Put each computer (of ``devices``, else of the whole wave) back in the groups it was in before the
         wave's first change to it: journalled and audited; a second call finds nothing to do."""
+        with self._lock:
+            return self._restore(devices)
+
+    def _restore(self, devices: Sequence[str] | None) -> list[DomainChange]:
         entries = self.store.directory_changes(self.wave)
         chosen = {d.casefold() for d in devices} if devices is not None else None
         before: dict[str, Wanted] = {}  # domain -> computer -> the memberships first found
