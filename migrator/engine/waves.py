@@ -172,6 +172,7 @@ Visit = Callable[[str], VisitOutcome]
 # start_batch`, with its ``hold`` keeping the devices before the step); a MigratorError from it halts the wave.
 BatchStart = Callable[[int, Sequence[str]], object]
 POLICY_STATE = "policy"  # the machine's state where the policy step runs
+HELD_RECHECK = 60.0  # seconds: a device held for its batch's hook is looked at again no sooner
 
 
 @dataclass
@@ -237,6 +238,7 @@ class WaveRunner:
         self._in_flight: set[str] = set()  # being visited now
         self._visits: ThreadPoolExecutor | None = None  # run_async's threads, one per concurrent visit
         self._batch_of: dict[str, int] = {}  # device -> its batch's index
+        self._ready_batches: set[int] = set()  # batches whose devices were all visited up to their policy step
 
     # ---- questions the driver asks -----------------------------------------------------------------------
 
@@ -297,8 +299,17 @@ class WaveRunner:
             self.progress.started.add(device)
             self._in_flight.add(device)
             if self.on_batch_start is not None and self.progress.states.get(device) == POLICY_STATE:
-                # Held before its policy step after its batch's hook ran (unreachable then, say): the hook for
-                # this device alone (it does nothing for a device already moved).
+                batch = self._batch_of.get(device, -1)
+                if batch >= 0 and batch not in self._ready_batches:
+                    # Held before its policy step while the rest of its batch is preflighted: its batch's hook
+                    # comes first (one change for the batch), then the held devices are visited at once.
+                    self._in_flight.discard(device)
+                    later = self.clock.now() + timedelta(seconds=HELD_RECHECK)
+                    self.progress.waiting[device] = later
+                    heapq.heappush(self._due, (later, device))
+                    return
+                # Held after its batch's hook ran (unreachable then, say): the hook for this device alone (it
+                # does nothing for a device already moved).
                 try:
                     await asyncio.to_thread(self.on_batch_start, self._batch_of.get(device, -1), (device,))
                 except MigratorError as err:
@@ -334,6 +345,7 @@ class WaveRunner:
         """The batch's devices are preflighted (those the hook waits for are held before their policy step):
         ``on_batch_start`` once for all of them, then the held ones are visited again at once. False, with the
         wave's halt reason set, when the hook failed."""
+        self._ready_batches.add(index)
         if self.on_batch_start is None or not devices or self.should_stop():
             return True
         try:
