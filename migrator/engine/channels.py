@@ -118,23 +118,26 @@ class AdGroupPreflight:
         """The devices to move, by domain: a device whose domain has no Entra Kerberos object (as read) is left
         out; one without a domain is a problem (listed in ``problems``, else refused at once)."""
         out: dict[str, list[str]] = {}
+        no_domain: list[str] = []
         for name in devices:
             entry = self.inventory.device(name)
             domain = entry.domain if entry is not None else None
             if entry is None or not domain or "." not in domain:
-                problem = (
-                    f"{name}: the inventory names no AD domain (DNS name) for it; the ad-group channel moves computer "
-                    "accounts, and an Entra joined device has none: migrate it in a wave with the local or external "
-                    "channel"
-                )
-                if problems is None:
-                    raise InputError(problem)
-                problems.append(problem)
+                no_domain.append(name)
                 continue
             facts = self.knowledge.domains.get(domain.casefold())
             if facts is not None and not facts.exists:
                 continue  # no Entra Kerberos object: ineligible, its policy must not change
             out.setdefault(domain, []).append(entry.name)
+        if no_domain:
+            shown = ", ".join(no_domain[:10]) + (f" and {len(no_domain) - 10} more" if len(no_domain) > 10 else "")
+            problem = (
+                f"the inventory names no AD domain (DNS name) for {shown}: the ad-group channel moves computer "
+                "accounts, and an Entra joined device has none (migrate it in a wave with the local channel)"
+            )
+            if problems is None:
+                raise InputError(problem)
+            problems.append(problem)
         return out
 
     def _client(self, domain: str) -> DirectoryClient:

@@ -205,3 +205,35 @@ def test_the_local_channel_warns_where_a_gpo_manages_the_policy(lab: tuple[LabRu
         }
     status = CliRunner().invoke(app, ["status", "--state", str(tmp_path / "state")])
     assert "GPO-MANAGED: wave local" in " ".join(status.output.split())
+
+
+def test_run_refuses_a_missing_group_before_the_wave_is_written(lab: tuple[LabRuntime, Path], tmp_path: Path) -> None:
+    """`migrator run` with the shipped playbook (GG-WHfB-CloudTrust, which the lab's domains do not have): exit 2,
+    the group and the domain named, no wave in the store and no group changed."""
+    runtime, inventory = lab
+    emea = [d for d in runtime.fleet.devices if _plain(d) and d.domain == EMEA][:2]
+    before = {d.name: _groups(runtime, d) for d in emea}
+    state = tmp_path / "state"
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "-i",
+            str(inventory),
+            "--playbook",
+            "ad-group-to-cloud-kerberos",
+            "--limit",
+            ",".join(d.name for d in emea),
+            "--state",
+            str(state),
+            "--secrets",
+            str(inventory.parent / "lab-secrets.env"),
+            "--yes",
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert f"group 'GG-WHfB-CloudTrust' does not exist in the domain {EMEA}" in said
+    with Store.open(state) as store:
+        assert store.list_waves() == []
+    assert {d.name: _groups(runtime, d) for d in emea} == before

@@ -171,7 +171,7 @@ def test_a_missing_group_or_computer_is_refused_before_any_change(dcs: RunningDi
         _channel(store, inventory, spy, policy).preflight(names)
     assert f"group 'GG-WHfB-CloudTrust' does not exist in the domain {EMEA}" in str(info.value)
     entra_joined = next(d.name for d in dcs.fleet.devices if d.domain is None)
-    with pytest.raises(InputError, match=f"{entra_joined}: the inventory names no AD domain"):
+    with pytest.raises(InputError, match=f"the inventory names no AD domain \\(DNS name\\) for {entra_joined}"):
         _channel(store, inventory, spy).preflight([*names, entra_joined])
     # A device the inventory lists whose computer account is not in the directory (deleted, or a typo).
     data = yaml.safe_load(inventory.path.read_text())
