@@ -40,6 +40,7 @@ def test_durations(value: object, seconds: float) -> None:
 
 
 BASE = "name: p\npath: key\nsteps: [preflight, snapshot_policy, enable_cloud_trust, confirm_policy, verify_cloud]\n"
+AD_GROUP = "name: p\npath: auto\nsteps: [preflight, refresh_policy, confirm_policy, verify_cloud]\n"
 
 
 @pytest.mark.parametrize(
@@ -54,29 +55,7 @@ BASE = "name: p\npath: key\nsteps: [preflight, snapshot_policy, enable_cloud_tru
         (BASE.replace("path: key", "path: sideways"), "line 2, column 1: path"),
         (BASE + "waits: {recheck_every: 0}\n", "line 4, column 9: waits.recheck_every: Input should be greater than 0"),
         (BASE + "waits:\n  user_deadline: 400d\n", "line 5, column 3: waits.user_deadline: Input should be less than"),
-    ],
-)
-def test_bad_playbooks_name_what_and_where(tmp_path: Path, text: str, expected: str) -> None:
-    """Broken YAML, unknown or misordered steps, missing safety steps, bad values: clear errors."""
-    path = tmp_path / "playbook.yaml"
-    path.write_text(text)
-    with pytest.raises(InputFileError) as info:
-        load_playbook(path)
-    assert str(path) in str(info.value) and expected in str(info.value)
-
-
-def test_unknown_builtin_name() -> None:
-    """A playbook name that is neither a file nor shipped lists the shipped ones."""
-    with pytest.raises(InputFileError, match="shipped ones"):
-        load_playbook("no-such-playbook")
-
-
-AD_GROUP = "name: p\npath: auto\nsteps: [preflight, refresh_policy, confirm_policy, verify_cloud]\n"
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
+        # The ad-group channel needs its cloud trust group, a valid group name, refresh_policy and no registry step.
         (AD_GROUP + "policy: {channel: ad-group}\n", "needs cloud_trust_group"),
         (AD_GROUP + "policy: {channel: local, cloud_trust_group: G}\n", "only apply to the ad-group channel"),
         (AD_GROUP + "policy: {channel: ad-group, cloud_trust_group: 'a/b'}\n", "policy.cloud_trust_group"),
@@ -92,13 +71,19 @@ AD_GROUP = "name: p\npath: auto\nsteps: [preflight, refresh_policy, confirm_poli
         ),
     ],
 )
-def test_bad_ad_group_policies_say_what(tmp_path: Path, text: str, expected: str) -> None:
-    """The ad-group channel needs its cloud trust group, a valid group name, refresh_policy and no registry step."""
+def test_bad_playbooks_name_what_and_where(tmp_path: Path, text: str, expected: str) -> None:
+    """Broken YAML, unknown or misordered steps, missing safety steps, bad values: clear errors."""
     path = tmp_path / "playbook.yaml"
     path.write_text(text)
     with pytest.raises(InputFileError) as info:
         load_playbook(path)
     assert str(path) in str(info.value) and expected in str(info.value)
+
+
+def test_unknown_builtin_name() -> None:
+    """A playbook name that is neither a file nor shipped lists the shipped ones."""
+    with pytest.raises(InputFileError, match="shipped ones"):
+        load_playbook("no-such-playbook")
 
 
 def test_ad_group_names_a_group_by_sam_or_dn(tmp_path: Path) -> None:

@@ -82,9 +82,9 @@ class DomainChange:
     nothing_to_do: bool = False
 
 
-class AdGroupPreflight:
-    """What the ``ad-group`` channel reads before it changes anything: which devices and domains it would move,
-    the groups and the computer accounts (no store: ``migrator plan`` uses it as is)."""
+class AdGroupChannel:
+    """The ``ad-group`` policy channel of one wave (see the module docstring). Without a store it can only
+    :meth:`preflight` (what ``migrator plan`` does)."""
 
     def __init__(
         self,
@@ -92,6 +92,8 @@ class AdGroupPreflight:
         inventory: Inventory,
         credentials: Credentials,
         *,
+        store: Store | None = None,
+        wave: str = "",
         knowledge: DirectoryKnowledge | None = None,
         secrets_file: Path | None = None,
         connection_factory: ConnectionFactory = open_ldap_connection,
@@ -99,10 +101,22 @@ class AdGroupPreflight:
         self.policy = policy
         self.inventory = inventory
         self.credentials = credentials
+        self._store = store
+        self.wave = wave
         self.knowledge = knowledge or DirectoryKnowledge()
         self.secrets_file = secrets_file
         self.connection_factory = connection_factory
         self.requests = 0  # LDAP requests sent, every domain and batch
+        self.log = get_logger("engine.channels", wave=wave)
+        self._released: set[str] = set()  # computers moved (case-folded names)
+        self._lock = threading.Lock()
+        self._released_from_journal = False
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise TypeError("this ad-group channel was made for a preflight only: it has no store to journal in")
+        return self._store
 
     # ---- which devices, which domains ---------------------------------------------------------------------
 
@@ -178,37 +192,6 @@ class AdGroupPreflight:
                 self.requests += client.requests
         if problems:
             raise InputError("the ad-group policy channel cannot run: " + "; ".join(problems))
-
-
-class AdGroupChannel(AdGroupPreflight):
-    """The ``ad-group`` policy channel of one wave (see the module docstring)."""
-
-    def __init__(
-        self,
-        store: Store,
-        wave: str,
-        policy: PolicySettings,
-        inventory: Inventory,
-        credentials: Credentials,
-        *,
-        knowledge: DirectoryKnowledge | None = None,
-        secrets_file: Path | None = None,
-        connection_factory: ConnectionFactory = open_ldap_connection,
-    ) -> None:
-        super().__init__(
-            policy,
-            inventory,
-            credentials,
-            knowledge=knowledge,
-            secrets_file=secrets_file,
-            connection_factory=connection_factory,
-        )
-        self.store = store
-        self.wave = wave
-        self.log = get_logger("engine.channels", wave=wave)
-        self._released: set[str] = set()  # computers moved (case-folded names)
-        self._lock = threading.Lock()
-        self._released_from_journal = False
 
     # ---- the batch hook -----------------------------------------------------------------------------------
 
@@ -446,11 +429,11 @@ def policy_channel(
     if playbook.policy.channel != "ad-group":
         return None
     return AdGroupChannel(
-        store,
-        wave,
         playbook.policy,
         inventory,
         credentials,
+        store=store,
+        wave=wave,
         knowledge=knowledge,
         connection_factory=connection_factory,
     )

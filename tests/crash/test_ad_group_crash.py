@@ -17,13 +17,12 @@ from migrator.engine.channels import MIGRATE, AdGroupChannel
 from migrator.engine.device import CRASH_ENV
 from migrator.inventory import load_inventory
 from migrator.lab.directory.build import CLOUD_TRUST_GROUP, HELLO_GPO_GROUP
-from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.playbook import PolicySettings
 from migrator.remote.credentials import Credentials
 from migrator.store import Store, content_hash
 from tests.directory.conftest import CREDENTIALS, write_inventory
 from tests.forkserver import forkserver_context
-from tests.lab.directory.conftest import RunningDirectory, start_directory, stop_directory
+from tests.lab.directory.conftest import RunningDirectory, seeded_directory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -39,19 +38,16 @@ def child_main(store_dir: str, inventory: str, names: list[str], password: str, 
     credentials = Credentials(CREDENTIALS.username, SecretStr(password))
     items = load_inventory(inventory)
     store = Store.open(store_dir)
-    channel = AdGroupChannel(store, "w", POLICY, items, credentials, knowledge=read_directory(items, credentials))
+    knowledge = read_directory(items, credentials)
+    channel = AdGroupChannel(POLICY, items, credentials, store=store, wave="w", knowledge=knowledge)
     channel.start_batch(0, names)
     store.close()
 
 
 @pytest.fixture(scope="module")
 def dcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDirectory]:
-    fleet = generate_fleet(60, 21, parse_mix("key=50,cert=40,cloud=5,none=5"))
-    running, loop, thread = start_directory(fleet, tmp_path_factory.mktemp("dc"))
-    try:
+    with seeded_directory(tmp_path_factory.mktemp("dc")) as running:
         yield running
-    finally:
-        stop_directory(running, loop, thread)
 
 
 def _groups_of(dcs: RunningDirectory, domain: str, device: str) -> set[str]:

@@ -18,12 +18,11 @@ from migrator.engine.channels import MIGRATE, AdGroupChannel
 from migrator.errors import InputError
 from migrator.inventory import Inventory, load_inventory
 from migrator.lab.directory.build import CLOUD_TRUST_GROUP, HELLO_GPO_GROUP
-from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.playbook import PolicySettings
 from migrator.remote.credentials import Credentials
 from migrator.store import Store, content_hash
 from tests.directory.conftest import CREDENTIALS, write_inventory
-from tests.lab.directory.conftest import RunningDirectory, start_directory, stop_directory
+from tests.lab.directory.conftest import RunningDirectory, seeded_directory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -34,12 +33,8 @@ POLICY = PolicySettings(channel="ad-group", cloud_trust_group=CLOUD_TRUST_GROUP,
 @pytest.fixture
 def dcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDirectory]:
     """A fresh set of lab DCs per test (each test changes memberships) from a seeded 40-device fleet."""
-    fleet = generate_fleet(40, 21, parse_mix("key=50,cert=40,cloud=5,none=5"))
-    running, loop, thread = start_directory(fleet, tmp_path_factory.mktemp("dc"))
-    try:
+    with seeded_directory(tmp_path_factory.mktemp("dc"), devices=40) as running:
         yield running
-    finally:
-        stop_directory(running, loop, thread)
 
 
 class Spy:
@@ -89,7 +84,13 @@ def _channel(
 ) -> AdGroupChannel:
     knowledge = read_directory(inventory, CREDENTIALS)
     return AdGroupChannel(
-        store, "w", policy, inventory, CREDENTIALS, knowledge=knowledge, connection_factory=spy or open_ldap_connection
+        policy,
+        inventory,
+        CREDENTIALS,
+        store=store,
+        wave="w",
+        knowledge=knowledge,
+        connection_factory=spy or open_ldap_connection,
     )
 
 
