@@ -115,6 +115,9 @@ class PolicyFacts(_Facts):
     cert_trust_any_source: bool = False  # UseCertificateForOnPremAuth=1 anywhere, even where ignored
     user_effective: dict[str, Effective] = Field(default_factory=dict)  # SID -> effective for that user
     notes: tuple[str, ...] = ()
+    # Computer values a GPO manages (RSoP of the last policy processing): value name -> the GPO's display name.
+    # A local write to one of them lasts until the next Group Policy refresh.
+    gpo_managed: dict[str, str] = Field(default_factory=dict)
 
     def gpo_relevant(self) -> dict[str, int]:
         """The computer GPO values that decide the trust model (DWORDs of the names the migration uses)."""

@@ -80,12 +80,66 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# An AD group as a playbook names it: its sAMAccountName (pre-Windows 2000 name, at most 256 characters and none
+# of " / \ [ ] : ; | = , + * ? < > @, [MS-ADTS] 3.1.1.5.2.6), looked up in each device's own domain; or its
+# distinguished name (CN=...,DC=...), which names one domain's group (devices of other domains are refused).
+_GROUP_SAM = re.compile(r'^[^"/\\\[\]:;|=,+*?<>@]{1,256}$')
+_GROUP_DN = re.compile(r"^\s*CN=.+,\s*DC=[^,]+(,\s*DC=[^,]+)*\s*$", re.IGNORECASE)
+
+
+def check_group_name(value: Any) -> str:
+    """A group's sAMAccountName or DN (see :data:`_GROUP_SAM`); surrounding spaces dropped."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("a group is named by its sAMAccountName (GG-WHfB-CloudTrust) or its DN (CN=...,DC=...)")
+    text = value.strip()
+    if is_group_dn(text) or _GROUP_SAM.match(text):
+        return text
+    raise ValueError(
+        f"{clip(text, 80)!r} is neither a group's sAMAccountName (no \" / \\ [ ] : ; | = , + * ? < > @) nor a DN "
+        "(CN=...,DC=...)"
+    )
+
+
+def is_group_dn(name: str) -> bool:
+    return bool(_GROUP_DN.match(name))
+
+
+GroupName = Annotated[str, BeforeValidator(check_group_name)]
+
+
 class PolicySettings(_Strict):
     # local: the orchestrator writes the policy registry values itself (HKLM\SOFTWARE\Policies\...);
-    # external: GPO/Intune deploys them; the orchestrator forces a refresh and waits until they are effective.
-    channel: Literal["local", "external"] = "local"
+    # external: GPO/Intune deploys them; the orchestrator forces a refresh and waits until they are effective;
+    # ad-group: the wave moves each batch's computer accounts between the GPO filter groups (into
+    # cloud_trust_group, out of cert_trust_group) before its devices' refresh_policy step, then as external.
+    channel: Literal["local", "external", "ad-group"] = "local"
     require_security_device: bool = True
-    refresh_deadline: Wait = 3600.0  # external channel: how long to wait for the policy to arrive
+    refresh_deadline: Wait = 3600.0  # external and ad-group channels: how long to wait for the policy to arrive
+    # ad-group: the security filter of the GPO that sets cloud Kerberos trust (required), and of the GPO that sets
+    # certificate trust (optional: a wave of key trust devices has none to leave).
+    cloud_trust_group: GroupName | None = None
+    cert_trust_group: GroupName | None = None
+
+    @model_validator(mode="after")
+    def _groups_go_with_ad_group(self) -> PolicySettings:
+        if self.channel == "ad-group" and self.cloud_trust_group is None:
+            raise ValueError(
+                "the ad-group channel needs cloud_trust_group: the group the cloud trust GPO is filtered to"
+            )
+        if self.channel != "ad-group" and (self.cloud_trust_group or self.cert_trust_group):
+            raise ValueError("cloud_trust_group and cert_trust_group only apply to the ad-group channel")
+        if (
+            self.cert_trust_group is not None
+            and self.cloud_trust_group is not None
+            and self.cert_trust_group.casefold() == self.cloud_trust_group.casefold()
+        ):
+            raise ValueError("cloud_trust_group and cert_trust_group name the same group")
+        return self
+
+    @property
+    def by_refresh(self) -> bool:
+        """Whether the policy arrives through a refresh (GPO/Intune), not from the orchestrator's registry writes."""
+        return self.channel in ("external", "ad-group")
 
 
 class Waits(_Strict):
@@ -161,8 +215,13 @@ class Playbook(_Strict):
             raise ValueError("the certificate trust path has no direct route: it needs 'delete_container'")
         if self.path == "cert" and "disable_cert_trust" not in listed and self.policy.channel == "local":
             raise ValueError("the certificate trust path needs 'disable_cert_trust' with the local policy channel")
-        if self.policy.channel == "external" and "refresh_policy" not in listed:
-            raise ValueError("the external policy channel needs 'refresh_policy' to wait for GPO/Intune")
+        if self.policy.by_refresh and "refresh_policy" not in listed:
+            raise ValueError(f"the {self.policy.channel} policy channel needs 'refresh_policy' to wait for GPO/Intune")
+        if self.policy.channel == "ad-group" and listed & {"disable_cert_trust", "enable_cloud_trust"}:
+            raise ValueError(
+                "the ad-group policy channel writes no registry value: leave out 'disable_cert_trust' and "
+                "'enable_cloud_trust' (the GPOs filtered to the groups deliver them)"
+            )
         return self
 
     def has(self, step: str) -> bool:

@@ -11,8 +11,20 @@ from migrator.yamlsource import InputFileError
 
 
 def test_shipped_playbooks_load() -> None:
-    """The three shipped playbooks validate; the default is the path-per-device one."""
-    assert builtin_names() == ["cert-trust-to-cloud-kerberos", "key-trust-to-cloud-kerberos", "to-cloud-kerberos"]
+    """The shipped playbooks validate; the default is the path-per-device one."""
+    assert builtin_names() == [
+        "ad-group-to-cloud-kerberos",
+        "cert-trust-to-cloud-kerberos",
+        "key-trust-to-cloud-kerberos",
+        "to-cloud-kerberos",
+    ]
+    groups = load_playbook("ad-group-to-cloud-kerberos").policy
+    assert (groups.channel, groups.cloud_trust_group, groups.cert_trust_group, groups.by_refresh) == (
+        "ad-group",
+        "GG-WHfB-CloudTrust",
+        "GG-WHfB-CertTrust",
+        True,
+    )
     assert load_playbook().path == "auto"
     cert = load_playbook("cert-trust-to-cloud-kerberos")
     assert cert.has("delete_container") and cert.waits.user_deadline == 7 * 86400
@@ -28,6 +40,7 @@ def test_durations(value: object, seconds: float) -> None:
 
 
 BASE = "name: p\npath: key\nsteps: [preflight, snapshot_policy, enable_cloud_trust, confirm_policy, verify_cloud]\n"
+AD_GROUP = "name: p\npath: auto\nsteps: [preflight, refresh_policy, confirm_policy, verify_cloud]\n"
 
 
 @pytest.mark.parametrize(
@@ -42,6 +55,20 @@ BASE = "name: p\npath: key\nsteps: [preflight, snapshot_policy, enable_cloud_tru
         (BASE.replace("path: key", "path: sideways"), "line 2, column 1: path"),
         (BASE + "waits: {recheck_every: 0}\n", "line 4, column 9: waits.recheck_every: Input should be greater than 0"),
         (BASE + "waits:\n  user_deadline: 400d\n", "line 5, column 3: waits.user_deadline: Input should be less than"),
+        # The ad-group channel needs its cloud trust group, a valid group name, refresh_policy and no registry step.
+        (AD_GROUP + "policy: {channel: ad-group}\n", "needs cloud_trust_group"),
+        (AD_GROUP + "policy: {channel: local, cloud_trust_group: G}\n", "only apply to the ad-group channel"),
+        (AD_GROUP + "policy: {channel: ad-group, cloud_trust_group: 'a/b'}\n", "policy.cloud_trust_group"),
+        (AD_GROUP + "policy: {channel: ad-group, cloud_trust_group: G, cert_trust_group: g}\n", "the same group"),
+        (
+            AD_GROUP.replace("refresh_policy, ", "") + "policy: {channel: ad-group, cloud_trust_group: G}\n",
+            "needs 'refresh_policy'",
+        ),
+        (
+            "name: p\npath: key\nsteps: [preflight, snapshot_policy, enable_cloud_trust, refresh_policy, "
+            "confirm_policy]\npolicy: {channel: ad-group, cloud_trust_group: G}\n",
+            "leave out 'disable_cert_trust' and 'enable_cloud_trust'",
+        ),
     ],
 )
 def test_bad_playbooks_name_what_and_where(tmp_path: Path, text: str, expected: str) -> None:
@@ -57,3 +84,12 @@ def test_unknown_builtin_name() -> None:
     """A playbook name that is neither a file nor shipped lists the shipped ones."""
     with pytest.raises(InputFileError, match="shipped ones"):
         load_playbook("no-such-playbook")
+
+
+def test_ad_group_names_a_group_by_sam_or_dn(tmp_path: Path) -> None:
+    """A group is a sAMAccountName or a DN; the certificate trust group is optional (key trust only waves)."""
+    path = tmp_path / "playbook.yaml"
+    dn = "CN=WHfB Cloud,OU=Groups,DC=corp,DC=contoso,DC=com"
+    path.write_text(AD_GROUP + f"policy: {{channel: ad-group, cloud_trust_group: '{dn}'}}\n")
+    policy = load_playbook(path).policy
+    assert policy.cloud_trust_group == dn and policy.cert_trust_group is None

@@ -1,8 +1,10 @@
 """``migrator demo``: the product end to end on an embedded lab fleet.
 
 A mixed lab fleet starts in-process (its own loopback addresses and ports, or free ports if another lab holds
-those; realistic faults, simulated people on a fast virtual clock); the devices are probed; a canary runs, then a
-wave of the certificate trust playbook and a wave of the key trust playbook; the recap and the HTML report end it.
+those; realistic faults, simulated people on a fast virtual clock, Group Policy refreshed in the background); the
+devices are probed; a canary runs, then a wave of the certificate trust playbook, a wave of the devices whose
+Hello policy a GPO sets through the ad-group channel, and a wave of the key trust playbook; the recap and the
+HTML report end it.
 Everything lives under ``<state>/demo`` (the store, the logs, the lab's inventory and secrets, the report), which
 each run starts afresh. With ``--serve`` the dashboard (``migrator serve``) then shows the demo's store, read-only,
 until Ctrl-C.
@@ -33,6 +35,7 @@ from migrator.cli.wave_commands import (
 from migrator.engine.service import WaveRequest, plan_wave
 from migrator.facts import PathSettings
 from migrator.inventory import load_inventory
+from migrator.lab.directory.build import CLOUD_TRUST_GROUP, HELLO_GPO_GROUP
 from migrator.lab.fleet import DEFAULT_MIX, generate_fleet, parse_mix
 from migrator.lab.model import Device
 from migrator.lab.runtime import LabPorts, LabRuntime
@@ -49,7 +52,7 @@ MARKER = ".migrator-demo"
 commands = typer.Typer()
 
 
-def _demo_playbook(folder: Path, name: str) -> Path:
+def _demo_playbook(folder: Path, name: str, policy: dict[str, str] | None = None) -> Path:
     """A shipped playbook with the demo's pace: look every 4 h, and give people two weeks.
 
     The lab's people act like a real office's: most within hours of a prompt, some days later, some only when
@@ -66,6 +69,8 @@ def _demo_playbook(folder: Path, name: str) -> Path:
     }
     # Remote workers sign in before their VPN is up: remind them more often than the shipped default does.
     data["prompt"] = {**data.get("prompt", {}), "reminders": 6, "remind_after": "12h"}
+    if policy:
+        data["policy"] = {**data.get("policy", {}), **policy}
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
@@ -93,7 +98,7 @@ def demo(
         int, typer.Option("--serve-port", min=0, max=65535, help="The dashboard's port on 127.0.0.1 (0: a free one).")
     ] = DASHBOARD_PORT,
 ) -> None:
-    """Migrate a lab fleet in waves: canary, certificate trust wave, key trust wave; recap and HTML report.
+    """Migrate a lab fleet in waves: canary, certificate trust, GPO-managed (ad-group), key trust; recap and report.
 
     Example: migrator demo --devices 60 --seed 1 --serve
     """
@@ -135,20 +140,28 @@ def demo(
         paths = {o.name: o.path for o in outcomes}
         counts = {p: sum(1 for v in paths.values() if v == p) for p in sorted(set(paths.values()))}
         console.print("probe: " + ", ".join(f"{p}={n}" for p, n in counts.items()), highlight=False)
-        cert = [n for n, p in paths.items() if p == "cert"]
-        key = [n for n, p in paths.items() if p == "key"]
+        # Where a GPO sets the Hello policy (the probe read each device's Resultant Set of Policy), a local
+        # registry write lasts only until the next background refresh: those devices go through the ad-group
+        # channel (their computer accounts move to the cloud trust GPO's filter group); the others take the
+        # local channel.
+        managed = {o.name for o in outcomes if o.facts is not None and o.facts.policy.gpo_managed}
+        cert = [n for n, p in paths.items() if p == "cert" and n not in managed]
+        key = [n for n, p in paths.items() if p == "key" and n not in managed]
         # The canary is what an identity team picks as its pilot: colleagues who answer prompts, on devices
         # that stay on the network.
         pilot = {d.name for d in fleet.devices if _cooperative(d)}
         canary = [n for n in cert if n in pilot][:2] + [n for n in key if n in pilot][:2]
         rest_cert = [n for n in cert if n not in canary]
-        rest = [n for n in paths if n not in canary and n not in rest_cert]
+        by_gpo = [n for n in paths if n in managed]
+        rest = [n for n in paths if n not in canary and n not in rest_cert and n not in managed]
         books = folder / "playbooks"
         books.mkdir()
+        lab_groups = {"cloud_trust_group": CLOUD_TRUST_GROUP, "cert_trust_group": HELLO_GPO_GROUP}
         waves = [
             ("canary", canary, _demo_playbook(books, "to-cloud-kerberos"), len(canary), 0),
             ("wave-1-cert", rest_cert, _demo_playbook(books, "cert-trust-to-cloud-kerberos"), 0, 10),
-            ("wave-2-key", rest, _demo_playbook(books, "key-trust-to-cloud-kerberos"), 0, 10),
+            ("wave-2-gpo", by_gpo, _demo_playbook(books, "ad-group-to-cloud-kerberos", lab_groups), 0, 10),
+            ("wave-3-key", rest, _demo_playbook(books, "key-trust-to-cloud-kerberos"), 0, 10),
         ]
         results = []
         for name, members, playbook, canary_size, batch in waves:

@@ -82,10 +82,11 @@ def lab_up(
     gpo_refresh: Annotated[
         bool,
         typer.Option(
-            help="Refresh Group Policy in the background every 90+-30 virtual minutes, as Windows does (it overwrites "
-            "local writes to GPO-managed values). gpupdate and boot apply it either way."
+            "--gpo-refresh/--no-gpo-refresh",
+            help="Refresh Group Policy in the background every 90 + 0-30 virtual minutes, as Windows does (it "
+            "overwrites local writes to GPO-managed values). gpupdate and boot apply it either way.",
         ),
-    ] = False,
+    ] = True,
     intune_refresh: Annotated[
         bool,
         typer.Option(

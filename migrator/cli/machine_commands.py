@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from migrator.cli.storeopt import StoreOption, open_command_store
+from migrator.engine.channels import DomainChange, policy_channel
 from migrator.engine.device import rollback_device
 from migrator.errors import InputError, MigratorError
 from migrator.inventory import load_inventory
@@ -54,7 +55,8 @@ def diagram(
 
 @commands.command(
     "rollback",
-    help="Restore the policy values recorded before migrator changed them, per device, through the journal.\n\n"
+    help="Restore the policy values recorded before migrator changed them, per device, through the journal (and, "
+    "for an ad-group wave, each computer's GPO filter group memberships first).\n\n"
     "Example: migrator rollback --state ./state --wave pilot --inventory inventory.yaml --secrets lab-secrets.env",
 )
 def rollback(
@@ -87,6 +89,18 @@ def rollback(
         raise typer.Exit(2) from None
     configure_logging(state / "logs", secrets=[credentials.password.get_secret_value()])
     announce(insecure, command="rollback", wave=wave, say=lambda text: err_console.print(text, markup=False))
+    memberships: list[DomainChange] = []
+    waves = sorted({r.wave for r in rows if r.wave is not None})
+    try:
+        for name in waves:
+            # The ad-group channel's group changes first: the devices' GPOs follow their groups at the next refresh.
+            channel = policy_channel(store, name, chosen, items, credentials)
+            if channel is not None:
+                memberships.extend(channel.restore([r.name for r in rows if r.wave == name]))
+    except MigratorError as err:
+        err_console.print(f"[red]group memberships not restored: {escape(str(err))}[/red]")
+        store.close()
+        raise typer.Exit(1) from None
     results = []
     for row in rows:
         entry = items.device(row.name)
@@ -105,9 +119,23 @@ def rollback(
         )
     store.close()
     failed = [r for r in results if r.error] or len(results) < len(rows)
+    groups = [
+        {"domain": m.domain, "changes": [c.as_json() for c in m.changes], "nothing_to_do": m.nothing_to_do}
+        for m in memberships
+    ]
     if as_json:
-        typer.echo(json.dumps({"devices": [r.as_json() for r in results]}, indent=2))
+        typer.echo(json.dumps({"devices": [r.as_json() for r in results], "memberships": groups}, indent=2))
         raise typer.Exit(1 if failed else 0)
+    for change in memberships:
+        for membership in change.changes:
+            done = "added to" if membership.member else "removed from"
+            console.print(
+                f"{change.domain}: {len(membership.changed)} computers {done} {escape(membership.group.name)} "
+                "(their memberships before the wave)",
+                highlight=False,
+            )
+        if change.nothing_to_do:
+            console.print(f"{change.domain}: group memberships already as before the wave", highlight=False)
     for result in results:
         head = f"[bold]{escape(result.device)}[/bold]: {escape(result.state)}"
         if result.error:

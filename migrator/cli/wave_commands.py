@@ -30,6 +30,7 @@ from rich.text import Text
 from migrator.cli.probe import probe_devices
 from migrator.cli.storeopt import StoreOption, open_command_store
 from migrator.directory.knowledge import DirectoryKnowledge, announce_failures, read_directory
+from migrator.engine.channels import AdGroupChannel
 from migrator.engine.service import RealClock, WaveRequest, load_wave_inputs, plan_wave, resumable_waves
 from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner, run_waves
 from migrator.engine.wavestore import StoreWaves
@@ -43,6 +44,7 @@ from migrator.remote.credentials import Credentials, load_credentials
 from migrator.remote.tls import announce, insecure_devices
 from migrator.report.anchors import log_audit_head
 from migrator.report.console import lease_line
+from migrator.report.model import gpo_overwritten_devices
 from migrator.store import Store, StoreError
 from migrator.yamlsource import InputFileError
 
@@ -111,6 +113,21 @@ def load_credentials_or_fail(secrets: Path | None) -> Credentials:
         return load_credentials(secrets)
     except InputError as err:
         raise fail(str(err)) from None
+
+
+def warn_gpo_overwrites(store: Store, results: Sequence[WaveResult]) -> None:
+    """Name the devices whose local policy writes a GPO will undo (the local channel on GPO-managed devices)."""
+    for result in results:
+        overwritten = gpo_overwritten_devices(store.get_wave(result.wave))
+        if overwritten:
+            names = ", ".join(overwritten[:10]) + (" …" if len(overwritten) > 10 else "")
+            err_console.print(
+                f"WARNING: wave {result.wave}: a GPO manages the Windows Hello for Business policy of "
+                f"{len(overwritten)} device(s) and will undo the local channel's writes at its next refresh "
+                f"(every 90-120 minutes); migrate them with the ad-group channel: {names}",
+                markup=False,
+                highlight=False,
+            )
 
 
 def recap(results: Sequence[WaveResult]) -> int:
@@ -277,7 +294,9 @@ def run(
         )
         if not typer.confirm("Start?", default=False):
             raise typer.Exit(EXIT_OPERATOR)
-    code = recap(run_with_progress([plan.runner]))
+    results = run_with_progress([plan.runner])
+    code = recap(results)
+    warn_gpo_overwrites(store, results)
     anchor_audit_head(store)
     raise typer.Exit(code)
 
@@ -322,7 +341,9 @@ def resume(
     for lease in store.leases():
         if lease.liveness != "dead":
             console.print(lease_line(lease), markup=False, highlight=False, soft_wrap=True)
-    code = recap(run_with_progress([p.runner for p in plans]))
+    results = run_with_progress([p.runner for p in plans])
+    code = recap(results)
+    warn_gpo_overwrites(store, results)
     anchor_audit_head(store)
     raise typer.Exit(code)
 
@@ -397,6 +418,10 @@ def plan_command(
         insecure = insecure_devices(inv, devices)
         # Once, before any device: Entra Kerberos per domain and who it never serves (--entra-kerberos wins).
         directory = read_directory(inv, credentials, devices=[d.name for d in devices], secrets_file=secrets)
+        if book.policy.channel == "ad-group":  # its groups and computer accounts exist, or the plan says which not
+            AdGroupChannel(book.policy, inv, credentials, knowledge=directory, secrets_file=secrets).preflight(
+                [d.name for d in devices]
+            )
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
     warn_insecure(insecure, "plan")

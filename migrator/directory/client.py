@@ -44,6 +44,33 @@ IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN ([MS-ADTS] 3
 
 ConnectionFactory = Callable[[DirectoryTarget, Credentials], Any]
 
+# LDAP result codes a modify of group members may answer without anything having gone wrong with the request
+# itself ([RFC 4511] 4.1.9, Appendix A): AD's answer for a member already present (entryAlreadyExists, 68,
+# ERROR_MEMBER_IN_GROUP 0x562) and for one not there (unwillingToPerform, 53, ERROR_MEMBER_NOT_IN_GROUP 0x561;
+# some directories answer noSuchAttribute, 16), and an object that is gone (noSuchObject, 32).
+ENTRY_ALREADY_EXISTS = 68
+UNWILLING_TO_PERFORM = 53
+NO_SUCH_ATTRIBUTE = 16
+NO_SUCH_OBJECT = 32
+_ANSWERED = {
+    ldap_errors.LDAPEntryAlreadyExistsResult: ENTRY_ALREADY_EXISTS,
+    ldap_errors.LDAPUnwillingToPerformResult: UNWILLING_TO_PERFORM,
+    ldap_errors.LDAPNoSuchAttributeResult: NO_SUCH_ATTRIBUTE,
+    ldap_errors.LDAPNoSuchObjectResult: NO_SUCH_OBJECT,
+}
+
+
+@dataclass(frozen=True)
+class ModifyAnswer:
+    """What the DC answered a modify: 0 (success) or one of the codes above; any other is raised, translated."""
+
+    code: int
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
 
 @dataclass(frozen=True)
 class DirectoryEntry:
@@ -283,6 +310,29 @@ class DirectoryClient:
             connection.unbind()
         except Exception:  # noqa: S110 - closing: the connection is gone either way
             pass
+
+    def modify_members(self, dn: str, *, add: Sequence[str] = (), delete: Sequence[str] = ()) -> ModifyAnswer:
+        """One LDAP modify of ``dn``'s ``member``: ``add`` and ``delete`` DNs in the same request (which AD
+        applies whole or not at all). The answers a caller must tell apart come back as :class:`ModifyAnswer`;
+        every other failure is raised as a :class:`DirectoryError`."""
+        if self._connection is None:
+            raise DirectoryProtocolError(self.domain, "modify before the connection is open")
+        changes: list[tuple[str, list[str]]] = []
+        if add:
+            changes.append((ldap3.MODIFY_ADD, list(add)))
+        if delete:
+            changes.append((ldap3.MODIFY_DELETE, list(delete)))
+        if not changes:
+            return ModifyAnswer(0)
+        try:
+            self.requests += 1
+            self._connection.modify(dn, {"member": changes})
+        except tuple(_ANSWERED) as err:
+            code = next(c for kind, c in _ANSWERED.items() if isinstance(err, kind))
+            return ModifyAnswer(code, _clip(str(err)))
+        except Exception as err:
+            raise translate_error(err, self.domain) from None
+        return ModifyAnswer(0)
 
     def search(
         self,

@@ -51,6 +51,7 @@ from migrator.machine.commands import Done, RunStep, StepFailed, StepSucceeded, 
 from migrator.machine.context import load_user
 from migrator.machine.core import Change, DeviceMachine, UserRecord
 from migrator.machine.decide import TrackedUser
+from migrator.machine.plan import GPO_OVERWRITES
 from migrator.machine.purposes import FACTS
 from migrator.machine.table import DEVICE_ACTIVE, DEVICE_RESUMED, DEVICE_WAITING, USER_SETTLED
 from migrator.playbook import Playbook
@@ -63,6 +64,8 @@ from migrator.store import AuditEntry, JournalEntry, LeaseOwner, PolicyValue, St
 from migrator.store.errors import LeaseNotHeld
 
 TransportFactory = Callable[[DeviceEntry, Connection, Credentials], Transport]
+# Asked before each step of a visit: a reason to stop before it (the device waits), or None to go on.
+Hold = Callable[[str, RunStep], str | None]
 WindowCallback = Callable[[str, datetime], bool]
 Clock = Callable[[], datetime]
 
@@ -125,6 +128,7 @@ class StoreFunnel:
         self.device = device
         self.owner = owner
         self.actor = actor
+        self.wave = wave
         self.log = get_logger("engine.device", device=device, wave=wave)
 
     def change(self, change: Change) -> None:
@@ -169,6 +173,9 @@ class StoreFunnel:
         )
         if change.warning:
             self.log.warning("warning", user=change.user, trigger=change.trigger, warning=change.warning)
+        if change.after and change.after.get("gpo_managed") and self.wave is not None:
+            # Listed with the wave (reports and the recap show it): its local writes will not last on this device.
+            self.store.add_to_wave_list(self.wave, GPO_OVERWRITES, [self.device])
 
     def add_users(self, users: Sequence[TrackedUser]) -> None:
         for user in users:
@@ -493,6 +500,7 @@ def visit(
     max_steps: int = 200,
     should_stop: Callable[[], bool] | None = None,
     leases: LeaseKeeper | None = None,
+    hold: Hold | None = None,
 ) -> VisitResult:
     """Visit one device: resolve what a crash left, then run its machine until it waits or ends.
 
@@ -500,7 +508,9 @@ def visit(
     the next one is not sent, and the device keeps its state for ``migrator resume``. ``leases`` renews the
     device's lease while the visit runs (a wave's visits share one; without it the visit keeps its own). An
     unexpected exception parks the device in ``error`` (:func:`_crashed`); store errors and a lost lease end the
-    visit unchanged."""
+    visit unchanged. ``hold`` is asked before every step: a reason stops the visit before that step (the device
+    keeps its state and is looked at again after ``waits.recheck_every``, or sooner by the wave) — how the
+    ``ad-group`` channel keeps a device from refreshing its policy before its computer account has moved."""
     owner = owner or str(LeaseOwner.current())
     keeper = leases or LeaseKeeper(store, ttl_seconds=lease_seconds)
     register_secret(credentials.password.get_secret_value())
@@ -532,7 +542,7 @@ def visit(
             path_settings=path_settings,
             window=lambda now: may_pass_point_of_no_return(device, now),
         )
-        return _visit(work, max_steps, should_stop or (lambda: False))
+        return _visit(work, max_steps, should_stop or (lambda: False), hold)
     except LeaseNotHeld as err:
         # The lease_lost event: ignored by the machine in every state (the table says why); the visit stops.
         log.warning("lease lost: stopping this visit", error=str(err))
@@ -563,7 +573,7 @@ def _resolve_journal(work: _Visit, now: datetime) -> Wait | None:
     return None
 
 
-def _visit(work: _Visit, max_steps: int, should_stop: Callable[[], bool]) -> VisitResult:
+def _visit(work: _Visit, max_steps: int, should_stop: Callable[[], bool], hold: Hold | None = None) -> VisitResult:
     machine = work.machine
     now = work.clock()
     machine.begin_visit(now)
@@ -583,6 +593,11 @@ def _visit(work: _Visit, max_steps: int, should_stop: Callable[[], bool]) -> Vis
             # The pause and halt events: ignored by the machine in every state (the table says why).
             work.log.info("wave paused or halted: stopping before the next step", step=command.name)
             return _result(work, Wait(work.clock(), "the wave was paused or halted before this step", "retry"))
+        held = hold(work.device, command) if hold is not None else None
+        if held:
+            work.log.info("held before this step", step=command.name, why=held)
+            until = work.clock() + timedelta(seconds=work.playbook.waits.recheck_every)
+            return _result(work, Wait(until, held, "policy"))
         if not work.execute(command):
             return _result(
                 work,

@@ -19,6 +19,7 @@ from migrator.cloud.settings import graph_settings
 from migrator.directory.knowledge import DirectoryKnowledge, announce_failures, read_directory
 from migrator.directory.settings import check_directory_settings
 from migrator.engine import device as driver
+from migrator.engine.channels import policy_channel
 from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from migrator.engine.waves import (
     SETTLED,
@@ -179,6 +180,9 @@ def build_runner(
         if graph is not None and playbook.entra.remove_stale_hello_keys
         else None
     )
+    # A channel that changes the control plane per batch (ad-group): it holds each device before its policy step
+    # and moves the batch's computer accounts when the runner says the batch is preflighted.
+    channel = policy_channel(store, name, playbook, inventory, credentials, knowledge=directory)
 
     def visit(device: str) -> VisitOutcome:
         entry = inventory.device(device)
@@ -198,6 +202,7 @@ def build_runner(
             sleep=clock.sleep,
             should_stop=holder[0].should_stop,  # the runner exists by the time a visit runs
             leases=leases,
+            hold=channel.hold if channel is not None else None,
         )
         if result.next_due is None:
             pool.discard(device)
@@ -224,6 +229,7 @@ def build_runner(
         clock,
         on_change=on_change,
         wait_for_waiting=wait_for_waiting,
+        on_batch_start=channel.start_batch if channel is not None else None,
     )
     holder.append(runner)
     runner.on_end.append(pool.close)
@@ -307,6 +313,7 @@ def plan_wave(
     if name in existing:
         settings = dict(existing[name].settings)
         _check_same_wave(name, existing[name].change_ticket, settings, request, locator)
+        directory = wave_directory(inventory, credentials, settings, secrets_file)
         _enroll_recorded(store, name, settings)
         created = False
     else:
@@ -317,6 +324,12 @@ def plan_wave(
             raise InputError("the selection is empty: no device to migrate (check --limit and earlier waves)")
         _check_not_enrolled(store, devices)
         settings = _settings_record(request, locator, devices)
+        directory = wave_directory(inventory, credentials, settings, secrets_file)
+        # A channel that will change the directory checks its groups and computer accounts first: a missing one
+        # is refused here, before the wave is written.
+        channel = policy_channel(store, name, playbook, inventory, credentials, knowledge=directory)
+        if channel is not None:
+            channel.preflight(devices)
         store.create_wave(
             name,
             playbook_name=playbook.name,
@@ -327,7 +340,6 @@ def plan_wave(
         store.enroll(name, devices)
         created = True
     insecure = _record_insecure(store, name, inventory, settings, credentials.username)
-    directory = wave_directory(inventory, credentials, settings, secrets_file)
     runner = build_runner(
         store,
         name,

@@ -12,6 +12,11 @@ the settings below. :class:`WaveRunner` drives it:
    once (asyncio + a worker thread per visit: transports are synchronous). A batch is *through* when none of its
    devices is still active: each is final, parked, or waiting for a person or a domain controller — waiting
    devices are re-visited when due, in the background, while later batches proceed.
+   Once the batch's devices have been visited up to their policy step (preflight done; a policy channel that
+   acts per batch holds them before it), ``on_batch_start(index, devices)`` runs once for the batch (the
+   ``ad-group`` channel moves the batch's computer accounts between GPO filter groups there) and the held
+   devices go on at once; a device that reaches its policy step later gets the hook alone. An error from the
+   hook halts the wave, and ``migrator resume`` calls it again.
 3. After each batch, an **approval gate** (``approval``): the wave stops at ``awaiting_approval`` until
    ``migrator approve`` records the approval for the next batch; ``migrator resume`` then goes on.
 4. The **failure budget**: once the failed share of the started devices exceeds ``max_fail_percent`` the wave
@@ -37,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Literal, Protocol
 
-from migrator.errors import InputError
+from migrator.errors import InputError, MigratorError
 from migrator.logs import get_logger
 from migrator.machine.table import DEVICE_ACTIVE, DEVICE_SETTLED, DEVICE_SUCCESS
 
@@ -161,6 +166,13 @@ class WaveStore(Protocol):
 
 
 Visit = Callable[[str], VisitOutcome]
+# Called once a batch's devices have been visited up to their policy step, before it: (batch index in the wave,
+# its devices still to migrate); and for a single device that reaches its policy step later. A policy channel
+# that acts per batch on the control plane hooks in here (:meth:`migrator.engine.channels.AdGroupChannel.
+# start_batch`, with its ``hold`` keeping the devices before the step); a MigratorError from it halts the wave.
+BatchStart = Callable[[int, Sequence[str]], object]
+POLICY_STATE = "policy"  # the machine's state where the policy step runs
+HELD_RECHECK = 60.0  # seconds: a device held for its batch's hook is looked at again no sooner
 
 
 @dataclass
@@ -207,8 +219,10 @@ class WaveRunner:
         on_change: Callable[[str, VisitOutcome], None] | None = None,
         wait_for_waiting: bool = True,
         max_idle_sleep: float = 3600.0,
+        on_batch_start: BatchStart | None = None,
     ) -> None:
         self.settings = settings
+        self.on_batch_start = on_batch_start
         self.store = store
         self.visit = visit
         self.clock = clock
@@ -223,6 +237,8 @@ class WaveRunner:
         self._due: list[tuple[datetime, str]] = []  # waiting devices: (next due, name)
         self._in_flight: set[str] = set()  # being visited now
         self._visits: ThreadPoolExecutor | None = None  # run_async's threads, one per concurrent visit
+        self._batch_of: dict[str, int] = {}  # device -> its batch's index
+        self._ready_batches: set[int] = set()  # batches whose devices were all visited up to their policy step
 
     # ---- questions the driver asks -----------------------------------------------------------------------
 
@@ -282,6 +298,25 @@ class WaveRunner:
         async def visit_one(device: str) -> None:
             self.progress.started.add(device)
             self._in_flight.add(device)
+            if self.on_batch_start is not None and self.progress.states.get(device) == POLICY_STATE:
+                batch = self._batch_of.get(device, -1)
+                if batch >= 0 and batch not in self._ready_batches:
+                    # Held before its policy step while the rest of its batch is preflighted: its batch's hook
+                    # comes first (one change for the batch), then the held devices are visited at once.
+                    self._in_flight.discard(device)
+                    later = self.clock.now() + timedelta(seconds=HELD_RECHECK)
+                    self.progress.waiting[device] = later
+                    heapq.heappush(self._due, (later, device))
+                    return
+                # Held after its batch's hook ran (unreachable then, say): the hook for this device alone (it
+                # does nothing for a device already moved).
+                try:
+                    await asyncio.to_thread(self.on_batch_start, self._batch_of.get(device, -1), (device,))
+                except MigratorError as err:
+                    self._in_flight.discard(device)
+                    if not self._halt_reason:
+                        self._halt_reason = f"{device}: {err}"
+                    return
             try:
                 outcome = await asyncio.get_running_loop().run_in_executor(self._visits, self.visit, device)
             except Exception as err:  # the driver records a device's own errors; this is the store or a bug
@@ -305,6 +340,23 @@ class WaveRunner:
 
         workers = max(1, min(self.settings.concurrency, len(devices)))
         await asyncio.gather(*(worker() for _ in range(workers)))
+
+    async def _batch_ready(self, index: int, devices: Sequence[str]) -> bool:
+        """The batch's devices are preflighted (those the hook waits for are held before their policy step):
+        ``on_batch_start`` once for all of them, then the held ones are visited again at once. False, with the
+        wave's halt reason set, when the hook failed."""
+        self._ready_batches.add(index)
+        if self.on_batch_start is None or not devices or self.should_stop():
+            return True
+        try:
+            await asyncio.to_thread(self.on_batch_start, index, tuple(devices))
+        except MigratorError as err:
+            self._halt_reason = f"batch {index + 1} of {self.progress.batches}: {err}"
+            return False
+        held = [d for d in devices if d in self.progress.waiting and self.progress.states.get(d) == POLICY_STATE]
+        if held:
+            await self._visit_all(held)
+        return True
 
     def _pop_due(self) -> str | None:
         """A waiting device whose (latest) due time has passed and that is not being visited; None if none is.
@@ -355,6 +407,7 @@ class WaveRunner:
         name = self.settings.name
         batches = self.settings.batches()
         self.progress.batches = len(batches)
+        self._batch_of = {device: index for index, batch in enumerate(batches) for device in batch}
         approved = self.store.approved_batches(name)
         self.store.set_wave_state(name, "running")
         for index, batch in enumerate(batches):
@@ -373,6 +426,8 @@ class WaveRunner:
                 if self.should_stop() or not active:
                     break
                 await self._visit_all(active)
+            if not await self._batch_ready(index, todo):
+                break
             is_canary = self.settings.canary > 0 and index == 0
             while is_canary and not self.should_stop() and any(d in self.progress.waiting for d in batch):
                 await self._revisit_due(block=True)

@@ -115,15 +115,16 @@ class LabRuntime:
         faults: FaultPlan | None = None,
         password: str | None = None,
         dc_addresses: dict[str, str] | None = None,
-        gpo_refresh: bool = False,
+        gpo_refresh: bool = True,
         kerberos: bool | None = False,
         graph_address: str | None = None,
         intune_check_ins: bool = False,
     ) -> None:
         """``dc_addresses``: the loopback address of each domain's DC by DNS name (default 127.19.0.1 upward).
-        ``gpo_refresh``: devices refresh Group Policy in the background every 90 +- 30 virtual minutes, as
-        Windows does (off by default while the product still sets policy by local registry writes, which a
-        refresh overwrites); gpupdate and boot apply it either way.
+        ``gpo_refresh``: devices refresh Group Policy in the background every 90 + 0-30 virtual minutes, as
+        Windows does (on by default: a local registry write to a GPO-managed value is then overwritten, which the
+        product's ``ad-group`` channel avoids and its ``local`` channel warns about; False turns it off, as
+        ``lab up --no-gpo-refresh``); gpupdate and boot apply it either way.
         ``kerberos``: True starts a KDC per realm or fails (:class:`InputError` saying what to install), False
         runs NTLM only (the default, for tests and the demo), None (``lab up``'s default) starts the KDCs where MIT
         Kerberos is installed.

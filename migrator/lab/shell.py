@@ -371,6 +371,9 @@ class AppliedPolicy:
     users: Mapping[str, Mapping[str, int]]  # user SID -> HKU\<SID>\SOFTWARE\Policies\... value -> DWORD
     gpos: tuple[str, ...]  # display names of the GPOs applied (computer and user)
     groups: tuple[str, ...]  # the computer's groups, nested ones included
+    # computer value -> (display name, DN) of the GPO whose setting won (precedence 1): what the Resultant Set
+    # of Policy logging records (RSOP_RegistryPolicySetting in root\RSOP\Computer) at each refresh
+    computer_from: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @runtime_checkable

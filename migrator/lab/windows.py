@@ -247,7 +247,7 @@ class Lab:
         self.group_policy: GroupPolicySource | None = None
         # The accounts' groups from the directory (wired by the runtime): tokens and who Entra Kerberos refuses.
         self.accounts: AccountDirectory | None = None
-        self.gpo_background_refresh = False  # every 90 +- 30 virtual minutes, as Windows (opt-in: see runtime)
+        self.gpo_background_refresh = False  # every 90 + 0-30 virtual minutes, as Windows (LabRuntime turns it on)
         self.applied_policy: dict[str, AppliedPolicy] = {}  # device name -> what its last refresh applied
         self._gpo_applied_names: dict[str, dict[str, set[str]]] = {}  # device -> registry key -> names set by GPO
 

@@ -21,7 +21,7 @@ from migrator.machine import guards as guard_mod
 from migrator.machine import purposes as p
 from migrator.machine.commands import Command, Wait
 from migrator.machine.context import UserContext
-from migrator.machine.plan import policy_plan
+from migrator.machine.plan import gpo_overwrite_warning, policy_plan
 from migrator.machine.table import USER_SETTLED
 
 if TYPE_CHECKING:
@@ -117,10 +117,15 @@ def _preflight(m: DeviceMachine, now: datetime) -> Command | None:
             return None
     tracked = tracked_users(m, facts)
     plan = tuple(policy_plan(facts, m.playbook))
+    overwritten = gpo_overwrite_warning(facts, plan)
     m.funnel.add_users(tracked)
+    after: dict[str, Any] = {"path": decision.path, "users": [u.name for u in tracked], "planned": len(plan)}
+    if overwritten:
+        after["gpo_managed"] = dict(facts.policy.gpo_managed)
     m.fire(
         "preflight_done",
         now=now,
+        warning=overwritten,
         context=replace(
             m.context,
             path=decision.path,
@@ -132,7 +137,7 @@ def _preflight(m: DeviceMachine, now: datetime) -> Command | None:
         ),
         path=decision.path,
         before={"effective_policy": facts.policy.effective, "join_type": facts.join_type},
-        after={"path": decision.path, "users": [u.name for u in tracked], "planned": len(plan)},
+        after=after,
     )
     for tracked_user in tracked:
         m.track(tracked_user)

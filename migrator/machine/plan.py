@@ -87,6 +87,26 @@ def policy_plan(facts: DeviceFacts, playbook: Playbook) -> list[PlanItem]:
     return plan
 
 
+# The wave settings list of devices whose local policy writes a GPO will undo (reports show it).
+GPO_OVERWRITES = "gpo_overwrites_local_writes"
+
+
+def gpo_overwrite_warning(facts: DeviceFacts, plan: Sequence[PlanItem]) -> str | None:
+    """A warning when the plan writes to the computer policy key and Group Policy manages that key (RSoP of the
+    last processing, :attr:`~migrator.facts.PolicyFacts.gpo_managed`): the registry client-side extension
+    rewrites it at the next background refresh (every 90 minutes plus up to 30, MS docs "Group Policy background
+    refresh"), so the local write does not last."""
+    managed = facts.policy.gpo_managed
+    if not managed or not any(item.path == GPO_KEY for item in plan):
+        return None
+    gpos = ", ".join(repr(g) for g in sorted(set(managed.values())))
+    return (
+        f"{GPO_KEY.removeprefix('HKLM:')} is managed by GPO {gpos} (it sets {', '.join(sorted(managed))}): Group "
+        "Policy rewrites it at the next refresh (every 90-120 minutes) and undoes the local channel's writes; "
+        "migrate GPO-managed devices with the ad-group channel, or change the GPO"
+    )
+
+
 def snapshot_entries(plan: Sequence[PlanItem]) -> tuple[tuple[str, str], ...]:
     """What snapshot_policy reads: every planned value, plus the GPO trust values rollback may need."""
     entries: list[tuple[str, str]] = [

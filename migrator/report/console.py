@@ -12,7 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from migrator.report.model import StatusView, iso
+from migrator.report.model import StatusView, gpo_overwritten_devices, iso
 from migrator.report.states import SUCCESS_STATES, attention
 from migrator.store import LeaseRow
 
@@ -118,6 +118,16 @@ def status_renderable(view: StatusView, *, note: str = "") -> RenderableType:
                     f"INSECURE TRANSPORT: wave {wave.wave.name} reached {len(wave.insecure_devices)} device(s) "
                     f"without TLS certificate verification (ca_bundle: insecure-skip-verify): {names}",
                     style="bold red",
+                )
+            )
+        overwritten = gpo_overwritten_devices(wave.wave)
+        if overwritten:
+            names = ", ".join(overwritten[:10]) + (" …" if len(overwritten) > 10 else "")
+            parts.append(
+                Text(
+                    f"GPO-MANAGED: wave {wave.wave.name}: a GPO will undo the local policy writes on "
+                    f"{len(overwritten)} device(s) at its next refresh (use the ad-group channel): {names}",
+                    style="bold yellow",
                 )
             )
     if view.leases:

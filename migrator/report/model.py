@@ -43,6 +43,7 @@ from migrator.cloud.cleanup import key_status
 from migrator.engine.wavestore import APPROVE
 from migrator.machine.commands import Purpose
 from migrator.machine.context import DeviceContext, UserContext, load_device, load_user
+from migrator.machine.plan import GPO_OVERWRITES
 from migrator.machine.table import USER_SETTLED
 from migrator.playbook import Playbook, builtin_path, load_playbook
 from migrator.remote.tls import INSECURE_TRANSPORT
@@ -203,6 +204,7 @@ class WaveStatus:
             "updated_at": iso(w.updated_at),
             "audit_head": w.audit_head.anchor if w.audit_head is not None else None,
             "insecure_transport": list(self.insecure_devices),
+            "gpo_overwrites_local_writes": list(gpo_overwritten_devices(self.wave)),
         }
 
     @property
@@ -591,6 +593,12 @@ def collect_device(store: Store, name: str) -> DeviceReport:
 def insecure_devices(wave: WaveRow) -> tuple[str, ...]:
     """The devices a wave recorded as reached with TLS certificate verification off (none if it recorded none)."""
     value = wave.settings.get(INSECURE_TRANSPORT)
+    return tuple(str(name) for name in value) if isinstance(value, list) else ()
+
+
+def gpo_overwritten_devices(wave: WaveRow) -> tuple[str, ...]:
+    """The devices whose local policy writes a GPO will undo at its next refresh, as the wave recorded them."""
+    value = wave.settings.get(GPO_OVERWRITES)
     return tuple(str(name) for name in value) if isinstance(value, list) else ()
 
 

@@ -13,7 +13,8 @@
 #   Group Policy HKLM\SOFTWARE\Policies\Microsoft\PassportForWork and HKU\<SID>\SOFTWARE\Policies\Microsoft\
 #   PassportForWork; MDM (PassportForWork CSP) HKLM\SOFTWARE\Microsoft\Policies\PassportForWork\<TenantId>\
 #   {Device|<UserSid>}\Policies (learn.microsoft.com/windows/client-management/mdm/passportforwork-csp;
-#   hello-for-business "Policy conflicts from multiple policy sources").
+#   hello-for-business "Policy conflicts from multiple policy sources"); which computer values a GPO manages
+#   (Resultant Set of Policy logging, root\RSOP\Computer).
 # - Profiles: HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList, Win32_UserProfile; who is signed
 #   in to which session: HKU\<SID>\Volatile Environment\<SessionId> and `quser` raw text.
 # - Who holds a Hello credential: the PIN credential provider's per-SID keys under HKLM\SOFTWARE\Microsoft\
@@ -156,10 +157,31 @@ foreach ($tenant in (Get-SubkeyNames $mdmRoot)) {
         if ($null -ne $values) { [void]$mdm.Add([ordered]@{ tenant_id = $tenant; scope = $scope; values = $values }) }
     }
 }
+# Which computer values Group Policy manages, and by which GPO: the Resultant Set of Policy logging of the last
+# policy processing (root\RSOP\Computer, RSOP_RegistryPolicySetting at precedence 1; RSOP_GPO for the names), as
+# gpresult /scope computer reads it. A value some GPO sets is rewritten at every background refresh.
+$gpoManaged = New-Object System.Collections.ArrayList
+$rsop = 'root\rsop\computer'
+try {
+    $gpoNames = @{}
+    foreach ($g in @(Get-CimInstance -Namespace $rsop -ClassName RSOP_GPO -ErrorAction Stop)) {
+        $gpoNames[[string]$g.id] = [string]$g.name
+    }
+    foreach ($s in @(Get-CimInstance -Namespace $rsop -ClassName RSOP_RegistryPolicySetting -ErrorAction Stop)) {
+        if ([string]$s.registryKey -eq $gpoSubkey -and [int]$s.precedence -eq 1) {
+            $gpoName = $gpoNames[[string]$s.GPOID]
+            if ($null -eq $gpoName) { $gpoName = [string]$s.GPOID }
+            [void]$gpoManaged.Add([ordered]@{ name = [string]$s.valueName; gpo = $gpoName })
+        }
+    }
+} catch {
+    Add-Problem 'RSoP' $_.Exception.Message
+}
 $policy = [ordered]@{
     gpo_computer = Read-RegistryValues ('HKLM:\' + $gpoSubkey)
     gpo_users = $gpoUsers
     mdm = $mdm
+    gpo_managed = $gpoManaged
 }
 
 # ---- DC line of sight ----------------------------------------------------------------------------------------------

@@ -187,6 +187,13 @@ def read_facts(device: str, data: Mapping[str, Any]) -> DeviceFacts:
     policy = evaluate_policy(
         as_dict(raw_policy.get("gpo_computer")), gpo_users, mdm_entries, tenant_id=status.tenant_id, user_sids=sids
     )
+    managed = {
+        name: str(m.get("gpo") or "")
+        for m in map(as_dict, as_list(raw_policy.get("gpo_managed")))
+        if (name := opt_str(m.get("name")))
+    }
+    if managed:
+        policy = policy.model_copy(update={"gpo_managed": managed})
 
     quser_text, _ = native_text(data.get("quser"))
     quser = parse_quser(quser_text)

@@ -10,6 +10,7 @@ operation and the layout by aggregate, and :mod:`.errors` for what can go wrong.
 from __future__ import annotations
 
 from migrator.store.codec import JsonObject, JsonValue, canonical, secret_key
+from migrator.store.directory import DirectoryChangeRow
 from migrator.store.errors import (
     AlreadyExists,
     ConcurrentUpdate,
@@ -70,6 +71,7 @@ __all__ = [
     "ConcurrentUpdate",
     "DeviceInOtherWave",
     "DeviceRow",
+    "DirectoryChangeRow",
     "DuplicateWave",
     "FactsSnapshot",
     "JournalConflict",

@@ -15,6 +15,9 @@ checkable, free at expiry, as they were. Version 4 keeps the audit chain's head 
 outside the audit table: in ``audit_head`` (moved by every append) and in every wave row (``audit_entries``,
 ``audit_head``: the head when the wave was created or last changed state), so deleting the tail of the log, or
 rebuilding it, shows unless several places are forged consistently (see :mod:`migrator.store.audit`).
+Version 5 adds ``directory_changes``: the journal of a wave's changes to the control plane (AD group membership
+of a batch's computers, and their rollback), intent before the LDAP modify and outcome after, as ``journal`` is for
+a device's steps.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from sqlalchemy import (
 
 from migrator.store.codec import GuardedJSON, UTCDateTime
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 PATHS = ("key", "cert", "cloud", "ineligible")
 JOURNAL_STATUSES = ("intent", "done", "failed", "resolved")
@@ -222,6 +225,28 @@ journal = Table(
     Index("ix_journal_device", "device_id", "id"),
 )
 
+# A wave's changes to the directory (one row per domain, batch and purpose): what it meant to change and the
+# memberships found before (intent), then what the DC answered (outcome), or what re-reading showed (resolved).
+directory_changes = Table(
+    "directory_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("wave_id", Integer, ForeignKey("waves.id"), nullable=False),
+    Column("batch", Integer, nullable=False),  # the batch's index in the wave (0: the canary, when there is one)
+    Column("domain", String(255), nullable=False),
+    Column("purpose", String(32), nullable=False),  # migrate | rollback
+    Column("attempt", Integer, nullable=False),
+    Column("idempotency_key", String(255), nullable=False, unique=True),
+    Column("intent", GuardedJSON("directory_changes.intent"), nullable=False),
+    Column("intent_at", UTCDateTime, nullable=False),
+    Column("outcome", GuardedJSON("directory_changes.outcome"), nullable=True),
+    Column("outcome_at", UTCDateTime, nullable=True),
+    Column("status", String(16), nullable=False),
+    CheckConstraint(_in("status", JOURNAL_STATUSES), name="ck_directory_changes_status"),
+    CheckConstraint("(status = 'intent') = (outcome_at IS NULL)", name="ck_directory_changes_outcome"),
+    Index("ix_directory_changes_wave", "wave_id", "id"),
+)
+
 audit = Table(
     "audit",
     metadata,
@@ -331,6 +356,11 @@ def _v3_to_v4(conn: Connection) -> None:
             )
 
 
+def _v4_to_v5(conn: Connection) -> None:
+    """Add ``directory_changes`` (a store written before has made no change to the directory)."""
+    directory_changes.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[n] takes a store from version n to version n + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]
 assert len(MIGRATIONS) == SCHEMA_VERSION

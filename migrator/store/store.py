@@ -53,13 +53,16 @@ from __future__ import annotations
 from migrator.store.auditing import AuditMixin
 from migrator.store.core import DB_FILE_NAME, Clock, StoreCore, resolve_url, translate_error, utc_now
 from migrator.store.devices import DevicesMixin, registry_key_fold
+from migrator.store.directory import DirectoryChangesMixin
 from migrator.store.exports import ExportsMixin
 from migrator.store.journal import JournalMixin
 from migrator.store.leases import LeasesMixin
 from migrator.store.waves import WavesMixin, content_hash
 
 
-class Store(WavesMixin, DevicesMixin, JournalMixin, LeasesMixin, AuditMixin, ExportsMixin, StoreCore):
+class Store(
+    WavesMixin, DevicesMixin, JournalMixin, DirectoryChangesMixin, LeasesMixin, AuditMixin, ExportsMixin, StoreCore
+):
     """Persistence of waves, devices, users, transitions, steps, facts, policy snapshots, journal and audit.
 
     Open with :meth:`open`; close with :meth:`close` (or use as a context manager)."""

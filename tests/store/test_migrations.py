@@ -40,6 +40,8 @@ DOWNGRADES: list[list[str]] = [
         "ALTER TABLE waves DROP COLUMN audit_entries",
         "ALTER TABLE waves DROP COLUMN audit_head",
     ],
+    # version 4 -> lacked the journal of directory changes (added by _v4_to_v5)
+    ["DROP TABLE directory_changes"],
 ]
 assert len(DOWNGRADES) == SCHEMA_VERSION
 

@@ -9,6 +9,7 @@ PowerShell 5.1. Win32_Tpm lives in ``root/cimv2/Security/MicrosoftTpm`` and, lik
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +34,8 @@ from migrator.lab.windows import ADMIN_SID
 
 CIMV2 = "root/cimv2"
 TPM_NAMESPACE = "root/cimv2/Security/MicrosoftTpm"
+RSOP_NAMESPACE = "root/rsop/computer"  # Resultant Set of Policy logging of the computer's last policy processing
+_ELEVATED_ONLY = (TPM_NAMESPACE, RSOP_NAMESPACE)
 CIM_CMDLETS = "Microsoft.Management.Infrastructure.CimCmdlets"
 CIM_EXCEPTION = "Microsoft.Management.Infrastructure.CimException"
 
@@ -255,6 +258,61 @@ def _digits(seed: str, count: int, alpha: bool = False) -> str:
     return digest[:count] if alpha else "".join(str(int(c, 16) % 10) for c in digest[:count])
 
 
+# The registry client-side extension's key of the Hello values, as RSoP records it (relative to HKLM).
+_PASSPORT_KEY = "SOFTWARE\\Policies\\Microsoft\\PassportForWork"
+REG_DWORD = 4
+
+
+def _gpo_guid(dn: str) -> str:
+    return dn.split(",", 1)[0].partition("=")[2]
+
+
+def _rsop_gpos(b: DeviceBinding) -> list[Props]:
+    """RSOP_GPO: the GPOs the computer's last policy processing applied (from the lab's directory)."""
+    applied = b.lab.applied_policy.get(b.device.name)
+    if applied is None:
+        return []
+    seen = dict(applied.computer_from.values())
+    return [
+        [
+            ("accessDenied", False),
+            ("enabled", True),
+            ("filterAllowed", True),
+            ("guidName", _gpo_guid(dn)),
+            ("id", dn),
+            ("name", name),
+            ("version", 1),
+        ]
+        for name, dn in sorted(seen.items())
+    ]
+
+
+def _rsop_registry(b: DeviceBinding) -> list[Props]:
+    """RSOP_RegistryPolicySetting: each computer registry value a GPO set at the last processing, the winning
+    GPO's at precedence 1 ([MS-GPREG]; RSoP WMI classes). The lab's GPOs set only PassportForWork DWORDs."""
+    applied = b.lab.applied_policy.get(b.device.name)
+    if applied is None:
+        return []
+    rows: list[Props] = []
+    for name, data in sorted(applied.computer.items()):
+        _, dn = applied.computer_from.get(name, ("", ""))
+        rows.append(
+            [
+                ("command", ""),
+                ("deleted", False),
+                ("GPOID", dn),
+                ("id", "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"{dn}/{name}")).upper() + "}"),
+                ("name", name),
+                ("precedence", 1),
+                ("registryKey", _PASSPORT_KEY),
+                ("value", list(int(data).to_bytes(4, "little"))),
+                ("valueName", name),
+                ("valueType", REG_DWORD),
+            ]
+        )
+    return rows
+
+
 ClassSource = Callable[[DeviceBinding], list[Props]]
 # class name → (namespace, class hierarchy most derived first, key properties, instances)
 CLASSES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], ClassSource]] = {
@@ -291,10 +349,25 @@ CLASSES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], ClassSource]] = 
         _bios,
     ),
     "win32_tpm": (TPM_NAMESPACE, ("Win32_Tpm",), ("ManufacturerId",), _tpm),
+    "rsop_gpo": (RSOP_NAMESPACE, ("RSOP_GPO",), ("id",), _rsop_gpos),
+    "rsop_registrypolicysetting": (
+        RSOP_NAMESPACE,
+        ("RSOP_RegistryPolicySetting", "RSOP_PolicySetting"),
+        ("id", "precedence"),
+        _rsop_registry,
+    ),
 }
 _NAMESPACES = {
     ns.casefold()
-    for ns in (CIMV2, TPM_NAMESPACE, "root/cimv2/Security", "root", "root/Microsoft/Windows/TaskScheduler")
+    for ns in (
+        CIMV2,
+        TPM_NAMESPACE,
+        RSOP_NAMESPACE,
+        "root/rsop",
+        "root/cimv2/Security",
+        "root",
+        "root/Microsoft/Windows/TaskScheduler",
+    )
 }
 
 
@@ -363,7 +436,7 @@ def _select(ctx: CmdletContext, args: Mapping[str, Any], wmi: bool) -> tuple[str
             command, "Invalid class ", 0x80041010, "MetadataError", f"{namespace.replace('/', chr(92))}:{class_name}"
         )
     home, classes, _, source = entry
-    if home == TPM_NAMESPACE and not is_elevated(b.principal):
+    if home in _ELEVATED_ONLY and not is_elevated(b.principal):
         if wmi:
             raise _wmi_error(
                 command,

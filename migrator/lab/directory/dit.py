@@ -233,6 +233,11 @@ class Directory:
             yield self._entries[key]
             stack.extend(reversed(self._children.get(key, [])))
 
+    def by_sam_account_name(self, sam: str) -> Entry | None:
+        """The entry whose sAMAccountName is exactly ``sam`` (AD indexes the attribute; so does the lab)."""
+        key = self._by_sam.get(sam.casefold())
+        return self._entries.get(key) if key is not None else None
+
     def find_sid(self, sid: str) -> Entry | None:
         key = self._by_sid.get(sid_to_bytes(sid))
         return self._entries.get(key) if key is not None else None
@@ -293,7 +298,15 @@ class Directory:
                     "00000561: SvcErr: DSID-031A124C, problem 5003 (WILL_NOT_PERFORM), data 0",
                 )
             members.discard(key)
-            group.set("member", [v for v in group.get("member") if not (isinstance(v, str) and dn_key(v) == key)])
+            values = group.get("member")
+            # The DN as stored (the one a search returned, typically) is found without normalising every value:
+            # removing a thousand members of a large group stays linear.
+            member = self._entries.get(key)
+            stored = member.dn if member is not None else member_dn
+            if stored in values:
+                values.remove(stored)
+            else:
+                group.set("member", [v for v in values if not (isinstance(v, str) and dn_key(v) == key)])
             if self.on_member_change is not None:
                 self.on_member_change("remove", group.dn, member_dn)
             member = self._entries.get(key)

@@ -70,6 +70,7 @@ class FilterEvaluator:
     def __init__(self, directory: Directory) -> None:
         self.directory = directory
         self._chains: dict[str, set[str]] = {}  # group key -> keys of its members in chain, once per search
+        self._sam_sets: dict[int, frozenset[str] | None] = {}  # an OR of sAMAccountName equalities -> its names
 
     def _members_in_chain(self, group_dn: str) -> set[str]:
         key = dn_key(group_dn)
@@ -77,12 +78,54 @@ class FilterEvaluator:
             self._chains[key] = self.directory.members_in_chain(group_dn)
         return self._chains[key]
 
+    def _sam_set(self, alternatives: Any) -> frozenset[str] | None:
+        """The names of an OR whose every alternative is ``sAMAccountName=<name>`` (None otherwise), once per
+        search."""
+        if id(alternatives) not in self._sam_sets:
+            names: set[str] | None = set()
+            for sub in alternatives:
+                item = sub.getComponent()
+                if sub.getName() != "equalityMatch" or _text(item["attributeDesc"]).casefold() != "samaccountname":
+                    names = None
+                    break
+                assert names is not None
+                names.add(bytes(item["assertionValue"]).decode("utf-8", "replace").casefold())
+            self._sam_sets[id(alternatives)] = frozenset(names) if names is not None else None
+        return self._sam_sets[id(alternatives)]
+
+    def indexed(self, flt: Any) -> list[Entry] | None:
+        """The only entries that can match ``flt`` when it pins sAMAccountName (alone, ORed, or ANDed with
+        anything), found through the attribute's index as AD's query processor does; None when it does not (the
+        caller then evaluates every entry in scope). Each candidate is still checked with :meth:`matches`."""
+        kind = flt.getName()
+        item = flt.getComponent()
+        if kind == "equalityMatch" and _text(item["attributeDesc"]).casefold() == "samaccountname":
+            found = self.directory.by_sam_account_name(bytes(item["assertionValue"]).decode("utf-8", "replace"))
+            return [found] if found is not None else []
+        if kind == "or":
+            union: dict[str, Entry] = {}
+            for sub in item:
+                part = self.indexed(sub)
+                if part is None:
+                    return None
+                union.update((e.key, e) for e in part)
+            return list(union.values())
+        if kind == "and":
+            for sub in item:
+                part = self.indexed(sub)
+                if part is not None:
+                    return part
+        return None
+
     def matches(self, entry: Entry, flt: Any) -> bool:
         kind = flt.getName()
         item = flt.getComponent()
         if kind == "and":
             return all(self.matches(entry, sub) for sub in item)
         if kind == "or":
+            names = self._sam_set(item)
+            if names is not None:  # one set lookup instead of comparing each alternative in turn
+                return entry.text("sAMAccountName").casefold() in names
             return any(self.matches(entry, sub) for sub in item)
         if kind == "notFilter":
             return not self.matches(entry, item.getComponent())

@@ -120,10 +120,12 @@ class GroupPolicyEngine:
             if computer is None:
                 return None
             computer_values: dict[str, int] = {}
+            computer_from: dict[str, tuple[str, str]] = {}
             names: list[str] = []
             for gpo in self._applying(key, tree, computer, self._token(tree, computer, 515)):
                 if gpo.values:
                     computer_values.update(gpo.values)
+                    computer_from.update({name: (gpo.name, gpo.dn) for name in gpo.values})  # the later one wins
                     names.append(gpo.name)
             groups = tuple(
                 sorted(g.text("cn") for g in (tree.get(k) for k in tree.groups_in_chain(computer.dn)) if g is not None)
@@ -143,7 +145,9 @@ class GroupPolicyEngine:
                             names.append(gpo.name)
             if values:
                 users[sid] = values
-        return AppliedPolicy(computer=computer_values, users=users, gpos=tuple(names), groups=groups)
+        return AppliedPolicy(
+            computer=computer_values, users=users, gpos=tuple(names), groups=groups, computer_from=computer_from
+        )
 
     # ---- administration (lab gpo) --------------------------------------------------------------------
 

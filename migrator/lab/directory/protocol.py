@@ -498,13 +498,17 @@ class LdapSession:
                 root_entry = tree.get(base)
                 if root_entry is None:
                     return [self._done(message_id, NO_SUCH_OBJECT, self._no_object(base), self._best_match(base))]
+                evaluator = FilterEvaluator(tree)
+                pinned = evaluator.indexed(request["filter"]) if scope == 2 else None
                 if scope == 0:
                     candidates = [root_entry]
                 elif scope == 1:
                     candidates = tree.children(base)
+                elif pinned is not None:  # sAMAccountName pinned: its index, within the base
+                    under = dn_key(base)
+                    candidates = [e for e in pinned if e.key == under or e.key.endswith("," + under)]
                 else:
                     candidates = list(tree.subtree(base))
-                evaluator = FilterEvaluator(tree)
                 try:
                     keys = [e.key for e in candidates if evaluator.matches(e, request["filter"])]
                 except DirectoryError as err:

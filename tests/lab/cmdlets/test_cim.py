@@ -8,7 +8,7 @@ import pytest
 
 from migrator.lab.executor import DeviceHost
 from migrator.lab.model import Device
-from migrator.lab.shell import PowerShellError
+from migrator.lab.shell import AppliedPolicy, PowerShellError
 from migrator.lab.windows import Lab
 from tests.lab.cmdlets.conftest import run
 from tests.lab.conftest import make_device
@@ -139,3 +139,28 @@ def test_secure_channel(admin: DeviceHost, device: Device, lab_of: Callable[...,
     assert caught.value.record.fully_qualified_error_id == (
         "ComputerNotInDomain,Microsoft.PowerShell.Commands.TestComputerSecureChannelCommand"
     )
+
+
+def test_rsop_names_the_gpo_behind_each_computer_value(lab: Lab, device: Device, admin: DeviceHost) -> None:
+    """root\\RSOP\\Computer: each PassportForWork value the last policy processing set, with the winning GPO's
+    id (RSOP_RegistryPolicySetting, precedence 1, a DWORD as 4 little-endian bytes) and that GPO (RSOP_GPO);
+    nothing before any processing. Administrators only, as on Windows."""
+    namespace = "root\\rsop\\computer"
+    assert run(admin, "Get-CimInstance", Namespace=namespace, ClassName="RSOP_RegistryPolicySetting").output == []
+    dn = "CN={6AC1786C-016F-11D2-945F-00C04FB984F9},CN=Policies,CN=System,DC=corp,DC=contoso,DC=com"
+    lab.applied_policy[device.name] = AppliedPolicy(
+        computer={"UseCertificateForOnPremAuth": 1},
+        users={},
+        gpos=("WHfB cert trust",),
+        groups=(),
+        computer_from={"UseCertificateForOnPremAuth": ("WHfB cert trust", dn)},
+    )
+    [setting] = run(admin, "Get-CimInstance", Namespace=namespace, ClassName="RSOP_RegistryPolicySetting").output
+    assert setting["registryKey"] == "SOFTWARE\\Policies\\Microsoft\\PassportForWork"
+    assert (setting["valueName"], setting["GPOID"], setting["precedence"]) == ("UseCertificateForOnPremAuth", dn, 1)
+    assert list(setting["value"]) == [1, 0, 0, 0] and setting["valueType"] == 4
+    [gpo] = run(admin, "Get-CimInstance", Namespace=namespace, ClassName="RSOP_GPO").output
+    assert (gpo["id"], gpo["name"]) == (dn, "WHfB cert trust")
+    alice = DeviceHost(lab, device, lab.user_principal(device, device.users[0]))
+    with pytest.raises(PowerShellError, match="Access denied"):
+        run(alice, "Get-CimInstance", Namespace=namespace, ClassName="RSOP_GPO", ErrorAction="Stop")

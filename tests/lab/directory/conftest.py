@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,12 +78,19 @@ def stop_directory(running: RunningDirectory, loop: asyncio.AbstractEventLoop, t
     loop.close()
 
 
-@pytest.fixture(scope="module")
-def lab_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDirectory]:
-    """Three domains from a seeded 60-device fleet, as `lab up` builds them, on free addresses and ports."""
-    fleet = generate_fleet(60, 21, parse_mix("key=50,cert=40,cloud=5,none=5"))
-    running, loop, thread = start_directory(fleet, tmp_path_factory.mktemp("dc"))
+@contextmanager
+def seeded_directory(tmp: Path, devices: int = 60) -> Iterator[RunningDirectory]:
+    """Three domains from a seeded fleet (seed 21), as `lab up` builds them, on free addresses and ports."""
+    fleet = generate_fleet(devices, 21, parse_mix("key=50,cert=40,cloud=5,none=5"))
+    running, loop, thread = start_directory(fleet, tmp)
     try:
         yield running
     finally:
         stop_directory(running, loop, thread)
+
+
+@pytest.fixture(scope="module")
+def lab_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDirectory]:
+    """Three domains from a seeded 60-device fleet, as `lab up` builds them, on free addresses and ports."""
+    with seeded_directory(tmp_path_factory.mktemp("dc")) as running:
+        yield running
