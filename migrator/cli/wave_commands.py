@@ -419,9 +419,14 @@ def plan_command(
         # Once, before any device: Entra Kerberos per domain and who it never serves (--entra-kerberos wins).
         directory = read_directory(inv, credentials, devices=[d.name for d in devices], secrets_file=secrets)
         if book.policy.channel == "ad-group":  # its groups and computer accounts exist, or the plan says which not
-            AdGroupChannel(book.policy, inv, credentials, knowledge=directory, secrets_file=secrets).preflight(
-                [d.name for d in devices]
-            )
+            AdGroupChannel(
+                book.policy,
+                inv,
+                credentials,
+                knowledge=directory,
+                overrides=_parse_entra_kerberos(entra_kerberos or []),
+                secrets_file=secrets,
+            ).preflight([d.name for d in devices])
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
     warn_insecure(insecure, "plan")

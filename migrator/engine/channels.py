@@ -26,8 +26,7 @@ Per domain of the batch (the inventory's ``domain`` of each device), over one LD
    and AD's "already there" / "not there" answers are settled per computer by re-reading;
 5. journal and audit the outcome. A DC lost mid-way leaves the intent in doubt for the next run (step 2).
 
-Directory requests are O(domains × batches), never O(devices). Devices in a domain the directory says has no
-Entra Kerberos object are left out (their machine parks them ineligible). :meth:`AdGroupChannel.preflight`,
+Directory requests are O(domains × batches), never O(devices). :meth:`AdGroupChannel.preflight`,
 called before a wave is created (``run``) or a plan is shown (``plan``), refuses a missing group, a missing
 computer account or a device with no AD domain (Entra joined: no computer account) with :class:`InputError`
 naming them, before anything is written. :meth:`AdGroupChannel.restore` (``migrator rollback``) puts each
@@ -95,10 +94,13 @@ class AdGroupChannel:
         store: Store | None = None,
         wave: str = "",
         knowledge: DirectoryKnowledge | None = None,
+        overrides: Mapping[str, bool] | None = None,
         secrets_file: Path | None = None,
         connection_factory: ConnectionFactory = open_ldap_connection,
     ) -> None:
+        """``knowledge``: what the wave read from the directory; ``overrides``: the admin's ``--entra-kerberos``."""
         self.policy = policy
+        self.overrides = dict(overrides or {})
         self.inventory = inventory
         self.credentials = credentials
         self._store = store
@@ -128,9 +130,14 @@ class AdGroupChannel:
             roles[CERT] = (self.policy.cert_trust_group, False)
         return roles
 
-    def _by_domain(self, devices: Sequence[str], problems: list[str] | None = None) -> dict[str, list[str]]:
-        """The devices to move, by domain: a device whose domain has no Entra Kerberos object (as read) is left
-        out; one without a domain is a problem (listed in ``problems``, else refused at once)."""
+    def _by_domain(
+        self, devices: Sequence[str], problems: list[str] | None = None, *, eligible_only: bool = False
+    ) -> dict[str, list[str]]:
+        """The devices by domain; one without a domain is a problem (listed in ``problems``, else refused at
+        once). ``eligible_only`` (preflight, before any device is read) leaves out a device whose domain has no
+        Entra Kerberos object as the directory and the admin's ``--entra-kerberos`` say: it will be parked
+        ineligible, so its domain needs no groups. Once preflight has run, the machine decided (a device that
+        reached its policy step moves)."""
         out: dict[str, list[str]] = {}
         no_domain: list[str] = []
         for name in devices:
@@ -139,9 +146,8 @@ class AdGroupChannel:
             if entry is None or not domain or "." not in domain:
                 no_domain.append(name)
                 continue
-            facts = self.knowledge.domains.get(domain.casefold())
-            if facts is not None and not facts.exists:
-                continue  # no Entra Kerberos object: ineligible, its policy must not change
+            if eligible_only and self.knowledge.path_settings(self.overrides).entra_kerberos_for(domain) is False:
+                continue
             out.setdefault(domain, []).append(entry.name)
         if no_domain:
             shown = ", ".join(no_domain[:10]) + (f" and {len(no_domain) - 10} more" if len(no_domain) > 10 else "")
@@ -183,7 +189,7 @@ class AdGroupChannel:
         AD domain, a group or computer account that does not exist. Reads only; raises :class:`DirectoryError`
         when a domain's directory cannot be read."""
         problems: list[str] = []
-        for domain, names in self._by_domain(devices, problems).items():
+        for domain, names in self._by_domain(devices, problems, eligible_only=True).items():
             client = self._client(domain)
             try:
                 with client:
@@ -423,6 +429,7 @@ def policy_channel(
     credentials: Credentials,
     *,
     knowledge: DirectoryKnowledge | None = None,
+    overrides: Mapping[str, bool] | None = None,
     connection_factory: ConnectionFactory = open_ldap_connection,
 ) -> AdGroupChannel | None:
     """The wave's batch-level policy channel, or None when its playbook's channel acts per device only."""
@@ -435,5 +442,6 @@ def policy_channel(
         store=store,
         wave=wave,
         knowledge=knowledge,
+        overrides=overrides,
         connection_factory=connection_factory,
     )

@@ -182,7 +182,8 @@ def build_runner(
     )
     # A channel that changes the control plane per batch (ad-group): it holds each device before its policy step
     # and moves the batch's computer accounts when the runner says the batch is preflighted.
-    channel = policy_channel(store, name, playbook, inventory, credentials, knowledge=directory)
+    overrides = {str(k): bool(v) for k, v in dict(settings.get("entra_kerberos", {})).items()}
+    channel = policy_channel(store, name, playbook, inventory, credentials, knowledge=directory, overrides=overrides)
 
     def visit(device: str) -> VisitOutcome:
         entry = inventory.device(device)
@@ -327,7 +328,9 @@ def plan_wave(
         directory = wave_directory(inventory, credentials, settings, secrets_file)
         # A channel that will change the directory checks its groups and computer accounts first: a missing one
         # is refused here, before the wave is written.
-        channel = policy_channel(store, name, playbook, inventory, credentials, knowledge=directory)
+        channel = policy_channel(
+            store, name, playbook, inventory, credentials, knowledge=directory, overrides=request.entra_kerberos
+        )
         if channel is not None:
             channel.preflight(devices)
         store.create_wave(

@@ -239,6 +239,7 @@ class WaveRunner:
         self._visits: ThreadPoolExecutor | None = None  # run_async's threads, one per concurrent visit
         self._batch_of: dict[str, int] = {}  # device -> its batch's index
         self._ready_batches: set[int] = set()  # batches whose devices were all visited up to their policy step
+        self._just_hooked: set[str] = set()  # held devices visited again right after their batch's hook
 
     # ---- questions the driver asks -----------------------------------------------------------------------
 
@@ -298,7 +299,9 @@ class WaveRunner:
         async def visit_one(device: str) -> None:
             self.progress.started.add(device)
             self._in_flight.add(device)
-            if self.on_batch_start is not None and self.progress.states.get(device) == POLICY_STATE:
+            just_hooked = device in self._just_hooked
+            self._just_hooked.discard(device)
+            if self.on_batch_start is not None and self.progress.states.get(device) == POLICY_STATE and not just_hooked:
                 batch = self._batch_of.get(device, -1)
                 if batch >= 0 and batch not in self._ready_batches:
                     # Held before its policy step while the rest of its batch is preflighted: its batch's hook
@@ -355,6 +358,7 @@ class WaveRunner:
             return False
         held = [d for d in devices if d in self.progress.waiting and self.progress.states.get(d) == POLICY_STATE]
         if held:
+            self._just_hooked.update(held)  # their visit now needs no hook of its own
             await self._visit_all(held)
         return True
 

@@ -293,3 +293,41 @@ def test_a_visit_that_raises_is_recorded_as_an_error_not_a_failure() -> None:
     assert result.progress.states == {"PC-0001": "error", "PC-0002": "error"}
     assert result.progress.errors["PC-0001"] == "RuntimeError: PC-0001: the store is gone"
     assert result.state == "running"
+
+
+def test_the_batch_hook_runs_once_per_batch_after_preflight_and_before_the_policy_step() -> None:
+    """A device held before its policy step waits for its batch's hook, which runs once with the whole batch after
+    every device of it was visited; the held devices then go on at once. A device that reaches its policy step
+    only later (unreachable at first) gets the hook alone. An error from the hook halts the wave."""
+    moved: set[str] = set()
+    calls: list[tuple[int, tuple[str, ...]]] = []
+    late = "PC-0002"
+    attempts: dict[str, int] = {}
+
+    def visit(device: str) -> VisitOutcome:
+        attempts[device] = attempts.get(device, 0) + 1
+        if device == late and attempts[device] == 1:
+            return VisitOutcome("waiting_for_device", next_due=clock.now() + timedelta(hours=1))
+        if device not in moved:  # held before refresh_policy, as AdGroupChannel.hold does
+            return VisitOutcome("policy", next_due=clock.now() + timedelta(hours=1))
+        return VisitOutcome("migrated")
+
+    def hook(index: int, devices: object) -> None:
+        batch = tuple(devices)  # type: ignore[call-overload]
+        calls.append((index, batch))
+        moved.update(d for d in batch if attempts.get(d) and not (d == late and attempts[d] == 1))
+
+    clock = FakeClock()
+    settings = WaveSettings("w", _devices(6), batch_size=3, concurrency=2)
+    runner = WaveRunner(settings, MemoryWaveStore(), visit, clock, on_batch_start=hook)
+    result = runner.run()
+    assert result.state == "completed", result.reason
+    assert calls[:2] == [(0, _devices(3)), (1, _devices(6)[3:])]
+    assert calls[2:] == [(0, (late,))]  # the straggler, alone, with its batch's index
+    assert all(attempts[d] == 2 for d in _devices(6) if d != late) and attempts[late] == 3
+
+    def failing(_index: int, _devices: object) -> None:
+        raise InputError("group 'GG-WHfB-CloudTrust' does not exist in the domain corp.contoso.com")
+
+    halted = WaveRunner(settings, MemoryWaveStore(), visit, FakeClock(), on_batch_start=failing).run()
+    assert halted.state == "halted" and "batch 1 of 2: group 'GG-WHfB-CloudTrust'" in halted.reason
