@@ -4,12 +4,13 @@ A mixed fleet (key trust devices of CORP, certificate trust devices of EMEA whos
 is migrated by moving each batch's computers between the lab's GPO filter groups; the policy then survives
 several background refreshes (a local registry write would not); rollback puts the memberships back.
 
-``AUTHS`` lists the WinRM authentications the test runs with: Kerberos (``auth: kerberos``, the ``kerberos``
-branch) is added there once merged; the lab then runs its KDCs (:func:`_start`)."""
+``AUTHS`` lists the WinRM authentications the test runs with: NTLM, and Kerberos (``auth: kerberos`` with a ticket
+from the password, the lab running its KDCs: :func:`_start`)."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from tests.loopback import free_addresses
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-AUTHS = ["ntlm"]
+AUTHS = ["ntlm", "kerberos"]
 EMEA = "emea.corp.contoso.com"
 CORP = "corp.contoso.com"
 
@@ -76,7 +77,11 @@ def _start(tmp_path: Path, auth: str) -> tuple[LabRuntime, Path]:
 
 
 @pytest.fixture(params=AUTHS)
-def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[LabRuntime, Path]]:
+def lab(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[LabRuntime, Path]]:
+    # The inventory's krb5_conf puts the lab's realms first in this process's KRB5_CONFIG: restored afterwards.
+    monkeypatch.setenv("KRB5_CONFIG", os.environ.get("KRB5_CONFIG", "/etc/krb5.conf"))
     runtime, inventory = _start(tmp_path, str(request.param))
     try:
         yield runtime, inventory
