@@ -16,6 +16,12 @@ device that never reaches a final state (the lab's user never provisions) would 
 ``--stall`` seconds without any state change the wave is paused, and the wall time counts up to the last change.
 Where the time goes is printed as the CPU seconds of the lab process and of this process during the wave.
 
+``--breakdown`` also counts every HTTP request on the wire (NTLM legs included: a request answered 401 is an
+authentication leg) by step (the script or scripts of one pipeline, the runspace pool's open and close) and WS-Man
+action (Create, Command, Receive, Signal, Delete), and prints the mean per one-user certificate trust device that
+migrated, with the scripts one of them ran. ``--profile FILE`` runs the wave under cProfile (every thread of
+it), statistics to FILE (``python -m pstats FILE``). Both add their own CPU to the orchestrator's figure.
+
 Nothing is asserted.
 
     python bench/wave.py --devices 1000 --concurrency 64 --latency 0.02 --baseline-devices 100
@@ -24,8 +30,11 @@ Nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import math
 import os
+import pstats
+import re
 import signal
 import statistics
 import subprocess
@@ -34,7 +43,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,7 +69,7 @@ from migrator.machine.table import DEVICE_SUCCESS
 from migrator.playbook import builtin_path
 from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials
-from migrator.remote.transport import ScriptResult, Transport
+from migrator.remote.transport import ScriptResult, Transport, run_scripts
 from migrator.scripts import Script, load
 from migrator.store import Store
 
@@ -143,9 +152,9 @@ def bench_playbook(folder: Path, recheck: str) -> Path:
     data["waits"] = {
         **data.get("waits", {}),
         "recheck_every": recheck,
-        "user_deadline": "36500d",
-        "dc_deadline": "36500d",
-        "reprovision_deadline": "36500d",
+        "user_deadline": "365d",
+        "dc_deadline": "365d",
+        "reprovision_deadline": "365d",
     }
     path = folder / "bench-playbook.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
@@ -156,9 +165,10 @@ class CountingTransport:
     """The engine's own transport, recording each script it ran and its WS-Man requests when it closes (the
     wave keeps it open across a device's visits, so a close is a runspace pool closed, not a visit)."""
 
-    def __init__(self, inner: Transport, sink: Recorder) -> None:
+    def __init__(self, inner: Transport, sink: Recorder, wire: WireLog | None = None) -> None:
         self._inner = inner
         self._sink = sink
+        self._wire = wire
         self._calls: list[tuple[str, dict[str, Any]]] = []
 
     @property
@@ -170,12 +180,23 @@ class CountingTransport:
         return self._inner.requests_sent
 
     def run(self, script: Script, parameters: Mapping[str, Any] | None = None) -> ScriptResult:
-        self._calls.append((script.name, dict(parameters or {})))
-        return self._inner.run(script, parameters)
+        return self.run_batch([(script, parameters)])[0]
+
+    def run_batch(self, items: Sequence[tuple[Script, Mapping[str, Any] | None]]) -> list[ScriptResult]:
+        """Scripts in one pipeline (the engine's confirmed writes); the breakdown names it by all its scripts."""
+        self._calls.extend((script.name, dict(parameters or {})) for script, parameters in items)
+        if self._wire is None:
+            return run_scripts(self._inner, items)
+        with self._wire.label(self.device, "+".join(script.name for script, _ in items)):
+            return run_scripts(self._inner, items)
 
     def close(self) -> None:
         try:
-            self._inner.close()
+            if self._wire is None:
+                self._inner.close()
+            else:
+                with self._wire.label(self.device, "pool close"):
+                    self._inner.close()
         finally:
             self._sink.add(self.device, self._inner.requests_sent, self._calls)
 
@@ -192,6 +213,157 @@ class Recorder:
             self.requests[device] += requests
             self.pools[device] += 1
             self.calls[device].extend(calls)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# --breakdown: every HTTP request on the wire, by device, step and WS-Man action (bench-only instrumentation).
+# --------------------------------------------------------------------------------------------------------------
+
+_ACTION = re.compile(rb"<(?:\w+:)?Action[^>]*>\s*[^<]*/([A-Za-z]+)\s*</(?:\w+:)?Action>")
+
+
+class WireLog:
+    """Counts every HTTP request the orchestrator sends (authentication legs included) by device, step and
+    WS-Man action, by wrapping requests' HTTPAdapter.send for the wave (as the baseline counts its own).
+
+    The step is what the visiting thread is doing: the script CountingTransport is running, or the runspace pool
+    being opened or closed (pypsrp's RunspacePool.open/close, wrapped here to say so). A request answered 401 is
+    an authentication leg; the action is read from the SOAP envelope's wsa:Action (in clear over HTTPS; a
+    message sealed by NTLM over HTTP is counted as ``sealed``)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    @contextmanager
+    def label(self, device: str, step: str) -> Iterator[None]:
+        before = getattr(self.local, "where", None)
+        if before is not None and before[1].startswith("pool "):
+            yield  # a pool being opened or closed keeps its label while it runs
+            return
+        self.local.where = (device, step)
+        try:
+            yield
+        finally:
+            self.local.where = before
+
+    def _record(self, request: Any, response: Any) -> None:
+        where = getattr(self.local, "where", None)
+        if where is None:
+            return  # not a wave request (the per-request timing probe)
+        if response is not None and response.status_code == 401:
+            action = "auth leg (401)"
+        else:
+            body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
+            found = _ACTION.search(body)
+            action = found.group(1).decode() if found else ("sealed" if body else "empty")
+        with self.lock:
+            self.counts[where[0]][(where[1], action)] += 1
+
+    def install(self) -> None:
+        log = self
+        send, pool_open, pool_close = requests.adapters.HTTPAdapter.send, RunspacePool.open, RunspacePool.close
+
+        def counting_send(adapter: Any, request: Any, *a: Any, **kw: Any) -> Any:
+            response = None
+            try:
+                response = send(adapter, request, *a, **kw)
+                return response
+            finally:
+                log._record(request, response)
+
+        def opening(pool: Any, *a: Any, **kw: Any) -> Any:
+            where = getattr(log.local, "where", None)
+            with log.label(where[0] if where else "?", "pool open"):
+                return pool_open(pool, *a, **kw)
+
+        def closing(pool: Any, *a: Any, **kw: Any) -> Any:
+            where = getattr(log.local, "where", None)
+            with log.label(where[0] if where else "?", "pool close"):
+                return pool_close(pool, *a, **kw)
+
+        self._undo = [
+            (requests.adapters.HTTPAdapter, "send", send),
+            (RunspacePool, "open", pool_open),
+            (RunspacePool, "close", pool_close),
+        ]
+        requests.adapters.HTTPAdapter.send = counting_send  # type: ignore[method-assign]
+        RunspacePool.open = opening  # type: ignore[method-assign]
+        RunspacePool.close = closing  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        for owner, name, original in self._undo:
+            setattr(owner, name, original)
+        self._undo = []
+
+
+def print_breakdown(wire: WireLog, fleet: Any, states: Mapping[str, str], recorder: Recorder) -> None:
+    """Mean requests per device by step and action, for one-user certificate trust devices that migrated."""
+    chosen = [
+        d.name
+        for d in fleet.devices
+        if "trust-cert" in d.groups and len(d.users) == 1 and states.get(d.name) == "migrated"
+    ]
+    if not chosen:
+        print("breakdown: no one-user certificate trust device migrated in this wave")
+        return
+    steps: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    actions: set[str] = set()
+    for name in chosen:
+        for (step, action), n in wire.counts.get(name, {}).items():
+            steps[step][action] += n
+            actions.add(action)
+    columns = sorted(actions)
+    n = len(chosen)
+    total = sum(sum(row.values()) for row in steps.values())
+    print(f"breakdown: HTTP requests on the wire per one-user certificate trust device ({n} migrated): {total / n:.1f}")
+    width = max(len(s) for s in steps) + 2
+    print("  " + "step".ljust(width) + "".join(c.rjust(max(9, len(c) + 2)) for c in columns) + "    total")
+    for step in sorted(steps, key=lambda s: -sum(steps[s].values())):
+        row = steps[step]
+        cells = "".join(f"{row.get(c, 0) / n:.2f}".rjust(max(9, len(c) + 2)) for c in columns)
+        print("  " + step.ljust(width) + cells + f"{sum(row.values()) / n:9.2f}")
+    sums = "".join(f"{sum(steps[s].get(c, 0) for s in steps) / n:.2f}".rjust(max(9, len(c) + 2)) for c in columns)
+    print("  " + "all".ljust(width) + sums + f"{total / n:9.2f}")
+    print(f"breakdown: the scripts {chosen[0]} ran, in order: " + ", ".join(c for c, _ in recorder.calls[chosen[0]]))
+
+
+@contextmanager
+def profiled(path: str | None) -> Iterator[None]:
+    """cProfile every thread started inside (the wave's visits run in a thread pool), statistics merged to path.
+
+    Timed by each thread's own CPU clock (``time.thread_time``), so what it shows is CPU, not waiting.
+    cProfile profiles the thread that enables it: ``threading.setprofile`` makes each new thread enable a
+    profiler of its own on its first event, and all of them are merged when the block ends."""
+    if path is None:
+        yield
+        return
+    profilers: list[cProfile.Profile] = []
+    lock = threading.Lock()
+
+    def start(*_: Any) -> None:
+        profiler = cProfile.Profile(time.thread_time)  # CPU, not wall: threads mostly wait on the wire
+        with lock:
+            profilers.append(profiler)
+        profiler.enable()  # replaces this hook for the thread
+
+    main = cProfile.Profile(time.thread_time)
+    threading.setprofile(start)
+    main.enable()
+    try:
+        yield
+    finally:
+        main.disable()
+        threading.setprofile(None)  # type: ignore[arg-type]
+        stats = pstats.Stats(main)
+        with lock:
+            for profiler in profilers:
+                profiler.disable()  # only stops it when called from its thread; the stats are taken as they are
+                profiler.create_stats()
+                stats.add(profiler)
+        stats.dump_stats(path)
 
 
 def server_time_per_request(lab: Lab, latency: float, rounds: int = 30) -> float:
@@ -229,15 +401,18 @@ class MigratorResult:
     recorder: Recorder
     lab_cpu: float  # CPU seconds the lab process spent during the wave
     own_cpu: float  # CPU seconds this process (engine, PSRP client, store) spent during the wave
+    final: dict[str, str] = field(default_factory=dict)  # device -> state at the end
+    wire: WireLog | None = None
 
 
 def run_migrator(args: argparse.Namespace, folder: Path, lab: Lab, fleet: Any, names: list[str]) -> MigratorResult:
     credentials = Credentials(lab.secrets["MIGRATOR_USERNAME"], SecretStr(lab.secrets["MIGRATOR_PASSWORD"]))
     store = Store.open(folder / "state")
     recorder = Recorder()
+    wire = WireLog() if args.breakdown else None
 
     def factory(entry: DeviceEntry, connection: Connection, creds: Credentials) -> Transport:
-        return CountingTransport(open_transport(entry, connection, creds), recorder)
+        return CountingTransport(open_transport(entry, connection, creds), recorder, wire)
 
     # The lab runs ScaledClock(start=fleet.clock, speed) from just before it printed 'ready'. This clock starts
     # now, a little later, so it runs slightly BEHIND the lab: every event the lab timestamps after a step of
@@ -277,13 +452,21 @@ def run_migrator(args: argparse.Namespace, folder: Path, lab: Lab, fleet: Any, n
     started = time.monotonic()
     guard = threading.Thread(target=watchdog, daemon=True)
     guard.start()
-    result = runner.run()
+    if wire is not None:
+        wire.install()
+    try:
+        with profiled(args.profile):
+            result = runner.run()
+    finally:
+        if wire is not None:
+            wire.uninstall()
     done.set()
     guard.join()
     # A wave the watchdog paused ended when its last device changed state, not when the watchdog gave up.
     elapsed = (last_change[0] if result.state == "paused" else time.monotonic()) - started
     lab_cpu, own_cpu = lab.cpu_seconds() - lab_cpu, time.process_time() - own_cpu
-    return MigratorResult(len(names), result.progress.counts(), elapsed, recorder, lab_cpu, own_cpu)
+    final = dict(runner.progress.states)
+    return MigratorResult(len(names), result.progress.counts(), elapsed, recorder, lab_cpu, own_cpu, final, wire)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -411,6 +594,15 @@ def main() -> None:
     parser.add_argument("--stall", type=float, default=20.0, help="pause the wave after this long with no progress")
     parser.add_argument("--ports", type=int, nargs=2, default=(36985, 36986), metavar=("HTTP", "HTTPS"))
     parser.add_argument("--profile-lab", metavar="FILE", help="run the lab under cProfile, statistics to FILE")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also count every HTTP request on the wire (authentication legs included) by step and WS-Man action, "
+        "and print them for one-user certificate trust devices (adds the counting's own CPU to the orchestrator's)",
+    )
+    parser.add_argument(
+        "--profile", metavar="FILE", help="run the wave (this process) under cProfile, statistics to FILE"
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the `finally` that stops the lab
     folder = Path(tempfile.mkdtemp(prefix="migrator-bench-wave-"))
@@ -486,6 +678,8 @@ def main() -> None:
         f"requests per device, baseline / migrator on the same {base.devices} devices "
         f"({base_rpd:.1f} / {same:.1f}): {base_rpd / same:.2f}x"
     )
+    if mig.wire is not None:
+        print_breakdown(mig.wire, fleet, mig.final, mig.recorder)
 
 
 if __name__ == "__main__":

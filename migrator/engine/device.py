@@ -59,7 +59,7 @@ from migrator.remote import open_transport
 from migrator.remote.credentials import Credentials
 from migrator.remote.retry import RetryPolicy
 from migrator.remote.transport import Transport
-from migrator.steps import run_step
+from migrator.steps import run_step, run_steps
 from migrator.store import AuditEntry, JournalEntry, LeaseOwner, PolicyValue, Store, StoreError, utc_now
 from migrator.store.errors import LeaseNotHeld
 
@@ -212,6 +212,7 @@ class _Visit:
     journal: list[JournalEntry]
     transport: Transport | None = None
     steps_run: int = 0
+    confirmed: DeviceFacts | None = None  # facts a confirmed write brought (see run)
 
     @property
     def log(self) -> Any:
@@ -223,13 +224,32 @@ class _Visit:
         return self.transport
 
     def run(self, command: RunStep) -> Any:
-        """Send one step (no journal): what a read, or the body of a journalled step, does."""
+        """Send one step (no journal): what a read, or the body of a journalled step, does.
+
+        A step with ``confirm`` brings the facts read right after it in the same pipeline: they are saved here
+        and kept in ``confirmed`` for the caller to hand to the machine once the step's own answer is in."""
         self.steps_run += 1
+        self.confirmed = None
         self.store.renew(self.device, self.owner, self.lease_seconds)
+        if command.confirm:
+            answers = run_steps(
+                self._transport(), [command.step, FACTS.command().step], policy=self.retry, sleep=self.sleep
+            )
+            result = answers[0]
+            if len(answers) > 1:
+                self.save_facts(answers[1])
+                self.confirmed = answers[1]
+            return result
         result = run_step(self._transport(), command.step, policy=self.retry, sleep=self.sleep)
         if command.purpose == "facts":
             self.save_facts(result)
         return result
+
+    def take_confirmed(self) -> None:
+        """The facts a confirmed write brought, into the machine after the write's own answer (as if read next)."""
+        facts, self.confirmed = self.confirmed, None
+        if facts is not None:
+            self.machine.handle(StepSucceeded(FACTS.command(), facts, self.clock()))
 
     def save_facts(self, facts: DeviceFacts) -> None:
         self.store.save_facts(self.device, facts.model_dump(mode="json"))
@@ -327,6 +347,7 @@ class _Visit:
         self.outcome(entry, {"ok": True, "result": journal_json(result)}, ok=True)
         log.info("step done")
         self.machine.handle(StepSucceeded(command, result, self.clock(), entry.id))
+        self.take_confirmed()
         return True
 
     def _failure(self, command: RunStep, err: RemoteError, journal_id: int | None) -> StepFailed:

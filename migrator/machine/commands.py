@@ -9,7 +9,7 @@ device may have acted, whether it concerns the whole device). The clock is in th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
@@ -59,6 +59,10 @@ class RunStep:
     purpose: Purpose
     user: str | None = None  # the store's user name when the step concerns one user
     point_of_no_return: bool = False
+    # The next decision needs the facts read after this write: they are read in the same pipeline, right after
+    # it (one request pair fewer), and its answer carries them. Not journalled (the intent is the write alone),
+    # so not part of the command's identity either: a command rebuilt from its intent is the same command.
+    confirm: bool = field(default=False, compare=False)
 
     @property
     def side_effect(self) -> bool:

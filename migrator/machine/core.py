@@ -14,7 +14,8 @@ another worker holds the lease), nothing moved. Triggers are always called by na
 answer, an operator's retry, a bug) enter through :meth:`DeviceMachine.on`, which honours the table's
 ``IGNORED`` decisions.
 
-Facts are *fresh* only when read in the current visit and after the last side effect: every decision the point
+Facts are *fresh* only when read in the current visit and after the last side effect that may change them
+(``StepInfo.changes_facts``: not a message on screen, not a read in the user's session): every decision the point
 of no return depends on is taken on fresh facts, and the delete script checks the container again on the device
 in the same run that deletes.
 
@@ -486,9 +487,10 @@ class DeviceMachine:
             self._failed(event)
             return
         command = event.command
-        if command.side_effect and command.step.info.changes_facts:
+        handler = HANDLERS[command.purpose]
+        if command.side_effect and (command.step.info.changes_facts or handler.reread_facts):
             self.facts_fresh = False  # the device changed (or may have): read it again before deciding
-        HANDLERS[command.purpose].answer(self, event)
+        handler.answer(self, event)
 
     def _failed(self, event: StepFailed) -> None:
         now = event.at

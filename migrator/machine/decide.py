@@ -164,7 +164,9 @@ def _policy(m: DeviceMachine, now: datetime) -> Command | None:
     # read again once, before the writes are confirmed, not after every value.
     plan, done = m.context.plan, m.context.plan_done
     if done < len(plan):
-        return p.SET_POLICY.command(plan[done])
+        # The last write is confirmed by the facts read after it (the confirming state decides on them).
+        last = done + 1 == len(plan) and not m.playbook.has("refresh_policy")
+        return replace(p.SET_POLICY.command(plan[done]), confirm=last)
     if m.playbook.has("refresh_policy"):
         if m.refreshed_this_visit:
             return Wait(m.recheck(now), "waiting for Group Policy / Intune to deliver the policy", "policy")
@@ -396,7 +398,7 @@ def _deleting(m: DeviceMachine, entry: UserEntry, person: UserFacts, now: dateti
         )
         return None
     if person.signed_in:
-        return p.DELETE.command(entry)
+        return replace(p.DELETE.command(entry), confirm=True)  # the prompt that follows decides on fresh facts
     return p.ARM.command(entry)
 
 

@@ -65,6 +65,9 @@ class Handler:
 
     purpose: ClassVar[Purpose]
     result_type: ClassVar[type[BaseModel] | None] = None  # the typed answer (None: the answer carries nothing)
+    # Read the facts again after this journalled answer even when the step changes none of them
+    # (StepInfo.changes_facts): what comes next is decided only on facts read after it.
+    reread_facts: ClassVar[bool] = False
 
     def step(self, params: Mapping[str, Any]) -> Step[Any] | None:
         """The step a journalled intent was for (None: nothing to resolve for this purpose)."""
@@ -424,6 +427,9 @@ class Identify(_SessionRead):
     """Read the user's container (NgcKeyId, trust, token groups) in their session before the guarded delete."""
 
     purpose = Purpose.IDENTIFY
+    # The point of no return comes next: its guards are taken on facts read after every journalled step, the
+    # identify task included (verify, the other session read, needs no such read: nothing irreversible follows).
+    reread_facts = True
 
     def answer(self, m: DeviceMachine, event: StepSucceeded) -> None:
         entry = m.user_entry(event.command)

@@ -15,12 +15,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from migrator.inventory import Connection, DeviceEntry
 from migrator.remote.credentials import Credentials
-from migrator.remote.transport import ScriptResult, Transport
+from migrator.remote.transport import ScriptResult, Transport, run_scripts
 from migrator.scripts import Script
 
 Factory = Callable[[DeviceEntry, Connection, Credentials], Transport]
@@ -47,6 +47,9 @@ class _Lease:
 
     def run(self, script: Script, parameters: Mapping[str, Any] | None = None) -> ScriptResult:
         return self._inner.run(script, parameters)
+
+    def run_batch(self, items: Sequence[tuple[Script, Mapping[str, Any] | None]]) -> list[ScriptResult]:
+        return run_scripts(self._inner, items)
 
     def close(self) -> None:
         if not self._closed:

@@ -8,7 +8,7 @@ two; each script costs Command + Receive(s) + Signal/Delete, which is why the po
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import spnego
@@ -22,7 +22,7 @@ from migrator.remote import kerberos
 from migrator.remote.credentials import Credentials
 from migrator.remote.tls import tls_verify
 from migrator.remote.translate import translate
-from migrator.remote.transport import AdapterBase, ScriptResult, parse_script_output
+from migrator.remote.transport import AdapterBase, ScriptResult, parse_script_output, split_script_outputs
 from migrator.scripts import Script
 
 
@@ -148,15 +148,29 @@ class PsrpTransport(AdapterBase):
         return pool
 
     def run(self, script: Script, parameters: Mapping[str, Any] | None = None) -> ScriptResult:
+        return self.run_batch([(script, parameters)])[0]
+
+    def run_batch(self, items: Sequence[tuple[Script, Mapping[str, Any] | None]]) -> list[ScriptResult]:
+        """Run scripts as the statements of one pipeline (``add_statement``: MS-PSRP 2.2.3.11, each command's
+        ``IsStatement`` ends one), each with its own parameters: one Command and its Receives for them all.
+        PowerShell runs the statements in order and a terminating error stops the rest.
+
+        The first script's failure raises as a single script's would; a later one's ends the list early (see
+        :func:`~migrator.remote.transport.run_scripts`). Warnings and verbose records go with the first answer
+        (the streams do not say which statement wrote them)."""
+        scripts = [script for script, _ in items]
         with self._lock:
             pool = self._open()
             ps = PowerShell(pool)
-            ps.add_script(script.text)
-            if parameters:
-                ps.add_parameters(dict(parameters))
+            for index, (script, parameters) in enumerate(items):
+                if index:
+                    ps.add_statement()
+                ps.add_script(script.text)
+                if parameters:
+                    ps.add_parameters(dict(parameters))
             for command in ps.commands:
                 # pypsrp deep-copies every Command each time it serialises the pipeline, in case one command sits
-                # in several statements (its comment: XML re-parenting). Ours is one command in one statement,
+                # in several statements (its comment: XML re-parenting). Ours are one command per statement,
                 # never shared: the copy (a third of the client's CPU per script) buys nothing, so it is the
                 # object itself (copy.deepcopy honours an instance's __deepcopy__).
                 command.__deepcopy__ = lambda _memo, same=command: same  # type: ignore[attr-defined]
@@ -166,14 +180,24 @@ class PsrpTransport(AdapterBase):
                 # The pipeline may have started on the device: the pool is no longer trustworthy.
                 self._discard()
                 raise translate(self.device, err, sent=True, spn=self._spn) from None
-            if ps.state == PSInvocationState.FAILED or (ps.had_errors and not outputs):
-                raise ScriptFailed(self.device, script.name, error_records(list(ps.streams.error)))
-            data = parse_script_output(self.device, script, list(outputs))
-            return ScriptResult(
-                data=data,
+            failed = ps.state == PSInvocationState.FAILED or ps.had_errors
+            if len(items) == 1:
+                if ps.state == PSInvocationState.FAILED or (ps.had_errors and not outputs):
+                    raise ScriptFailed(self.device, scripts[0].name, error_records(list(ps.streams.error)))
+                answers = [parse_script_output(self.device, scripts[0], list(outputs))]
+            else:
+                answers = split_script_outputs(self.device, scripts, list(outputs))
+                if not answers:
+                    if failed:
+                        raise ScriptFailed(self.device, scripts[0].name, error_records(list(ps.streams.error)))
+                    parse_script_output(self.device, scripts[0], [])  # raises: the first wrote no JSON object
+            results = [ScriptResult(data=data) for data in answers]
+            results[0] = ScriptResult(
+                data=answers[0],
                 warnings=[str(getattr(w, "message", w)) for w in ps.streams.warning],
                 verbose=[str(getattr(v, "message", v)) for v in ps.streams.verbose],
             )
+            return results
 
     def _discard(self) -> None:
         pool, self._pool = self._pool, None

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from migrator.errors import ProtocolError
+from migrator.errors import ProtocolError, RemoteError
 from migrator.inventory import Connection, DeviceEntry
 from migrator.remote.credentials import Credentials
 from migrator.remote.kerberos import spn_text
@@ -72,6 +72,45 @@ class AdapterBase:
         if self._connection.auth not in ("kerberos", "negotiate"):
             return None
         return spn_text(self._entry, self._connection)
+
+
+def run_scripts(transport: Transport, items: Sequence[tuple[Script, Mapping[str, Any] | None]]) -> list[ScriptResult]:
+    """Run scripts one after the other on a device: in one pipeline when the transport offers ``run_batch``
+    (PSRP: one statement per script, so one Command and its Receives for them all), else one run each.
+
+    The first script's failure raises as :meth:`Transport.run` does; a later one's ends the list early (what
+    already ran has answered, and what follows it was only a read riding along)."""
+    batch = getattr(transport, "run_batch", None)
+    if batch is not None:
+        results: list[ScriptResult] = batch(items)
+        return results
+    results = []
+    for index, (script, parameters) in enumerate(items):
+        try:
+            results.append(transport.run(script, parameters))
+        except RemoteError:
+            if index == 0:
+                raise
+            break
+    return results
+
+
+def split_script_outputs(device: str, scripts: Sequence[Script], outputs: list[Any]) -> list[dict[str, Any]]:
+    """The answers of scripts run as the statements of one pipeline, in order: each wrote exactly one JSON
+    object (the scripts' contract), so the n-th JSON object is the n-th script's answer. Fewer than the scripts:
+    the later ones did not finish."""
+    answers: list[dict[str, Any]] = []
+    for text in (o for o in outputs if isinstance(o, str) and o.strip()):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            continue  # other text a script wrote on its way (one script alone: "the last text wins")
+        if not isinstance(value, dict):
+            continue
+        if len(answers) == len(scripts):
+            raise ProtocolError(device, f"script {scripts[-1].name} wrote more than one JSON object")
+        answers.append(value)
+    return answers
 
 
 def parse_script_output(device: str, script: Script, outputs: list[Any]) -> dict[str, Any]:

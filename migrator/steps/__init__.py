@@ -18,7 +18,7 @@ from migrator.steps import (
     set_policy,
     snapshot_policy,
 )
-from migrator.steps._base import Step, StepInfo, run_step
+from migrator.steps._base import Step, StepInfo, run_step, run_steps
 from migrator.steps.collect_facts import CollectFacts
 from migrator.steps.delete_container import DeleteHelloContainer
 from migrator.steps.hello_state import ReadHelloState
@@ -62,4 +62,5 @@ __all__ = [
     "Step",
     "StepInfo",
     "run_step",
+    "run_steps",
 ]

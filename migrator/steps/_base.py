@@ -8,13 +8,13 @@ never sent again after the request may have reached the device (architecture rul
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from migrator.errors import ProtocolError
+from migrator.errors import ProtocolError, RemoteError
 from migrator.remote.retry import RetryPolicy, call_with_retry
-from migrator.remote.transport import Transport
+from migrator.remote.transport import Transport, run_scripts
 from migrator.scripts import Script, load
 
 R_co = TypeVar("R_co", covariant=True)
@@ -69,6 +69,34 @@ def run_step(
         on_retry=on_retry,
     )
     return step.read(transport.device, result.data)
+
+
+def run_steps(
+    transport: Transport,
+    steps: Sequence[Step[Any]],
+    *,
+    policy: RetryPolicy | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> list[Any]:
+    """Run steps one after the other in one pipeline where the transport can
+    (:func:`~migrator.remote.transport.run_scripts`) and read their answers: the first's failure raises as
+    :func:`run_step`'s would, a later step's ends the list early. Retried only if every step is idempotent."""
+    scripts = [step.info.load_script() for step in steps]
+    items = [(script, step.parameters()) for script, step in zip(scripts, steps, strict=True)]
+    idempotent = all(step.info.idempotent and script.idempotent for step, script in zip(steps, scripts, strict=True))
+    results = call_with_retry(
+        lambda: run_scripts(transport, items),
+        idempotent=idempotent,
+        policy=policy or RetryPolicy(),
+        sleep=sleep,
+    )
+    answers = [steps[0].read(transport.device, results[0].data)]
+    for step, result in zip(steps[1:], results[1:], strict=False):
+        try:
+            answers.append(step.read(transport.device, result.data))
+        except RemoteError:  # a later read that answered badly: the first step's answer stands without it
+            break
+    return answers
 
 
 # ---- reading helpers --------------------------------------------------------------------------------------

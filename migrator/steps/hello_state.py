@@ -17,6 +17,10 @@ INFO = StepInfo(
     idempotent=False,
     point_of_no_return=False,
     summary="as the user: dsregcmd /status, klist, klist cloud_debug (NgcKeyId, OnPremTgt, cloud TGT)",
+    # Journalled for the task it registers (and removes), yet it changes nothing collect_facts reads: not the
+    # policy, the containers (the PIN provider's list), the sessions nor the DC line of sight. Reading the facts
+    # again after it cost a whole collect_facts pipeline per identify and per verify.
+    changes_facts=False,
 )
 
 
