@@ -27,14 +27,18 @@ from typing import Literal
 
 from migrator.lab.fleet import generate_fleet, looks_eligible, parse_mix
 from migrator.lab.model import Device, Fleet
-from migrator.lab.server.faults import FaultKind
+from migrator.lab.server.faults import STAGES, FaultKind
 from tests.chaos.states import TARGET_DEVICE_STATES, TARGET_USER_STATES
 
 HOUR = 3600.0
 DAY = 24 * HOUR
 POOL_SEED = 7  # the generated fleet devices are picked from (60 devices; see _pool)
 POOL_SIZE = 60
-FAULT_KINDS: tuple[str, ...] = tuple(kind.value for kind in FaultKind)
+# The kinds that act on a device's WinRM listener over NTLM, the chaos fleet's transport: a Kerberos clock skew
+# (stage "kerberos") needs Kerberos sign-in and Graph throttling (stage "graph") the lab tenant, neither of which a
+# chaos wave uses, so arming them would plan faults that never fire.
+DEVICE_STAGES = ("http", "auth", "action", "exec")
+FAULT_KINDS: tuple[str, ...] = tuple(kind.value for kind in FaultKind if any(kind in STAGES[s] for s in DEVICE_STAGES))
 # Every (fault kind, device state) pair, in a fixed shuffled order so that one schedule's round-robin share mixes
 # kinds and states.
 _PAIRS = [(kind, state) for state in TARGET_DEVICE_STATES for kind in FAULT_KINDS]
