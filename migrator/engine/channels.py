@@ -40,6 +40,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from migrator.directory.client import ConnectionFactory, DirectoryClient, open_ldap_connection
@@ -54,7 +55,7 @@ from migrator.directory.groups import (
 from migrator.directory.knowledge import DirectoryKnowledge
 from migrator.directory.settings import directory_credentials, resolve_target
 from migrator.engine.device import journal_point
-from migrator.errors import DirectoryError, DirectoryUnreachable, InputError
+from migrator.errors import DirectoryError, DirectoryUnreachable, InputError, MigratorError
 from migrator.inventory import Inventory
 from migrator.logs import get_logger
 from migrator.machine.commands import RunStep
@@ -73,7 +74,8 @@ Wanted = dict[str, dict[str, bool]]  # computer name -> role -> member or not
 
 @dataclass
 class DomainChange:
-    """What one domain's change for a batch (or a rollback) did."""
+    """What one target's change for a batch (or a rollback) did: an AD domain (ad-group) or the tenant
+    (intune-group, ``entra:<tenant id>``)."""
 
     domain: str
     computers: int
@@ -82,9 +84,97 @@ class DomainChange:
     nothing_to_do: bool = False
 
 
-class AdGroupChannel:
-    """The ``ad-group`` policy channel of one wave (see the module docstring). Without a store it can only
+Roles = Mapping[str, tuple[str, bool]]  # role -> (group as the playbook names it, whether the devices go in)
+
+
+class GroupWriter:
+    """One target's connection for a :class:`GroupChannel`: reads the groups and the devices' memberships, changes
+    them, and tells the devices to fetch their policy after a change. A context manager (the connection)."""
+
+    target: str  # the journal's ``domain`` column
+
+    @property
+    def requests(self) -> int:
+        raise NotImplementedError
+
+    def __enter__(self) -> GroupWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        return None
+
+    def read(
+        self, roles: Roles, names: Sequence[str], problems: list[str]
+    ) -> tuple[dict[str, Group], dict[str, ComputerAccount]]:
+        """The groups by role and the devices (by case-folded name) with their memberships; what is missing is
+        added to ``problems``."""
+        raise NotImplementedError
+
+    def set_membership(self, group: Group, members: Sequence[ComputerAccount], *, member: bool) -> MembershipChange:
+        raise NotImplementedError
+
+    def settle(self, names: Sequence[str]) -> None:
+        """After the memberships of ``names`` are as wanted (changed, or found so): nothing for Group Policy (the
+        devices' own refresh applies it); Intune: ``syncDevice``."""
+        return None
+
+
+class _LdapWriter(GroupWriter):
+    """ad-group: one domain's directory over one LDAP connection (:mod:`migrator.directory.groups`)."""
+
+    def __init__(self, client: DirectoryClient) -> None:
+        self.client = client
+        self.target = client.domain
+
+    @property
+    def requests(self) -> int:
+        return self.client.requests
+
+    def __enter__(self) -> _LdapWriter:
+        self.client.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.client.__exit__(kind, error, trace)
+
+    def read(
+        self, roles: Roles, names: Sequence[str], problems: list[str]
+    ) -> tuple[dict[str, Group], dict[str, ComputerAccount]]:
+        groups: dict[str, Group] = {}
+        for role, (group_name, _member) in roles.items():
+            group = find_group(self.client, group_name, is_dn=is_group_dn(group_name))
+            if group is None:
+                problems.append(f"group {group_name!r} does not exist in the domain {self.client.domain}")
+            else:
+                groups[role] = group
+        computers = find_computers(self.client, names)
+        missing = [n for n in names if n.casefold() not in computers]
+        if missing:
+            problems.append(f"no computer account in the domain {self.client.domain} for {_shown(missing)}")
+        return groups, computers
+
+    def set_membership(self, group: Group, members: Sequence[ComputerAccount], *, member: bool) -> MembershipChange:
+        return set_membership(self.client, group, members, member=member)
+
+
+def _shown(names: Sequence[str]) -> str:
+    return ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+
+class GroupChannel:
+    """A policy channel that moves each batch's devices between the groups two policies are assigned to (see the
+    module docstring): the hold, the journal, in-doubt resolution and rollback; a subclass says which targets a
+    batch's devices belong to and opens a :class:`GroupWriter` on one. Without a store it can only
     :meth:`preflight` (what ``migrator plan`` does)."""
+
+    kind = ""  # the playbook's channel name
+    lost: tuple[type[MigratorError], ...] = ()  # the change may or may not have been applied: left in doubt
+    failed: tuple[type[MigratorError], ...] = ()  # refused: journalled as failed
+    waiting = ""  # why a held device waits
 
     def __init__(
         self,
@@ -96,7 +186,6 @@ class AdGroupChannel:
         wave: str = "",
         knowledge: DirectoryKnowledge | None = None,
         secrets_file: Path | None = None,
-        connection_factory: ConnectionFactory = open_ldap_connection,
     ) -> None:
         self.policy = policy
         self.inventory = inventory
@@ -105,101 +194,70 @@ class AdGroupChannel:
         self.wave = wave
         self.knowledge = knowledge or DirectoryKnowledge()
         self.secrets_file = secrets_file
-        self.connection_factory = connection_factory
-        self.requests = 0  # LDAP requests sent, every domain and batch
-        self.log = get_logger("engine.channels", wave=wave)
-        self._released: set[str] = set()  # computers moved (case-folded names)
+        self.requests = 0  # requests sent to the control plane, every target and batch
+        self.log = get_logger("engine.channels", wave=wave, channel=self.kind)
+        self._released: set[str] = set()  # devices moved (case-folded names)
         self._lock = threading.Lock()
         self._released_from_journal = False
 
     @property
     def store(self) -> Store:
         if self._store is None:
-            raise TypeError("this ad-group channel was made for a preflight only: it has no store to journal in")
+            raise TypeError(f"this {self.kind} channel was made for a preflight only: it has no store to journal in")
         return self._store
 
-    # ---- which devices, which domains ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Release what the channel holds open (the wave's end)."""
+        return None
+
+    # ---- which devices, which targets ---------------------------------------------------------------------
 
     def _roles(self) -> dict[str, tuple[str, bool]]:
         """role -> (group name as the playbook names it, whether the batch's computers go in)."""
-        assert self.policy.cloud_trust_group is not None  # the playbook's validator requires it for ad-group
+        assert self.policy.cloud_trust_group is not None  # the playbook's validator requires it for the channel
         roles = {CLOUD: (self.policy.cloud_trust_group, True)}
         if self.policy.cert_trust_group is not None:
             roles[CERT] = (self.policy.cert_trust_group, False)
         return roles
 
-    def _by_domain(self, devices: Sequence[str], problems: list[str] | None = None) -> dict[str, list[str]]:
-        """The devices to move, by domain: a device whose domain has no Entra Kerberos object (as read) is left
-        out; one without a domain is a problem (listed in ``problems``, else refused at once)."""
-        out: dict[str, list[str]] = {}
-        no_domain: list[str] = []
-        for name in devices:
-            entry = self.inventory.device(name)
-            domain = entry.domain if entry is not None else None
-            if entry is None or not domain or "." not in domain:
-                no_domain.append(name)
-                continue
-            facts = self.knowledge.domains.get(domain.casefold())
-            if facts is not None and not facts.exists:
-                continue  # no Entra Kerberos object: ineligible, its policy must not change
-            out.setdefault(domain, []).append(entry.name)
-        if no_domain:
-            shown = ", ".join(no_domain[:10]) + (f" and {len(no_domain) - 10} more" if len(no_domain) > 10 else "")
-            problem = (
-                f"the inventory names no AD domain (DNS name) for {shown}: the ad-group channel moves computer "
-                "accounts, and an Entra joined device has none (migrate it in a wave with the local channel)"
-            )
-            if problems is None:
-                raise InputError(problem)
-            problems.append(problem)
-        return out
+    def _without_entra_kerberos(self, domain: str | None) -> bool:
+        """Whether the directory says ``domain`` has no Entra Kerberos object: its devices are ineligible (their
+        machine parks them) and their policy must not change."""
+        facts = self.knowledge.domains.get(domain.casefold()) if domain else None
+        return facts is not None and not facts.exists
 
-    def _client(self, domain: str) -> DirectoryClient:
-        target = resolve_target(self.inventory, domain)
-        bind_as = directory_credentials(target, self.credentials, self.secrets_file)
-        return DirectoryClient(target, bind_as, connection_factory=self.connection_factory)
+    def _targets(self, devices: Sequence[str], problems: list[str] | None = None) -> dict[str, list[str]]:
+        """The devices to move, by target; a device that cannot be moved is a problem (listed in ``problems``,
+        else refused at once)."""
+        raise NotImplementedError
 
-    def _read(
-        self, client: DirectoryClient, names: Sequence[str], problems: list[str]
-    ) -> tuple[dict[str, Group], dict[str, ComputerAccount]]:
-        groups: dict[str, Group] = {}
-        for role, (group_name, _member) in self._roles().items():
-            group = find_group(client, group_name, is_dn=is_group_dn(group_name))
-            if group is None:
-                problems.append(f"group {group_name!r} does not exist in the domain {client.domain}")
-            else:
-                groups[role] = group
-        computers = find_computers(client, names)
-        missing = [n for n in names if n.casefold() not in computers]
-        if missing:
-            shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-            problems.append(f"no computer account in the domain {client.domain} for {shown}")
-        return groups, computers
+    def _writer(self, target: str) -> GroupWriter:
+        raise NotImplementedError
 
     # ---- preflight ----------------------------------------------------------------------------------------
 
     def preflight(self, devices: Sequence[str]) -> None:
-        """Refuse (:class:`InputError`, every problem named) a wave the channel cannot carry out: a device with no
-        AD domain, a group or computer account that does not exist. Reads only; raises :class:`DirectoryError`
-        when a domain's directory cannot be read."""
+        """Refuse (:class:`InputError`, every problem named) a wave the channel cannot carry out: a device it
+        cannot move, a group or device object that does not exist. Reads only; raises the control plane's error
+        (:class:`DirectoryError`, :class:`CloudError`) when it cannot be read."""
         problems: list[str] = []
-        for domain, names in self._by_domain(devices, problems).items():
-            client = self._client(domain)
+        for target, names in self._targets(devices, problems).items():
+            writer = self._writer(target)
             try:
-                with client:
-                    self._read(client, names, problems)
+                with writer:
+                    writer.read(self._roles(), names, problems)
             finally:
-                self.requests += client.requests
+                self.requests += writer.requests
         if problems:
-            raise InputError("the ad-group policy channel cannot run: " + "; ".join(problems))
+            raise InputError(f"the {self.kind} policy channel cannot run: " + "; ".join(problems))
 
     # ---- the batch hook -----------------------------------------------------------------------------------
 
     def start_batch(self, batch: int, devices: Sequence[str]) -> list[DomainChange]:
-        """Move the computer accounts of ``devices`` (of batch number ``batch``) that have reached their policy
-        step (preflight found them on the playbook's key or certificate path; :meth:`hold` keeps them there) and
-        have not moved yet: into the cloud trust group, out of the certificate trust group. The hook every wave
-        driver calls once a batch's devices are preflighted (module docstring)."""
+        """Move the devices of ``devices`` (of batch number ``batch``) that have reached their policy step
+        (preflight found them on the playbook's key or certificate path; :meth:`hold` keeps them there) and have
+        not moved yet: into the cloud trust group, out of the certificate trust group. The hook every wave driver
+        calls once a batch's devices are preflighted (module docstring)."""
         # One change at a time: an intent another thread of this run has in flight is not in doubt (a wave has one
         # coordinator; across processes the store's idempotency keys keep two from journalling the same change).
         with self._lock:
@@ -219,16 +277,16 @@ class AdGroupChannel:
             return []
         done = []
         entries = self.store.directory_changes(self.wave)
-        for domain, names in self._by_domain(ready).items():
-            mine = [e for e in entries if e.purpose == MIGRATE and e.domain.casefold() == domain.casefold()]
+        for target, names in self._targets(ready).items():
+            mine = [e for e in entries if e.purpose == MIGRATE and e.domain.casefold() == target.casefold()]
             wanted: Wanted = {name: {role: member for role, (_g, member) in self._roles().items()} for name in names}
             previous = [e for e in mine if e.batch == batch]
-            done.append(self._apply(domain, batch, MIGRATE, wanted, previous, [e for e in mine if e.in_doubt]))
+            done.append(self._apply(target, batch, MIGRATE, wanted, previous, [e for e in mine if e.in_doubt]))
             self._released.update(n.casefold() for n in names)
         return done
 
     def released(self, device: str) -> bool:
-        """Whether ``device``'s computer account has been moved (this run, or as the journal records)."""
+        """Whether ``device`` has been moved (this run, or as the journal records)."""
         if self._released_from_journal is False:
             self._released_from_journal = True
             for entry in self.store.directory_changes(self.wave):
@@ -243,15 +301,15 @@ class AdGroupChannel:
         return device.casefold() in self._released
 
     def hold(self, device: str, command: RunStep) -> str | None:
-        """The visit's gate: a device does not refresh its policy before its computer account has moved."""
+        """The visit's gate: a device does not refresh its policy before it has moved."""
         if command.name != REFRESH_STEP or self.released(device):
             return None
-        return "waiting for its batch's computer accounts to move to the cloud trust GPO's group"
+        return self.waiting
 
     # ---- rollback -----------------------------------------------------------------------------------------
 
     def restore(self, devices: Sequence[str] | None = None) -> list[DomainChange]:
-        """Put each computer (of ``devices``, else of the whole wave) back in the groups it was in before the
+        """Put each device (of ``devices``, else of the whole wave) back in the groups it was in before the
         wave's first change to it: journalled and audited; a second call finds nothing to do."""
         with self._lock:
             return self._restore(devices)
@@ -259,7 +317,7 @@ class AdGroupChannel:
     def _restore(self, devices: Sequence[str] | None) -> list[DomainChange]:
         entries = self.store.directory_changes(self.wave)
         chosen = {d.casefold() for d in devices} if devices is not None else None
-        before: dict[str, Wanted] = {}  # domain -> computer -> the memberships first found
+        before: dict[str, Wanted] = {}  # target -> device -> the memberships first found
         for entry in entries:
             if entry.purpose != MIGRATE:
                 continue
@@ -267,14 +325,14 @@ class AdGroupChannel:
             for name, roles in found.items() if isinstance(found, Mapping) else ():
                 if chosen is not None and name.casefold() not in chosen:
                     continue
-                per_domain = before.setdefault(entry.domain, {})
-                if name not in per_domain and isinstance(roles, Mapping):
-                    per_domain[name] = {str(r): bool(v) for r, v in roles.items()}
+                per_target = before.setdefault(entry.domain, {})
+                if name not in per_target and isinstance(roles, Mapping):
+                    per_target[name] = {str(r): bool(v) for r, v in roles.items()}
         out = []
-        for domain, wanted in before.items():
-            previous = [e for e in entries if e.purpose == ROLLBACK and e.domain.casefold() == domain.casefold()]
+        for target, wanted in before.items():
+            previous = [e for e in entries if e.purpose == ROLLBACK and e.domain.casefold() == target.casefold()]
             out.append(
-                self._apply(domain, ROLLBACK_BATCH, ROLLBACK, wanted, previous, [e for e in previous if e.in_doubt])
+                self._apply(target, ROLLBACK_BATCH, ROLLBACK, wanted, previous, [e for e in previous if e.in_doubt])
             )
         return out
 
@@ -282,26 +340,27 @@ class AdGroupChannel:
 
     def _apply(
         self,
-        domain: str,
+        target: str,
         batch: int,
         purpose: str,
         wanted: Wanted,
         previous: Sequence[DirectoryChangeRow],
         doubts: Sequence[DirectoryChangeRow],
     ) -> DomainChange:
-        """One domain's journalled change: ``previous`` are this batch's earlier entries (attempts), ``doubts``
-        every in-doubt entry of the wave for this domain and purpose, resolved first by the same read."""
+        """One target's journalled change: ``previous`` are this batch's earlier entries (attempts), ``doubts``
+        every in-doubt entry of the wave for this target and purpose, resolved first by the same read."""
         actor = self.credentials.username
-        client = self._client(domain)
-        result = DomainChange(domain, len(wanted))
-        log = self.log.bind(domain=domain, batch=batch, purpose=purpose)
+        writer = self._writer(target)
+        result = DomainChange(target, len(wanted))
+        log = self.log.bind(domain=target, batch=batch, purpose=purpose)
+        kind = self.kind
         try:
-            with client:
+            with writer:
                 problems: list[str] = []
                 doubted = [str(n) for e in doubts for n in _names(e.intent.get("wanted"))]
-                groups, computers = self._read(client, list(dict.fromkeys([*wanted, *doubted])), problems)
+                groups, computers = writer.read(self._roles(), list(dict.fromkeys([*wanted, *doubted])), problems)
                 if problems:
-                    raise InputError("the ad-group policy channel cannot run: " + "; ".join(problems))
+                    raise InputError(f"the {kind} policy channel cannot run: " + "; ".join(problems))
                 seen = {c.name: {role: c.is_in(group) for role, group in groups.items()} for c in computers.values()}
                 for doubt in doubts:
                     self._resolve(doubt, seen, actor)
@@ -310,17 +369,18 @@ class AdGroupChannel:
                 todo = {n: w for n, w in wanted.items() if any(found[n].get(r) != m for r, m in w.items())}
                 if not todo:
                     result.nothing_to_do = True
-                    log.info("ad-group: every computer already as wanted", computers=len(wanted))
+                    writer.settle(list(wanted))  # e.g. moved by a run that crashed before telling the devices
+                    log.info(f"{kind}: every device already as wanted", computers=len(wanted))
                     return result
                 attempt = 1 + len(previous)
                 label = f"batch {batch + 1}" if batch >= 0 else "rollback"
                 intent = self.store.directory_intent(
                     self.wave,
                     batch=batch,
-                    domain=domain,
+                    domain=target,
                     purpose=purpose,
                     attempt=attempt,
-                    key=f"{self.wave}/{purpose}/{batch}/{domain.casefold()}/{attempt}",
+                    key=f"{self.wave}/{purpose}/{batch}/{target.casefold()}/{attempt}",
                     intent={
                         "groups": {role: {"name": g.name, "dn": g.dn} for role, g in groups.items()},
                         "computers": {n: computers[n.casefold()].dn for n in wanted},
@@ -329,7 +389,7 @@ class AdGroupChannel:
                     },
                     audit=AuditEntry(
                         actor,
-                        f"ad-group {purpose} intended: {label}, {domain}",
+                        f"{kind} {purpose} intended: {label}, {target}",
                         before=_memberships(found, groups),
                         after=_memberships(todo, groups),
                     ),
@@ -340,16 +400,19 @@ class AdGroupChannel:
                         for member in (True, False):
                             subset = [computers[n.casefold()] for n, w in wanted.items() if w.get(role) is member]
                             if subset:
-                                result.changes.append(set_membership(client, group, subset, member=member))
-                except DirectoryUnreachable:
-                    log.warning("ad-group: the DC was lost mid-change; the next run resolves it by re-reading")
+                                result.changes.append(writer.set_membership(group, subset, member=member))
+                    # Before the outcome: a crash in between leaves the intent in doubt, and its resolution
+                    # settles the devices again (telling a device to fetch its policy twice is harmless).
+                    writer.settle(list(wanted))
+                except self.lost:
+                    log.warning(f"{kind}: the control plane was lost mid-change; the next run re-reads the groups")
                     raise
-                except DirectoryError as err:
+                except self.failed as err:
                     self.store.directory_outcome(
                         intent.id,
                         {"ok": False, "error": str(err), "changes": [c.as_json() for c in result.changes]},
                         False,
-                        audit=AuditEntry(actor, f"ad-group {purpose} failed: {label}, {domain}", after=str(err)),
+                        audit=AuditEntry(actor, f"{kind} {purpose} failed: {label}, {target}", after=str(err)),
                     )
                     journal_point("outcome")
                     raise
@@ -359,24 +422,24 @@ class AdGroupChannel:
                     True,
                     audit=AuditEntry(
                         actor,
-                        f"ad-group {purpose} done: {label}, {domain}",
+                        f"{kind} {purpose} done: {label}, {target}",
                         after=_changed(result.changes),
                     ),
                 )
                 journal_point("outcome")
                 log.info(
-                    "ad-group: memberships changed",
+                    f"{kind}: memberships changed",
                     computers=len(wanted),
                     changed={c.group.name: len(c.changed) for c in result.changes},
                     modifies=sum(c.modifies for c in result.changes),
                 )
                 return result
         finally:
-            self.requests += client.requests
+            self.requests += writer.requests
 
     def _resolve(self, doubt: DirectoryChangeRow, found: Mapping[str, Mapping[str, bool]], actor: str) -> None:
         """Settle an in-doubt change with what the fresh read shows: applied to all, some, or none of its
-        computers (the modify is never sent again for this entry; what is still to do gets a new intent)."""
+        devices (the change is never sent again for this entry; what is still to do gets a new intent)."""
         wanted = doubt.intent.get("wanted")
         wanted = wanted if isinstance(wanted, Mapping) else {}
         holds = [
@@ -392,11 +455,71 @@ class AdGroupChannel:
             doubt.id,
             summary,
             audit=AuditEntry(
-                actor, f"ad-group {doubt.purpose} resolved by re-reading: {doubt.domain}", after={"applied": applied}
+                actor,
+                f"{self.kind} {doubt.purpose} resolved by re-reading: {doubt.domain}",
+                after={"applied": applied},
             ),
         )
         journal_point("resolve")
-        self.log.info("ad-group: in-doubt change resolved by re-reading the groups", entry=doubt.id, applied=applied)
+        self.log.info(
+            f"{self.kind}: in-doubt change resolved by re-reading the groups", entry=doubt.id, applied=applied
+        )
+
+
+class AdGroupChannel(GroupChannel):
+    """The ``ad-group`` policy channel of one wave: computer accounts between GPO filter groups, per domain."""
+
+    kind = "ad-group"
+    lost = (DirectoryUnreachable,)
+    failed = (DirectoryError,)
+    waiting = "waiting for its batch's computer accounts to move to the cloud trust GPO's group"
+
+    def __init__(
+        self,
+        policy: PolicySettings,
+        inventory: Inventory,
+        credentials: Credentials,
+        *,
+        store: Store | None = None,
+        wave: str = "",
+        knowledge: DirectoryKnowledge | None = None,
+        secrets_file: Path | None = None,
+        connection_factory: ConnectionFactory = open_ldap_connection,
+    ) -> None:
+        super().__init__(
+            policy, inventory, credentials, store=store, wave=wave, knowledge=knowledge, secrets_file=secrets_file
+        )
+        self.connection_factory = connection_factory
+
+    def _targets(self, devices: Sequence[str], problems: list[str] | None = None) -> dict[str, list[str]]:
+        """The devices to move, by domain: a device whose domain has no Entra Kerberos object (as read) is left
+        out; one without a domain is a problem."""
+        out: dict[str, list[str]] = {}
+        no_domain: list[str] = []
+        for name in devices:
+            entry = self.inventory.device(name)
+            domain = entry.domain if entry is not None else None
+            if entry is None or not domain or "." not in domain:
+                no_domain.append(name)
+                continue
+            if self._without_entra_kerberos(domain):
+                continue
+            out.setdefault(domain, []).append(entry.name)
+        if no_domain:
+            problem = (
+                f"the inventory names no AD domain (DNS name) for {_shown(no_domain)}: the ad-group channel moves "
+                "computer accounts, and an Entra joined device has none (migrate it in a wave with the local "
+                "channel)"
+            )
+            if problems is None:
+                raise InputError(problem)
+            problems.append(problem)
+        return out
+
+    def _writer(self, target: str) -> GroupWriter:
+        resolved = resolve_target(self.inventory, target)
+        bind_as = directory_credentials(resolved, self.credentials, self.secrets_file)
+        return _LdapWriter(DirectoryClient(resolved, bind_as, connection_factory=self.connection_factory))
 
 
 def _names(wanted: object) -> list[str]:
