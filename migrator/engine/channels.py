@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migrator.directory.client import ConnectionFactory, DirectoryClient, open_ldap_connection
 from migrator.directory.groups import (
@@ -55,7 +55,14 @@ from migrator.directory.groups import (
 from migrator.directory.knowledge import DirectoryKnowledge
 from migrator.directory.settings import directory_credentials, resolve_target
 from migrator.engine.device import journal_point
-from migrator.errors import DirectoryError, DirectoryUnreachable, InputError, MigratorError
+from migrator.errors import (
+    CloudError,
+    CloudUnavailable,
+    DirectoryError,
+    DirectoryUnreachable,
+    InputError,
+    MigratorError,
+)
 from migrator.inventory import Inventory
 from migrator.logs import get_logger
 from migrator.machine.commands import RunStep
@@ -63,6 +70,9 @@ from migrator.playbook import Playbook, PolicySettings, is_group_dn
 from migrator.remote.credentials import Credentials
 from migrator.store import AuditEntry, Store
 from migrator.store.directory import DirectoryChangeRow
+
+if TYPE_CHECKING:
+    from migrator.cloud.client import GraphClient
 
 CLOUD, CERT = "cloud", "cert"
 MIGRATE, ROLLBACK = "migrate", "rollback"
@@ -538,6 +548,64 @@ def _memberships(states: Mapping[str, Mapping[str, bool]], groups: Mapping[str, 
     }
 
 
+class IntuneGroupChannel(GroupChannel):
+    """The ``intune-group`` policy channel of one wave: Entra device objects between the groups the Intune
+    Windows Hello for Business profiles are assigned to, then ``syncDevice`` (:mod:`migrator.cloud.groups`). The
+    whole batch is one target, the tenant (``entra:<tenant id>`` in the journal)."""
+
+    kind = "intune-group"
+    lost = (CloudUnavailable,)
+    failed = (CloudError,)
+    waiting = "waiting for its batch's Entra device objects to move to the cloud trust profile's group"
+
+    def __init__(
+        self,
+        policy: PolicySettings,
+        inventory: Inventory,
+        credentials: Credentials,
+        *,
+        store: Store | None = None,
+        wave: str = "",
+        knowledge: DirectoryKnowledge | None = None,
+        secrets_file: Path | None = None,
+        graph: GraphClient | None = None,
+    ) -> None:
+        super().__init__(
+            policy, inventory, credentials, store=store, wave=wave, knowledge=knowledge, secrets_file=secrets_file
+        )
+        self._graph = graph
+        self._own_graph = graph is None
+        self._devices: dict[str, Any] = {}  # name -> EntraDevice, read once for the wave
+
+    @property
+    def graph(self) -> GraphClient:
+        if self._graph is None:
+            from migrator.cloud.settings import open_graph  # noqa: PLC0415 - msal/httpx only for Graph waves
+
+            self._graph = open_graph(self.inventory, self.secrets_file, "the playbook's policy channel is intune-group")
+        return self._graph
+
+    def close(self) -> None:
+        if self._own_graph and self._graph is not None:
+            self._graph.close()
+            self._graph = None
+
+    def _targets(self, devices: Sequence[str], problems: list[str] | None = None) -> dict[str, list[str]]:
+        """Every device is the tenant's; one of a domain without Entra Kerberos is left out (ineligible)."""
+        names = []
+        for name in devices:
+            entry = self.inventory.device(name)
+            if entry is not None and self._without_entra_kerberos(entry.domain):
+                continue
+            names.append(entry.name if entry is not None else name)
+        return {f"entra:{self.graph.tenant}": names} if names else {}
+
+    def _writer(self, target: str) -> GroupWriter:
+        from migrator.cloud.groups import GraphGroupWriter  # noqa: PLC0415 - it imports this module
+
+        return GraphGroupWriter(self.graph, self._devices)
+
+
 def policy_channel(
     store: Store,
     wave: str,
@@ -546,9 +614,22 @@ def policy_channel(
     credentials: Credentials,
     *,
     knowledge: DirectoryKnowledge | None = None,
+    secrets_file: Path | None = None,
     connection_factory: ConnectionFactory = open_ldap_connection,
-) -> AdGroupChannel | None:
+    graph: GraphClient | None = None,
+) -> GroupChannel | None:
     """The wave's batch-level policy channel, or None when its playbook's channel acts per device only."""
+    if playbook.policy.channel == "intune-group":
+        return IntuneGroupChannel(
+            playbook.policy,
+            inventory,
+            credentials,
+            store=store,
+            wave=wave,
+            knowledge=knowledge,
+            secrets_file=secrets_file,
+            graph=graph,
+        )
     if playbook.policy.channel != "ad-group":
         return None
     return AdGroupChannel(
@@ -558,5 +639,27 @@ def policy_channel(
         store=store,
         wave=wave,
         knowledge=knowledge,
+        secrets_file=secrets_file,
         connection_factory=connection_factory,
     )
+
+
+def preflight_channel(
+    playbook: Playbook,
+    inventory: Inventory,
+    credentials: Credentials,
+    devices: Sequence[str],
+    *,
+    knowledge: DirectoryKnowledge | None = None,
+    secrets_file: Path | None = None,
+) -> None:
+    """``migrator plan``: the playbook's group channel (if any) refuses what it could not carry out; reads only."""
+    kinds: dict[str, type[GroupChannel]] = {"ad-group": AdGroupChannel, "intune-group": IntuneGroupChannel}
+    kind = kinds.get(playbook.policy.channel)
+    if kind is None:
+        return
+    channel = kind(playbook.policy, inventory, credentials, knowledge=knowledge, secrets_file=secrets_file)
+    try:
+        channel.preflight(devices)
+    finally:
+        channel.close()
