@@ -351,6 +351,7 @@ def plan_wave(
         wait_for_waiting=wait_for_waiting,
         lease_seconds=lease_seconds,
         directory=directory,
+        secrets_file=secrets_file,
         graph=wave_graph(inventory, playbook, secrets_file),
     )
     return WavePlan(runner, inventory, playbook, created, insecure, directory)
@@ -480,6 +481,7 @@ def resumable_waves(
             wait_for_waiting=wait_for_waiting,
             lease_seconds=lease_seconds,
             directory=directory,
+            secrets_file=secrets_file,
             graph=wave_graph(inventory, playbook, secrets_file),
         )
         plans.append(WavePlan(runner, inventory, playbook, False, insecure, directory))
