@@ -22,7 +22,7 @@ from migrator.cloud.client import GraphClient, RetryPolicy
 from migrator.cloud.settings import GraphSettings
 from migrator.engine.channels import MIGRATE, IntuneGroupChannel
 from migrator.engine.service import WaveRequest, plan_wave
-from migrator.errors import CloudUnavailable
+from migrator.errors import CloudUnavailable, InputError
 from migrator.inventory import load_inventory
 from migrator.lab import policy as policy_mod
 from migrator.lab.fleet import generate_fleet, parse_mix
@@ -279,3 +279,49 @@ def test_an_in_doubt_group_change_is_resolved_by_re_reading(lab: tuple[LabRuntim
         assert CLOUD_GROUP in groups and CERT_GROUP not in groups, name
     assert all(channel.released(n) for n in names)
     assert store.verify_audit().ok
+
+
+def test_a_member_added_meanwhile_is_settled_and_a_deleted_device_refused(
+    lab: tuple[LabRuntime, Path], tmp_path: Path
+) -> None:
+    """An admin adds a device to the cloud trust group between the channel's read and its add: Graph answers 400,
+    the group is read again and the device recorded as already there. A device whose Entra object an admin deleted
+    is refused by preflight, named, before any group changes."""
+    runtime, inventory = lab
+    names = [d.name for d in runtime.fleet.devices if _managed(d) and CLOUD_GROUP not in _groups(runtime, d.name)][:3]
+    assert len(names) == 3
+    store = Store.open(tmp_path / "state")
+    store.create_wave("w", playbook_name="intune-group", playbook_hash=content_hash("x"), change_ticket="CHG-1")
+    store.enroll("w", names)
+    for name in names:
+        store.transition(name, "pending", "policy", "preflight_done")
+    cloud, cert = _ids(runtime)
+    policy = PolicySettings(channel="intune-group", cloud_trust_group=cloud, cert_trust_group=cert)
+    inv = load_inventory(inventory)
+    credentials = load_credentials(inventory.parent / "lab-secrets.env")
+    with _graph(runtime) as graph:
+        real_add = graph.add_group_member
+        meddled: list[str] = []
+
+        def admin_first(group_id: str, object_id: str) -> None:
+            if not meddled:
+                meddled.append(object_id)
+                runtime.tenant.add_member(CLOUD_GROUP, object_id)
+            real_add(group_id, object_id)
+
+        graph.add_group_member = admin_first  # type: ignore[method-assign]
+        (change,) = IntuneGroupChannel(policy, inv, credentials, store=store, wave="w", graph=graph).start_batch(
+            0, names
+        )
+    added = next(c for c in change.changes if c.member)
+    assert len(added.already) == 1 and len(added.changed) == 2, added
+    assert all(CLOUD_GROUP in _groups(runtime, n) for n in names)
+    (entry,) = store.directory_changes("w")
+    assert entry.status == "done"
+
+    gone = next(d.name for d in runtime.fleet.devices if _managed(d) and d.name not in names)
+    runtime.tenant.delete_device(gone)
+    before = {n: _groups(runtime, n) for n in names}
+    with _graph(runtime) as graph, pytest.raises(InputError, match=f"no Entra device object named {gone}"):
+        IntuneGroupChannel(policy, inv, credentials, graph=graph).preflight([*names, gone])
+    assert {n: _groups(runtime, n) for n in names} == before
