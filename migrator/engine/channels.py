@@ -1,4 +1,12 @@
-"""Policy channels that act on the control plane per batch: ``ad-group`` (GPO security filtering by AD group).
+"""Policy channels that act on the control plane per batch: ``ad-group`` (GPO security filtering by AD group) and
+``intune-group`` (Intune profiles assigned to Entra groups).
+
+Both are a :class:`GroupChannel` (the hold, the journal, in-doubt resolution, rollback) with a :class:`GroupWriter`
+per target: :class:`AdGroupChannel` writes one AD domain's groups over LDAP (below); :class:`IntuneGroupChannel`
+writes the tenant's groups through Microsoft Graph (:mod:`migrator.cloud.groups`: ``$ref`` adds and removes, then
+``syncDevice`` per device before the outcome is journalled), all of a batch's devices being one target,
+``entra:<tenant id>``. What follows describes ``ad-group``; ``intune-group`` is the same with Entra device objects
+for computer accounts, a group's members for ``memberOf``, and a 400/404 from Graph for AD's "already so" answers.
 
 Theory of operation
 -------------------

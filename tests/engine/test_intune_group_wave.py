@@ -193,8 +193,8 @@ def test_an_intune_group_wave_migrates_managed_devices_and_survives_check_ins(
 
 
 def test_run_refuses_a_missing_group_before_anything_changes(lab: tuple[LabRuntime, Path], tmp_path: Path) -> None:
-    """`migrator run` with the shipped playbook (placeholder group ids the tenant does not have): exit 2, the group
-    and the tenant named, no wave in the store and no membership changed."""
+    """`migrator run` and `migrator plan` with the shipped playbook (placeholder group ids the tenant does not
+    have): exit 2, the group and the tenant named, no wave in the store and no membership changed."""
     runtime, inventory = lab
     names = [d.name for d in runtime.fleet.devices if _managed(d)][:2]
     before = {n: _groups(runtime, n) for n in names}
@@ -221,6 +221,22 @@ def test_run_refuses_a_missing_group_before_anything_changes(lab: tuple[LabRunti
     assert "group '00000000-0000-0000-0000-0000000000c1' does not exist in the tenant" in said
     with Store.open(state) as store:
         assert store.list_waves() == []
+    planned = CliRunner().invoke(
+        app,
+        [
+            "plan",
+            "-i",
+            str(inventory),
+            "--playbook",
+            "intune-group-to-cloud-kerberos",
+            "--limit",
+            ",".join(names),
+            "--secrets",
+            str(inventory.parent / "lab-secrets.env"),
+        ],
+    )
+    assert planned.exit_code == 2, planned.output
+    assert "group '00000000-0000-0000-0000-0000000000c1' does not exist" in " ".join(planned.output.split())
     assert {n: _groups(runtime, n) for n in names} == before
 
 
