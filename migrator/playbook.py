@@ -100,6 +100,9 @@ def check_group_name(value: Any) -> str:
     )
 
 
+_OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
 def is_group_dn(name: str) -> bool:
     return bool(_GROUP_DN.match(name))
 
@@ -111,12 +114,16 @@ class PolicySettings(_Strict):
     # local: the orchestrator writes the policy registry values itself (HKLM\SOFTWARE\Policies\...);
     # external: GPO/Intune deploys them; the orchestrator forces a refresh and waits until they are effective;
     # ad-group: the wave moves each batch's computer accounts between the GPO filter groups (into
-    # cloud_trust_group, out of cert_trust_group) before its devices' refresh_policy step, then as external.
-    channel: Literal["local", "external", "ad-group"] = "local"
+    # cloud_trust_group, out of cert_trust_group) before its devices' refresh_policy step, then as external;
+    # intune-group: the same with the batch's Entra device objects and the groups the Intune Windows Hello for
+    # Business profiles are assigned to, then syncDevice (migrator.cloud.groups).
+    channel: Literal["local", "external", "ad-group", "intune-group"] = "local"
     require_security_device: bool = True
     refresh_deadline: Wait = 3600.0  # external and ad-group channels: how long to wait for the policy to arrive
     # ad-group: the security filter of the GPO that sets cloud Kerberos trust (required), and of the GPO that sets
-    # certificate trust (optional: a wave of key trust devices has none to leave).
+    # certificate trust (optional: a wave of key trust devices has none to leave). intune-group: the Entra groups
+    # (by object id: a displayName need not be unique in Entra ID) the cloud trust and the certificate trust
+    # profiles are assigned to.
     cloud_trust_group: GroupName | None = None
     cert_trust_group: GroupName | None = None
 
@@ -126,8 +133,23 @@ class PolicySettings(_Strict):
             raise ValueError(
                 "the ad-group channel needs cloud_trust_group: the group the cloud trust GPO is filtered to"
             )
-        if self.channel != "ad-group" and (self.cloud_trust_group or self.cert_trust_group):
-            raise ValueError("cloud_trust_group and cert_trust_group only apply to the ad-group channel")
+        if self.channel == "intune-group":
+            if self.cloud_trust_group is None:
+                raise ValueError(
+                    "the intune-group channel needs cloud_trust_group: the object id of the Entra group the cloud "
+                    "trust profile is assigned to"
+                )
+            for field_name in ("cloud_trust_group", "cert_trust_group"):
+                value = getattr(self, field_name)
+                if value is not None and not _OBJECT_ID.match(value):
+                    raise ValueError(
+                        f"{field_name}: {clip(value, 80)!r} is not an Entra group object id (a GUID such as "
+                        "0b6e5c52-3a7d-4c1e-9f2a-7d4b2c1e8a90; Entra ID > Groups > the group > Object ID)"
+                    )
+        if not self.by_group and (self.cloud_trust_group or self.cert_trust_group):
+            raise ValueError(
+                "cloud_trust_group and cert_trust_group only apply to the ad-group and intune-group channels"
+            )
         if (
             self.cert_trust_group is not None
             and self.cloud_trust_group is not None
@@ -139,7 +161,12 @@ class PolicySettings(_Strict):
     @property
     def by_refresh(self) -> bool:
         """Whether the policy arrives through a refresh (GPO/Intune), not from the orchestrator's registry writes."""
-        return self.channel in ("external", "ad-group")
+        return self.channel in ("external", "ad-group", "intune-group")
+
+    @property
+    def by_group(self) -> bool:
+        """Whether the wave moves each batch between the groups the policies are assigned to."""
+        return self.channel in ("ad-group", "intune-group")
 
 
 class Waits(_Strict):
@@ -217,10 +244,10 @@ class Playbook(_Strict):
             raise ValueError("the certificate trust path needs 'disable_cert_trust' with the local policy channel")
         if self.policy.by_refresh and "refresh_policy" not in listed:
             raise ValueError(f"the {self.policy.channel} policy channel needs 'refresh_policy' to wait for GPO/Intune")
-        if self.policy.channel == "ad-group" and listed & {"disable_cert_trust", "enable_cloud_trust"}:
+        if self.policy.by_group and listed & {"disable_cert_trust", "enable_cloud_trust"}:
             raise ValueError(
-                "the ad-group policy channel writes no registry value: leave out 'disable_cert_trust' and "
-                "'enable_cloud_trust' (the GPOs filtered to the groups deliver them)"
+                f"the {self.policy.channel} policy channel writes no registry value: leave out 'disable_cert_trust' "
+                "and 'enable_cloud_trust' (the GPOs or Intune profiles assigned to the groups deliver them)"
             )
         return self
 

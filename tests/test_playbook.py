@@ -15,9 +15,12 @@ def test_shipped_playbooks_load() -> None:
     assert builtin_names() == [
         "ad-group-to-cloud-kerberos",
         "cert-trust-to-cloud-kerberos",
+        "intune-group-to-cloud-kerberos",
         "key-trust-to-cloud-kerberos",
         "to-cloud-kerberos",
     ]
+    intune = load_playbook("intune-group-to-cloud-kerberos").policy
+    assert (intune.channel, intune.by_refresh, intune.by_group) == ("intune-group", True, True)
     groups = load_playbook("ad-group-to-cloud-kerberos").policy
     assert (groups.channel, groups.cloud_trust_group, groups.cert_trust_group, groups.by_refresh) == (
         "ad-group",
@@ -57,7 +60,10 @@ AD_GROUP = "name: p\npath: auto\nsteps: [preflight, refresh_policy, confirm_poli
         (BASE + "waits:\n  user_deadline: 400d\n", "line 5, column 3: waits.user_deadline: Input should be less than"),
         # The ad-group channel needs its cloud trust group, a valid group name, refresh_policy and no registry step.
         (AD_GROUP + "policy: {channel: ad-group}\n", "needs cloud_trust_group"),
-        (AD_GROUP + "policy: {channel: local, cloud_trust_group: G}\n", "only apply to the ad-group channel"),
+        (AD_GROUP + "policy: {channel: local, cloud_trust_group: G}\n", "only apply to the ad-group and intune"),
+        # intune-group names Entra groups by object id.
+        (AD_GROUP + "policy: {channel: intune-group}\n", "object id of the Entra group"),
+        (AD_GROUP + "policy: {channel: intune-group, cloud_trust_group: Hello}\n", "not an Entra group object id"),
         (AD_GROUP + "policy: {channel: ad-group, cloud_trust_group: 'a/b'}\n", "policy.cloud_trust_group"),
         (AD_GROUP + "policy: {channel: ad-group, cloud_trust_group: G, cert_trust_group: g}\n", "the same group"),
         (

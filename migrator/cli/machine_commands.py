@@ -93,10 +93,13 @@ def rollback(
     waves = sorted({r.wave for r in rows if r.wave is not None})
     try:
         for name in waves:
-            # The ad-group channel's group changes first: the devices' GPOs follow their groups at the next refresh.
-            channel = policy_channel(store, name, chosen, items, credentials)
+            # A group channel's changes first: the devices' GPOs / Intune profiles follow their groups.
+            channel = policy_channel(store, name, chosen, items, credentials, secrets_file=secrets)
             if channel is not None:
-                memberships.extend(channel.restore([r.name for r in rows if r.wave == name]))
+                try:
+                    memberships.extend(channel.restore([r.name for r in rows if r.wave == name]))
+                finally:
+                    channel.close()
     except MigratorError as err:
         err_console.print(f"[red]group memberships not restored: {escape(str(err))}[/red]")
         store.close()

@@ -30,7 +30,7 @@ from rich.text import Text
 from migrator.cli.probe import probe_devices
 from migrator.cli.storeopt import StoreOption, open_command_store
 from migrator.directory.knowledge import DirectoryKnowledge, announce_failures, read_directory
-from migrator.engine.channels import AdGroupChannel
+from migrator.engine.channels import preflight_channel
 from migrator.engine.service import RealClock, WaveRequest, load_wave_inputs, plan_wave, resumable_waves
 from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner, run_waves
 from migrator.engine.wavestore import StoreWaves
@@ -418,15 +418,16 @@ def plan_command(
         insecure = insecure_devices(inv, devices)
         # Once, before any device: Entra Kerberos per domain and who it never serves (--entra-kerberos wins).
         directory = read_directory(inv, credentials, devices=[d.name for d in devices], secrets_file=secrets)
-        if book.policy.channel == "ad-group":  # its groups and computer accounts exist, or the plan says which not
-            AdGroupChannel(
-                book.policy,
-                inv,
-                credentials,
-                knowledge=directory,
-                overrides=_parse_entra_kerberos(entra_kerberos or []),
-                secrets_file=secrets,
-            ).preflight([d.name for d in devices])
+        # A group channel's groups and device objects exist, or the plan says which not.
+        preflight_channel(
+            book,
+            inv,
+            credentials,
+            [d.name for d in devices],
+            knowledge=directory,
+            overrides=_parse_entra_kerberos(entra_kerberos or []),
+            secrets_file=secrets,
+        )
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
     warn_insecure(insecure, "plan")

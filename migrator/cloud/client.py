@@ -306,6 +306,10 @@ class GraphClient:
         found = list(self.pages("devices", {"$filter": f"deviceId eq '{_odata_string(device_id)}'"}))
         return found[0] if found else None
 
+    def entra_devices_named(self, display_name: str) -> list[dict[str, Any]]:
+        """The Entra device objects whose ``displayName`` is ``display_name`` (a stale duplicate makes two)."""
+        return list(self.pages("devices", {"$filter": f"displayName eq '{_odata_string(display_name)}'"}))
+
     def managed_device(self, azure_ad_device_id: str) -> dict[str, Any] | None:
         found = list(
             self.pages(

@@ -13,12 +13,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from migrator.errors import InputError
 from migrator.inventory import Inventory
+from migrator.logs import register_secret
 from migrator.remote.credentials import read_env_file
+
+if TYPE_CHECKING:
+    from migrator.cloud.client import GraphClient
 
 CLIENT_ID_VAR = "MIGRATOR_GRAPH_CLIENT_ID"
 CLIENT_SECRET_VAR = "MIGRATOR_GRAPH_CLIENT_SECRET"  # noqa: S105 - the variable's name, not a secret
@@ -96,3 +101,18 @@ def _relative(inventory: Inventory, text: str | None) -> Path | None:
         return None
     path = Path(text)
     return path if path.is_absolute() else inventory.path.parent / path
+
+
+def open_graph(inventory: Inventory, secrets_file: Path | None, why: str) -> GraphClient:
+    """A Graph client for ``inventory``'s tenant and app; :class:`InputError` naming ``why`` (what needs it) when
+    the inventory or the secrets do not say which tenant and app."""
+    settings = graph_settings(inventory, secrets_file)
+    if settings is None:
+        raise InputError(f"{why}, but {inventory.path} has no entra: section (tenant_id, client_id)")
+    if settings.secret is not None:
+        register_secret(settings.secret.get_secret_value())
+    # msal and httpx (and the requests msal brings) are imported here, as the device adapters are in
+    # migrator.remote: only a wave that reaches Graph pays for them, not `pause`, `status` or `approve`.
+    from migrator.cloud.client import GraphClient  # noqa: PLC0415
+
+    return GraphClient(settings)

@@ -1,4 +1,12 @@
-"""Policy channels that act on the control plane per batch: ``ad-group`` (GPO security filtering by AD group).
+"""Policy channels that act on the control plane per batch: ``ad-group`` (GPO security filtering by AD group) and
+``intune-group`` (Intune profiles assigned to Entra groups).
+
+Both are a :class:`GroupChannel` (the hold, the journal, in-doubt resolution, rollback) with a :class:`GroupWriter`
+per target: :class:`AdGroupChannel` writes one AD domain's groups over LDAP (below); :class:`IntuneGroupChannel`
+writes the tenant's groups through Microsoft Graph (:mod:`migrator.cloud.groups`: ``$ref`` adds and removes, then
+``syncDevice`` per device before the outcome is journalled), all of a batch's devices being one target,
+``entra:<tenant id>``. What follows describes ``ad-group``; ``intune-group`` is the same with Entra device objects
+for computer accounts, a group's members for ``memberOf``, and a 400/404 from Graph for AD's "already so" answers.
 
 Theory of operation
 -------------------
@@ -26,7 +34,9 @@ Per domain of the batch (the inventory's ``domain`` of each device), over one LD
    and AD's "already there" / "not there" answers are settled per computer by re-reading;
 5. journal and audit the outcome. A DC lost mid-way leaves the intent in doubt for the next run (step 2).
 
-Directory requests are O(domains × batches), never O(devices). :meth:`AdGroupChannel.preflight`,
+Directory requests are O(domains × batches), never O(devices). At preflight, devices in a domain the directory (or
+the admin's ``--entra-kerberos``) says has no Entra Kerberos object are left out (their machine parks them
+ineligible); once a device has run its preflight, its machine decides. :meth:`AdGroupChannel.preflight`,
 called before a wave is created (``run``) or a plan is shown (``plan``), refuses a missing group, a missing
 computer account or a device with no AD domain (Entra joined: no computer account) with :class:`InputError`
 naming them, before anything is written. :meth:`AdGroupChannel.restore` (``migrator rollback``) puts each
@@ -39,7 +49,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from migrator.directory.client import ConnectionFactory, DirectoryClient, open_ldap_connection
 from migrator.directory.groups import (
@@ -53,7 +64,14 @@ from migrator.directory.groups import (
 from migrator.directory.knowledge import DirectoryKnowledge
 from migrator.directory.settings import directory_credentials, resolve_target
 from migrator.engine.device import journal_point
-from migrator.errors import DirectoryError, DirectoryUnreachable, InputError
+from migrator.errors import (
+    CloudError,
+    CloudUnavailable,
+    DirectoryError,
+    DirectoryUnreachable,
+    InputError,
+    MigratorError,
+)
 from migrator.inventory import Inventory
 from migrator.logs import get_logger
 from migrator.machine.commands import RunStep
@@ -61,6 +79,9 @@ from migrator.playbook import Playbook, PolicySettings, is_group_dn
 from migrator.remote.credentials import Credentials
 from migrator.store import AuditEntry, Store
 from migrator.store.directory import DirectoryChangeRow
+
+if TYPE_CHECKING:
+    from migrator.cloud.client import GraphClient
 
 CLOUD, CERT = "cloud", "cert"
 MIGRATE, ROLLBACK = "migrate", "rollback"
@@ -72,7 +93,8 @@ Wanted = dict[str, dict[str, bool]]  # computer name -> role -> member or not
 
 @dataclass
 class DomainChange:
-    """What one domain's change for a batch (or a rollback) did."""
+    """What one target's change for a batch (or a rollback) did: an AD domain (ad-group) or the tenant
+    (intune-group, ``entra:<tenant id>``)."""
 
     domain: str
     computers: int
@@ -81,9 +103,97 @@ class DomainChange:
     nothing_to_do: bool = False
 
 
-class AdGroupChannel:
-    """The ``ad-group`` policy channel of one wave (see the module docstring). Without a store it can only
+Roles = Mapping[str, tuple[str, bool]]  # role -> (group as the playbook names it, whether the devices go in)
+
+
+class GroupWriter:
+    """One target's connection for a :class:`GroupChannel`: reads the groups and the devices' memberships, changes
+    them, and tells the devices to fetch their policy after a change. A context manager (the connection)."""
+
+    target: str  # the journal's ``domain`` column
+
+    @property
+    def requests(self) -> int:
+        raise NotImplementedError
+
+    def __enter__(self) -> GroupWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        return None
+
+    def read(
+        self, roles: Roles, names: Sequence[str], problems: list[str]
+    ) -> tuple[dict[str, Group], dict[str, ComputerAccount]]:
+        """The groups by role and the devices (by case-folded name) with their memberships; what is missing is
+        added to ``problems``."""
+        raise NotImplementedError
+
+    def set_membership(self, group: Group, members: Sequence[ComputerAccount], *, member: bool) -> MembershipChange:
+        raise NotImplementedError
+
+    def settle(self, names: Sequence[str]) -> None:
+        """After the memberships of ``names`` are as wanted (changed, or found so): nothing for Group Policy (the
+        devices' own refresh applies it); Intune: ``syncDevice``."""
+        return None
+
+
+class _LdapWriter(GroupWriter):
+    """ad-group: one domain's directory over one LDAP connection (:mod:`migrator.directory.groups`)."""
+
+    def __init__(self, client: DirectoryClient) -> None:
+        self.client = client
+        self.target = client.domain
+
+    @property
+    def requests(self) -> int:
+        return self.client.requests
+
+    def __enter__(self) -> _LdapWriter:
+        self.client.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.client.__exit__(kind, error, trace)
+
+    def read(
+        self, roles: Roles, names: Sequence[str], problems: list[str]
+    ) -> tuple[dict[str, Group], dict[str, ComputerAccount]]:
+        groups: dict[str, Group] = {}
+        for role, (group_name, _member) in roles.items():
+            group = find_group(self.client, group_name, is_dn=is_group_dn(group_name))
+            if group is None:
+                problems.append(f"group {group_name!r} does not exist in the domain {self.client.domain}")
+            else:
+                groups[role] = group
+        computers = find_computers(self.client, names)
+        missing = [n for n in names if n.casefold() not in computers]
+        if missing:
+            problems.append(f"no computer account in the domain {self.client.domain} for {_shown(missing)}")
+        return groups, computers
+
+    def set_membership(self, group: Group, members: Sequence[ComputerAccount], *, member: bool) -> MembershipChange:
+        return set_membership(self.client, group, members, member=member)
+
+
+def _shown(names: Sequence[str]) -> str:
+    return ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+
+class GroupChannel:
+    """A policy channel that moves each batch's devices between the groups two policies are assigned to (see the
+    module docstring): the hold, the journal, in-doubt resolution and rollback; a subclass says which targets a
+    batch's devices belong to and opens a :class:`GroupWriter` on one. Without a store it can only
     :meth:`preflight` (what ``migrator plan`` does)."""
+
+    kind = ""  # the playbook's channel name
+    lost: tuple[type[MigratorError], ...] = ()  # the change may or may not have been applied: left in doubt
+    failed: tuple[type[MigratorError], ...] = ()  # refused: journalled as failed
+    waiting = ""  # why a held device waits
 
     def __init__(
         self,
@@ -96,7 +206,6 @@ class AdGroupChannel:
         knowledge: DirectoryKnowledge | None = None,
         overrides: Mapping[str, bool] | None = None,
         secrets_file: Path | None = None,
-        connection_factory: ConnectionFactory = open_ldap_connection,
     ) -> None:
         """``knowledge``: what the wave read from the directory; ``overrides``: the admin's ``--entra-kerberos``."""
         self.policy = policy
@@ -107,105 +216,73 @@ class AdGroupChannel:
         self.wave = wave
         self.knowledge = knowledge or DirectoryKnowledge()
         self.secrets_file = secrets_file
-        self.connection_factory = connection_factory
-        self.requests = 0  # LDAP requests sent, every domain and batch
-        self.log = get_logger("engine.channels", wave=wave)
-        self._released: set[str] = set()  # computers moved (case-folded names)
+        self.requests = 0  # requests sent to the control plane, every target and batch
+        self.log = get_logger("engine.channels", wave=wave, channel=self.kind)
+        self._released: set[str] = set()  # devices moved (case-folded names)
         self._lock = threading.Lock()
         self._released_from_journal = False
 
     @property
     def store(self) -> Store:
         if self._store is None:
-            raise TypeError("this ad-group channel was made for a preflight only: it has no store to journal in")
+            raise TypeError(f"this {self.kind} channel was made for a preflight only: it has no store to journal in")
         return self._store
 
-    # ---- which devices, which domains ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Release what the channel holds open (the wave's end)."""
+        return None
+
+    # ---- which devices, which targets ---------------------------------------------------------------------
 
     def _roles(self) -> dict[str, tuple[str, bool]]:
         """role -> (group name as the playbook names it, whether the batch's computers go in)."""
-        assert self.policy.cloud_trust_group is not None  # the playbook's validator requires it for ad-group
+        assert self.policy.cloud_trust_group is not None  # the playbook's validator requires it for the channel
         roles = {CLOUD: (self.policy.cloud_trust_group, True)}
         if self.policy.cert_trust_group is not None:
             roles[CERT] = (self.policy.cert_trust_group, False)
         return roles
 
-    def _by_domain(
+    def _without_entra_kerberos(self, domain: str | None) -> bool:
+        """Whether the directory (or the admin's ``--entra-kerberos``, which wins) says ``domain`` has no Entra
+        Kerberos object: its devices will be parked ineligible and their policy must not change."""
+        return bool(domain) and self.knowledge.path_settings(self.overrides).entra_kerberos_for(str(domain)) is False
+
+    def _targets(
         self, devices: Sequence[str], problems: list[str] | None = None, *, eligible_only: bool = False
     ) -> dict[str, list[str]]:
-        """The devices by domain; one without a domain is a problem (listed in ``problems``, else refused at
-        once). ``eligible_only`` (preflight, before any device is read) leaves out a device whose domain has no
-        Entra Kerberos object as the directory and the admin's ``--entra-kerberos`` say: it will be parked
-        ineligible, so its domain needs no groups. Once preflight has run, the machine decided (a device that
-        reached its policy step moves)."""
-        out: dict[str, list[str]] = {}
-        no_domain: list[str] = []
-        for name in devices:
-            entry = self.inventory.device(name)
-            domain = entry.domain if entry is not None else None
-            if entry is None or not domain or "." not in domain:
-                no_domain.append(name)
-                continue
-            if eligible_only and self.knowledge.path_settings(self.overrides).entra_kerberos_for(domain) is False:
-                continue
-            out.setdefault(domain, []).append(entry.name)
-        if no_domain:
-            shown = ", ".join(no_domain[:10]) + (f" and {len(no_domain) - 10} more" if len(no_domain) > 10 else "")
-            problem = (
-                f"the inventory names no AD domain (DNS name) for {shown}: the ad-group channel moves computer "
-                "accounts, and an Entra joined device has none (migrate it in a wave with the local channel)"
-            )
-            if problems is None:
-                raise InputError(problem)
-            problems.append(problem)
-        return out
+        """The devices to move, by target; a device that cannot be moved is a problem (listed in ``problems``,
+        else refused at once). ``eligible_only`` (preflight, before any device is read) leaves out a device whose
+        domain has no Entra Kerberos object: it will be parked ineligible, so its target needs no groups. Once
+        preflight has run, the machine decided (a device that reached its policy step moves)."""
+        raise NotImplementedError
 
-    def _client(self, domain: str) -> DirectoryClient:
-        target = resolve_target(self.inventory, domain)
-        bind_as = directory_credentials(target, self.credentials, self.secrets_file)
-        return DirectoryClient(target, bind_as, connection_factory=self.connection_factory)
-
-    def _read(
-        self, client: DirectoryClient, names: Sequence[str], problems: list[str]
-    ) -> tuple[dict[str, Group], dict[str, ComputerAccount]]:
-        groups: dict[str, Group] = {}
-        for role, (group_name, _member) in self._roles().items():
-            group = find_group(client, group_name, is_dn=is_group_dn(group_name))
-            if group is None:
-                problems.append(f"group {group_name!r} does not exist in the domain {client.domain}")
-            else:
-                groups[role] = group
-        computers = find_computers(client, names)
-        missing = [n for n in names if n.casefold() not in computers]
-        if missing:
-            shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-            problems.append(f"no computer account in the domain {client.domain} for {shown}")
-        return groups, computers
+    def _writer(self, target: str) -> GroupWriter:
+        raise NotImplementedError
 
     # ---- preflight ----------------------------------------------------------------------------------------
 
     def preflight(self, devices: Sequence[str]) -> None:
-        """Refuse (:class:`InputError`, every problem named) a wave the channel cannot carry out: a device with no
-        AD domain, a group or computer account that does not exist. Reads only; raises :class:`DirectoryError`
-        when a domain's directory cannot be read."""
+        """Refuse (:class:`InputError`, every problem named) a wave the channel cannot carry out: a device it
+        cannot move, a group or device object that does not exist. Reads only; raises the control plane's error
+        (:class:`DirectoryError`, :class:`CloudError`) when it cannot be read."""
         problems: list[str] = []
-        for domain, names in self._by_domain(devices, problems, eligible_only=True).items():
-            client = self._client(domain)
+        for target, names in self._targets(devices, problems, eligible_only=True).items():
+            writer = self._writer(target)
             try:
-                with client:
-                    self._read(client, names, problems)
+                with writer:
+                    writer.read(self._roles(), names, problems)
             finally:
-                self.requests += client.requests
+                self.requests += writer.requests
         if problems:
-            raise InputError("the ad-group policy channel cannot run: " + "; ".join(problems))
+            raise InputError(f"the {self.kind} policy channel cannot run: " + "; ".join(problems))
 
     # ---- the batch hook -----------------------------------------------------------------------------------
 
     def start_batch(self, batch: int, devices: Sequence[str]) -> list[DomainChange]:
-        """Move the computer accounts of ``devices`` (of batch number ``batch``) that have reached their policy
-        step (preflight found them on the playbook's key or certificate path; :meth:`hold` keeps them there) and
-        have not moved yet: into the cloud trust group, out of the certificate trust group. The hook every wave
-        driver calls once a batch's devices are preflighted (module docstring)."""
+        """Move the devices of ``devices`` (of batch number ``batch``) that have reached their policy step
+        (preflight found them on the playbook's key or certificate path; :meth:`hold` keeps them there) and have
+        not moved yet: into the cloud trust group, out of the certificate trust group. The hook every wave driver
+        calls once a batch's devices are preflighted (module docstring)."""
         # One change at a time: an intent another thread of this run has in flight is not in doubt (a wave has one
         # coordinator; across processes the store's idempotency keys keep two from journalling the same change).
         with self._lock:
@@ -225,16 +302,16 @@ class AdGroupChannel:
             return []
         done = []
         entries = self.store.directory_changes(self.wave)
-        for domain, names in self._by_domain(ready).items():
-            mine = [e for e in entries if e.purpose == MIGRATE and e.domain.casefold() == domain.casefold()]
+        for target, names in self._targets(ready).items():
+            mine = [e for e in entries if e.purpose == MIGRATE and e.domain.casefold() == target.casefold()]
             wanted: Wanted = {name: {role: member for role, (_g, member) in self._roles().items()} for name in names}
             previous = [e for e in mine if e.batch == batch]
-            done.append(self._apply(domain, batch, MIGRATE, wanted, previous, [e for e in mine if e.in_doubt]))
+            done.append(self._apply(target, batch, MIGRATE, wanted, previous, [e for e in mine if e.in_doubt]))
             self._released.update(n.casefold() for n in names)
         return done
 
     def released(self, device: str) -> bool:
-        """Whether ``device``'s computer account has been moved (this run, or as the journal records)."""
+        """Whether ``device`` has been moved (this run, or as the journal records)."""
         if self._released_from_journal is False:
             self._released_from_journal = True
             for entry in self.store.directory_changes(self.wave):
@@ -249,15 +326,15 @@ class AdGroupChannel:
         return device.casefold() in self._released
 
     def hold(self, device: str, command: RunStep) -> str | None:
-        """The visit's gate: a device does not refresh its policy before its computer account has moved."""
+        """The visit's gate: a device does not refresh its policy before it has moved."""
         if command.name != REFRESH_STEP or self.released(device):
             return None
-        return "waiting for its batch's computer accounts to move to the cloud trust GPO's group"
+        return self.waiting
 
     # ---- rollback -----------------------------------------------------------------------------------------
 
     def restore(self, devices: Sequence[str] | None = None) -> list[DomainChange]:
-        """Put each computer (of ``devices``, else of the whole wave) back in the groups it was in before the
+        """Put each device (of ``devices``, else of the whole wave) back in the groups it was in before the
         wave's first change to it: journalled and audited; a second call finds nothing to do."""
         with self._lock:
             return self._restore(devices)
@@ -265,7 +342,7 @@ class AdGroupChannel:
     def _restore(self, devices: Sequence[str] | None) -> list[DomainChange]:
         entries = self.store.directory_changes(self.wave)
         chosen = {d.casefold() for d in devices} if devices is not None else None
-        before: dict[str, Wanted] = {}  # domain -> computer -> the memberships first found
+        before: dict[str, Wanted] = {}  # target -> device -> the memberships first found
         for entry in entries:
             if entry.purpose != MIGRATE:
                 continue
@@ -273,14 +350,14 @@ class AdGroupChannel:
             for name, roles in found.items() if isinstance(found, Mapping) else ():
                 if chosen is not None and name.casefold() not in chosen:
                     continue
-                per_domain = before.setdefault(entry.domain, {})
-                if name not in per_domain and isinstance(roles, Mapping):
-                    per_domain[name] = {str(r): bool(v) for r, v in roles.items()}
+                per_target = before.setdefault(entry.domain, {})
+                if name not in per_target and isinstance(roles, Mapping):
+                    per_target[name] = {str(r): bool(v) for r, v in roles.items()}
         out = []
-        for domain, wanted in before.items():
-            previous = [e for e in entries if e.purpose == ROLLBACK and e.domain.casefold() == domain.casefold()]
+        for target, wanted in before.items():
+            previous = [e for e in entries if e.purpose == ROLLBACK and e.domain.casefold() == target.casefold()]
             out.append(
-                self._apply(domain, ROLLBACK_BATCH, ROLLBACK, wanted, previous, [e for e in previous if e.in_doubt])
+                self._apply(target, ROLLBACK_BATCH, ROLLBACK, wanted, previous, [e for e in previous if e.in_doubt])
             )
         return out
 
@@ -288,26 +365,27 @@ class AdGroupChannel:
 
     def _apply(
         self,
-        domain: str,
+        target: str,
         batch: int,
         purpose: str,
         wanted: Wanted,
         previous: Sequence[DirectoryChangeRow],
         doubts: Sequence[DirectoryChangeRow],
     ) -> DomainChange:
-        """One domain's journalled change: ``previous`` are this batch's earlier entries (attempts), ``doubts``
-        every in-doubt entry of the wave for this domain and purpose, resolved first by the same read."""
+        """One target's journalled change: ``previous`` are this batch's earlier entries (attempts), ``doubts``
+        every in-doubt entry of the wave for this target and purpose, resolved first by the same read."""
         actor = self.credentials.username
-        client = self._client(domain)
-        result = DomainChange(domain, len(wanted))
-        log = self.log.bind(domain=domain, batch=batch, purpose=purpose)
+        writer = self._writer(target)
+        result = DomainChange(target, len(wanted))
+        log = self.log.bind(domain=target, batch=batch, purpose=purpose)
+        kind = self.kind
         try:
-            with client:
+            with writer:
                 problems: list[str] = []
                 doubted = [str(n) for e in doubts for n in _names(e.intent.get("wanted"))]
-                groups, computers = self._read(client, list(dict.fromkeys([*wanted, *doubted])), problems)
+                groups, computers = writer.read(self._roles(), list(dict.fromkeys([*wanted, *doubted])), problems)
                 if problems:
-                    raise InputError("the ad-group policy channel cannot run: " + "; ".join(problems))
+                    raise InputError(f"the {kind} policy channel cannot run: " + "; ".join(problems))
                 seen = {c.name: {role: c.is_in(group) for role, group in groups.items()} for c in computers.values()}
                 for doubt in doubts:
                     self._resolve(doubt, seen, actor)
@@ -316,17 +394,18 @@ class AdGroupChannel:
                 todo = {n: w for n, w in wanted.items() if any(found[n].get(r) != m for r, m in w.items())}
                 if not todo:
                     result.nothing_to_do = True
-                    log.info("ad-group: every computer already as wanted", computers=len(wanted))
+                    writer.settle(list(wanted))  # e.g. moved by a run that crashed before telling the devices
+                    log.info(f"{kind}: every device already as wanted", computers=len(wanted))
                     return result
                 attempt = 1 + len(previous)
                 label = f"batch {batch + 1}" if batch >= 0 else "rollback"
                 intent = self.store.directory_intent(
                     self.wave,
                     batch=batch,
-                    domain=domain,
+                    domain=target,
                     purpose=purpose,
                     attempt=attempt,
-                    key=f"{self.wave}/{purpose}/{batch}/{domain.casefold()}/{attempt}",
+                    key=f"{self.wave}/{purpose}/{batch}/{target.casefold()}/{attempt}",
                     intent={
                         "groups": {role: {"name": g.name, "dn": g.dn} for role, g in groups.items()},
                         "computers": {n: computers[n.casefold()].dn for n in wanted},
@@ -335,7 +414,7 @@ class AdGroupChannel:
                     },
                     audit=AuditEntry(
                         actor,
-                        f"ad-group {purpose} intended: {label}, {domain}",
+                        f"{kind} {purpose} intended: {label}, {target}",
                         before=_memberships(found, groups),
                         after=_memberships(todo, groups),
                     ),
@@ -346,16 +425,19 @@ class AdGroupChannel:
                         for member in (True, False):
                             subset = [computers[n.casefold()] for n, w in wanted.items() if w.get(role) is member]
                             if subset:
-                                result.changes.append(set_membership(client, group, subset, member=member))
-                except DirectoryUnreachable:
-                    log.warning("ad-group: the DC was lost mid-change; the next run resolves it by re-reading")
+                                result.changes.append(writer.set_membership(group, subset, member=member))
+                    # Before the outcome: a crash in between leaves the intent in doubt, and its resolution
+                    # settles the devices again (telling a device to fetch its policy twice is harmless).
+                    writer.settle(list(wanted))
+                except self.lost:
+                    log.warning(f"{kind}: the control plane was lost mid-change; the next run re-reads the groups")
                     raise
-                except DirectoryError as err:
+                except self.failed as err:
                     self.store.directory_outcome(
                         intent.id,
                         {"ok": False, "error": str(err), "changes": [c.as_json() for c in result.changes]},
                         False,
-                        audit=AuditEntry(actor, f"ad-group {purpose} failed: {label}, {domain}", after=str(err)),
+                        audit=AuditEntry(actor, f"{kind} {purpose} failed: {label}, {target}", after=str(err)),
                     )
                     journal_point("outcome")
                     raise
@@ -365,24 +447,24 @@ class AdGroupChannel:
                     True,
                     audit=AuditEntry(
                         actor,
-                        f"ad-group {purpose} done: {label}, {domain}",
+                        f"{kind} {purpose} done: {label}, {target}",
                         after=_changed(result.changes),
                     ),
                 )
                 journal_point("outcome")
                 log.info(
-                    "ad-group: memberships changed",
+                    f"{kind}: memberships changed",
                     computers=len(wanted),
                     changed={c.group.name: len(c.changed) for c in result.changes},
                     modifies=sum(c.modifies for c in result.changes),
                 )
                 return result
         finally:
-            self.requests += client.requests
+            self.requests += writer.requests
 
     def _resolve(self, doubt: DirectoryChangeRow, found: Mapping[str, Mapping[str, bool]], actor: str) -> None:
         """Settle an in-doubt change with what the fresh read shows: applied to all, some, or none of its
-        computers (the modify is never sent again for this entry; what is still to do gets a new intent)."""
+        devices (the change is never sent again for this entry; what is still to do gets a new intent)."""
         wanted = doubt.intent.get("wanted")
         wanted = wanted if isinstance(wanted, Mapping) else {}
         holds = [
@@ -398,11 +480,81 @@ class AdGroupChannel:
             doubt.id,
             summary,
             audit=AuditEntry(
-                actor, f"ad-group {doubt.purpose} resolved by re-reading: {doubt.domain}", after={"applied": applied}
+                actor,
+                f"{self.kind} {doubt.purpose} resolved by re-reading: {doubt.domain}",
+                after={"applied": applied},
             ),
         )
         journal_point("resolve")
-        self.log.info("ad-group: in-doubt change resolved by re-reading the groups", entry=doubt.id, applied=applied)
+        self.log.info(
+            f"{self.kind}: in-doubt change resolved by re-reading the groups", entry=doubt.id, applied=applied
+        )
+
+
+class AdGroupChannel(GroupChannel):
+    """The ``ad-group`` policy channel of one wave: computer accounts between GPO filter groups, per domain."""
+
+    kind = "ad-group"
+    lost = (DirectoryUnreachable,)
+    failed = (DirectoryError,)
+    waiting = "waiting for its batch's computer accounts to move to the cloud trust GPO's group"
+
+    def __init__(
+        self,
+        policy: PolicySettings,
+        inventory: Inventory,
+        credentials: Credentials,
+        *,
+        store: Store | None = None,
+        wave: str = "",
+        knowledge: DirectoryKnowledge | None = None,
+        overrides: Mapping[str, bool] | None = None,
+        secrets_file: Path | None = None,
+        connection_factory: ConnectionFactory = open_ldap_connection,
+    ) -> None:
+        super().__init__(
+            policy,
+            inventory,
+            credentials,
+            store=store,
+            wave=wave,
+            knowledge=knowledge,
+            overrides=overrides,
+            secrets_file=secrets_file,
+        )
+        self.connection_factory = connection_factory
+
+    def _targets(
+        self, devices: Sequence[str], problems: list[str] | None = None, *, eligible_only: bool = False
+    ) -> dict[str, list[str]]:
+        """The devices to move, by domain (see :meth:`GroupChannel._targets`); one without a domain is a
+        problem."""
+        out: dict[str, list[str]] = {}
+        no_domain: list[str] = []
+        for name in devices:
+            entry = self.inventory.device(name)
+            domain = entry.domain if entry is not None else None
+            if entry is None or not domain or "." not in domain:
+                no_domain.append(name)
+                continue
+            if eligible_only and self._without_entra_kerberos(domain):
+                continue
+            out.setdefault(domain, []).append(entry.name)
+        if no_domain:
+            problem = (
+                f"the inventory names no AD domain (DNS name) for {_shown(no_domain)}: the ad-group channel moves "
+                "computer accounts, and an Entra joined device has none (migrate it in a wave with the local "
+                "channel)"
+            )
+            if problems is None:
+                raise InputError(problem)
+            problems.append(problem)
+        return out
+
+    def _writer(self, target: str) -> GroupWriter:
+        resolved = resolve_target(self.inventory, target)
+        bind_as = directory_credentials(resolved, self.credentials, self.secrets_file)
+        return _LdapWriter(DirectoryClient(resolved, bind_as, connection_factory=self.connection_factory))
 
 
 def _names(wanted: object) -> list[str]:
@@ -421,6 +573,74 @@ def _memberships(states: Mapping[str, Mapping[str, bool]], groups: Mapping[str, 
     }
 
 
+class IntuneGroupChannel(GroupChannel):
+    """The ``intune-group`` policy channel of one wave: Entra device objects between the groups the Intune
+    Windows Hello for Business profiles are assigned to, then ``syncDevice`` (:mod:`migrator.cloud.groups`). The
+    whole batch is one target, the tenant (``entra:<tenant id>`` in the journal)."""
+
+    kind = "intune-group"
+    lost = (CloudUnavailable,)
+    failed = (CloudError,)
+    waiting = "waiting for its batch's Entra device objects to move to the cloud trust profile's group"
+
+    def __init__(
+        self,
+        policy: PolicySettings,
+        inventory: Inventory,
+        credentials: Credentials,
+        *,
+        store: Store | None = None,
+        wave: str = "",
+        knowledge: DirectoryKnowledge | None = None,
+        overrides: Mapping[str, bool] | None = None,
+        secrets_file: Path | None = None,
+        graph: GraphClient | None = None,
+    ) -> None:
+        super().__init__(
+            policy,
+            inventory,
+            credentials,
+            store=store,
+            wave=wave,
+            knowledge=knowledge,
+            overrides=overrides,
+            secrets_file=secrets_file,
+        )
+        self._graph = graph
+        self._own_graph = graph is None
+        self._devices: dict[str, Any] = {}  # name -> EntraDevice, read once for the wave
+
+    @property
+    def graph(self) -> GraphClient:
+        if self._graph is None:
+            from migrator.cloud.settings import open_graph  # noqa: PLC0415 - msal/httpx only for Graph waves
+
+            self._graph = open_graph(self.inventory, self.secrets_file, "the playbook's policy channel is intune-group")
+        return self._graph
+
+    def close(self) -> None:
+        if self._own_graph and self._graph is not None:
+            self._graph.close()
+            self._graph = None
+
+    def _targets(
+        self, devices: Sequence[str], problems: list[str] | None = None, *, eligible_only: bool = False
+    ) -> dict[str, list[str]]:
+        """Every device is the tenant's (see :meth:`GroupChannel._targets`)."""
+        names = []
+        for name in devices:
+            entry = self.inventory.device(name)
+            if eligible_only and entry is not None and self._without_entra_kerberos(entry.domain):
+                continue
+            names.append(entry.name if entry is not None else name)
+        return {f"entra:{self.graph.tenant}": names} if names else {}
+
+    def _writer(self, target: str) -> GroupWriter:
+        from migrator.cloud.groups import GraphGroupWriter  # noqa: PLC0415 - it imports this module
+
+        return GraphGroupWriter(self.graph, self._devices)
+
+
 def policy_channel(
     store: Store,
     wave: str,
@@ -430,9 +650,23 @@ def policy_channel(
     *,
     knowledge: DirectoryKnowledge | None = None,
     overrides: Mapping[str, bool] | None = None,
+    secrets_file: Path | None = None,
     connection_factory: ConnectionFactory = open_ldap_connection,
-) -> AdGroupChannel | None:
+    graph: GraphClient | None = None,
+) -> GroupChannel | None:
     """The wave's batch-level policy channel, or None when its playbook's channel acts per device only."""
+    if playbook.policy.channel == "intune-group":
+        return IntuneGroupChannel(
+            playbook.policy,
+            inventory,
+            credentials,
+            store=store,
+            wave=wave,
+            knowledge=knowledge,
+            overrides=overrides,
+            secrets_file=secrets_file,
+            graph=graph,
+        )
     if playbook.policy.channel != "ad-group":
         return None
     return AdGroupChannel(
@@ -443,5 +677,30 @@ def policy_channel(
         wave=wave,
         knowledge=knowledge,
         overrides=overrides,
+        secrets_file=secrets_file,
         connection_factory=connection_factory,
     )
+
+
+def preflight_channel(
+    playbook: Playbook,
+    inventory: Inventory,
+    credentials: Credentials,
+    devices: Sequence[str],
+    *,
+    knowledge: DirectoryKnowledge | None = None,
+    overrides: Mapping[str, bool] | None = None,
+    secrets_file: Path | None = None,
+) -> None:
+    """``migrator plan``: the playbook's group channel (if any) refuses what it could not carry out; reads only."""
+    kinds: dict[str, type[GroupChannel]] = {"ad-group": AdGroupChannel, "intune-group": IntuneGroupChannel}
+    kind = kinds.get(playbook.policy.channel)
+    if kind is None:
+        return
+    channel = kind(
+        playbook.policy, inventory, credentials, knowledge=knowledge, overrides=overrides, secrets_file=secrets_file
+    )
+    try:
+        channel.preflight(devices)
+    finally:
+        channel.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrator.cloud.cleanup import StaleKeyCleanup
-from migrator.cloud.settings import graph_settings
+from migrator.cloud.settings import open_graph
 from migrator.directory.knowledge import DirectoryKnowledge, announce_failures, read_directory
 from migrator.directory.settings import check_directory_settings
 from migrator.engine import device as driver
@@ -34,7 +34,7 @@ from migrator.engine.wavestore import StoreWaves
 from migrator.errors import CloudError, InputError
 from migrator.facts import PathSettings
 from migrator.inventory import Inventory, load_inventory
-from migrator.logs import get_logger, register_secret
+from migrator.logs import get_logger
 from migrator.machine.table import REMOVE_STALE_HELLO_KEY
 from migrator.playbook import Playbook, builtin_path, load_playbook
 from migrator.remote import open_transport
@@ -183,7 +183,16 @@ def build_runner(
     # A channel that changes the control plane per batch (ad-group): it holds each device before its policy step
     # and moves the batch's computer accounts when the runner says the batch is preflighted.
     overrides = {str(k): bool(v) for k, v in dict(settings.get("entra_kerberos", {})).items()}
-    channel = policy_channel(store, name, playbook, inventory, credentials, knowledge=directory, overrides=overrides)
+    channel = policy_channel(
+        store,
+        name,
+        playbook,
+        inventory,
+        credentials,
+        knowledge=directory,
+        overrides=overrides,
+        secrets_file=secrets_file,
+    )
 
     def visit(device: str) -> VisitOutcome:
         entry = inventory.device(device)
@@ -237,6 +246,8 @@ def build_runner(
     runner.on_end.append(leases.release_all)
     if graph is not None:
         runner.on_end.append(graph.close)
+    if channel is not None:
+        runner.on_end.append(channel.close)
     runner.on_idle.append(pool.close_idle)
     # What the store already knows (a resumed wave): final devices are not visited again.
     for row in store.list_devices(wave=name):
@@ -263,19 +274,7 @@ def wave_graph(inventory: Inventory, playbook: Playbook, secrets: Path | None) -
     playbook asks for it and the inventory or the secrets do not say which tenant and app."""
     if not playbook.entra.remove_stale_hello_keys:
         return None
-    settings = graph_settings(inventory, secrets)
-    if settings is None:
-        raise InputError(
-            f"the playbook sets entra: remove_stale_hello_keys, but {inventory.path} has no entra: section "
-            "(tenant_id, client_id)"
-        )
-    if settings.secret is not None:
-        register_secret(settings.secret.get_secret_value())
-    # msal and httpx (and the requests msal brings) are imported here, as the device adapters are in
-    # migrator.remote: only a wave that reaches Graph pays for them, not `pause`, `status` or `approve`.
-    from migrator.cloud.client import GraphClient  # noqa: PLC0415
-
-    return GraphClient(settings)
+    return open_graph(inventory, secrets, "the playbook sets entra: remove_stale_hello_keys")
 
 
 def load_wave_inputs(request: WaveRequest) -> WaveInputs:
@@ -329,10 +328,20 @@ def plan_wave(
         # A channel that will change the directory checks its groups and computer accounts first: a missing one
         # is refused here, before the wave is written.
         channel = policy_channel(
-            store, name, playbook, inventory, credentials, knowledge=directory, overrides=request.entra_kerberos
+            store,
+            name,
+            playbook,
+            inventory,
+            credentials,
+            knowledge=directory,
+            overrides=request.entra_kerberos,
+            secrets_file=secrets_file,
         )
         if channel is not None:
-            channel.preflight(devices)
+            try:
+                channel.preflight(devices)
+            finally:
+                channel.close()
         store.create_wave(
             name,
             playbook_name=playbook.name,
@@ -357,6 +366,7 @@ def plan_wave(
         wait_for_waiting=wait_for_waiting,
         lease_seconds=lease_seconds,
         directory=directory,
+        secrets_file=secrets_file,
         graph=wave_graph(inventory, playbook, secrets_file),
     )
     return WavePlan(runner, inventory, playbook, created, insecure, directory)
@@ -486,6 +496,7 @@ def resumable_waves(
             wait_for_waiting=wait_for_waiting,
             lease_seconds=lease_seconds,
             directory=directory,
+            secrets_file=secrets_file,
             graph=wave_graph(inventory, playbook, secrets_file),
         )
         plans.append(WavePlan(runner, inventory, playbook, False, insecure, directory))

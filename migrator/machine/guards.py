@@ -217,7 +217,10 @@ GUARDS: dict[str, tuple[Guard, str]] = {
         _security_device_ok,
         "no hardware security device required (device policy and playbook), or a TPM read in this visit as usable",
     ),
-    "external_channel": (lambda i: i.playbook.policy.by_refresh, "policy comes from GPO/Intune (external, ad-group)"),
+    "external_channel": (
+        lambda i: i.playbook.policy.by_refresh,
+        "policy comes from GPO/Intune (external, ad-group, intune-group)",
+    ),
     "policy_deadline_passed": (_policy_deadline_passed, "policy.refresh_deadline passed since the first refresh"),
     "every_user_migrated": (lambda i: all(s == "migrated" for s in i.user_states), "every tracked user migrated"),
     "users_finished": (lambda i: all(s in USER_SETTLED for s in i.user_states), "no user has work left"),

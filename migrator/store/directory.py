@@ -1,12 +1,13 @@
-"""The directory-change aggregate: a wave's changes to AD group membership, journalled and audited.
+"""The directory-change aggregate: a wave's changes to group membership (AD or Entra ID), journalled and audited.
 
 A device's steps are journalled per device (:mod:`.journal`); a policy channel that moves a whole batch's
-computer accounts between GPO filter groups (``ad-group``) changes the control plane once per domain and batch,
-so its journal is the wave's: :meth:`DirectoryChangesMixin.directory_intent` commits the intent (with the
-memberships read before, which rollback restores) before any LDAP modify is sent, and
+computer accounts between GPO filter groups (``ad-group``), or its Entra device objects between the groups Intune's
+profiles are assigned to (``intune-group``: ``domain`` is then ``entra:<tenant id>``), changes the control plane
+once per target and batch, so its journal is the wave's: :meth:`DirectoryChangesMixin.directory_intent` commits
+the intent (with the memberships read before, which rollback restores) before any change is sent, and
 :meth:`~DirectoryChangesMixin.directory_outcome` / :meth:`~DirectoryChangesMixin.directory_resolve` record what the
-DC answered, or what re-reading the groups showed after a crash. Both append to the hash-chained audit log in the
-same transaction (architecture rule 9: control-plane changes are side effects like any device step).
+DC or Graph answered, or what re-reading the groups showed after a crash. Both append to the hash-chained audit
+log in the same transaction (architecture rule 9: control-plane changes are side effects like any device step).
 """
 
 from __future__ import annotations
