@@ -1,0 +1,150 @@
+"""Preflight's Entra ID reads against the lab tenant through unmodified msal + httpx: the Windows Hello for Business
+enrollment policy, the device objects in batches of 15, each user's Hello methods once; a deleted or disabled device
+object recorded clearly; a part that cannot be read recorded, the rest still read."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from migrator.cloud.client import GraphClient, RetryPolicy
+from migrator.cloud.knowledge import DeviceQuery, read_tenant
+from migrator.cloud.settings import GraphSettings
+from migrator.lab.clock import VirtualClock
+from migrator.lab.graph import GraphServer, GraphTenant, normal_key_id
+from migrator.lab.model import Device, EnrollmentHello
+from migrator.lab.runtime import new_lab
+from migrator.lab.server.certs import LabCA
+from tests.lab.conftest import T0, make_device, make_fleet, make_user
+from tests.loopback import free_addresses
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+DEVICES = 20  # two batches of the `in` filter (15 + 5)
+
+
+@dataclass
+class Tenant:
+    tenant: GraphTenant
+    server: GraphServer
+    devices: list[Device]
+
+    def graph(self, secret: str | None = None) -> GraphClient:
+        settings = GraphSettings(
+            tenant_id=self.tenant.tenant_id,
+            client_id=self.server.client_id,
+            authority=self.server.authority,
+            graph_url=self.server.url,
+            ca_bundle=self.server.ca_bundle,
+            secret=SecretStr(secret or self.server.client_secret),
+        )
+        return GraphClient(settings, sleep=lambda _s: None, retry=RetryPolicy(attempts=2, initial_wait=0.01))
+
+    def queries(self) -> list[DeviceQuery]:
+        return [DeviceQuery(d.name, d.device_id, tuple(u.sid for u in d.users)) for d in self.devices]
+
+
+@pytest.fixture
+def lab_tenant(tmp_path: Path) -> Iterator[Tenant]:
+    """20 hybrid devices, each with two users; the user ``shared`` has a profile on every one of them."""
+    devices = []
+    for n in range(DEVICES):
+        device = make_device(
+            f"PC-{n:04d}", users=[make_user(f"user{n}", 2000 + n, "cert"), make_user("shared", 1999, "cert")]
+        )
+        device.device_id = str(uuid.uuid5(uuid.NAMESPACE_OID, device.name))
+        device.mdm_enrolled = True
+        devices.append(device)
+    lab = new_lab(make_fleet(devices), VirtualClock(T0))
+    tenant = GraphTenant(lab, check_ins=False)
+    server = GraphServer(tenant, LabCA(tmp_path / "ca"), address=free_addresses(1)[0])
+    server.start()
+    try:
+        yield Tenant(tenant, server, devices)
+    finally:
+        server.stop()
+
+
+def test_the_lab_serves_the_enrollment_configurations_to_httpx(lab_tenant: Tenant) -> None:
+    """Graph's list of enrollment configurations, typed; the Windows Hello one seeded from the fleet (Intune in use:
+    enabled, TPM required as every enrolled device has one) and changed by an admin."""
+    with lab_tenant.graph() as graph:
+        items = graph.enrollment_configurations()
+        hello = [i for i in items if i["@odata.type"].endswith("deviceEnrollmentWindowsHelloForBusinessConfiguration")]
+        assert len(hello) == 1 and len(items) == 2
+        assert hello[0]["state"] == "enabled" and hello[0]["securityDeviceRequired"] is True
+        assert hello[0]["pinMinimumLength"] == 6 and hello[0]["id"].endswith("_DefaultWindowsHelloForBusiness")
+        lab_tenant.tenant.set_enrollment_hello(EnrollmentHello(state="disabled"))
+        knowledge = read_tenant(graph, [])
+    assert knowledge.enrollment is not None and knowledge.enrollment.state == "disabled"
+    assert "does not provision" in knowledge.enrollment.at_reenrollment()
+    assert knowledge.requests == 1
+
+
+def test_preflight_reads_are_batched_once_per_wave(lab_tenant: Tenant) -> None:
+    """1 request for the enrollment policy, 2 for 20 device objects (15 per `in` filter), 2 per distinct user."""
+    with lab_tenant.graph() as graph:
+        knowledge = read_tenant(graph, lab_tenant.queries())
+    users = DEVICES + 1  # each device's own user, and `shared` read once for all twenty devices
+    assert knowledge.requests == 1 + 2 + 2 * users
+    assert lab_tenant.server.service.requests["GET devices"] == 2
+    assert lab_tenant.server.service.requests["GET deviceEnrollmentConfigurations"] == 1
+    assert not knowledge.failures
+    device = lab_tenant.devices[3]
+    finding = knowledge.finding(lab_tenant.queries()[3])
+    assert finding["device_object"] == "present" and finding["device_problem"] is None
+    assert finding["device_object_id"] == lab_tenant.tenant.device_object_id(device)
+    own = device.users[0]
+    methods = finding["users"][own.sid]["hello_methods"]
+    assert [m["key_id"] for m in methods] == [normal_key_id(own.container.key_id)]  # type: ignore[union-attr]
+    assert methods[0]["created"] and methods[0]["device"] == device.name
+    shared = finding["users"][device.users[1].sid]["hello_methods"]
+    assert len(shared) == DEVICES  # one key per device the shared user provisioned on
+    policy = finding["enrollment_policy"]
+    assert policy["state"] == "enabled" and "cloud Kerberos trust" in policy["at_reenrollment"]
+
+
+def test_a_deleted_or_disabled_device_object_is_a_clear_finding(lab_tenant: Tenant) -> None:
+    deleted, disabled = lab_tenant.devices[0], lab_tenant.devices[16]
+    lab_tenant.tenant.delete_device(deleted.name)
+    lab_tenant.tenant.disable_device(disabled.name)
+    with lab_tenant.graph() as graph:
+        knowledge = read_tenant(graph, lab_tenant.queries())
+    gone = knowledge.finding(lab_tenant.queries()[0])
+    assert gone["device_object"] == "missing" and gone["device_object_id"] is None
+    assert f"no device object with deviceId {deleted.device_id}" in gone["device_problem"]
+    assert "Primary Refresh Token" in gone["device_problem"]
+    # the user's methods are still read: the key stays registered after the device object is deleted
+    assert gone["users"][deleted.users[0].sid]["hello_methods"]
+    off = knowledge.finding(lab_tenant.queries()[16])
+    assert off["device_object"] == "disabled" and "accountEnabled false" in off["device_problem"]
+    unregistered = knowledge.finding(DeviceQuery("PC-9999", None, ()))
+    assert unregistered["device_object"] == "not_registered"
+
+
+def test_a_missing_permission_is_recorded_and_the_rest_still_read(lab_tenant: Tenant) -> None:
+    """An app without DeviceManagementServiceConfig.Read.All: the enrollment part is a recorded 403, the devices
+    and users are read; nothing raises."""
+    registration = lab_tenant.server.app_registration
+    registration.roles = frozenset(r for r in registration.roles if not r.startswith("DeviceManagementServiceConfig"))
+    with lab_tenant.graph() as graph:
+        knowledge = read_tenant(graph, lab_tenant.queries()[:2])
+    assert knowledge.enrollment is None
+    assert "403" in knowledge.failures["enrollment"]
+    finding = knowledge.finding(lab_tenant.queries()[0])
+    assert finding["device_object"] == "present" and finding["failures"] == {
+        "enrollment": knowledge.failures["enrollment"]
+    }
+
+
+def test_an_unreadable_device_batch_is_unknown_not_missing(lab_tenant: Tenant) -> None:
+    """Devices not answered (the token refused) are ``unknown``, never reported as deleted."""
+    with lab_tenant.graph(secret="wrong") as graph:
+        knowledge = read_tenant(graph, lab_tenant.queries()[:1])
+    finding = knowledge.finding(lab_tenant.queries()[0])
+    assert finding["device_object"] == "unknown" and "devices" in knowledge.failures
