@@ -26,6 +26,12 @@ outlasted the retries, the tenant down) is recorded in :attr:`TenantKnowledge.fa
 other parts are still read, and :meth:`TenantKnowledge.finding` says per device what is known and what is not.
 The findings are plain JSON-able data for the device's record and the report; :attr:`TenantKnowledge.requests`
 counts the Graph requests sent.
+
+:func:`preflight_wave` does it for a wave from what the store recorded: the latest facts of each of the wave's
+devices give the queries, one :func:`read_tenant` reads them all, and each device's finding is appended to the
+audit log (action ``entra-preflight``): append-only and hash-chained, so a later read adds a finding and never
+replaces one, and a device whose Entra object is gone is a recorded finding, not an error. The report shows the
+latest finding of each device ("Entra ID at preflight").
 """
 
 from __future__ import annotations
@@ -37,10 +43,12 @@ from typing import TYPE_CHECKING, Any
 from migrator.errors import CloudError
 from migrator.facts import DeviceFacts
 from migrator.logs import get_logger
+from migrator.store import AuditEntry, Store
 
 if TYPE_CHECKING:  # the client (msal, httpx) is loaded by whoever builds one
     from migrator.cloud.client import GraphClient
 
+AUDIT_ACTION = "entra-preflight"
 HELLO_ENROLLMENT_TYPE = "#microsoft.graph.deviceEnrollmentWindowsHelloForBusinessConfiguration"
 IN_BATCH = 15  # Graph's limit on the values of an OData ``in`` filter
 
@@ -259,3 +267,52 @@ def _int(value: Any) -> int | None:
 
 def _bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
+
+
+def wave_queries(store: Store, wave: str) -> list[DeviceQuery]:
+    """The wave's devices as their latest recorded facts report them (devices without facts are left out: they
+    have not been preflighted yet)."""
+    queries = []
+    for row in store.list_devices(wave=wave):
+        snapshot = store.latest_facts(row.name)
+        if snapshot is None:
+            continue
+        facts = snapshot.facts
+        device_id = facts.get("device_id")
+        users = facts.get("users")
+        sids = tuple(
+            str(u["sid"]) for u in (users if isinstance(users, list) else []) if isinstance(u, dict) and u.get("sid")
+        )
+        queries.append(DeviceQuery(row.name, str(device_id) if device_id else None, sids))
+    return queries
+
+
+def record_findings(
+    store: Store,
+    knowledge: TenantKnowledge,
+    queries: Iterable[DeviceQuery],
+    *,
+    actor: str,
+    change_ticket: str | None = None,
+) -> None:
+    """Each device's finding, appended to the audit log (module docstring)."""
+    for query in queries:
+        store.append_audit(
+            AuditEntry(
+                actor, AUDIT_ACTION, device=query.name, change_ticket=change_ticket, after=knowledge.finding(query)
+            )
+        )
+
+
+def preflight_wave(
+    store: Store, graph: GraphClient, wave: str, *, actor: str, change_ticket: str | None = None
+) -> TenantKnowledge:
+    """Read Entra ID once for the wave's preflighted devices and record each device's finding."""
+    queries = wave_queries(store, wave)
+    knowledge = read_tenant(graph, queries)
+    record_findings(store, knowledge, queries, actor=actor, change_ticket=change_ticket)
+    problems = {q.name: knowledge.device_state(q.device_id) for q in queries}
+    flagged = {name: state for name, state in problems.items() if state not in ("present", "not_registered")}
+    if flagged:
+        get_logger("cloud.knowledge", wave=wave).warning("Entra device objects to look at", devices=flagged)
+    return knowledge

@@ -13,13 +13,16 @@ import pytest
 from pydantic import SecretStr
 
 from migrator.cloud.client import GraphClient, RetryPolicy
-from migrator.cloud.knowledge import DeviceQuery, read_tenant
+from migrator.cloud.knowledge import AUDIT_ACTION, DeviceQuery, preflight_wave, read_tenant
 from migrator.cloud.settings import GraphSettings
+from migrator.facts import DeviceFacts, UserFacts
 from migrator.lab.clock import VirtualClock
 from migrator.lab.graph import GraphServer, GraphTenant, normal_key_id
 from migrator.lab.model import Device, EnrollmentHello
 from migrator.lab.runtime import new_lab
 from migrator.lab.server.certs import LabCA
+from migrator.report import collect_report, render_html
+from migrator.store import Store, content_hash
 from tests.lab.conftest import T0, make_device, make_fleet, make_user
 from tests.loopback import free_addresses
 
@@ -148,3 +151,41 @@ def test_an_unreadable_device_batch_is_unknown_not_missing(lab_tenant: Tenant) -
         knowledge = read_tenant(graph, lab_tenant.queries()[:1])
     finding = knowledge.finding(lab_tenant.queries()[0])
     assert finding["device_object"] == "unknown" and "devices" in knowledge.failures
+
+
+def test_a_wave_records_each_device_finding_and_the_report_shows_them(lab_tenant: Tenant, tmp_path: Path) -> None:
+    """preflight_wave reads from the recorded facts, appends one finding per device to the audit log; a second read
+    after the admin deleted a device object adds findings and loses none; HTML and JSON show the latest."""
+    store = Store.open(tmp_path / "state", synchronous="NORMAL")
+    try:
+        store.create_wave("pilot", playbook_name="to-cloud-kerberos", playbook_hash=content_hash("x"))
+        chosen = lab_tenant.devices[:3]
+        store.enroll("pilot", [d.name for d in chosen])
+        for device in chosen:
+            users = tuple(UserFacts(sid=u.sid) for u in device.users)
+            store.save_facts(
+                device.name,
+                DeviceFacts(name=device.name, device_id=device.device_id, users=users).model_dump(mode="json"),
+            )
+        with lab_tenant.graph() as graph:
+            first = preflight_wave(store, graph, "pilot", actor="admin@contoso")
+            assert first.requests == 1 + 1 + 2 * 4  # policy, one device batch, 3 own users + shared
+            lab_tenant.tenant.delete_device(chosen[1].name)
+            preflight_wave(store, graph, "pilot", actor="admin@contoso")
+        recorded = store.audit_entries(action=AUDIT_ACTION)
+        assert len(recorded) == 6 and store.verify_audit().ok
+        assert [r.after["device_object"] for r in recorded if r.device == chosen[1].name] == ["present", "missing"]  # type: ignore[index,call-overload]
+        report = collect_report(store, "pilot")
+        shown = {f["device"]: f for f in report.as_json()["entra_at_preflight"]}
+        assert shown[chosen[1].name]["device_object"] == "missing"
+        assert shown[chosen[0].name]["device_object"] == "present"
+        assert shown[chosen[0].name]["enrollment_policy"]["state"] == "enabled"
+        per_device = {d["name"]: d for d in report.as_json()["devices"]}
+        assert per_device[chosen[1].name]["entra_at_preflight"]["device_object"] == "missing"
+        html = render_html(report)
+        assert 'id="entra-preflight"' in html and "Entra ID at preflight" in html
+        assert f"no device object with deviceId {chosen[1].device_id}" in html
+        assert "It is applied only when a device enrolls in Intune" in html
+        assert "1 of 3 devices have a device object to look at" in html
+    finally:
+        store.close()
