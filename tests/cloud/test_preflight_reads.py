@@ -4,14 +4,18 @@ object recorded clearly; a part that cannot be read recorded, the rest still rea
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
+from migrator.cli import app
 from migrator.cloud.client import GraphClient, RetryPolicy
 from migrator.cloud.knowledge import AUDIT_ACTION, DeviceQuery, preflight_wave, read_tenant
 from migrator.cloud.settings import GraphSettings
@@ -189,3 +193,57 @@ def test_a_wave_records_each_device_finding_and_the_report_shows_them(lab_tenant
         assert "1 of 3 devices have a device object to look at" in html
     finally:
         store.close()
+
+
+def test_cli_reads_and_records_a_wave(lab_tenant: Tenant, tmp_path: Path) -> None:
+    """`migrator entra preflight --wave pilot`: the findings as JSON, exit 1 with a deleted device object (recorded,
+    the store kept), exit 0 once every device has its object; bad input exits 2."""
+    state = tmp_path / "state"
+    chosen = lab_tenant.devices[:2]
+    store = Store.open(state, synchronous="NORMAL")
+    store.create_wave("pilot", playbook_name="to-cloud-kerberos", playbook_hash=content_hash("x"))
+    store.enroll("pilot", [d.name for d in chosen])
+    for device in chosen:
+        users = tuple(UserFacts(sid=u.sid) for u in device.users)
+        facts = DeviceFacts(name=device.name, device_id=device.device_id, users=users)
+        store.save_facts(device.name, facts.model_dump(mode="json"))
+    store.close()
+    server = lab_tenant.server
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {"ca_bundle": str(server.ca_bundle)},
+                "devices": [{"name": d.name, "address": d.address} for d in chosen],
+                "lab": {
+                    "control": "http://127.0.0.1:9",
+                    "graph": {"url": server.url, "authority": server.authority, "tenant_id": server.tenant.tenant_id},
+                },
+            }
+        )
+    )
+    secrets = tmp_path / "lab-secrets.env"
+    secrets.write_text(
+        f"MIGRATOR_GRAPH_CLIENT_ID={server.client_id}\nMIGRATOR_GRAPH_CLIENT_SECRET={server.client_secret}\n"
+    )
+    args = ["entra", "preflight", "--wave", "pilot", "--state", str(state), "--inventory", str(inventory)]
+    args += ["--secrets", str(secrets)]
+    env = {"MIGRATOR_STORE": ""}
+    lab_tenant.tenant.delete_device(chosen[0].name)
+    flagged = CliRunner().invoke(app, [*args, "--json"], env=env)
+    assert flagged.exit_code == 1, flagged.output
+    answer = json.loads(flagged.output)
+    assert [d["device_object"] for d in answer["devices"]] == ["missing", "present"]
+    assert answer["graph_requests"] == 1 + 1 + 2 * 3 and not answer["failures"]
+    assert server.client_secret not in flagged.output
+    lab_tenant.tenant.state.deleted_devices.clear()  # the admin re-joined it
+    fine = CliRunner().invoke(app, args, env=env)
+    assert fine.exit_code == 0, fine.output
+    assert "enrollment policy: enabled" in fine.output and "0 to look at" in fine.output
+    store = Store.open(state, synchronous="NORMAL")
+    try:
+        assert len(store.audit_entries(action=AUDIT_ACTION)) == 4  # both reads kept
+    finally:
+        store.close()
+    unknown = CliRunner().invoke(app, [*args[:3], "nope", *args[4:]], env=env)
+    assert unknown.exit_code == 2 and "no wave named 'nope'" in unknown.output
