@@ -163,6 +163,10 @@ class TenantKnowledge:
             return "missing"
         return "present" if found.get("accountEnabled", True) else "disabled"
 
+    def device_states(self) -> dict[str, str]:
+        """deviceId (casefolded) → present, disabled or missing, for every id read (PathSettings.entra_devices)."""
+        return {device_id: self.device_state(device_id) for device_id in sorted(self.devices_read)}
+
     def finding(self, query: DeviceQuery) -> dict[str, Any]:
         """The device's "Entra ID at preflight" record: its object, its users' Hello methods, the enrollment
         policy, and what could not be read."""
