@@ -356,6 +356,10 @@ class PathSettings(BaseModel):
     # From the directory (msDS-NeverRevealGroup of AzureADKerberos, transitively): user SID → the groups that
     # keep it out. Such a user gets no partial TGT; the machine parks it at preflight with the group named.
     never_reveal: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # From Entra ID through Graph (migrator.cloud.knowledge): Entra deviceId (casefolded) → its device object as
+    # read, "present", "disabled" or "missing". A device without an enabled object gets no Primary Refresh Token,
+    # so its users neither provision Hello nor get a cloud Kerberos ticket: it is not migrated.
+    entra_devices: dict[str, str] = Field(default_factory=dict)
 
     def entra_kerberos_for(self, domain: str) -> bool | None:
         wanted = domain.casefold()
@@ -431,6 +435,17 @@ def path(facts: DeviceFacts, settings: PathSettings | None = None) -> PathDecisi
                     f"user {user.name or user.sid} is in {', '.join(groups)} (msDS-NeverRevealGroup of "
                     "AzureADKerberos): no partial TGT for it, so it is parked at preflight and keeps its container"
                 )
+        object_state = settings.entra_devices.get((facts.device_id or "").casefold())
+        if object_state == "missing":
+            blockers.append(
+                f"Microsoft Entra ID has no device object with deviceId {facts.device_id} (deleted?): no Primary "
+                "Refresh Token on this device, so no Hello provisioning and no cloud Kerberos ticket; re-join it"
+            )
+        elif object_state == "disabled":
+            blockers.append(
+                f"the Microsoft Entra device object {facts.device_id} is disabled: no Primary Refresh Token on this "
+                "device until it is enabled"
+            )
         if facts.entra_kerberos.event_hint is False:
             warnings.append(
                 "provisioning events say a user had no cloud TGT under cloud trust policy "

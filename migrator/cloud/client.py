@@ -29,7 +29,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -55,6 +55,7 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 PUBLIC_HOSTS = frozenset({"login.microsoftonline.com", "login.microsoft.com", "login.windows.net"})
 RETRY_STATUSES = frozenset({429, 503, 504})
 READS = frozenset({"GET", "HEAD"})
+MAX_IN_VALUES = 15  # Graph's limit on the values of an OData ``in`` filter
 
 Sleep = Callable[[float], None]
 
@@ -337,6 +338,19 @@ class GraphClient:
 
     def policy_assignments(self, policy_id: str) -> list[dict[str, Any]]:
         return list(self.pages(f"deviceManagement/configurationPolicies/{quote(policy_id)}/assignments"))
+
+    def enrollment_configurations(self) -> list[dict[str, Any]]:
+        """Every enrollment configuration of the tenant (each ``@odata.type`` a subtype: limit, platform
+        restrictions, Windows Hello for Business, ...): a handful, listed whole and picked by type."""
+        return list(self.pages("deviceManagement/deviceEnrollmentConfigurations"))
+
+    def entra_devices(self, device_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The Entra device objects whose ``deviceId`` is one of ``device_ids`` (1 to 15: Graph's limit on the
+        ``in`` operator); absent ids have no object."""
+        if not 1 <= len(device_ids) <= MAX_IN_VALUES:
+            raise ValueError(f"entra_devices takes 1 to {MAX_IN_VALUES} device ids, not {len(device_ids)}")
+        values = ", ".join(f"'{_odata_string(d)}'" for d in device_ids)
+        return list(self.pages("devices", {"$filter": f"deviceId in ({values})"}))
 
 
 # ---- translation, once --------------------------------------------------------------------------------------

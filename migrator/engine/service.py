@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrator.cloud.cleanup import StaleKeyCleanup
+from migrator.cloud.knowledge import preflight_wave
 from migrator.cloud.settings import open_graph
 from migrator.directory.knowledge import DirectoryKnowledge, announce_failures, read_directory
 from migrator.directory.settings import check_directory_settings
@@ -170,6 +171,11 @@ def build_runner(
         directory = wave_directory(inventory, credentials, settings, secrets_file)
     # The directory's answers for every visit of this wave (the admin's --entra-kerberos wins where given).
     path_settings: PathSettings = directory.path_settings(dict(settings.get("entra_kerberos", {})))
+    if graph is not None:
+        # Entra ID once per wave run, before any device, for the devices whose facts are recorded (a resumed wave,
+        # or devices probed before): a missing or disabled device object makes the device ineligible at preflight.
+        entra = preflight_wave(store, graph, name, actor=credentials.username, change_ticket=change_ticket)
+        path_settings = path_settings.model_copy(update={"entra_devices": entra.device_states()})
     # One open runspace pool per device across the visits of this wave (closed when the device is final, after
     # a minute idle, or when the wave's run ends).
     pool = TransportPool(transport_factory or open_transport, max_idle=60.0, max_open=4 * wave_settings.concurrency)

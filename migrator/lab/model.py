@@ -484,12 +484,32 @@ class EntraHelloMethod(_Model):
     key_strength: Literal["normal", "weak", "unknown"] = "normal"
 
 
+class EnrollmentHello(_Model):
+    """The tenant-wide Windows Hello for Business enrollment policy (Intune: Devices > Enrollment > Windows Hello
+    for Business; Graph's deviceEnrollmentWindowsHelloForBusinessConfiguration). Applied to a device only when it
+    enrolls in Intune; it has no cloud Kerberos trust setting (that comes from a configuration profile)."""
+
+    state: Literal["notConfigured", "enabled", "disabled"] = "notConfigured"
+    security_device_required: bool = False  # TPM required
+    pin_minimum_length: int = 6
+    pin_maximum_length: int = 127
+    pin_uppercase: Literal["allowed", "required", "disallowed"] = "disallowed"
+    pin_lowercase: Literal["allowed", "required", "disallowed"] = "disallowed"
+    pin_special: Literal["allowed", "required", "disallowed"] = "disallowed"
+    pin_expiration_days: int = 0
+    pin_previous_block_count: int = 0
+    unlock_with_biometrics: bool = True
+    remote_passport: bool = False
+
+
 class EntraState(_Model):
     """What the lab tenant keeps between runs: registered Hello keys, Entra group members, Intune check-ins."""
 
     hello_methods: list[EntraHelloMethod] = Field(default_factory=list)
     group_members: dict[str, list[str]] = Field(default_factory=dict)  # group display name -> device names
     deleted_devices: list[str] = Field(default_factory=list)  # device names whose Entra object an admin deleted
+    disabled_devices: list[str] = Field(default_factory=list)  # device names whose Entra object an admin disabled
+    enrollment_hello: EnrollmentHello | None = None  # None: a fleet saved before the tenant served it
     last_mdm_sync: dict[str, datetime] = Field(default_factory=dict)  # device name -> last Intune check-in
 
 

@@ -17,6 +17,7 @@ from migrator.report.diagram import svg
 from migrator.report.model import (
     DeletedContainer,
     DeviceReport,
+    EntraFinding,
     Report,
     RollbackView,
     WaveSummary,
@@ -121,6 +122,7 @@ _SECTIONS = (
     ("failures", "Failures"),
     ("rollback", "Rollback"),
     ("entra-keys", "Hello keys left in Entra ID"),
+    ("entra-preflight", "Entra ID at preflight"),
     ("timelines", "Device timelines"),
     ("audit", "Audit log"),
     ("diagram", "State diagram"),
@@ -149,6 +151,7 @@ def render_html(report: Report) -> str:
         _section("failures", "Failures", _failures(report)),
         _section("rollback", "Rollback", _rollbacks(report.rollbacks)),
         _section("entra-keys", "Hello keys left in Entra ID", _entra_keys(report.deleted_containers)),
+        _section("entra-preflight", "Entra ID at preflight", _entra_preflight(report.entra_preflight)),
         _section("timelines", "Device timelines", _timelines(report.devices)),
         _section("audit", "Audit log", _audit(report)),
         _section("diagram", "State diagram", _diagram(report)),
@@ -322,6 +325,50 @@ def _entra_keys(deleted: Sequence[DeletedContainer]) -> Html:
         "none",
     )
     return Html(intro + table + passkey_note)
+
+
+def _entra_preflight(findings: Sequence[EntraFinding]) -> Html:
+    if not findings:
+        return _none("Entra ID was not read at preflight (no Graph settings, or no device preflighted yet).")
+    flagged = [f for f in findings if f.problem]
+    intro = _tag(
+        "p",
+        "What Microsoft Entra ID held for each device when it was preflighted: its device object (a device without "
+        "an enabled one gets no Primary Refresh Token, so no cloud Kerberos ticket) and its users' Windows Hello "
+        f"for Business keys. {len(flagged)} of {len(findings)} devices have a device object to look at.",
+        "warn" if flagged else "none",
+    )
+    rows = []
+    for f in findings:
+        state = f.device_object.replace("_", " ")
+        device_cell = _tag(
+            "span", f"{state}: {f.problem}" if f.problem else state, "state failed" if f.problem else None
+        )
+        users = f.finding.get("users") if isinstance(f.finding.get("users"), dict) else {}
+        lines = []
+        for sid, user in (users or {}).items():
+            if not isinstance(user, dict) or not user.get("read"):
+                error = user.get("error", "") if isinstance(user, dict) else ""
+                lines.append(_tag("div", f"{sid}: not read ({error})", "state failed"))
+                continue
+            methods = user.get("hello_methods") or []
+            keys = "; ".join(f"{m.get('key_id')} (created {m.get('created')})" for m in methods if isinstance(m, dict))
+            lines.append(_tag("div", f"{user.get('upn') or sid}: {len(methods)} key(s){': ' + keys if keys else ''}"))
+        rows.append([f.device, f.finding.get("device_id"), device_cell, _join(lines), f.recorded_at])
+    table = _table(["device", "Entra deviceId", "device object", "users' Hello keys in Entra ID", "read at"], rows)
+    latest = max(findings, key=lambda f: f.recorded_at)
+    policy = latest.finding.get("enrollment_policy")
+    failures = latest.finding.get("failures") or {}
+    if isinstance(policy, dict):
+        text = (
+            f"Windows Hello for Business enrollment policy ({policy.get('display_name')}): {policy.get('state')}. "
+            f"It is applied only when a device enrolls in Intune: {policy.get('at_reenrollment')}."
+        )
+    elif isinstance(failures, dict) and "enrollment" in failures:
+        text = f"The Windows Hello for Business enrollment policy could not be read: {failures['enrollment']}"
+    else:
+        text = "The tenant has no Windows Hello for Business enrollment policy."
+    return Html(intro + table + _tag("p", text, "none"))
 
 
 def _timelines(devices: Sequence[DeviceReport]) -> Html:

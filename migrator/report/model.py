@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from migrator.cloud.cleanup import key_status
+from migrator.cloud.knowledge import AUDIT_ACTION as ENTRA_PREFLIGHT
 from migrator.engine.wavestore import APPROVE
 from migrator.machine.commands import Purpose
 from migrator.machine.context import DeviceContext, UserContext, load_device, load_user
@@ -345,6 +346,40 @@ class DeletedContainer:
 
 
 @dataclass(frozen=True)
+class EntraFinding:
+    """A device's latest "Entra ID at preflight" finding (migrator.cloud.knowledge, recorded in the audit log):
+    its Entra device object, its users' Hello methods, the tenant's Hello enrollment policy."""
+
+    device: str
+    recorded_at: datetime
+    finding: dict[str, Any]
+
+    @property
+    def device_object(self) -> str:
+        return str(self.finding.get("device_object", "unknown"))
+
+    @property
+    def problem(self) -> str | None:
+        problem = self.finding.get("device_problem")
+        return str(problem) if problem else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"device": self.device, "recorded_at": iso(self.recorded_at), **self.finding}
+
+
+def entra_findings(audit_log: Iterable[AuditRecord], devices: Iterable[str]) -> dict[str, EntraFinding]:
+    """Each device's latest recorded finding (the audit log is in append order: a later one wins)."""
+    wanted = {d.casefold() for d in devices}
+    latest: dict[str, EntraFinding] = {}
+    for record in audit_log:
+        if record.action != ENTRA_PREFLIGHT or record.device is None or record.device.casefold() not in wanted:
+            continue
+        if isinstance(record.after, dict):
+            latest[record.device.casefold()] = EntraFinding(record.device, record.at, dict(record.after))
+    return latest
+
+
+@dataclass(frozen=True)
 class Failure:
     device: str
     wave: str
@@ -457,6 +492,7 @@ class DeviceReport:
     status: DeviceStatus
     timeline: tuple[TimelineEvent, ...]
     deleted: tuple[DeletedContainer, ...] = ()
+    entra: EntraFinding | None = None
 
     def as_json(self) -> dict[str, Any]:
         deleted = {c.user.casefold(): c for c in self.deleted}
@@ -484,6 +520,7 @@ class DeviceReport:
             "users_total": len(self.status.users),
             "last_change": iso(self.status.last_change),
             "timeline": [e.as_json() for e in self.timeline],
+            "entra_at_preflight": self.entra.as_json() if self.entra is not None else None,
         }
 
 
@@ -503,6 +540,7 @@ class Report:
     audit: AuditReport
     diagram: Diagram
     attention: tuple[DeviceStatus, ...] = field(default=())
+    entra_preflight: tuple[EntraFinding, ...] = field(default=())
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -515,6 +553,7 @@ class Report:
             "failures": [f.as_json() for f in self.failures],
             "rollbacks": [r.as_json() for r in self.rollbacks],
             "deleted_containers": [c.as_json() for c in self.deleted_containers],
+            "entra_at_preflight": [f.as_json() for f in self.entra_preflight],
             "audit": {
                 "ok": self.audit.ok,
                 "entries": self.audit.entries,
@@ -540,6 +579,7 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
     failures: list[Failure] = []
     rollbacks: list[RollbackView] = []
     deleted_all: list[DeletedContainer] = []
+    entra = entra_findings(audit_log, (status.name for status in view.devices))
     for status in view.devices:
         timeline = store.export_device_timeline(status.name)
         transitions += timeline.transitions
@@ -550,7 +590,9 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
         if _was_rolled_back(status, timeline):
             snapshot = rollback_record.policy if rollback_record is not None else []
             rollbacks.append(_rollback_view(status, timeline, snapshot, deleted))
-        devices.append(DeviceReport(status, tuple(_events(timeline)), tuple(deleted)))
+        devices.append(
+            DeviceReport(status, tuple(_events(timeline)), tuple(deleted), entra.get(status.name.casefold()))
+        )
 
     summaries = tuple(_wave_summary(w, view.devices, transitions, audit_log) for w in view.waves)
     return Report(
@@ -566,6 +608,7 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
         audit=store.verify_audit(),
         diagram=build_diagram(_wave_playbook(view.waves[0].wave) if wave else None),
         attention=tuple(view.attention),
+        entra_preflight=tuple(entra.values()),
     )
 
 
@@ -585,8 +628,12 @@ def collect_device(store: Store, name: str) -> DeviceReport:
     """One device as the report shows it: status, users, timeline, deleted containers. Raises
     :class:`migrator.store.UnknownDevice` for a name the store does not hold."""
     status = device_status(store, store.get_device(name))
+    entra = entra_findings(store.audit_entries(status.name, action=ENTRA_PREFLIGHT), [status.name])
     return DeviceReport(
-        status, tuple(_events(store.export_device_timeline(status.name))), tuple(_deleted_containers(status))
+        status,
+        tuple(_events(store.export_device_timeline(status.name))),
+        tuple(_deleted_containers(status)),
+        entra.get(status.name.casefold()),
     )
 
 

@@ -19,6 +19,7 @@ from migrator.cloud.client import GraphClient, RetryPolicy
 from migrator.cloud.settings import GraphSettings
 from migrator.directory.knowledge import DirectoryKnowledge
 from migrator.engine.service import build_runner, wave_graph
+from migrator.facts import DeviceFacts, UserFacts
 from migrator.inventory import load_inventory
 from migrator.lab.graph import GraphServer, GraphTenant
 from migrator.lab.model import Device, User
@@ -212,9 +213,12 @@ def test_cli_cleans_up_a_wave_in_bulk(migrated: Migrated) -> None:
 
 def test_a_wave_with_the_playbook_switch_removes_the_stale_keys(tmp_path: Path) -> None:
     """A certificate trust wave whose playbook sets entra: remove_stale_hello_keys leaves each migrated user with
-    exactly one Hello method in the lab tenant, the new one (the wave's own hook, no separate cleanup)."""
+    exactly one Hello method in the lab tenant, the new one (the wave's own hook, no separate cleanup). A third
+    device, probed before and whose Entra device object an admin deleted, is read at the wave's start (once, before
+    any device) and made ineligible at preflight: nothing changed on it, the finding recorded for the report."""
     fleet = cooperative(make_fleet(10, 6, "cert=100"))
-    fleet.devices = [d for d in fleet.devices if d.join_type == "hybrid" and any(u.container for u in d.users)][:2]
+    fleet.devices = [d for d in fleet.devices if d.join_type == "hybrid" and any(u.container for u in d.users)][:3]
+    orphan = fleet.devices[2]
     with running_lab(fleet, tmp_path / "lab") as kit:
         tenant = GraphTenant(kit.lab)
         server = GraphServer(tenant, kit.server.ca, address=free_addresses(1)[0], faults=kit.server.faults)
@@ -258,6 +262,11 @@ def test_a_wave_with_the_playbook_switch_removes_the_stale_keys(tmp_path: Path) 
             inventory = load_inventory(inventory_path)
             secrets = tmp_path / "secrets.env"
             secrets.write_text(f"MIGRATOR_GRAPH_CLIENT_SECRET={server.client_secret}\n")
+            probed = DeviceFacts(
+                name=orphan.name, device_id=orphan.device_id, users=tuple(UserFacts(sid=u.sid) for u in orphan.users)
+            )
+            store.save_facts(orphan.name, probed.model_dump(mode="json"))
+            tenant.delete_device(orphan.name)
             runner = build_runner(
                 store,
                 "pilot",
@@ -272,7 +281,12 @@ def test_a_wave_with_the_playbook_switch_removes_the_stale_keys(tmp_path: Path) 
             )
             result = runner.run()
             assert result.state == "completed", result
-            assert all(store.get_device(n).state == "migrated" for n in names)
+            assert all(store.get_device(n).state == "migrated" for n in names if n != orphan.name)
+            assert store.get_device(orphan.name).state == "ineligible"
+            assert "no device object with deviceId" in (store.get_device(orphan.name).last_error or "")
+            assert not any(u.counters.container_deletions for u in orphan.users)
+            shown = collect_report(store, "pilot").as_json()["entra_at_preflight"]
+            assert [(f["device"], f["device_object"]) for f in shown] == [(orphan.name, "missing")]
             for device in fleet.devices:
                 for user in device.users:
                     if user.container is not None and user.counters.container_deletions:

@@ -247,7 +247,7 @@ class GraphService:
             "id": self.tenant.device_object_id(device),
             "deviceId": device.device_id,
             "displayName": device.name,
-            "accountEnabled": True,
+            "accountEnabled": self.tenant.device_enabled(device),
             "operatingSystem": "Windows",
             "operatingSystemVersion": f"10.0.{device.os.build}.{device.os.ubr}",
             "trustType": "ServerAd" if device.join_type == "hybrid" else "AzureAd",
@@ -285,6 +285,45 @@ class GraphService:
             "source": "direct",
             "target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": group_id},
         }
+
+    def enrollment_configurations(self) -> list[dict[str, Any]]:
+        """The tenant's default enrollment configurations (priority 0, "All users and all devices"): the device
+        limit and Windows Hello for Business, as Graph lists them (``deviceEnrollmentConfiguration`` subtypes)."""
+        tid = self.tenant.tenant_id
+        hello = self.tenant.enrollment_hello()
+        return [
+            {
+                "@odata.type": "#microsoft.graph.deviceEnrollmentLimitConfiguration",
+                "id": f"{tid}_DefaultLimit",
+                "displayName": "All users and all devices",
+                "description": "This is the default Device Limit Restriction applied with the lowest priority to all "
+                "users regardless of group membership.",
+                "priority": 0,
+                "version": 1,
+                "limit": 5,
+            },
+            {
+                "@odata.type": "#microsoft.graph.deviceEnrollmentWindowsHelloForBusinessConfiguration",
+                "id": f"{tid}_DefaultWindowsHelloForBusiness",
+                "displayName": "All users and all devices",
+                "description": "This is the default Windows Hello for Business configuration applied with the lowest "
+                "priority to all users regardless of group membership.",
+                "priority": 0,
+                "version": 1,
+                "state": hello.state,
+                "securityDeviceRequired": hello.security_device_required,
+                "pinMinimumLength": hello.pin_minimum_length,
+                "pinMaximumLength": hello.pin_maximum_length,
+                "pinUppercaseCharactersUsage": hello.pin_uppercase,
+                "pinLowercaseCharactersUsage": hello.pin_lowercase,
+                "pinSpecialCharactersUsage": hello.pin_special,
+                "pinExpirationInDays": hello.pin_expiration_days,
+                "pinPreviousBlockCount": hello.pin_previous_block_count,
+                "unlockWithBiometricsEnabled": hello.unlock_with_biometrics,
+                "remotePassportEnabled": hello.remote_passport,
+                "enhancedBiometricsState": "notConfigured",
+            },
+        ]
 
     def routes(self) -> list[Route]:
         read_methods = ("UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All")
@@ -397,7 +436,26 @@ class GraphService:
                 f"deviceManagement/configurationPolicies('{self.tenant.profile_id(profile)}')/assignments",
             )
 
+        read_enrollment = ("DeviceManagementServiceConfig.Read.All", "DeviceManagementServiceConfig.ReadWrite.All")
+
+        @self.graph("deviceEnrollmentConfigurations", *read_enrollment, allowed_query=("$top", "$skiptoken"))
+        def list_enrollment(request: Request) -> Response:
+            return self.page(
+                request, self.enrollment_configurations(), "deviceManagement/deviceEnrollmentConfigurations"
+            )
+
+        @self.graph("deviceEnrollmentConfigurations", *read_enrollment)
+        def get_enrollment(request: Request) -> Response:
+            wanted = request.path_params["id"].casefold()
+            for item in self.enrollment_configurations():
+                if str(item["id"]).casefold() == wanted:
+                    return JSONResponse(item)
+            return graph_error(
+                404, "ResourceNotFound", f"The enrollment configuration '{request.path_params['id']}' was not found."
+            )
+
         managed = "/v1.0/deviceManagement/managedDevices"
+        enrollment = "/v1.0/deviceManagement/deviceEnrollmentConfigurations"
         policies = "/v1.0/deviceManagement/configurationPolicies"
         return [
             Route("/common/discovery/instance", self.instance_discovery, methods=["GET"]),
@@ -417,6 +475,8 @@ class GraphService:
             Route(managed, list_managed, methods=["GET"]),
             Route(managed + "/{id}", get_managed, methods=["GET"]),
             Route(managed + "/{id}/syncDevice", sync_device, methods=["POST"]),
+            Route(enrollment, list_enrollment, methods=["GET"]),
+            Route(enrollment + "/{id}", get_enrollment, methods=["GET"]),
             Route(policies, list_profiles, methods=["GET"]),
             Route(policies + "/{id}", get_profile, methods=["GET"]),
             Route(policies + "/{id}/assignments", list_assignments, methods=["GET"]),
@@ -458,13 +518,39 @@ def _expand_device(request: Request) -> bool:
 def _filtered(
     request: Request, devices: list[Device], fields: dict[str, Callable[[Device], str | None]]
 ) -> list[Device]:
-    """``$filter=<field> eq '<value>'`` on one of ``fields``: the one filter form the product uses."""
+    """``$filter=<field> eq '<value>'`` or ``<field> in ('<v1>', ...)`` (at most 15 values, Graph's limit on ``in``)
+    on one of ``fields``: the filter forms the product uses."""
     expression = request.query_params.get("$filter")
     if expression is None:
         return devices
+    name, op, _ = [*expression.split(" ", 2), "", ""][:3]
+    if op == "in":
+        name, values = _membership(expression, tuple(fields))
+        wanted_set = {v.casefold() for v in values}
+        return [d for d in devices if (fields[name](d) or "").casefold() in wanted_set]
     name, value = _equality(expression, tuple(fields))
     wanted = value.casefold()
     return [d for d in devices if (fields[name](d) or "").casefold() == wanted]
+
+
+MAX_IN_VALUES = 15
+
+
+def _membership(expression: str, fields: Sequence[str]) -> tuple[str, list[str]]:
+    """``<field> in ('<v1>', '<v2>', ...)``: the values (a quote in a literal doubled), 1 to 15 of them."""
+    name, _, rest = [*expression.split(" ", 2), "", ""][:3]
+    rest = rest.strip()
+    if name not in fields or not (rest.startswith("(") and rest.endswith(")")):
+        raise NotModelled(f"$filter={expression}")
+    values: list[str] = []
+    for part in rest[1:-1].split(","):
+        literal = part.strip()
+        if len(literal) < 2 or not (literal.startswith("'") and literal.endswith("'")):
+            raise NotModelled(f"$filter={expression}")
+        values.append(literal[1:-1].replace("''", "'"))
+    if not 1 <= len(values) <= MAX_IN_VALUES:
+        raise TenantError(400, "Request_BadRequest", f"The 'in' operator takes 1 to {MAX_IN_VALUES} values.")
+    return name, values
 
 
 def _equality(expression: str, fields: Sequence[str]) -> tuple[str, str]:

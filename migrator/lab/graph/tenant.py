@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from migrator.lab import policy as policy_mod
-from migrator.lab.model import Device, EntraHelloMethod, EntraState, Fleet, User
+from migrator.lab.model import Device, EnrollmentHello, EntraHelloMethod, EntraState, Fleet, User
 from migrator.lab.windows import Lab
 
 CHECK_IN_SECONDS = 8 * 3600  # Intune's regular check-in, about every 8 hours
@@ -130,6 +130,8 @@ class GraphTenant:
         if self.fleet.entra is None:
             self.fleet.entra = self._derived_state()
         self.state: EntraState = self.fleet.entra
+        if self.state.enrollment_hello is None:
+            self.state.enrollment_hello = self._derived_enrollment_hello()
         lab.on_change(self._on_lab_change)
         self._started = False
 
@@ -174,6 +176,24 @@ class GraphTenant:
                 if profile.trust == trust:
                     state.group_members[profile.group].append(device.name)
         return state
+
+    def _derived_enrollment_hello(self) -> EnrollmentHello:
+        """A tenant that enrolls devices in Intune has Hello enabled at enrollment (Intune's long-standing default
+        for tenants that use it); TPM is required when every Intune-enrolled device has one. A fleet without Intune
+        leaves the policy not configured."""
+        enrolled = [d for d in self.fleet.devices if d.mdm_enrolled]
+        if not enrolled:
+            return EnrollmentHello()
+        return EnrollmentHello(state="enabled", security_device_required=all(d.tpm.present for d in enrolled))
+
+    def enrollment_hello(self) -> EnrollmentHello:
+        assert self.state.enrollment_hello is not None
+        return self.state.enrollment_hello
+
+    def set_enrollment_hello(self, policy: EnrollmentHello) -> None:
+        """An admin changes the tenant's Windows Hello for Business enrollment policy."""
+        with self._lock:
+            self.state.enrollment_hello = policy
 
     def _mdm_trust(self, device: Device) -> str:
         values = policy_mod.evaluate(device.registry, self.tenant_id).mdm
@@ -327,6 +347,17 @@ class GraphTenant:
             for members in self.state.group_members.values():
                 if name in members:
                     members.remove(name)
+
+    def disable_device(self, name: str) -> None:
+        """An admin disables the device's Entra object (accountEnabled false): it stays, and its users get no
+        PRT on it (MS docs, "Manage device identities: disable a device")."""
+        with self._lock:
+            if name not in self.state.disabled_devices:
+                self.state.disabled_devices.append(name)
+
+    def device_enabled(self, device: Device) -> bool:
+        with self._lock:
+            return device.name not in self.state.disabled_devices
 
     def managed_devices(self) -> list[Device]:
         return [d for d in self.fleet.devices if d.mdm_enrolled]

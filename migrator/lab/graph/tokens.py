@@ -45,6 +45,7 @@ DEFAULT_ROLES = (
     "DeviceManagementManagedDevices.Read.All",
     "DeviceManagementManagedDevices.PrivilegedOperations.All",  # syncDevice
     "DeviceManagementConfiguration.Read.All",  # configuration policies and their assignments
+    "DeviceManagementServiceConfig.Read.All",  # enrollment configurations (Windows Hello for Business at enrollment)
 )
 
 
