@@ -4,13 +4,13 @@ YAML::
 
     defaults: {transport: psrp, scheme: https, port: 5986, auth: ntlm, ca_bundle: lab-ca.pem}
     devices:
-      - {name: PC-0001, address: 127.20.0.1, domain: corp.contoso.com, groups: [pilot]}
+      - {name: PC-0001, address: 127.20.0.1, domain: corp.contoso.com, groups: [pilot], site: paris}
     lab: {control: "http://127.0.0.1:PORT"}
     directory:                       # optional: how to read each AD domain (see migrator.directory)
       auth: ntlm                     # ntlm (default), simple (LDAPS only) or kerberos (SASL GSSAPI)
       domains: [{name: corp.contoso.com, server: dc01.corp.contoso.com, port: 636, security: ldaps}]
 
-CSV: a header row with ``name,address`` and optionally ``domain,groups,transport,scheme,port,auth`` (groups
+CSV: a header row with ``name,address`` and optionally ``domain,groups,site,transport,scheme,port,auth`` (groups
 separated by ``;``). Relative paths (``ca_bundle``) are relative to the inventory file. Errors name the file,
 the line and the field; no secret ever lives in an inventory (credentials come from the environment, a
 secrets file or a prompt).
@@ -48,6 +48,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _IPV4 = re.compile(r"^(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}$")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_SITE = _GROUP  # a site name is spelled like a group name (it is a word on the command line: --site NAME)
 DEFAULT_PORTS = {"http": 5985, "https": 5986}
 
 
@@ -114,6 +115,19 @@ class DeviceEntry(ConnectionOverrides):
     fqdn: str | None = None  # the name its SPNs use (the lab writes it)
     domain: str | None = None
     groups: tuple[str, ...] = ()
+    # Where the device is reached from: `migrator worker --site NAME` serves only its sites' devices (WinRM is
+    # usually open only from a management host in the device's own site or network segment).
+    site: str | None = None
+
+    @field_validator("site")
+    @classmethod
+    def _valid_site(cls, value: str | None) -> str | None:
+        if value is not None and not _SITE.match(value):
+            raise ValueError(
+                f"{clip(value)!r} is not a valid site name (letters, digits, '.', '_' and '-', at most 63 "
+                "characters, starting with a letter or digit)"
+            )
+        return value
 
     @field_validator("name")
     @classmethod
@@ -384,7 +398,7 @@ def load_inventory(path: str | Path) -> Inventory:
     return inventory
 
 
-_CSV_FIELDS = {"name", "address", "domain", "groups", "transport", "scheme", "port", "auth", "ca_bundle"}
+_CSV_FIELDS = {"name", "address", "domain", "groups", "site", "transport", "scheme", "port", "auth", "ca_bundle"}
 
 
 def _load_csv(path: Path) -> Inventory:
