@@ -16,27 +16,140 @@ Theory of operation
   a worker that dies leaves an expired lease, and the device is claimed again by another worker.
 * Workers register with a heartbeat row (:meth:`register_worker`, :meth:`worker_beat`), so ``status`` can say
   which sites have no live worker.
+* One **wave coordinator** at a time, per store (:meth:`ClaimsMixin.coordinator_lock`). On PostgreSQL it is a
+  session-level advisory lock, ``pg_try_advisory_lock(COORDINATOR_LOCK, hashtext(current_schema()))``, taken on
+  a connection of its own that the holder keeps open: a store is a database and a schema, so two stores in two
+  schemas of one database have two coordinators. The lock is the server's: it goes with the holder's session,
+  so a coordinator that dies (or whose connection breaks) frees it at once and the next worker to try takes
+  over. On SQLite (one host) it is an exclusive ``flock`` on ``<database>.coordinator`` beside the database file,
+  which the kernel releases when the process ends; an in-memory store has only its own process.
 """
 
 from __future__ import annotations
 
+import fcntl  # the orchestrator runs on POSIX hosts (the leases' liveness reads /proc too)
 import os
 import socket
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
 
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, insert, select, text, update
+from sqlalchemy import exc as sa_exc
 
 from migrator.store.codec import guard
 from migrator.store.core import StoreCore, chunks, name_key
-from migrator.store.errors import UnstorableValue
+from migrator.store.errors import StoreUnavailable, UnstorableValue
 from migrator.store.leases import LeaseOwner, lease_values
 from migrator.store.rows import Claim, WorkerRow
 from migrator.store.schema import devices, waves, workers
 
+# The advisory lock's first key (any constant works: it only has to be the same in every migrator process); the
+# second is the store's schema, hashed by the server.
+COORDINATOR_LOCK = 0x6D696763  # "migc"
+
+
+class CoordinatorLock(Protocol):
+    """The wave coordinator's election: :meth:`lead` is true while this process holds the lock (it tries to take
+    it when it does not); :meth:`close` gives it up."""
+
+    def lead(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class AdvisoryLock:
+    """PostgreSQL: a session-level advisory lock on a dedicated connection (see the theory of operation)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+        self._held = False
+
+    def lead(self) -> bool:
+        try:
+            if self._conn is None:
+                self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            if self._held:
+                # The lock lives as long as this session: a session that still answers still holds it.
+                self._conn.execute(text("SELECT 1"))
+                return True
+            taken = self._conn.execute(
+                text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))"), {"key": COORDINATOR_LOCK}
+            ).scalar()
+            self._held = bool(taken)
+            return self._held
+        except sa_exc.SQLAlchemyError:
+            self._drop()
+            return False
+
+    def _drop(self) -> None:
+        """Forget the session (and with it the lock, which the server frees when the session ends)."""
+        self._held = False
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()  # closes the connection itself: never back to the pool with a lock held
+                self._conn.close()
+            except sa_exc.SQLAlchemyError:
+                pass
+            self._conn = None
+
+    def close(self) -> None:
+        self._drop()
+
+
+class FileLock:
+    """SQLite: an exclusive ``flock`` on a file beside the database (released by the kernel when the process
+    ends, however it ends)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: int | None = None
+
+    def lead(self) -> bool:
+        if self._handle is not None:
+            return True
+        handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            return False
+        except OSError as error:
+            os.close(handle)
+            raise StoreUnavailable(f"coordinator lock {self.path}: {error.strerror}") from None
+        self._handle = handle
+        return True
+
+    def close(self) -> None:
+        if self._handle is not None:
+            os.close(self._handle)  # closing the descriptor releases the flock
+            self._handle = None
+
+
+class _OnlyProcess:
+    """An in-memory SQLite store: no other process can reach it."""
+
+    def lead(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
 
 class ClaimsMixin(StoreCore):
     """Releasing batches, claiming due devices, handing them back; the workers' registrations."""
+
+    def coordinator_lock(self) -> CoordinatorLock:
+        """The election of this store's wave coordinator (see the theory of operation); not taken yet."""
+        if self._dialect == "postgresql":
+            return AdvisoryLock(self._engine)
+        database = self._engine.url.database
+        if database in (None, "", ":memory:"):
+            return _OnlyProcess()
+        path = Path(str(database).removeprefix("file:").split("?", 1)[0])
+        return FileLock(path.with_name(path.name + ".coordinator"))
 
     # ---- sites and batches (the planner and the coordinator) -------------------------------------------
 
