@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from migrator.errors import InputError
 from migrator.yamlsource import (
     INPUT_LIMIT,
     InputFileError,
@@ -123,10 +124,7 @@ class DeviceEntry(ConnectionOverrides):
     @classmethod
     def _valid_site(cls, value: str | None) -> str | None:
         if value is not None and not _SITE.match(value):
-            raise ValueError(
-                f"{clip(value)!r} is not a valid site name (letters, digits, '.', '_' and '-', at most 63 "
-                "characters, starting with a letter or digit)"
-            )
+            raise ValueError(SITE_RULE.format(site=clip(value)))
         return value
 
     @field_validator("name")
@@ -164,6 +162,19 @@ class DeviceEntry(ConnectionOverrides):
                 if not isinstance(group, str) or not _GROUP.match(group):
                     raise ValueError(f"{clip(group)!r} is not a valid group name")
         return value
+
+
+SITE_RULE = (
+    "{site!r} is not a valid site name (letters, digits, '.', '_' and '-', at most 63 characters, starting with a "
+    "letter or digit)"
+)
+
+
+def check_site(name: str) -> str:
+    """A site name as ``--site`` gives it, spelled as the inventory's ``site:`` must be (InputError if not)."""
+    if not _SITE.match(name):
+        raise InputError(f"--site: {SITE_RULE.format(site=clip(name))}")
+    return name
 
 
 class LabDomain(_Strict):

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from migrator.directory.knowledge import DirectoryKnowledge
-from migrator.engine.leases import LeaseKeeper
+from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from migrator.engine.service import (
     WaveVisits,
     checked_playbook,
@@ -59,11 +59,11 @@ from migrator.engine.wavestore import StoreWaves
 from migrator.errors import MigratorError
 from migrator.inventory import Inventory, load_inventory
 from migrator.logs import get_logger
-from migrator.machine.table import DEVICE_ACTIVE
+from migrator.machine.table import DEVICE_ACTIVE, DEVICE_INITIAL
 from migrator.playbook import Playbook
 from migrator.remote.credentials import Credentials
 from migrator.remote.transport import Transport
-from migrator.store import AuditEntry, Claim, DeviceRow, Store, StoreError, WaveRow
+from migrator.store import AuditEntry, Claim, DeviceRow, LeaseOwner, Store, StoreError, WaveRow
 from migrator.store.claims import CoordinatorLock
 
 # A worker's heartbeat row is written this often; `status` calls a worker live for three beats after its last.
@@ -91,9 +91,10 @@ BatchHook = Callable[[BatchOpening], None]
 class Coordinator:
     """Keeps each running wave's canary, batches, failure budget and approval gates, one decision per tick.
 
-    The store's devices say where a wave stands: a batch is *open* once its devices are released, *through* once
-    none of them is active (each is settled, waiting, or parked), as :class:`~migrator.engine.waves.WaveRunner`
-    counts it. The failure budget counts failed and error devices among the released ones."""
+        The store's devices say where a wave stands: a batch is *open* once its devices are released, *through* once
+        none of them is active (each is settled, waiting, or parked), as :class:`~migrator.engine.waves.WaveRunner`
+        counts it. The failure budget counts failed and error devices among the started ones (released, and moved from
+    ``pending`` by a visit)."""
 
     def __init__(self, store: Store, actor: str, *, on_batch_open: Sequence[BatchHook] = ()) -> None:
         self.store = store
@@ -111,12 +112,13 @@ class Coordinator:
         """Open the next batch, stop at a gate, halt, or complete the wave; returns the wave's state after."""
         settings = wave_settings(wave.name, dict(wave.settings), wave.change_ticket)
         rows = {d.name.casefold(): d for d in self.store.list_devices(wave=wave.name)}
-        released = [d for d in rows.values() if d.released_at is not None]
-        failed = sum(1 for d in released if d.state in AGAINST_BUDGET)
-        if released and 100.0 * failed / len(released) > settings.max_fail_percent:
+        # Started: released and moved from the initial state by a visit (the runner counts its visits the same way).
+        started = [d for d in rows.values() if d.released_at is not None and d.state != DEVICE_INITIAL]
+        failed = sum(1 for d in started if d.state in AGAINST_BUDGET)
+        if started and 100.0 * failed / len(started) > settings.max_fail_percent:
             return self._halt(
                 wave,
-                f"failure budget exceeded: {failed} of {len(released)} started devices failed "
+                f"failure budget exceeded: {failed} of {len(started)} started devices failed "
                 f"(max {settings.max_fail_percent:g}%)",
             )
         batches = settings.batches()
@@ -146,7 +148,16 @@ class Coordinator:
         """The one place a batch opens: the batch-start hooks run first (a hook that raises leaves the batch closed;
         the next tick tries again), then its devices are released to the workers and the opening is audited."""
         for hook in self.on_batch_open:
-            hook(opening)
+            try:
+                hook(opening)
+            except Exception as err:  # a hook's failure must not stop the coordinator: it keeps the batch closed
+                _log.exception(
+                    "batch start failed: the batch stays closed, the next tick tries again",
+                    wave=opening.wave,
+                    batch=opening.index + 1,
+                    error=f"{type(err).__name__}: {err}",
+                )
+                return
         released = self.store.release_batch(opening.wave, opening.devices, settled=SETTLED)
         if released:
             self.store.append_audit(
@@ -207,6 +218,7 @@ class Worker:
         poll_seconds: float = 1.0,
         on_batch_open: Sequence[BatchHook] = (),
         monotonic: Callable[[], float] = time.monotonic,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.visit = visit
@@ -218,7 +230,7 @@ class Worker:
         self.concurrency = max(1, concurrency)
         self.poll_seconds = poll_seconds
         self.coordinator = Coordinator(store, actor, on_batch_open=on_batch_open)
-        self.stopping = threading.Event()
+        self.stopping = stopping or threading.Event()
         self.on_idle: list[Callable[[], None]] = []  # run when a loop found nothing to do (close idle pools)
         self.on_end: list[Callable[[], None]] = []  # run when the worker stops (close what visits kept open)
         self.visits = 0
@@ -239,7 +251,7 @@ class Worker:
 
     def iterate(self, wait: float = 0.0) -> bool:
         """One loop: heartbeat when due, coordinate when leading, claim into the free slots, then wait up to
-        ``wait`` seconds for a visit to end. True when it claimed something or visits are still running."""
+        ``wait`` seconds for a visit to end. True when visits were running (claimed now or before)."""
         if self._monotonic() >= self._next_beat:
             self._guard("heartbeat", lambda: self.store.worker_beat(self.owner))
             self._next_beat = self._monotonic() + BEAT_SECONDS
@@ -253,25 +265,26 @@ class Worker:
             )
         for claim in claims:
             self._in_flight[self._pool.submit(self._visit, claim)] = claim
-        if self._in_flight:
+        visiting = bool(self._in_flight)
+        if visiting:
             done, _ = wait_for(list(self._in_flight), timeout=wait, return_when=FIRST_COMPLETED)
             for future in done:
                 self._in_flight.pop(future)
-        return bool(claims) or bool(self._in_flight)
+        return visiting
 
     @property
     def busy(self) -> bool:
         return bool(self._in_flight)
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
-        """Loop until stopped (:attr:`stopping`, e.g. on SIGTERM) or, when nothing is in flight, ``until()``."""
+        """Loop until stopped (:attr:`stopping`, e.g. on SIGTERM) or until ``until()``, asked after every loop that
+        found nothing to visit."""
         self.start()
         try:
             while not self.stopping.is_set():
-                active = self.iterate(self.poll_seconds)
-                if not self._in_flight and until is not None and until():
-                    return
-                if not active:
+                if not self.iterate(self.poll_seconds):
+                    if until is not None and until():
+                        return
                     for idle in self.on_idle:
                         idle()
                     self.stopping.wait(self.poll_seconds)
@@ -415,6 +428,72 @@ class WaveKits:
             concurrency=self.concurrency,
             owner=self.owner,
         )
+
+
+def build_worker(
+    store: Store,
+    credentials: Credentials,
+    clock: Clock,
+    *,
+    sites: Sequence[str] = (),
+    concurrency: int = 16,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    poll_seconds: float = 1.0,
+    transport_factory: Callable[..., Transport] | None = None,
+    on_batch_open: Sequence[BatchHook] = (),
+) -> tuple[Worker, WaveKits]:
+    """A worker of this process (its lease owner: this process, with a fresh nonce) visiting through the durable
+    driver with the waves' recorded inputs; the kits, for a caller that already read a wave's inputs."""
+    owner = str(LeaseOwner.current())
+    leases = ClaimLeases(store, ttl_seconds=lease_seconds)
+    stopping = threading.Event()
+    kits = WaveKits(
+        store,
+        credentials,
+        clock,
+        owner=owner,
+        leases=leases,
+        stopping=stopping,
+        concurrency=concurrency,
+        transport_factory=transport_factory,
+    )
+    worker = Worker(
+        store,
+        kits.visit,
+        owner=owner,
+        leases=leases,
+        clock=clock,
+        actor=credentials.username,
+        lock=store.coordinator_lock(),
+        sites=sites,
+        concurrency=concurrency,
+        poll_seconds=poll_seconds,
+        on_batch_open=on_batch_open,
+        stopping=stopping,
+    )
+    worker.on_idle.append(kits.close_idle)
+    worker.on_end.append(kits.close)
+    return worker, kits
+
+
+def waves_ended(store: Store, waves: Sequence[str], clock: Clock, *, wait: bool) -> Callable[[], bool]:
+    """For ``run``/``resume`` on PostgreSQL: whether this process can stop working ``waves``. A wave has ended
+    when it left ``running`` (completed, halted, at a gate, paused); or when every device is released, none is
+    leased, and none is due (``wait``: ever again; without it: now) while some are not settled (parked or
+    waiting: the workers, or `resume`, pick them up). All settled: the coordinator completes it first."""
+
+    def ended(name: str) -> bool:
+        if store.get_wave(name).state != "running":
+            return True
+        devices = store.list_devices(wave=name)
+        if all(d.state in SETTLED for d in devices):
+            return False  # the coordinator's next tick completes it
+        if any(d.released_at is None or d.lease_owner is not None for d in devices):
+            return False
+        now = clock.now()
+        return all(d.due_at is None or (not wait and d.due_at > now) for d in devices)
+
+    return lambda: all(ended(name) for name in waves)
 
 
 def wave_result(store: Store, wave: str) -> WaveResult:

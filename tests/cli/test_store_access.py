@@ -49,6 +49,7 @@ def _writers(folder: Path) -> dict[str, list[str]]:
         "pause": ["pause", "--wave", "w1"],
         "approve": ["approve", "--wave", "w1"],
         "rollback": ["rollback", "--wave", "w1", "--inventory", inventory],
+        "worker": ["worker", "--drain"],
     }
 
 
@@ -167,7 +168,7 @@ def test_commands_that_never_create_a_store_say_there_is_none(tmp_path: Path) ->
 
 def test_every_command_is_walked() -> None:
     """The walks above cover every top-level command that opens a store; the others take no --state."""
-    walked = {args[0] for args in READ_ONLY.values()} | {"run", "resume", "pause", "approve", "rollback"}
+    walked = {args[0] for args in READ_ONLY.values()} | {"run", "resume", "pause", "approve", "rollback", "worker"}
     no_store = {"plan", "demo", "diagram", "probe", "lab", "explain", "inventory"}  # demo: its own store, tested there
     assert walked | no_store == set(COMMANDS)
 
