@@ -64,11 +64,8 @@ from migrator.playbook import Playbook
 from migrator.remote.credentials import Credentials
 from migrator.remote.transport import Transport
 from migrator.store import AuditEntry, Claim, DeviceRow, LeaseOwner, Store, StoreError, WaveRow
-from migrator.store.claims import CoordinatorLock
+from migrator.store.claims import WORKER_BEAT_SECONDS, CoordinatorLock
 
-# A worker's heartbeat row is written this often; `status` calls a worker live for three beats after its last.
-BEAT_SECONDS = 10.0
-LIVE_SECONDS = 3 * BEAT_SECONDS
 BATCH_OPEN = "wave.batch_open"
 
 _log = get_logger("engine.workers")
@@ -247,14 +244,14 @@ class Worker:
 
     def start(self) -> None:
         self.store.register_worker(self.owner, self.sites)
-        self._next_beat = self._monotonic() + BEAT_SECONDS
+        self._next_beat = self._monotonic() + WORKER_BEAT_SECONDS
 
     def iterate(self, wait: float = 0.0) -> bool:
         """One loop: heartbeat when due, coordinate when leading, claim into the free slots, then wait up to
         ``wait`` seconds for a visit to end. True when visits were running (claimed now or before)."""
         if self._monotonic() >= self._next_beat:
             self._guard("heartbeat", lambda: self.store.worker_beat(self.owner))
-            self._next_beat = self._monotonic() + BEAT_SECONDS
+            self._next_beat = self._monotonic() + WORKER_BEAT_SECONDS
         if self.leading:
             self._guard("coordinate", self.coordinator.tick)
         claims: list[Claim] = []

@@ -45,6 +45,10 @@ from migrator.store.leases import LeaseOwner, lease_values
 from migrator.store.rows import Claim, WorkerRow
 from migrator.store.schema import devices, waves, workers
 
+# A worker writes its heartbeat row every BEAT seconds and is called live for three beats after its last.
+WORKER_BEAT_SECONDS = 10.0
+WORKER_LIVE_SECONDS = 3 * WORKER_BEAT_SECONDS
+
 # The advisory lock's first key (any constant works: it only has to be the same in every migrator process); the
 # second is the store's schema, hashed by the server.
 COORDINATOR_LOCK = 0x6D696763  # "migc"
@@ -313,6 +317,6 @@ def _lease_free(now: datetime) -> ColumnElement[bool]:
     return devices.c.lease_owner.is_(None) | devices.c.lease_expires_at.is_(None) | (devices.c.lease_expires_at <= now)
 
 
-def worker_live(row: WorkerRow, now: datetime, ttl_seconds: float) -> bool:
+def worker_live(row: WorkerRow, now: datetime, ttl_seconds: float = WORKER_LIVE_SECONDS) -> bool:
     """A worker is live while it has not stopped and its last heartbeat is younger than ``ttl_seconds``."""
     return row.stopped_at is None and row.heartbeat_at + timedelta(seconds=ttl_seconds) > now
