@@ -71,8 +71,9 @@ def _seeded_kill(seed: int, reference: MultiOutcome, work: Path, url: str) -> No
     rng = random.Random(seed)
     workers = rng.randint(2, 4)
     victim = rng.randrange(workers)
-    # A worker commits about its share of the run's journal points: aim within it so that most seeds kill.
-    crash_at = rng.randint(1, max(1, reference.journal_points // workers))
+    # A worker commits about its share of the run's journal points, less when it claims little: aim within half of
+    # it so that most seeds kill (a victim that never gets that far ends the run unkilled, which must hold too).
+    crash_at = rng.randint(1, max(2, reference.journal_points // (2 * workers)))
     print(f"seed {seed}: {workers} workers, worker {victim} killed at its journal point {crash_at}")
     try:
         outcome = run_workers(
