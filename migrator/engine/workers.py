@@ -475,9 +475,10 @@ def build_worker(
 
 def waves_ended(store: Store, waves: Sequence[str], clock: Clock, *, wait: bool) -> Callable[[], bool]:
     """For ``run``/``resume`` on PostgreSQL: whether this process can stop working ``waves``. A wave has ended
-    when it left ``running`` (completed, halted, at a gate, paused); or when every device is released, none is
-    leased, and none is due (``wait``: ever again; without it: now) while some are not settled (parked or
-    waiting: the workers, or `resume`, pick them up). All settled: the coordinator completes it first."""
+    when it left ``running`` (completed, halted, at a gate, paused); or when every device is released and none is
+    due now or is leased by another worker (``wait``: none is due ever again, none leased) while some are not
+    settled (parked or waiting: the workers, or `resume`, pick them up). All settled: the coordinator completes
+    it first."""
 
     def ended(name: str) -> bool:
         if store.get_wave(name).state != "running":
@@ -485,10 +486,14 @@ def waves_ended(store: Store, waves: Sequence[str], clock: Clock, *, wait: bool)
         devices = store.list_devices(wave=name)
         if all(d.state in SETTLED for d in devices):
             return False  # the coordinator's next tick completes it
-        if any(d.released_at is None or d.lease_owner is not None for d in devices):
-            return False
         now = clock.now()
-        return all(d.due_at is None or (not wait and d.due_at > now) for d in devices)
+        if any(d.released_at is None for d in devices):
+            return False  # the coordinator has batches to open
+        leased = {d.name for d in devices if d.lease_expires_at is not None and d.lease_expires_at > now}
+        if wait:  # a device another worker visits now comes back with its next due time: wait for it too
+            return not leased and all(d.due_at is None for d in devices)
+        # Without waiting, a device another worker holds is that worker's (as a busy visit is for the runner).
+        return all(d.due_at is None or d.due_at > now or d.name in leased for d in devices)
 
     return lambda: all(ended(name) for name in waves)
 
