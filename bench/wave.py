@@ -16,6 +16,12 @@ device that never reaches a final state (the lab's user never provisions) would 
 ``--stall`` seconds without any state change the wave is paused, and the wall time counts up to the last change.
 Where the time goes is printed as the CPU seconds of the lab process and of this process during the wave.
 
+3. workers (``--workers 1,2 --postgres URL``, instead of 1 and 2): the same wave planned in a PostgreSQL store
+   (a fresh schema per run) and worked by N ``migrator worker`` processes (the product's worker: claims, the
+   coordinator, hand-backs), each at concurrency C / N. Printed per N: the makespan (wave planned → completed),
+   orchestrator CPU milliseconds per device and peak RSS per device (summed over the worker processes), and
+   WS-Man requests per device.
+
 ``--breakdown`` also counts every HTTP request on the wire (NTLM legs included: a request answered 401 is an
 authentication leg) by step (the script or scripts of one pipeline, the runspace pool's open and close) and WS-Man
 action (Create, Command, Receive, Signal, Delete), and prints the mean per one-user certificate trust device that
@@ -25,6 +31,7 @@ it), statistics to FILE (``python -m pstats FILE``). Both add their own CPU to t
 Nothing is asserted.
 
     python bench/wave.py --devices 1000 --concurrency 64 --latency 0.02 --baseline-devices 100
+    python bench/wave.py --devices 1000 --concurrency 64 --workers 1,2 --postgres postgresql://postgres@127.0.0.1/test
 """
 
 from __future__ import annotations
@@ -32,9 +39,12 @@ from __future__ import annotations
 import argparse
 import cProfile
 import math
+import multiprocessing
 import os
 import pstats
 import re
+import resource
+import secrets
 import signal
 import statistics
 import subprocess
@@ -47,6 +57,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +67,13 @@ import yaml
 from pydantic import SecretStr
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
+from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from migrator.engine.service import WaveRequest, plan_wave
+from migrator.engine.wavestore import StoreWaves
+from migrator.engine.workers import build_worker
 from migrator.inventory import Connection, DeviceEntry, load_inventory
 from migrator.lab.clock import ScaledClock
 from migrator.lab.fleet import generate_fleet, parse_mix
@@ -582,6 +596,155 @@ def run_baseline(
     )
 
 
+@dataclass
+class WorkersResult:
+    workers: int
+    devices: int
+    states: dict[str, int]
+    seconds: float  # makespan: from the wave planned to completed (or to its last change, when it stalled)
+    requests: dict[str, int]
+    cpu: float  # CPU seconds of the worker processes, summed
+    peak_rss_kb: list[int]  # each worker process's peak resident set
+    visits: list[int]
+
+
+def worker_child(
+    url: str, inventory: str, fleet_clock: datetime, speed: float, concurrency: int, stop: Any, out: Any
+) -> None:
+    """One bench worker process: the product's worker with a counting transport, until the parent says stop."""
+    lab_secrets = read_lab_secrets(Path(inventory))
+    credentials = Credentials(lab_secrets["MIGRATOR_USERNAME"], SecretStr(lab_secrets["MIGRATOR_PASSWORD"]))
+    clock = ScaledClock(start=fleet_clock, speed=speed)
+    # The store compares due times with its own clock: it must be the workers' (virtual) one.
+    store = Store.open(url, pool_size=4, now=clock.now)
+    recorder = Recorder()
+
+    def factory(entry: DeviceEntry, connection: Connection, creds: Credentials) -> Transport:
+        return CountingTransport(open_transport(entry, connection, creds), recorder)
+
+    # Leases are in the store's (virtual) time too: 60 real seconds, as the product's default.
+    worker, _kits = build_worker(
+        store,
+        credentials,
+        clock,
+        concurrency=concurrency,
+        poll_seconds=0.2,
+        transport_factory=factory,
+        lease_seconds=60.0 * speed,
+    )
+
+    def stop_when_told() -> None:
+        stop.wait()
+        worker.stopping.set()
+
+    threading.Thread(target=stop_when_told, daemon=True).start()
+    cpu = time.process_time()
+    worker.run()  # closes its pools at the end: the recorder has every request then
+    cpu = time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    out.put((dict(recorder.requests), cpu, peak, worker.visits))
+    store.close()
+
+
+def run_workers(
+    args: argparse.Namespace, folder: Path, lab: Lab, fleet: Any, names: list[str], count: int
+) -> WorkersResult:
+    """Plan the wave in a fresh schema of --postgres and let ``count`` worker processes work it."""
+    schema = f"bench_{secrets.token_hex(4)}"
+    admin = create_engine(
+        args.postgres.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = admin.url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    credentials = Credentials(lab.secrets["MIGRATOR_USERNAME"], SecretStr(lab.secrets["MIGRATOR_PASSWORD"]))
+    context = multiprocessing.get_context("spawn")
+    stop, out = context.Event(), context.Queue()
+    try:
+        with Store.open(url) as store:
+            clock = ScaledClock(start=fleet.clock, speed=args.speed)
+            request = WaveRequest(
+                inventory=lab.inventory,
+                playbook=str(bench_playbook(folder, args.recheck)),
+                wave="bench",
+                devices=tuple(names),
+                batch_size=len(names),
+                concurrency=args.concurrency,
+                max_fail_percent=100.0,
+                entra_kerberos={d.dns_name: True for d in fleet.domains},
+            )
+            plan_wave(store, request, credentials, clock)
+            started = time.monotonic()
+            StoreWaves(store, credentials.username).set_wave_state("bench", "running")
+            children = [
+                context.Process(
+                    target=worker_child,
+                    args=(
+                        url,
+                        str(lab.inventory),
+                        fleet.clock,
+                        args.speed,
+                        max(1, args.concurrency // count),
+                        stop,
+                        out,
+                    ),
+                )
+                for _ in range(count)
+            ]
+            for child in children:
+                child.start()
+            seen: dict[str, str] = {}
+            last_change = time.monotonic()
+            while True:
+                time.sleep(0.5)
+                if store.get_wave("bench").state == "completed":
+                    elapsed = time.monotonic() - started
+                    break
+                states = {d.name: d.state for d in store.list_devices(wave="bench")}
+                if states != seen:
+                    seen, last_change = states, time.monotonic()
+                elif time.monotonic() - last_change > args.stall:
+                    elapsed = last_change - started
+                    break
+            counts: dict[str, int] = {}
+            for device in store.list_devices(wave="bench"):
+                counts[device.state] = counts.get(device.state, 0) + 1
+            stop.set()
+            reports = [out.get(timeout=300) for _ in children]
+            for child in children:
+                child.join(60)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+    requests_seen: dict[str, int] = defaultdict(int)
+    for report in reports:
+        for device, number in report[0].items():
+            requests_seen[device] += number
+    return WorkersResult(
+        count,
+        len(names),
+        dict(sorted(counts.items())),
+        elapsed,
+        dict(requests_seen),
+        sum(r[1] for r in reports),
+        [r[2] for r in reports],
+        [r[3] for r in reports],
+    )
+
+
+def print_workers(args: argparse.Namespace, results: list[WorkersResult]) -> None:
+    for r in results:
+        per_device = [r.requests.get(n, 0) for n in r.requests] or [0]
+        print(
+            f"workers={r.workers} (concurrency {max(1, args.concurrency // r.workers)} each): states {r.states}; "
+            f"makespan {r.seconds:.1f} s; orchestrator CPU {r.cpu / r.devices * 1000:.0f} ms/device "
+            f"({r.cpu:.1f} s over {r.workers} processes); peak RSS {sum(r.peak_rss_kb) / r.devices:.1f} kB/device "
+            f"(per process {', '.join(f'{kb / 1024:.0f} MB' for kb in r.peak_rss_kb)}); "
+            f"requests/device mean {statistics.mean(per_device):.1f}; visits per worker {r.visits}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000)
@@ -603,11 +766,27 @@ def main() -> None:
     parser.add_argument(
         "--profile", metavar="FILE", help="run the wave (this process) under cProfile, statistics to FILE"
     )
+    parser.add_argument("--workers", help="comma-separated worker counts (e.g. 1,2): the worker mode, see above")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test", help="for --workers")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the `finally` that stops the lab
     folder = Path(tempfile.mkdtemp(prefix="migrator-bench-wave-"))
     fleet_path, fleet = make_fleet(args.devices, args.seed, folder)
     names = [d.name for d in fleet.devices]
+    if args.workers:
+        counts = [int(n) for n in args.workers.split(",")]
+        results = []
+        for count in counts:  # a fresh fleet and lab per run (`lab up` saves what the wave did to its fleet file)
+            run_folder = folder / f"workers-{count}"
+            run_folder.mkdir()
+            run_fleet_path, run_fleet = make_fleet(args.devices, args.seed, run_folder)
+            with lab_up(run_folder, run_fleet_path, args.latency, args.speed, tuple(args.ports), None) as lab:
+                results.append(run_workers(args, run_folder, lab, run_fleet, names, count))
+        print(
+            f"fleet: {len(names)} devices ({MIX}), concurrency {args.concurrency}, latency {args.latency * 1000:.0f} ms"
+        )
+        print_workers(args, results)
+        return
     with lab_up(folder, fleet_path, args.latency, args.speed, tuple(args.ports), args.profile_lab) as lab:
         per_request = server_time_per_request(lab, args.latency)
         mig = run_migrator(args, folder, lab, fleet, names)

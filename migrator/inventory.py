@@ -4,7 +4,7 @@ YAML::
 
     defaults: {transport: psrp, scheme: https, port: 5986, auth: ntlm, ca_bundle: lab-ca.pem}
     devices:
-      - {name: PC-0001, address: 127.20.0.1, domain: corp.contoso.com, groups: [pilot]}
+      - {name: PC-0001, address: 127.20.0.1, domain: corp.contoso.com, groups: [pilot], site: paris}
     lab: {control: "http://127.0.0.1:PORT", graph: {url: ..., authority: ..., tenant_id: ...}}
     entra: {tenant_id: GUID, client_id: GUID}   # optional: Entra ID / Intune through Graph (see migrator.cloud)
     directory:                       # optional: how to read each AD domain (see migrator.directory)
@@ -15,11 +15,10 @@ Kerberos (``auth: kerberos``, or ``negotiate``): ``spn_service`` (default HTTP) 
 device's ``fqdn``) name the SPN, ``krb5_conf`` the realms' profile (default ``KRB5_CONFIG``), per device or in
 ``defaults``; see :mod:`migrator.remote.kerberos`.
 
-CSV: a header row with ``name,address`` and optionally ``fqdn,domain,groups,transport,scheme,port,auth,
-spn_service,spn_hostname`` (groups
-separated by ``;``). Relative paths (``ca_bundle``) are relative to the inventory file. Errors name the file,
-the line and the field; no secret ever lives in an inventory (credentials come from the environment, a
-secrets file or a prompt).
+CSV: a header row with ``name,address`` and optionally ``fqdn,domain,groups,site,transport,scheme,port,auth,
+spn_service,spn_hostname`` (groups separated by ``;``). Relative paths (``ca_bundle``) are relative to the
+inventory file. Errors name the file, the line and the field; no secret ever lives in an inventory (credentials
+come from the environment, a secrets file or a prompt).
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from migrator.errors import InputError
 from migrator.yamlsource import (
     INPUT_LIMIT,
     InputFileError,
@@ -55,6 +55,7 @@ _IPV4 = re.compile(r"^(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}$")
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _SPN_SERVICE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+_SITE = _GROUP  # a site name is spelled like a group name (it is a word on the command line: --site NAME)
 DEFAULT_PORTS = {"http": 5985, "https": 5986}
 
 
@@ -161,6 +162,16 @@ class DeviceEntry(ConnectionOverrides):
     fqdn: str | None = None  # the name its SPNs use (the lab writes it)
     domain: str | None = None
     groups: tuple[str, ...] = ()
+    # Where the device is reached from: `migrator worker --site NAME` serves only its sites' devices (WinRM is
+    # usually open only from a management host in the device's own site or network segment).
+    site: str | None = None
+
+    @field_validator("site")
+    @classmethod
+    def _valid_site(cls, value: str | None) -> str | None:
+        if value is not None and not _SITE.match(value):
+            raise ValueError(SITE_RULE.format(site=clip(value)))
+        return value
 
     @field_validator("name")
     @classmethod
@@ -196,6 +207,19 @@ class DeviceEntry(ConnectionOverrides):
                 if not isinstance(group, str) or not _GROUP.match(group):
                     raise ValueError(f"{clip(group)!r} is not a valid group name")
         return value
+
+
+SITE_RULE = (
+    "{site!r} is not a valid site name (letters, digits, '.', '_' and '-', at most 63 characters, starting with a "
+    "letter or digit)"
+)
+
+
+def check_site(name: str) -> str:
+    """A site name as ``--site`` gives it, spelled as the inventory's ``site:`` must be (InputError if not)."""
+    if not _SITE.match(name):
+        raise InputError(f"--site: {SITE_RULE.format(site=clip(name))}")
+    return name
 
 
 class LabDomain(_Strict):
@@ -515,6 +539,7 @@ _CSV_FIELDS = {
     "fqdn",
     "domain",
     "groups",
+    "site",
     "transport",
     "scheme",
     "port",

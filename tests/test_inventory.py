@@ -90,3 +90,25 @@ def test_csv_inventory_with_line_numbers(tmp_path: Path) -> None:
     bad = _write(tmp_path, "name,address\nPC-1,127.20.0.1\nPC-2,not..valid\n", "bad.csv")
     with pytest.raises(InputFileError, match=r"line 3: address"):
         load_inventory(bad)
+
+
+def test_a_device_may_carry_a_site_in_yaml_and_csv(tmp_path: Path) -> None:
+    """`site:` (YAML) and a `site` column (CSV) are read; a device without one has none."""
+    yaml_inv = load_inventory(
+        _write(
+            tmp_path,
+            "devices:\n  - {name: PC-1, address: 127.0.0.1, site: paris}\n  - {name: PC-2, address: 127.0.0.2}\n",
+        )
+    )
+    assert [d.site for d in yaml_inv.devices] == ["paris", None]
+    csv_inv = load_inventory(_write(tmp_path, "name,address,site\nPC-1,127.0.0.1,lyon-2\nPC-2,127.0.0.2,\n", "inv.csv"))
+    assert [d.site for d in csv_inv.devices] == ["lyon-2", None]
+
+
+def test_a_bad_site_names_file_line_and_field(tmp_path: Path) -> None:
+    """A site that is not a plain name is refused with where it is (YAML: line and field; CSV: line and column)."""
+    with pytest.raises(InputFileError) as info:
+        load_inventory(_write(tmp_path, "devices:\n  - {name: PC-1, address: 127.0.0.1, site: 'paris nord'}\n"))
+    assert "line 2" in str(info.value) and "devices[0].site" in str(info.value) and "site name" in str(info.value)
+    with pytest.raises(InputFileError, match=r"line 2: site"):
+        load_inventory(_write(tmp_path, "name,address,site\nPC-1,127.0.0.1,-bad\n", "bad.csv"))

@@ -26,6 +26,7 @@ COMMANDS: Mapping[str, str] = {
     "resume": "wave_commands",
     "pause": "wave_commands",
     "approve": "wave_commands",
+    "worker": "wave_commands",
     "plan": "wave_commands",
     "demo": "demo",
     "diagram": "machine_commands",

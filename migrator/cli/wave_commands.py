@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import getpass
 import json
+import signal
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,11 +33,19 @@ from migrator.cli.probe import probe_devices
 from migrator.cli.storeopt import StoreOption, open_command_store
 from migrator.directory.knowledge import DirectoryKnowledge, announce_failures, read_directory
 from migrator.engine.channels import preflight_channel
-from migrator.engine.service import RealClock, WaveRequest, load_wave_inputs, plan_wave, resumable_waves
+from migrator.engine.service import (
+    RealClock,
+    WavePlan,
+    WaveRequest,
+    load_wave_inputs,
+    plan_wave,
+    resumable_waves,
+)
 from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner, run_waves
 from migrator.engine.wavestore import StoreWaves
+from migrator.engine.workers import Worker, build_worker, check_worker_support, wave_result, waves_ended
 from migrator.errors import ExitCode, InputError, MigratorError
-from migrator.inventory import load_inventory
+from migrator.inventory import check_site, load_inventory
 from migrator.logs import configure_logging
 from migrator.machine.plan import policy_plan
 from migrator.machine.table import DEVICE_RESUMED
@@ -270,6 +280,8 @@ def run(
     store = open_command_store(store_url, state)
     start_logging(state, [credentials.password.get_secret_value()])
     try:
+        if _shared(store):
+            check_worker_support(inputs.playbook)
         plan = plan_wave(
             store,
             request,
@@ -294,11 +306,131 @@ def run(
         )
         if not typer.confirm("Start?", default=False):
             raise typer.Exit(EXIT_OPERATOR)
-    results = run_with_progress([plan.runner])
+    if _shared(store):
+        # PostgreSQL: the wave is worked by workers (this process is one), so `migrator worker` processes on other
+        # hosts or sites can join it; the coordinator among them keeps its canary, batches, budget and gates.
+        name = plan.runner.settings.name
+        StoreWaves(store, credentials.username).set_wave_state(name, "running", "run")
+        results = _work(
+            store, credentials, [plan], concurrency=concurrency, wait=wait, lease_seconds=lease_seconds, secrets=secrets
+        )
+    else:
+        results = run_with_progress([plan.runner])
     code = recap(results)
     warn_gpo_overwrites(store, results)
     anchor_audit_head(store)
     raise typer.Exit(code)
+
+
+def _shared(store: Store) -> bool:
+    """Whether waves in this store are worked by workers (PostgreSQL) rather than by one run's process (SQLite)."""
+    return store.engine.dialect.name == "postgresql"
+
+
+def _work(
+    store: Store,
+    credentials: Credentials,
+    plans: Sequence[WavePlan],
+    *,
+    concurrency: int,
+    wait: bool,
+    lease_seconds: float,
+    secrets: Path | None,
+) -> list[WaveResult]:
+    """``run``/``resume`` on PostgreSQL: work the planned waves as one worker serving every site until they end
+    (:func:`waves_ended`), then read their results from the store."""
+    clock = RealClock()
+    worker, kits = build_worker(
+        store, credentials, clock, concurrency=concurrency, lease_seconds=lease_seconds, secrets_file=secrets
+    )
+    names = [plan.runner.settings.name for plan in plans]
+    for plan in plans:
+        kits.preload(plan.runner.settings.name, plan.inventory, plan.playbook, plan.directory)
+    with _stop_on_signals(worker):
+        worker.run(until=waves_ended(store, names, clock, wait=wait))
+    return [wave_result(store, name) for name in names]
+
+
+@contextmanager
+def _stop_on_signals(worker: Worker) -> Iterator[None]:
+    """SIGTERM (systemd's stop) and SIGINT: start nothing new, let running visits stop at their next safe point,
+    hand every device back, then return."""
+
+    def stop(_signum: int, _frame: object) -> None:
+        worker.stopping.set()
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+SiteOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--site",
+        metavar="NAME",
+        help="Serve only the devices of this inventory site (repeat for several). Default: every device, "
+        "whatever its site, devices without a site included.",
+    ),
+]
+
+
+@commands.command("worker")
+def worker_command(
+    site: SiteOption = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=512, help="Devices visited at once.")] = 16,
+    state: StateOption = Path("state"),
+    store_url: StoreOption = None,
+    secrets: Annotated[Path | None, typer.Option(help="KEY=value file with MIGRATOR_USERNAME/PASSWORD.")] = None,
+    lease_seconds: LeaseOption = 60.0,
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Stop at the first loop with nothing to visit (a cron job, a test).")
+    ] = False,
+) -> None:
+    """Work the waves of a shared store: claim due devices (of --site only), visit them; coordinate if elected.
+
+    Any number of workers, on any hosts, share one PostgreSQL store; one of them at a time is the wave coordinator
+    (canary, batches, failure budget, approvals). On SQLite, one worker process per store. Stops on SIGTERM.
+
+    Example: migrator worker --store postgresql://migrator@db/migrator --site paris --secrets /etc/migrator/secrets
+    """
+    credentials = load_credentials_or_fail(secrets)
+    sites = tuple(site or ())
+    try:
+        for name in sites:
+            check_site(name)
+    except InputError as err:
+        raise fail(str(err)) from None
+    store = open_command_store(store_url, state, create=False)
+    start_logging(state, [credentials.password.get_secret_value()])
+    worker, _kits = build_worker(
+        store,
+        credentials,
+        RealClock(),
+        sites=sites,
+        concurrency=concurrency,
+        lease_seconds=lease_seconds,
+        secrets_file=secrets,
+    )
+    if not _shared(store) and not worker.leading:
+        raise fail(
+            f"another `migrator worker` already works the SQLite store {store.where}: SQLite serves one worker "
+            "process per store (several workers share a PostgreSQL store: --store postgresql://...)"
+        )
+    console.print(
+        f"worker {worker.owner}: serving {', '.join(sites) or 'every site'} of {store.where}, {concurrency} at once "
+        f"({'wave coordinator' if worker.leading else 'another worker coordinates'}); SIGTERM stops it",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    with _stop_on_signals(worker):
+        worker.run(until=(lambda: True) if drain else None)
+    console.print(f"worker {worker.owner}: stopped after {worker.visits} visits", markup=False, highlight=False)
+    raise typer.Exit(EXIT_OK)
 
 
 @commands.command("resume")
@@ -341,7 +473,20 @@ def resume(
     for lease in store.leases():
         if lease.liveness != "dead":
             console.print(lease_line(lease), markup=False, highlight=False, soft_wrap=True)
-    results = run_with_progress([p.runner for p in plans])
+    if _shared(store):
+        try:
+            for plan in plans:
+                check_worker_support(plan.playbook)
+        except InputError as err:
+            raise fail(str(err)) from None
+        for plan in plans:  # parked devices resume continues: due now, for whichever worker claims them first
+            store.make_due(plan.runner.settings.name, DEVICE_RESUMED)
+        concurrency = max(p.runner.settings.concurrency for p in plans)
+        results = _work(
+            store, credentials, plans, concurrency=concurrency, wait=wait, lease_seconds=lease_seconds, secrets=secrets
+        )
+    else:
+        results = run_with_progress([p.runner for p in plans])
     code = recap(results)
     warn_gpo_overwrites(store, results)
     anchor_audit_head(store)

@@ -43,7 +43,7 @@ from migrator.remote.credentials import Credentials
 from migrator.remote.pool import TransportPool
 from migrator.remote.tls import INSECURE_TRANSPORT, insecure_devices
 from migrator.remote.transport import Transport
-from migrator.store import AuditEntry, Store, content_hash
+from migrator.store import AuditEntry, Store, WaveRow, content_hash
 
 if TYPE_CHECKING:
     from migrator.cloud.client import GraphClient
@@ -135,6 +135,109 @@ def _settings_record(request: WaveRequest, playbook_locator: str, devices: Seque
     }
 
 
+def wave_settings(name: str, settings: dict[str, Any], change_ticket: str | None) -> WaveSettings:
+    """The engine's settings of a wave, from what the store recorded with it."""
+    return WaveSettings(
+        name=name,
+        devices=tuple(settings["devices"]),
+        batch_size=int(settings["batch_size"]),
+        concurrency=int(settings["concurrency"]),
+        canary=int(settings["canary"]),
+        max_fail_percent=float(settings["max_fail_percent"]),
+        change_ticket=change_ticket,
+        approval=bool(settings["approval"]),
+        windows=tuple(ChangeWindow.parse(w) for w in settings.get("windows", [])),
+    )
+
+
+@dataclass
+class WaveVisits:
+    """How one process visits a wave's devices: the durable driver, with one runspace pool per device kept open
+    across the visits of this wave (closed when the device is final, after a minute idle, or by :meth:`close`)."""
+
+    visit: Callable[[str], VisitOutcome]
+    pool: TransportPool
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def wave_visits(
+    store: Store,
+    settings: dict[str, Any],
+    playbook: Playbook,
+    inventory: Inventory,
+    credentials: Credentials,
+    clock: Clock,
+    *,
+    directory: DirectoryKnowledge,
+    leases: LeaseKeeper,
+    should_stop: Callable[[], bool],
+    may_pass_point_of_no_return: Callable[[datetime], bool],
+    transport_factory: Callable[..., Transport] | None = None,
+    concurrency: int = 16,
+    owner: str | None = None,
+    wave: str = "",
+    hold: Callable[[str, Any], str | None] | None = None,
+    stale_keys: StaleKeyCleanup | None = None,
+    entra_devices: dict[str, str] | None = None,
+) -> WaveVisits:
+    """Visits of a wave's devices (``settings``: the wave's record) through the durable driver. ``owner``: the
+    leases' owner (None: a fresh one per visit); ``should_stop`` is asked before every step; ``hold``: a batch-level
+    policy channel's gate before a device's policy step; ``stale_keys``: the Entra ID cleanup after a user is
+    verified; ``entra_devices``: what Entra ID said of the device objects at the wave's preflight."""
+    # The directory's answers for every visit of this wave (the admin's --entra-kerberos wins where given).
+    path_settings: PathSettings = directory.path_settings(dict(settings.get("entra_kerberos", {})))
+    if entra_devices is not None:
+        path_settings = path_settings.model_copy(update={"entra_devices": entra_devices})
+    pool = TransportPool(transport_factory or open_transport, max_idle=60.0, max_open=4 * concurrency)
+
+    def visit(device: str) -> VisitOutcome:
+        entry = inventory.device(device)
+        if entry is None:
+            return VisitOutcome("failed", error=f"{device} is no longer in the inventory {inventory.path}")
+        result = driver.visit(
+            device,
+            store=store,
+            playbook=playbook,
+            entry=entry,
+            connection=inventory.connection(entry),
+            credentials=credentials,
+            transport_factory=pool.lease,
+            clock=clock.now,
+            owner=owner,
+            may_pass_point_of_no_return=lambda _device, moment: may_pass_point_of_no_return(moment),
+            path_settings=path_settings,
+            sleep=clock.sleep,
+            should_stop=should_stop,
+            leases=leases,
+            hold=hold,
+        )
+        if result.next_due is None:
+            pool.discard(device)
+        if stale_keys is not None and any(state in REMOVE_STALE_HELLO_KEY.after for state in result.users.values()):
+            _remove_stale_keys(stale_keys, wave, device)
+        return VisitOutcome(result.state, next_due=result.next_due, error=result.last_error)
+
+    return WaveVisits(visit, pool)
+
+
+def _remove_stale_keys(stale_keys: StaleKeyCleanup, wave: str, device: str) -> None:
+    """After a visit that left a user verified: that user's old Hello key in Entra ID, removed (journalled)."""
+    log = get_logger("engine.service", wave=wave, device=device)
+    try:
+        sent = stale_keys.graph.requests
+        keys = stale_keys.device(device)
+        log.info(
+            "stale Hello keys",
+            removed=sum(k.status == "removed" for k in keys),
+            left=[f"{k.user}: {k.status} {k.detail}".strip() for k in keys if k.status != "removed"],
+            graph_requests=stale_keys.graph.requests - sent,
+        )
+    except CloudError as err:  # the device is migrated either way; the key is listed as left
+        log.warning("stale Hello keys not removed now; `migrator entra cleanup` retries", error=str(err))
+
+
 def build_runner(
     store: Store,
     name: str,
@@ -156,30 +259,16 @@ def build_runner(
     """A runner whose visits go through the durable driver, with the wave's settings; the devices' leases last
     ``lease_seconds`` and are renewed by one heartbeat while visits run. ``directory``: what the wave read from
     the directory (read here, once, when not given)."""
-    wave_settings = WaveSettings(
-        name=name,
-        devices=tuple(settings["devices"]),
-        batch_size=int(settings["batch_size"]),
-        concurrency=int(settings["concurrency"]),
-        canary=int(settings["canary"]),
-        max_fail_percent=float(settings["max_fail_percent"]),
-        change_ticket=change_ticket,
-        approval=bool(settings["approval"]),
-        windows=tuple(ChangeWindow.parse(w) for w in settings.get("windows", [])),
-    )
+    settings_ = wave_settings(name, settings, change_ticket)
     if directory is None:
         directory = wave_directory(inventory, credentials, settings, secrets_file)
-    # The directory's answers for every visit of this wave (the admin's --entra-kerberos wins where given).
-    path_settings: PathSettings = directory.path_settings(dict(settings.get("entra_kerberos", {})))
+    entra_devices = None
     if graph is not None:
         # Entra ID once per wave run, before any device, for the devices whose facts are recorded (a resumed wave,
         # or devices probed before): a missing or disabled device object makes the device ineligible at preflight.
         entra = preflight_wave(store, graph, name, actor=credentials.username, change_ticket=change_ticket)
-        path_settings = path_settings.model_copy(update={"entra_devices": entra.device_states()})
-    # One open runspace pool per device across the visits of this wave (closed when the device is final, after
-    # a minute idle, or when the wave's run ends).
-    pool = TransportPool(transport_factory or open_transport, max_idle=60.0, max_open=4 * wave_settings.concurrency)
-    holder: list[WaveRunner] = []
+        entra_devices = entra.device_states()
+    holder: list[WaveRunner] = []  # the runner exists by the time a visit runs
     leases = LeaseKeeper(store, ttl_seconds=lease_seconds)
     stale_keys = (
         StaleKeyCleanup(store, graph, actor=credentials.username, change_ticket=change_ticket)
@@ -200,61 +289,47 @@ def build_runner(
         secrets_file=secrets_file,
     )
 
-    def visit(device: str) -> VisitOutcome:
-        entry = inventory.device(device)
-        if entry is None:
-            return VisitOutcome("failed", error=f"{device} is no longer in the inventory {inventory.path}")
-        result = driver.visit(
-            device,
-            store=store,
-            playbook=playbook,
-            entry=entry,
-            connection=inventory.connection(entry),
-            credentials=credentials,
-            transport_factory=pool.lease,
-            clock=clock.now,
-            may_pass_point_of_no_return=lambda _device, moment: holder[0].may_pass_point_of_no_return(moment),
-            path_settings=path_settings,
-            sleep=clock.sleep,
-            should_stop=holder[0].should_stop,  # the runner exists by the time a visit runs
-            leases=leases,
-            hold=channel.hold if channel is not None else None,
-        )
-        if result.next_due is None:
-            pool.discard(device)
-        if stale_keys is not None and any(state in REMOVE_STALE_HELLO_KEY.after for state in result.users.values()):
-            try:
-                sent = stale_keys.graph.requests
-                keys = stale_keys.device(device)
-                get_logger("engine.service", wave=name, device=device).info(
-                    "stale Hello keys",
-                    removed=sum(k.status == "removed" for k in keys),
-                    left=[f"{k.user}: {k.status} {k.detail}".strip() for k in keys if k.status != "removed"],
-                    graph_requests=stale_keys.graph.requests - sent,
-                )
-            except CloudError as err:  # the device is migrated either way; the key is listed as left
-                get_logger("engine.service", wave=name, device=device).warning(
-                    "stale Hello keys not removed now; `migrator entra cleanup` retries", error=str(err)
-                )
-        return VisitOutcome(result.state, next_due=result.next_due, error=result.last_error)
+    def should_stop() -> bool:
+        return holder[0].should_stop()
 
+    def may_pass(moment: datetime) -> bool:
+        return holder[0].may_pass_point_of_no_return(moment)
+
+    visits = wave_visits(
+        store,
+        settings,
+        playbook,
+        inventory,
+        credentials,
+        clock,
+        directory=directory,
+        leases=leases,
+        should_stop=should_stop,
+        may_pass_point_of_no_return=may_pass,
+        transport_factory=transport_factory,
+        concurrency=settings_.concurrency,
+        wave=name,
+        hold=channel.hold if channel is not None else None,
+        stale_keys=stale_keys,
+        entra_devices=entra_devices,
+    )
     runner = WaveRunner(
-        wave_settings,
+        settings_,
         StoreWaves(store, credentials.username),
-        visit,
+        visits.visit,
         clock,
         on_change=on_change,
         wait_for_waiting=wait_for_waiting,
         on_batch_start=channel.start_batch if channel is not None else None,
     )
     holder.append(runner)
-    runner.on_end.append(pool.close)
+    runner.on_end.append(visits.close)
     runner.on_end.append(leases.release_all)
     if graph is not None:
         runner.on_end.append(graph.close)
     if channel is not None:
         runner.on_end.append(channel.close)
-    runner.on_idle.append(pool.close_idle)
+    runner.on_idle.append(visits.pool.close_idle)
     # What the store already knows (a resumed wave): final devices are not visited again.
     for row in store.list_devices(wave=name):
         runner.progress.states[row.name] = row.state
@@ -358,6 +433,7 @@ def plan_wave(
         store.enroll(name, devices)
         created = True
     insecure = _record_insecure(store, name, inventory, settings, credentials.username)
+    _record_sites(store, inventory, settings)
     runner = build_runner(
         store,
         name,
@@ -400,6 +476,12 @@ def _record_insecure(
     if insecure:
         store.add_to_wave_list(wave, INSECURE_TRANSPORT, insecure, audit=AuditEntry(actor, "tls verification off"))
     return tuple(insecure)
+
+
+def _record_sites(store: Store, inventory: Inventory, settings: dict[str, Any]) -> None:
+    """Each device's site, from the inventory: a worker with --site serves only its sites' devices."""
+    entries = (inventory.device(str(d)) for d in settings.get("devices", []))
+    store.set_sites({e.name: e.site for e in entries if e is not None})
 
 
 def _enroll_recorded(store: Store, name: str, settings: dict[str, Any]) -> None:
@@ -478,13 +560,7 @@ def resumable_waves(
         settings = dict(wave.settings)
         inventory = load_inventory(str(settings["inventory"]))
         insecure = _record_insecure(store, wave.name, inventory, settings, credentials.username)
-        locator = str(settings["playbook"])
-        playbook = load_playbook(locator)
-        if content_hash(_playbook_text(locator)) != wave.playbook_hash:
-            raise InputError(
-                f"wave {wave.name}: the playbook {locator} changed since the wave started; "
-                "restore it or start a new wave"
-            )
+        playbook = checked_playbook(wave)
         _enroll_recorded(store, wave.name, settings)
         StoreWaves(store, credentials.username).resume(wave.name)
         directory = wave_directory(inventory, credentials, settings, secrets_file)
@@ -507,6 +583,17 @@ def resumable_waves(
         )
         plans.append(WavePlan(runner, inventory, playbook, False, insecure, directory))
     return plans
+
+
+def checked_playbook(wave: WaveRow) -> Playbook:
+    """The playbook a wave recorded, refused if it changed since the wave started."""
+    locator = str(wave.settings["playbook"])
+    playbook = load_playbook(locator)
+    if content_hash(_playbook_text(locator)) != wave.playbook_hash:
+        raise InputError(
+            f"wave {wave.name}: the playbook {locator} changed since the wave started; restore it or start a new wave"
+        )
+    return playbook
 
 
 def _playbook_text(locator: str) -> str:

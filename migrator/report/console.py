@@ -132,6 +132,8 @@ def status_renderable(view: StatusView, *, note: str = "") -> RenderableType:
             )
     if view.leases:
         parts.append(leases_text(view))
+    for unserved in view.unserved:
+        parts.append(Text(unserved.line(), style="bold yellow"))
     if note:
         parts.append(Text(note, style="yellow"))
     return Group(*parts)

@@ -45,7 +45,7 @@ from migrator.engine.wavestore import APPROVE
 from migrator.machine.commands import Purpose
 from migrator.machine.context import DeviceContext, UserContext, load_device, load_user
 from migrator.machine.plan import GPO_OVERWRITES
-from migrator.machine.table import USER_SETTLED
+from migrator.machine.table import DEVICE_SETTLED, USER_SETTLED
 from migrator.playbook import Playbook, builtin_path, load_playbook
 from migrator.remote.tls import INSECURE_TRANSPORT
 from migrator.report.diagram import Diagram, build_diagram
@@ -75,10 +75,12 @@ from migrator.store import (
     TransitionRow,
     UserRow,
     WaveRow,
+    WorkerRow,
     content_hash,
     registry_key_fold,
     utc_now,
 )
+from migrator.store.claims import worker_live
 from migrator.yamlsource import InputFileError
 
 Clock = Callable[[], datetime]
@@ -226,6 +228,7 @@ class StatusView:
     devices: tuple[DeviceStatus, ...]
     counts: dict[str, int]
     leases: tuple[LeaseRow, ...] = ()  # unexpired leases: devices another worker may be acting on now
+    unserved: tuple[UnservedSite, ...] = ()  # sites of open devices that no live worker serves (stores with workers)
 
     @property
     def attention(self) -> list[DeviceStatus]:
@@ -244,6 +247,43 @@ class StatusView:
             "devices": [d.as_json() for d in self.devices],
             "counts": self.counts,
         }
+
+
+@dataclass(frozen=True)
+class UnservedSite:
+    """Open devices of a site (None: devices without a site) that no live worker serves now, and when a worker
+    that serves them last beat (None: never)."""
+
+    site: str | None
+    devices: int
+    last_seen: datetime | None
+
+    def line(self) -> str:
+        name = f"site {self.site}" if self.site is not None else "devices without a site"
+        since = f"since {iso(self.last_seen)}" if self.last_seen is not None else "ever"
+        return f"{name}: no live worker {since} ({self.devices} open devices wait for one)"
+
+
+def unserved_sites(
+    devices: Sequence[DeviceRow], waves: Sequence[WaveRow], workers: Sequence[WorkerRow], now: datetime
+) -> tuple[UnservedSite, ...]:
+    """The sites whose open devices (not settled, in a wave that is not completed or halted) no live worker serves.
+    Said only of a store that workers work (one with worker rows): a store `run` drives on SQLite has none."""
+    if not workers:
+        return ()
+    open_waves = {w.name for w in waves if w.state not in ("completed", "halted")}
+    waiting: dict[str | None, int] = {}
+    for device in devices:
+        if device.wave in open_waves and device.state not in DEVICE_SETTLED:
+            waiting[device.site] = waiting.get(device.site, 0) + 1
+    out = []
+    for site, count in sorted(waiting.items(), key=lambda item: (item[0] is None, item[0] or "")):
+        serving = [w for w in workers if w.serves(site)]
+        if any(worker_live(w, now) for w in serving):
+            continue
+        last = max((w.heartbeat_at for w in serving), default=None)
+        out.append(UnservedSite(site, count, last))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -266,7 +306,9 @@ def _gather(store: Store, wave: str | None, now: Clock) -> _Scope:
     )
     counts = _count(d.device.state for d in statuses)
     per_wave = tuple(WaveStatus(w, _count(d.device.state for d in statuses if d.device.wave == w.name)) for w in waves)
-    view = StatusView(now(), store.where, wave, per_wave, statuses, counts, tuple(store.leases(wave)))
+    taken = now()
+    unserved = unserved_sites(devices, waves, store.workers(), taken)
+    view = StatusView(taken, store.where, wave, per_wave, statuses, counts, tuple(store.leases(wave)), unserved)
     return _Scope(view, records)
 
 

@@ -43,6 +43,7 @@ from migrator.store.rows import (
     AuditProblem,
     AuditRecord,
     AuditReport,
+    Claim,
     DeviceRow,
     FactsSnapshot,
     JournalEntry,
@@ -55,6 +56,7 @@ from migrator.store.rows import (
     TransitionRow,
     UserRow,
     WaveRow,
+    WorkerRow,
 )
 from migrator.store.schema import SCHEMA_VERSION
 from migrator.store.store import Clock, Store, content_hash, registry_key_fold, translate_error, utc_now
@@ -67,6 +69,7 @@ __all__ = [
     "AuditProblem",
     "AuditRecord",
     "AuditReport",
+    "Claim",
     "Clock",
     "ConcurrentUpdate",
     "DeviceInOtherWave",
@@ -107,6 +110,7 @@ __all__ = [
     "UnstorableValue",
     "UserRow",
     "WaveRow",
+    "WorkerRow",
     "canonical",
     "content_hash",
     "registry_key_fold",

@@ -570,4 +570,7 @@ def device_row(row: Row[Any]) -> DeviceRow:
         row.lease_expires_at,
         row.updated_at,
         row.context,
+        row.site,
+        row.released_at,
+        row.due_at,
     )

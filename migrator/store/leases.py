@@ -108,14 +108,7 @@ class LeasesMixin(StoreCore):
         if ttl_seconds <= 0:
             raise UnstorableValue(f"acquire lease of {device!r}: ttl_seconds must be positive")
         now = self._now()
-        parts = LeaseOwner.parse(owner)
-        values = {
-            "lease_owner": owner,
-            "lease_expires_at": now + timedelta(seconds=ttl_seconds),
-            "lease_host": parts.host if parts else None,
-            "lease_pid": parts.pid if parts else None,
-            "lease_started": parts.started if parts else None,
-        }
+        values = lease_values(owner, now + timedelta(seconds=ttl_seconds))
         with self._tx(f"acquire lease of {device!r}", write=True) as conn:
             result = conn.execute(
                 update(devices)
@@ -195,6 +188,18 @@ class LeasesMixin(StoreCore):
             )
             for row in rows
         ]
+
+
+def lease_values(owner: str, expires: datetime) -> dict[str, Any]:
+    """The device row's lease columns for ``owner`` until ``expires`` (its parts when it is a LeaseOwner's text)."""
+    parts = LeaseOwner.parse(owner)
+    return {
+        "lease_owner": owner,
+        "lease_expires_at": expires,
+        "lease_host": parts.host if parts else None,
+        "lease_pid": parts.pid if parts else None,
+        "lease_started": parts.started if parts else None,
+    }
 
 
 def check_lease(row: Row[Any], owner: str | None, now: datetime, what: str) -> None:

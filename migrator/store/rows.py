@@ -45,6 +45,35 @@ class DeviceRow:
     lease_expires_at: datetime | None
     updated_at: datetime
     context: JsonObject | None = None  # the state machine's data for the current state (schema v2)
+    site: str | None = None  # the inventory's site (schema v5)
+    released_at: datetime | None = None  # when the wave coordinator released its batch to the workers
+    due_at: datetime | None = None  # when a worker should visit it next (None: not released, or never again)
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    """A worker sharing the store (``migrator worker``, or ``migrator run`` on PostgreSQL) and its heartbeat.
+
+    ``sites`` empty: it serves every device, whatever its site. ``stopped_at``: it ended cleanly."""
+
+    owner: str
+    host: str
+    pid: int
+    sites: tuple[str, ...]
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+
+    def serves(self, site: str | None) -> bool:
+        return not self.sites or site in self.sites
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A device a worker claimed (its lease is the worker's until it hands it back)."""
+
+    device: str
+    wave: str
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,10 @@ outside the audit table: in ``audit_head`` (moved by every append) and in every 
 ``audit_head``: the head when the wave was created or last changed state), so deleting the tail of the log, or
 rebuilding it, shows unless several places are forged consistently (see :mod:`migrator.store.audit`).
 Version 5 adds ``directory_changes``: the journal of a wave's changes to the control plane (AD group membership
-of a batch's computers, and their rollback), intent before the LDAP modify and outcome after, as ``journal`` is for
-a device's steps.
+of a batch's computers, Entra group membership of its device objects, and their rollback), intent before the
+modify and outcome after, as ``journal`` is for a device's steps. Version 6 adds what workers sharing a store need
+(:mod:`migrator.store.claims`): a device's ``site``, ``released_at`` and ``due_at``, and the ``workers`` table with
+their heartbeats.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from sqlalchemy import (
 
 from migrator.store.codec import GuardedJSON, UTCDateTime
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 PATHS = ("key", "cert", "cloud", "ineligible")
 JOURNAL_STATUSES = ("intent", "done", "failed", "resolved")
@@ -110,9 +112,31 @@ devices = Table(
     Column("lease_started", String(64), nullable=True),  # boot id, pid namespace, start ticks: LeaseOwner.started
     Column("context", GuardedJSON("devices.context"), nullable=True),  # the machine's data for this state
     Column("updated_at", UTCDateTime, nullable=False),
+    # Schema 6, for `migrator worker` (migrator.engine.workers): the inventory's site (NULL: none), when the wave
+    # coordinator released the device's batch (NULL: not yet), and when a worker should visit it next (NULL:
+    # never again, or not released). Workers claim released devices that are due.
+    Column("site", String(63), nullable=True),
+    Column("released_at", UTCDateTime, nullable=True),
+    Column("due_at", UTCDateTime, nullable=True),
     CheckConstraint(f"path IS NULL OR {_in('path', PATHS)}", name="ck_devices_path"),
     CheckConstraint("version >= 0", name="ck_devices_version"),
     Index("ix_devices_wave_state", "wave_id", "state"),
+    Index("ix_devices_due", "due_at"),
+)
+
+# Schema 6: the workers sharing the store (`migrator worker`, and `migrator run` on PostgreSQL), each with its
+# heartbeat: `migrator status` says which sites have no live worker.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner", String(200), nullable=False, unique=True),  # its LeaseOwner text: the owner of its leases
+    Column("host", String(120), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("sites", GuardedJSON("workers.sites"), nullable=False),  # [] = every device, whatever its site
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime, nullable=True),  # a worker that ended cleanly says so
 )
 
 users = Table(
@@ -361,6 +385,18 @@ def _v4_to_v5(conn: Connection) -> None:
     directory_changes.create(conn, checkfirst=True)
 
 
+def _v5_to_v6(conn: Connection) -> None:
+    """Add the site, release and due columns to ``devices`` (NULL for devices enrolled before: no site, not
+    released; ``run`` on SQLite never uses them) and the ``workers`` table (created by the caller)."""
+    columns = {column["name"] for column in inspect(conn).get_columns("devices")}
+    kind = "TIMESTAMP WITHOUT TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    for name, column in (("site", "VARCHAR(63)"), ("released_at", kind), ("due_at", kind)):
+        if name not in columns:
+            conn.execute(text(f"ALTER TABLE devices ADD COLUMN {name} {column}"))
+    if "ix_devices_due" not in {index["name"] for index in inspect(conn).get_indexes("devices")}:
+        conn.execute(text("CREATE INDEX ix_devices_due ON devices (due_at)"))
+
+
 # MIGRATIONS[n] takes a store from version n to version n + 1.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6]
 assert len(MIGRATIONS) == SCHEMA_VERSION

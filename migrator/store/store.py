@@ -39,6 +39,7 @@ Layout
 :mod:`migrator.store.devices`  devices and users, the funnel of their state changes, facts, policy snapshots
 :mod:`migrator.store.journal`  step attempts, the intent/outcome journal, in-doubt entries
 :mod:`migrator.store.leases`   who may act on a device now (:meth:`Store.acquire` ...)
+:mod:`migrator.store.claims`   batches released to workers, due devices claimed, the workers' heartbeats
 :mod:`migrator.store.auditing` the hash-chained audit log (the chain itself: :mod:`migrator.store.audit`)
 :mod:`migrator.store.exports`  read-only views across aggregates for reports and rollback
 =============================  =================================================================================
@@ -51,6 +52,7 @@ function on the same connection (:func:`migrator.store.auditing.append_entry`,
 from __future__ import annotations
 
 from migrator.store.auditing import AuditMixin
+from migrator.store.claims import ClaimsMixin
 from migrator.store.core import DB_FILE_NAME, Clock, StoreCore, resolve_url, translate_error, utc_now
 from migrator.store.devices import DevicesMixin, registry_key_fold
 from migrator.store.directory import DirectoryChangesMixin
@@ -61,7 +63,15 @@ from migrator.store.waves import WavesMixin, content_hash
 
 
 class Store(
-    WavesMixin, DevicesMixin, JournalMixin, DirectoryChangesMixin, LeasesMixin, AuditMixin, ExportsMixin, StoreCore
+    WavesMixin,
+    DevicesMixin,
+    JournalMixin,
+    DirectoryChangesMixin,
+    LeasesMixin,
+    ClaimsMixin,
+    AuditMixin,
+    ExportsMixin,
+    StoreCore,
 ):
     """Persistence of waves, devices, users, transitions, steps, facts, policy snapshots, journal and audit.
 

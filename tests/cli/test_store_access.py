@@ -50,6 +50,7 @@ def _writers(folder: Path) -> dict[str, list[str]]:
         "approve": ["approve", "--wave", "w1"],
         "rollback": ["rollback", "--wave", "w1", "--inventory", inventory],
         "entra cleanup": ["entra", "cleanup", "--wave", "w1", "--inventory", inventory],
+        "worker": ["worker", "--drain"],
     }
 
 
@@ -168,7 +169,15 @@ def test_commands_that_never_create_a_store_say_there_is_none(tmp_path: Path) ->
 
 def test_every_command_is_walked() -> None:
     """The walks above cover every top-level command that opens a store; the others take no --state."""
-    walked = {args[0] for args in READ_ONLY.values()} | {"run", "resume", "pause", "approve", "rollback", "entra"}
+    walked = {args[0] for args in READ_ONLY.values()} | {
+        "run",
+        "resume",
+        "pause",
+        "approve",
+        "rollback",
+        "entra",
+        "worker",
+    }
     no_store = {"plan", "demo", "diagram", "probe", "lab", "explain", "inventory"}  # demo: its own store, tested there
     serves = {"serve"}  # runs until stopped: its store opening (read-only, never created) is tests/web/test_serve_cli
     assert walked | no_store | serves == set(COMMANDS)

@@ -1,4 +1,4 @@
-"""Schema migrations on both back ends: a store left at version 0, 1, 2 or 3 (as that version's code laid it out)
+"""Schema migrations on both back ends: a store left at version 0, 1, 2, 3, 4 or 5 (as that version's code laid it out)
 is brought to the present version by the next writing open, keeping every row; a reading open refuses it."""
 
 from __future__ import annotations
@@ -42,6 +42,14 @@ DOWNGRADES: list[list[str]] = [
     ],
     # version 4 -> lacked the journal of directory changes (added by _v4_to_v5)
     ["DROP TABLE directory_changes"],
+    # version 5 -> lacked the workers' columns and table (added by _v5_to_v6)
+    [
+        "DROP INDEX ix_devices_due",
+        "DROP TABLE workers",
+        "ALTER TABLE devices DROP COLUMN site",
+        "ALTER TABLE devices DROP COLUMN released_at",
+        "ALTER TABLE devices DROP COLUMN due_at",
+    ],
 ]
 assert len(DOWNGRADES) == SCHEMA_VERSION
 

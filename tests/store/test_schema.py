@@ -158,7 +158,7 @@ def test_a_v2_store_gains_checkable_lease_owners_and_keeps_its_data(tmp_path: Pa
     )
     db.close()
     with Store.open(tmp_path, now=clock) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 5
+        assert store.schema_version() == SCHEMA_VERSION == 6
         device = store.get_device("PC-OLD")
         assert (device.state, device.version, device.context) == ("preflight", 1, {"plan": [1]})
         assert device.lease_owner == "worker-1234-0badcafe"
@@ -191,7 +191,7 @@ def test_a_v3_store_gains_the_audit_head_as_its_log_stands(tmp_path: Path, clock
     )
     db.close()
     with Store.open(tmp_path, now=clock) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 5
+        assert store.schema_version() == SCHEMA_VERSION == 6
         assert store.audit_head() == AuditHead(2, tip)
         assert store.get_wave("old").audit_head is None
         report = store.verify_audit()

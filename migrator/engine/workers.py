@@ -1,0 +1,558 @@
+"""Workers sharing one store: any number of processes, on any hosts, work the waves of one PostgreSQL store.
+
+Theory of operation
+-------------------
+* A **worker** (``migrator worker``, or ``migrator run`` on PostgreSQL) loops: heartbeat, coordinate (if it is the
+  coordinator), claim, visit. It claims released, due devices of running waves, of its sites, up to its free
+  visit slots (:meth:`migrator.store.Store.claim`: ``FOR UPDATE SKIP LOCKED`` and the device's lease), visits
+  each through the durable driver in a thread of its own (the transports are synchronous), and hands each back
+  with its next due time (:meth:`~migrator.store.Store.finish_claim`). The claim is the lease: the visit renews
+  and fences with it as :func:`migrator.engine.device.visit` always does. A worker that dies leaves expired
+  leases and no heartbeat: its devices are claimed by another worker once their leases expire, and in-doubt
+  journal steps are resolved by re-reading the device, as after any crash.
+* Exactly one **wave coordinator** at a time, per store, elected through the database
+  (:meth:`migrator.store.Store.coordinator_lock`: a PostgreSQL session-level advisory lock on a connection of its
+  own, so it goes with its holder; an ``flock`` on SQLite). Every worker tries to take it at every loop, so
+  another one takes over within a loop of the holder's death. The coordinator keeps what a wave promises
+  across workers (:class:`Coordinator`): canary first and alone, batches one after another, the failure budget,
+  approval gates, and it completes a wave. Pause is the wave's state (no claim from a paused wave; visits stop
+  before their next step); change windows are the wave's settings, read by every worker's visits.
+* Sites: a worker with ``--site`` names serves only devices of those sites; without any, it serves every device,
+  whatever its site, siteless devices included (one host needs nothing more).
+* SQLite is one host: one worker process per store (a second is refused: the coordinator lock is taken for the
+  worker's whole life), and ``migrator run`` on SQLite keeps driving its wave in-process
+  (:class:`migrator.engine.waves.WaveRunner`); do not run both on one SQLite store at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from migrator.directory.knowledge import DirectoryKnowledge
+from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
+from migrator.engine.service import (
+    WaveVisits,
+    checked_playbook,
+    wave_directory,
+    wave_settings,
+    wave_visits,
+)
+from migrator.engine.waves import (
+    AGAINST_BUDGET,
+    SETTLED,
+    SUCCESS,
+    Clock,
+    VisitOutcome,
+    WaveProgress,
+    WaveResult,
+    WaveState,
+    in_any_window,
+)
+from migrator.engine.wavestore import StoreWaves
+from migrator.errors import InputError, MigratorError
+from migrator.inventory import Inventory, load_inventory
+from migrator.logs import get_logger
+from migrator.machine.table import DEVICE_ACTIVE, DEVICE_INITIAL
+from migrator.playbook import Playbook
+from migrator.remote.credentials import Credentials
+from migrator.remote.transport import Transport
+from migrator.store import AuditEntry, Claim, DeviceRow, LeaseOwner, Store, StoreError, WaveRow
+from migrator.store.claims import WORKER_BEAT_SECONDS, CoordinatorLock
+
+BATCH_OPEN = "wave.batch_open"
+
+_log = get_logger("engine.workers")
+
+
+@dataclass(frozen=True)
+class BatchOpening:
+    """A batch the coordinator is about to release to the workers (what a batch-start hook is told)."""
+
+    wave: str
+    index: int  # 0-based; with a canary, batch 0 is the canary
+    batches: int
+    devices: tuple[str, ...]
+    change_ticket: str | None
+
+
+BatchHook = Callable[[BatchOpening], None]
+
+
+class Coordinator:
+    """Keeps each running wave's canary, batches, failure budget and approval gates, one decision per tick.
+
+        The store's devices say where a wave stands: a batch is *open* once its devices are released, *through* once
+        none of them is active (each is settled, waiting, or parked), as :class:`~migrator.engine.waves.WaveRunner`
+        counts it. The failure budget counts failed and error devices among the started ones (released, and moved from
+    ``pending`` by a visit)."""
+
+    def __init__(self, store: Store, actor: str, *, on_batch_open: Sequence[BatchHook] = ()) -> None:
+        self.store = store
+        self.waves = StoreWaves(store, actor)
+        self.actor = actor
+        self.on_batch_open: list[BatchHook] = list(on_batch_open)
+
+    def tick(self) -> None:
+        """One decision for every running wave of the store."""
+        for wave in self.store.list_waves():
+            if wave.state == "running":
+                self.coordinate(wave)
+
+    def coordinate(self, wave: WaveRow) -> WaveState:
+        """Open the next batch, stop at a gate, halt, or complete the wave; returns the wave's state after."""
+        settings = wave_settings(wave.name, dict(wave.settings), wave.change_ticket)
+        rows = {d.name.casefold(): d for d in self.store.list_devices(wave=wave.name)}
+        # Started: released and moved from the initial state by a visit (the runner counts its visits the same way).
+        started = [d for d in rows.values() if d.released_at is not None and d.state != DEVICE_INITIAL]
+        failed = sum(1 for d in started if d.state in AGAINST_BUDGET)
+        if started and 100.0 * failed / len(started) > settings.max_fail_percent:
+            return self._halt(
+                wave,
+                f"failure budget exceeded: {failed} of {len(started)} started devices failed "
+                f"(max {settings.max_fail_percent:g}%)",
+            )
+        batches = settings.batches()
+        for index, batch in enumerate(batches):
+            members = [rows[d.casefold()] for d in batch if d.casefold() in rows]
+            if any(d.released_at is None for d in members):
+                if index > 0 and settings.approval and self.waves.approved_batches(wave.name) < index:
+                    reason = f"batch {index + 1} of {len(batches)} needs approval (migrator approve --wave {wave.name})"
+                    self.waves.set_wave_state(wave.name, "awaiting_approval", reason)
+                    return "awaiting_approval"
+                self.open_batch(BatchOpening(wave.name, index, len(batches), batch, wave.change_ticket))
+                return "running"
+            if any(d.state in DEVICE_ACTIVE for d in members):
+                return "running"  # the batch is not through yet
+            if settings.canary > 0 and index == 0:
+                if any(_waiting(d) for d in members):
+                    return "running"  # the canary must end: its waiting devices are visited again first
+                bad = [d for d in members if d.state not in SUCCESS | {"ineligible"}]
+                if bad:
+                    return self._halt(wave, f"canary failed: {', '.join(f'{d.name} ({d.state})' for d in bad)}")
+        if all(d.state in SETTLED for d in rows.values()):
+            self.waves.set_wave_state(wave.name, "completed")
+            return "completed"
+        return "running"
+
+    def open_batch(self, opening: BatchOpening) -> None:
+        """The one place a batch opens: the batch-start hooks run first (a hook that raises leaves the batch closed;
+        the next tick tries again), then its devices are released to the workers and the opening is audited."""
+        for hook in self.on_batch_open:
+            try:
+                hook(opening)
+            except Exception as err:  # a hook's failure must not stop the coordinator: it keeps the batch closed
+                _log.exception(
+                    "batch start failed: the batch stays closed, the next tick tries again",
+                    wave=opening.wave,
+                    batch=opening.index + 1,
+                    error=f"{type(err).__name__}: {err}",
+                )
+                return
+        released = self.store.release_batch(opening.wave, opening.devices, settled=SETTLED)
+        if released:
+            self.store.append_audit(
+                AuditEntry(
+                    self.actor,
+                    BATCH_OPEN,
+                    change_ticket=opening.change_ticket,
+                    after={
+                        "wave": opening.wave,
+                        "batch": opening.index + 1,
+                        "batches": opening.batches,
+                        "devices": released,
+                    },
+                )
+            )
+            _log.info("batch opened", wave=opening.wave, batch=opening.index + 1, devices=released)
+
+    def _halt(self, wave: WaveRow, reason: str) -> WaveState:
+        self.waves.set_wave_state(wave.name, "halted", reason)
+        _log.warning("wave halted", wave=wave.name, reason=reason)
+        return "halted"
+
+
+def _waiting(device: DeviceRow) -> bool:
+    return device.state not in SETTLED and device.due_at is not None
+
+
+class ClaimLeases(LeaseKeeper):
+    """The leases of claimed devices. A visit's end stops renewing its device's lease but keeps it: the worker
+    hands it back together with the device's next due time, in one write (:meth:`Store.finish_claim`), so no
+    other worker can claim the device in between and visit it again at once."""
+
+    def release(self, device: str) -> bool:
+        with self._lock:
+            owner = self._held.pop(device, None)
+        self._wake.set()
+        return owner is not None
+
+
+Visitor = Callable[[Claim], VisitOutcome]
+
+
+class Worker:
+    """One worker process's loop (see the module docstring): heartbeat, coordinate, claim, visit, hand back."""
+
+    def __init__(
+        self,
+        store: Store,
+        visit: Visitor,
+        *,
+        owner: str,
+        leases: ClaimLeases,
+        clock: Clock,
+        actor: str,
+        lock: CoordinatorLock,
+        sites: Sequence[str] = (),
+        concurrency: int = 16,
+        poll_seconds: float = 1.0,
+        on_batch_open: Sequence[BatchHook] = (),
+        monotonic: Callable[[], float] = time.monotonic,
+        stopping: threading.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.visit = visit
+        self.owner = owner
+        self.leases = leases
+        self.clock = clock
+        self.lock = lock
+        self.sites = tuple(sites)
+        self.concurrency = max(1, concurrency)
+        self.poll_seconds = poll_seconds
+        self.coordinator = Coordinator(store, actor, on_batch_open=on_batch_open)
+        self.stopping = stopping or threading.Event()
+        self.on_idle: list[Callable[[], None]] = []  # run when a loop found nothing to do (close idle pools)
+        self.on_end: list[Callable[[], None]] = []  # run when the worker stops (close what visits kept open)
+        self.visits = 0
+        self._monotonic = monotonic
+        self._next_beat = 0.0
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="visit")
+        self._in_flight: dict[Future[None], Claim] = {}
+        self._log = _log.bind(worker=owner)
+
+    @property
+    def leading(self) -> bool:
+        """Whether this worker is the wave coordinator now (taking the role when it is free)."""
+        return self.lock.lead()
+
+    def start(self) -> None:
+        self.store.register_worker(self.owner, self.sites)
+        self._next_beat = self._monotonic() + WORKER_BEAT_SECONDS
+
+    def iterate(self, wait: float = 0.0) -> bool:
+        """One loop: heartbeat when due, coordinate when leading, claim into the free slots, then wait up to
+        ``wait`` seconds for a visit to end. True when visits were running (claimed now or before)."""
+        if self._monotonic() >= self._next_beat:
+            self._guard("heartbeat", lambda: self.store.worker_beat(self.owner))
+            self._next_beat = self._monotonic() + WORKER_BEAT_SECONDS
+        if self.leading:
+            self._guard("coordinate", self.coordinator.tick)
+        claims: list[Claim] = []
+        free = self.concurrency - len(self._in_flight)
+        if free > 0 and not self.stopping.is_set():
+            claims = self._guard(
+                "claim", lambda: self.store.claim(self.owner, self.leases.ttl_seconds, free, sites=self.sites), []
+            )
+        for claim in claims:
+            self._in_flight[self._pool.submit(self._visit, claim)] = claim
+        visiting = bool(self._in_flight)
+        if visiting:
+            done, _ = wait_for(list(self._in_flight), timeout=wait, return_when=FIRST_COMPLETED)
+            for future in done:
+                self._in_flight.pop(future)
+        return visiting
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._in_flight)
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Loop until stopped (:attr:`stopping`, e.g. on SIGTERM) or until ``until()``, asked after every loop that
+        found nothing to visit."""
+        self.start()
+        try:
+            while not self.stopping.is_set():
+                if not self.iterate(self.poll_seconds):
+                    if until is not None and until():
+                        return
+                    for idle in self.on_idle:
+                        idle()
+                    self.stopping.wait(self.poll_seconds)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Let running visits finish (they stop before their next step once stopping), then hand everything back."""
+        self.stopping.set()
+        self._pool.shutdown(wait=True)
+        self._in_flight.clear()
+        self.leases.release_all()
+        self.lock.close()
+        self._guard("deregister", lambda: self.store.worker_stopped(self.owner))
+        for end in self.on_end:
+            end()
+
+    def _visit(self, claim: Claim) -> None:
+        log = self._log.bind(wave=claim.wave, device=claim.device)
+        try:
+            outcome = self.visit(claim)
+        except Exception as err:  # the driver records a device's own errors; this is the store or a bug
+            log.exception("visit failed outside the device's machine", error=f"{type(err).__name__}: {err}")
+            # Handed back due after one lease: the next claim tries again (the lease fences it meanwhile).
+            outcome = VisitOutcome("error", next_due=self.clock.now() + timedelta(seconds=self.leases.ttl_seconds))
+        self.visits += 1
+        next_due = None if outcome.state in SETTLED else outcome.next_due
+        try:
+            if not self.store.finish_claim(claim.device, self.owner, next_due):
+                log.warning("the device was taken over by another worker meanwhile: its schedule is theirs")
+        except StoreError as err:  # the lease expires and the device, still due, is claimed again
+            log.warning("device not handed back", error=str(err))
+
+    def _guard(self, what: str, call: Callable[[], Any], default: Any = None) -> Any:
+        """A store that is busy or unreachable only delays this loop: the next one tries again."""
+        try:
+            return call()
+        except StoreError as err:
+            self._log.warning(f"{what} failed; the next loop tries again", error=str(err))
+            return default
+
+
+def check_worker_support(playbook: Playbook) -> None:
+    """Refuse (:class:`InputError`) a playbook that workers cannot carry out yet: a batch-level policy channel
+    (``ad-group``, ``intune-group``) moves a batch's devices once all of them are held before their policy step,
+    which needs the coordinator to open the batch's group change (not built: its hook, ``on_batch_open``, runs
+    before any device is visited); the Entra ID cleanup and preflight need the wave's Graph client, which workers
+    do not open. A wave that asked for either would otherwise wait at ``refresh_policy`` until its deadline."""
+    if playbook.policy.by_group:
+        raise InputError(
+            f"the playbook's policy channel {playbook.policy.channel!r} is not carried out by workers yet (a "
+            "PostgreSQL store): run this wave with `migrator run` on a SQLite store (--state DIR)"
+        )
+    if playbook.entra.remove_stale_hello_keys:
+        raise InputError(
+            "the playbook's entra: remove_stale_hello_keys is not carried out by workers yet (a PostgreSQL store): "
+            "run the wave with `migrator run` on a SQLite store, or leave it off and run `migrator entra cleanup "
+            "--wave W` afterwards"
+        )
+
+
+class WaveKits:
+    """What a worker needs to visit each wave's devices, loaded once per wave from what the store recorded with it:
+    the inventory and the playbook (both must be readable at their recorded paths on this host; a playbook that
+    changed since the wave started is refused), and the directory's answers. Thread-safe."""
+
+    def __init__(
+        self,
+        store: Store,
+        credentials: Credentials,
+        clock: Clock,
+        *,
+        owner: str,
+        leases: LeaseKeeper,
+        stopping: threading.Event,
+        concurrency: int = 16,
+        transport_factory: Callable[..., Transport] | None = None,
+        secrets_file: Path | None = None,
+    ) -> None:
+        self.store = store
+        self.secrets_file = secrets_file
+        self.credentials = credentials
+        self.clock = clock
+        self.owner = owner
+        self.leases = leases
+        self.stopping = stopping
+        self.concurrency = concurrency
+        self.transport_factory = transport_factory
+        self._lock = threading.Lock()
+        self._kits: dict[str, WaveVisits] = {}
+        self._failed: set[str] = set()
+
+    def preload(self, wave: str, inventory: Inventory, playbook: Playbook, directory: DirectoryKnowledge) -> None:
+        """A wave whose inputs this process already read (``run`` planned it)."""
+        check_worker_support(playbook)
+        with self._lock:
+            self._kits[wave] = self._build(self.store.get_wave(wave), inventory, playbook, directory)
+
+    def visit(self, claim: Claim) -> VisitOutcome:
+        try:
+            kit = self._kit(claim.wave)
+        except (MigratorError, OSError) as err:
+            # This host cannot visit the wave's devices now; another may. The device comes back after one lease.
+            with self._lock:
+                first = claim.wave not in self._failed
+                self._failed.add(claim.wave)
+            if first:
+                _log.error("cannot visit the devices of this wave from here", wave=claim.wave, error=str(err))
+            retry = self.clock.now() + timedelta(seconds=self.leases.ttl_seconds)
+            return VisitOutcome(self.store.get_device(claim.device).state, next_due=retry, error=str(err))
+        return kit.visit(claim.device)
+
+    def close_idle(self) -> None:
+        with self._lock:
+            kits = list(self._kits.values())
+        for kit in kits:
+            kit.pool.close_idle()
+
+    def close(self) -> None:
+        with self._lock:
+            kits, self._kits = list(self._kits.values()), {}
+        for kit in kits:
+            kit.close()
+
+    def _kit(self, name: str) -> WaveVisits:
+        with self._lock:
+            kit = self._kits.get(name)
+            if kit is None:
+                wave = self.store.get_wave(name)
+                settings = dict(wave.settings)
+                inventory = load_inventory(str(settings["inventory"]))
+                playbook = checked_playbook(wave)
+                check_worker_support(playbook)
+                directory = wave_directory(inventory, self.credentials, settings, self.secrets_file)
+                kit = self._kits[name] = self._build(wave, inventory, playbook, directory)
+                self._failed.discard(name)
+            return kit
+
+    def _build(
+        self, wave: WaveRow, inventory: Inventory, playbook: Playbook, directory: DirectoryKnowledge
+    ) -> WaveVisits:
+        settings = dict(wave.settings)
+        windows = wave_settings(wave.name, settings, wave.change_ticket).windows
+        name = wave.name
+
+        def should_stop() -> bool:
+            return self.stopping.is_set() or self.store.get_wave(name).state != "running"
+
+        def may_pass(moment: datetime) -> bool:
+            return in_any_window(windows, moment)
+
+        return wave_visits(
+            self.store,
+            settings,
+            playbook,
+            inventory,
+            self.credentials,
+            self.clock,
+            directory=directory,
+            leases=self.leases,
+            should_stop=should_stop,
+            may_pass_point_of_no_return=may_pass,
+            transport_factory=self.transport_factory,
+            concurrency=self.concurrency,
+            owner=self.owner,
+            wave=name,
+        )
+
+
+def build_worker(
+    store: Store,
+    credentials: Credentials,
+    clock: Clock,
+    *,
+    sites: Sequence[str] = (),
+    concurrency: int = 16,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    poll_seconds: float = 1.0,
+    transport_factory: Callable[..., Transport] | None = None,
+    on_batch_open: Sequence[BatchHook] = (),
+    secrets_file: Path | None = None,
+) -> tuple[Worker, WaveKits]:
+    """A worker of this process (its lease owner: this process, with a fresh nonce) visiting through the durable
+    driver with the waves' recorded inputs; the kits, for a caller that already read a wave's inputs."""
+    owner = str(LeaseOwner.current())
+    leases = ClaimLeases(store, ttl_seconds=lease_seconds)
+    stopping = threading.Event()
+    kits = WaveKits(
+        store,
+        credentials,
+        clock,
+        owner=owner,
+        leases=leases,
+        stopping=stopping,
+        concurrency=concurrency,
+        transport_factory=transport_factory,
+        secrets_file=secrets_file,
+    )
+    worker = Worker(
+        store,
+        kits.visit,
+        owner=owner,
+        leases=leases,
+        clock=clock,
+        actor=credentials.username,
+        lock=store.coordinator_lock(),
+        sites=sites,
+        concurrency=concurrency,
+        poll_seconds=poll_seconds,
+        on_batch_open=on_batch_open,
+        stopping=stopping,
+    )
+    worker.on_idle.append(kits.close_idle)
+    worker.on_end.append(kits.close)
+    return worker, kits
+
+
+def waves_ended(store: Store, waves: Sequence[str], clock: Clock, *, wait: bool) -> Callable[[], bool]:
+    """For ``run``/``resume`` on PostgreSQL: whether this process can stop working ``waves``. A wave has ended
+    when it left ``running`` (completed, halted, at a gate, paused); or when every device is released and none is
+    due now or is leased by another worker (``wait``: none is due ever again, none leased) while some are not
+    settled (parked or waiting: the workers, or `resume`, pick them up). All settled: the coordinator completes
+    it first."""
+
+    def ended(name: str) -> bool:
+        if store.get_wave(name).state != "running":
+            return True
+        devices = store.list_devices(wave=name)
+        if all(d.state in SETTLED for d in devices):
+            return False  # the coordinator's next tick completes it
+        now = clock.now()
+        if any(d.released_at is None for d in devices):
+            return False  # the coordinator has batches to open
+        leased = {d.name for d in devices if d.lease_expires_at is not None and d.lease_expires_at > now}
+        if wait:  # a device another worker visits now comes back with its next due time: wait for it too
+            return not leased and all(d.due_at is None for d in devices)
+        # Without waiting, a device another worker holds is that worker's (as a busy visit is for the runner).
+        return all(d.due_at is None or d.due_at > now or d.name in leased for d in devices)
+
+    return lambda: all(ended(name) for name in waves)
+
+
+def wave_result(store: Store, wave: str) -> WaveResult:
+    """Where a wave worked by workers stands, for the recap: its state, why, and its devices' states."""
+    row = store.get_wave(wave)
+    progress = WaveProgress()
+    for device in store.list_devices(wave=wave):
+        progress.states[device.name] = device.state
+        if device.last_error:
+            progress.errors[device.name] = device.last_error
+        if device.released_at is not None:
+            progress.started.add(device.name)
+        if _waiting(device) and device.due_at is not None:
+            progress.waiting[device.name] = device.due_at
+    state: WaveState = row.state if row.state in _STATES else "running"  # type: ignore[assignment]
+    reason = ""
+    if state in ("halted", "awaiting_approval", "paused"):
+        for entry in reversed(store.audit_entries()):
+            after = entry.after if isinstance(entry.after, dict) else {}
+            if entry.action == f"wave.{state}" and after.get("wave") == wave:
+                reason = str(after.get("reason", ""))
+                break
+    elif state == "running":
+        open_states = [s for s in progress.states.values() if s not in SETTLED]
+        counts: dict[str, int] = {}
+        for open_state in open_states:
+            counts[open_state] = counts.get(open_state, 0) + 1
+        listed = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        reason = f"{len(open_states)} devices not settled ({listed}); the workers pick them up"
+    return WaveResult(wave, state, reason, progress)
+
+
+_STATES = ("planned", "running", "awaiting_approval", "paused", "halted", "completed")

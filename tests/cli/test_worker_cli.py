@@ -1,0 +1,54 @@
+"""`migrator worker` on the command line: a second worker on one SQLite store is refused, a bad --site is bad
+input, and a worker with nothing to do and --drain registers, stops and says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from migrator.cli import app
+from migrator.errors import ExitCode
+from migrator.store import Store, content_hash
+
+ENV = {"MIGRATOR_USERNAME": "LAB\\migrator-admin", "MIGRATOR_PASSWORD": "not-used-here", "MIGRATOR_STORE": ""}
+runner = CliRunner()
+
+
+def _store(state: Path) -> Store:
+    store = Store.open(state)
+    store.create_wave("w1", playbook_name="p", playbook_hash=content_hash("x"))
+    store.enroll("w1", ["PC-1"])
+    return store
+
+
+def test_a_second_worker_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
+    """SQLite serves one worker process: while one holds the coordinator lock, another exits 2 saying why."""
+    with _store(tmp_path / "state") as store:
+        held = store.coordinator_lock()
+        assert held.lead()
+        try:
+            result = runner.invoke(app, ["worker", "--drain", "--state", str(tmp_path / "state")], env=ENV)
+        finally:
+            held.close()
+    assert result.exit_code == ExitCode.INPUT, result.output
+    assert "already works the SQLite store" in result.output and "PostgreSQL" in result.output
+
+
+def test_a_bad_site_is_bad_input(tmp_path: Path) -> None:
+    """--site takes a site name as the inventory spells it."""
+    _store(tmp_path / "state").close()
+    result = runner.invoke(app, ["worker", "--site", "paris nord", "--state", str(tmp_path / "state")], env=ENV)
+    assert result.exit_code == ExitCode.INPUT and "not a valid site name" in result.output
+
+
+def test_a_draining_worker_registers_and_stops(tmp_path: Path) -> None:
+    """With nothing due, `worker --drain` stops at once; its row says which sites it served and that it stopped."""
+    _store(tmp_path / "state").close()
+    args = ["worker", "--drain", "--site", "paris", "--site", "lyon", "--state", str(tmp_path / "state")]
+    result = runner.invoke(app, args, env=ENV)
+    assert result.exit_code == ExitCode.OK, result.output
+    assert "serving paris, lyon" in result.output and "stopped after 0 visits" in result.output
+    with Store.open(tmp_path / "state", read_only=True) as store:
+        [worker] = store.workers()
+    assert worker.sites == ("lyon", "paris") and worker.stopped_at is not None

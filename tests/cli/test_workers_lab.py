@@ -1,0 +1,123 @@
+"""Two `migrator worker` processes and `migrator run` on one PostgreSQL store migrate a lab wave with a canary and
+an approval gate: run plans the wave and works the canary with the workers, stops at the gate (exit 3); after
+`migrator approve` the two workers finish the wave on their own; both visited devices, nothing is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from migrator.errors import ExitCode
+from migrator.lab.fleet import generate_fleet, parse_mix
+from migrator.lab.model import Fleet
+from migrator.lab.runtime import LabPorts, LabRuntime
+from migrator.machine.table import DEVICE_SUCCESS
+from migrator.playbook import builtin_path
+from migrator.store import Store
+from tests.loopback import free_addresses
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _fleet() -> Fleet:
+    """Six devices whose users comply at once and that always see a DC (as bench/wave.py's fleet)."""
+    fleet = generate_fleet(6, 5, parse_mix("key=50,cert=50,cloud=0,none=0"))
+    for domain in fleet.domains:
+        domain.entra_kerberos = True
+    for device, address in zip(fleet.devices, free_addresses(len(fleet.devices)), strict=True):
+        device.address = address
+        device.dc_reachable, device.vpn_only = True, False
+        for user in device.users:
+            user.behaviour.compliance, user.behaviour.delay_seconds = "prompt", 1
+            user.privileged, user.has_prt, user.behaviour.prefers_rdp = False, True, False
+    return fleet
+
+
+def _playbook(folder: Path) -> Path:
+    """The shipped playbook, looking again every second (real time: the workers run on the wall clock)."""
+    data = yaml.safe_load(builtin_path("to-cloud-kerberos").read_text(encoding="utf-8"))
+    data["waits"] = {**data.get("waits", {}), "recheck_every": "1s"}
+    path = folder / "playbook.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _migrator(*args: str) -> list[str]:
+    return [sys.executable, "-m", "migrator", *args]
+
+
+def test_two_workers_and_run_complete_a_wave_with_canary_and_approval(postgres_url: str, tmp_path: Path) -> None:
+    """Canary (1) → gate → approve → the rest, by two workers; every device ends migrated or ineligible."""
+    fleet = _fleet()
+    runtime = LabRuntime(fleet, tmp_path / "lab", speed=600.0, ports=LabPorts(http=0, https=0))
+    runtime.start()
+    env = {**os.environ, "MIGRATOR_STORE": postgres_url, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    workers: list[subprocess.Popen[str]] = []
+    try:
+        inventory = tmp_path / "lab" / "inventory.yaml"
+        runtime.write_inventory(inventory)
+        secrets = str(tmp_path / "lab" / "lab-secrets.env")
+        kerberos = [f"--entra-kerberos={d.dns_name}=yes" for d in fleet.domains]
+        run = [
+            "run", "-i", str(inventory), "--playbook", str(_playbook(tmp_path)), "--wave", "w", "--canary", "1",
+            "--batch-size", "5", "--approval", "--concurrency", "2", "--secrets", secrets, "--yes",
+            "--state", str(tmp_path / "run-state"), "--lease-seconds", "10", *kerberos,
+        ]  # fmt: skip
+        # run creates the store and the wave; the workers start once the store exists (`worker` never creates one).
+        planned = subprocess.Popen(
+            _migrator(*run), env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for index in range(2):
+            worker = ["worker", "--secrets", secrets, "--state", str(tmp_path / f"w{index}"), "--concurrency", "2"]
+            deadline = time.monotonic() + 60
+            while True:
+                probe = subprocess.Popen(_migrator(*worker), env=env, text=True, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT)  # fmt: skip
+                time.sleep(1.0)
+                if probe.poll() is None:
+                    workers.append(probe)
+                    break
+                assert time.monotonic() < deadline, probe.communicate()[0]
+        output, _ = planned.communicate(timeout=300)
+        assert planned.returncode == ExitCode.OPERATOR, output
+        assert "awaiting_approval" in output
+        with Store.open(postgres_url) as store:
+            rows = {d.name: d for d in store.list_devices(wave="w")}
+            canary = fleet.devices[0].name
+            assert rows[canary].state in (*DEVICE_SUCCESS, "ineligible")
+            assert all(d.released_at is None for name, d in rows.items() if name != canary)
+        approved = subprocess.run(
+            _migrator("approve", "--wave", "w"), env=env, text=True, capture_output=True, check=False
+        )
+        assert approved.returncode == ExitCode.OK, approved.stderr
+        deadline = time.monotonic() + 300
+        with Store.open(postgres_url) as store:
+            while store.get_wave("w").state != "completed":
+                assert time.monotonic() < deadline, [(d.name, d.state) for d in store.list_devices(wave="w")]
+                assert all(w.poll() is None for w in workers)
+                time.sleep(0.5)
+            states = {d.name: d.state for d in store.list_devices(wave="w")}
+            assert store.verify_audit().ok
+        assert set(states.values()) <= {*DEVICE_SUCCESS, "ineligible"}, states
+        assert "migrated" in states.values()
+    finally:
+        outputs = []
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            out, _ = worker.communicate(timeout=120)
+            outputs.append((worker.returncode, out))
+        runtime.stop()
+    for code, out in outputs:
+        assert code == ExitCode.OK, out
+    visits = [int(out.rsplit("stopped after ", 1)[1].split()[0]) for _, out in outputs]
+    print(f"visits per worker: {visits}")
+    assert all(count > 0 for count in visits), outputs
