@@ -199,12 +199,19 @@ def test_a_coordinator_whose_session_is_terminated_stops_leading(postgres_url: s
         try:
             assert holder.lead()
             with store.engine.connect() as admin:
+                # This store's lock only (database and schema: other test sessions may hold theirs), and the
+                # termination waited for (PostgreSQL 14+: the timeout in ms), since the lock goes when the backend
+                # has exited, not when the signal is sent.
                 pids = admin.execute(
-                    text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = :key"),
+                    text(
+                        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = :key "
+                        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                        "AND objid::bigint = (hashtext(current_schema())::bigint + 4294967296) % 4294967296"
+                    ),
                     {"key": 0x6D696763},
                 ).scalars()
                 for pid in list(pids):
-                    admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                    admin.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid})
                 admin.commit()
             assert successor.lead()
             assert not holder.lead()
