@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from migrator.errors import ExitCode
+from migrator.errors import ExitCode, MigratorError
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.model import Fleet
 from migrator.lab.runtime import LabPorts, LabRuntime
@@ -50,6 +50,15 @@ def _playbook(folder: Path) -> Path:
     return path
 
 
+def _wave_planned(url: str) -> bool:
+    """Whether the store at ``url`` exists and holds the wave ``w`` (planned by `run`)."""
+    try:
+        with Store.open(url, read_only=True) as store:
+            return any(wave.name == "w" for wave in store.list_waves())
+    except MigratorError:  # not created yet (or being created): not planned
+        return False
+
+
 def _migrator(*args: str) -> list[str]:
     return [sys.executable, "-m", "migrator", *args]
 
@@ -74,21 +83,23 @@ def test_two_workers_and_run_complete_a_wave_with_canary_and_approval(postgres_u
             "--batch-size", "5", "--approval", "--concurrency", "2", "--secrets", secrets, "--yes",
             "--state", str(tmp_path / "run-state"), "--lease-seconds", "10", *kerberos,
         ]  # fmt: skip
-        # run creates the store and the wave; the workers start once the store exists (`worker` never creates one).
         planned = subprocess.Popen(
             _migrator(*run), env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
+        # run creates the store and the wave; the workers start once the wave is there (`worker` never creates a
+        # store, and one that starts first exits 2, as it should).
+        deadline = time.monotonic() + 120
+        while not _wave_planned(postgres_url):
+            assert planned.poll() is None, planned.communicate()[0]
+            assert time.monotonic() < deadline, "run did not plan the wave"
+            time.sleep(0.5)
         for index in range(2):
             worker = ["worker", "--secrets", secrets, "--state", str(tmp_path / f"w{index}"), "--concurrency", "2"]
-            deadline = time.monotonic() + 60
-            while True:
-                probe = subprocess.Popen(_migrator(*worker), env=env, text=True, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT)  # fmt: skip
-                time.sleep(1.0)
-                if probe.poll() is None:
-                    workers.append(probe)
-                    break
-                assert time.monotonic() < deadline, probe.communicate()[0]
+            workers.append(
+                subprocess.Popen(
+                    _migrator(*worker), env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                )
+            )
         output, _ = planned.communicate(timeout=300)
         assert planned.returncode == ExitCode.OPERATOR, output
         assert "awaiting_approval" in output
@@ -105,7 +116,8 @@ def test_two_workers_and_run_complete_a_wave_with_canary_and_approval(postgres_u
         with Store.open(postgres_url) as store:
             while store.get_wave("w").state != "completed":
                 assert time.monotonic() < deadline, [(d.name, d.state) for d in store.list_devices(wave="w")]
-                assert all(w.poll() is None for w in workers)
+                ended = [w for w in workers if w.poll() is not None]
+                assert not ended, [(w.returncode, w.communicate()[0][-3000:]) for w in ended]
                 time.sleep(0.5)
             states = {d.name: d.state for d in store.list_devices(wave="w")}
             assert store.verify_audit().ok
