@@ -70,19 +70,21 @@ def _open_wave(
     return store, wave_row, settings
 
 
+# The options both commands take (a wave's store, its inventory, the app's secrets).
+StateOption = Annotated[Path, typer.Option("--state", help="Folder of the store unless --store or $MIGRATOR_STORE.")]
+InventoryOption = Annotated[
+    Path | None, typer.Option("--inventory", "-i", help="Default: the inventory the wave was run with.")
+]
+SecretsOption = Annotated[Path | None, typer.Option(help="KEY=value file with MIGRATOR_GRAPH_CLIENT_ID / _SECRET.")]
+
+
 @entra.command("cleanup")
 def cleanup(
     wave: Annotated[str, typer.Option("--wave", help="The wave whose migrated users' stale keys are removed.")],
-    state: Annotated[
-        Path, typer.Option("--state", help="Folder of the store unless --store or $MIGRATOR_STORE.")
-    ] = Path("state"),
+    state: StateOption = Path("state"),
     store_url: StoreOption = None,
-    inventory: Annotated[
-        Path | None, typer.Option("--inventory", "-i", help="Default: the inventory the wave was run with.")
-    ] = None,
-    secrets: Annotated[
-        Path | None, typer.Option(help="KEY=value file with MIGRATOR_GRAPH_CLIENT_ID / _SECRET.")
-    ] = None,
+    inventory: InventoryOption = None,
+    secrets: SecretsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Remove the stale Hello key of every user of a wave who is verified on cloud Kerberos trust and whose
@@ -127,16 +129,10 @@ def cleanup(
 @entra.command("preflight")
 def preflight(
     wave: Annotated[str, typer.Option("--wave", help="The wave whose preflighted devices are read.")],
-    state: Annotated[
-        Path, typer.Option("--state", help="Folder of the store unless --store or $MIGRATOR_STORE.")
-    ] = Path("state"),
+    state: StateOption = Path("state"),
     store_url: StoreOption = None,
-    inventory: Annotated[
-        Path | None, typer.Option("--inventory", "-i", help="Default: the inventory the wave was run with.")
-    ] = None,
-    secrets: Annotated[
-        Path | None, typer.Option(help="KEY=value file with MIGRATOR_GRAPH_CLIENT_ID / _SECRET.")
-    ] = None,
+    inventory: InventoryOption = None,
+    secrets: SecretsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
     """Read once what Entra ID holds for the wave's preflighted devices (device object exists and is enabled, the
