@@ -424,15 +424,17 @@ def signed_in_graph(inventory: Inventory, playbook: Playbook, secrets: Path | No
 
 def load_wave_inputs(request: WaveRequest, *, secrets_file: Path | None = None) -> WaveInputs:
     """Load and check the inventory, the playbook and the change windows; raises on bad input, writes nothing.
-    A wave that reads Graph must say which tenant and app (client id, secret or certificate: ``secrets_file``,
-    then the environment)."""
+    An inventory with an ``entra:`` section must say which app signs in (client id, secret or certificate:
+    ``secrets_file``, then the environment)."""
     inventory = load_inventory(request.inventory)
     insecure_devices(inventory)  # a verification switched off without the explicit marker is refused first
     check_directory_settings(inventory)  # a bad directory: setting is refused before anything is written
     playbook, locator, digest = _playbook_source(request.playbook)
-    why = _graph_reason(inventory, playbook)
-    if why is not None and graph_settings(inventory, secrets_file) is None:
-        raise InputError(f"{why}, but {inventory.path} has no entra: section (tenant_id, client_id)")
+    if inventory.entra is not None:
+        # An inventory that names a tenant: the wave reads Entra ID, so the app's client id and secret (or
+        # certificate) must be there (InputError naming what is missing). A playbook that needs Graph without one
+        # is refused when the wave signs in (plan_wave), also before anything is written.
+        graph_settings(inventory, secrets_file)
     for window in request.windows:
         ChangeWindow.parse(window)
     return WaveInputs(inventory, playbook, locator, digest)

@@ -343,3 +343,37 @@ def test_counting_attributes_requests_to_the_thread_that_sent_them(lab_tenant: T
         for thread in threads:
             thread.join()
         assert counts == {1: 1, 2: 2, 3: 3, 4: 4} and graph.requests == 10
+
+
+def test_run_refuses_a_missing_or_wrong_client_secret_before_writing(lab_tenant: Tenant, tmp_path: Path) -> None:
+    """`migrator run` with an inventory naming the tenant: no client secret, or one the token endpoint refuses,
+    exits 2 with the reason (never the secret), and the store holds no wave."""
+    server = lab_tenant.server
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "devices": [{"name": d.name, "address": "127.0.0.1"} for d in lab_tenant.devices[:2]],
+                "entra": {
+                    "tenant_id": server.tenant.tenant_id,
+                    "client_id": server.client_id,
+                    "authority": server.authority,
+                    "graph_url": server.url,
+                    "ca_bundle": str(server.ca_bundle),
+                },
+            }
+        )
+    )
+    state = tmp_path / "state"
+    env = {"MIGRATOR_STORE": "", "MIGRATOR_GRAPH_CLIENT_SECRET": ""}
+    for secret, reason in ((None, "no client secret"), ("not-the-secret", "refused app")):
+        secrets = tmp_path / "secrets.env"
+        lines = ["MIGRATOR_USERNAME=CORP\\admin", "MIGRATOR_PASSWORD=not-used"]
+        secrets.write_text("\n".join([*lines, *([f"MIGRATOR_GRAPH_CLIENT_SECRET={secret}"] if secret else [])]) + "\n")
+        args = ["run", "-i", str(inventory), "--state", str(state), "--secrets", str(secrets), "--yes"]
+        result = CliRunner().invoke(app, args, env=env)
+        assert result.exit_code == 2 and reason in result.output, result.output
+        assert server.client_secret not in result.output
+        if state.exists() and any(state.iterdir()):
+            with Store.open(state) as store:
+                assert store.list_waves() == []
