@@ -296,8 +296,9 @@ def read_devices(graph: GraphClient, knowledge: TenantKnowledge, device_ids: Ite
 def read_device_names(graph: GraphClient, knowledge: TenantKnowledge, names: Iterable[str]) -> None:
     """The Entra device objects named like ``names`` (devices not probed yet: no deviceId known), 15 names per
     request; each object found is known by its deviceId from then on. A name no object answers for says nothing
-    (Entra ID may know the device by another name): its deviceId is read when its facts give it."""
-    for batch in _batches(list(dict.fromkeys(names)), IN_BATCH):
+    (Entra ID may know the device by another name): its deviceId is read when its facts give it. An inventory's
+    FQDN is looked up by its host name, the name Windows registers its Entra device object under."""
+    for batch in _batches(list(dict.fromkeys(n.split(".", 1)[0] for n in names if n)), IN_BATCH):
         try:
             for item in graph.entra_devices_by_names(batch):
                 device_id = str(item.get("deviceId", "")).casefold()

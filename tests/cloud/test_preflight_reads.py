@@ -24,6 +24,7 @@ from migrator.cloud.knowledge import (
     EntraPreflight,
     TenantKnowledge,
     preflight_wave,
+    read_device_names,
     read_devices,
     read_tenant,
 )
@@ -377,3 +378,13 @@ def test_run_refuses_a_missing_or_wrong_client_secret_before_writing(lab_tenant:
         if state.exists() and any(state.iterdir()):
             with Store.open(state) as store:
                 assert store.list_waves() == []
+
+
+def test_a_device_named_by_its_fqdn_is_found_by_its_host_name(lab_tenant: Tenant) -> None:
+    """An inventory that names devices by FQDN: the name lookup asks for the host names, in one request."""
+    first, second = lab_tenant.devices[:2]
+    knowledge = TenantKnowledge()
+    with lab_tenant.graph() as graph:
+        read_device_names(graph, knowledge, [f"{first.name}.corp.contoso.com", second.name])
+        assert graph.requests == 1
+    assert knowledge.device_states() == {first.device_id: "present", second.device_id: "present"}
