@@ -357,7 +357,8 @@ class PathSettings(BaseModel):
     # keep it out. Such a user gets no partial TGT; the machine parks it at preflight with the group named.
     never_reveal: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     # From Entra ID through Graph (migrator.cloud.knowledge): Entra deviceId (casefolded) → its device object as
-    # read, "present", "disabled" or "missing". A device without an enabled object gets no Primary Refresh Token,
+    # read, "present", "disabled", "missing" or "unknown" (the read failed: a warning, never taken for missing).
+    # A device without an enabled object gets no Primary Refresh Token,
     # so its users neither provision Hello nor get a cloud Kerberos ticket: it is not migrated.
     entra_devices: dict[str, str] = Field(default_factory=dict)
 
@@ -445,6 +446,11 @@ def path(facts: DeviceFacts, settings: PathSettings | None = None) -> PathDecisi
             blockers.append(
                 f"the Microsoft Entra device object {facts.device_id} is disabled: no Primary Refresh Token on this "
                 "device until it is enabled"
+            )
+        elif object_state == "unknown":
+            warnings.append(
+                f"the Microsoft Entra device object {facts.device_id} could not be read: its state (present, "
+                "disabled or deleted) is not confirmed"
             )
         if facts.entra_kerberos.event_hint is False:
             warnings.append(

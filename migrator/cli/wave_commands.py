@@ -274,7 +274,7 @@ def run(
         entra_kerberos=_parse_entra_kerberos(entra_kerberos or []),
     )
     try:  # bad input is refused before the store is opened (or created): it stays byte-identical
-        inputs = load_wave_inputs(request)
+        inputs = load_wave_inputs(request, secrets_file=secrets)
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
     store = open_command_store(store_url, state)

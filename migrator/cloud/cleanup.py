@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from migrator.cloud.knowledge import record_spend
 from migrator.errors import CloudAccessDenied, CloudCredentialsError, CloudError, CloudNotFound
 from migrator.logs import get_logger
 from migrator.machine.context import UserContext, load_user
@@ -89,7 +90,22 @@ class StaleKeyCleanup:
         self.change_ticket = change_ticket
 
     def device(self, device: str) -> list[KeyCleanup]:
-        """Clean up every eligible user of ``device`` not done yet; the results, one per eligible user."""
+        """Clean up every eligible user of ``device`` not done yet; the results, one per eligible user. The Graph
+        requests this thread sent for it are recorded (``graph-requests``) for the report's requests per device."""
+        with self.graph.counting() as counted:
+            try:
+                return self._device(device)
+            finally:
+                record_spend(
+                    self.store,
+                    "entra-cleanup",
+                    counted.requests,
+                    [device],
+                    actor=self.actor,
+                    change_ticket=self.change_ticket,
+                )
+
+    def _device(self, device: str) -> list[KeyCleanup]:
         entries = self.store.journal_entries(device)
         facts = self.store.latest_facts(device)
         recorded = (facts.facts or {}).get("device_id") if facts is not None else None

@@ -20,7 +20,9 @@ Theory of operation
 * Errors: msal's and httpx's exceptions and Graph's error answers are translated here, once, into
   :class:`~migrator.errors.CloudError` (what to do: retry, fix the credentials, grant a permission, ...). Messages
   carry Graph's error code and message, never a token or a secret.
-* :attr:`GraphClient.requests` counts the Graph requests sent (tokens apart), for the report and the bench.
+* :attr:`GraphClient.requests` counts the Graph requests sent (tokens apart), for the report and the bench;
+  :meth:`GraphClient.counting` counts those one thread sends while a block runs (the engine's visits share one
+  client from many threads), so a device's own requests can be told from its neighbours'.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -65,6 +68,13 @@ class RetryPolicy:
     attempts: int = 5
     initial_wait: float = 1.0
     max_wait: float = 60.0  # a Retry-After above this is still honoured: Graph says when to come back
+
+
+@dataclass
+class RequestCount:
+    """The Graph requests one thread sent while a :meth:`GraphClient.counting` block ran (retries included)."""
+
+    requests: int = 0
 
 
 class _Retry(Exception):
@@ -131,6 +141,7 @@ class GraphClient:
         self._app: msal.ConfidentialClientApplication | None = None
         self._lock = threading.Lock()
         self.requests = 0
+        self._counters = threading.local()  # this thread's open RequestCounts (counting() blocks nest)
         self.retries: list[float] = []  # the waits before each retry (Retry-After honoured), for tests and the bench
 
     def close(self) -> None:
@@ -142,6 +153,18 @@ class GraphClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def counting(self) -> Iterator[RequestCount]:
+        """Count the requests this thread sends inside the block (other threads' requests are not counted; an
+        outer block counts what an inner one does too)."""
+        count = RequestCount()
+        stack: list[RequestCount] = getattr(self._counters, "stack", None) or []
+        self._counters.stack = [*stack, count]
+        try:
+            yield count
+        finally:
+            self._counters.stack = stack
 
     # ---- tokens -------------------------------------------------------------------------------------------
 
@@ -248,6 +271,8 @@ class GraphClient:
         url = self.url(path)
         with self._lock:
             self.requests += 1
+        for count in getattr(self._counters, "stack", ()):  # this thread's own list: no lock needed
+            count.requests += 1
         try:
             response = self.http.request(method, url, params=params, json=body, headers=headers)
         except httpx.HTTPError as err:
@@ -306,6 +331,14 @@ class GraphClient:
         """The Entra device object whose ``deviceId`` is ``device_id`` (None: there is none)."""
         found = list(self.pages("devices", {"$filter": f"deviceId eq '{_odata_string(device_id)}'"}))
         return found[0] if found else None
+
+    def entra_devices_by_names(self, display_names: Sequence[str]) -> list[dict[str, Any]]:
+        """The Entra device objects whose ``displayName`` is one of ``display_names`` (1 to 15, the ``in`` limit):
+        how a device not yet probed (no deviceId known) is found."""
+        if not 1 <= len(display_names) <= MAX_IN_VALUES:
+            raise ValueError(f"entra_devices_by_names takes 1 to {MAX_IN_VALUES} names, not {len(display_names)}")
+        values = ", ".join(f"'{_odata_string(d)}'" for d in display_names)
+        return list(self.pages("devices", {"$filter": f"displayName in ({values})"}))
 
     def entra_devices_named(self, display_name: str) -> list[dict[str, Any]]:
         """The Entra device objects whose ``displayName`` is ``display_name`` (a stale duplicate makes two)."""

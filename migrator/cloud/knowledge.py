@@ -32,11 +32,23 @@ devices give the queries, one :func:`read_tenant` reads them all, and each devic
 audit log (action ``entra-preflight``): append-only and hash-chained, so a later read adds a finding and never
 replaces one, and a device whose Entra object is gone is a recorded finding, not an error. The report shows the
 latest finding of each device ("Entra ID at preflight").
+
+:class:`EntraPreflight` is what a wave run keeps (:func:`migrator.engine.service.wave_entra` builds it): at the
+wave's start it reads, as above, the devices whose facts are recorded, and finds the devices first seen by this
+wave by name (``GET devices?$filter=displayName in (...)``, 15 names per request: their deviceId is not known
+before the first probe). Then, at each visit, :meth:`EntraPreflight.device` is handed the device's fresh facts
+before the machine decides its eligibility: whatever was not read yet (a deviceId no read answered for, a user
+not read) is read then, once per device and run, and the device's finding recorded. A read that fails leaves the
+device object ``unknown``: the device goes on with a warning, it is never taken for deleted. Each finding carries
+``graph_requests``, the requests spent on that device (a wave-start read's share, split evenly over the devices
+it served); the requests of a name lookup are recorded as one ``graph-requests`` audit entry split over its
+devices (:mod:`migrator.cloud.spend` adds them up for the report).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +61,7 @@ if TYPE_CHECKING:  # the client (msal, httpx) is loaded by whoever builds one
     from migrator.cloud.client import GraphClient
 
 AUDIT_ACTION = "entra-preflight"
+SPEND_ACTION = "graph-requests"  # Graph requests of one change or read, split evenly over ``devices`` (spend.py)
 HELLO_ENROLLMENT_TYPE = "#microsoft.graph.deviceEnrollmentWindowsHelloForBusinessConfiguration"
 IN_BATCH = 15  # Graph's limit on the values of an OData ``in`` filter
 
@@ -145,6 +158,7 @@ class TenantKnowledge:
     enrollment: EnrollmentHelloPolicy | None = None  # None: not configured in the tenant, or not read (failures)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # deviceId (casefolded) -> its Entra object
     devices_read: set[str] = field(default_factory=set)  # deviceIds asked about and answered (found or not)
+    devices_failed: set[str] = field(default_factory=set)  # deviceIds whose read failed (unknown, not missing)
     users: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # SID -> Entra user (None: none)
     methods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # SID -> their Hello methods
     failures: dict[str, str] = field(default_factory=dict)  # "enrollment", "devices", "user <SID>" -> message
@@ -164,8 +178,26 @@ class TenantKnowledge:
         return "present" if found.get("accountEnabled", True) else "disabled"
 
     def device_states(self) -> dict[str, str]:
-        """deviceId (casefolded) → present, disabled or missing, for every id read (PathSettings.entra_devices)."""
-        return {device_id: self.device_state(device_id) for device_id in sorted(self.devices_read)}
+        """deviceId (casefolded) → present, disabled or missing for every id read, unknown for every id whose read
+        failed (PathSettings.entra_devices)."""
+        asked = self.devices_read | self.devices_failed
+        return {device_id: self.device_state(device_id) for device_id in sorted(asked)}
+
+    def merge(self, other: TenantKnowledge) -> None:
+        """Add what ``other`` (a later, smaller read) learnt; a later answer replaces an earlier failure."""
+        self.devices.update(other.devices)
+        self.devices_read |= other.devices_read
+        self.devices_failed = (self.devices_failed | other.devices_failed) - self.devices_read
+        self.users.update(other.users)
+        self.methods.update(other.methods)
+        for sid in other.users:
+            self.failures.pop(f"user {sid}", None)
+        self.failures.update(other.failures)
+        if not self.devices_failed:
+            self.failures.pop("devices", None)
+        if other.enrollment is not None:
+            self.enrollment = other.enrollment
+        self.requests += other.requests
 
     def finding(self, query: DeviceQuery) -> dict[str, Any]:
         """The device's "Entra ID at preflight" record: its object, its users' Hello methods, the enrollment
@@ -198,7 +230,10 @@ class TenantKnowledge:
             "device_problem": _device_problem(state, query.device_id),
             "users": users,
             "enrollment_policy": self.enrollment.as_json() if self.enrollment else None,
-            "failures": {k: v for k, v in self.failures.items() if not k.startswith("user ")},
+            # What could not be read about this device (another device's failed read is not its concern).
+            "failures": {
+                k: v for k, v in self.failures.items() if k == "enrollment" or (k == "devices" and state == "unknown")
+            },
         }
 
 
@@ -231,7 +266,6 @@ def read_enrollment_policy(graph: GraphClient) -> EnrollmentHelloPolicy | None:
 
 def read_tenant(graph: GraphClient, queries: Iterable[DeviceQuery]) -> TenantKnowledge:
     """Read once what preflight needs for these devices (see the module docstring); never raises a CloudError."""
-    log = get_logger("cloud.knowledge")
     wanted = list(queries)
     knowledge = TenantKnowledge()
     sent = graph.requests
@@ -239,25 +273,60 @@ def read_tenant(graph: GraphClient, queries: Iterable[DeviceQuery]) -> TenantKno
         knowledge.enrollment = read_enrollment_policy(graph)
     except CloudError as err:
         knowledge.failures["enrollment"] = err.detail
-    device_ids = list(dict.fromkeys(q.device_id.casefold() for q in wanted if q.device_id))
-    for batch in _batches(device_ids, IN_BATCH):
+    read_devices(graph, knowledge, [q.device_id for q in wanted if q.device_id])
+    read_users(graph, knowledge, [s for q in wanted for s in q.user_sids])
+    knowledge.requests = graph.requests - sent
+    _warn_failures(knowledge)
+    return knowledge
+
+
+def read_devices(graph: GraphClient, knowledge: TenantKnowledge, device_ids: Iterable[str]) -> None:
+    """The Entra device objects of ``device_ids``, 15 per request, into ``knowledge`` (a failed batch: unknown)."""
+    for batch in _batches(list(dict.fromkeys(d.casefold() for d in device_ids)), IN_BATCH):
         try:
             for item in graph.entra_devices(batch):
                 knowledge.devices[str(item.get("deviceId", "")).casefold()] = item
             knowledge.devices_read.update(batch)
+            knowledge.devices_failed.difference_update(batch)
         except CloudError as err:
             knowledge.failures["devices"] = err.detail
-    for sid in dict.fromkeys(s for q in wanted for s in q.user_sids):
+            knowledge.devices_failed.update(batch)
+
+
+def read_device_names(graph: GraphClient, knowledge: TenantKnowledge, names: Iterable[str]) -> None:
+    """The Entra device objects named like ``names`` (devices not probed yet: no deviceId known), 15 names per
+    request; each object found is known by its deviceId from then on. A name no object answers for says nothing
+    (Entra ID may know the device by another name): its deviceId is read when its facts give it. An inventory's
+    FQDN is looked up by its host name, the name Windows registers its Entra device object under."""
+    for batch in _batches(list(dict.fromkeys(n.split(".", 1)[0] for n in names if n)), IN_BATCH):
+        try:
+            for item in graph.entra_devices_by_names(batch):
+                device_id = str(item.get("deviceId", "")).casefold()
+                if device_id:
+                    knowledge.devices[device_id] = item
+                    knowledge.devices_read.add(device_id)
+                    knowledge.devices_failed.discard(device_id)
+        except CloudError as err:  # the deviceIds are read at the devices' visits instead
+            knowledge.failures["device names"] = err.detail
+
+
+def read_users(graph: GraphClient, knowledge: TenantKnowledge, sids: Iterable[str]) -> None:
+    """Each distinct user's Entra object (by SID) and Hello methods, into ``knowledge``."""
+    for sid in dict.fromkeys(sids):
         try:
             user = graph.user_by_sid(sid)
             knowledge.users[sid] = user
             knowledge.methods[sid] = graph.hello_methods(str(user["id"])) if user else []
+            knowledge.failures.pop(f"user {sid}", None)
         except CloudError as err:
             knowledge.failures[f"user {sid}"] = err.detail
-    knowledge.requests = graph.requests - sent
+
+
+def _warn_failures(knowledge: TenantKnowledge, **where: str) -> None:
     if knowledge.failures:
-        log.warning("Entra ID read in part at preflight", failures=knowledge.failures, requests=knowledge.requests)
-    return knowledge
+        get_logger("cloud.knowledge", **where).warning(
+            "Entra ID read in part at preflight", failures=knowledge.failures, requests=knowledge.requests
+        )
 
 
 def _batches(items: Sequence[str], size: int) -> Iterable[list[str]]:
@@ -298,14 +367,43 @@ def record_findings(
     *,
     actor: str,
     change_ticket: str | None = None,
+    graph_requests: float | Mapping[str, float] | None = None,
 ) -> None:
-    """Each device's finding, appended to the audit log (module docstring)."""
-    for query in queries:
+    """Each device's finding, appended to the audit log (module docstring); ``graph_requests``: the requests spent
+    on each device (one share for all, or per device name; None: the read's requests split evenly)."""
+    wanted = list(queries)
+    if graph_requests is None:
+        graph_requests = knowledge.requests / len(wanted) if wanted else 0.0
+    for query in wanted:
+        spent = graph_requests.get(query.name, 0.0) if isinstance(graph_requests, Mapping) else graph_requests
+        finding = {**knowledge.finding(query), "graph_requests": round(spent, 3)}
         store.append_audit(
-            AuditEntry(
-                actor, AUDIT_ACTION, device=query.name, change_ticket=change_ticket, after=knowledge.finding(query)
-            )
+            AuditEntry(actor, AUDIT_ACTION, device=query.name, change_ticket=change_ticket, after=finding)
         )
+
+
+def record_spend(
+    store: Store,
+    purpose: str,
+    requests: int,
+    devices: Sequence[str],
+    *,
+    actor: str,
+    change_ticket: str | None = None,
+) -> None:
+    """One ``graph-requests`` audit entry: ``requests`` Graph requests sent for ``purpose`` (entra-cleanup,
+    intune-group, entra-names), to be split evenly over ``devices`` (nothing recorded for no request or device)."""
+    if requests <= 0 or not devices:
+        return
+    store.append_audit(
+        AuditEntry(
+            actor,
+            SPEND_ACTION,
+            device=devices[0] if len(devices) == 1 else None,
+            change_ticket=change_ticket,
+            after={"purpose": purpose, "requests": requests, "devices": list(devices)},
+        )
+    )
 
 
 def preflight_wave(
@@ -315,8 +413,114 @@ def preflight_wave(
     queries = wave_queries(store, wave)
     knowledge = read_tenant(graph, queries)
     record_findings(store, knowledge, queries, actor=actor, change_ticket=change_ticket)
+    _warn_flagged(knowledge, queries, wave)
+    return knowledge
+
+
+def _warn_flagged(knowledge: TenantKnowledge, queries: Iterable[DeviceQuery], wave: str) -> None:
     problems = {q.name: knowledge.device_state(q.device_id) for q in queries}
     flagged = {name: state for name, state in problems.items() if state not in ("present", "not_registered")}
     if flagged:
         get_logger("cloud.knowledge", wave=wave).warning("Entra device objects to look at", devices=flagged)
-    return knowledge
+
+
+class EntraPreflight:
+    """What one run of a wave knows of Entra ID: read at its start (:meth:`start`), completed at each device's
+    first visit (:meth:`device`, the visits' ``entra`` hook); thread-safe (visits run in a pool)."""
+
+    def __init__(
+        self, store: Store, graph: GraphClient, wave: str, *, actor: str, change_ticket: str | None = None
+    ) -> None:
+        self.store = store
+        self.graph = graph
+        self.wave = wave
+        self.actor = actor
+        self.change_ticket = change_ticket
+        self.knowledge = TenantKnowledge()
+        self._recorded: set[str] = set()  # devices (casefolded) with a finding from this run
+        self._looked_up: set[str] = set()  # devices (casefolded) whose visit already looked Entra ID up
+        self._lock = threading.Lock()
+
+    def start(self, devices: Sequence[str]) -> None:
+        """The wave-start reads (module docstring): the recorded devices by deviceId and their users, the others
+        by name; each recorded device's finding, with its share of the requests."""
+        queries = wave_queries(self.store, self.wave)
+        recorded = {q.name.casefold() for q in queries}
+        first_seen = [d for d in devices if d.casefold() not in recorded]
+        with self.graph.counting() as by_id:
+            knowledge = read_tenant(self.graph, queries)
+        with self.graph.counting() as by_name:
+            read_device_names(self.graph, knowledge, first_seen)
+        knowledge.requests = by_id.requests + by_name.requests
+        record_findings(
+            self.store,
+            knowledge,
+            queries,
+            actor=self.actor,
+            change_ticket=self.change_ticket,
+            graph_requests=by_id.requests / len(queries) if queries else 0.0,
+        )
+        # The names' requests (and, with no recorded device, the enrollment policy's) go to the new devices.
+        unshared = by_name.requests + (0 if queries else by_id.requests)
+        record_spend(
+            self.store, "entra-names", unshared, first_seen, actor=self.actor, change_ticket=self.change_ticket
+        )
+        _warn_flagged(knowledge, queries, self.wave)
+        with self._lock:
+            self.knowledge.merge(knowledge)
+            self._recorded |= recorded
+
+    def states(self) -> dict[str, str]:
+        """deviceId (casefolded) → its object's state as known now (PathSettings.entra_devices)."""
+        with self._lock:
+            return self.knowledge.device_states()
+
+    def device(self, name: str, facts: DeviceFacts) -> dict[str, str]:
+        """The visit's hook, given the device's fresh facts before the machine decides its eligibility: reads what
+        is not known yet about it (once per device and run) and records its finding; the states known then.
+        Never raises for what Graph answers (a failed read leaves the object ``unknown``)."""
+        query = DeviceQuery.from_facts(name, facts)
+        key = name.casefold()
+        with self._lock:
+            if key in self._looked_up:
+                return self.knowledge.device_states()
+            self._looked_up.add(key)
+            device_id = (query.device_id or "").casefold()
+            unknown_id = [query.device_id] if device_id and device_id not in self.knowledge.devices_read else []
+            unread = [s for s in query.user_sids if s not in self.knowledge.users]
+            needs_finding = key not in self._recorded
+        if not unknown_id and not unread and not needs_finding:
+            return self.states()
+        part = TenantKnowledge()
+        with self.graph.counting() as counted:
+            read_devices(self.graph, part, [d for d in unknown_id if d])
+            read_users(self.graph, part, unread)
+        part.requests = counted.requests
+        with self._lock:
+            self.knowledge.merge(part)
+            finding_of = _copy(self.knowledge)
+            self._recorded.add(key)
+        _warn_failures(part, wave=self.wave, device=name)
+        record_findings(
+            self.store,
+            finding_of,
+            [query],
+            actor=self.actor,
+            change_ticket=self.change_ticket,
+            graph_requests=float(counted.requests),
+        )
+        return self.states()
+
+
+def _copy(knowledge: TenantKnowledge) -> TenantKnowledge:
+    """A snapshot to build a finding from outside the lock (the finding reads these maps)."""
+    return TenantKnowledge(
+        enrollment=knowledge.enrollment,
+        devices=dict(knowledge.devices),
+        devices_read=set(knowledge.devices_read),
+        devices_failed=set(knowledge.devices_failed),
+        users=dict(knowledge.users),
+        methods={sid: list(m) for sid, m in knowledge.methods.items()},
+        failures=dict(knowledge.failures),
+        requests=knowledge.requests,
+    )

@@ -67,6 +67,9 @@ TransportFactory = Callable[[DeviceEntry, Connection, Credentials], Transport]
 # Asked before each step of a visit: a reason to stop before it (the device waits), or None to go on.
 Hold = Callable[[str, RunStep], str | None]
 WindowCallback = Callable[[str, datetime], bool]
+# Handed a device's fresh facts before the machine reads them: what Entra ID says of device objects (deviceId →
+# present, disabled, missing, unknown), read then for a device its wave had not read yet (EntraPreflight.device).
+EntraLookup = Callable[[str, DeviceFacts], Mapping[str, str]]
 Clock = Callable[[], datetime]
 
 CRASH_ENV = "MIGRATOR_CRASH_AT"
@@ -213,6 +216,7 @@ class _Visit:
     transport: Transport | None = None
     steps_run: int = 0
     confirmed: DeviceFacts | None = None  # facts a confirmed write brought (see run)
+    entra: EntraLookup | None = None
 
     @property
     def log(self) -> Any:
@@ -243,6 +247,8 @@ class _Visit:
         result = run_step(self._transport(), command.step, policy=self.retry, sleep=self.sleep)
         if command.purpose == "facts":
             self.save_facts(result)
+            if self.entra is not None:  # before the machine decides the device's path from these facts
+                self.machine.learn_entra_devices(self.entra(self.device, result))
         return result
 
     def take_confirmed(self) -> None:
@@ -457,6 +463,7 @@ def _begin(
     path_settings: PathSettings | None = None,
     window: Callable[[datetime], bool] | None = None,
     rollback: bool = False,
+    entra: EntraLookup | None = None,
 ) -> _Visit:
     """What a visit and a rollback both work with, once the device's lease is held: its machine rebuilt from the
     store (transitions through a funnel in this owner's name) and its journal."""
@@ -477,6 +484,7 @@ def _begin(
         lease_seconds,
         machine,
         store.journal_entries(device),
+        entra=entra,
     )
 
 
@@ -522,6 +530,7 @@ def visit(
     should_stop: Callable[[], bool] | None = None,
     leases: LeaseKeeper | None = None,
     hold: Hold | None = None,
+    entra: EntraLookup | None = None,
 ) -> VisitResult:
     """Visit one device: resolve what a crash left, then run its machine until it waits or ends.
 
@@ -531,7 +540,9 @@ def visit(
     unexpected exception parks the device in ``error`` (:func:`_crashed`); store errors and a lost lease end the
     visit unchanged. ``hold`` is asked before every step: a reason stops the visit before that step (the device
     keeps its state and is looked at again after ``waits.recheck_every``, or sooner by the wave) — how the
-    ``ad-group`` channel keeps a device from refreshing its policy before its computer account has moved."""
+    ``ad-group`` channel keeps a device from refreshing its policy before its computer account has moved. ``entra``
+    is handed each fresh read of the device's facts before the machine sees them (Entra ID read for a device the
+    wave had not read yet)."""
     owner = owner or str(LeaseOwner.current())
     keeper = leases or LeaseKeeper(store, ttl_seconds=lease_seconds)
     register_secret(credentials.password.get_secret_value())
@@ -562,6 +573,7 @@ def visit(
             lease_seconds=keeper.ttl_seconds,
             path_settings=path_settings,
             window=lambda now: may_pass_point_of_no_return(device, now),
+            entra=entra,
         )
         return _visit(work, max_steps, should_stop or (lambda: False), hold)
     except LeaseNotHeld as err:

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrator.cloud.cleanup import StaleKeyCleanup
-from migrator.cloud.knowledge import preflight_wave
-from migrator.cloud.settings import open_graph
+from migrator.cloud.knowledge import EntraPreflight, record_spend
+from migrator.cloud.settings import graph_settings, open_graph
 from migrator.directory.knowledge import DirectoryKnowledge, announce_failures, read_directory
 from migrator.directory.settings import check_directory_settings
 from migrator.engine import device as driver
-from migrator.engine.channels import policy_channel
+from migrator.engine.channels import DomainChange, GroupChannel, policy_channel
 from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from migrator.engine.waves import (
     SETTLED,
@@ -181,11 +181,13 @@ def wave_visits(
     hold: Callable[[str, Any], str | None] | None = None,
     stale_keys: StaleKeyCleanup | None = None,
     entra_devices: dict[str, str] | None = None,
+    entra: driver.EntraLookup | None = None,
 ) -> WaveVisits:
     """Visits of a wave's devices (``settings``: the wave's record) through the durable driver. ``owner``: the
     leases' owner (None: a fresh one per visit); ``should_stop`` is asked before every step; ``hold``: a batch-level
     policy channel's gate before a device's policy step; ``stale_keys``: the Entra ID cleanup after a user is
-    verified; ``entra_devices``: what Entra ID said of the device objects at the wave's preflight."""
+    verified; ``entra_devices``: what Entra ID said of the device objects at the wave's start; ``entra``: the
+    per-visit lookup of what the wave's start did not read (:meth:`EntraPreflight.device`)."""
     # The directory's answers for every visit of this wave (the admin's --entra-kerberos wins where given).
     path_settings: PathSettings = directory.path_settings(dict(settings.get("entra_kerberos", {})))
     if entra_devices is not None:
@@ -212,6 +214,7 @@ def wave_visits(
             should_stop=should_stop,
             leases=leases,
             hold=hold,
+            entra=entra,
         )
         if result.next_due is None:
             pool.discard(device)
@@ -262,12 +265,12 @@ def build_runner(
     settings_ = wave_settings(name, settings, change_ticket)
     if directory is None:
         directory = wave_directory(inventory, credentials, settings, secrets_file)
-    entra_devices = None
+    entra: EntraPreflight | None = None
     if graph is not None:
-        # Entra ID once per wave run, before any device, for the devices whose facts are recorded (a resumed wave,
-        # or devices probed before): a missing or disabled device object makes the device ineligible at preflight.
-        entra = preflight_wave(store, graph, name, actor=credentials.username, change_ticket=change_ticket)
-        entra_devices = entra.device_states()
+        # Entra ID at the wave run's start (the recorded devices by deviceId, the new ones by name), then at each
+        # device's first visit for what that did not read: a missing or disabled device object makes the device
+        # ineligible at preflight, an unreadable one goes on with a warning.
+        entra = wave_entra(store, graph, name, actor=credentials.username, change_ticket=change_ticket)
     holder: list[WaveRunner] = []  # the runner exists by the time a visit runs
     leases = LeaseKeeper(store, ttl_seconds=lease_seconds)
     stale_keys = (
@@ -287,7 +290,13 @@ def build_runner(
         knowledge=directory,
         overrides=overrides,
         secrets_file=secrets_file,
+        graph=graph if playbook.policy.channel == "intune-group" else None,
     )
+    on_batch_start: Callable[[int, Sequence[str]], list[DomainChange]] | None = (
+        channel.start_batch if channel is not None else None
+    )
+    if channel is not None and graph is not None and playbook.policy.channel == "intune-group":
+        on_batch_start = _counted_batches(store, graph, channel, credentials.username, change_ticket)
 
     def should_stop() -> bool:
         return holder[0].should_stop()
@@ -311,7 +320,8 @@ def build_runner(
         wave=name,
         hold=channel.hold if channel is not None else None,
         stale_keys=stale_keys,
-        entra_devices=entra_devices,
+        entra_devices=entra.states() if entra is not None else None,
+        entra=entra.device if entra is not None else None,
     )
     runner = WaveRunner(
         settings_,
@@ -320,7 +330,7 @@ def build_runner(
         clock,
         on_change=on_change,
         wait_for_waiting=wait_for_waiting,
-        on_batch_start=channel.start_batch if channel is not None else None,
+        on_batch_start=on_batch_start,
     )
     holder.append(runner)
     runner.on_end.append(visits.close)
@@ -340,6 +350,36 @@ def build_runner(
     return runner
 
 
+def _counted_batches(
+    store: Store, graph: GraphClient, channel: GroupChannel, actor: str, change_ticket: str | None
+) -> Callable[[int, Sequence[str]], list[DomainChange]]:
+    """The intune-group channel's batch hook, its Graph requests recorded (``graph-requests``, split evenly over
+    the devices it moved) for the report's requests per device."""
+
+    def start_batch(batch: int, devices: Sequence[str]) -> list[DomainChange]:
+        before = {d for d in devices if channel.released(d)}
+        with graph.counting() as counted:
+            changes = channel.start_batch(batch, devices)
+        moved = [d for d in devices if d not in before and channel.released(d)]
+        record_spend(
+            store, "intune-group", counted.requests, moved or list(devices), actor=actor, change_ticket=change_ticket
+        )
+        return changes
+
+    return start_batch
+
+
+def wave_entra(
+    store: Store, graph: GraphClient, wave: str, *, actor: str, change_ticket: str | None = None
+) -> EntraPreflight:
+    """Entra ID read at the start of a run of ``wave`` (every device of it: the recorded ones by deviceId, the
+    others by name), findings recorded; its ``states()`` are the visits' ``entra_devices``, its ``device`` their
+    ``entra`` hook (:class:`~migrator.cloud.knowledge.EntraPreflight`)."""
+    entra = EntraPreflight(store, graph, wave, actor=actor, change_ticket=change_ticket)
+    entra.start([row.name for row in store.list_devices(wave=wave)])
+    return entra
+
+
 @dataclass(frozen=True)
 class WaveInputs:
     """A request's files, loaded and validated: what `run` checks before it opens (or creates) the store."""
@@ -350,20 +390,51 @@ class WaveInputs:
     digest: str  # the playbook's content hash
 
 
+def _graph_reason(inventory: Inventory, playbook: Playbook) -> str | None:
+    """Why a wave reads Microsoft Graph (None: it does not): its inventory names a tenant (preflight reads Entra
+    ID for every device), or its playbook changes Entra ID or Intune."""
+    if playbook.entra.remove_stale_hello_keys:
+        return "the playbook sets entra: remove_stale_hello_keys"
+    if playbook.policy.channel == "intune-group":
+        return "the playbook's policy channel is intune-group"
+    if inventory.entra is not None:
+        return f"{inventory.path} has an entra: section (preflight reads Entra ID)"
+    return None
+
+
 def wave_graph(inventory: Inventory, playbook: Playbook, secrets: Path | None) -> GraphClient | None:
-    """The Graph client a wave needs (its playbook removes stale Hello keys), or None; :class:`InputError` when the
-    playbook asks for it and the inventory or the secrets do not say which tenant and app."""
-    if not playbook.entra.remove_stale_hello_keys:
-        return None
-    return open_graph(inventory, secrets, "the playbook sets entra: remove_stale_hello_keys")
+    """The Graph client a wave needs (see :func:`_graph_reason`), or None; :class:`InputError` when it needs one
+    and the inventory or the secrets do not say which tenant and app."""
+    why = _graph_reason(inventory, playbook)
+    return open_graph(inventory, secrets, why) if why is not None else None
 
 
-def load_wave_inputs(request: WaveRequest) -> WaveInputs:
-    """Load and check the inventory, the playbook and the change windows; raises on bad input, writes nothing."""
+def signed_in_graph(inventory: Inventory, playbook: Playbook, secrets: Path | None) -> GraphClient | None:
+    """:func:`wave_graph` with a token already granted: a wrong secret or certificate (or an unknown tenant) is
+    refused with a :class:`CloudError` here, before a wave writes anything."""
+    graph = wave_graph(inventory, playbook, secrets)
+    if graph is not None:
+        try:
+            graph.token()
+        except CloudError:
+            graph.close()
+            raise
+    return graph
+
+
+def load_wave_inputs(request: WaveRequest, *, secrets_file: Path | None = None) -> WaveInputs:
+    """Load and check the inventory, the playbook and the change windows; raises on bad input, writes nothing.
+    An inventory with an ``entra:`` section must say which app signs in (client id, secret or certificate:
+    ``secrets_file``, then the environment)."""
     inventory = load_inventory(request.inventory)
     insecure_devices(inventory)  # a verification switched off without the explicit marker is refused first
     check_directory_settings(inventory)  # a bad directory: setting is refused before anything is written
     playbook, locator, digest = _playbook_source(request.playbook)
+    if inventory.entra is not None:
+        # An inventory that names a tenant: the wave reads Entra ID, so the app's client id and secret (or
+        # certificate) must be there (InputError naming what is missing). A playbook that needs Graph without one
+        # is refused when the wave signs in (plan_wave), also before anything is written.
+        graph_settings(inventory, secrets_file)
     for window in request.windows:
         ChangeWindow.parse(window)
     return WaveInputs(inventory, playbook, locator, digest)
@@ -387,7 +458,44 @@ def plan_wave(
     Everything is checked before the first write: the inventory, the playbook, the windows, the selection, that
     no selected device is in another wave, and, for an existing wave, that the request asks for the wave as it
     was created (a wave keeps its selection and settings: a different ``--limit`` is refused, not ignored)."""
-    loaded = inputs if inputs is not None else load_wave_inputs(request)
+    loaded = inputs if inputs is not None else load_wave_inputs(request, secrets_file=secrets_file)
+    inventory, playbook = loaded.inventory, loaded.playbook
+    # Signed in before the first write: a wrong secret is refused with nothing written.
+    graph = signed_in_graph(inventory, playbook, secrets_file)
+    try:
+        return _plan_wave(
+            store,
+            request,
+            credentials,
+            clock,
+            loaded,
+            graph,
+            transport_factory=transport_factory,
+            on_change=on_change,
+            wait_for_waiting=wait_for_waiting,
+            lease_seconds=lease_seconds,
+            secrets_file=secrets_file,
+        )
+    except BaseException:
+        if graph is not None:
+            graph.close()
+        raise
+
+
+def _plan_wave(
+    store: Store,
+    request: WaveRequest,
+    credentials: Credentials,
+    clock: Clock,
+    loaded: WaveInputs,
+    graph: GraphClient | None,
+    *,
+    transport_factory: Callable[..., Transport] | None,
+    on_change: Callable[[str, VisitOutcome], None] | None,
+    wait_for_waiting: bool,
+    lease_seconds: float,
+    secrets_file: Path | None,
+) -> WavePlan:
     inventory, playbook, locator, digest = loaded.inventory, loaded.playbook, loaded.locator, loaded.digest
     existing = {w.name: w for w in store.list_waves()}
     name = request.wave or f"wave-{len(existing) + 1}"
@@ -417,6 +525,7 @@ def plan_wave(
             knowledge=directory,
             overrides=request.entra_kerberos,
             secrets_file=secrets_file,
+            graph=graph if playbook.policy.channel == "intune-group" else None,
         )
         if channel is not None:
             try:
@@ -449,7 +558,7 @@ def plan_wave(
         lease_seconds=lease_seconds,
         directory=directory,
         secrets_file=secrets_file,
-        graph=wave_graph(inventory, playbook, secrets_file),
+        graph=graph,
     )
     return WavePlan(runner, inventory, playbook, created, insecure, directory)
 
@@ -550,38 +659,48 @@ def resumable_waves(
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     secrets_file: Path | None = None,
 ) -> list[WavePlan]:
-    """Every unfinished wave of the store, rebuilt from what the store recorded."""
-    plans = []
-    for wave in store.list_waves():
-        # A wave is completed only when all its devices are settled; a store written before that rule may call
-        # a wave completed that still has devices waiting, unreachable or in error: those are picked up too.
-        if wave.state == "completed" and all(d.state in SETTLED for d in store.list_devices(wave=wave.name)):
-            continue
-        settings = dict(wave.settings)
-        inventory = load_inventory(str(settings["inventory"]))
-        insecure = _record_insecure(store, wave.name, inventory, settings, credentials.username)
-        playbook = checked_playbook(wave)
-        _enroll_recorded(store, wave.name, settings)
-        StoreWaves(store, credentials.username).resume(wave.name)
-        directory = wave_directory(inventory, credentials, settings, secrets_file)
-        runner = build_runner(
-            store,
-            wave.name,
-            settings,
-            playbook,
-            inventory,
-            credentials,
-            clock,
-            change_ticket=wave.change_ticket,
-            transport_factory=transport_factory,
-            on_change=on_change,
-            wait_for_waiting=wait_for_waiting,
-            lease_seconds=lease_seconds,
-            directory=directory,
-            secrets_file=secrets_file,
-            graph=wave_graph(inventory, playbook, secrets_file),
-        )
-        plans.append(WavePlan(runner, inventory, playbook, False, insecure, directory))
+    """Every unfinished wave of the store, rebuilt from what the store recorded. Every wave's inputs are checked
+    and each wave that reads Graph is signed in before anything is written (a wrong secret writes nothing)."""
+    pending: list[tuple[WaveRow, Inventory, Playbook, GraphClient | None]] = []
+    try:
+        for wave in store.list_waves():
+            # A wave is completed only when all its devices are settled; a store written before that rule may
+            # call a wave completed that still has devices waiting, unreachable or in error: picked up too.
+            if wave.state == "completed" and all(d.state in SETTLED for d in store.list_devices(wave=wave.name)):
+                continue
+            inventory = load_inventory(str(wave.settings["inventory"]))
+            playbook = checked_playbook(wave)
+            pending.append((wave, inventory, playbook, signed_in_graph(inventory, playbook, secrets_file)))
+        plans = []
+        for wave, inventory, playbook, graph in pending:
+            settings = dict(wave.settings)
+            insecure = _record_insecure(store, wave.name, inventory, settings, credentials.username)
+            _enroll_recorded(store, wave.name, settings)
+            StoreWaves(store, credentials.username).resume(wave.name)
+            directory = wave_directory(inventory, credentials, settings, secrets_file)
+            runner = build_runner(
+                store,
+                wave.name,
+                settings,
+                playbook,
+                inventory,
+                credentials,
+                clock,
+                change_ticket=wave.change_ticket,
+                transport_factory=transport_factory,
+                on_change=on_change,
+                wait_for_waiting=wait_for_waiting,
+                lease_seconds=lease_seconds,
+                directory=directory,
+                secrets_file=secrets_file,
+                graph=graph,
+            )
+            plans.append(WavePlan(runner, inventory, playbook, False, insecure, directory))
+    except BaseException:
+        for _wave, _inventory, _playbook, graph in pending:
+            if graph is not None:
+                graph.close()
+        raise
     return plans
 
 

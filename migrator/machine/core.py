@@ -296,6 +296,12 @@ class DeviceMachine:
             return None
         return decide_path(self.facts, self._settings)
 
+    def learn_entra_devices(self, states: Mapping[str, str]) -> None:
+        """What Entra ID says of device objects (deviceId → present, disabled, missing, unknown), learnt during a
+        visit before the machine decides the device's path (a device first seen by its wave)."""
+        known = {**self._settings.entra_devices, **{k.casefold(): v for k, v in states.items()}}
+        self._settings = self._settings.model_copy(update={"entra_devices": known})
+
     def user_state(self, name: str) -> str:
         return self.users[name].model.state
 

@@ -29,6 +29,7 @@ DEVICE_COLUMNS = (
     "last_change",
     "insecure_transport",
     "audit_head",
+    "graph_requests",
 )
 USER_COLUMNS = (
     "wave",
@@ -78,6 +79,7 @@ def write_devices_csv(report: Report, out: TextIO) -> None:
             iso(s.last_change),
             (d.wave, d.name.casefold()) in insecure,
             anchor,
+            round(device.graph.total, 2) if device.graph is not None else None,
         )
         writer.writerow([cell(v) for v in row])
 

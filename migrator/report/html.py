@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from migrator.cloud.spend import KINDS, DeviceSpend
 from migrator.report.diagram import svg
 from migrator.report.model import (
     DeletedContainer,
@@ -123,6 +124,7 @@ _SECTIONS = (
     ("rollback", "Rollback"),
     ("entra-keys", "Hello keys left in Entra ID"),
     ("entra-preflight", "Entra ID at preflight"),
+    ("graph-requests", "Graph requests per device"),
     ("timelines", "Device timelines"),
     ("audit", "Audit log"),
     ("diagram", "State diagram"),
@@ -152,6 +154,7 @@ def render_html(report: Report) -> str:
         _section("rollback", "Rollback", _rollbacks(report.rollbacks)),
         _section("entra-keys", "Hello keys left in Entra ID", _entra_keys(report.deleted_containers)),
         _section("entra-preflight", "Entra ID at preflight", _entra_preflight(report.entra_preflight)),
+        _section("graph-requests", "Graph requests per device", _graph_requests(report.graph_requests)),
         _section("timelines", "Device timelines", _timelines(report.devices)),
         _section("audit", "Audit log", _audit(report)),
         _section("diagram", "State diagram", _diagram(report)),
@@ -325,6 +328,26 @@ def _entra_keys(deleted: Sequence[DeletedContainer]) -> Html:
         "none",
     )
     return Html(intro + table + passkey_note)
+
+
+def _graph_requests(spent: Sequence[DeviceSpend]) -> Html:
+    if not spent:
+        return _none("No Microsoft Graph request was recorded for these devices.")
+    total = sum(g.total for g in spent)
+    intro = _tag(
+        "p",
+        f"Microsoft Graph requests sent for each device ({total:.0f} in all, {total / len(spent):.2f} per device): "
+        "its preflight reads (a shared read split evenly over the devices it served), the removal of its users' "
+        "stale Hello keys, and its Intune group changes (split evenly over the devices of the batch). Token "
+        "requests are not counted.",
+        "none",
+    )
+    rows = [
+        [g.device, *(f"{g.requests[kind]:.2f}" for kind in KINDS), f"{g.total:.2f}"]
+        for g in sorted(spent, key=lambda g: g.device.casefold())
+    ]
+    table = _table(["device", "preflight reads", "stale key cleanup", "Intune groups", "total"], rows)
+    return Html(intro + table)
 
 
 def _entra_preflight(findings: Sequence[EntraFinding]) -> Html:

@@ -41,6 +41,8 @@ from typing import Any, Literal
 
 from migrator.cloud.cleanup import key_status
 from migrator.cloud.knowledge import AUDIT_ACTION as ENTRA_PREFLIGHT
+from migrator.cloud.knowledge import SPEND_ACTION
+from migrator.cloud.spend import DeviceSpend, graph_spend
 from migrator.engine.wavestore import APPROVE
 from migrator.machine.commands import Purpose
 from migrator.machine.context import DeviceContext, UserContext, load_device, load_user
@@ -535,6 +537,7 @@ class DeviceReport:
     timeline: tuple[TimelineEvent, ...]
     deleted: tuple[DeletedContainer, ...] = ()
     entra: EntraFinding | None = None
+    graph: DeviceSpend | None = None  # the Graph requests spent on it (migrator.cloud.spend)
 
     def as_json(self) -> dict[str, Any]:
         deleted = {c.user.casefold(): c for c in self.deleted}
@@ -563,6 +566,7 @@ class DeviceReport:
             "last_change": iso(self.status.last_change),
             "timeline": [e.as_json() for e in self.timeline],
             "entra_at_preflight": self.entra.as_json() if self.entra is not None else None,
+            "graph_requests": self.graph.as_json() if self.graph is not None else None,
         }
 
 
@@ -583,6 +587,7 @@ class Report:
     diagram: Diagram
     attention: tuple[DeviceStatus, ...] = field(default=())
     entra_preflight: tuple[EntraFinding, ...] = field(default=())
+    graph_requests: tuple[DeviceSpend, ...] = field(default=())  # per device Graph was asked about, by name
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -596,6 +601,7 @@ class Report:
             "rollbacks": [r.as_json() for r in self.rollbacks],
             "deleted_containers": [c.as_json() for c in self.deleted_containers],
             "entra_at_preflight": [f.as_json() for f in self.entra_preflight],
+            "graph_requests": [g.as_json() for g in self.graph_requests],
             "audit": {
                 "ok": self.audit.ok,
                 "entries": self.audit.entries,
@@ -622,6 +628,7 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
     rollbacks: list[RollbackView] = []
     deleted_all: list[DeletedContainer] = []
     entra = entra_findings(audit_log, (status.name for status in view.devices))
+    spend = graph_spend(audit_log, (status.name for status in view.devices))
     for status in view.devices:
         timeline = store.export_device_timeline(status.name)
         transitions += timeline.transitions
@@ -632,9 +639,8 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
         if _was_rolled_back(status, timeline):
             snapshot = rollback_record.policy if rollback_record is not None else []
             rollbacks.append(_rollback_view(status, timeline, snapshot, deleted))
-        devices.append(
-            DeviceReport(status, tuple(_events(timeline)), tuple(deleted), entra.get(status.name.casefold()))
-        )
+        key = status.name.casefold()
+        devices.append(DeviceReport(status, tuple(_events(timeline)), tuple(deleted), entra.get(key), spend.get(key)))
 
     summaries = tuple(_wave_summary(w, view.devices, transitions, audit_log) for w in view.waves)
     return Report(
@@ -651,6 +657,7 @@ def collect_report(store: Store, wave: str | None = None, *, now: Clock = utc_no
         diagram=build_diagram(_wave_playbook(view.waves[0].wave) if wave else None),
         attention=tuple(view.attention),
         entra_preflight=tuple(entra.values()),
+        graph_requests=tuple(sorted(spend.values(), key=lambda g: g.device.casefold())),
     )
 
 
@@ -671,11 +678,14 @@ def collect_device(store: Store, name: str) -> DeviceReport:
     :class:`migrator.store.UnknownDevice` for a name the store does not hold."""
     status = device_status(store, store.get_device(name))
     entra = entra_findings(store.audit_entries(status.name, action=ENTRA_PREFLIGHT), [status.name])
+    # A shared read's entry names its devices in its body, not as its device: every graph-requests entry is read.
+    spent = [*store.audit_entries(status.name, action=ENTRA_PREFLIGHT), *store.audit_entries(action=SPEND_ACTION)]
     return DeviceReport(
         status,
         tuple(_events(store.export_device_timeline(status.name))),
         tuple(_deleted_containers(status)),
         entra.get(status.name.casefold()),
+        graph_spend(spent, [status.name]).get(status.name.casefold()),
     )
 
 

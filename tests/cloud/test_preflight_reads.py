@@ -5,6 +5,7 @@ object recorded clearly; a part that cannot be read recorded, the rest still rea
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,8 +18,18 @@ from typer.testing import CliRunner
 
 from migrator.cli import app
 from migrator.cloud.client import GraphClient, RetryPolicy
-from migrator.cloud.knowledge import AUDIT_ACTION, DeviceQuery, preflight_wave, read_tenant
+from migrator.cloud.knowledge import (
+    AUDIT_ACTION,
+    DeviceQuery,
+    EntraPreflight,
+    TenantKnowledge,
+    preflight_wave,
+    read_device_names,
+    read_devices,
+    read_tenant,
+)
 from migrator.cloud.settings import GraphSettings
+from migrator.cloud.spend import graph_spend
 from migrator.facts import DeviceFacts, UserFacts
 from migrator.lab.clock import VirtualClock
 from migrator.lab.graph import GraphServer, GraphTenant, normal_key_id
@@ -247,3 +258,133 @@ def test_cli_reads_and_records_a_wave(lab_tenant: Tenant, tmp_path: Path) -> Non
         store.close()
     unknown = CliRunner().invoke(app, [*args[:3], "nope", *args[4:]], env=env)
     assert unknown.exit_code == 2 and "no wave named 'nope'" in unknown.output
+
+
+def test_a_wave_start_finds_new_devices_by_name_and_their_visit_reads_the_rest(
+    lab_tenant: Tenant, tmp_path: Path
+) -> None:
+    """EntraPreflight: the recorded devices read by deviceId at the start, the 15 first-seen ones found by name in
+    one request; a first-seen device's visit reads only its own user (``shared`` is known), once; a deviceId the
+    name lookup did not answer for is read at the visit; requests per device add up to what was sent."""
+    store = Store.open(tmp_path / "state", synchronous="NORMAL")
+    try:
+        store.create_wave("pilot", playbook_name="to-cloud-kerberos", playbook_hash=content_hash("x"))
+        store.enroll("pilot", [d.name for d in lab_tenant.devices])
+        recorded, first_seen = lab_tenant.devices[:5], lab_tenant.devices[5:]
+        for device in recorded:
+            users = tuple(UserFacts(sid=u.sid) for u in device.users)
+            store.save_facts(
+                device.name,
+                DeviceFacts(name=device.name, device_id=device.device_id, users=users).model_dump(mode="json"),
+            )
+        with lab_tenant.graph() as graph:
+            entra = EntraPreflight(store, graph, "pilot", actor="admin@contoso")
+            entra.start([d.name for d in lab_tenant.devices])
+            assert graph.requests == 1 + 1 + 2 * 6 + 1  # policy, 5 ids, 5 own users + shared, 15 names
+            assert entra.states() == {d.device_id: "present" for d in lab_tenant.devices}
+            newcomer = first_seen[0]
+            facts = DeviceFacts(
+                name=newcomer.name,
+                device_id=newcomer.device_id,
+                users=tuple(UserFacts(sid=u.sid) for u in newcomer.users),
+            )
+            before = graph.requests
+            assert entra.device(newcomer.name, facts)[str(newcomer.device_id)] == "present"
+            assert graph.requests - before == 2  # its own user by SID and their Hello methods
+            assert entra.device(newcomer.name, facts) == entra.states() and graph.requests - before == 2
+            moved = first_seen[1]  # re-joined since: a deviceId the wave start did not read
+            rejoined = DeviceFacts(name=moved.name, device_id=str(uuid.uuid4()), users=())
+            assert entra.device(moved.name, rejoined)[str(rejoined.device_id)] == "missing"
+            sent = graph.requests
+        findings = {r.device: r.after for r in store.audit_entries(action=AUDIT_ACTION)}
+        assert set(findings) == {d.name for d in [*recorded, newcomer, moved]}
+        assert findings[newcomer.name]["graph_requests"] == 2  # type: ignore[index,call-overload]
+        assert findings[moved.name]["device_object"] == "missing"  # type: ignore[index,call-overload]
+        spent = graph_spend(store.audit_entries(), [d.name for d in lab_tenant.devices])
+        assert round(sum(s.total for s in spent.values()), 6) == sent
+        assert spent[recorded[0].name.casefold()].total == pytest.approx(14 / 5)
+        assert spent[newcomer.name.casefold()].total == pytest.approx(1 / 15 + 2)
+        assert spent[first_seen[2].name.casefold()].total == pytest.approx(1 / 15)
+    finally:
+        store.close()
+
+
+def test_a_failed_read_leaves_the_object_unknown_and_a_later_answer_replaces_it(lab_tenant: Tenant) -> None:
+    """A device batch that cannot be read is ``unknown`` in the states the machine gets (a warning, never
+    "missing"); a later read of the same id replaces the failure."""
+    device = lab_tenant.devices[0]
+    knowledge = TenantKnowledge()
+    with lab_tenant.graph(secret="wrong") as graph:
+        read_devices(graph, knowledge, [str(device.device_id)])
+    assert knowledge.device_states() == {device.device_id: "unknown"} and "devices" in knowledge.failures
+    later = TenantKnowledge()
+    with lab_tenant.graph() as graph:
+        read_devices(graph, later, [str(device.device_id)])
+    knowledge.merge(later)
+    assert knowledge.device_states() == {device.device_id: "present"} and "devices" not in knowledge.failures
+
+
+def test_counting_attributes_requests_to_the_thread_that_sent_them(lab_tenant: Tenant) -> None:
+    """Threads sharing one client each count only their own requests; an outer block counts an inner one's."""
+    with lab_tenant.graph() as graph:
+        graph.token()
+        counts: dict[int, int] = {}
+
+        def work(n: int) -> None:
+            with graph.counting() as outer:
+                for _ in range(n):
+                    with graph.counting() as inner:
+                        graph.enrollment_configurations()
+                    assert inner.requests == 1
+            counts[n] = outer.requests
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in (1, 2, 3, 4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert counts == {1: 1, 2: 2, 3: 3, 4: 4} and graph.requests == 10
+
+
+def test_run_refuses_a_missing_or_wrong_client_secret_before_writing(lab_tenant: Tenant, tmp_path: Path) -> None:
+    """`migrator run` with an inventory naming the tenant: no client secret, or one the token endpoint refuses,
+    exits 2 with the reason (never the secret), and the store holds no wave."""
+    server = lab_tenant.server
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "devices": [{"name": d.name, "address": "127.0.0.1"} for d in lab_tenant.devices[:2]],
+                "entra": {
+                    "tenant_id": server.tenant.tenant_id,
+                    "client_id": server.client_id,
+                    "authority": server.authority,
+                    "graph_url": server.url,
+                    "ca_bundle": str(server.ca_bundle),
+                },
+            }
+        )
+    )
+    state = tmp_path / "state"
+    env = {"MIGRATOR_STORE": "", "MIGRATOR_GRAPH_CLIENT_SECRET": ""}
+    for secret, reason in ((None, "no client secret"), ("not-the-secret", "refused app")):
+        secrets = tmp_path / "secrets.env"
+        lines = ["MIGRATOR_USERNAME=CORP\\admin", "MIGRATOR_PASSWORD=not-used"]
+        secrets.write_text("\n".join([*lines, *([f"MIGRATOR_GRAPH_CLIENT_SECRET={secret}"] if secret else [])]) + "\n")
+        args = ["run", "-i", str(inventory), "--state", str(state), "--secrets", str(secrets), "--yes"]
+        result = CliRunner().invoke(app, args, env=env)
+        assert result.exit_code == 2 and reason in result.output, result.output
+        assert server.client_secret not in result.output
+        if state.exists() and any(state.iterdir()):
+            with Store.open(state) as store:
+                assert store.list_waves() == []
+
+
+def test_a_device_named_by_its_fqdn_is_found_by_its_host_name(lab_tenant: Tenant) -> None:
+    """An inventory that names devices by FQDN: the name lookup asks for the host names, in one request."""
+    first, second = lab_tenant.devices[:2]
+    knowledge = TenantKnowledge()
+    with lab_tenant.graph() as graph:
+        read_device_names(graph, knowledge, [f"{first.name}.corp.contoso.com", second.name])
+        assert graph.requests == 1
+    assert knowledge.device_states() == {first.device_id: "present", second.device_id: "present"}

@@ -32,6 +32,7 @@ from migrator.lab.runtime import LabPorts, LabRuntime
 from migrator.lab.truth import fleet_truth
 from migrator.playbook import PolicySettings, builtin_path
 from migrator.remote.credentials import load_credentials
+from migrator.report import collect_report
 from migrator.store import Store, content_hash
 from tests.engine.labkit import cooperative
 from tests.loopback import free_addresses
@@ -123,7 +124,8 @@ def test_an_intune_group_wave_migrates_managed_devices_and_survives_check_ins(
 ) -> None:
     """Key and certificate trust Intune-managed devices end migrated in batches of 3; each device is moved into the
     cloud trust profile's group, out of the certificate trust one, and synced; it stays on cloud trust through
-    three more check-ins; rollback restores the memberships, journalled and audited."""
+    three more check-ins; the report counts each device's Graph requests (preflight reads, group changes); rollback
+    restores the memberships, journalled and audited."""
     runtime, inventory = lab
     effective = _effective(runtime)
     managed = [d for d in runtime.fleet.devices if _managed(d)]
@@ -158,6 +160,10 @@ def test_an_intune_group_wave_migrates_managed_devices_and_survives_check_ins(
     assert {(c.domain, c.purpose, c.status) for c in changes} == {(target, MIGRATE, "done")}
     assert sorted({str(n) for c in changes for n in c.intent["wanted"]}) == sorted(chosen)  # type: ignore[union-attr]
     assert {n for n, _at in runtime.tenant.syncs[synced_before:]} >= set(chosen)  # syncDevice on each
+    # Each device's Graph requests: its preflight reads and its share of its batch's group changes.
+    spent = {g["device"]: g for g in collect_report(store, "intune").as_json()["graph_requests"]}
+    assert set(spent) == set(chosen)
+    assert all(spent[n]["preflight"] > 0 and spent[n]["intune_group"] > 0 for n in chosen), spent
     # Three check-ins later (about every 8 virtual hours), Intune still gives cloud trust.
     check_ins = {n: sum(d == n for d, _at in runtime.tenant.syncs) for n in chosen}
     runtime.clock.sleep(26 * 3600)

@@ -215,7 +215,8 @@ def test_a_wave_with_the_playbook_switch_removes_the_stale_keys(tmp_path: Path) 
     """A certificate trust wave whose playbook sets entra: remove_stale_hello_keys leaves each migrated user with
     exactly one Hello method in the lab tenant, the new one (the wave's own hook, no separate cleanup). A third
     device, probed before and whose Entra device object an admin deleted, is read at the wave's start (once, before
-    any device) and made ineligible at preflight: nothing changed on it, the finding recorded for the report."""
+    any device) and made ineligible at preflight: nothing changed on it, the finding recorded for the report. The
+    others, first seen by the wave, are read too, and the report counts each device's Graph requests."""
     fleet = cooperative(make_fleet(10, 6, "cert=100"))
     fleet.devices = [d for d in fleet.devices if d.join_type == "hybrid" and any(u.container for u in d.users)][:3]
     orphan = fleet.devices[2]
@@ -286,7 +287,13 @@ def test_a_wave_with_the_playbook_switch_removes_the_stale_keys(tmp_path: Path) 
             assert "no device object with deviceId" in (store.get_device(orphan.name).last_error or "")
             assert not any(u.counters.container_deletions for u in orphan.users)
             shown = collect_report(store, "pilot").as_json()["entra_at_preflight"]
-            assert [(f["device"], f["device_object"]) for f in shown] == [(orphan.name, "missing")]
+            # The two devices first seen by the wave are read too (by name at its start, then at their visit).
+            assert sorted((f["device"], f["device_object"]) for f in shown) == sorted(
+                (d.name, "missing" if d is orphan else "present") for d in fleet.devices
+            )
+            spent = {g["device"]: g for g in collect_report(store, "pilot").as_json()["graph_requests"]}
+            assert set(spent) == set(names) and all(g["preflight"] > 0 for g in spent.values())
+            assert all(spent[n]["entra_cleanup"] > 0 for n in names if n != orphan.name)
             for device in fleet.devices:
                 for user in device.users:
                     if user.container is not None and user.counters.container_deletions:
