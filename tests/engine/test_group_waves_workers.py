@@ -144,15 +144,22 @@ def work_group_wave(
 
 
 def moved(url: str) -> dict[str, int]:
-    """Per device, how many settled migrate changes of the directory journal name it (1 each: moved once)."""
+    """Per device, how many settled migrate changes of the directory journal moved it (1 each: moved once): done
+    entries, and in-doubt entries a coordinator resolved by re-reading as applied to it. None is left in doubt."""
     counts: dict[str, int] = {}
     with Store.open(url) as store:
         for entry in store.directory_changes(WAVE):
             assert not entry.in_doubt, entry
-            if entry.purpose != MIGRATE or entry.status != "done":
+            if entry.purpose != MIGRATE:
                 continue
             wanted = entry.intent.get("wanted")
-            for name in wanted if isinstance(wanted, dict) else {}:
+            names: list[str] = [str(n) for n in wanted] if isinstance(wanted, dict) else []
+            if entry.status == "resolved":
+                held = entry.outcome.get("as_wanted") if isinstance(entry.outcome, dict) else None
+                names = [str(n) for n in held] if isinstance(held, list) else []
+            elif entry.status != "done":
+                names = []
+            for name in names:
                 counts[name] = counts.get(name, 0) + 1
     return counts
 
