@@ -21,8 +21,9 @@ import pytest
 from migrator.lab.directory.build import CLOUD_TRUST_GROUP, HELLO_GPO_GROUP
 from migrator.lab.runtime import LabRuntime
 from migrator.lab.truth import fleet_truth
+from migrator.store import Store
 from tests.engine import test_ad_group_wave as ad_wave
-from tests.engine.test_group_waves_workers import at_worker_pace, choose_ad_devices, moved, work_group_wave
+from tests.engine.test_group_waves_workers import WAVE, at_worker_pace, choose_ad_devices, moved, work_group_wave
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -65,7 +66,11 @@ def _seeded_kill(seed: int, runtime: LabRuntime, inventory: Path, url: str, work
         raise AssertionError(
             f"seed {seed} (crash at {crash_at}; replay: MIGRATOR_TEST_SEED={seed}): {error}"
         ) from error
-    print(f"seed {seed}: killed: {worked.exits[0] == -signal.SIGKILL}")
+    with Store.open(url) as store:
+        resolved = sum(e.status == "resolved" for e in store.directory_changes(WAVE))
+    print(
+        f"seed {seed}: killed: {worked.exits[0] == -signal.SIGKILL}; group changes resolved by re-reading: {resolved}"
+    )
 
 
 def _seeds(default: range) -> list[int]:

@@ -120,8 +120,8 @@ def work_group_wave(
                 stderr=subprocess.STDOUT,
             )
         )
-        if index == 0:
-            time.sleep(1.0)  # the first one takes the coordinator role
+        if index == 0:  # the first one takes the coordinator role: the second starts once it is registered
+            _wait_for_a_worker(url, workers[0])
     try:
         deadline = time.monotonic() + timeout
         with Store.open(url) as store:
@@ -141,6 +141,15 @@ def work_group_wave(
             out, _ = worker.communicate(timeout=120)
             outputs.append(out)
     return Worked(state, states, [int(w.returncode) for w in workers], outputs)
+
+
+def _wait_for_a_worker(url: str, worker: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    with Store.open(url) as store:
+        while not store.workers():
+            assert worker.poll() is None, worker.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the first worker never registered"
+            time.sleep(0.1)
 
 
 def moved(url: str) -> dict[str, int]:
