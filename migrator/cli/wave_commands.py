@@ -43,7 +43,7 @@ from migrator.engine.service import (
 )
 from migrator.engine.waves import AGAINST_BUDGET, SETTLED, VisitOutcome, WaveResult, WaveRunner, run_waves
 from migrator.engine.wavestore import StoreWaves
-from migrator.engine.workers import Worker, build_worker, check_worker_support, wave_result, waves_ended
+from migrator.engine.workers import Worker, build_worker, wave_result, waves_ended
 from migrator.errors import ExitCode, InputError, MigratorError
 from migrator.inventory import check_site, load_inventory
 from migrator.logs import configure_logging
@@ -280,8 +280,6 @@ def run(
     store = open_command_store(store_url, state)
     start_logging(state, [credentials.password.get_secret_value()])
     try:
-        if _shared(store):
-            check_worker_support(inputs.playbook)
         plan = plan_wave(
             store,
             request,
@@ -345,6 +343,10 @@ def _work(
     )
     names = [plan.runner.settings.name for plan in plans]
     for plan in plans:
+        # The plan's own runner is not run here: what it opened (Graph, the channel, runspace pools) is closed; the
+        # worker's kit opens what this process's visits and, when it coordinates, the group changes need.
+        for end in plan.runner.on_end:
+            end()
         kits.preload(plan.runner.settings.name, plan.inventory, plan.playbook, plan.directory)
     with _stop_on_signals(worker):
         worker.run(until=waves_ended(store, names, clock, wait=wait))
@@ -474,11 +476,6 @@ def resume(
         if lease.liveness != "dead":
             console.print(lease_line(lease), markup=False, highlight=False, soft_wrap=True)
     if _shared(store):
-        try:
-            for plan in plans:
-                check_worker_support(plan.playbook)
-        except InputError as err:
-            raise fail(str(err)) from None
         for plan in plans:  # parked devices resume continues: due now, for whichever worker claims them first
             store.make_due(plan.runner.settings.name, DEVICE_RESUMED)
         concurrency = max(p.runner.settings.concurrency for p in plans)

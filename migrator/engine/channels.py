@@ -289,6 +289,7 @@ class GroupChannel:
             return self._start_batch(batch, devices)
 
     def _start_batch(self, batch: int, devices: Sequence[str]) -> list[DomainChange]:
+        self.reread_journal()  # another process (a coordinator before this one) may have moved some already
         candidates = [d for d in devices if not self.released(d)]
         if not candidates:
             return []  # a device already moved (the runner asks again for each device held at its policy step)
@@ -311,23 +312,36 @@ class GroupChannel:
         return done
 
     def released(self, device: str) -> bool:
-        """Whether ``device`` has been moved (this run, or as the journal records)."""
-        if self._released_from_journal is False:
-            self._released_from_journal = True
-            for entry in self.store.directory_changes(self.wave):
-                if entry.purpose != MIGRATE:
-                    continue
-                outcome = entry.outcome if isinstance(entry.outcome, Mapping) else {}
-                wanted = entry.intent.get("wanted")
-                if entry.status == "done" and isinstance(wanted, Mapping):
-                    self._released.update(str(n).casefold() for n in wanted)
-                elif entry.status == "resolved" and isinstance(held := outcome.get("as_wanted"), list):
-                    self._released.update(str(n).casefold() for n in held)
+        """Whether ``device`` has been moved (by this process, or as the journal recorded when last read)."""
+        if not self._released_from_journal:
+            self.reread_journal()
         return device.casefold() in self._released
 
+    def reread_journal(self) -> None:
+        """Learn from the journal which devices have been moved, by any process: with several workers the wave
+        coordinator moves a batch and the workers' visits pass their hold once the journal says so. Read at each
+        :meth:`start_batch`, by the coordinator at each tick while a device sits at its policy step, and by
+        :meth:`hold` before it would hold a device."""
+        moved: set[str] = set()
+        for entry in self.store.directory_changes(self.wave):
+            if entry.purpose != MIGRATE:
+                continue
+            outcome = entry.outcome if isinstance(entry.outcome, Mapping) else {}
+            wanted = entry.intent.get("wanted")
+            if entry.status == "done" and isinstance(wanted, Mapping):
+                moved.update(str(n).casefold() for n in wanted)
+            elif entry.status == "resolved" and isinstance(held := outcome.get("as_wanted"), list):
+                moved.update(str(n).casefold() for n in held)
+        self._released.update(moved)  # one update: visits in other threads read the set meanwhile
+        self._released_from_journal = True
+
     def hold(self, device: str, command: RunStep) -> str | None:
-        """The visit's gate: a device does not refresh its policy before it has moved."""
+        """The visit's gate: a device does not refresh its policy before it has moved (the journal is read again
+        before holding: the move may have been another process's)."""
         if command.name != REFRESH_STEP or self.released(device):
+            return None
+        self.reread_journal()
+        if self.released(device):
             return None
         return self.waiting
 

@@ -17,6 +17,17 @@ Theory of operation
   across workers (:class:`Coordinator`): canary first and alone, batches one after another, the failure budget,
   approval gates, and it completes a wave. Pause is the wave's state (no claim from a paused wave; visits stop
   before their next step); change windows are the wave's settings, read by every worker's visits.
+* **Group policy channels** (``ad-group``, ``intune-group``: :mod:`migrator.engine.channels`). Each worker's
+  visits hold a device before its policy step until its batch's group change is journalled. The coordinator
+  opens that change: once a released batch's devices are all held there (none before its policy step any more,
+  none at it leased by a visit), it calls the channel's ``start_batch`` once for them, then makes them due at once
+  (:meth:`migrator.store.Store.wake`); the workers' holds read the journal again and let them through. A channel
+  error halts the wave with its reason (``status`` shows it; ``resume`` tries again), rather than retrying
+  blindly. A device that reaches its policy step later (it was unreachable) gets the change alone, as with
+  :class:`~migrator.engine.waves.WaveRunner`.
+* **Per-wave kits** (:class:`WaveKits`): each worker loads a wave's inputs once, opens Microsoft Graph when the wave
+  needs it, runs the Entra ID preflight and the channel's preflight, and removes stale Hello keys after its own
+  visits (``entra: remove_stale_hello_keys``).
 * Sites: a worker with ``--site`` names serves only devices of those sites; without any, it serves every device,
   whatever its site, siteless devices included (one host needs nothing more).
 * SQLite is one host: one worker process per store (a second is refused: the coordinator lock is taken for the
@@ -32,16 +43,20 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from migrator.cloud.cleanup import StaleKeyCleanup
+from migrator.cloud.knowledge import preflight_wave
 from migrator.directory.knowledge import DirectoryKnowledge
+from migrator.engine.channels import POLICY_STATE, GroupChannel, policy_channel
 from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from migrator.engine.service import (
     WaveVisits,
     checked_playbook,
     wave_directory,
+    wave_graph,
     wave_settings,
     wave_visits,
 )
@@ -57,7 +72,7 @@ from migrator.engine.waves import (
     in_any_window,
 )
 from migrator.engine.wavestore import StoreWaves
-from migrator.errors import InputError, MigratorError
+from migrator.errors import MigratorError
 from migrator.inventory import Inventory, load_inventory
 from migrator.logs import get_logger
 from migrator.machine.table import DEVICE_ACTIVE, DEVICE_INITIAL
@@ -67,7 +82,13 @@ from migrator.remote.transport import Transport
 from migrator.store import AuditEntry, Claim, DeviceRow, LeaseOwner, Store, StoreError, WaveRow
 from migrator.store.claims import WORKER_BEAT_SECONDS, CoordinatorLock
 
+if TYPE_CHECKING:
+    from migrator.cloud.client import GraphClient
+
 BATCH_OPEN = "wave.batch_open"
+# The active states a device passes before its policy step (the table lists a device's states in the order a
+# migration walks them): while a batch has a device in one of them, its group change waits for it.
+BEFORE_POLICY = frozenset(DEVICE_ACTIVE[: DEVICE_ACTIVE.index(POLICY_STATE)])
 
 _log = get_logger("engine.workers")
 
@@ -86,6 +107,23 @@ class BatchOpening:
 BatchHook = Callable[[BatchOpening], None]
 
 
+class BatchChannel(Protocol):
+    """What the coordinator asks of a wave's batch-level policy channel (:class:`~migrator.engine.channels.
+    GroupChannel`)."""
+
+    kind: str
+
+    def reread_journal(self) -> None: ...
+
+    def released(self, device: str) -> bool: ...
+
+    def start_batch(self, batch: int, devices: Sequence[str]) -> object: ...
+
+
+# A wave's batch-level policy channel (None: its playbook's channel acts per device), as this process built it.
+ChannelOf = Callable[[str], BatchChannel | None]
+
+
 class Coordinator:
     """Keeps each running wave's canary, batches, failure budget and approval gates, one decision per tick.
 
@@ -94,11 +132,24 @@ class Coordinator:
         counts it. The failure budget counts failed and error devices among the started ones (released, and moved from
     ``pending`` by a visit)."""
 
-    def __init__(self, store: Store, actor: str, *, on_batch_open: Sequence[BatchHook] = ()) -> None:
+    def __init__(
+        self,
+        store: Store,
+        actor: str,
+        *,
+        on_batch_open: Sequence[BatchHook] = (),
+        channels: ChannelOf | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        """``channels``: each wave's group policy channel (None: no wave has one); ``now``: the clock leases are
+        read against."""
         self.store = store
         self.waves = StoreWaves(store, actor)
         self.actor = actor
         self.on_batch_open: list[BatchHook] = list(on_batch_open)
+        self.channels = channels
+        self._now = now or (lambda: datetime.now(UTC))
+        self._unbuilt: set[str] = set()  # waves whose channel this host could not build (logged once)
 
     def tick(self) -> None:
         """One decision for every running wave of the store."""
@@ -129,6 +180,8 @@ class Coordinator:
                     return "awaiting_approval"
                 self.open_batch(BatchOpening(wave.name, index, len(batches), batch, wave.change_ticket))
                 return "running"
+            if self.channels is not None and not self.open_group_change(wave, index, len(batches), members):
+                return "halted"
             if any(d.state in DEVICE_ACTIVE for d in members):
                 return "running"  # the batch is not through yet
             if settings.canary > 0 and index == 0:
@@ -173,6 +226,46 @@ class Coordinator:
             )
             _log.info("batch opened", wave=opening.wave, batch=opening.index + 1, devices=released)
 
+    def open_group_change(self, wave: WaveRow, index: int, batches: int, members: Sequence[DeviceRow]) -> bool:
+        """A released batch whose devices are all held before their policy step (none before it any more, none at
+        it leased by a visit): its group change, once (the channel's ``start_batch`` for the devices it has not
+        moved), then those devices are due at once. False when the channel failed and the wave is halted."""
+        now = self._now()
+        at_policy = [d for d in members if d.state == POLICY_STATE]
+        if not at_policy or any(d.state in BEFORE_POLICY for d in members):
+            return True
+        if any(d.lease_expires_at is not None and d.lease_expires_at > now for d in at_policy):
+            return True  # a visit is on its way to the hold (or out of it): the next tick looks again
+        assert self.channels is not None
+        try:
+            channel = self.channels(wave.name)
+        except StoreError:
+            raise
+        except (MigratorError, OSError) as err:
+            # This host cannot build the wave's kit (its inputs, its directory): visits from here fail the same
+            # way; the next tick tries again, and another coordinator may succeed.
+            if wave.name not in self._unbuilt:
+                self._unbuilt.add(wave.name)
+                _log.error("cannot open the wave's group changes from here", wave=wave.name, error=str(err))
+            return True
+        self._unbuilt.discard(wave.name)
+        if channel is None:
+            return True
+        channel.reread_journal()  # a coordinator before this one may have moved some of them
+        held = [d.name for d in at_policy if not channel.released(d.name)]
+        if not held:
+            return True
+        try:
+            channel.start_batch(index, held)
+        except StoreError:
+            raise  # the store is busy or gone: the loop's guard logs it and the next tick tries again
+        except MigratorError as err:  # the control plane refused or was lost: a person looks before a retry
+            self._halt(wave, f"batch {index + 1} of {batches}: {channel.kind} group change failed: {err}")
+            return False
+        woken = self.store.wake(held)
+        _log.info("group change made", wave=wave.name, batch=index + 1, devices=len(held), woken=woken)
+        return True
+
     def _halt(self, wave: WaveRow, reason: str) -> WaveState:
         self.waves.set_wave_state(wave.name, "halted", reason)
         _log.warning("wave halted", wave=wave.name, reason=reason)
@@ -215,6 +308,7 @@ class Worker:
         concurrency: int = 16,
         poll_seconds: float = 1.0,
         on_batch_open: Sequence[BatchHook] = (),
+        channels: ChannelOf | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         stopping: threading.Event | None = None,
     ) -> None:
@@ -227,7 +321,7 @@ class Worker:
         self.sites = tuple(sites)
         self.concurrency = max(1, concurrency)
         self.poll_seconds = poll_seconds
-        self.coordinator = Coordinator(store, actor, on_batch_open=on_batch_open)
+        self.coordinator = Coordinator(store, actor, on_batch_open=on_batch_open, channels=channels, now=clock.now)
         self.stopping = stopping or threading.Event()
         self.on_idle: list[Callable[[], None]] = []  # run when a loop found nothing to do (close idle pools)
         self.on_end: list[Callable[[], None]] = []  # run when the worker stops (close what visits kept open)
@@ -325,29 +419,38 @@ class Worker:
             return default
 
 
-def check_worker_support(playbook: Playbook) -> None:
-    """Refuse (:class:`InputError`) a playbook that workers cannot carry out yet: a batch-level policy channel
-    (``ad-group``, ``intune-group``) moves a batch's devices once all of them are held before their policy step,
-    which needs the coordinator to open the batch's group change (not built: its hook, ``on_batch_open``, runs
-    before any device is visited); the Entra ID cleanup and preflight need the wave's Graph client, which workers
-    do not open. A wave that asked for either would otherwise wait at ``refresh_policy`` until its deadline."""
-    if playbook.policy.by_group:
-        raise InputError(
-            f"the playbook's policy channel {playbook.policy.channel!r} is not carried out by workers yet (a "
-            "PostgreSQL store): run this wave with `migrator run` on a SQLite store (--state DIR)"
-        )
-    if playbook.entra.remove_stale_hello_keys:
-        raise InputError(
-            "the playbook's entra: remove_stale_hello_keys is not carried out by workers yet (a PostgreSQL store): "
-            "run the wave with `migrator run` on a SQLite store, or leave it off and run `migrator entra cleanup "
-            "--wave W` afterwards"
-        )
+def entra_device_states(
+    store: Store, graph: GraphClient, wave: str, *, actor: str, change_ticket: str | None
+) -> dict[str, str]:
+    """The Entra ID preflight of a wave on a worker, as :func:`migrator.engine.service.build_runner` does it: the
+    tenant read once for the devices whose facts are recorded, each finding audited; what it says of the device
+    objects (a missing or disabled one makes its device ineligible at preflight)."""
+    return preflight_wave(store, graph, wave, actor=actor, change_ticket=change_ticket).device_states()
+
+
+@dataclass
+class WaveKit:
+    """One wave's objects in one worker process: the visits (with the channel's hold and the stale-key cleanup),
+    the wave's batch-level policy channel if its playbook has one, and the Graph client it opened, if any."""
+
+    visits: WaveVisits
+    channel: GroupChannel | None = None
+    graph: GraphClient | None = None
+
+    def close(self) -> None:
+        self.visits.close()
+        if self.channel is not None:
+            self.channel.close()
+        if self.graph is not None:
+            self.graph.close()
 
 
 class WaveKits:
     """What a worker needs to visit each wave's devices, loaded once per wave from what the store recorded with it:
     the inventory and the playbook (both must be readable at their recorded paths on this host; a playbook that
-    changed since the wave started is refused), and the directory's answers. Thread-safe."""
+    changed since the wave started is refused), the directory's answers, Microsoft Graph when the wave needs it
+    (the Entra ID preflight and stale-key cleanup; the ``intune-group`` channel), and the wave's group policy
+    channel, preflighted. Thread-safe."""
 
     def __init__(
         self,
@@ -372,14 +475,14 @@ class WaveKits:
         self.concurrency = concurrency
         self.transport_factory = transport_factory
         self._lock = threading.Lock()
-        self._kits: dict[str, WaveVisits] = {}
+        self._kits: dict[str, WaveKit] = {}
         self._failed: set[str] = set()
 
     def preload(self, wave: str, inventory: Inventory, playbook: Playbook, directory: DirectoryKnowledge) -> None:
         """A wave whose inputs this process already read (``run`` planned it)."""
-        check_worker_support(playbook)
         with self._lock:
-            self._kits[wave] = self._build(self.store.get_wave(wave), inventory, playbook, directory)
+            if wave not in self._kits:
+                self._kits[wave] = self._build(self.store.get_wave(wave), inventory, playbook, directory)
 
     def visit(self, claim: Claim) -> VisitOutcome:
         try:
@@ -393,13 +496,17 @@ class WaveKits:
                 _log.error("cannot visit the devices of this wave from here", wave=claim.wave, error=str(err))
             retry = self.clock.now() + timedelta(seconds=self.leases.ttl_seconds)
             return VisitOutcome(self.store.get_device(claim.device).state, next_due=retry, error=str(err))
-        return kit.visit(claim.device)
+        return kit.visits.visit(claim.device)
+
+    def channel(self, wave: str) -> GroupChannel | None:
+        """The wave's batch-level policy channel (the coordinator opens its batches' group changes with it)."""
+        return self._kit(wave).channel
 
     def close_idle(self) -> None:
         with self._lock:
             kits = list(self._kits.values())
         for kit in kits:
-            kit.pool.close_idle()
+            kit.visits.pool.close_idle()
 
     def close(self) -> None:
         with self._lock:
@@ -407,7 +514,7 @@ class WaveKits:
         for kit in kits:
             kit.close()
 
-    def _kit(self, name: str) -> WaveVisits:
+    def _kit(self, name: str) -> WaveKit:
         with self._lock:
             kit = self._kits.get(name)
             if kit is None:
@@ -415,18 +522,16 @@ class WaveKits:
                 settings = dict(wave.settings)
                 inventory = load_inventory(str(settings["inventory"]))
                 playbook = checked_playbook(wave)
-                check_worker_support(playbook)
                 directory = wave_directory(inventory, self.credentials, settings, self.secrets_file)
                 kit = self._kits[name] = self._build(wave, inventory, playbook, directory)
                 self._failed.discard(name)
             return kit
 
-    def _build(
-        self, wave: WaveRow, inventory: Inventory, playbook: Playbook, directory: DirectoryKnowledge
-    ) -> WaveVisits:
-        settings = dict(wave.settings)
+    def _build(self, wave: WaveRow, inventory: Inventory, playbook: Playbook, directory: DirectoryKnowledge) -> WaveKit:
+        settings: dict[str, Any] = dict(wave.settings)
         windows = wave_settings(wave.name, settings, wave.change_ticket).windows
         name = wave.name
+        actor = self.credentials.username
 
         def should_stop() -> bool:
             return self.stopping.is_set() or self.store.get_wave(name).state != "running"
@@ -434,22 +539,61 @@ class WaveKits:
         def may_pass(moment: datetime) -> bool:
             return in_any_window(windows, moment)
 
-        return wave_visits(
-            self.store,
-            settings,
-            playbook,
-            inventory,
-            self.credentials,
-            self.clock,
-            directory=directory,
-            leases=self.leases,
-            should_stop=should_stop,
-            may_pass_point_of_no_return=may_pass,
-            transport_factory=self.transport_factory,
-            concurrency=self.concurrency,
-            owner=self.owner,
-            wave=name,
-        )
+        graph = wave_graph(inventory, playbook, self.secrets_file)
+        channel: GroupChannel | None = None
+        try:
+            entra_devices = (
+                entra_device_states(self.store, graph, name, actor=actor, change_ticket=wave.change_ticket)
+                if graph is not None
+                else None
+            )
+            stale_keys = (
+                StaleKeyCleanup(self.store, graph, actor=actor, change_ticket=wave.change_ticket)
+                if graph is not None
+                else None
+            )
+            overrides = {str(k): bool(v) for k, v in dict(settings.get("entra_kerberos", {})).items()}
+            channel = policy_channel(
+                self.store,
+                name,
+                playbook,
+                inventory,
+                self.credentials,
+                knowledge=directory,
+                overrides=overrides,
+                secrets_file=self.secrets_file,
+                graph=graph,
+            )
+            if channel is not None:
+                # What `run` checked before it created the wave, checked again from this host: a group or
+                # computer object that is gone (or unreadable from here) is refused before any device moves.
+                channel.preflight([str(d) for d in settings.get("devices", [])])
+            visits = wave_visits(
+                self.store,
+                settings,
+                playbook,
+                inventory,
+                self.credentials,
+                self.clock,
+                directory=directory,
+                leases=self.leases,
+                should_stop=should_stop,
+                may_pass_point_of_no_return=may_pass,
+                transport_factory=self.transport_factory,
+                concurrency=self.concurrency,
+                owner=self.owner,
+                wave=name,
+                hold=channel.hold if channel is not None else None,
+                stale_keys=stale_keys,
+                entra_devices=entra_devices,
+            )
+        except BaseException:
+            if channel is not None:
+                channel.close()
+            if graph is not None:
+                graph.close()
+            raise
+        return WaveKit(visits, channel, graph)
 
 
 def build_worker(
@@ -493,6 +637,7 @@ def build_worker(
         concurrency=concurrency,
         poll_seconds=poll_seconds,
         on_batch_open=on_batch_open,
+        channels=kits.channel,
         stopping=stopping,
     )
     worker.on_idle.append(kits.close_idle)

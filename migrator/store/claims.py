@@ -14,6 +14,8 @@ Theory of operation
   (``FOR UPDATE`` is left out there). The lease is the claim: the visit renews it, fences every write with it,
   and :meth:`ClaimsMixin.finish_claim` hands it back together with the device's next due time, in one write;
   a worker that dies leaves an expired lease, and the device is claimed again by another worker.
+  :meth:`ClaimsMixin.wake` makes devices due at once (the coordinator, after a batch's group change moved devices
+  held before their policy step).
 * Workers register with a heartbeat row (:meth:`register_worker`, :meth:`worker_beat`), so ``status`` can say
   which sites have no live worker.
 * One **wave coordinator** at a time, per store (:meth:`ClaimsMixin.coordinator_lock`). On PostgreSQL it is a
@@ -196,6 +198,25 @@ class ClaimsMixin(StoreCore):
                 )
                 .values(due_at=now)
             ).rowcount
+
+    def wake(self, names: Sequence[str]) -> int:
+        """Make the named devices due now if they are released and due later (the coordinator, once a batch's
+        group change moved the devices held before their policy step: they need not wait for their recheck);
+        a device due already, or not due at all (settled), is left as it is. Returns how many."""
+        now = self._now()
+        woken = 0
+        with self._tx("wake devices", write=True) as conn:
+            for chunk in chunks([name_key(n) for n in names]):
+                woken += conn.execute(
+                    update(devices)
+                    .where(
+                        devices.c.name_key.in_(chunk),
+                        devices.c.released_at.is_not(None),
+                        devices.c.due_at > now,
+                    )
+                    .values(due_at=now)
+                ).rowcount
+        return woken
 
     # ---- claiming (the workers) ------------------------------------------------------------------------
 

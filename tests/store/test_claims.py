@@ -72,6 +72,27 @@ def test_a_dead_workers_claim_is_taken_over_when_its_lease_expires(store: Store,
     assert sorted(c.device for c in store.claim("alive", 30, 5)) == DEVICES[:2]
 
 
+def test_wake_makes_held_devices_due_at_once(store: Store, clock: FakeClock) -> None:
+    """wake: released devices due later are due now; one due already, settled (never due) or not released is left
+    as it was."""
+    _wave(store, DEVICES[:5])
+    store.release_batch("w", DEVICES[:4], settled=SETTLED)
+    later, earlier = clock.current + timedelta(hours=1), clock.current - timedelta(seconds=1)
+    due = {"PC-000": later, "PC-001": later, "PC-002": None, "PC-003": earlier}
+    for claim in store.claim("w1", 60, 10):
+        assert store.finish_claim(claim.device, "w1", due[claim.device])
+    assert sorted(c.device for c in store.claim("w2", 60, 10)) == ["PC-003"]
+    assert store.finish_claim("PC-003", "w2", earlier)
+    assert store.wake(DEVICES[:5]) == 2
+    for woken in ("PC-000", "PC-001"):
+        row = store.get_device(woken)
+        assert row.due_at is not None and row.due_at < later - timedelta(minutes=59)
+    assert store.get_device("PC-002").due_at is None
+    assert store.get_device("PC-003").due_at == earlier
+    assert store.get_device("PC-004").due_at is None  # not released: not the workers' yet
+    assert sorted(c.device for c in store.claim("w2", 60, 10)) == ["PC-000", "PC-001", "PC-003"]
+
+
 def test_a_worker_claims_only_its_sites(store: Store) -> None:
     """--site paris serves paris; no --site serves every device, siteless ones included."""
     _wave(store, DEVICES[:3])
