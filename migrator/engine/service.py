@@ -296,7 +296,7 @@ def build_runner(
         channel.start_batch if channel is not None else None
     )
     if channel is not None and graph is not None and playbook.policy.channel == "intune-group":
-        on_batch_start = _counted_batches(store, graph, channel, credentials.username, change_ticket)
+        on_batch_start = counted_batches(store, graph, channel, credentials.username, change_ticket)
 
     def should_stop() -> bool:
         return holder[0].should_stop()
@@ -350,7 +350,7 @@ def build_runner(
     return runner
 
 
-def _counted_batches(
+def counted_batches(
     store: Store, graph: GraphClient, channel: GroupChannel, actor: str, change_ticket: str | None
 ) -> Callable[[int, Sequence[str]], list[DomainChange]]:
     """The intune-group channel's batch hook, its Graph requests recorded (``graph-requests``, split evenly over

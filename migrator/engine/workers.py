@@ -48,14 +48,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from migrator.cloud.cleanup import StaleKeyCleanup
-from migrator.cloud.knowledge import preflight_wave
 from migrator.directory.knowledge import DirectoryKnowledge
 from migrator.engine.channels import POLICY_STATE, GroupChannel, policy_channel
 from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from migrator.engine.service import (
     WaveVisits,
     checked_playbook,
+    counted_batches,
     wave_directory,
+    wave_entra,
     wave_graph,
     wave_settings,
     wave_visits,
@@ -111,13 +112,36 @@ class BatchChannel(Protocol):
     """What the coordinator asks of a wave's batch-level policy channel (:class:`~migrator.engine.channels.
     GroupChannel`)."""
 
-    kind: str
+    @property
+    def kind(self) -> str: ...
 
     def reread_journal(self) -> None: ...
 
     def released(self, device: str) -> bool: ...
 
     def start_batch(self, batch: int, devices: Sequence[str]) -> object: ...
+
+
+@dataclass(frozen=True)
+class CountedChannel:
+    """An ``intune-group`` channel as the coordinator opens it: each batch's Graph requests recorded for the
+    report's requests per device, as `run` records them (:func:`~migrator.engine.service.counted_batches`)."""
+
+    channel: GroupChannel
+    start: Callable[[int, Sequence[str]], object]
+
+    @property
+    def kind(self) -> str:
+        return self.channel.kind
+
+    def reread_journal(self) -> None:
+        self.channel.reread_journal()
+
+    def released(self, device: str) -> bool:
+        return self.channel.released(device)
+
+    def start_batch(self, batch: int, devices: Sequence[str]) -> object:
+        return self.start(batch, devices)
 
 
 # A wave's batch-level policy channel (None: its playbook's channel acts per device), as this process built it.
@@ -419,15 +443,6 @@ class Worker:
             return default
 
 
-def entra_device_states(
-    store: Store, graph: GraphClient, wave: str, *, actor: str, change_ticket: str | None
-) -> dict[str, str]:
-    """The Entra ID preflight of a wave on a worker, as :func:`migrator.engine.service.build_runner` does it: the
-    tenant read once for the devices whose facts are recorded, each finding audited; what it says of the device
-    objects (a missing or disabled one makes its device ineligible at preflight)."""
-    return preflight_wave(store, graph, wave, actor=actor, change_ticket=change_ticket).device_states()
-
-
 @dataclass
 class WaveKit:
     """One wave's objects in one worker process: the visits (with the channel's hold and the stale-key cleanup),
@@ -498,9 +513,13 @@ class WaveKits:
             return VisitOutcome(self.store.get_device(claim.device).state, next_due=retry, error=str(err))
         return kit.visits.visit(claim.device)
 
-    def channel(self, wave: str) -> GroupChannel | None:
+    def channel(self, wave: str) -> BatchChannel | None:
         """The wave's batch-level policy channel (the coordinator opens its batches' group changes with it)."""
-        return self._kit(wave).channel
+        kit = self._kit(wave)
+        if kit.channel is not None and kit.graph is not None and kit.channel.kind == "intune-group":
+            actor, ticket = self.credentials.username, self.store.get_wave(wave).change_ticket
+            return CountedChannel(kit.channel, counted_batches(self.store, kit.graph, kit.channel, actor, ticket))
+        return kit.channel
 
     def close_idle(self) -> None:
         with self._lock:
@@ -542,14 +561,16 @@ class WaveKits:
         graph = wave_graph(inventory, playbook, self.secrets_file)
         channel: GroupChannel | None = None
         try:
-            entra_devices = (
-                entra_device_states(self.store, graph, name, actor=actor, change_ticket=wave.change_ticket)
+            # Entra ID as `run` reads it (service.build_runner): the wave's devices at this worker's start, then at
+            # each device's first visit from here what that did not read.
+            entra = (
+                wave_entra(self.store, graph, name, actor=actor, change_ticket=wave.change_ticket)
                 if graph is not None
                 else None
             )
             stale_keys = (
                 StaleKeyCleanup(self.store, graph, actor=actor, change_ticket=wave.change_ticket)
-                if graph is not None
+                if graph is not None and playbook.entra.remove_stale_hello_keys
                 else None
             )
             overrides = {str(k): bool(v) for k, v in dict(settings.get("entra_kerberos", {})).items()}
@@ -585,7 +606,8 @@ class WaveKits:
                 wave=name,
                 hold=channel.hold if channel is not None else None,
                 stale_keys=stale_keys,
-                entra_devices=entra_devices,
+                entra_devices=entra.states() if entra is not None else None,
+                entra=entra.device if entra is not None else None,
             )
         except BaseException:
             if channel is not None:
