@@ -85,7 +85,9 @@ def _lab_up(fleet_path: Path, inventory: Path) -> subprocess.Popen[str]:
     raise AssertionError(f"lab up did not get ready: {''.join(seen)}")
 
 
-def _wave_with_a_killed_worker(seed: int, count: int, crash_range: int, work: Path, url: str, timeout: float) -> None:
+def _wave_with_a_killed_worker(
+    seed: int, count: int, crash_range: int, work: Path, url: str, *, concurrency: int, timeout: float
+) -> None:
     rng = random.Random(seed)
     victim = rng.randrange(2)
     crash_at = rng.randint(1, crash_range)
@@ -103,8 +105,9 @@ def _wave_with_a_killed_worker(seed: int, count: int, crash_range: int, work: Pa
         run = _start(
             [
                 "run", "-i", str(inventory), "--playbook", str(worker_playbook(work)), "--wave", "w",
-                "--batch-size", str(count), "--concurrency", "2", "--max-fail-percent", "0", "--secrets", secrets,
-                "--yes", "--state", str(work / "run-state"), "--lease-seconds", LEASE_SECONDS, *kerberos,
+                "--batch-size", str(count), "--concurrency", str(concurrency), "--max-fail-percent", "0",
+                "--secrets", secrets, "--yes", "--state", str(work / "run-state"), "--lease-seconds", LEASE_SECONDS,
+                *kerberos,
             ],
             env,
         )  # fmt: skip
@@ -115,7 +118,8 @@ def _wave_with_a_killed_worker(seed: int, count: int, crash_range: int, work: Pa
             assert time.monotonic() < deadline, "run did not plan the wave"
             time.sleep(0.2)
         for index in range(2):
-            args = ["worker", "--secrets", secrets, "--state", str(work / f"w{index}"), "--concurrency", "2"]
+            args = ["worker", "--secrets", secrets, "--state", str(work / f"w{index}")]
+            args += ["--concurrency", str(concurrency)]
             extra = {"MIGRATOR_CRASH_AT": str(crash_at)} if index == victim else None
             workers.append(_start([*args, "--lease-seconds", LEASE_SECONDS], env, extra))
         processes += workers
@@ -167,11 +171,11 @@ def _seed(default: int) -> int:
 @pytest.mark.timeout(600)
 def test_a_worker_killed_mid_wave_loses_nothing(postgres_url: str, tmp_path: Path) -> None:
     """6 devices, run and two workers, one worker SIGKILLed at a seeded journal commit: all migrated, as crash-free."""
-    _wave_with_a_killed_worker(_seed(1), 6, 6, tmp_path, postgres_url, timeout=400)
+    _wave_with_a_killed_worker(_seed(1), 6, 6, tmp_path, postgres_url, concurrency=2, timeout=400)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_a_worker_killed_mid_wave_of_200_devices_loses_nothing(postgres_url: str, tmp_path: Path) -> None:
     """Issue 16's wave: 200 devices, one of two workers SIGKILLed mid-wave; nothing lost."""
-    _wave_with_a_killed_worker(_seed(1), 200, 200, tmp_path, postgres_url, timeout=3000)
+    _wave_with_a_killed_worker(_seed(1), 200, 200, tmp_path, postgres_url, concurrency=8, timeout=3000)
