@@ -126,7 +126,12 @@ def _wave_with_a_killed_worker(
             extra = {"MIGRATOR_CRASH_AT": str(crash_at)} if index == victim else None
             workers.append(_start([*args, "--lease-seconds", LEASE_SECONDS], env, extra))
         processes += workers
-        output, _ = run.communicate(timeout=timeout)
+        try:
+            output, _ = run.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with Store.open(url, read_only=True) as store:
+                unsettled = {d.name: d.state for d in store.list_devices(wave="w") if d.state != "migrated"}
+            raise AssertionError(f"the wave did not end within {timeout:.0f} s; not migrated: {unsettled}") from None
         assert run.returncode == ExitCode.OK, output
         killed = workers[victim].poll()
         assert killed == -signal.SIGKILL, f"the victim was not killed before the wave ended (exit {killed})"
@@ -179,7 +184,7 @@ def test_a_worker_killed_mid_wave_loses_nothing(postgres_url: str, tmp_path: Pat
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)
+@pytest.mark.timeout(2400)
 def test_a_worker_killed_mid_wave_of_200_devices_loses_nothing(postgres_url: str, tmp_path: Path) -> None:
     """Issue 16's wave: 200 devices, one of two workers SIGKILLed mid-wave; nothing lost."""
-    _wave_with_a_killed_worker(_seed(1), 200, 200, tmp_path, postgres_url, concurrency=8, timeout=3000)
+    _wave_with_a_killed_worker(_seed(1), 200, 200, tmp_path, postgres_url, concurrency=8, timeout=1800)
