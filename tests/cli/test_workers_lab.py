@@ -27,9 +27,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _fleet() -> Fleet:
-    """Six devices whose users comply at once and that always see a DC (as bench/wave.py's fleet)."""
-    fleet = generate_fleet(6, 5, parse_mix("key=50,cert=50,cloud=0,none=0"))
+def worker_fleet(count: int = 6, seed: int = 5) -> Fleet:
+    """``count`` devices whose users comply at once and that always see a DC (as bench/wave.py's fleet)."""
+    fleet = generate_fleet(count, seed, parse_mix("key=50,cert=50,cloud=0,none=0"))
     for domain in fleet.domains:
         domain.entra_kerberos = True
     for device, address in zip(fleet.devices, free_addresses(len(fleet.devices)), strict=True):
@@ -41,7 +41,7 @@ def _fleet() -> Fleet:
     return fleet
 
 
-def _playbook(folder: Path) -> Path:
+def worker_playbook(folder: Path) -> Path:
     """The shipped playbook, looking again every second (real time: the workers run on the wall clock)."""
     data = yaml.safe_load(builtin_path("to-cloud-kerberos").read_text(encoding="utf-8"))
     data["waits"] = {**data.get("waits", {}), "recheck_every": "1s"}
@@ -50,22 +50,23 @@ def _playbook(folder: Path) -> Path:
     return path
 
 
-def _wave_planned(url: str) -> bool:
-    """Whether the store at ``url`` exists and holds the wave ``w`` (planned by `run`)."""
+def wave_planned(url: str, wave: str = "w") -> bool:
+    """Whether the store at ``url`` exists and holds ``wave`` (planned by `run`)."""
     try:
         with Store.open(url, read_only=True) as store:
-            return any(wave.name == "w" for wave in store.list_waves())
+            return any(planned.name == wave for planned in store.list_waves())
     except MigratorError:  # not created yet (or being created): not planned
         return False
 
 
-def _migrator(*args: str) -> list[str]:
+def migrator_command(*args: str) -> list[str]:
+    """The command line of this checkout's `migrator` with ``args``."""
     return [sys.executable, "-m", "migrator", *args]
 
 
 def test_two_workers_and_run_complete_a_wave_with_canary_and_approval(postgres_url: str, tmp_path: Path) -> None:
     """Canary (1) → gate → approve → the rest, by two workers; every device ends migrated or ineligible."""
-    fleet = _fleet()
+    fleet = worker_fleet()
     # The wave writes policy locally (the shipped playbook's `local` channel), which a background Group Policy
     # refresh rightly undoes on this fleet's GPO-managed devices (tests/engine/test_ad_group_wave.py covers that
     # path): without the refresh, this test is about the workers alone.
@@ -79,17 +80,17 @@ def test_two_workers_and_run_complete_a_wave_with_canary_and_approval(postgres_u
         secrets = str(tmp_path / "lab" / "lab-secrets.env")
         kerberos = [f"--entra-kerberos={d.dns_name}=yes" for d in fleet.domains]
         run = [
-            "run", "-i", str(inventory), "--playbook", str(_playbook(tmp_path)), "--wave", "w", "--canary", "1",
+            "run", "-i", str(inventory), "--playbook", str(worker_playbook(tmp_path)), "--wave", "w", "--canary", "1",
             "--batch-size", "5", "--approval", "--concurrency", "2", "--secrets", secrets, "--yes",
             "--state", str(tmp_path / "run-state"), "--lease-seconds", "10", *kerberos,
         ]  # fmt: skip
         planned = subprocess.Popen(
-            _migrator(*run), env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            migrator_command(*run), env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         # run creates the store and the wave; the workers start once the wave is there (`worker` never creates a
         # store, and one that starts first exits 2, as it should).
         deadline = time.monotonic() + 120
-        while not _wave_planned(postgres_url):
+        while not wave_planned(postgres_url):
             assert planned.poll() is None, planned.communicate()[0]
             assert time.monotonic() < deadline, "run did not plan the wave"
             time.sleep(0.5)
@@ -97,7 +98,7 @@ def test_two_workers_and_run_complete_a_wave_with_canary_and_approval(postgres_u
             worker = ["worker", "--secrets", secrets, "--state", str(tmp_path / f"w{index}"), "--concurrency", "2"]
             workers.append(
                 subprocess.Popen(
-                    _migrator(*worker), env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                    migrator_command(*worker), env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
                 )
             )
         output, _ = planned.communicate(timeout=300)
@@ -109,7 +110,7 @@ def test_two_workers_and_run_complete_a_wave_with_canary_and_approval(postgres_u
             assert rows[canary].state in (*DEVICE_SUCCESS, "ineligible")
             assert all(d.released_at is None for name, d in rows.items() if name != canary)
         approved = subprocess.run(
-            _migrator("approve", "--wave", "w"), env=env, text=True, capture_output=True, check=False
+            migrator_command("approve", "--wave", "w"), env=env, text=True, capture_output=True, check=False
         )
         assert approved.returncode == ExitCode.OK, approved.stderr
         deadline = time.monotonic() + 300

@@ -4,8 +4,9 @@ A mixed fleet (key trust devices of CORP, certificate trust devices of EMEA whos
 is migrated by moving each batch's computers between the lab's GPO filter groups; the policy then survives
 several background refreshes (a local registry write would not); rollback puts the memberships back.
 
-``AUTHS`` lists the WinRM authentications the test runs with: NTLM, and Kerberos (``auth: kerberos`` with a ticket
-from the password, the lab running its KDCs: :func:`_start`)."""
+``AUTHS`` lists the WinRM authentications the wave test runs with: NTLM, and Kerberos (``auth: kerberos`` with a
+ticket from the password, the lab running its KDCs: :func:`_start`); the other tests, about what the channel reads
+and refuses rather than how it authenticates, run on NTLM."""
 
 from __future__ import annotations
 
@@ -179,6 +180,7 @@ def test_an_ad_group_wave_migrates_a_mixed_fleet_and_survives_refreshes(
     assert store.verify_audit().ok
 
 
+@pytest.mark.parametrize("lab", ["ntlm"], indirect=True)
 def test_the_local_channel_warns_where_a_gpo_manages_the_policy(lab: tuple[LabRuntime, Path], tmp_path: Path) -> None:
     """With the local channel, preflight reads the device's Resultant Set of Policy: an EMEA device whose Hello
     values a GPO sets is named in the transition's warning (audit and log) and in the wave's list that reports
@@ -212,6 +214,7 @@ def test_the_local_channel_warns_where_a_gpo_manages_the_policy(lab: tuple[LabRu
     assert "GPO-MANAGED: wave local" in " ".join(status.output.split())
 
 
+@pytest.mark.parametrize("lab", ["ntlm"], indirect=True)
 def test_run_refuses_a_missing_group_before_the_wave_is_written(lab: tuple[LabRuntime, Path], tmp_path: Path) -> None:
     """`migrator run` with the shipped playbook (GG-WHfB-CloudTrust, which the lab's domains do not have): exit 2,
     the group and the domain named, no wave in the store and no group changed."""
