@@ -21,6 +21,7 @@ from pypsrp.wsman import WSMan
 from migrator.lab.control import ControlClient
 from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.fleetfile import load_fleet, save_fleet
+from migrator.lab.graph.tenant import normal_key_id
 from migrator.lab.model import Fleet
 from migrator.lab.runtime import LabPorts
 from migrator.lab.shards import ShardedLabRuntime, shard_of
@@ -43,8 +44,10 @@ def _fleet(devices: int = 4) -> Fleet:
 @pytest.fixture(scope="module")
 def sharded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShardedLabRuntime]:
     work = tmp_path_factory.mktemp("shards")
+    fleet = _fleet()
+    fleet.devices[3].users[0].container = None  # shard 1's second device: its user provisions at the next sign-in
     runtime = ShardedLabRuntime(
-        _fleet(),
+        fleet,
         work,
         processes=2,
         mp_context=_CONTEXT,
@@ -130,6 +133,25 @@ def test_control_commands_reach_the_devices_shard(sharded: ShardedLabRuntime) ->
     with pytest.raises(Exception, match="no device named"):
         client.dc("PC-9999", True)
     client.dc(name, True)
+
+
+def test_a_key_provisioned_in_a_shard_is_registered_in_the_parents_tenant(sharded: ShardedLabRuntime) -> None:
+    name = sharded.fleet.devices[3].name
+    upn = sharded.fleet.devices[3].users[0].upn
+    before = len(sharded.tenant.hello_methods(sharded.fleet.devices[3].users[0]))
+    client = ControlClient(sharded.control_url, sharded.token)
+    client.user(name, upn, "sign-out")  # signed in or not: the next sign-in is a new one
+    signed = client.user(name, upn, "sign-in")
+    assert signed["provisioned"] == "key"
+    deadline = time.monotonic() + 30  # the shard tells the parent without waiting for it
+    while time.monotonic() < deadline:
+        user = sharded.fleet.devices[3].users[0]  # the parent's copy, refreshed from the shard
+        if user.container is not None and len(sharded.tenant.hello_methods(user)) > before:
+            break
+        time.sleep(0.1)
+    user = sharded.fleet.devices[3].users[0]
+    assert user.container is not None
+    assert normal_key_id(user.container.key_id) in [m.id for m in sharded.tenant.hello_methods(user)]
 
 
 def test_stop_brings_the_shards_state_back(tmp_path: Path) -> None:
