@@ -173,6 +173,7 @@ class ShardSpec:
     admin: Account
     gpo_refresh: bool
     fault_profile: str | None
+    ports_from_first: bool = False  # wait for the ports shard 0 listens on ("listen") before listening
 
 
 class _RemotePolicy:
@@ -205,6 +206,7 @@ class _Shard:
     def __init__(self, spec: ShardSpec, conn: Connection) -> None:
         self.spec = spec
         self.stopped = threading.Event()
+        self.ports_known = threading.Event()
         self.channel = Channel(conn, self.handle, on_close=self._parent_gone)
         fleet = load_fleet(spec.fleet_path)
         fleet.devices = [d for i, d in enumerate(fleet.devices) if shard_of(i, spec.processes) == spec.index]
@@ -256,10 +258,14 @@ class _Shard:
             self.server.add_device(
                 device.name, device.address, [self.spec.admin], computer_name=device.name, hostname=device.fqdn
             )
+        if self.spec.ports_from_first:
+            self.ports_known.wait()  # loaded while the first shard chose the ports; now listen on the same
         try:
-            self.background.start()
-        except OSError as err:
-            self.channel.notify("failed", f"shard {self.spec.index} cannot listen: {err.strerror} ({err})")
+            # Thousands of listeners on a busy machine take longer than one call's usual 30 seconds.
+            self.background.start(timeout=READY_TIMEOUT)
+        except OSError as err:  # TimeoutError included
+            why = f"{err.strerror} ({err})" if err.strerror else f"{type(err).__name__} {err}".strip()
+            self.channel.notify("failed", f"lab shard {self.spec.index} cannot listen: {why}")
             self.stopped.set()
             return
         self.lab.start_simulation()
@@ -271,6 +277,10 @@ class _Shard:
         if kind == "control":
             method, path, query, args = payload
             return self.background.call(self.control.handle(method, path, query, args), timeout=CALL_TIMEOUT)
+        if kind == "listen":
+            self.server.http_port, self.server.https_port = payload
+            self.ports_known.set()
+            return None
         if kind == "check_in":
             name, settings, conflicting = payload
             apply_check_in(self.lab.device(name), self.fleet.tenant.tenant_id, settings, conflicting)
@@ -352,12 +362,20 @@ class ShardedLabRuntime(LabRuntime):
         self.clock.start()  # the parent's clock runs the tenant's check-ins; the shards run the devices' lives
         fleet_path = self.work_dir / ".shard-fleet.json"
         save_fleet(self.fleet, fleet_path)
-        ports = self.ports
-        first = self._spawn(0, fleet_path, self.server.http_port, self.server.https_port, ports.free_if_taken)
-        http, https = self._wait_ready(first)
-        # The others listen on the ports the first chose (every device address has the same two ports).
-        rest = [self._spawn(i, fleet_path, http, https, False) for i in range(1, self.processes)]
-        for child in rest:
+        # Every shard loads its devices at once; the first chooses the ports (free ones, or those asked for), the
+        # others listen on the same two once it has (every device address has the same two ports).
+        children = [
+            self._spawn(i, fleet_path, self.server.http_port, self.server.https_port, self.ports.free_if_taken)
+            for i in range(self.processes)
+        ]
+        http, https = self._wait_ready(children[0])
+        for child in children[1:]:
+            try:
+                child.channel.call("listen", (http, https))
+            except ShardError as err:
+                self._abort_shards()
+                raise InputError(f"lab shard {child.index} exited while starting: {err}") from None
+        for child in children[1:]:
             self._wait_ready(child)
         fleet_path.unlink(missing_ok=True)
         self.server.http_port, self.server.https_port = http, https
@@ -373,10 +391,11 @@ class ShardedLabRuntime(LabRuntime):
             origin=self.clock.origin,
             http_port=http,
             https_port=https,
-            free_if_taken=free,
+            free_if_taken=free and index == 0,
             admin=self.admin_account,
             gpo_refresh=self._gpo_refresh,
             fault_profile=str(self.fault_profile) if self.fault_profile else None,
+            ports_from_first=index > 0,
         )
         process = self._context.Process(  # type: ignore[attr-defined]
             target=run_shard, args=(spec, child_end), name=f"migrator-lab-shard-{index}", daemon=True
