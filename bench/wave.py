@@ -71,6 +71,7 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.proctree import cpu_by_process
 from migrator.engine.service import WaveRequest, plan_wave
 from migrator.engine.wavestore import StoreWaves
 from migrator.engine.workers import build_worker
@@ -113,19 +114,36 @@ class Lab:
     ready_after: float
     pid: int
 
+    def cpu_by_process(self) -> dict[int, float]:
+        """CPU seconds so far of the lab's processes: `lab up` and, with --processes, its shards."""
+        return cpu_by_process(self.pid)
+
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the lab process so far (/proc/<pid>/stat fields 14 and 15)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time of the lab's processes so far, summed."""
+        return sum(self.cpu_by_process().values())
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> dict[int, float]:
+    """CPU seconds each process spent between two readings of :meth:`Lab.cpu_by_process`."""
+    return {pid: cpu - before.get(pid, 0.0) for pid, cpu in after.items()}
 
 
 @contextmanager
 def lab_up(
-    folder: Path, fleet: Path, latency: float, speed: float, ports: tuple[int, int], profile: str | None = None
+    folder: Path,
+    fleet: Path,
+    latency: float,
+    speed: float,
+    ports: tuple[int, int],
+    profile: str | None = None,
+    processes: int = 1,
 ) -> Iterator[Lab]:
     """`migrator lab up` as a subprocess with a latency fault on every request; stopped with SIGINT.
 
-    With ``profile`` the lab runs under cProfile and writes its statistics there when it stops."""
+    Ports 0 (the default): free ones, read back from the inventory. Background GPO refresh is off, as the bench
+    always ran (a refresh undoes the local channel's writes on GPO-managed devices). With ``processes`` > 1 the
+    lab serves its devices from that many processes (``lab up --processes``). With ``profile`` the lab runs under
+    cProfile and writes its statistics there when it stops (the parent process only)."""
     faults = folder / "faults.yaml"
     faults.write_text(yaml.safe_dump({"seed": 1, "faults": [{"kind": "latency", "delay": latency}]}))
     inventory = folder / "lab" / "inventory.yaml"
@@ -133,7 +151,8 @@ def lab_up(
     command = [
         sys.executable, *profiler, "-m", "migrator", "lab", "up", "--fleet", str(fleet), "--faults", str(faults),
         "--inventory", str(inventory), "--speed", str(speed),
-        "--http-port", str(ports[0]), "--https-port", str(ports[1]),
+        "--http-port", str(ports[0]), "--https-port", str(ports[1]), "--no-gpo-refresh",
+        "--processes", str(processes),
     ]  # fmt: skip
     started = time.monotonic()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -417,6 +436,7 @@ class MigratorResult:
     own_cpu: float  # CPU seconds this process (engine, PSRP client, store) spent during the wave
     final: dict[str, str] = field(default_factory=dict)  # device -> state at the end
     wire: WireLog | None = None
+    lab_cpu_max: float = 0.0  # CPU seconds of the busiest lab process (a sharded lab has several)
 
 
 def run_migrator(args: argparse.Namespace, folder: Path, lab: Lab, fleet: Any, names: list[str]) -> MigratorResult:
@@ -462,7 +482,7 @@ def run_migrator(args: argparse.Namespace, folder: Path, lab: Lab, fleet: Any, n
                 Store.open(folder / "state").set_wave_state("bench", "paused")
                 return
 
-    lab_cpu, own_cpu = lab.cpu_seconds(), time.process_time()
+    lab_before, own_cpu = lab.cpu_by_process(), time.process_time()
     started = time.monotonic()
     guard = threading.Thread(target=watchdog, daemon=True)
     guard.start()
@@ -478,9 +498,12 @@ def run_migrator(args: argparse.Namespace, folder: Path, lab: Lab, fleet: Any, n
     guard.join()
     # A wave the watchdog paused ended when its last device changed state, not when the watchdog gave up.
     elapsed = (last_change[0] if result.state == "paused" else time.monotonic()) - started
-    lab_cpu, own_cpu = lab.cpu_seconds() - lab_cpu, time.process_time() - own_cpu
+    lab_spent, own_cpu = cpu_spent(lab_before, lab.cpu_by_process()), time.process_time() - own_cpu
+    lab_cpu = sum(lab_spent.values())
     final = dict(runner.progress.states)
-    return MigratorResult(len(names), result.progress.counts(), elapsed, recorder, lab_cpu, own_cpu, final, wire)
+    return MigratorResult(
+        len(names), result.progress.counts(), elapsed, recorder, lab_cpu, own_cpu, final, wire, max(lab_spent.values())
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -599,6 +622,7 @@ def run_baseline(
 @dataclass
 class WorkersResult:
     workers: int
+    lab_processes: int
     devices: int
     states: dict[str, int]
     seconds: float  # makespan: from the wave planned to completed (or to its last change, when it stalled)
@@ -606,6 +630,9 @@ class WorkersResult:
     cpu: float  # CPU seconds of the worker processes, summed
     peak_rss_kb: list[int]  # each worker process's peak resident set
     visits: list[int]
+    worker_cpu: list[float]  # CPU seconds of each worker process
+    lab_cpu: dict[int, float]  # CPU seconds of each lab process (parent and shards) during the wave
+    per_request: float  # the lab's own time per request, measured before the wave (latency excluded)
 
 
 def worker_child(
@@ -647,9 +674,10 @@ def worker_child(
 
 
 def run_workers(
-    args: argparse.Namespace, folder: Path, lab: Lab, fleet: Any, names: list[str], count: int
+    args: argparse.Namespace, folder: Path, lab: Lab, fleet: Any, names: list[str], count: int, lab_processes: int
 ) -> WorkersResult:
     """Plan the wave in a fresh schema of --postgres and let ``count`` worker processes work it."""
+    per_request = server_time_per_request(lab, args.latency)
     schema = f"bench_{secrets.token_hex(4)}"
     admin = create_engine(
         args.postgres.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
@@ -674,6 +702,7 @@ def run_workers(
                 entra_kerberos={d.dns_name: True for d in fleet.domains},
             )
             plan_wave(store, request, credentials, clock)
+            lab_before = lab.cpu_by_process()
             started = time.monotonic()
             StoreWaves(store, credentials.username).set_wave_state("bench", "running")
             children = [
@@ -694,18 +723,25 @@ def run_workers(
             for child in children:
                 child.start()
             seen: dict[str, str] = {}
-            last_change = time.monotonic()
+            last_change = last_print = time.monotonic()
             while True:
                 time.sleep(0.5)
                 if store.get_wave("bench").state == "completed":
                     elapsed = time.monotonic() - started
                     break
                 states = {d.name: d.state for d in store.list_devices(wave="bench")}
+                if time.monotonic() - last_print > 60:  # a long run says how far it is
+                    last_print = time.monotonic()
+                    tally: dict[str, int] = defaultdict(int)
+                    for state in states.values():
+                        tally[state] += 1
+                    print(f"  after {last_print - started:.0f} s: {dict(sorted(tally.items()))}", flush=True)
                 if states != seen:
                     seen, last_change = states, time.monotonic()
                 elif time.monotonic() - last_change > args.stall:
                     elapsed = last_change - started
                     break
+            lab_cpu = cpu_spent(lab_before, lab.cpu_by_process())
             counts: dict[str, int] = {}
             for device in store.list_devices(wave="bench"):
                 counts[device.state] = counts.get(device.state, 0) + 1
@@ -723,6 +759,7 @@ def run_workers(
             requests_seen[device] += number
     return WorkersResult(
         count,
+        lab_processes,
         len(names),
         dict(sorted(counts.items())),
         elapsed,
@@ -730,18 +767,40 @@ def run_workers(
         sum(r[1] for r in reports),
         [r[2] for r in reports],
         [r[3] for r in reports],
+        [r[1] for r in reports],
+        lab_cpu,
+        per_request,
     )
 
 
 def print_workers(args: argparse.Namespace, results: list[WorkersResult]) -> None:
+    cores = os.cpu_count() or 1
     for r in results:
         per_device = [r.requests.get(n, 0) for n in r.requests] or [0]
+        mean = statistics.mean(per_device)
+        # The round-trip bound: every device's requests at the injected latency plus the lab's own time, C at once.
+        bound = math.ceil(r.devices / args.concurrency) * (mean * (args.latency + r.per_request))
+        # The CPU floor: no process goes faster than its own CPU (one GIL each), and all of them together no
+        # faster than their CPU spread over every core of this machine.
+        lab_total = sum(r.lab_cpu.values())
+        floor = max(max(r.lab_cpu.values(), default=0.0), max(r.worker_cpu, default=0.0), (lab_total + r.cpu) / cores)
+        lab_split = " + ".join(f"{cpu:.1f}" for cpu in r.lab_cpu.values() if cpu >= 0.05)
         print(
-            f"workers={r.workers} (concurrency {max(1, args.concurrency // r.workers)} each): states {r.states}; "
-            f"makespan {r.seconds:.1f} s; orchestrator CPU {r.cpu / r.devices * 1000:.0f} ms/device "
-            f"({r.cpu:.1f} s over {r.workers} processes); peak RSS {sum(r.peak_rss_kb) / r.devices:.1f} kB/device "
+            f"lab processes={r.lab_processes} workers={r.workers} (concurrency {max(1, args.concurrency // r.workers)}"
+            f" each): states {r.states}"
+        )
+        print(
+            f"  makespan {r.seconds:.1f} s; round-trip bound {bound:.1f} s "
+            f"(ceil({r.devices}/{args.concurrency}) x {mean:.1f} requests x ({args.latency * 1000:.0f} ms + "
+            f"{r.per_request * 1000:.1f} ms lab time)), bound/makespan {bound / r.seconds * 100:.0f} %; "
+            f"CPU floor {floor:.1f} s, floor/makespan {floor / r.seconds * 100:.0f} % ({cores} cores)"
+        )
+        print(
+            f"  orchestrator CPU {r.cpu / r.devices * 1000:.0f} ms/device ({r.cpu:.1f} s over {r.workers} processes); "
+            f"lab CPU {lab_total / r.devices * 1000:.0f} ms/device ({lab_total:.1f} s: {lab_split or '0'}); "
+            f"orchestrator peak RSS {sum(r.peak_rss_kb) / r.devices:.1f} kB/device "
             f"(per process {', '.join(f'{kb / 1024:.0f} MB' for kb in r.peak_rss_kb)}); "
-            f"requests/device mean {statistics.mean(per_device):.1f}; visits per worker {r.visits}"
+            f"requests/device mean {mean:.1f}; visits per worker {r.visits}"
         )
 
 
@@ -755,7 +814,15 @@ def main() -> None:
     parser.add_argument("--recheck", default="5m", help="the playbook's waits.recheck_every")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stall", type=float, default=20.0, help="pause the wave after this long with no progress")
-    parser.add_argument("--ports", type=int, nargs=2, default=(36985, 36986), metavar=("HTTP", "HTTPS"))
+    parser.add_argument(
+        "--ports", type=int, nargs=2, default=(0, 0), metavar=("HTTP", "HTTPS"), help="the lab's (0: free ones)"
+    )
+    parser.add_argument(
+        "--lab-processes",
+        default="1",
+        help="comma-separated process counts of the lab (`lab up --processes`), e.g. 1,2: with --workers, every "
+        "pair is run; without, the first",
+    )
     parser.add_argument("--profile-lab", metavar="FILE", help="run the lab under cProfile, statistics to FILE")
     parser.add_argument(
         "--breakdown",
@@ -773,21 +840,30 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="migrator-bench-wave-"))
     fleet_path, fleet = make_fleet(args.devices, args.seed, folder)
     names = [d.name for d in fleet.devices]
+    lab_processes = [int(n) for n in args.lab_processes.split(",")]
     if args.workers:
         counts = [int(n) for n in args.workers.split(",")]
         results = []
-        for count in counts:  # a fresh fleet and lab per run (`lab up` saves what the wave did to its fleet file)
-            run_folder = folder / f"workers-{count}"
-            run_folder.mkdir()
-            run_fleet_path, run_fleet = make_fleet(args.devices, args.seed, run_folder)
-            with lab_up(run_folder, run_fleet_path, args.latency, args.speed, tuple(args.ports), None) as lab:
-                results.append(run_workers(args, run_folder, lab, run_fleet, names, count))
+        for processes in lab_processes:
+            for count in counts:  # a fresh fleet and lab per run (`lab up` saves what the wave did to its fleet file)
+                run_folder = folder / f"lab-{processes}-workers-{count}"
+                run_folder.mkdir()
+                run_fleet_path, run_fleet = make_fleet(args.devices, args.seed, run_folder)
+                with lab_up(
+                    run_folder, run_fleet_path, args.latency, args.speed, tuple(args.ports), None, processes
+                ) as lab:
+                    print(f"lab up --processes {processes}: ready in {lab.ready_after:.1f} s", flush=True)
+                    results.append(run_workers(args, run_folder, lab, run_fleet, names, count, processes))
+                print_workers(args, results[-1:])  # as it comes: a long series shows what it has so far
+                sys.stdout.flush()
         print(
             f"fleet: {len(names)} devices ({MIX}), concurrency {args.concurrency}, latency {args.latency * 1000:.0f} ms"
         )
         print_workers(args, results)
         return
-    with lab_up(folder, fleet_path, args.latency, args.speed, tuple(args.ports), args.profile_lab) as lab:
+    with lab_up(
+        folder, fleet_path, args.latency, args.speed, tuple(args.ports), args.profile_lab, lab_processes[0]
+    ) as lab:
         per_request = server_time_per_request(lab, args.latency)
         mig = run_migrator(args, folder, lab, fleet, names)
         base = run_baseline(args, lab, mig.recorder.calls)
@@ -833,13 +909,14 @@ def main() -> None:
     )
     print(
         f"per device: lab {mig.lab_cpu / d * 1000:.0f} ms CPU, orchestrator {mig.own_cpu / d * 1000:.0f} ms CPU; "
-        f"the lab's CPU alone is a floor of {mig.lab_cpu:.1f} s wall (one GIL)"
+        f"the busiest lab process's CPU alone is a floor of {mig.lab_cpu_max:.1f} s wall (one GIL each)"
     )
     # What this machine can do at best: the lab cannot go faster than its own CPU (one GIL), and the two
     # processes together cannot go faster than their CPU spread over every core.
-    floor = max(mig.lab_cpu, (mig.lab_cpu + mig.own_cpu) / (os.cpu_count() or 1))
+    floor = max(mig.lab_cpu_max, mig.own_cpu, (mig.lab_cpu + mig.own_cpu) / (os.cpu_count() or 1))
     print(
-        f"CPU floor here: max(lab CPU, (lab + orchestrator CPU) / cores) = {floor:.1f} s; "
+        f"CPU floor here: max(busiest lab process CPU, orchestrator CPU, (lab + orchestrator CPU) / cores) = "
+        f"{floor:.1f} s; "
         f"floor / measured = {floor / mig.seconds * 100:.0f} %"
     )
     base_rpd = base.requests / max(1, base.devices)

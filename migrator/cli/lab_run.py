@@ -25,6 +25,7 @@ from migrator.lab.fleetfile import FleetFileError, load_fleet, save_fleet
 from migrator.lab.model import Fleet
 from migrator.lab.runtime import LabPorts, LabRuntime, read_lab_secrets
 from migrator.lab.server import FaultPlan, FaultProfileError, load_fault_profile
+from migrator.lab.shards import ShardedLabRuntime, sharded_runtime
 from migrator.yamlsource import InputFileError
 
 console = Console()
@@ -94,6 +95,15 @@ def lab_up(
             "Intune does (it overwrites local writes to the MDM policy key). syncDevice applies them either way."
         ),
     ] = False,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Serve the devices from this many processes (device i in process i mod N); the domain "
+            "controllers, the Graph tenant, the control endpoint and the clock stay in this one.",
+        ),
+    ] = 1,
     kerberos: Annotated[
         bool | None,
         typer.Option(
@@ -129,6 +139,8 @@ def lab_up(
             gpo_refresh,
             kerberos,
             intune_refresh,
+            processes,
+            faults,
         )
     except InputError as err:
         raise _fail(str(err)) from None
@@ -159,11 +171,15 @@ def _runtime(
     gpo_refresh: bool,
     kerberos: bool | None,
     intune_refresh: bool,
+    processes: int = 1,
+    fault_profile: Path | None = None,
 ) -> LabRuntime:
-    return LabRuntime(
+    return sharded_runtime(
         the_fleet,
         inventory.parent,
+        processes,
         speed=speed,
+        fault_profile=fault_profile,
         ports=LabPorts(
             http=5985 if http_port is None else http_port,
             https=5986 if https_port is None else https_port,
@@ -228,10 +244,16 @@ def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threadi
             highlight=False,
             soft_wrap=True,  # one line, however narrow the terminal
         )
+    if isinstance(runtime, ShardedLabRuntime):
+        pids = ", ".join(str(pid) for pid in runtime.child_pids())
+        console.print(f"  devices served by {runtime.processes} processes (pids {pids})", markup=False, highlight=False)
+    died: str | None = None
     try:
         with console.status("") as status:
             while not stop.wait(1.0):
-                executions = runtime.server.executions
+                if isinstance(runtime, ShardedLabRuntime) and (died := runtime.dead_shard()) is not None:
+                    break
+                executions = runtime.executions
                 status.update(
                     f"lab running · virtual time {runtime.clock.now():%Y-%m-%d %H:%M} · "
                     f"{executions} commands served · Ctrl-C to stop"
@@ -243,6 +265,8 @@ def _serve(runtime: LabRuntime, inventory: Path, fleet_path: Path, stop: threadi
         except FleetFileError as err:
             raise _fail(f"lab stopped, but its state was not saved: {err}", code=1) from None
         console.print(f"lab stopped; fleet state saved to {fleet_path}", markup=False, highlight=False)
+    if died is not None:
+        raise _fail(died, code=1)
 
 
 def _client(inventory: Path) -> ControlClient:

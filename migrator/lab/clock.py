@@ -150,15 +150,23 @@ class VirtualClock(SimClock):
 class ScaledClock(SimClock):
     """Virtual time running ``speed`` times faster than real time (``lab up`` and the demo)."""
 
-    def __init__(self, start: datetime | None = None, speed: float = 1.0) -> None:
+    def __init__(self, start: datetime | None = None, speed: float = 1.0, origin_real: float | None = None) -> None:
+        """``origin_real``: the ``time.monotonic()`` reading at which virtual time was ``start`` (default: now).
+        The monotonic clock is the machine's, not the process's: clocks in several processes built from one
+        :attr:`origin` tell the same time (a lab in several processes, :mod:`migrator.lab.shards`)."""
         super().__init__()
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = speed
         self._start_virtual = start or datetime.now(UTC)
-        self._start_real = time.monotonic()
+        self._start_real = time.monotonic() if origin_real is None else origin_real
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def origin(self) -> tuple[datetime, float]:
+        """(virtual start, its ``time.monotonic()`` reading): what another process needs to tell the same time."""
+        return self._start_virtual, self._start_real
 
     def now(self) -> datetime:
         elapsed = (time.monotonic() - self._start_real) * self.speed

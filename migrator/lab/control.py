@@ -36,6 +36,10 @@ from migrator.lab.truth import fleet_truth
 from migrator.lab.windows import Lab, LabError
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+# A lab in several processes (migrator.lab.shards) answers these paths in the process that runs the device:
+# the router gets (method, path, query, args) and returns (status, payload).
+Router = Callable[[str, str, dict[str, list[str]], dict[str, Any]], Awaitable[tuple[int, Any]]]
+DEVICE_PATHS = frozenset({"/v1/devices", "/v1/users", "/v1/dc", "/v1/power"})
 MAX_BODY = 1 << 20
 
 
@@ -57,6 +61,7 @@ class ControlServer:
         self._power = power
         self._server: asyncio.Server | None = None
         self.port = 0
+        self.router: Router | None = None  # set by a lab in several processes: device paths go to their shard
 
     async def start(self, port: int = 0) -> int:
         self._server = await asyncio.start_server(self._serve, host="127.0.0.1", port=port)
@@ -131,16 +136,28 @@ class ControlServer:
             args: dict[str, Any] = json.loads(body) if body else {}
             if not isinstance(args, dict):
                 raise ValueError("the body must be a JSON object")
-            if method == "GET" and target.path == "/v1/devices":
-                names = parse_qs(target.query).get("name", [])
+        except ValueError as err:
+            return 400, {"error": str(err)}
+        query = parse_qs(target.query)
+        if self.router is not None and target.path in DEVICE_PATHS:
+            return await self.router(method, target.path, query, args)
+        return await self.handle(method, target.path, query, args)
+
+    async def handle(
+        self, method: str, path: str, query: dict[str, list[str]], args: dict[str, Any]
+    ) -> tuple[int, Any]:
+        """Answer one authorised request: (status, JSON payload)."""
+        try:
+            if method == "GET" and path == "/v1/devices":
+                names = query.get("name", [])
                 return 200, await asyncio.to_thread(fleet_truth, self.lab, names)
-            if method == "POST" and target.path == "/v1/users":
+            if method == "POST" and path == "/v1/users":
                 return 200, await asyncio.to_thread(self._user, args)
-            if method == "POST" and target.path == "/v1/dc":
+            if method == "POST" and path == "/v1/dc":
                 device = self.lab.device(str(args["device"]))
                 self.lab.set_dc_reachable(device, bool(args["reachable"]))
                 return 200, {"device": device.name, "dc_reachable": device.dc_reachable}
-            if method == "POST" and target.path == "/v1/power":
+            if method == "POST" and path == "/v1/power":
                 device = self.lab.device(str(args["device"]))
                 action = str(args["action"])
                 if action not in ("offline", "online", "reboot"):
@@ -148,12 +165,11 @@ class ControlServer:
                 duration = args.get("duration")
                 await self._power(device.name, action, float(duration) if duration is not None else None)
                 return 200, {"device": device.name, "action": action}
-            if method == "POST" and target.path == "/v1/groups":
+            if method == "POST" and path == "/v1/groups":
                 return 200, await asyncio.to_thread(self._group, args)
-            if method == "GET" and target.path == "/v1/gpos":
-                query = parse_qs(target.query)
+            if method == "GET" and path == "/v1/gpos":
                 return 200, self._gpos(query.get("domain", [""])[0], query.get("name", [None])[0])
-            if method == "POST" and target.path == "/v1/gpos":
+            if method == "POST" and path == "/v1/gpos":
                 return 200, self._gpo_edit(args)
         except DirectoryError as err:
             return 409, {"error": err.message, "ldap_result": err.code}
@@ -161,7 +177,7 @@ class ControlServer:
             return 400, {"error": str(err.args[0]) if err.args else str(err)}
         except (LabError, ValueError, TypeError) as err:
             return 400, {"error": str(err)}
-        return 404, {"error": f"no such endpoint: {method} {target.path}"}
+        return 404, {"error": f"no such endpoint: {method} {path}"}
 
     def _group(self, args: dict[str, Any]) -> dict[str, Any]:
         if self.directory is None:

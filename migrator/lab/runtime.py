@@ -262,17 +262,24 @@ class LabRuntime:
             self.stop()
             raise InputError(f"cannot start the lab's Kerberos KDC: {kdc_failure[0]}") from None
         if self.kdc is not None:
-            for device in self.fleet.devices:  # each computer accepts with its own keys only
-                self.server.keytabs[device.name] = self.kdc.keytab_for([device.name, device.fqdn])
-            self.server.krb5_config = self.kdc.krb5_conf_path
+            self._accept_kerberos()
             self.directory.accept_kerberos(self.kdc.keytab_for, self.kdc.krb5_conf_path)
 
-    def _start_listeners(self) -> None:
+    def _add_devices(self) -> None:
+        """Give every device its listeners (a lab in several processes gives them to its shards instead)."""
         account = self.admin_account
         for device in self.fleet.devices:
             self.server.add_device(
                 device.name, device.address, [account], computer_name=device.name, hostname=device.fqdn
             )
+
+    def _start_life(self) -> None:
+        """Start the fleet's background life and the clock, once everything listens."""
+        self.lab.start_simulation()
+        self.clock.start()
+
+    def _start_listeners(self) -> None:
+        self._add_devices()
         try:
             self.background.start()
         except OSError as err:
@@ -297,9 +304,20 @@ class LabRuntime:
             ) from None
         port = self.background.call(self.control.start(self.ports.control))
         self.control_url = f"http://127.0.0.1:{port}"
-        self.lab.start_simulation()
-        self.clock.start()
+        self._start_life()
         self._started = True
+
+    def _accept_kerberos(self) -> None:
+        """The device listeners accept Kerberos: each computer with its own keys only."""
+        assert self.kdc is not None
+        for device in self.fleet.devices:
+            self.server.keytabs[device.name] = self.kdc.keytab_for([device.name, device.fqdn])
+        self.server.krb5_config = self.kdc.krb5_conf_path
+
+    @property
+    def executions(self) -> int:
+        """Commands and pipelines the devices have started."""
+        return self.server.executions
 
     def _abort(self) -> None:
         with contextlib.suppress(Exception):

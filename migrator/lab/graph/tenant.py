@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -114,6 +114,20 @@ def normal_key_id(key_id: str) -> str:
     return key_id.strip().strip("{}").lower()
 
 
+def apply_check_in(device: Device, tenant_id: str, settings: dict[str, int], conflicting: frozenset[str]) -> None:
+    """What an Intune check-in writes on the device: the assigned values, the others removed (conflicting ones
+    kept as they are: Intune applies neither value)."""
+    key = policy_mod.mdm_device_key(tenant_id)
+    with device.lock:
+        for name in MANAGED_SETTINGS:
+            if name in conflicting:
+                continue
+            if name in settings:
+                device.registry.set_value(key, name, settings[name], "REG_DWORD")
+            else:
+                device.registry.delete_value(key, name)
+
+
 class GraphTenant:
     """The tenant behind the lab's Graph endpoint (see the module docstring)."""
 
@@ -134,6 +148,9 @@ class GraphTenant:
             self.state.enrollment_hello = self._derived_enrollment_hello()
         lab.on_change(self._on_lab_change)
         self._started = False
+        # A lab in several processes (migrator.lab.shards) runs the device elsewhere: a check-in's writes are
+        # made here (the tenant's copy) and handed to this with (device, settings, conflicting) for the device.
+        self.forward_check_in: Callable[[str, dict[str, int], frozenset[str]], None] | None = None
 
     # ---- ids --------------------------------------------------------------------------------------------
 
@@ -260,15 +277,9 @@ class GraphTenant:
     def check_in(self, device: Device) -> None:
         """An Intune check-in: the assigned profiles' values are written, the others removed."""
         settings, conflicting = self.assigned_settings(device)
-        key = policy_mod.mdm_device_key(self.tenant_id)
-        with device.lock:
-            for name in MANAGED_SETTINGS:
-                if name in conflicting:
-                    continue  # Intune applies neither value: the device keeps what it had
-                if name in settings:
-                    device.registry.set_value(key, name, settings[name], "REG_DWORD")
-                else:
-                    device.registry.delete_value(key, name)
+        apply_check_in(device, self.tenant_id, settings, conflicting)
+        if self.forward_check_in is not None:
+            self.forward_check_in(device.name, settings, conflicting)
         now = self.lab.clock.now()
         with self._lock:
             self.state.last_mdm_sync[device.name] = now

@@ -329,9 +329,10 @@ class BackgroundLab:
         """Run ``coro`` on the server loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def start(self) -> None:
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the loop thread and the server's listeners (waiting up to ``timeout`` seconds for them)."""
         self._thread.start()
-        self.call(self.server.start())
+        self.call(self.server.start(), timeout)
 
     def stop(self) -> None:
         try:
