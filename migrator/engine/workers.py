@@ -214,6 +214,10 @@ class Coordinator:
                 bad = [d for d in members if d.state not in SUCCESS | {"ineligible"}]
                 if bad:
                     return self._halt(wave, f"canary failed: {', '.join(f'{d.name} ({d.state})' for d in bad)}")
+        if not rows:
+            # A wave seen between its creation and its devices' enrolment: nothing is settled yet (all([]) would
+            # complete it with every device still to come).
+            return "running"
         if all(d.state in SETTLED for d in rows.values()):
             self.waves.set_wave_state(wave.name, "completed")
             return "completed"

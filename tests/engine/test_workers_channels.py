@@ -166,3 +166,17 @@ def test_a_channel_error_halts_the_wave_with_its_reason(tmp_path: Path) -> None:
     assert {store.get_device(d).state for d in DEVICES[:2]} == {POLICY_STATE}
     assert all(store.get_device(d).released_at is None for d in DEVICES[2:])
     worker.close()
+
+
+def test_a_running_wave_whose_devices_are_not_enrolled_yet_is_not_completed(tmp_path: Path) -> None:
+    """The coordinator may see a wave between its creation and its devices' enrolment: it stays running."""
+    clock = Clock()
+    store = Store.open(tmp_path / "state", now=clock.now)
+    settings = {"devices": DEVICES, "batch_size": 2, "concurrency": 2, "canary": 0, "max_fail_percent": 10.0}
+    settings |= {"approval": False, "windows": []}
+    store.create_wave("w", playbook_name="p", playbook_hash=content_hash("x"), settings=settings, state="running")
+    coordinator = Coordinator(store, "admin", now=clock.now)
+    assert coordinator.coordinate(store.get_wave("w")) == "running"
+    assert store.get_wave("w").state == "running"
+    store.enroll("w", DEVICES)
+    assert coordinator.coordinate(store.get_wave("w")) == "running"
