@@ -755,7 +755,14 @@ def main() -> None:
     parser.add_argument("--recheck", default="5m", help="the playbook's waits.recheck_every")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stall", type=float, default=20.0, help="pause the wave after this long with no progress")
-    parser.add_argument("--ports", type=int, nargs=2, default=(36985, 36986), metavar=("HTTP", "HTTPS"))
+    parser.add_argument(
+        "--ports",
+        type=int,
+        nargs=2,
+        default=(0, 0),
+        metavar=("HTTP", "HTTPS"),
+        help="the lab's WS-Man ports (default 0 0: free ones, read back from its inventory)",
+    )
     parser.add_argument("--profile-lab", metavar="FILE", help="run the lab under cProfile, statistics to FILE")
     parser.add_argument(
         "--breakdown",
