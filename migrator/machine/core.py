@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
 from transitions import Machine, MachineError
@@ -113,10 +114,68 @@ class UserRecord:
 
 
 class _Model:
-    """What ``transitions`` drives: it holds ``state``; ``transitions`` adds ``trigger(name)``."""
+    """What ``transitions`` drives: it holds ``state`` and says whose it is (the device machine, and the user
+    for a user's sub-machine), so that the table's machine, shared by every device (:func:`shared_machine`),
+    finds the guards' input and the funnel from the event."""
 
-    state: str
-    trigger: Callable[..., bool]
+    __slots__ = ("machine", "owner", "state", "user")
+
+    def __init__(self, owner: DeviceMachine, user: str | None, state: str, machine: Machine) -> None:
+        self.owner = owner
+        self.user = user
+        self.state = state
+        self.machine = machine
+
+    def trigger(self, name: str) -> bool:
+        """Fire ``name`` on this model (``transitions``' own ``Event.trigger``, which reads and sets the model's
+        ``state`` attribute: the model need not be registered with the machine)."""
+        return bool(self.machine.events[name].trigger(self))
+
+
+def _guard(name: str) -> Callable[[Any], bool]:
+    if name not in guard_mod.GUARDS:
+        raise ValueError(f"the table names guard {name!r}, which migrator.machine.guards does not define")
+
+    def check(event: Any) -> bool:
+        model: _Model = event.model
+        return guard_mod.check(name, model.owner._guard_input(model.user))
+
+    return check
+
+
+def _persist(event: Any) -> None:
+    model: _Model = event.model
+    model.owner._persist(event)
+
+
+@lru_cache(maxsize=16)
+def shared_machine(states: tuple[str, ...], rows: tuple[Row, ...]) -> Machine:
+    """One ``transitions`` machine per transition table (states and rows: a playbook's steps choose the rows),
+    shared by every device and user that walks it.
+
+    Building a machine compiles every row into ``transitions``' objects; doing it for each device and each user
+    at every visit was a tenth of the orchestrator's own CPU. Nothing in it is per device: the models are not
+    registered with it (:meth:`_Model.trigger`), the guards and the funnel find their device through the event's
+    model, and with no queue (``queued=False``) a trigger keeps no state in the machine between calls, so
+    threads share it. Bounded: a process sees a handful of playbooks, and a table not seen for a while is
+    rebuilt at its next use."""
+    transitions = []
+    for row in rows:
+        spec = row.as_transition()
+        spec["conditions"] = [_guard(name) for name in row.conditions]
+        spec["unless"] = [_guard(name) for name in row.unless]
+        transitions.append(spec)
+    return Machine(
+        model=None,
+        states=list(states),
+        transitions=transitions,
+        initial=states[0],
+        auto_transitions=False,
+        send_event=True,
+        ignore_invalid_triggers=False,
+        before_state_change=[_persist],
+        model_attribute="state",
+    )
 
 
 @dataclass
@@ -190,40 +249,22 @@ class DeviceMachine:
         self._deferred: Wait | None = None  # the device did not answer in this visit: wait for the next
         self._rows = device_rows(playbook)
         self._user_rows = user_rows(playbook)
-        self._model = _Model()
-        self._machine = self._build(self._model, DEVICE_STATES, self._rows, state, None)
+        self._model = self._build(DEVICE_STATES, self._rows, state, None)
+        self._machine = self._model.machine
         self.users: dict[str, UserEntry] = {}
         for record in users:
             self._add_user(record)
 
     # ------------------------------------------------------------------------------------- building
 
-    def _build(
-        self, model: _Model, states: Sequence[str], rows: Sequence[Row], initial: str, user: str | None
-    ) -> Machine:
+    def _build(self, states: Sequence[str], rows: Sequence[Row], initial: str, user: str | None) -> _Model:
         if initial not in states:
             raise ValueError(f"{'user ' + user if user else self.device}: unknown state {initial!r}")
-        transitions = []
-        for row in rows:
-            spec = row.as_transition()
-            spec["conditions"] = [self._guard_callable(name, user) for name in row.conditions]
-            spec["unless"] = [self._guard_callable(name, user) for name in row.unless]
-            transitions.append(spec)
-        return Machine(
-            model=model,
-            states=list(states),
-            transitions=transitions,
-            initial=initial,
-            auto_transitions=False,
-            send_event=True,
-            ignore_invalid_triggers=False,
-            before_state_change=[self._persist],
-            model_attribute="state",
-        )
+        return _Model(self, user, initial, shared_machine(tuple(states), tuple(rows)))
 
     def _add_user(self, record: UserRecord) -> UserEntry:
-        model = _Model()
-        machine = self._build(model, USER_STATES, self._user_rows, record.state, record.name)
+        model = self._build(USER_STATES, self._user_rows, record.state, record.name)
+        machine = model.machine
         context = load_user(record.context) if record.context else self._initial_user_context(record)
         if record.key_id and not context.key_id:
             context = replace(context, key_id=record.key_id)
@@ -249,15 +290,6 @@ class DeviceMachine:
             # handed in with the path settings, so preflight can park the user without asking the device.
             protected_groups=tuple(self._settings.never_reveal.get(record.sid, ())),
         )
-
-    def _guard_callable(self, name: str, user: str | None) -> Callable[[Any], bool]:
-        if name not in guard_mod.GUARDS:
-            raise ValueError(f"the table names guard {name!r}, which migrator.machine.guards does not define")
-
-        def check(_event: Any) -> bool:
-            return guard_mod.check(name, self._guard_input(user))
-
-        return check
 
     def _guard_input(self, user: str | None) -> guard_mod.GuardInput:
         # Guards read the context of the state being left (what a row's guard is about), never the new one.

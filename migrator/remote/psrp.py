@@ -1,18 +1,29 @@
 """PSRP adapter (pypsrp): one runspace pool per device, opened on first use and kept across a visit.
 
-Each script is one pipeline: ``add_script(text)`` + ``add_parameters(values)`` (MS-PSRP 2.2.2.10
-CREATE_PIPELINE), so a value can never become code. Opening a pool costs the WS-Man Create plus a Receive or
-two; each script costs Command + Receive(s) + Signal/Delete, which is why the pool is reused.
+Each script runs as a command with parameters (MS-PSRP 2.2.2.10 CREATE_PIPELINE, 2.2.3.12 Command: ``Args``), so
+a value can never become code. Opening a pool costs the WS-Man Create plus a Receive or two; each script costs
+Command + Receive(s) + Signal/Delete, which is why the pool is reused.
+
+**Define once per pool.** A script's text is sent once per runspace pool: the first pipeline that uses a script
+in a pool defines it as a global function ``migrator_<script>_<sha16>`` (its own statement, before the calls);
+every call, that one included, is the function invoked by name with the values as its parameters
+(``IsScript`` false, the values in ``Args``: data, never text). Serialising and sealing the whole script text in
+every pipeline was most of the client's CPU per call. The name carries a digest of the text, so a changed
+script is a new function. The definitions are forgotten (and sent again) when the pool is discarded or a
+pipeline fails, since the device's runspace may then not hold them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any
 
+import requests
 import spnego
-from pypsrp.complex_objects import PSInvocationState
+from pypsrp.complex_objects import Command, CommandParameter, PSInvocationState
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
@@ -106,6 +117,55 @@ def error_records(errors: list[Any]) -> list[DeviceErrorRecord]:
     return records
 
 
+class _OwnCopyCommand(Command):
+    """A pipeline command that is its own deep copy.
+
+    pypsrp deep-copies every Command each time it serialises a pipeline (``Pipeline._get_statements``), in case
+    one command object sits in several statements (its comment: XML re-parenting). Ours are built for one
+    pipeline, one per statement, and never shared or changed once sent: the copy (a third of the client's CPU
+    per script, arguments included) buys nothing. ``copy.deepcopy`` honours ``__deepcopy__`` (the documented
+    protocol of the copy module), so this needs no change to pypsrp."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _OwnCopyCommand:
+        return self
+
+
+@cache
+def function_name(script: Script) -> str:
+    """The global function a script is defined as in a runspace pool: its name and a digest of its text."""
+    digest = hashlib.sha256(script.text.encode("utf-8")).hexdigest()[:16]
+    return f"migrator_{script.name}_{digest}"
+
+
+@cache
+def function_definition(script: Script) -> str:
+    """The statement that defines the script's function (the script's own text as the body: its ``param()``
+    block becomes the function's parameters). Only our shipped text goes in; values never do."""
+    return f"function global:{function_name(script)} {{\n{script.text}\n}}"
+
+
+class _CountingAdapter(requests.adapters.BaseAdapter):
+    """Counts the HTTP requests of one device's session (authentication legs included) around the adapter
+    pypsrp mounted: requests' public transport-adapter API instead of a patch of pypsrp's private methods.
+
+    An authentication handler re-sends through ``response.connection`` (pypsrp's negotiate hook), so the
+    responses say this adapter sent them, and the re-sent legs are counted too."""
+
+    def __init__(self, inner: requests.adapters.BaseAdapter, count: Any) -> None:
+        super().__init__()
+        self._inner = inner
+        self._count = count
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        self._count()
+        response = self._inner.send(request, *args, **kwargs)
+        response.connection = self  # type: ignore[assignment]  # typed as HTTPAdapter; any adapter re-sends
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class PsrpTransport(AdapterBase):
     """Runs scripts on one device over PSRP, reusing one runspace pool."""
 
@@ -113,33 +173,32 @@ class PsrpTransport(AdapterBase):
         super().__init__(device, connection, credentials)
         self._wsman: WSMan | None = None
         self._pool: RunspacePool | None = None
+        self._defined: set[str] = set()  # functions defined in the current pool (see the module docstring)
 
-    def _count_requests(self, wsman: WSMan) -> None:
+    def _count_request(self) -> None:
+        self._requests += 1
+
+    def _prepare_session(self, wsman: WSMan) -> None:
+        """Build pypsrp's requests session now, as its first send would (one call of its builder, nothing
+        patched), then: count every request through a wrapping adapter, and stop requests re-reading the
+        environment on each one.
+
+        pypsrp reads the environment (proxies, CA bundle) once, while it builds the session, and we ask for no
+        proxy. Left on, requests would read the whole environment again on every request (proxy resolution in
+        Session.send): a tenth of the orchestrator's CPU in a large wave."""
         transport = wsman.transport
-        send = transport._send_request  # every HTTP POST, authentication legs included
-        build = transport._build_session
-
-        def counting(*args: Any, **kwargs: Any) -> Any:
-            self._requests += 1
-            return send(*args, **kwargs)
-
-        def built_once() -> Any:
-            # pypsrp reads the environment (proxies, CA bundle) once, while it builds the session, and we ask for
-            # no proxy. Left on, requests would read the whole environment again on every request (proxy
-            # resolution in Session.send): a tenth of the orchestrator's CPU in a large wave.
-            session = build()
-            session.trust_env = False
-            return session
-
-        transport._send_request = counting  # type: ignore[method-assign]
-        transport._build_session = built_once  # type: ignore[method-assign]
+        session = transport._build_session()  # what pypsrp's send() does when its session is None
+        session.trust_env = False
+        for prefix, adapter in list(session.adapters.items()):
+            session.mount(prefix, _CountingAdapter(adapter, self._count_request))
+        transport.session = session
 
     def _open(self) -> RunspacePool:
         if self._pool is not None:
             return self._pool
         try:
             wsman = WSMan(**wsman_options(self._entry, self._connection, self._credentials))
-            self._count_requests(wsman)
+            self._prepare_session(wsman)
             pool = RunspacePool(wsman)
             pool.open()
         except Exception as err:
@@ -161,19 +220,7 @@ class PsrpTransport(AdapterBase):
         scripts = [script for script, _ in items]
         with self._lock:
             pool = self._open()
-            ps = PowerShell(pool)
-            for index, (script, parameters) in enumerate(items):
-                if index:
-                    ps.add_statement()
-                ps.add_script(script.text)
-                if parameters:
-                    ps.add_parameters(dict(parameters))
-            for command in ps.commands:
-                # pypsrp deep-copies every Command each time it serialises the pipeline, in case one command sits
-                # in several statements (its comment: XML re-parenting). Ours are one command per statement,
-                # never shared: the copy (a third of the client's CPU per script) buys nothing, so it is the
-                # object itself (copy.deepcopy honours an instance's __deepcopy__).
-                command.__deepcopy__ = lambda _memo, same=command: same  # type: ignore[attr-defined]
+            ps = self._pipeline(pool, items)
             try:
                 outputs = ps.invoke()
             except Exception as err:
@@ -181,12 +228,16 @@ class PsrpTransport(AdapterBase):
                 self._discard()
                 raise translate(self.device, err, sent=True, spn=self._spn) from None
             failed = ps.state == PSInvocationState.FAILED or ps.had_errors
+            if ps.state == PSInvocationState.FAILED:
+                self._defined.clear()  # a statement stopped the pipeline: a definition may not have run
             if len(items) == 1:
                 if ps.state == PSInvocationState.FAILED or (ps.had_errors and not outputs):
                     raise ScriptFailed(self.device, scripts[0].name, error_records(list(ps.streams.error)))
                 answers = [parse_script_output(self.device, scripts[0], list(outputs))]
             else:
                 answers = split_script_outputs(self.device, scripts, list(outputs))
+                if len(answers) < len(scripts):
+                    self._defined.clear()
                 if not answers:
                     if failed:
                         raise ScriptFailed(self.device, scripts[0].name, error_records(list(ps.streams.error)))
@@ -199,7 +250,29 @@ class PsrpTransport(AdapterBase):
             )
             return results
 
+    def _pipeline(self, pool: RunspacePool, items: Sequence[tuple[Script, Mapping[str, Any] | None]]) -> PowerShell:
+        """One pipeline for the scripts: first a statement defining each script this pool does not know yet,
+        then one statement per script calling its function with that script's parameters."""
+        ps = PowerShell(pool)
+        version = pool.protocol_version or ""
+        fresh: list[Script] = []
+        for script, _ in items:
+            if function_name(script) not in self._defined and script not in fresh:
+                fresh.append(script)
+        for script in fresh:
+            ps.commands.append(
+                _OwnCopyCommand(function_definition(script), version, is_script=True, end_of_statement=True)
+            )
+        for script, parameters in items:
+            command = _OwnCopyCommand(function_name(script), version, is_script=False, end_of_statement=True)
+            command.args = [CommandParameter(name=name, value=value) for name, value in (parameters or {}).items()]
+            ps.commands.append(command)
+        # Recorded before the answer: a pipeline that fails clears them all again (run_batch, _discard).
+        self._defined.update(function_name(script) for script in fresh)
+        return ps
+
     def _discard(self) -> None:
+        self._defined.clear()
         pool, self._pool = self._pool, None
         wsman, self._wsman = self._wsman, None
         if wsman is not None:

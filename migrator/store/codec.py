@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, TypeAlias
 
 from sqlalchemy import DateTime, Text
@@ -46,55 +47,68 @@ def _last_word(key: str) -> str:
     return words[-1].lower() if words else ""
 
 
+@lru_cache(maxsize=4096)
+def _secret_looking(key: str) -> bool:
+    """Whether a key names a secret (its value decides the rest): the store sees the same few hundred keys
+    (facts, contexts, journal payloads) again and again, so the two regular expressions run once per key."""
+    return bool(SECRET_WORDS.search(key)) and _last_word(key) not in DESCRIPTIVE_LAST_WORDS
+
+
 def secret_key(key: str, value: object) -> bool:
     """Whether ``key: value`` looks like a secret that must not be stored."""
-    if not SECRET_WORDS.search(key):
-        return False
     if value is None or isinstance(value, bool):
         return False
-    return _last_word(key) not in DESCRIPTIVE_LAST_WORDS
+    return _secret_looking(key)
 
 
-def _check(value: object, path: str, where: str) -> JsonValue:
+def _path(parts: tuple[str | int, ...]) -> str:
+    """A key path as the errors name it (``a.b[2].c``): built only when there is an error to report."""
+    text = ""
+    for part in parts:
+        text = f"{text}[{part}]" if isinstance(part, int) else (f"{text}.{part}" if text else part)
+    return text
+
+
+def _check(value: object, parts: tuple[str | int, ...], where: str) -> JsonValue:
     """Return ``value`` as plain JSON (tuples become lists) or raise, naming the key path, never the value."""
     if value is None or isinstance(value, bool | int | str):
-        if isinstance(value, str) and PRIVATE_KEY_MARK.search(value):
-            raise SecretInStore(f"{where}: refusing to store a private key at {path or 'the top level'}")
+        # The substring test first: the pattern only runs on the rare text that could hold a PEM key.
+        if isinstance(value, str) and "PRIVATE KEY-----" in value and PRIVATE_KEY_MARK.search(value):
+            raise SecretInStore(f"{where}: refusing to store a private key at {_path(parts) or 'the top level'}")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise UnstorableValue(f"{where}: {path or 'the value'} is {value!r}, which JSON cannot hold")
+            raise UnstorableValue(f"{where}: {_path(parts) or 'the value'} is {value!r}, which JSON cannot hold")
         return value
     if isinstance(value, Mapping):
         out: dict[str, JsonValue] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise UnstorableValue(f"{where}: key {key!r} under {path or 'the top level'} is not a string")
-            child = f"{path}.{key}" if path else key
+                raise UnstorableValue(f"{where}: key {key!r} under {_path(parts) or 'the top level'} is not a string")
             if secret_key(key, item):
                 raise SecretInStore(
-                    f"{where}: refusing to store {child!r}: the key looks like a secret "
+                    f"{where}: refusing to store {_path((*parts, key))!r}: the key looks like a secret "
                     "(password, secret, token, credential) and secrets never reach the store"
                 )
-            out[key] = _check(item, child, where)
+            out[key] = _check(item, (*parts, key), where)
         return out
     if isinstance(value, list | tuple):
-        return [_check(item, f"{path}[{index}]", where) for index, item in enumerate(value)]
+        return [_check(item, (*parts, index), where) for index, item in enumerate(value)]
     raise UnstorableValue(
-        f"{where}: {path or 'the value'} is a {type(value).__name__}; only JSON values (str, int, float, bool, "
-        "None, list, dict) can be stored"
+        f"{where}: {_path(parts) or 'the value'} is a {type(value).__name__}; only JSON values (str, int, float, "
+        "bool, None, list, dict) can be stored"
     )
 
 
 def canonical(value: object, *, where: str = "value") -> str:
     """The guarded, canonical JSON text of ``value``."""
-    checked = _check(value, "", where)
+    checked = _check(value, (), where)
     return json.dumps(checked, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def guard(value: object, *, where: str = "value") -> JsonValue:
     """Check ``value`` as :func:`canonical` does and return it as plain JSON (a copy)."""
-    return _check(value, "", where)
+    return _check(value, (), where)
 
 
 def decode(text: str | None) -> JsonValue:

@@ -440,14 +440,13 @@ class StoreCore:
         return row
 
     def _wave(self, conn: Connection, name: str, what: str) -> Row[Any]:
-        row = conn.execute(select(waves).where(waves.c.name == name)).first()
+        row = conn.execute(WAVE_BY_NAME, {"wave_name": name}).first()
         if row is None:
             raise UnknownWave(f"{what}: no wave named {name!r} in store {self.where}")
         return row
 
     def _user(self, conn: Connection, device_id: int, device: str, name: str, what: str) -> Row[Any]:
-        query = select(users).where(users.c.device_id == device_id, users.c.name_key == name_key(name))
-        row = conn.execute(query).first()
+        row = conn.execute(USER_BY_KEY, {"device_id": device_id, "name_key": name_key(name)}).first()
         if row is None:
             raise UnknownUser(f"{what}: device {device!r} has no user {name!r}")
         return row
@@ -468,6 +467,10 @@ DEVICE_SELECT = select(devices, waves.c.name.label("wave_name"), waves.c.change_
 DEVICE_BY_KEY = DEVICE_SELECT.where(devices.c.name_key == bindparam("name_key"))
 # FOR UPDATE OF devices: the wave's row stays free (SQLite has no FOR UPDATE: SQLAlchemy leaves it out there).
 DEVICE_BY_KEY_FOR_UPDATE = DEVICE_BY_KEY.with_for_update(of=devices)
+WAVE_BY_NAME = select(waves).where(waves.c.name == bindparam("wave_name"))  # every step asks the wave's state
+USER_BY_KEY = select(users).where(
+    users.c.device_id == bindparam("device_id"), users.c.name_key == bindparam("name_key")
+)
 
 
 def _read_only_options(url: URL) -> str:

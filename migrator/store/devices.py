@@ -32,7 +32,6 @@ from migrator.store.core import (
     expect_state,
     fill_audit,
     name_key,
-    new_id,
 )
 from migrator.store.errors import DeviceInOtherWave, UnstorableValue
 from migrator.store.leases import check_lease
@@ -247,7 +246,7 @@ class DevicesMixin(StoreCore):
     def list_users(self, device: str) -> list[UserRow]:
         with self._tx(f"list users of {device!r}", write=False) as conn:
             dev = self._device(conn, device, "list users")
-            rows = conn.execute(select(users).where(users.c.device_id == dev.id).order_by(users.c.name_key))
+            rows = conn.execute(_USERS_OF_DEVICE, {"device_id": dev.id})
             return [user_row(row, dev.name) for row in rows]
 
     def users_of(self, rows: Iterable[DeviceRow]) -> dict[str, list[UserRow]]:
@@ -297,9 +296,8 @@ class DevicesMixin(StoreCore):
             if checked_context is not None:
                 values["context"] = checked_context
             result = conn.execute(
-                update(users)
-                .where(users.c.id == row.id, users.c.state == expected_from, users.c.version == row.version)
-                .values(**values)
+                _MOVE_USER,
+                {"b_id": row.id, "b_state": expected_from, "b_version": row.version, **values},
             )
             if result.rowcount != 1:
                 fresh = self._user(conn, dev.id, dev.name, user, "user transition")
@@ -315,15 +313,17 @@ class DevicesMixin(StoreCore):
         now = self._now()
         with self._tx(f"save facts of {device!r}", write=True) as conn:
             dev = self._device(conn, device, "save facts")
-            fact_id = new_id(conn, insert(schema.facts).values(device_id=dev.id, taken_at=now, data=checked))
+            key = conn.execute(
+                _INSERT_FACTS, {"device_id": dev.id, "taken_at": now, "data": checked}
+            ).inserted_primary_key
+            assert key is not None  # a single-row INSERT always reports its key
+            fact_id = int(key[0])
         return FactsSnapshot(fact_id, dev.name, now, cast(JsonObject, checked))
 
     def latest_facts(self, device: str) -> FactsSnapshot | None:
         with self._tx(f"read facts of {device!r}", write=False) as conn:
             dev = self._device(conn, device, "latest facts")
-            row = conn.execute(
-                select(facts).where(facts.c.device_id == dev.id).order_by(facts.c.id.desc()).limit(1)
-            ).first()
+            row = conn.execute(_LATEST_FACTS, {"device_id": dev.id}).first()
             return None if row is None else FactsSnapshot(row.id, dev.name, row.taken_at, row.data)
 
     def snapshot_policy(self, device: str, values: Iterable[PolicyValue]) -> list[PolicyValue]:
@@ -365,6 +365,16 @@ class DevicesMixin(StoreCore):
 
 # ------------------------------------------------------------------------------------------ helpers
 
+# Statements of the visit's hot paths, built once (see core.DEVICE_BY_KEY).
+_USERS_OF_DEVICE = select(users).where(users.c.device_id == bindparam("device_id")).order_by(users.c.name_key)
+# The SET clause comes from the parameters given (as _MOVE_DEVICE below): the context only when it changes.
+_MOVE_USER = update(users).where(
+    users.c.id == bindparam("b_id"), users.c.state == bindparam("b_state"), users.c.version == bindparam("b_version")
+)
+_INSERT_FACTS = insert(schema.facts).values(
+    device_id=bindparam("device_id"), taken_at=bindparam("taken_at"), data=bindparam("data")
+)
+_LATEST_FACTS = select(facts).where(facts.c.device_id == bindparam("device_id")).order_by(facts.c.id.desc()).limit(1)
 _MOVE_DEVICE = update(devices).where(
     devices.c.id == bindparam("b_id"),
     devices.c.state == bindparam("b_state"),

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, update
+from sqlalchemy import Row, bindparam, update
 
 from migrator.store.core import DEVICE_SELECT, StoreCore, name_key
 from migrator.store.errors import LeaseNotHeld, UnstorableValue
@@ -96,6 +96,18 @@ class LeaseOwner:
         return liveness(self.host, self.pid, self.started)
 
 
+# Renewed at every step of a visit: built once (see core.DEVICE_BY_KEY).
+_RENEW = (
+    update(devices)
+    .where(
+        devices.c.name_key == bindparam("b_name_key"),
+        devices.c.lease_owner == bindparam("b_owner"),
+        devices.c.lease_expires_at > bindparam("b_now"),
+    )
+    .values(lease_expires_at=bindparam("b_expires"))
+)
+
+
 class LeasesMixin(StoreCore):
     """Acquire, renew and release a device's lease; list the leases held."""
 
@@ -140,13 +152,7 @@ class LeasesMixin(StoreCore):
         expires = now + timedelta(seconds=ttl_seconds)
         with self._tx(f"renew lease of {device!r}", write=True) as conn:
             result = conn.execute(
-                update(devices)
-                .where(
-                    devices.c.name_key == name_key(device),
-                    devices.c.lease_owner == owner,
-                    devices.c.lease_expires_at > now,
-                )
-                .values(lease_expires_at=expires)
+                _RENEW, {"b_name_key": name_key(device), "b_owner": owner, "b_now": now, "b_expires": expires}
             )
             if result.rowcount != 1:
                 check_lease(self._device(conn, device, "renew lease"), owner, now, "renew lease")

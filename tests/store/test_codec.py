@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from migrator.store import SecretInStore, UnstorableValue, canonical, secret_key
-from migrator.store.codec import utc
+from migrator.store.codec import _secret_looking, utc
 from migrator.store.store import registry_key_fold
 
 
@@ -104,3 +104,27 @@ def test_times_are_kept_in_utc() -> None:
 def test_registry_key_spellings_fold_to_one(spelling: str) -> None:
     """Every way scripts spell the policy key compares equal (the registry is case-insensitive)."""
     assert registry_key_fold(spelling) == r"hklm\software\policies\microsoft\passportforwork"
+
+
+def test_a_key_is_judged_once_and_its_value_still_counts() -> None:
+    """The verdict on a key's words is cached; whether its value can carry a secret is decided every time."""
+    _secret_looking.cache_clear()
+    for _ in range(3):
+        assert secret_key("vault_password", "x")
+        assert not secret_key("vault_password", True)  # a flag cannot carry a secret
+        assert not secret_key("vault_password", None)
+    info = _secret_looking.cache_info()
+    assert (info.misses, info.hits) == (1, 2)
+    with pytest.raises(SecretInStore):  # a cached verdict refuses as the first did
+        canonical({"vault_password": "x"})
+
+
+def test_paths_built_only_on_error_name_list_items_and_nested_keys() -> None:
+    """Key paths are built when there is something to report, and read as before: ``a[1].b``."""
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----"
+    with pytest.raises(SecretInStore, match=r"at certs\[1\]\.pem"):
+        canonical({"certs": [{"pem": "public"}, {"pem": pem}]})
+    with pytest.raises(UnstorableValue, match=r"facts\.when is a datetime"):
+        canonical({"facts": {"when": datetime(2026, 1, 1, tzinfo=UTC)}})
+    with pytest.raises(UnstorableValue, match=r"\[2\] is nan"):
+        canonical([1.0, 2.0, float("nan")])
