@@ -212,7 +212,7 @@ class _Visit:
     journal: list[JournalEntry]
     transport: Transport | None = None
     steps_run: int = 0
-    confirmed: DeviceFacts | None = None  # facts a confirmed write brought (see run)
+    ridden: list[tuple[RunStep, Any]] = field(default_factory=list)  # the riders' answers (see run)
 
     @property
     def log(self) -> Any:
@@ -226,30 +226,33 @@ class _Visit:
     def run(self, command: RunStep) -> Any:
         """Send one step (no journal): what a read, or the body of a journalled step, does.
 
-        A step with ``confirm`` brings the facts read right after it in the same pipeline: they are saved here
-        and kept in ``confirmed`` for the caller to hand to the machine once the step's own answer is in."""
+        A step's riders (reads) go in the same pipeline, right after it: their answers are kept in ``ridden``
+        (facts saved here) for the caller to hand to the machine once the step's own answer is in
+        (:meth:`take_ridden`). A rider that answered badly is left out: what it reads is read again when needed."""
         self.steps_run += 1
-        self.confirmed = None
+        self.ridden = []
         self.store.renew(self.device, self.owner, self.lease_seconds)
-        if command.confirm:
-            answers = run_steps(
-                self._transport(), [command.step, FACTS.command().step], policy=self.retry, sleep=self.sleep
-            )
+        if command.riders:
+            steps = [command.step, *(rider.step for rider in command.riders)]
+            answers = run_steps(self._transport(), steps, policy=self.retry, sleep=self.sleep)
             result = answers[0]
-            if len(answers) > 1:
-                self.save_facts(answers[1])
-                self.confirmed = answers[1]
+            if command.purpose == "facts":
+                self.save_facts(result)
+            for rider, answer in zip(command.riders, answers[1:], strict=False):
+                if rider.purpose == "facts":
+                    self.save_facts(answer)
+                self.ridden.append((rider, answer))
             return result
         result = run_step(self._transport(), command.step, policy=self.retry, sleep=self.sleep)
         if command.purpose == "facts":
             self.save_facts(result)
         return result
 
-    def take_confirmed(self) -> None:
-        """The facts a confirmed write brought, into the machine after the write's own answer (as if read next)."""
-        facts, self.confirmed = self.confirmed, None
-        if facts is not None:
-            self.machine.handle(StepSucceeded(FACTS.command(), facts, self.clock()))
+    def take_ridden(self) -> None:
+        """The riders' answers, into the machine after the step's own answer (as if read next, in order)."""
+        ridden, self.ridden = self.ridden, []
+        for rider, answer in ridden:
+            self.machine.handle(StepSucceeded(rider, answer, self.clock()))
 
     def save_facts(self, facts: DeviceFacts) -> None:
         self.store.save_facts(self.device, facts.model_dump(mode="json"))
@@ -319,6 +322,7 @@ class _Visit:
                 self.machine.handle(self._failure(command, err, None))
                 return True
             self.machine.handle(StepSucceeded(command, result, self.clock()))
+            self.take_ridden()
             return True
         entry = self.intent(command)
         log = log.bind(attempt=entry.attempt)
@@ -347,7 +351,7 @@ class _Visit:
         self.outcome(entry, {"ok": True, "result": journal_json(result)}, ok=True)
         log.info("step done")
         self.machine.handle(StepSucceeded(command, result, self.clock(), entry.id))
-        self.take_confirmed()
+        self.take_ridden()
         return True
 
     def _failure(self, command: RunStep, err: RemoteError, journal_id: int | None) -> StepFailed:
