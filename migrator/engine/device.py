@@ -52,7 +52,7 @@ from migrator.machine.context import load_user
 from migrator.machine.core import Change, DeviceMachine, UserRecord
 from migrator.machine.decide import TrackedUser
 from migrator.machine.plan import GPO_OVERWRITES
-from migrator.machine.purposes import FACTS
+from migrator.machine.purposes import FACTS, HANDLERS
 from migrator.machine.table import DEVICE_ACTIVE, DEVICE_RESUMED, DEVICE_WAITING, USER_SETTLED
 from migrator.playbook import Playbook
 from migrator.remote import open_transport
@@ -213,6 +213,7 @@ class _Visit:
     transport: Transport | None = None
     steps_run: int = 0
     ridden: list[tuple[RunStep, Any]] = field(default_factory=list)  # the riders' answers (see run)
+    accompanied: list[tuple[RunStep, Any]] = field(default_factory=list)  # the companions' answers (see run)
 
     @property
     def log(self) -> Any:
@@ -231,14 +232,18 @@ class _Visit:
         (:meth:`take_ridden`). A rider that answered badly is left out: what it reads is read again when needed."""
         self.steps_run += 1
         self.ridden = []
+        self.accompanied = []
         self.store.renew(self.device, self.owner, self.lease_seconds)
-        if command.riders:
-            steps = [command.step, *(rider.step for rider in command.riders)]
+        if command.riders or command.companions:
+            steps = [command.step, *(c.step for c in command.companions), *(r.step for r in command.riders)]
             answers = run_steps(self._transport(), steps, policy=self.retry, sleep=self.sleep)
             result = answers[0]
             if command.purpose == "facts":
                 self.save_facts(result)
-            for rider, answer in zip(command.riders, answers[1:], strict=False):
+            self.accompanied = list(zip(command.companions, answers[1:], strict=False))
+            if len(self.accompanied) < len(command.companions):
+                return result  # a companion answered badly: the riders after it are not read either
+            for rider, answer in zip(command.riders, answers[1 + len(command.companions) :], strict=False):
                 if rider.purpose == "facts":
                     self.save_facts(answer)
                 self.ridden.append((rider, answer))
@@ -325,34 +330,59 @@ class _Visit:
             self.take_ridden()
             return True
         entry = self.intent(command)
+        # Each companion (another subject's journalled step in the same pipeline) has its own intent, committed
+        # before anything is sent, and its own outcome after.
+        companions = [(companion, self.intent(companion)) for companion in command.companions]
         log = log.bind(attempt=entry.attempt)
         if command.point_of_no_return:
             log.warning("point of no return: deleting the Hello container in the user's own context")
         try:
             result = self.run(command)
         except RemoteError as err:
+            for _companion, companion_entry in companions:
+                # A companion runs after the step in the pipeline: whatever it did, it is read again when its
+                # subject's state asks for it (transient: nothing to replay, never resolved by read-back).
+                self.outcome(
+                    companion_entry, _not_answered(f"{type(err).__name__}: {redact_text(err.detail)}"), ok=False
+                )
             if err.may_have_run and isinstance(err, TransientError) and not command.step.info.idempotent:
                 log.warning("answer lost after the request left: resolving by re-reading", error=redact_text(str(err)))
                 return self.resolve_in_doubt(entry)
             failure = self._failure(command, err, entry.id)
-            payload = {
-                "ok": False,
-                "error": {
-                    "class": failure.error_class,
-                    "message": failure.message,
-                    "transient": failure.transient,
-                    "may_have_run": failure.may_have_run,
-                },
-            }
+            payload = self._failed_payload(failure)
             self.outcome(entry, payload, ok=False)
             log.warning("step failed", error_class=failure.error_class, error=failure.message)
             self.machine.handle(failure)
             return True
         self.outcome(entry, {"ok": True, "result": journal_json(result)}, ok=True)
+        answered = dict((id(c), a) for c, a in self.accompanied)
+        for companion, companion_entry in companions:
+            if id(companion) in answered:
+                payload = {"ok": True, "result": journal_json(answered[id(companion)])}
+                self.outcome(companion_entry, payload, ok=True)
+            else:
+                self.outcome(companion_entry, _not_answered("no answer in the pipeline"), ok=False)
         log.info("step done")
         self.machine.handle(StepSucceeded(command, result, self.clock(), entry.id))
+        for (companion, companion_entry), (_, answer) in zip(companions, self.accompanied, strict=False):
+            HANDLERS[companion.purpose].companion(
+                self.machine, StepSucceeded(companion, answer, self.clock(), companion_entry.id)
+            )
+        self.accompanied = []
         self.take_ridden()
         return True
+
+    @staticmethod
+    def _failed_payload(failure: StepFailed) -> dict[str, Any]:
+        return {
+            "ok": False,
+            "error": {
+                "class": failure.error_class,
+                "message": failure.message,
+                "transient": failure.transient,
+                "may_have_run": failure.may_have_run,
+            },
+        }
 
     def _failure(self, command: RunStep, err: RemoteError, journal_id: int | None) -> StepFailed:
         return StepFailed(
@@ -365,6 +395,12 @@ class _Visit:
             journal_id=journal_id,
             device_wide=isinstance(err, CredentialsError | ConfigurationError),
         )
+
+
+def _not_answered(why: str) -> dict[str, Any]:
+    """The outcome of a companion without an answer: transient (its subject's state reads it again; a replay
+    moves nothing), and it may have run."""
+    return {"ok": False, "error": {"class": "NotAnswered", "message": why, "transient": True, "may_have_run": True}}
 
 
 def _latest_settled(journal: Sequence[JournalEntry]) -> list[JournalEntry]:

@@ -66,10 +66,20 @@ class RunStep:
     # step's own, in order, as if read next. Not journalled, so not part of the command's identity either: a
     # command rebuilt from its intent is the same command.
     riders: tuple[RunStep, ...] = field(default=(), compare=False)
+    # Journalled steps of *other* subjects (users) sent in this step's pipeline, right after it and before the
+    # riders: each is journalled on its own (its intent committed before the pipeline is sent, its outcome after),
+    # so a pipeline holds at most one journalled step per subject. Their answers go to the machine through their
+    # handler's ``companion`` (the subject may not have reached the state that asks for the step yet).
+    companions: tuple[RunStep, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
-        if any(rider.side_effect or rider.riders for rider in self.riders):
+        if any(rider.side_effect or rider.riders or rider.companions for rider in self.riders):
             raise ValueError("only reads ride in another step's pipeline, and they carry no riders of their own")
+        subjects = [self.user, *(c.user for c in self.companions)]
+        if self.companions and (not self.side_effect or len(set(subjects)) != len(subjects)):
+            raise ValueError("companions go with a journalled step, at most one journalled step per subject")
+        if any(not c.side_effect or c.riders or c.companions for c in self.companions):
+            raise ValueError("a companion is a journalled step alone")
 
     @property
     def side_effect(self) -> bool:

@@ -181,7 +181,7 @@ def _policy(m: DeviceMachine, now: datetime) -> Command | None:
     if done < len(plan):
         # The rest of the plan in one call; confirmed by the facts read right after it, in the same pipeline (the
         # confirming state decides on them) unless a refresh comes first.
-        command = p.SET_POLICY.command(plan[done:])
+        command = replace(p.SET_POLICY.command(plan[done:]), companions=_identify_ahead(m))
         return command if m.playbook.has("refresh_policy") else p.confirmed(command)
     if m.playbook.has("refresh_policy"):
         if m.refreshed_this_visit:
@@ -189,6 +189,24 @@ def _policy(m: DeviceMachine, now: datetime) -> Command | None:
         return p.REFRESH.command()
     m.fire("policy_written", now=now)
     return None
+
+
+def _identify_ahead(m: DeviceMachine) -> tuple[RunStep, ...]:
+    """The identify of every signed-in user whose container is to be deleted, sent with the policy write (each its
+    own journal entry): the container is read in the user's session whatever the policy, and the facts read after
+    both are what the point of no return is decided on. Only on facts of this visit (a signed-in user)."""
+    if not m.facts_fresh or m.facts is None:
+        return ()
+    ahead = []
+    for name in sorted(m.users):
+        entry = m.users[name]
+        person = person_of(m, entry)
+        context = entry.context
+        if entry.model.state != "pending" or not context.needs_delete or context.key_id or context.protected_groups:
+            continue
+        if person is not None and person.has_hello and person.signed_in:
+            ahead.append(p.IDENTIFY.command(entry))
+    return tuple(ahead)
 
 
 @device("confirming")

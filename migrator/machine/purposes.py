@@ -87,6 +87,10 @@ class Handler:
         """Whether an in-doubt intent took effect, from fresh facts and ``read``; never by repeating it."""
         return Resolution(False, {"applied": False, "why": f"nothing to resolve for {self.purpose}"})
 
+    def companion(self, m: DeviceMachine, event: StepSucceeded) -> None:
+        """The answer of this step sent as another step's companion (:attr:`RunStep.companions`)."""
+        raise NotImplementedError(f"{type(self).__name__} is never a companion")
+
     def result(self, raw: Any) -> Any:
         """A journalled answer read back into its typed form (what :meth:`answer` takes)."""
         if self.result_type is None:
@@ -506,6 +510,9 @@ class Identify(_SessionRead):
 
     def answer(self, m: DeviceMachine, event: StepSucceeded) -> None:
         entry = m.user_entry(event.command)
+        if entry.model.state == "pending":  # sent with the policy write (or replayed) before the user started
+            self.companion(m, event)
+            return
         hello: HelloState = event.result
         context = _with_applied(entry, event.journal_id)
         if hello.status != "completed":
@@ -515,6 +522,19 @@ class Identify(_SessionRead):
             gone = phase(replace(context, deleted=True), "reprovision", event.at, m)
             m.fire("container_gone", user=entry.record.name, now=event.at, context=gone)
             return
+        self._record(m, entry, hello)
+
+    def companion(self, m: DeviceMachine, event: StepSucceeded) -> None:
+        """Sent in the policy write's pipeline, before the user started: a container read is kept in the user's
+        context (the identifying state then goes on without a read of its own); any other answer is left for
+        the identifying state, which reads the container again."""
+        entry = m.user_entry(event.command)
+        hello: HelloState = event.result
+        if entry.model.state == "pending" and hello.status == "completed" and hello.ngc_set and hello.ngc_key_id:
+            self._record(m, entry, hello)
+
+    def _record(self, m: DeviceMachine, entry: UserEntry, hello: HelloState) -> None:
+        assert hello.ngc_key_id is not None
         trust = entry.context.trust
         if hello.cert_enrollment in ("enrollment authority", "mobile device management"):
             trust = "cert"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+from migrator.machine.commands import StepSucceeded
 from migrator.machine.context import load_device, load_user
+from migrator.machine.purposes import IDENTIFY
 from migrator.playbook import load_playbook
 from tests.machine.transcript import NEW_KEY, OLD_KEY, SID, USER, Device, Transcript
 
@@ -306,3 +308,33 @@ def test_past_the_policy_deadline_without_a_refresh_the_device_fails_on_the_tabl
     assert (last.trigger, last.source, last.dest) == ("policy_deadline", "confirming", "failed")
     assert last.last_error is not None and "not effective" in last.last_error
     assert load_device(last.context).return_to == "confirming"
+
+
+def test_reads_and_identify_ride_in_pipelines_so_the_full_path_takes_five_steps() -> None:
+    """Answered as the engine does (riders and companions from the same pipeline): the snapshot comes from the
+    values discovered with preflight's facts, the user's container is read with the policy write (its own journal
+    entry), the prompt comes with the delete; the point of no return is still decided on facts read after every
+    journalled step."""
+    t = Transcript()
+    facts = t.expect("facts")
+    assert [r.purpose.value for r in facts.riders] == ["discover"]
+    discover = facts.riders[0]
+    t.answer_as_device()
+    values = t.device.snapshot(discover)
+    t.machine.handle(StepSucceeded(discover, values, t.now))
+    write = t.expect("set_policy")  # no snapshot step: taken from what preflight discovered
+    assert t.funnel.snapshots and t.triggers()[-1] == "snapshot_taken"
+    assert [(c.purpose.value, c.user) for c in write.companions] == [("identify", USER)]
+    assert [r.purpose.value for r in write.riders] == ["facts"]
+    t.answer_as_device()
+    identify = write.companions[0]
+    IDENTIFY.companion(t.machine, StepSucceeded(identify, t.device.hello(), t.now, 99))
+    t.machine.handle(StepSucceeded(write.riders[0], t.device.facts(), t.now))
+    delete = t.expect("delete", USER, ExpectedKeyId=OLD_KEY, PromptSession=t.device.session)
+    assert [r.purpose.value for r in delete.riders] == ["facts"] and delete.point_of_no_return
+    prompt = t.device.prompt()
+    t.answer(t.device.delete().model_copy(update={"prompt": prompt}))
+    assert t.user_state() == "waiting_for_reprovision" and t.triggers()[-2:] == ["container_deleted", "prompt_sent"]
+    t.machine.handle(StepSucceeded(delete.riders[0], t.device.facts(), t.now))
+    t.expect_wait("user")
+    assert "identify" not in t.asked and "prompt" not in t.asked and "snapshot" not in t.asked
