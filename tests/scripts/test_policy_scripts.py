@@ -96,3 +96,25 @@ def test_the_whole_plan_in_one_call_and_a_refused_value_writes_nothing(lab: Lab)
     refused = run_on(lab, device, "set_policy", {"Values": bad})
     assert refused.result.terminating_error is not None
     assert device.registry.get_value(policy.GPO_KEY, policy.CERT_TRUST) is not None  # the first value too
+
+
+def test_a_snapshot_with_a_scoped_name_reads_it_in_every_existing_user_and_mdm_scope(lab: Lab) -> None:
+    """ScopedName: the value in the Group Policy key of every profile and every MDM scope that exists, besides the
+    entries asked for: what a policy plan may write, before the plan is known."""
+    device = lab.fleet.devices[0]
+    tenant = "11111111-2222-3333-4444-555555555555"
+    mdm = f"HKLM\\SOFTWARE\\Microsoft\\Policies\\PassportForWork\\{tenant}\\Device\\Policies"
+    device.registry.set_value(mdm, policy.CERT_TRUST, 1, "REG_DWORD")
+    run = run_on(
+        lab,
+        device,
+        "snapshot_policy",
+        {"Entries": [{"path": GPO, "name": policy.CLOUD_TRUST}], "ScopedName": "UseCertificateForOnPremAuth"},
+    )
+    assert run.data is not None, run.result.terminating_error
+    records = run.data["records"]
+    assert records[0]["path"] == GPO and records[0]["name"] == policy.CLOUD_TRUST
+    found = {(r["path"].casefold(), r["name"]): r for r in records[1:]}
+    key = ("hklm:\\software\\microsoft\\policies\\passportforwork\\" + tenant + "\\device\\policies", policy.CERT_TRUST)
+    assert key in found and found[key]["existed"] is True and found[key]["data"] == 1
+    assert all(r["name"] == policy.CERT_TRUST for r in records[1:])
