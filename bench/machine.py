@@ -90,8 +90,13 @@ class FakeDevice:
             )
         if purpose == "set_policy":
             self.cloud = True
-            value = PolicyValue(path="HKLM:\\x", name="n", existed=True, type="DWord", data=1)
-            return PolicyChange(previous=value, current=value, changed=True)
+            values = command.step.parameters()["Values"]
+            return tuple(
+                PolicyChange(previous=value, current=value, changed=True)
+                for value in (
+                    PolicyValue(path=v["path"], name=v["name"], existed=True, type="DWord", data=1) for v in values
+                )
+            )
         if purpose == "refresh":
             return PolicyRefresh(succeeded=True)
         if purpose in ("identify", "verify"):

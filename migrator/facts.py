@@ -549,6 +549,14 @@ class DeleteGuard(_Facts):
     refusals: tuple[str, ...] = ()
 
 
+class PromptResult(_Facts):
+    session_id: int
+    seconds: int
+    delivered: bool
+    exit_code: int | None = None
+    text: str = ""
+
+
 class DeleteOutcome(_Facts):
     """What the guarded ``certutil -deletehellocontainer`` found and did, in the user's own context."""
 
@@ -564,6 +572,9 @@ class DeleteOutcome(_Facts):
     exit_code: int | None = None
     cleaned_up: bool = False
     message: str | None = None
+    # The request to sign out and back in, shown right after a delete that asked for it (None: not asked, or
+    # nothing was deleted): the prompt step's answer, carried by the delete's own run.
+    prompt: PromptResult | None = None
 
 
 RegistryType = Literal["DWord", "QWord", "String", "ExpandString", "MultiString", "Binary"]
@@ -613,14 +624,6 @@ class LogonTaskDisarmed(_Facts):
     task_left: bool
     files_left: bool
     outcome: DeleteOutcome | None = None
-
-
-class PromptResult(_Facts):
-    session_id: int
-    seconds: int
-    delivered: bool
-    exit_code: int | None = None
-    text: str = ""
 
 
 class PolicyRefresh(_Facts):

@@ -52,7 +52,7 @@ from migrator.machine.context import load_user
 from migrator.machine.core import Change, DeviceMachine, UserRecord
 from migrator.machine.decide import TrackedUser
 from migrator.machine.plan import GPO_OVERWRITES
-from migrator.machine.purposes import FACTS
+from migrator.machine.purposes import FACTS, HANDLERS
 from migrator.machine.table import DEVICE_ACTIVE, DEVICE_RESUMED, DEVICE_WAITING, USER_SETTLED
 from migrator.playbook import Playbook
 from migrator.remote import open_transport
@@ -215,7 +215,8 @@ class _Visit:
     journal: list[JournalEntry]
     transport: Transport | None = None
     steps_run: int = 0
-    confirmed: DeviceFacts | None = None  # facts a confirmed write brought (see run)
+    ridden: list[tuple[RunStep, Any]] = field(default_factory=list)  # the riders' answers (see run)
+    accompanied: list[tuple[RunStep, Any]] = field(default_factory=list)  # the companions' answers (see run)
     entra: EntraLookup | None = None
 
     @property
@@ -230,35 +231,47 @@ class _Visit:
     def run(self, command: RunStep) -> Any:
         """Send one step (no journal): what a read, or the body of a journalled step, does.
 
-        A step with ``confirm`` brings the facts read right after it in the same pipeline: they are saved here
-        and kept in ``confirmed`` for the caller to hand to the machine once the step's own answer is in."""
+        A step's riders (reads) go in the same pipeline, right after it: their answers are kept in ``ridden``
+        (facts saved here) for the caller to hand to the machine once the step's own answer is in
+        (:meth:`take_ridden`). A rider that answered badly is left out: what it reads is read again when needed."""
         self.steps_run += 1
-        self.confirmed = None
+        self.ridden = []
+        self.accompanied = []
         self.store.renew(self.device, self.owner, self.lease_seconds)
-        if command.confirm:
-            answers = run_steps(
-                self._transport(), [command.step, FACTS.command().step], policy=self.retry, sleep=self.sleep
-            )
+        if command.riders or command.companions:
+            steps = [command.step, *(c.step for c in command.companions), *(r.step for r in command.riders)]
+            answers = run_steps(self._transport(), steps, policy=self.retry, sleep=self.sleep)
             result = answers[0]
-            if len(answers) > 1:
-                self.save_facts(answers[1])
-                self.confirmed = answers[1]
+            if command.purpose == "facts":
+                self.take_facts(result)
+            self.accompanied = list(zip(command.companions, answers[1:], strict=False))
+            if len(self.accompanied) < len(command.companions):
+                return result  # a companion answered badly: the riders after it are not read either
+            for rider, answer in zip(command.riders, answers[1 + len(command.companions) :], strict=False):
+                if rider.purpose == "facts":
+                    self.take_facts(answer)
+                self.ridden.append((rider, answer))
             return result
         result = run_step(self._transport(), command.step, policy=self.retry, sleep=self.sleep)
         if command.purpose == "facts":
-            self.save_facts(result)
-            if self.entra is not None:  # before the machine decides the device's path from these facts
-                self.machine.learn_entra_devices(self.entra(self.device, result))
+            self.take_facts(result)
         return result
 
-    def take_confirmed(self) -> None:
-        """The facts a confirmed write brought, into the machine after the write's own answer (as if read next)."""
-        facts, self.confirmed = self.confirmed, None
-        if facts is not None:
-            self.machine.handle(StepSucceeded(FACTS.command(), facts, self.clock()))
+    def take_ridden(self) -> None:
+        """The riders' answers, into the machine after the step's own answer (as if read next, in order)."""
+        ridden, self.ridden = self.ridden, []
+        for rider, answer in ridden:
+            self.machine.handle(StepSucceeded(rider, answer, self.clock()))
 
     def save_facts(self, facts: DeviceFacts) -> None:
         self.store.save_facts(self.device, facts.model_dump(mode="json"))
+
+    def take_facts(self, facts: DeviceFacts) -> None:
+        """A facts read (alone or riding in another step's pipeline): recorded, then what Entra ID says of the
+        device and its users learnt, before the machine decides the device's path from these facts."""
+        self.save_facts(facts)
+        if self.entra is not None:
+            self.machine.learn_entra_devices(self.entra(self.device, facts))
 
     def read_facts(self) -> None:
         """Fresh facts, through the machine (a device waiting for the device carries on when it answers)."""
@@ -325,36 +338,62 @@ class _Visit:
                 self.machine.handle(self._failure(command, err, None))
                 return True
             self.machine.handle(StepSucceeded(command, result, self.clock()))
+            self.take_ridden()
             return True
         entry = self.intent(command)
+        # Each companion (another subject's journalled step in the same pipeline) has its own intent, committed
+        # before anything is sent, and its own outcome after.
+        companions = [(companion, self.intent(companion)) for companion in command.companions]
         log = log.bind(attempt=entry.attempt)
         if command.point_of_no_return:
             log.warning("point of no return: deleting the Hello container in the user's own context")
         try:
             result = self.run(command)
         except RemoteError as err:
+            for _companion, companion_entry in companions:
+                # A companion runs after the step in the pipeline: whatever it did, it is read again when its
+                # subject's state asks for it (transient: nothing to replay, never resolved by read-back).
+                self.outcome(
+                    companion_entry, _not_answered(f"{type(err).__name__}: {redact_text(err.detail)}"), ok=False
+                )
             if err.may_have_run and isinstance(err, TransientError) and not command.step.info.idempotent:
                 log.warning("answer lost after the request left: resolving by re-reading", error=redact_text(str(err)))
                 return self.resolve_in_doubt(entry)
             failure = self._failure(command, err, entry.id)
-            payload = {
-                "ok": False,
-                "error": {
-                    "class": failure.error_class,
-                    "message": failure.message,
-                    "transient": failure.transient,
-                    "may_have_run": failure.may_have_run,
-                },
-            }
+            payload = self._failed_payload(failure)
             self.outcome(entry, payload, ok=False)
             log.warning("step failed", error_class=failure.error_class, error=failure.message)
             self.machine.handle(failure)
             return True
         self.outcome(entry, {"ok": True, "result": journal_json(result)}, ok=True)
+        answered = dict((id(c), a) for c, a in self.accompanied)
+        for companion, companion_entry in companions:
+            if id(companion) in answered:
+                payload = {"ok": True, "result": journal_json(answered[id(companion)])}
+                self.outcome(companion_entry, payload, ok=True)
+            else:
+                self.outcome(companion_entry, _not_answered("no answer in the pipeline"), ok=False)
         log.info("step done")
         self.machine.handle(StepSucceeded(command, result, self.clock(), entry.id))
-        self.take_confirmed()
+        for (companion, companion_entry), (_, answer) in zip(companions, self.accompanied, strict=False):
+            HANDLERS[companion.purpose].companion(
+                self.machine, StepSucceeded(companion, answer, self.clock(), companion_entry.id)
+            )
+        self.accompanied = []
+        self.take_ridden()
         return True
+
+    @staticmethod
+    def _failed_payload(failure: StepFailed) -> dict[str, Any]:
+        return {
+            "ok": False,
+            "error": {
+                "class": failure.error_class,
+                "message": failure.message,
+                "transient": failure.transient,
+                "may_have_run": failure.may_have_run,
+            },
+        }
 
     def _failure(self, command: RunStep, err: RemoteError, journal_id: int | None) -> StepFailed:
         return StepFailed(
@@ -367,6 +406,12 @@ class _Visit:
             journal_id=journal_id,
             device_wide=isinstance(err, CredentialsError | ConfigurationError),
         )
+
+
+def _not_answered(why: str) -> dict[str, Any]:
+    """The outcome of a companion without an answer: transient (its subject's state reads it again; a replay
+    moves nothing), and it may have run."""
+    return {"ok": False, "error": {"class": "NotAnswered", "message": why, "transient": True, "may_have_run": True}}
 
 
 def _latest_settled(journal: Sequence[JournalEntry]) -> list[JournalEntry]:

@@ -35,6 +35,7 @@ class Purpose(StrEnum):
     VERIFY = "verify"  # hello_state, for the cloud TGT (journalled)
     RESTORE = "restore"  # restore_policy, rollback (journalled)
     READ_BACK = "read_back"  # a read that resolves an in-doubt step (read)
+    DISCOVER = "discover"  # snapshot_policy of every value a plan may write, riding in preflight's facts read (read)
 
 
 # Journalled: the intent is committed before the step is sent and the outcome after (architecture rule 3).
@@ -59,10 +60,26 @@ class RunStep:
     purpose: Purpose
     user: str | None = None  # the store's user name when the step concerns one user
     point_of_no_return: bool = False
-    # The next decision needs the facts read after this write: they are read in the same pipeline, right after
-    # it (one request pair fewer), and its answer carries them. Not journalled (the intent is the write alone),
-    # so not part of the command's identity either: a command rebuilt from its intent is the same command.
-    confirm: bool = field(default=False, compare=False)
+    # Reads that ride in this step's pipeline, right after it (one request pair fewer each): the facts the next
+    # decision needs after a write, a read the next state will need. Only reads ride (a journalled step never
+    # does: its intent is committed alone, before it is sent); their answers go to the machine after this
+    # step's own, in order, as if read next. Not journalled, so not part of the command's identity either: a
+    # command rebuilt from its intent is the same command.
+    riders: tuple[RunStep, ...] = field(default=(), compare=False)
+    # Journalled steps of *other* subjects (users) sent in this step's pipeline, right after it and before the
+    # riders: each is journalled on its own (its intent committed before the pipeline is sent, its outcome after),
+    # so a pipeline holds at most one journalled step per subject. Their answers go to the machine through their
+    # handler's ``companion`` (the subject may not have reached the state that asks for the step yet).
+    companions: tuple[RunStep, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if any(rider.side_effect or rider.riders or rider.companions for rider in self.riders):
+            raise ValueError("only reads ride in another step's pipeline, and they carry no riders of their own")
+        subjects = [self.user, *(c.user for c in self.companions)]
+        if self.companions and (not self.side_effect or len(set(subjects)) != len(subjects)):
+            raise ValueError("companions go with a journalled step, at most one journalled step per subject")
+        if any(not c.side_effect or c.riders or c.companions for c in self.companions):
+            raise ValueError("a companion is a journalled step alone")
 
     @property
     def side_effect(self) -> bool:

@@ -244,6 +244,7 @@ class DeviceMachine:
         self.context = context if isinstance(context, DeviceContext) else load_device(context)
         self.snapshot = tuple(snapshot)  # the policy values rollback restores (from the store)
         self.refreshed_this_visit = False
+        self.discovered: tuple[PolicyValue, ...] | None = None  # policy values read ahead in this visit
         self._pending: _Pending | None = None
         self._now: datetime | None = None
         self._deferred: Wait | None = None  # the device did not answer in this visit: wait for the next
@@ -482,6 +483,7 @@ class DeviceMachine:
         self.facts_fresh = False
         self._deferred = None
         self.refreshed_this_visit = False
+        self.discovered = None
         for entry in self.users.values():
             entry.waited = None
             entry.hello = None
@@ -513,7 +515,7 @@ class DeviceMachine:
             return self._deferred
         decider = DEVICE_DECIDERS[state]
         if decider.fresh and not self.facts_fresh:
-            return self.read_facts()
+            return replace(self.read_facts(), riders=decider.ahead(self)) if decider.ahead else self.read_facts()
         return decider.decide(self, now)
 
     # ------------------------------------------------------------------------------------------ events

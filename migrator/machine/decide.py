@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 from migrator.facts import DeviceFacts, UserFacts
 from migrator.machine import guards as guard_mod
 from migrator.machine import purposes as p
-from migrator.machine.commands import Command, Wait
+from migrator.machine.commands import Command, RunStep, Wait
 from migrator.machine.context import UserContext
 from migrator.machine.plan import gpo_overwrite_warning, policy_plan
 from migrator.machine.table import USER_SETTLED
+from migrator.steps import PromptUser
 
 if TYPE_CHECKING:
     from migrator.machine.core import DeviceMachine, UserEntry
@@ -31,20 +32,25 @@ DeviceDecide = Callable[["DeviceMachine", datetime], "Command | None"]
 UserDecide = Callable[["DeviceMachine", "UserEntry", UserFacts, datetime], "Command | None"]
 
 
+Ahead = Callable[["DeviceMachine"], "tuple[RunStep, ...]"]
+
+
 @dataclass(frozen=True)
 class DeviceDecider:
     decide: DeviceDecide
     fresh: bool  # needs facts read in this visit
+    # Reads a later state will need, riding in this state's facts read (its pipeline): no request of their own.
+    ahead: Ahead | None = None
 
 
 DEVICE_DECIDERS: dict[str, DeviceDecider] = {}
 USER_DECIDERS: dict[str, UserDecide] = {}
 
 
-def device(*states: str, fresh: bool = True) -> Callable[[DeviceDecide], DeviceDecide]:
+def device(*states: str, fresh: bool = True, ahead: Ahead | None = None) -> Callable[[DeviceDecide], DeviceDecide]:
     def register(fn: DeviceDecide) -> DeviceDecide:
         for state in states:
-            DEVICE_DECIDERS[state] = DeviceDecider(fn, fresh)
+            DEVICE_DECIDERS[state] = DeviceDecider(fn, fresh, ahead)
         return fn
 
     return register
@@ -95,7 +101,12 @@ def tracked_users(m: DeviceMachine, facts: DeviceFacts) -> list[TrackedUser]:
     return tracked
 
 
-@device("preflight")
+def _snapshot_ahead(m: DeviceMachine) -> tuple[RunStep, ...]:
+    # The values the snapshot state will read, discovered with preflight's facts (the plan is not known yet).
+    return (p.DISCOVER.command(),) if m.playbook.has("snapshot_policy") else ()
+
+
+@device("preflight", ahead=_snapshot_ahead)
 def _preflight(m: DeviceMachine, now: datetime) -> Command | None:
     facts, decision = m.facts, m.decision
     assert facts is not None and decision is not None
@@ -150,6 +161,10 @@ def _preflight(m: DeviceMachine, now: datetime) -> Command | None:
 
 @device("snapshot")
 def _snapshot(m: DeviceMachine, now: datetime) -> Command | None:
+    values = p.SNAPSHOT.discovered(m, m.context.plan)
+    if values is not None:
+        p.SNAPSHOT.take(m, values, now)
+        return None
     return p.SNAPSHOT.command(m.context.plan)
 
 
@@ -164,15 +179,34 @@ def _policy(m: DeviceMachine, now: datetime) -> Command | None:
     # read again once, before the writes are confirmed, not after every value.
     plan, done = m.context.plan, m.context.plan_done
     if done < len(plan):
-        # The last write is confirmed by the facts read after it (the confirming state decides on them).
-        last = done + 1 == len(plan) and not m.playbook.has("refresh_policy")
-        return replace(p.SET_POLICY.command(plan[done]), confirm=last)
+        # The rest of the plan in one call; confirmed by the facts read right after it, in the same pipeline (the
+        # confirming state decides on them) unless a refresh comes first.
+        command = replace(p.SET_POLICY.command(plan[done:]), companions=_identify_ahead(m))
+        return command if m.playbook.has("refresh_policy") else p.confirmed(command)
     if m.playbook.has("refresh_policy"):
         if m.refreshed_this_visit:
             return Wait(m.recheck(now), "waiting for Group Policy / Intune to deliver the policy", "policy")
         return p.REFRESH.command()
     m.fire("policy_written", now=now)
     return None
+
+
+def _identify_ahead(m: DeviceMachine) -> tuple[RunStep, ...]:
+    """The identify of every signed-in user whose container is to be deleted, sent with the policy write (each its
+    own journal entry): the container is read in the user's session whatever the policy, and the facts read after
+    both are what the point of no return is decided on. Only on facts of this visit (a signed-in user)."""
+    if not m.facts_fresh or m.facts is None:
+        return ()
+    ahead = []
+    for name in sorted(m.users):
+        entry = m.users[name]
+        person = person_of(m, entry)
+        context = entry.context
+        if entry.model.state != "pending" or not context.needs_delete or context.key_id or context.protected_groups:
+            continue
+        if person is not None and person.has_hello and person.signed_in:
+            ahead.append(p.IDENTIFY.command(entry))
+    return tuple(ahead)
 
 
 @device("confirming")
@@ -184,11 +218,18 @@ def _confirming(m: DeviceMachine, now: datetime) -> Command | None:
         described += "; " + "; ".join(policy.notes)
     if m.try_fire("policy_confirmed", now=now, after={"effective_policy": policy.effective}):
         return None
+    if m.playbook.has("refresh_policy"):
+        late = f"policy did not arrive in time: {described}"
+        return_to = "policy"
+    else:
+        # Nothing refreshes it: past the deadline the written values are simply not effective (failed).
+        late = f"cloud trust is not effective after the writes (policy.refresh_deadline passed): {described}"
+        return_to = "confirming"
     if m.try_fire(
         "policy_deadline",
         now=now,
-        last_error=f"policy did not arrive in time: {described}",
-        context=replace(m.context, reason=f"policy did not arrive in time: {described}", return_to="policy"),
+        last_error=late,
+        context=replace(m.context, reason=late, return_to=return_to),
     ):
         return None
     if m.try_fire("policy_pending", now=now, last_error=f"waiting for the policy: {described}"):
@@ -305,7 +346,9 @@ def _identifying(m: DeviceMachine, entry: UserEntry, person: UserFacts, now: dat
     if m.try_fire("deadline", user=name, now=now, last_error="never signed in: the container was not read"):
         return None
     if person.signed_in:
-        return p.IDENTIFY.command(entry)
+        # The facts the point of no return is decided on ride in the identify task's own pipeline, read right
+        # after it (the identify is still journalled alone: intent before, outcome after).
+        return p.confirmed(p.IDENTIFY.command(entry))
     p.wait_user(m, entry, now, "user not signed in: their container is read at their next sign-in")
     return None
 
@@ -398,7 +441,12 @@ def _deleting(m: DeviceMachine, entry: UserEntry, person: UserFacts, now: dateti
         )
         return None
     if person.signed_in:
-        return replace(p.DELETE.command(entry), confirm=True)  # the prompt that follows decides on fresh facts
+        prompt = None
+        if m.playbook.has("prompt_sign_out") and person.session is not None:
+            # The request to sign out and in rides in the delete's own run (shown only if it deleted).
+            prompt = PromptUser(person.session.id, m.playbook.prompt.text, m.playbook.prompt.seconds)
+        # The facts the next decision needs are read right after, in the same pipeline.
+        return p.confirmed(p.DELETE.command(entry, prompt))
     return p.ARM.command(entry)
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from pydantic import BaseModel
 
 from migrator.facts import (
+    CERT_TRUST,
     DeleteGuard,
     DeleteOutcome,
     DeviceFacts,
@@ -46,6 +47,7 @@ from migrator.steps import (
     CollectFacts,
     DeleteHelloContainer,
     DisarmLogonTask,
+    PolicyWrite,
     PromptUser,
     ReadHelloState,
     ReadLogonTaskResult,
@@ -85,6 +87,10 @@ class Handler:
         """Whether an in-doubt intent took effect, from fresh facts and ``read``; never by repeating it."""
         return Resolution(False, {"applied": False, "why": f"nothing to resolve for {self.purpose}"})
 
+    def companion(self, m: DeviceMachine, event: StepSucceeded) -> None:
+        """The answer of this step sent as another step's companion (:attr:`RunStep.companions`)."""
+        raise NotImplementedError(f"{type(self).__name__} is never a companion")
+
     def result(self, raw: Any) -> Any:
         """A journalled answer read back into its typed form (what :meth:`answer` takes)."""
         if self.result_type is None:
@@ -116,6 +122,11 @@ def _applied(journal_id: int | None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def confirmed(command: RunStep) -> RunStep:
+    """``command`` with the facts read right after it riding in its pipeline: the next decision is taken on them."""
+    return replace(command, riders=(*command.riders, FACTS.command()))
+
+
 class Facts(Handler):
     purpose = Purpose.FACTS
     result_type = DeviceFacts
@@ -142,9 +153,40 @@ class Snapshot(Handler):
         return RunStep(SnapshotPolicy(snapshot_entries(plan)), self.purpose)
 
     def answer(self, m: DeviceMachine, event: StepSucceeded) -> None:
-        values: Sequence[PolicyValue] = event.result
+        self.take(m, event.result, event.at)
+
+    def take(self, m: DeviceMachine, values: Sequence[PolicyValue], at: datetime) -> None:
+        """Save the snapshot (first wins), then move on: nothing is written before it is in the store."""
         m.funnel.policy_snapshot(values)
-        m.fire("snapshot_taken", now=event.at, after={"snapshot": [f"{v.path}\\{v.name}" for v in values]})
+        m.fire("snapshot_taken", now=at, after={"snapshot": [f"{v.path}\\{v.name}" for v in values]})
+
+    def discovered(self, m: DeviceMachine, plan: Sequence[PlanItem]) -> tuple[PolicyValue, ...] | None:
+        """The snapshot of ``plan`` from what preflight's pipeline discovered in this visit (None: not all of it
+        was read there, so the snapshot reads it)."""
+        if m.discovered is None:
+            return None
+        found = {(v.path.casefold(), v.name.casefold()): v for v in m.discovered}
+        values: list[PolicyValue] = []
+        for path, name in snapshot_entries(plan):
+            value = found.get((path.casefold(), name.casefold()))
+            if value is None:
+                return None
+            values.append(value.model_copy(update={"path": path, "name": name}))
+        return tuple(values)
+
+
+class Discover(Handler):
+    """Every value a policy plan may write (the Group Policy trust values, and certificate trust in every user
+    and MDM scope), read in preflight's facts pipeline before the plan is known: the snapshot state then takes
+    its values from it (:meth:`Snapshot.discovered`) instead of a read of its own. Held for this visit only."""
+
+    purpose = Purpose.DISCOVER
+
+    def command(self) -> RunStep:
+        return RunStep(SnapshotPolicy(snapshot_entries(()), scoped_name=CERT_TRUST), self.purpose)
+
+    def answer(self, m: DeviceMachine, event: StepSucceeded) -> None:
+        m.discovered = tuple(event.result)
 
 
 class ReadBack(Handler):
@@ -153,48 +195,78 @@ class ReadBack(Handler):
     purpose = Purpose.READ_BACK
 
 
+def _writes(command: RunStep) -> tuple[PolicyWrite, ...]:
+    step = command.step
+    assert isinstance(step, SetPolicy), f"not a set_policy step: {step!r}"
+    return step.writes
+
+
 class SetPolicyValue(Handler):
+    """The rest of the policy plan, written in one call (one journal entry for the call); its answer moves the
+    machine once per value (one transition, so one audit entry, per value written)."""
+
     purpose = Purpose.SET_POLICY
 
-    def command(self, item: PlanItem) -> RunStep:
-        if item.remove:
-            return RunStep(SetPolicy(item.path, item.name, remove=True), self.purpose)
-        return RunStep(SetPolicy(item.path, item.name, value=item.value), self.purpose)
+    def command(self, items: Sequence[PlanItem]) -> RunStep:
+        writes = tuple(
+            PolicyWrite(item.path, item.name, remove=True)
+            if item.remove
+            else PolicyWrite(item.path, item.name, item.value)
+            for item in items
+        )
+        return RunStep(SetPolicy(writes), self.purpose)
 
     def step(self, params: Mapping[str, Any]) -> Step[Any]:
-        if params.get("Remove"):
-            return SetPolicy(params["Path"], params["Name"], remove=True)
-        return SetPolicy(params["Path"], params["Name"], value=params.get("Value"), type=params.get("Type", "DWord"))
+        return SetPolicy(tuple(PolicyWrite.from_record(r) for r in params.get("Values") or ()))
 
     def result(self, raw: Any) -> Any:
-        return None  # set_policy's answer (the value it replaced) is in the audit entry; the machine needs none
+        return None  # set_policy's answer (the values it replaced) is in the journal; the machine needs none
 
     def answer(self, m: DeviceMachine, event: StepSucceeded) -> None:
-        plan, done = m.context.plan, m.context.plan_done
-        item = plan[done] if done < len(plan) else None
-        m.fire(
-            "policy_value_set",
-            now=event.at,
-            context=replace(m.context, plan_done=done + 1, applied=event.journal_id or m.context.applied),
-            before={"path": item.path, "name": item.name, "value": item.before} if item else {},
-            after={"path": item.path, "name": item.name, "value": None if item.remove else item.value} if item else {},
-        )
+        # The call wrote the plan's values from plan_done on (the command is always the rest of the plan): each
+        # of them is one transition. Only the last records the journal entry as applied, so a crash between two
+        # of them replays the rest from the journal, and a replay after the last changes nothing.
+        written = {(w.path.casefold(), w.name.casefold()) for w in _writes(event.command)}
+        plan = m.context.plan
+        todo = [
+            i
+            for i in range(m.context.plan_done, len(plan))
+            if (plan[i].path.casefold(), plan[i].name.casefold()) in written
+        ]
+        for n, index in enumerate(todo):
+            item = plan[index]
+            last = n + 1 == len(todo)
+            applied = (event.journal_id or m.context.applied) if last else m.context.applied
+            m.fire(
+                "policy_value_set",
+                now=event.at,
+                context=replace(m.context, plan_done=index + 1, applied=applied),
+                before={"path": item.path, "name": item.name, "value": item.before},
+                after={"path": item.path, "name": item.name, "value": None if item.remove else item.value},
+            )
 
     def resolution_read(self, m: DeviceMachine, command: RunStep) -> RunStep:
-        params = command.step.parameters()
-        return RunStep(SnapshotPolicy(((params["Path"], params["Name"]),)), Purpose.READ_BACK)
+        entries = tuple((w.path, w.name) for w in _writes(command))
+        return RunStep(SnapshotPolicy(entries), Purpose.READ_BACK)
 
     def resolve(self, m: DeviceMachine, command: RunStep, read: Any, at: datetime, journal_id: int) -> Resolution:
-        params = command.step.parameters()
         values: Sequence[PolicyValue] = read
-        current = values[0] if values else None
-        if params.get("Remove"):
-            ok = current is not None and not current.existed
-        else:
-            ok = current is not None and current.existed and current.data == params.get("Value")
-        if ok and current is not None:
-            return _done(command, None, at, journal_id, read={"existed": current.existed, "data": current.data})
-        return Resolution(False, {"applied": False, "why": "the value is not the intended one: not written"})
+        current = {(v.path.casefold(), v.name.casefold()): v for v in values}
+        found: list[dict[str, Any]] = []
+        for write in _writes(command):
+            value = current.get((write.path.casefold(), write.name.casefold()))
+            if write.remove:
+                ok = value is not None and not value.existed
+            else:
+                ok = value is not None and value.existed and value.data == write.value
+            if not ok or value is None:
+                # Not every value is the intended one: the call is sent again (idempotent: what was written
+                # already is left as it is).
+                return Resolution(
+                    False, {"applied": False, "why": f"{write.name} is not the intended value: not written"}
+                )
+            found.append({"name": write.name, "existed": value.existed, "data": value.data})
+        return _done(command, None, at, journal_id, read=found)
 
 
 class Refresh(Handler):
@@ -317,6 +389,11 @@ def delete_outcome(
             before=before,
             after={"deleted": True, "ran_as": outcome.ran_as, "sign_out_required": outcome.sign_out_required},
         )
+        if outcome.prompt is not None and not from_task:
+            # The prompt rode in the delete's run: its answer is the prompt step's. A crash between the two
+            # transitions leaves the user in `prompted`, which shows the prompt again (a repeated request to
+            # sign out and in, never a repeated delete).
+            prompt_sent(m, m.users[name], now, skipped=not outcome.prompt.delivered)
         return
     if outcome.refused:
         refusals = outcome.guard.refusals if outcome.guard is not None else ()
@@ -433,6 +510,9 @@ class Identify(_SessionRead):
 
     def answer(self, m: DeviceMachine, event: StepSucceeded) -> None:
         entry = m.user_entry(event.command)
+        if entry.model.state == "pending":  # sent with the policy write (or replayed) before the user started
+            self.companion(m, event)
+            return
         hello: HelloState = event.result
         context = _with_applied(entry, event.journal_id)
         if hello.status != "completed":
@@ -442,6 +522,19 @@ class Identify(_SessionRead):
             gone = phase(replace(context, deleted=True), "reprovision", event.at, m)
             m.fire("container_gone", user=entry.record.name, now=event.at, context=gone)
             return
+        self._record(m, entry, hello)
+
+    def companion(self, m: DeviceMachine, event: StepSucceeded) -> None:
+        """Sent in the policy write's pipeline, before the user started: a container read is kept in the user's
+        context (the identifying state then goes on without a read of its own); any other answer is left for
+        the identifying state, which reads the container again."""
+        entry = m.user_entry(event.command)
+        hello: HelloState = event.result
+        if entry.model.state == "pending" and hello.status == "completed" and hello.ngc_set and hello.ngc_key_id:
+            self._record(m, entry, hello)
+
+    def _record(self, m: DeviceMachine, entry: UserEntry, hello: HelloState) -> None:
+        assert hello.ngc_key_id is not None
         trust = entry.context.trust
         if hello.cert_enrollment in ("enrollment authority", "mobile device management"):
             trust = "cert"
@@ -458,13 +551,20 @@ class Delete(Handler):
     purpose = Purpose.DELETE
     result_type = DeleteOutcome
 
-    def command(self, entry: UserEntry) -> RunStep:
+    def command(self, entry: UserEntry, prompt: PromptUser | None = None) -> RunStep:
+        """``prompt``: the request to sign out and in, shown in the same run once the container is deleted."""
         key_id = str(entry.context.key_id)
-        step = DeleteHelloContainer(_sid(entry), key_id, expected_trust(entry.context))  # type: ignore[arg-type]
+        trust = expected_trust(entry.context)
+        step = DeleteHelloContainer(_sid(entry), key_id, trust, prompt=prompt)  # type: ignore[arg-type]
         return RunStep(step, self.purpose, entry.record.name, point_of_no_return=True)
 
     def step(self, params: Mapping[str, Any]) -> Step[Any]:
-        return DeleteHelloContainer(params["User"], params["ExpectedKeyId"], params.get("ExpectedTrust", ""))
+        prompt = None
+        if params.get("PromptSession") is not None:
+            prompt = PromptUser(int(params["PromptSession"]), str(params["PromptText"]), int(params["PromptSeconds"]))
+        return DeleteHelloContainer(
+            params["User"], params["ExpectedKeyId"], params.get("ExpectedTrust", ""), prompt=prompt
+        )
 
     def answer(self, m: DeviceMachine, event: StepSucceeded) -> None:
         entry = m.user_entry(event.command)
@@ -670,6 +770,7 @@ class Verify(_SessionRead):
 
 FACTS = register(Facts())
 SNAPSHOT = register(Snapshot())
+DISCOVER = register(Discover())
 READ_BACK = register(ReadBack())
 SET_POLICY = register(SetPolicyValue())
 REFRESH = register(Refresh())

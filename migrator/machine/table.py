@@ -383,6 +383,15 @@ DEVICE_ROWS: tuple[Row, ...] = (
         steps=("refresh_policy",),
     ),
     _r(
+        "policy_deadline",
+        "confirming",
+        "failed",
+        "No refresh to wait for: the values written are still not effective at policy.refresh_deadline (a GPO or "
+        f"user-scope value overrides them), so the policy is not effective ({DOC_CERT})",
+        conditions=("policy_deadline_passed",),
+        without=("refresh_policy",),
+    ),
+    _r(
         "users_waiting_for_dc",
         "users",
         "waiting_for_dc",

@@ -1,9 +1,8 @@
 # migrator: idempotent=false
 #
-# prompt_user: show a message in one user session with `msg <SessionId> /TIME:<seconds>` (learn.microsoft.com/
-# windows-server/administration/windows-commands/msg). The text goes to msg.exe on standard input (msg reads
-# the message from stdin when none is on its command line), so no part of it can become an argument or a
-# switch. Not idempotent: a repeated prompt is shown twice.
+# prompt_user: show a message in one user session with `msg <SessionId> /TIME:<seconds>` (the sign_out_prompt
+# library says how: the text on standard input, never an argument). Not idempotent: a repeated prompt is shown
+# twice.
 param(
     [int]$SessionId,
     [string]$Text,
@@ -12,17 +11,7 @@ param(
 
 $ErrorActionPreference = 'Stop'
 
-if ($SessionId -lt 0) { throw 'SessionId must be a session number' }
-if ([string]::IsNullOrWhiteSpace($Text)) { throw 'Text is required' }
-if ($Seconds -lt 1) { $Seconds = 1 }
-if ($Seconds -gt 86400) { $Seconds = 86400 }
-
 # migrator: include native
+# migrator: include sign_out_prompt
 
-$run = Invoke-Native 'msg.exe' @([string]$SessionId, ('/TIME:' + [string]$Seconds)) $Text
-[ordered]@{
-    session_id = $SessionId
-    seconds = $Seconds
-    exit_code = $run['exit_code']
-    text = $run['text']
-} | ConvertTo-Json -Compress -Depth 6
+Invoke-SignOutPrompt $SessionId $Text $Seconds | ConvertTo-Json -Compress -Depth 6

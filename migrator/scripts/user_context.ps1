@@ -17,13 +17,19 @@
 #                     certificate store (`certutil -user -store My`: a certificate whose key is in the
 #                     Microsoft Passport Key Storage Provider means certificate trust) and runs
 #                     `certutil -deletehellocontainer` only if the container is still the expected one.
+#                     With PromptSession (the user's session id, 0 or more), a container it deleted is followed
+#                     at once by the request to sign out and back in (the sign_out_prompt library: msg, the
+#                     text on standard input), answered as `prompt`: the prompt needs no request of its own.
 # Values reach the task as a JSON file it reads, never as command-line text.
 param(
     [string]$User,
     [string]$Command,
     [string]$ExpectedKeyId = '',
     [string]$ExpectedTrust = '',
-    [int]$TimeoutSeconds = 120
+    [int]$TimeoutSeconds = 120,
+    [int]$PromptSession = -1,
+    [string]$PromptText = '',
+    [int]$PromptSeconds = 60
 )
 
 $ErrorActionPreference = 'Stop'
@@ -36,6 +42,12 @@ if ($Command -eq 'delete-container' -and $ExpectedKeyId -notmatch '^\{?[0-9A-Fa-
 if ([string]::IsNullOrWhiteSpace($User)) { throw 'User is required' }
 if ($TimeoutSeconds -lt 5) { $TimeoutSeconds = 5 }
 if ($TimeoutSeconds -gt 3600) { $TimeoutSeconds = 3600 }
+if ($PromptSession -ge 0 -and ($Command -ne 'delete-container' -or [string]::IsNullOrWhiteSpace($PromptText))) {
+    throw 'PromptSession goes with delete-container and PromptText'
+}
+
+# migrator: include native
+# migrator: include sign_out_prompt
 
 $inner = @'
 # migrator: include user_context_inner
@@ -92,6 +104,10 @@ try {
     if ($registered) { Unregister-ScheduledTask -TaskName $taskName -TaskPath $taskPath -Confirm:$false -ErrorAction SilentlyContinue }
     Remove-Item -LiteralPath $dir -Recurse -Force -ErrorAction SilentlyContinue
 }
+$prompt = $null
+if ($PromptSession -ge 0 -and $null -ne $result -and $result.deleted -eq $true) {
+    $prompt = Invoke-SignOutPrompt $PromptSession $PromptText $PromptSeconds
+}
 $taskLeft = @(Get-ScheduledTask -TaskName $taskName -TaskPath $taskPath -ErrorAction SilentlyContinue).Count -gt 0
 [ordered]@{
     status = $status
@@ -102,4 +118,5 @@ $taskLeft = @(Get-ScheduledTask -TaskName $taskName -TaskPath $taskPath -ErrorAc
     last_task_result = $lastResult
     result = $result
     cleaned_up = [ordered]@{ task = -not $taskLeft; files = -not (Test-Path -LiteralPath $dir) }
+    prompt = $prompt
 } | ConvertTo-Json -Compress -Depth 6

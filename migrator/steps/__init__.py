@@ -26,7 +26,7 @@ from migrator.steps.logon_task import ArmLogonTask, DisarmLogonTask, ReadLogonTa
 from migrator.steps.prompt_user import PromptUser
 from migrator.steps.refresh_policy import RefreshPolicy
 from migrator.steps.restore_policy import RestorePolicy
-from migrator.steps.set_policy import SetPolicy
+from migrator.steps.set_policy import PolicyWrite, SetPolicy
 from migrator.steps.snapshot_policy import SnapshotPolicy
 
 CATALOGUE: dict[str, StepInfo] = {
@@ -52,6 +52,7 @@ __all__ = [
     "CollectFacts",
     "DeleteHelloContainer",
     "DisarmLogonTask",
+    "PolicyWrite",
     "PromptUser",
     "ReadHelloState",
     "ReadLogonTaskResult",

@@ -30,11 +30,16 @@ class PromptUser:
         return {"SessionId": self.session_id, "Text": self.text, "Seconds": self.seconds}
 
     def read(self, device: str, data: Mapping[str, Any]) -> PromptResult:
-        code = opt_int(data.get("exit_code"))
-        return PromptResult(
-            session_id=opt_int(data.get("session_id")) or self.session_id,
-            seconds=opt_int(data.get("seconds")) or self.seconds,
-            delivered=code == 0,
-            exit_code=code,
-            text=str(data.get("text") or ""),
-        )
+        return read_prompt(data, self.session_id, self.seconds)
+
+
+def read_prompt(data: Mapping[str, Any], session_id: int, seconds: int) -> PromptResult:
+    """What Invoke-SignOutPrompt answered (the prompt_user script, or a delete that carried the prompt)."""
+    code = opt_int(data.get("exit_code"))
+    return PromptResult(
+        session_id=opt_int(data.get("session_id")) or session_id,
+        seconds=opt_int(data.get("seconds")) or seconds,
+        delivered=code == 0,
+        exit_code=code,
+        text=str(data.get("text") or ""),
+    )

@@ -22,10 +22,15 @@ INFO = StepInfo(
 @dataclass(frozen=True)
 class SnapshotPolicy:
     entries: tuple[tuple[str, str], ...]  # (path, name)
+    # Also this value in every user and MDM policy scope that exists on the device (what a plan may write).
+    scoped_name: str | None = None
     info: ClassVar[StepInfo] = INFO
 
     def parameters(self) -> dict[str, Any]:
-        return {"Entries": [{"path": path, "name": name} for path, name in self.entries]}
+        params: dict[str, Any] = {"Entries": [{"path": path, "name": name} for path, name in self.entries]}
+        if self.scoped_name:
+            params["ScopedName"] = self.scoped_name
+        return params
 
     def read(self, device: str, data: Mapping[str, Any]) -> tuple[PolicyValue, ...]:
         return tuple(read_value(r) for r in as_list(data.get("records")))

@@ -22,9 +22,11 @@ def test_a_user_in_a_never_reveal_group_is_parked_at_preflight_with_the_group_na
     assert refused.last_error is not None and TIER0 in refused.last_error
     assert load_user(refused.context).protected_groups == (TIER0,)
     t.answer_as_device()
-    t.expect("set_policy", Name="UseCertificateForOnPremAuth", Remove=True)
-    t.answer_as_device()
-    t.expect("set_policy", Name="UseCloudTrustForOnPremAuth", Value=1)
+    plan = t.expect("set_policy")  # the whole plan in one call, certificate trust first
+    assert [(v["name"], v.get("remove"), v.get("value")) for v in plan.step.parameters()["Values"]] == [
+        ("UseCertificateForOnPremAuth", True, None),
+        ("UseCloudTrustForOnPremAuth", None, 1),
+    ]
     t.answer_as_device()
     t.step("facts")
     for _ in range(5):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
-from migrator.machine.context import load_user
+from migrator.machine.commands import StepSucceeded
+from migrator.machine.context import load_device, load_user
+from migrator.machine.purposes import IDENTIFY
 from migrator.playbook import load_playbook
 from tests.machine.transcript import NEW_KEY, OLD_KEY, SID, USER, Device, Transcript
 
@@ -19,9 +22,11 @@ def test_a_certificate_trust_device_walks_the_documented_path() -> None:
     t.step("facts")
     t.step("snapshot")
     assert [u.name for u in t.funnel.users] == [USER] and t.triggers() == ["start", "preflight_done", "snapshot_taken"]
-    t.expect("set_policy", Name="UseCertificateForOnPremAuth", Remove=True)
-    t.answer_as_device()
-    t.expect("set_policy", Name="UseCloudTrustForOnPremAuth", Value=1)
+    plan = t.expect("set_policy")  # the whole plan in one call, certificate trust first
+    assert [(v["name"], v.get("remove"), v.get("value")) for v in plan.step.parameters()["Values"]] == [
+        ("UseCertificateForOnPremAuth", True, None),
+        ("UseCloudTrustForOnPremAuth", None, 1),
+    ]
     t.answer_as_device()
     t.step("facts")  # confirm the effective policy after the writes
     t.step("identify", USER)
@@ -211,9 +216,44 @@ def test_a_journalled_answer_whose_transition_was_lost_is_replayed_once() -> Non
     command = t.expect("set_policy")
     payload, outcome = command.payload(), {"ok": True, "result": None}
     assert t.machine.replay(payload, outcome, t.now, 5)
-    assert t.machine.context.plan_done == 1 and t.machine.context.applied == 5
+    assert t.machine.context.plan_done == 2 and t.machine.context.applied == 5
     assert not t.machine.replay(payload, outcome, t.now, 5)
-    assert t.machine.context.plan_done == 1
+    assert t.machine.context.plan_done == 2
+
+
+def test_one_policy_call_moves_the_machine_once_per_value_and_a_crash_between_them_replays_the_rest() -> None:
+    """The plan in one call, one journal entry: one transition (one audit entry) per value; only the last marks
+    the entry applied, so a crash after the first value's transition replays the second, and only it."""
+    t = Transcript()
+    t.step("facts")
+    t.step("snapshot")
+    command = t.expect("set_policy")
+    t.answer_as_device()
+    changes = [c for c in t.funnel.changes if c.trigger == "policy_value_set"]
+    assert [(c.after or {}).get("name") for c in changes] == [
+        "UseCertificateForOnPremAuth",
+        "UseCloudTrustForOnPremAuth",
+    ]
+    assert [c.context["applied"] for c in changes] == [None, 1]
+
+    crashed = Transcript()
+    crashed.step("facts")
+    crashed.step("snapshot")
+    crashed.expect("set_policy")
+    first = crashed.machine.context.plan[0]
+    crashed.machine.fire(
+        "policy_value_set",
+        now=crashed.now,
+        context=replace(crashed.machine.context, plan_done=1),
+        after={"name": first.name},
+    )
+    assert crashed.machine.replay(command.payload(), {"ok": True, "result": None}, crashed.now, 9)
+    replayed = [c for c in crashed.funnel.changes if c.trigger == "policy_value_set"]
+    assert [(c.after or {}).get("name") for c in replayed] == [
+        "UseCertificateForOnPremAuth",
+        "UseCloudTrustForOnPremAuth",
+    ]
+    assert crashed.machine.context.plan_done == 2 and crashed.machine.context.applied == 9
 
 
 def test_a_user_retried_after_the_delete_waits_again_and_nothing_is_deleted_twice() -> None:
@@ -250,3 +290,51 @@ def test_a_user_who_signed_in_before_the_deadline_recheck_is_verified_not_stalle
     late.visit(timedelta(days=7, hours=1))
     late.run_until_wait_or_done()
     assert late.state_now == "stalled" and late.triggers()[-3:] == ["not_yet_cloud", "deadline", "some_stalled"]
+
+
+def test_past_the_policy_deadline_without_a_refresh_the_device_fails_on_the_tables_row() -> None:
+    """A playbook without refresh_policy: written values still not effective at policy.refresh_deadline is the
+    policy_deadline row from confirming to failed (policy not effective), never an illegal event."""
+    t = Transcript()
+    assert not t.playbook.has("refresh_policy")
+    t.step("facts")
+    t.step("snapshot")
+    t.step("set_policy")
+    t.device.cloud = False  # a GPO or user-scope value overrides what was written
+    t.now += timedelta(seconds=t.playbook.policy.refresh_deadline + 1)
+    t.step("facts")
+    t.expect_done("failed")
+    last = t.funnel.changes[-1]
+    assert (last.trigger, last.source, last.dest) == ("policy_deadline", "confirming", "failed")
+    assert last.last_error is not None and "not effective" in last.last_error
+    assert load_device(last.context).return_to == "confirming"
+
+
+def test_reads_and_identify_ride_in_pipelines_so_the_full_path_takes_five_steps() -> None:
+    """Answered as the engine does (riders and companions from the same pipeline): the snapshot comes from the
+    values discovered with preflight's facts, the user's container is read with the policy write (its own journal
+    entry), the prompt comes with the delete; the point of no return is still decided on facts read after every
+    journalled step."""
+    t = Transcript()
+    facts = t.expect("facts")
+    assert [r.purpose.value for r in facts.riders] == ["discover"]
+    discover = facts.riders[0]
+    t.answer_as_device()
+    values = t.device.snapshot(discover)
+    t.machine.handle(StepSucceeded(discover, values, t.now))
+    write = t.expect("set_policy")  # no snapshot step: taken from what preflight discovered
+    assert t.funnel.snapshots and t.triggers()[-1] == "snapshot_taken"
+    assert [(c.purpose.value, c.user) for c in write.companions] == [("identify", USER)]
+    assert [r.purpose.value for r in write.riders] == ["facts"]
+    t.answer_as_device()
+    identify = write.companions[0]
+    IDENTIFY.companion(t.machine, StepSucceeded(identify, t.device.hello(), t.now, 99))
+    t.machine.handle(StepSucceeded(write.riders[0], t.device.facts(), t.now))
+    delete = t.expect("delete", USER, ExpectedKeyId=OLD_KEY, PromptSession=t.device.session)
+    assert [r.purpose.value for r in delete.riders] == ["facts"] and delete.point_of_no_return
+    prompt = t.device.prompt()
+    t.answer(t.device.delete().model_copy(update={"prompt": prompt}))
+    assert t.user_state() == "waiting_for_reprovision" and t.triggers()[-2:] == ["container_deleted", "prompt_sent"]
+    t.machine.handle(StepSucceeded(delete.riders[0], t.device.facts(), t.now))
+    t.expect_wait("user")
+    assert "identify" not in t.asked and "prompt" not in t.asked and "snapshot" not in t.asked

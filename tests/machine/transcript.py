@@ -120,10 +120,13 @@ class Device:
         entries = command.step.parameters()["Entries"]
         return tuple(PolicyValue(path=e["path"], name=e["name"], existed=False) for e in entries)
 
-    def set_policy(self) -> PolicyChange:
+    def set_policy(self, command: RunStep) -> tuple[PolicyChange, ...]:
         self.cloud = True
-        value = PolicyValue(path="HKLM:\\x", name="n", existed=True, type="DWord", data=1)
-        return PolicyChange(previous=value, current=value, changed=True)
+        changes = []
+        for record in command.step.parameters()["Values"]:
+            value = PolicyValue(path=record["path"], name=record["name"], existed=True, type="DWord", data=1)
+            changes.append(PolicyChange(previous=value, current=value, changed=True))
+        return tuple(changes)
 
     def delete(self) -> DeleteOutcome:
         self.has_hello = False
@@ -223,7 +226,7 @@ class Transcript:
         answers = {
             "facts": self.device.facts,
             "snapshot": lambda: self.device.snapshot(command),
-            "set_policy": self.device.set_policy,
+            "set_policy": lambda: self.device.set_policy(command),
             "identify": self.device.hello,
             "verify": self.device.hello,
             "delete": self.device.delete,

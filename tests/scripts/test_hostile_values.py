@@ -100,11 +100,12 @@ def test_hostile_policy_data_is_stored_verbatim(value: str) -> None:
     device = lab.fleet.devices[0]
     since = len(device.counters.commands)
     path = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\PassportForWork"
-    run = run_on(lab, device, "set_policy", {"Path": path, "Name": "MigratorNote", "Value": value, "Type": "String"})
+    record = {"path": path, "name": "MigratorNote", "value": value, "type": "String"}
+    run = run_on(lab, device, "set_policy", {"Values": [record]})
     assert run.data is not None, run.result.terminating_error
     stored = device.registry.get_value(policy.GPO_KEY, "MigratorNote")
     assert stored is not None and stored.data == value
-    assert run.data["current"]["data"] == value
+    assert run.data["changes"][0]["current"]["data"] == value
     assert [kind for kind, _ in _new_commands(lab, device.name, since)] == ["powershell"]
 
 
@@ -116,12 +117,12 @@ def test_hostile_policy_names_and_paths_are_refused(name: str) -> None:
     device = lab.fleet.devices[0]
     before = device.registry.model_dump()
     for params in (
-        {"Path": "HKLM:\\SOFTWARE\\Policies\\Microsoft\\PassportForWork", "Name": name, "Value": 1},
-        {"Path": "HKLM:\\SOFTWARE\\Policies\\Microsoft\\PassportForWork\\" + name, "Name": "Enabled", "Value": 1},
+        {"path": "HKLM:\\SOFTWARE\\Policies\\Microsoft\\PassportForWork", "name": name, "value": 1},
+        {"path": "HKLM:\\SOFTWARE\\Policies\\Microsoft\\PassportForWork\\" + name, "name": "Enabled", "value": 1},
     ):
-        run = run_on(lab, device, "set_policy", params)
+        run = run_on(lab, device, "set_policy", {"Values": [params]})
         if run.data is not None:  # a harmless name that matches the allowed shape
-            assert run.data["current"]["existed"] is True
+            assert run.data["changes"][0]["current"]["existed"] is True
             return
     assert device.registry.model_dump() == before
 

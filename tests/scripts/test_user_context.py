@@ -122,3 +122,23 @@ def test_a_privileged_account_is_named_and_its_container_never_deleted(lab: Lab)
     assert result["deleted"] is False
     assert any("Entra Kerberos refuses" in r for r in result["guard"]["refusals"])
     assert user.container is not None and user.counters.container_deletions == 0
+
+
+def test_a_guarded_delete_that_deletes_shows_the_sign_out_prompt_in_the_same_run(lab: Lab) -> None:
+    """With PromptSession the prompt follows a delete in the same script run (msg, text on stdin); a refused
+    delete shows nothing."""
+    device, user = signed_in_user(lab, "cert")
+    session = device.session_of(user)
+    assert user.container is not None and session is not None
+    text = "Please sign out and back in to finish the Windows Hello update."
+    prompt = {"PromptSession": session.session_id, "PromptText": text, "PromptSeconds": 120}
+    params = {"User": user.sid, "Command": "delete-container", "ExpectedKeyId": user.container.key_id, **prompt}
+    first = run_on(lab, device, "user_context", params)
+    assert first.data is not None and first.data["result"]["deleted"] is True
+    assert first.data["prompt"]["exit_code"] == 0 and first.data["prompt"]["session_id"] == session.session_id
+    assert session.messages[-1] == text and user.counters.prompts_received == 1
+    again = run_on(lab, device, "user_context", params)
+    assert again.data is not None and again.data["result"]["deleted"] is False and again.data["prompt"] is None
+    assert user.counters.prompts_received == 1
+    hello = run_on(lab, device, "user_context", {"User": user.sid, "Command": "hello-state", **prompt})
+    assert hello.result.terminating_error is not None  # a prompt goes only with delete-container

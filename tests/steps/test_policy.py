@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from migrator.errors import ProtocolError
 from migrator.facts import (
     DcFacts,
     DeviceFacts,
@@ -13,7 +16,7 @@ from migrator.facts import (
     path,
     supports_cloud_trust,
 )
-from migrator.steps import PromptUser, RefreshPolicy, RestorePolicy, SetPolicy, SnapshotPolicy
+from migrator.steps import PolicyWrite, PromptUser, RefreshPolicy, RestorePolicy, SetPolicy, SnapshotPolicy
 from migrator.steps.set_policy import read_value
 
 T = "11111111-2222-3333-4444-555555555555"
@@ -111,21 +114,24 @@ def test_path_no_dc_is_a_warning_for_hybrid() -> None:
 
 def test_action_step_parameters_and_reading() -> None:
     """Policy and session steps send values only and read their answers."""
-    assert SetPolicy("HKLM:\\X", "Enabled", remove=True).parameters() == {
-        "Path": "HKLM:\\X",
-        "Name": "Enabled",
-        "Type": "DWord",
-        "Remove": True,
+    writes = (PolicyWrite("HKLM:\\X", "Enabled", remove=True), PolicyWrite("HKLM:\\X", "Enabled", 1))
+    assert SetPolicy(writes[:1]).parameters() == {
+        "Values": [{"path": "HKLM:\\X", "name": "Enabled", "type": "DWord", "remove": True}]
     }
-    change = SetPolicy("HKLM:\\X", "Enabled", 1).read(
+    assert [PolicyWrite.from_record(r) for r in SetPolicy(writes).parameters()["Values"]] == list(writes)
+    (change,) = SetPolicy(writes[1:]).read(
         "PC",
         {
-            "previous": {"path": "HKLM:\\X", "name": "Enabled", "existed": False},
-            "current": {"path": "HKLM:\\X", "name": "Enabled", "existed": True, "type": "DWord", "data": 1},
-            "changed": True,
+            "changes": {
+                "previous": {"path": "HKLM:\\X", "name": "Enabled", "existed": False},
+                "current": {"path": "HKLM:\\X", "name": "Enabled", "existed": True, "type": "DWord", "data": 1},
+                "changed": True,
+            }
         },
     )
     assert change.changed and change.current.data == 1 and not change.previous.existed
+    with pytest.raises(ProtocolError):
+        SetPolicy(writes).read("PC", {"changes": []})
     records = SnapshotPolicy((("HKLM:\\X", "Enabled"),)).read(
         "PC", {"records": {"path": "HKLM:\\X", "name": "Enabled", "existed": False}}
     )

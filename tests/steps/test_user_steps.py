@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from migrator.steps import DeleteHelloContainer, ReadHelloState
+from migrator.steps import DeleteHelloContainer, PromptUser, ReadHelloState
 
 DATA = Path(__file__).parent / "data"
 SID = "S-1-5-21-2376503845-224576495-3709267711-1104"
@@ -67,3 +67,15 @@ def test_not_started_task_is_read_as_such() -> None:
     }
     state = ReadHelloState(SID).read("PC-0002", data)
     assert state.status == "not-started" and state.ngc_set is None and state.exit_code == 267011
+
+
+def test_a_delete_carrying_the_prompt_sends_its_values_and_reads_what_msg_answered() -> None:
+    """The prompt's session, text and seconds go as parameters of the delete; its answer is the delete's prompt."""
+    prompt = PromptUser(3, "Please sign out and back in.", 120)
+    step = DeleteHelloContainer(SID, "{51B3FB36-0509-4DFD-AA5D-AA44404602D0}", "cert", prompt=prompt)
+    params = step.parameters()
+    assert (params["PromptSession"], params["PromptText"], params["PromptSeconds"]) == (3, prompt.text, 120)
+    data = {**_load("delete_done"), "prompt": {"session_id": 3, "seconds": 120, "exit_code": 0, "text": ""}}
+    outcome = step.read("PC-0002", data)
+    assert outcome.deleted and outcome.prompt is not None and outcome.prompt.delivered
+    assert DeleteHelloContainer(SID, "{51B3FB36-0509-4DFD-AA5D-AA44404602D0}").read("PC-0002", data).prompt is None
