@@ -220,17 +220,7 @@ class LabRuntime:
         return Account(username=admin.username, password=self.password, sid=ADMIN_SID, domain=admin.domain)
 
     async def _power(self, device: str, action: str, duration: float | None) -> None:
-        if action == "offline":
-            await self.server.take_offline(device)
-            if duration:
-                self.background.loop.call_later(
-                    duration, lambda: self.background.loop.create_task(self.server.bring_online(device))
-                )
-        elif action == "online":
-            await self.server.bring_online(device)
-        else:
-            self.lab.reboot(self.lab.device(device))
-            await self.server.reboot(device, duration or 0.0)
+        await power(self.lab, self.server, self.background, device, action, duration)
 
     def start(self) -> None:
         """Listen for every device and the control API; raise :class:`InputError` if an address is taken."""
@@ -414,3 +404,19 @@ class LabRuntime:
             self.kdc.stop()
         self.fleet.clock = self.clock.now()
         return self.fleet
+
+
+async def power(
+    lab: Lab, server: LabServer, background: BackgroundLab, device: str, action: str, duration: float | None
+) -> None:
+    """The control API's power action on one device this process serves: ``offline`` (back online after
+    ``duration`` seconds when given), ``online``, or a reboot (its listener away for ``duration`` seconds)."""
+    if action == "offline":
+        await server.take_offline(device)
+        if duration:
+            background.loop.call_later(duration, lambda: background.loop.create_task(server.bring_online(device)))
+    elif action == "online":
+        await server.bring_online(device)
+    else:
+        lab.reboot(lab.device(device))
+        await server.reboot(device, duration or 0.0)

@@ -48,7 +48,7 @@ from migrator.lab.control import ControlServer
 from migrator.lab.fleetfile import load_fleet, save_fleet
 from migrator.lab.graph.tenant import apply_check_in
 from migrator.lab.model import Device, Fleet
-from migrator.lab.runtime import LabPorts, LabRuntime, new_lab
+from migrator.lab.runtime import LabPorts, LabRuntime, new_lab, power
 from migrator.lab.server import Account, BackgroundLab, FaultPlan, LabServer, load_fault_profile
 from migrator.lab.shell import AppliedPolicy
 from migrator.lab.windows import Lab
@@ -239,17 +239,7 @@ class _Shard:
             self.channel.notify("provisioned", device.model_dump(mode="json"))
 
     async def _power(self, device: str, action: str, duration: float | None) -> None:
-        if action == "offline":
-            await self.server.take_offline(device)
-            if duration:
-                self.background.loop.call_later(
-                    duration, lambda: self.background.loop.create_task(self.server.bring_online(device))
-                )
-        elif action == "online":
-            await self.server.bring_online(device)
-        else:
-            self.lab.reboot(self.lab.device(device))
-            await self.server.reboot(device, duration or 0.0)
+        await power(self.lab, self.server, self.background, device, action, duration)
 
     def run(self) -> None:
         self.channel.start()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,14 @@ from migrator.lab.runtime import LabRuntime
 from migrator.lab.truth import fleet_truth
 from migrator.store import Store
 from tests.engine import test_ad_group_wave as ad_wave
-from tests.engine.test_group_waves_workers import WAVE, at_worker_pace, choose_ad_devices, moved, work_group_wave
+from tests.engine import test_group_waves_workers as group_waves
+from tests.engine.test_group_waves_workers import (
+    WAVE,
+    at_worker_pace,
+    choose_ad_devices,
+    moved,
+    work_group_wave,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
@@ -34,14 +40,7 @@ SLOW_SEEDS = range(2, 12)
 POINTS = 25
 
 
-@pytest.fixture
-def ad_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LabRuntime, Path]]:
-    monkeypatch.setenv("KRB5_CONFIG", os.environ.get("KRB5_CONFIG", "/etc/krb5.conf"))
-    runtime, inventory = ad_wave._start(tmp_path, "ntlm")
-    try:
-        yield runtime, inventory
-    finally:
-        runtime.stop()
+ad_lab = group_waves.ad_lab  # the ad-group lab, as a fixture here
 
 
 def _seeded_kill(seed: int, runtime: LabRuntime, inventory: Path, url: str, work: Path) -> None:
