@@ -128,7 +128,8 @@ def _kill_at_every_point(fleet: Callable[[], Fleet], reference: Outcome, tmp_pat
 
 def test_a_kill_at_every_journal_point_of_the_certificate_trust_device(cert_reference: Outcome, tmp_path: Path) -> None:
     """SIGKILL right after each journal commit of the certificate trust device's run in turn; restart; same end."""
-    assert cert_reference.journal_points > 10
+    # At least the policy plan (one call), the user's identify and the guarded delete, each an intent and an outcome.
+    assert cert_reference.journal_points >= 6
     assert sorted(_deletions(cert_reference).values()) == [1]
     _kill_at_every_point(cert_fleet, cert_reference, tmp_path)
 
