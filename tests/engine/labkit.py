@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import yaml
 from pydantic import SecretStr
 
 from migrator.engine.device import VisitResult, visit
@@ -20,6 +21,7 @@ from migrator.facts import PathSettings
 from migrator.inventory import Connection, DeviceEntry
 from migrator.lab.clock import VirtualClock
 from migrator.lab.fleet import generate_fleet, parse_mix
+from migrator.lab.graph import GraphServer
 from migrator.lab.model import Device, Fleet
 from migrator.lab.runtime import new_lab
 from migrator.lab.server import Account, BackgroundLab, LabServer
@@ -192,3 +194,25 @@ def drive(
 
 def playbook(name: str = "to-cloud-kerberos") -> Playbook:
     return load_playbook(name)
+
+
+def entra_inventory(path: Path, kit: LabKit, devices: list[Device], server: GraphServer) -> Path:
+    """An inventory of ``devices`` (PSRP over HTTP with NTLM, as the kit serves them) whose ``entra:`` section names
+    the lab tenant ``server`` serves; written to ``path``."""
+    tenant = server.tenant
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {"transport": "psrp", "scheme": "http", "port": kit.http_port, "auth": "ntlm"},
+                "devices": [{"name": d.name, "address": d.address, "domain": d.domain} for d in devices],
+                "entra": {
+                    "tenant_id": tenant.tenant_id,
+                    "client_id": server.client_id,
+                    "authority": server.authority,
+                    "graph_url": server.url,
+                    "ca_bundle": str(server.ca_bundle),
+                },
+            }
+        )
+    )
+    return path

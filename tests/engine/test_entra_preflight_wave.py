@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from migrator.directory.knowledge import DirectoryKnowledge
 from migrator.engine.service import WaveRequest, build_runner, load_wave_inputs, signed_in_graph
@@ -20,7 +19,15 @@ from migrator.playbook import Waits
 from migrator.report import collect_report
 from migrator.report.csvout import write_devices_csv
 from migrator.report.html import render_html
-from tests.engine.labkit import cooperative, make_fleet, open_store, playbook, running_lab, sign_everyone_in
+from tests.engine.labkit import (
+    cooperative,
+    entra_inventory,
+    make_fleet,
+    open_store,
+    playbook,
+    running_lab,
+    sign_everyone_in,
+)
 from tests.loopback import free_addresses
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -41,22 +48,7 @@ def test_every_device_of_a_wave_is_read_in_entra_id_and_its_graph_requests_repor
         server.start()
         try:
             sign_everyone_in(kit)
-            inventory_path = tmp_path / "inventory.yaml"
-            inventory_path.write_text(
-                yaml.safe_dump(
-                    {
-                        "defaults": {"transport": "psrp", "scheme": "http", "port": kit.http_port, "auth": "ntlm"},
-                        "devices": [{"name": d.name, "address": d.address, "domain": d.domain} for d in fleet.devices],
-                        "entra": {
-                            "tenant_id": tenant.tenant_id,
-                            "client_id": server.client_id,
-                            "authority": server.authority,
-                            "graph_url": server.url,
-                            "ca_bundle": str(server.ca_bundle),
-                        },
-                    }
-                )
-            )
+            inventory_path = entra_inventory(tmp_path / "inventory.yaml", kit, fleet.devices, server)
             book = playbook().model_copy(
                 update={"waits": Waits(recheck_every=6 * 3600, user_deadline=3 * 86400, reprovision_deadline=3 * 86400)}
             )

@@ -30,6 +30,7 @@ from tests.engine.labkit import (
     LabKit,
     cooperative,
     drive,
+    entra_inventory,
     make_fleet,
     open_store,
     playbook,
@@ -226,22 +227,7 @@ def test_a_wave_with_the_playbook_switch_removes_the_stale_keys(tmp_path: Path) 
         server.start()
         try:
             sign_everyone_in(kit)
-            inventory_path = tmp_path / "inventory.yaml"
-            inventory_path.write_text(
-                yaml.safe_dump(
-                    {
-                        "defaults": {"transport": "psrp", "scheme": "http", "port": kit.http_port, "auth": "ntlm"},
-                        "devices": [{"name": d.name, "address": d.address, "domain": d.domain} for d in fleet.devices],
-                        "entra": {
-                            "tenant_id": tenant.tenant_id,
-                            "client_id": server.client_id,
-                            "authority": server.authority,
-                            "graph_url": server.url,
-                            "ca_bundle": str(server.ca_bundle),
-                        },
-                    }
-                )
-            )
+            inventory_path = entra_inventory(tmp_path / "inventory.yaml", kit, fleet.devices, server)
             book = playbook().model_copy(
                 update={
                     "waits": Waits(recheck_every=6 * 3600, user_deadline=3 * 86400, reprovision_deadline=3 * 86400),
