@@ -637,6 +637,20 @@ class IntuneGroupChannel(GroupChannel):
             self._graph.close()
             self._graph = None
 
+    def start_batch(self, batch: int, devices: Sequence[str]) -> list[DomainChange]:
+        """:meth:`GroupChannel.start_batch`, its Graph requests recorded (a ``graph-requests`` audit entry split
+        evenly over the devices it moved) for the report's requests per device, whichever driver calls it."""
+        from migrator.cloud.knowledge import record_spend  # noqa: PLC0415 - msal/httpx only for Graph waves
+
+        before = {d for d in devices if self.released(d)}
+        with self.graph.counting() as counted:
+            changes = super().start_batch(batch, devices)
+        moved = [d for d in devices if d not in before and self.released(d)]
+        ticket = self.store.get_wave(self.wave).change_ticket
+        actor = self.credentials.username
+        record_spend(self.store, self.kind, counted.requests, moved or list(devices), actor=actor, change_ticket=ticket)
+        return changes
+
     def _targets(
         self, devices: Sequence[str], problems: list[str] | None = None, *, eligible_only: bool = False
     ) -> dict[str, list[str]]:

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrator.cloud.cleanup import StaleKeyCleanup
-from migrator.cloud.knowledge import EntraPreflight, record_spend
+from migrator.cloud.knowledge import EntraPreflight
 from migrator.cloud.settings import graph_settings, open_graph
 from migrator.directory.knowledge import DirectoryKnowledge, announce_failures, read_directory
 from migrator.directory.settings import check_directory_settings
 from migrator.engine import device as driver
-from migrator.engine.channels import DomainChange, GroupChannel, policy_channel
+from migrator.engine.channels import policy_channel
 from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from migrator.engine.waves import (
     SETTLED,
@@ -292,11 +292,6 @@ def build_runner(
         secrets_file=secrets_file,
         graph=graph if playbook.policy.channel == "intune-group" else None,
     )
-    on_batch_start: Callable[[int, Sequence[str]], list[DomainChange]] | None = (
-        channel.start_batch if channel is not None else None
-    )
-    if channel is not None and graph is not None and playbook.policy.channel == "intune-group":
-        on_batch_start = counted_batches(store, graph, channel, credentials.username, change_ticket)
 
     def should_stop() -> bool:
         return holder[0].should_stop()
@@ -330,7 +325,7 @@ def build_runner(
         clock,
         on_change=on_change,
         wait_for_waiting=wait_for_waiting,
-        on_batch_start=on_batch_start,
+        on_batch_start=channel.start_batch if channel is not None else None,
     )
     holder.append(runner)
     runner.on_end.append(visits.close)
@@ -348,25 +343,6 @@ def build_runner(
         if row.state in SETTLED:
             runner.progress.started.add(row.name)
     return runner
-
-
-def counted_batches(
-    store: Store, graph: GraphClient, channel: GroupChannel, actor: str, change_ticket: str | None
-) -> Callable[[int, Sequence[str]], list[DomainChange]]:
-    """The intune-group channel's batch hook, its Graph requests recorded (``graph-requests``, split evenly over
-    the devices it moved) for the report's requests per device."""
-
-    def start_batch(batch: int, devices: Sequence[str]) -> list[DomainChange]:
-        before = {d for d in devices if channel.released(d)}
-        with graph.counting() as counted:
-            changes = channel.start_batch(batch, devices)
-        moved = [d for d in devices if d not in before and channel.released(d)]
-        record_spend(
-            store, "intune-group", counted.requests, moved or list(devices), actor=actor, change_ticket=change_ticket
-        )
-        return changes
-
-    return start_batch
 
 
 def wave_entra(

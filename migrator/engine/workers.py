@@ -54,7 +54,6 @@ from migrator.engine.leases import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from migrator.engine.service import (
     WaveVisits,
     checked_playbook,
-    counted_batches,
     wave_directory,
     wave_entra,
     wave_graph,
@@ -120,28 +119,6 @@ class BatchChannel(Protocol):
     def released(self, device: str) -> bool: ...
 
     def start_batch(self, batch: int, devices: Sequence[str]) -> object: ...
-
-
-@dataclass(frozen=True)
-class CountedChannel:
-    """An ``intune-group`` channel as the coordinator opens it: each batch's Graph requests recorded for the
-    report's requests per device, as `run` records them (:func:`~migrator.engine.service.counted_batches`)."""
-
-    channel: GroupChannel
-    start: Callable[[int, Sequence[str]], object]
-
-    @property
-    def kind(self) -> str:
-        return self.channel.kind
-
-    def reread_journal(self) -> None:
-        self.channel.reread_journal()
-
-    def released(self, device: str) -> bool:
-        return self.channel.released(device)
-
-    def start_batch(self, batch: int, devices: Sequence[str]) -> object:
-        return self.start(batch, devices)
 
 
 # A wave's batch-level policy channel (None: its playbook's channel acts per device), as this process built it.
@@ -519,11 +496,7 @@ class WaveKits:
 
     def channel(self, wave: str) -> BatchChannel | None:
         """The wave's batch-level policy channel (the coordinator opens its batches' group changes with it)."""
-        kit = self._kit(wave)
-        if kit.channel is not None and kit.graph is not None and kit.channel.kind == "intune-group":
-            actor, ticket = self.credentials.username, self.store.get_wave(wave).change_ticket
-            return CountedChannel(kit.channel, counted_batches(self.store, kit.graph, kit.channel, actor, ticket))
-        return kit.channel
+        return self._kit(wave).channel
 
     def close_idle(self) -> None:
         with self._lock:
