@@ -15,6 +15,7 @@ from __future__ import annotations
 import getpass
 import json
 import signal
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from migrator.cli.probe import probe_devices
-from migrator.cli.storeopt import StoreOption, open_command_store
+from migrator.cli.storeopt import StoreOption, choose_store, open_command_store
 from migrator.directory.knowledge import DirectoryKnowledge, announce_failures, read_directory
 from migrator.engine.channels import preflight_channel
 from migrator.engine.service import (
@@ -253,12 +254,24 @@ def run(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     wait: Annotated[bool, typer.Option(help="Keep running while devices wait for users.")] = True,
     lease_seconds: LeaseOption = 60.0,
+    work: Annotated[
+        bool,
+        typer.Option(
+            help="On a shared (PostgreSQL) store: also visit devices from this host. --no-work plans the wave and "
+            "follows it while `migrator worker` processes work it (a planning host that reaches no device)."
+        ),
+    ] = True,
 ) -> None:
     """Run a wave: canary, batches, failure budget, approvals and change windows; resumable.
 
     Example: migrator run -i inventory.yaml --limit pilot --canary 2 --batch-size 25 --change-ticket CHG0042
     """
     credentials = load_credentials_or_fail(secrets)
+    if not work and not choose_store(store_url, state).location.startswith("postgresql"):
+        raise fail(
+            "--no-work needs a shared store (--store postgresql://... or $MIGRATOR_STORE): on SQLite `run` works "
+            "its wave itself"
+        )
     request = WaveRequest(
         inventory=inventory,
         playbook=playbook,
@@ -309,9 +322,13 @@ def run(
         # hosts or sites can join it; the coordinator among them keeps its canary, batches, budget and gates.
         name = plan.runner.settings.name
         StoreWaves(store, credentials.username).set_wave_state(name, "running", "run")
-        results = _work(
-            store, credentials, [plan], concurrency=concurrency, wait=wait, lease_seconds=lease_seconds, secrets=secrets
-        )
+        if work:
+            results = _work(
+                store, credentials, [plan], concurrency=concurrency, wait=wait, lease_seconds=lease_seconds,
+                secrets=secrets,
+            )  # fmt: skip
+        else:
+            results = _follow(store, [plan], wait=wait)
     else:
         results = run_with_progress([plan.runner])
     code = recap(results)
@@ -350,6 +367,58 @@ def _work(
         kits.preload(plan.runner.settings.name, plan.inventory, plan.playbook, plan.directory)
     with _stop_on_signals(worker):
         worker.run(until=waves_ended(store, names, clock, wait=wait))
+    return [wave_result(store, name) for name in names]
+
+
+def _follow(store: Store, plans: Sequence[WavePlan], *, wait: bool, interval: float = 1.0) -> list[WaveResult]:
+    """``run --no-work``: the waves are planned and running; show their progress from the store until they end
+    (:func:`waves_ended`, as when this process works them too) while `migrator worker` processes visit the devices.
+    Ctrl-C stops following; the waves go on."""
+    for plan in plans:
+        for end in plan.runner.on_end:  # nothing is visited from here: close what planning opened
+            end()
+    names = [plan.runner.settings.name for plan in plans]
+    console.print(
+        f"following {', '.join(names)}: `migrator worker` processes visit the devices (`migrator status` shows sites "
+        "without a live worker); Ctrl-C stops following, the wave goes on",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    ended = waves_ended(store, names, RealClock(), wait=wait)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[states]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    stop = threading.Event()
+
+    def interrupted(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {number: signal.signal(number, interrupted) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with progress:
+            tasks = {name: progress.add_task(escape(name), total=None, states="") for name in names}
+            while not stop.is_set():
+                for name, task in tasks.items():
+                    states = Counter(d.state for d in store.list_devices(wave=name))
+                    progress.update(
+                        task,
+                        total=sum(states.values()),
+                        completed=sum(n for s, n in states.items() if s in SETTLED),
+                        states=" ".join(f"{k}={v}" for k, v in sorted(states.items())),
+                    )
+                if ended():
+                    break
+                stop.wait(interval)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     return [wave_result(store, name) for name in names]
 
 

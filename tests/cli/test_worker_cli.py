@@ -52,3 +52,15 @@ def test_a_draining_worker_registers_and_stops(tmp_path: Path) -> None:
     with Store.open(tmp_path / "state", read_only=True) as store:
         [worker] = store.workers()
     assert worker.sites == ("lyon", "paris") and worker.stopped_at is not None
+
+
+def test_run_no_work_needs_a_shared_store(tmp_path: Path) -> None:
+    """`run --no-work` leaves the visits to `migrator worker` processes, which share a PostgreSQL store: on SQLite it
+    is bad input, refused before anything is read or created."""
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("devices: [{name: PC-1}]\n")
+    args = ["run", "-i", str(inventory), "--no-work", "--yes", "--state", str(tmp_path / "state")]
+    result = runner.invoke(app, args, env=ENV)
+    assert result.exit_code == ExitCode.INPUT, result.output
+    assert "--no-work needs a shared store" in result.output
+    assert not (tmp_path / "state").exists()

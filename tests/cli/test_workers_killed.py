@@ -1,8 +1,8 @@
-"""Issue 16, done when: two `migrator worker` processes (and `migrator run`, itself a worker) on one PostgreSQL store
-migrate a lab wave while one of the workers is killed with SIGKILL mid-wave, and nothing is lost.
+"""Issue 16, done when: two `migrator worker` processes on one PostgreSQL store (`migrator run --no-work` plans
+the wave and follows it) migrate a lab wave while one of them is killed with SIGKILL mid-wave, and nothing is lost.
 
-Everything is the product as an operator runs it: `migrator lab up` serves the fleet, `migrator run` plans the wave
-and works it, two `migrator worker` processes join; the victim kills itself with SIGKILL right after a seeded
+Everything is the product as an operator runs it: `migrator lab up` serves the fleet, `migrator run --no-work`
+plans the wave and follows it, two `migrator worker` processes work it; the victim kills itself with SIGKILL right after a seeded
 journal commit (``MIGRATOR_CRASH_AT``, the crash tests' hook), its leases expire and the others finish the wave.
 Nothing lost means: every device ends in the state a crash-free run gives this fleet (every device eligible and
 its user cooperative, so `migrated`, as tests/crash/test_workers_crash.py's crash-free reference shows), every
@@ -40,7 +40,9 @@ LEASE_SECONDS = "3"  # real seconds: the victim's devices come back this long af
 def eligible_fleet(count: int, seed: int) -> Fleet:
     """``count`` hybrid devices that can all take cloud Kerberos trust (build, TPM), every user cooperative (each
     user the fleet gives a device is kept: one dropped would leave its Hello container behind, tracked, never
-    signing in). A device whose users' Group Policy hive also sets certificate trust is left out: a registry write
+    signing in) and holding a Hello container (one without could provision a certificate trust container at a
+    sign-in before the wave reaches it, which the wave then rightly deletes: the expected deletions would be
+    wrong). A device whose users' Group Policy hive also sets certificate trust is left out: a registry write
     cannot move it (the user's policy wins), so it waits, then stalls at its deadline, days away in real time."""
     fleet = worker_fleet(count * 4, seed)
     fleet.devices = [
@@ -49,7 +51,7 @@ def eligible_fleet(count: int, seed: int) -> Fleet:
         if d.join_type == "hybrid"
         and d.os.supports_cloud_trust
         and d.tpm.present
-        and any(u.container for u in d.users)
+        and all(u.container for u in d.users)
         and not any(d.registry.key_exists(policy.gpo_user_key(u.sid)) for u in d.users)
     ][:count]
     assert len(fleet.devices) == count, "the generated fleet has too few eligible devices: use a larger pool"
@@ -66,6 +68,17 @@ def _start(args: list[str], env: dict[str, str], extra: dict[str, str] | None = 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+
+def _await_serving(worker: subprocess.Popen[str]) -> None:
+    """Read a `migrator worker`'s output up to its "serving" line (the rest is read when it ends)."""
+    assert worker.stdout is not None
+    seen = []
+    for line in worker.stdout:
+        seen.append(line)
+        if "serving" in line:
+            return
+    raise AssertionError(f"the worker exited before serving (exit {worker.wait()}): {''.join(seen)}")
 
 
 def _lab_up(fleet_path: Path, inventory: Path) -> subprocess.Popen[str]:
@@ -116,7 +129,7 @@ def _wave_with_a_killed_worker(
                 "run", "-i", str(inventory), "--playbook", str(worker_playbook(work)), "--wave", "w",
                 "--batch-size", str(count), "--concurrency", str(concurrency), "--max-fail-percent", "0",
                 "--secrets", secrets, "--yes", "--state", str(work / "run-state"), "--lease-seconds", LEASE_SECONDS,
-                *kerberos,
+                "--no-work", *kerberos,
             ],
             env,
         )  # fmt: skip
@@ -126,14 +139,16 @@ def _wave_with_a_killed_worker(
             assert run.poll() is None, run.communicate()[0]
             assert time.monotonic() < deadline, "run did not plan the wave"
             time.sleep(0.2)
-        # The victim starts first, so it claims devices (and reaches its journal commit) before the survivor
-        # shares the wave with `run`.
+        # `run --no-work` plans the wave and follows it; the two workers visit every device. The victim starts first
+        # and is serving (so it claims devices, and coordinates) before the survivor starts: it reaches its journal
+        # commit whatever the machine's load, instead of racing a `run` that could finish a small wave alone.
         started: dict[int, subprocess.Popen[str]] = {}
         for index in (victim, 1 - victim):
             args = ["worker", "--secrets", secrets, "--state", str(work / f"w{index}")]
             args += ["--concurrency", str(concurrency)]
             extra = {"MIGRATOR_CRASH_AT": str(crash_at)} if index == victim else None
             started[index] = _start([*args, "--lease-seconds", LEASE_SECONDS], env, extra)
+            _await_serving(started[index])
         workers += [started[0], started[1]]
         processes += workers
         try:
