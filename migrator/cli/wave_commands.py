@@ -302,26 +302,27 @@ def run(
             wait_for_waiting=wait,
             lease_seconds=lease_seconds,
             secrets_file=secrets,
+            with_runner=not _shared(store),  # a shared store's waves are visited by workers, each its own runner
         )
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
-    warn_insecure(plan.insecure, "run", plan.runner.settings.name)
+    warn_insecure(plan.insecure, "run", plan.name)
     warn_directory(plan.directory, "run")
-    devices = plan.runner.settings.devices
+    devices = plan.wave.devices
     if not yes:
         console.print(
-            f"wave {plan.runner.settings.name}: {len(devices)} devices, playbook {plan.playbook.name}, "
+            f"wave {plan.name}: {len(devices)} devices, playbook {plan.playbook.name}, "
             f"change ticket {change_ticket or '-'}",
             markup=False,
             highlight=False,
         )
         if not typer.confirm("Start?", default=False):
+            plan.close()
             raise typer.Exit(EXIT_OPERATOR)
     if _shared(store):
         # PostgreSQL: the wave is worked by workers (this process is one), so `migrator worker` processes on other
         # hosts or sites can join it; the coordinator among them keeps its canary, batches, budget and gates.
-        name = plan.runner.settings.name
-        StoreWaves(store, credentials.username).set_wave_state(name, "running", "run")
+        StoreWaves(store, credentials.username).set_wave_state(plan.name, "running", "run")
         if work:
             results = _work(
                 store, credentials, [plan], concurrency=concurrency, wait=wait, lease_seconds=lease_seconds,
@@ -358,13 +359,12 @@ def _work(
     worker, kits = build_worker(
         store, credentials, clock, concurrency=concurrency, lease_seconds=lease_seconds, secrets_file=secrets
     )
-    names = [plan.runner.settings.name for plan in plans]
+    names = [plan.name for plan in plans]
     for plan in plans:
-        # The plan's own runner is not run here: what it opened (Graph, the channel, runspace pools) is closed; the
+        # The plan has no runner here (the worker is this process's): what planning opened (Graph) is closed; the
         # worker's kit opens what this process's visits and, when it coordinates, the group changes need.
-        for end in plan.runner.on_end:
-            end()
-        kits.preload(plan.runner.settings.name, plan.inventory, plan.playbook, plan.directory)
+        plan.close()
+        kits.preload(plan.name, plan.inventory, plan.playbook, plan.directory)
     with _stop_on_signals(worker):
         worker.run(until=waves_ended(store, names, clock, wait=wait))
     return [wave_result(store, name) for name in names]
@@ -375,9 +375,8 @@ def _follow(store: Store, plans: Sequence[WavePlan], *, wait: bool, interval: fl
     (:func:`waves_ended`, as when this process works them too) while `migrator worker` processes visit the devices.
     Ctrl-C stops following; the waves go on."""
     for plan in plans:
-        for end in plan.runner.on_end:  # nothing is visited from here: close what planning opened
-            end()
-    names = [plan.runner.settings.name for plan in plans]
+        plan.close()  # nothing is visited from here: close what planning opened
+    names = [plan.name for plan in plans]
     console.print(
         f"following {', '.join(names)}: `migrator worker` processes visit the devices (`migrator status` shows sites "
         "without a live worker); Ctrl-C stops following, the wave goes on",
@@ -524,7 +523,13 @@ def resume(
     start_logging(state, [credentials.password.get_secret_value()])
     try:
         plans = resumable_waves(
-            store, credentials, RealClock(), wait_for_waiting=wait, lease_seconds=lease_seconds, secrets_file=secrets
+            store,
+            credentials,
+            RealClock(),
+            wait_for_waiting=wait,
+            lease_seconds=lease_seconds,
+            secrets_file=secrets,
+            with_runner=not _shared(store),
         )
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
@@ -532,11 +537,11 @@ def resume(
         console.print("nothing to resume: every wave in the store is completed")
         raise typer.Exit(EXIT_OK)
     for plan in plans:
-        warn_insecure(plan.insecure, "resume", plan.runner.settings.name)
+        warn_insecure(plan.insecure, "resume", plan.name)
         warn_directory(plan.directory, "resume")
     for plan in plans:
         # Parked devices resume continues by itself (the table's `resumes`): say which, and why they were parked.
-        name = plan.runner.settings.name
+        name = plan.name
         for row in store.list_devices(wave=name, states=DEVICE_RESUMED):
             why = escape(row.last_error or "no reason recorded")
             console.print(f"{escape(name)}: retrying {escape(row.name)} ({row.state}: {why})", highlight=False)
@@ -546,8 +551,8 @@ def resume(
             console.print(lease_line(lease), markup=False, highlight=False, soft_wrap=True)
     if _shared(store):
         for plan in plans:  # parked devices resume continues: due now, for whichever worker claims them first
-            store.make_due(plan.runner.settings.name, DEVICE_RESUMED)
-        concurrency = max(p.runner.settings.concurrency for p in plans)
+            store.make_due(plan.name, DEVICE_RESUMED)
+        concurrency = max(p.wave.concurrency for p in plans)
         results = _work(
             store, credentials, plans, concurrency=concurrency, wait=wait, lease_seconds=lease_seconds, secrets=secrets
         )

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,16 +108,69 @@ def select_devices(inventory: Inventory, store: Store, limit: str | None) -> lis
     return [d.name for d in inventory.select(limit)]
 
 
-@dataclass
-class WavePlan:
-    """A wave ready to run: its runner and what it was built from."""
+@dataclass(frozen=True)
+class RunnerOptions:
+    """How a plan's runner visits: the caller's knobs, the same for every wave it plans or resumes."""
 
-    runner: WaveRunner
+    transport_factory: Callable[..., Transport] | None = None
+    on_change: Callable[[str, VisitOutcome], None] | None = None
+    wait_for_waiting: bool = True
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    secrets_file: Path | None = None
+
+
+@dataclass(eq=False)
+class WavePlan:
+    """A wave planned (or picked up) in the store, and what it was planned from. Its :attr:`runner`, which visits
+    the devices from this process, is built on first use: a shared store's `run`/`resume` leaves the visits to
+    workers, each of which builds its own, so it never builds one (and never reads Entra ID for nothing)."""
+
+    store: Store
+    name: str
+    settings: dict[str, Any]  # as recorded with the wave
+    change_ticket: str | None
     inventory: Inventory
     playbook: Playbook
     created: bool
+    credentials: Credentials
+    clock: Clock
+    options: RunnerOptions
+    graph: GraphClient | None = None  # signed in; the runner closes it at its end, :meth:`close` otherwise
     insecure: tuple[str, ...] = ()  # devices of the wave reached without TLS certificate verification
     directory: DirectoryKnowledge = field(default_factory=DirectoryKnowledge)  # read once, before any device
+
+    @property
+    def wave(self) -> WaveSettings:
+        return wave_settings(self.name, self.settings, self.change_ticket)
+
+    @cached_property
+    def runner(self) -> WaveRunner:
+        options = self.options
+        return build_runner(
+            self.store,
+            self.name,
+            self.settings,
+            self.playbook,
+            self.inventory,
+            self.credentials,
+            self.clock,
+            change_ticket=self.change_ticket,
+            transport_factory=options.transport_factory,
+            on_change=options.on_change,
+            wait_for_waiting=options.wait_for_waiting,
+            lease_seconds=options.lease_seconds,
+            directory=self.directory,
+            secrets_file=options.secrets_file,
+            graph=self.graph,
+        )
+
+    def close(self) -> None:
+        """Close what planning opened, for a plan whose runner is not run here (its end closes it otherwise)."""
+        if "runner" in self.__dict__:
+            for end in self.runner.on_end:
+                end()
+        elif self.graph is not None:
+            self.graph.close()
 
 
 def _settings_record(request: WaveRequest, playbook_locator: str, devices: Sequence[str]) -> dict[str, Any]:
@@ -428,8 +482,10 @@ def plan_wave(
     wait_for_waiting: bool = True,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     secrets_file: Path | None = None,
+    with_runner: bool = True,
 ) -> WavePlan:
-    """Create (or pick up, when the same name exists) a wave and return its runner.
+    """Create (or pick up, when the same name exists) a wave and return its plan, with its runner built unless
+    ``with_runner`` is False (workers visit it: :class:`WavePlan`).
 
     Everything is checked before the first write: the inventory, the playbook, the windows, the selection, that
     no selected device is in another wave, and, for an existing wave, that the request asks for the wave as it
@@ -438,20 +494,12 @@ def plan_wave(
     inventory, playbook = loaded.inventory, loaded.playbook
     # Signed in before the first write: a wrong secret is refused with nothing written.
     graph = signed_in_graph(inventory, playbook, secrets_file)
+    options = RunnerOptions(transport_factory, on_change, wait_for_waiting, lease_seconds, secrets_file)
     try:
-        return _plan_wave(
-            store,
-            request,
-            credentials,
-            clock,
-            loaded,
-            graph,
-            transport_factory=transport_factory,
-            on_change=on_change,
-            wait_for_waiting=wait_for_waiting,
-            lease_seconds=lease_seconds,
-            secrets_file=secrets_file,
-        )
+        plan = _plan_wave(store, request, credentials, clock, loaded, graph, options)
+        if with_runner:
+            plan.runner  # built now: what it reads and opens fails here, as planning does  # noqa: B018
+        return plan
     except BaseException:
         if graph is not None:
             graph.close()
@@ -465,14 +513,10 @@ def _plan_wave(
     clock: Clock,
     loaded: WaveInputs,
     graph: GraphClient | None,
-    *,
-    transport_factory: Callable[..., Transport] | None,
-    on_change: Callable[[str, VisitOutcome], None] | None,
-    wait_for_waiting: bool,
-    lease_seconds: float,
-    secrets_file: Path | None,
+    options: RunnerOptions,
 ) -> WavePlan:
     inventory, playbook, locator, digest = loaded.inventory, loaded.playbook, loaded.locator, loaded.digest
+    secrets_file = options.secrets_file
     existing = {w.name: w for w in store.list_waves()}
     name = request.wave or f"wave-{len(existing) + 1}"
     if name in existing:
@@ -519,24 +563,10 @@ def _plan_wave(
         created = True
     insecure = _record_insecure(store, name, inventory, settings, credentials.username)
     _record_sites(store, inventory, settings)
-    runner = build_runner(
-        store,
-        name,
-        settings,
-        playbook,
-        inventory,
-        credentials,
-        clock,
-        change_ticket=request.change_ticket,
-        transport_factory=transport_factory,
-        on_change=on_change,
-        wait_for_waiting=wait_for_waiting,
-        lease_seconds=lease_seconds,
-        directory=directory,
-        secrets_file=secrets_file,
-        graph=graph,
-    )
-    return WavePlan(runner, inventory, playbook, created, insecure, directory)
+    return WavePlan(
+        store, name, settings, request.change_ticket, inventory, playbook, created, credentials, clock, options,
+        graph, insecure, directory,
+    )  # fmt: skip
 
 
 def wave_directory(
@@ -634,9 +664,12 @@ def resumable_waves(
     wait_for_waiting: bool = True,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     secrets_file: Path | None = None,
+    with_runner: bool = True,
 ) -> list[WavePlan]:
-    """Every unfinished wave of the store, rebuilt from what the store recorded. Every wave's inputs are checked
-    and each wave that reads Graph is signed in before anything is written (a wrong secret writes nothing)."""
+    """Every unfinished wave of the store, rebuilt from what the store recorded (each plan's runner built unless
+    ``with_runner`` is False, as :func:`plan_wave`). Every wave's inputs are checked and each wave that reads Graph
+    is signed in before anything is written (a wrong secret writes nothing)."""
+    options = RunnerOptions(transport_factory, on_change, wait_for_waiting, lease_seconds, secrets_file)
     pending: list[tuple[WaveRow, Inventory, Playbook, GraphClient | None]] = []
     try:
         for wave in store.list_waves():
@@ -654,24 +687,13 @@ def resumable_waves(
             _enroll_recorded(store, wave.name, settings)
             StoreWaves(store, credentials.username).resume(wave.name)
             directory = wave_directory(inventory, credentials, settings, secrets_file)
-            runner = build_runner(
-                store,
-                wave.name,
-                settings,
-                playbook,
-                inventory,
-                credentials,
-                clock,
-                change_ticket=wave.change_ticket,
-                transport_factory=transport_factory,
-                on_change=on_change,
-                wait_for_waiting=wait_for_waiting,
-                lease_seconds=lease_seconds,
-                directory=directory,
-                secrets_file=secrets_file,
-                graph=graph,
-            )
-            plans.append(WavePlan(runner, inventory, playbook, False, insecure, directory))
+            plan = WavePlan(
+                store, wave.name, settings, wave.change_ticket, inventory, playbook, False, credentials, clock,
+                options, graph, insecure, directory,
+            )  # fmt: skip
+            if with_runner:
+                plan.runner  # built now, as planning  # noqa: B018
+            plans.append(plan)
     except BaseException:
         for _wave, _inventory, _playbook, graph in pending:
             if graph is not None:

@@ -2,8 +2,9 @@
 the wave and follows it) migrate a lab wave while one of them is killed with SIGKILL mid-wave, and nothing is lost.
 
 Everything is the product as an operator runs it: `migrator lab up` serves the fleet, `migrator run --no-work`
-plans the wave and follows it, two `migrator worker` processes work it; the victim kills itself with SIGKILL right after a seeded
-journal commit (``MIGRATOR_CRASH_AT``, the crash tests' hook), its leases expire and the others finish the wave.
+plans the wave and follows it, two `migrator worker` processes work it; the victim kills itself with SIGKILL right
+after a seeded journal commit (``MIGRATOR_CRASH_AT``, the crash tests' hook), its leases expire and the survivor
+finishes the wave.
 Nothing lost means: every device ends in the state a crash-free run gives this fleet (every device eligible and
 its user cooperative, so `migrated`, as tests/crash/test_workers_crash.py's crash-free reference shows), every
 certificate trust container was deleted exactly once and no key trust container at all (the lab's own counters,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from migrator.directory.knowledge import DirectoryKnowledge
-from migrator.engine.service import WaveRequest, build_runner, load_wave_inputs, signed_in_graph
+from migrator.engine.service import WaveRequest, build_runner, load_wave_inputs, plan_wave, signed_in_graph
 from migrator.errors import CloudCredentialsError, InputError
 from migrator.inventory import load_inventory
 from migrator.lab.graph import GraphServer, GraphTenant
@@ -19,6 +19,7 @@ from migrator.playbook import Waits
 from migrator.report import collect_report
 from migrator.report.csvout import write_devices_csv
 from migrator.report.html import render_html
+from migrator.store import Store
 from tests.engine.labkit import (
     cooperative,
     entra_inventory,
@@ -132,5 +133,35 @@ def test_every_device_of_a_wave_is_read_in_entra_id_and_its_graph_requests_repor
             with out.open("w", encoding="utf-8") as handle:
                 write_devices_csv(report, handle)
             assert out.read_text().splitlines()[0].endswith(",graph_requests")
+        finally:
+            server.stop()
+
+
+def test_a_plan_without_a_runner_reads_nothing_in_entra_id(tmp_path: Path) -> None:
+    """`run` and `resume` on a shared store plan the wave for workers, which read Entra ID for their own visits: the
+    plan alone sends no Graph request but its sign-in (each process that visits reads once, not twice). Its runner,
+    built on first use, does the wave-start read; :meth:`WavePlan.close` closes Graph when no runner was built."""
+    fleet = cooperative(make_fleet(10, 6, "cert=100"))
+    fleet.devices = [d for d in fleet.devices if d.join_type == "hybrid"][:2]
+    with running_lab(fleet, tmp_path / "lab") as kit:
+        server = GraphServer(GraphTenant(kit.lab), kit.server.ca, address=free_addresses(1)[0])
+        server.start()
+        try:
+            inventory_path = entra_inventory(tmp_path / "inventory.yaml", kit, fleet.devices, server)
+            secrets = tmp_path / "secrets.env"
+            secrets.write_text(f"MIGRATOR_GRAPH_CLIENT_SECRET={server.client_secret}\n")
+            request = WaveRequest(inventory=inventory_path, wave="w", entra_kerberos=ENTRA_KERBEROS)
+            names = [d.name for d in fleet.devices]
+            with Store.open(tmp_path / "state", now=kit.now) as store:
+                plan = plan_wave(store, request, kit.credentials, kit.clock, secrets_file=secrets, with_runner=False)
+                assert plan.graph is not None and plan.graph.requests == 0
+                assert "runner" not in plan.__dict__ and plan.wave.devices == tuple(names)
+                assert not any(g["total"] for g in collect_report(store, "w").as_json()["graph_requests"])
+                read = plan.runner.on_end  # the runner, built now, read Entra ID at the wave's start (by name)
+                assert plan.graph.requests > 0 and read
+                spent = {g["device"]: g["preflight"] for g in collect_report(store, "w").as_json()["graph_requests"]}
+                assert set(spent) == set(names) and all(spent.values()), spent
+                plan.close()  # the runner was built: its end closes Graph
+                assert plan.graph.http.is_closed
         finally:
             server.stop()
