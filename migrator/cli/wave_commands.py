@@ -180,9 +180,9 @@ def recap(results: Sequence[WaveResult]) -> int:
     return code
 
 
-def run_with_progress(runners: Sequence[WaveRunner], quiet: bool = False) -> list[WaveResult]:
-    """Run waves side by side (:func:`run_waves`) with a Rich progress bar per wave and a live state line."""
-    progress = Progress(
+def _wave_progress(quiet: bool = False) -> Progress:
+    """A bar per wave: settled devices of all, and a live count of its devices by state."""
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -192,6 +192,11 @@ def run_with_progress(runners: Sequence[WaveRunner], quiet: bool = False) -> lis
         disable=quiet,
         transient=False,
     )
+
+
+def run_with_progress(runners: Sequence[WaveRunner], quiet: bool = False) -> list[WaveResult]:
+    """Run waves side by side (:func:`run_waves`) with a Rich progress bar per wave and a live state line."""
+    progress = _wave_progress(quiet)
     with progress:
         for runner in runners:
             task = progress.add_task(escape(runner.settings.name), total=len(runner.settings.devices), states="")
@@ -385,15 +390,7 @@ def _follow(store: Store, plans: Sequence[WavePlan], *, wait: bool, interval: fl
         soft_wrap=True,
     )
     ended = waves_ended(store, names, RealClock(), wait=wait)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[states]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
+    progress = _wave_progress()
     stop = threading.Event()
 
     def interrupted(_signum: int, _frame: object) -> None:

@@ -18,6 +18,7 @@ from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.fleetfile import load_fleet, save_fleet
 from migrator.lab.runtime import LabPorts, LabRuntime
 from tests.loopback import free_addresses, listening
+from tests.output import read_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -43,14 +44,7 @@ def _lab_up(args: list[str], cwd: Path | None = None) -> tuple[subprocess.Popen[
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    assert proc.stdout is not None
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "ready" in line:
-            break
-    assert any("ready" in line for line in seen), seen
-    return proc, "".join(seen)
+    return proc, read_until(proc, "ready")
 
 
 def _stop(proc: subprocess.Popen[str]) -> str:

@@ -32,6 +32,7 @@ from migrator.lab.fleetfile import save_fleet
 from migrator.lab.model import Fleet
 from migrator.store import Store
 from tests.cli.test_workers_lab import ROOT, migrator_command, wave_planned, worker_fleet, worker_playbook
+from tests.output import read_until
 
 pytestmark = [pytest.mark.integration]
 
@@ -71,17 +72,6 @@ def _start(args: list[str], env: dict[str, str], extra: dict[str, str] | None = 
     )
 
 
-def _await_serving(worker: subprocess.Popen[str]) -> None:
-    """Read a `migrator worker`'s output up to its "serving" line (the rest is read when it ends)."""
-    assert worker.stdout is not None
-    seen = []
-    for line in worker.stdout:
-        seen.append(line)
-        if "serving" in line:
-            return
-    raise AssertionError(f"the worker exited before serving (exit {worker.wait()}): {''.join(seen)}")
-
-
 def _lab_up(fleet_path: Path, inventory: Path) -> subprocess.Popen[str]:
     """`migrator lab up` on free ports, read up to its ready line."""
     command = migrator_command(
@@ -96,14 +86,8 @@ def _lab_up(fleet_path: Path, inventory: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    assert lab.stdout is not None
-    seen = []
-    for line in lab.stdout:
-        seen.append(line)
-        if "ready" in line:
-            return lab
-    lab.wait(timeout=30)
-    raise AssertionError(f"lab up did not get ready: {''.join(seen)}")
+    read_until(lab, "ready")
+    return lab
 
 
 def _wave_with_a_killed_worker(
@@ -149,7 +133,7 @@ def _wave_with_a_killed_worker(
             args += ["--concurrency", str(concurrency)]
             extra = {"MIGRATOR_CRASH_AT": str(crash_at)} if index == victim else None
             started[index] = _start([*args, "--lease-seconds", LEASE_SECONDS], env, extra)
-            _await_serving(started[index])
+            read_until(started[index], "serving")
         workers += [started[0], started[1]]
         processes += workers
         try:

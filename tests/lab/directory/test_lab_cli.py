@@ -21,6 +21,7 @@ from migrator.lab.fleet import generate_fleet, parse_mix
 from migrator.lab.fleetfile import save_fleet
 from migrator.lab.runtime import LabPorts, LabRuntime, read_lab_secrets
 from tests.loopback import free_addresses
+from tests.output import read_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -139,14 +140,8 @@ def test_lab_up_writes_the_domains_section(tmp_path: Path) -> None:
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    assert proc.stdout is not None
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "domain fabrikam.local" in line:
-            break
     try:
-        text = "".join(seen)
+        text = read_until(proc, "domain fabrikam.local")
         assert "lab ready" in text and "domain corp.contoso.com: DC dc01.corp.contoso.com" in text, text
         data = yaml.safe_load(inventory.read_text())
         names = [d["name"] for d in data["lab"]["domains"]]
