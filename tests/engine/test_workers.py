@@ -31,7 +31,9 @@ def _devices(n: int) -> list[str]:
     return [f"PC-{i:03}" for i in range(n)]
 
 
-def _store(tmp_path: Path, clock: Clock, devices: list[str], **settings: object) -> Store:
+def running_wave(tmp_path: Path, clock: Clock, devices: list[str], *, enroll: bool = True, **settings: object) -> Store:
+    """A store at ``tmp_path`` with wave ``w`` running over ``devices`` (batches of 3, 2 at once unless ``settings``
+    say otherwise), its devices enrolled unless ``enroll`` is False."""
     store = Store.open(tmp_path / "state", now=clock.now)
     record = {
         "devices": devices,
@@ -44,7 +46,8 @@ def _store(tmp_path: Path, clock: Clock, devices: list[str], **settings: object)
         **settings,
     }
     store.create_wave("w", playbook_name="p", playbook_hash=content_hash("x"), settings=record, state="running")
-    store.enroll("w", devices)
+    if enroll:
+        store.enroll("w", devices)
     return store
 
 
@@ -98,7 +101,7 @@ def test_the_canary_runs_alone_then_the_batches_and_the_wave_completes(tmp_path:
     """Canary (2) first, alone; then batches of 3, each opened once the one before is through; completed."""
     clock = Clock()
     devices = _devices(8)
-    store = _store(tmp_path, clock, devices, canary=2)
+    store = running_wave(tmp_path, clock, devices, canary=2)
     seen: list[str] = []
     worker = _worker(store, clock, lambda _d: "migrated", seen, name="a")
     worker.start()
@@ -116,7 +119,7 @@ def test_a_failed_canary_halts_the_wave_and_releases_nothing_more(tmp_path: Path
     """A canary device that fails halts the wave with its name; no other device is ever visited."""
     clock = Clock()
     devices = _devices(6)
-    store = _store(tmp_path, clock, devices, canary=2, max_fail_percent=100.0)  # the budget would halt it first
+    store = running_wave(tmp_path, clock, devices, canary=2, max_fail_percent=100.0)  # the budget would halt it first
     seen: list[str] = []
     worker = _worker(store, clock, lambda d: "failed" if d == devices[1] else "migrated", seen, name="a")
     _drive(worker)
@@ -130,7 +133,7 @@ def test_an_approval_gate_holds_the_next_batch_until_approved(tmp_path: Path) ->
     """With approvals, the wave stops at awaiting_approval after each batch; `approve` lets the next one open."""
     clock = Clock()
     devices = _devices(6)
-    store = _store(tmp_path, clock, devices, approval=True)
+    store = running_wave(tmp_path, clock, devices, approval=True)
     seen: list[str] = []
     worker = _worker(store, clock, lambda _d: "migrated", seen, name="a")
     _drive(worker)
@@ -146,7 +149,7 @@ def test_the_failure_budget_halts_the_wave(tmp_path: Path) -> None:
     """Past max_fail_percent among the released devices, the wave halts and no new batch opens."""
     clock = Clock()
     devices = _devices(9)
-    store = _store(tmp_path, clock, devices, max_fail_percent=20.0)
+    store = running_wave(tmp_path, clock, devices, max_fail_percent=20.0)
     seen: list[str] = []
     worker = _worker(store, clock, lambda _d: "failed", seen, name="a")
     _drive(worker)
@@ -162,7 +165,7 @@ def test_workers_serve_only_their_sites(tmp_path: Path) -> None:
     that serves them (here one without --site)."""
     clock = Clock()
     devices = _devices(6)
-    store = _store(tmp_path, clock, devices, batch_size=6)
+    store = running_wave(tmp_path, clock, devices, batch_size=6)
     store.set_sites({"PC-000": "paris", "PC-001": "paris", "PC-002": "lyon", "PC-003": "lyon"})
     paris_seen: list[str] = []
     paris = _worker(store, clock, lambda _d: "migrated", paris_seen, name="paris", sites=("paris",))
@@ -182,7 +185,7 @@ def test_another_worker_takes_over_when_the_coordinator_stops(tmp_path: Path) ->
     """Worker a coordinates; once it is gone, worker b takes the coordinator's lock and finishes the wave."""
     clock = Clock()
     devices = _devices(6)
-    store = _store(tmp_path, clock, devices, approval=True)
+    store = running_wave(tmp_path, clock, devices, approval=True)
     seen: list[str] = []
     first = _worker(store, clock, lambda _d: "migrated", seen, name="a")
     second = _worker(store, clock, lambda _d: "migrated", seen, name="b")
@@ -201,7 +204,7 @@ def test_a_batch_hook_runs_where_the_batch_opens_and_a_failing_hook_keeps_it_clo
     leaves the batch closed, and the next tick calls it again."""
     clock = Clock()
     devices = _devices(4)
-    store = _store(tmp_path, clock, devices, batch_size=2)
+    store = running_wave(tmp_path, clock, devices, batch_size=2)
     seen: list[str] = []
     worker = _worker(store, clock, lambda _d: "migrated", seen, name="a")
     openings: list[BatchOpening] = []

@@ -6,29 +6,18 @@ visits only move a device's state, and the channel records what it is asked."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from migrator.engine.channels import POLICY_STATE
 from migrator.engine.waves import VisitOutcome
 from migrator.engine.workers import BatchChannel, ClaimLeases, Coordinator, Worker, wave_result
 from migrator.errors import DirectoryError
-from migrator.store import Claim, Store, content_hash
+from migrator.store import Claim, Store
+from tests.engine.test_workers import T0, Clock, running_wave
 
-T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 HELD = timedelta(hours=1)  # a held device's recheck: far enough that only a wake brings it back in the test
 DEVICES = [f"PC-{i:03}" for i in range(4)]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.moment = T0
-
-    def now(self) -> datetime:
-        return self.moment
-
-    def sleep(self, seconds: float) -> None:
-        self.moment += timedelta(seconds=seconds)
 
 
 class Channel:
@@ -54,22 +43,6 @@ class Channel:
             raise self.failure
         self.moved.update(devices)
         return None
-
-
-def _store(tmp_path: Path, clock: Clock) -> Store:
-    store = Store.open(tmp_path / "state", now=clock.now)
-    settings = {
-        "devices": DEVICES,
-        "batch_size": 2,
-        "concurrency": 2,
-        "canary": 0,
-        "max_fail_percent": 10.0,
-        "approval": False,
-        "windows": [],
-    }
-    store.create_wave("w", playbook_name="p", playbook_hash=content_hash("x"), settings=settings, state="running")
-    store.enroll("w", DEVICES)
-    return store
 
 
 def _worker(store: Store, clock: Clock, channel: BatchChannel, visited: list[str]) -> Worker:
@@ -113,7 +86,7 @@ def test_the_coordinator_opens_each_batch_once_and_wakes_its_held_devices(tmp_pa
     """Each batch's group change is asked for once, with both devices, after both are held; the held devices come
     back at once (not after their hour-long recheck) and the wave completes without the clock moving."""
     clock = Clock()
-    store = _store(tmp_path, clock)
+    store = running_wave(tmp_path, clock, DEVICES, batch_size=2)
     channel = Channel()
     visited: list[str] = []
     worker = _worker(store, clock, channel, visited)
@@ -129,7 +102,7 @@ def test_a_batch_with_a_device_before_its_policy_step_or_leased_is_not_opened(tm
     """One device held, the other still pending: no change; the other at its policy step but leased by a visit: no
     change; its lease handed back: the change for both, and both are due now."""
     clock = Clock()
-    store = _store(tmp_path, clock)
+    store = running_wave(tmp_path, clock, DEVICES, batch_size=2)
     channel = Channel()
     coordinator = Coordinator(store, "admin", channels=lambda _wave: channel, now=clock.now)
     coordinator.tick()  # opens batch 1 (releases its devices)
@@ -154,7 +127,7 @@ def test_a_channel_error_halts_the_wave_with_its_reason(tmp_path: Path) -> None:
     """The directory refuses the change: the wave halts (the reason names the batch and the error, as status and
     the recap show it), the devices stay held, and nothing asks the channel again."""
     clock = Clock()
-    store = _store(tmp_path, clock)
+    store = running_wave(tmp_path, clock, DEVICES, batch_size=2)
     channel = Channel(failure=DirectoryError("corp.contoso.com", "insufficient access rights"))
     visited: list[str] = []
     worker = _worker(store, clock, channel, visited)
@@ -171,10 +144,7 @@ def test_a_channel_error_halts_the_wave_with_its_reason(tmp_path: Path) -> None:
 def test_a_running_wave_whose_devices_are_not_enrolled_yet_is_not_completed(tmp_path: Path) -> None:
     """The coordinator may see a wave between its creation and its devices' enrolment: it stays running."""
     clock = Clock()
-    store = Store.open(tmp_path / "state", now=clock.now)
-    settings = {"devices": DEVICES, "batch_size": 2, "concurrency": 2, "canary": 0, "max_fail_percent": 10.0}
-    settings |= {"approval": False, "windows": []}
-    store.create_wave("w", playbook_name="p", playbook_hash=content_hash("x"), settings=settings, state="running")
+    store = running_wave(tmp_path, clock, DEVICES, enroll=False, batch_size=2)
     coordinator = Coordinator(store, "admin", now=clock.now)
     assert coordinator.coordinate(store.get_wave("w")) == "running"
     assert store.get_wave("w").state == "running"
