@@ -64,6 +64,20 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def peak_rss_kib(pid: int | str = "self") -> int:
+    """Peak resident memory of one process, KiB (VmHWM; 0 if it is gone). Not getrusage's ru_maxrss: Linux keeps
+    that across execve, so a spawned child reports its parent's peak when that was higher (getrusage(2)); VmHWM
+    belongs to the address space, which exec replaces."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
 def tree_rss_mib(pid: int) -> float:
     """Resident memory of ``pid`` and its descendants, summed (shared pages counted in each)."""
     return sum(rss_mib(p) for p in [pid, *children(pid)])

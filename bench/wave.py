@@ -43,7 +43,6 @@ import multiprocessing
 import os
 import pstats
 import re
-import resource
 import secrets
 import signal
 import statistics
@@ -71,7 +70,7 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.proctree import cpu_by_process
+from bench.proctree import cpu_by_process, peak_rss_kib
 from migrator.engine.service import WaveRequest, plan_wave
 from migrator.engine.wavestore import StoreWaves
 from migrator.engine.workers import build_worker
@@ -668,7 +667,7 @@ def worker_child(
     cpu = time.process_time()
     worker.run()  # closes its pools at the end: the recorder has every request then
     cpu = time.process_time() - cpu
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    peak = peak_rss_kib()  # this worker's own (ru_maxrss would be the spawning bench's, kept across exec)
     out.put((dict(recorder.requests), cpu, peak, worker.visits))
     store.close()
 
