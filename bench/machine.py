@@ -137,12 +137,12 @@ def migrate(store: Store, name: str, clock: list[datetime]) -> int:
     """One device, visit after visit, through the driver's write path; returns the transitions persisted."""
     playbook = load_playbook("cert-trust-to-cloud-kerberos")
     device = FakeDevice(name)
-    funnel = TimedFunnel(store, name, owner="bench", actor="CORP\\migrator-admin", wave="bench")
+    funnel = TimedFunnel(store, name, owner="bench", actor="CORP\\migrator-admin", row=store.get_device(name))
     journal = 0
     while True:
         device.visits += 1
         store.acquire(name, "bench", 600)
-        machine = rebuild(store, name, playbook, funnel, path_settings=SETTINGS)
+        machine = rebuild(store.visit_record(name), playbook, funnel, path_settings=SETTINGS)
         machine.begin_visit(clock[0])
         while True:
             command = machine.advance(clock[0])

@@ -7,14 +7,18 @@ Theory of operation
 1. takes the device's **lease** (``store.acquire``, through a :class:`~migrator.engine.leases.LeaseKeeper`
    that renews it every third of its TTL while the visit runs); every write below passes ``owner=``, so a
    worker whose lease expired cannot act any more (the store refuses: fencing);
-2. **rebuilds** the machine from the store: device state and context, users, latest facts;
+2. **rebuilds** the machine from the store: device state and context, users, latest facts, journal (one read,
+   ``store.visit_record``);
 3. **replays** the latest settled journal entry of each subject (the device, each user) whose transition was
    lost (a crash after the outcome's commit), then **resolves** every in-doubt intent (a crash or a lost answer
    after the intent's commit) by re-reading the device — fresh facts plus, where needed, a read of the one
    thing the step changed (the policy value, the user's container, the at-logon task) — never by repeating it;
 4. **loops**: the machine's command → for a side-effecting step ``store.intent`` (committed before anything is
    sent) → the transport, retrying per ``call_with_retry(idempotent=step.idempotent)`` → ``store.outcome`` →
-   the answer back into the machine; until the machine waits (``next_due``) or is done.
+   the answer back into the machine; until the machine waits (``next_due``) or is done. Before each step the
+   lease is checked and renewed and the wave's state read (is it paused?) — by the fenced writes the visit made
+   since the last step's answer (a transition, an intent: each renews the lease it checks, in its transaction),
+   or else by one ``store.renew_and_read`` — never by a transaction of its own per step.
 
 Every state change goes through the funnel (:class:`StoreFunnel`: ``store.transition`` / ``user_transition``
 with the audit entry — who: the connecting account's name, never its password; the change ticket comes from
@@ -60,12 +64,26 @@ from migrator.remote.credentials import Credentials
 from migrator.remote.retry import RetryPolicy
 from migrator.remote.transport import Transport
 from migrator.steps import run_step, run_steps
-from migrator.store import AuditEntry, JournalEntry, LeaseOwner, PolicyValue, Store, StoreError, utc_now
+from migrator.store import (
+    AuditEntry,
+    DeviceRow,
+    JournalEntry,
+    LeaseOwner,
+    PolicyValue,
+    Store,
+    StoreError,
+    UserRow,
+    VisitRecord,
+    utc_now,
+)
 from migrator.store.errors import LeaseNotHeld
 
 TransportFactory = Callable[[DeviceEntry, Connection, Credentials], Transport]
 # Asked before each step of a visit: a reason to stop before it (the device waits), or None to go on.
 Hold = Callable[[str, RunStep], str | None]
+# Asked before each step of a visit with the state of the device's wave, read after the last step's answer in a
+# transaction that also checked the device's lease: True stops the visit before the step (paused, halted).
+ShouldStop = Callable[[str | None], bool]
 WindowCallback = Callable[[str, datetime], bool]
 # Handed a device's fresh facts before the machine reads them: what Entra ID says of device objects (deviceId →
 # present, disabled, missing, unknown), read then for a device its wave had not read yet (EntraPreflight.device).
@@ -124,15 +142,48 @@ def journal_json(result: Any) -> Any:
 
 
 class StoreFunnel:
-    """The machine's funnel: every state change is one store transaction with its audit entry."""
+    """The machine's funnel: every state change is one store transaction with its audit entry.
 
-    def __init__(self, store: Store, device: str, *, owner: str, actor: str, wave: str | None) -> None:
+    With ``lease_seconds``, each of those fenced transactions also renews the device's lease, and the funnel keeps
+    what they read: the device's row and its users' states as the visit last wrote or read them (``row``,
+    ``users``), and whether a fenced write has checked the lease (``lease_checked``) and read the wave's state
+    (``wave_state``) since the visit last sent a step (:meth:`sent` clears both). A visit checks its lease and asks
+    the wave's state before every step; one such write since the last step stands for that check."""
+
+    def __init__(
+        self,
+        store: Store,
+        device: str,
+        *,
+        owner: str,
+        actor: str,
+        row: DeviceRow,
+        users: Sequence[UserRow] = (),
+        lease_seconds: float | None = None,
+    ) -> None:
         self.store = store
         self.device = device
         self.owner = owner
         self.actor = actor
-        self.wave = wave
-        self.log = get_logger("engine.device", device=device, wave=wave)
+        self.wave = row.wave
+        self.lease_seconds = lease_seconds
+        self.row = row
+        self.users = {u.name: u.state for u in users}
+        self.lease_checked = False
+        self.wave_state: str | None = None
+        self.log = get_logger("engine.device", device=device, wave=row.wave)
+
+    def checked(self, row: DeviceRow | None = None) -> None:
+        """A fenced transaction renewed the lease (and read ``row``, with the wave's state, when given)."""
+        self.lease_checked = True
+        if row is not None:
+            self.row = row
+            self.wave_state = row.wave_state
+
+    def sent(self) -> None:
+        """A step leaves for the device: what was checked before it is not fresh for the next one."""
+        self.lease_checked = False
+        self.wave_state = None
 
     def change(self, change: Change) -> None:
         before: dict[str, Any] = {"state": change.source, **(change.before or {})}
@@ -143,7 +194,7 @@ class StoreFunnel:
         audit = AuditEntry(self.actor, f"{subject}{change.trigger}", before=before, after=after)
         error = redact_text(change.last_error) if change.last_error else None
         if change.user is None:
-            self.store.transition(
+            row = self.store.transition(
                 self.device,
                 change.source,
                 change.dest,
@@ -153,9 +204,11 @@ class StoreFunnel:
                 owner=self.owner,
                 audit=audit,
                 context=change.context,
+                lease_seconds=self.lease_seconds,
             )
+            self.checked(row)
         else:
-            self.store.user_transition(
+            user = self.store.user_transition(
                 self.device,
                 change.user,
                 change.source,
@@ -165,7 +218,10 @@ class StoreFunnel:
                 owner=self.owner,
                 audit=audit,
                 context=change.context,
+                lease_seconds=self.lease_seconds,
             )
+            self.users[user.name] = user.state
+            self.checked()
         self.log.info(
             "transition",
             user=change.user,
@@ -182,7 +238,8 @@ class StoreFunnel:
 
     def add_users(self, users: Sequence[TrackedUser]) -> None:
         for user in users:
-            self.store.add_user(self.device, user.name, sid=user.sid, container_trust=user.container_trust)
+            row = self.store.add_user(self.device, user.name, sid=user.sid, container_trust=user.container_trust)
+            self.users[row.name] = row.state
 
     def policy_snapshot(self, values: Sequence[FactPolicyValue]) -> None:
         self.store.snapshot_policy(
@@ -212,6 +269,7 @@ class _Visit:
     sleep: Callable[[float], None] | None
     lease_seconds: float
     machine: DeviceMachine
+    funnel: StoreFunnel
     journal: list[JournalEntry]
     transport: Transport | None = None
     steps_run: int = 0
@@ -237,7 +295,8 @@ class _Visit:
         self.steps_run += 1
         self.ridden = []
         self.accompanied = []
-        self.store.renew(self.device, self.owner, self.lease_seconds)
+        self.check_lease()
+        self.funnel.sent()
         if command.riders or command.companions:
             steps = [command.step, *(c.step for c in command.companions), *(r.step for r in command.riders)]
             answers = run_steps(self._transport(), steps, policy=self.retry, sleep=self.sleep)
@@ -256,6 +315,15 @@ class _Visit:
         if command.purpose == "facts":
             self.take_facts(result)
         return result
+
+    def check_lease(self, *, wave_state: bool = False) -> DeviceRow:
+        """The device's row with the lease checked and renewed (and, if asked, the wave's state read) since the last
+        step was sent: by a fenced write of the visit, or else now, in one transaction (fencing: a worker whose
+        lease was taken over stops here, before the step leaves)."""
+        funnel = self.funnel
+        if not funnel.lease_checked or (wave_state and funnel.wave_state is None):
+            funnel.checked(self.store.renew_and_read(self.device, self.owner, self.lease_seconds))
+        return funnel.row
 
     def take_ridden(self) -> None:
         """The riders' answers, into the machine after the step's own answer (as if read next, in order)."""
@@ -284,8 +352,16 @@ class _Visit:
         attempt = 1 + sum(1 for e in self.journal if e.step == command.name and e.user == command.user)
         key = f"{self.device}/{command.user or '-'}/{command.name}/{len(self.journal) + 1}"
         entry = self.store.intent(
-            self.device, command.name, attempt, command.payload(), key=key, user=command.user, owner=self.owner
+            self.device,
+            command.name,
+            attempt,
+            command.payload(),
+            key=key,
+            user=command.user,
+            owner=self.owner,
+            lease_seconds=self.lease_seconds,
         )
+        self.funnel.checked()
         self.journal.append(entry)
         journal_point("intent")
         return entry
@@ -299,7 +375,7 @@ class _Visit:
         command = DeviceMachine.command_for(entry.intent)
         log = self.log.bind(user=entry.user, step=entry.step, attempt=entry.attempt)
         if command is None:
-            self.store.resolve(entry.id, {"applied": None, "why": "not a step the machine resolves"})
+            self._settled(self.store.resolve(entry.id, {"applied": None, "why": "not a step the machine resolves"}))
             journal_point("resolve")
             return True
         try:
@@ -321,12 +397,16 @@ class _Visit:
         summary = dict(resolution.summary)
         if resolution.event is not None:
             summary["result"] = journal_json(resolution.event.result)
-        self.store.resolve(entry.id, summary)
+        self._settled(self.store.resolve(entry.id, summary))
         journal_point("resolve")
         log.info("in-doubt step resolved by re-reading the device", applied=resolution.applied)
         if resolution.event is not None:
             self.machine.handle(resolution.event)
         return True
+
+    def _settled(self, entry: JournalEntry) -> None:
+        """The visit's copy of the journal, with ``entry`` as the store now has it (resolved)."""
+        self.journal = [entry if e.id == entry.id else e for e in self.journal]
 
     def execute(self, command: RunStep) -> bool:
         """Run one command; False when the visit must stop and wait (an intent could not be resolved)."""
@@ -437,7 +517,7 @@ def _strip_computed(model: type[BaseModel], data: Any) -> Any:
     return out
 
 
-def _policy_values(store: Store, device: str) -> tuple[FactPolicyValue, ...]:
+def _policy_values(snapshot: Sequence[PolicyValue]) -> tuple[FactPolicyValue, ...]:
     """The device's snapshot as the machine's rollback writes it back."""
     return tuple(
         FactPolicyValue(
@@ -447,13 +527,12 @@ def _policy_values(store: Store, device: str) -> tuple[FactPolicyValue, ...]:
             type=v.type if v.existed else None,  # type: ignore[arg-type]
             data=v.data,
         )
-        for v in store.policy_snapshot(device)
+        for v in snapshot
     )
 
 
 def rebuild(
-    store: Store,
-    device: str,
+    record: VisitRecord,
     playbook: Playbook,
     funnel: StoreFunnel,
     *,
@@ -462,7 +541,7 @@ def rebuild(
     rollback: bool = False,
 ) -> DeviceMachine:
     """The device's machine as the store has it (with the policy snapshot when it rolls back)."""
-    row = store.get_device(device)
+    row = record.device
     users = [
         UserRecord(
             u.name,
@@ -473,9 +552,9 @@ def rebuild(
             u.key_id,
             u.last_error,
         )
-        for u in store.list_users(device)
+        for u in record.users
     ]
-    latest = store.latest_facts(device)
+    latest = record.facts
     facts = DeviceFacts.model_validate(_strip_computed(DeviceFacts, latest.facts)) if latest is not None else None
     return DeviceMachine(
         row.name,
@@ -487,7 +566,7 @@ def rebuild(
         facts=facts,
         path_settings=path_settings,
         window=window or (lambda _now: True),
-        snapshot=_policy_values(store, device) if rollback or row.state == "rolling_back" else (),
+        snapshot=_policy_values(record.policy) if rollback or row.state == "rolling_back" else (),
     )
 
 
@@ -510,10 +589,23 @@ def _begin(
     rollback: bool = False,
     entra: EntraLookup | None = None,
 ) -> _Visit:
-    """What a visit and a rollback both work with, once the device's lease is held: its machine rebuilt from the
-    store (transitions through a funnel in this owner's name) and its journal."""
-    funnel = StoreFunnel(store, device, owner=owner, actor=credentials.username, wave=store.get_device(device).wave)
-    machine = rebuild(store, device, playbook, funnel, path_settings=path_settings, window=window, rollback=rollback)
+    """What a visit and a rollback both work with, right after the device's lease was taken: its machine rebuilt
+    from the store (transitions through a funnel in this owner's name, each renewing the lease) and its journal,
+    all read in one transaction."""
+    record = store.visit_record(device)
+    funnel = StoreFunnel(
+        store,
+        device,
+        owner=owner,
+        actor=credentials.username,
+        row=record.device,
+        users=record.users,
+        lease_seconds=lease_seconds,
+    )
+    # Taking the lease (the caller's acquire, just before) checked and renewed it, and the record was read after
+    # it: the first step needs no check of its own.
+    funnel.checked(record.device)
+    machine = rebuild(record, playbook, funnel, path_settings=path_settings, window=window, rollback=rollback)
     return _Visit(
         device,
         store,
@@ -528,7 +620,8 @@ def _begin(
         sleep,
         lease_seconds,
         machine,
-        store.journal_entries(device),
+        funnel,
+        record.journal,
         entra=entra,
     )
 
@@ -550,7 +643,7 @@ def _crashed(
     # state the store has. The unreadable context is kept as it was, under a key the machine does not read, so
     # nothing recorded is lost and the device's record reads again.
     row = store.get_device(device)
-    funnel = StoreFunnel(store, device, owner=owner, actor=actor, wave=row.wave)
+    funnel = StoreFunnel(store, device, owner=owner, actor=actor, row=row)
     context = {"return_to": row.state, "traceback": text, "unreadable": dict(row.context or {})}
     funnel.change(Change("internal_error", row.state, "error", context, last_error=summary))
 
@@ -572,14 +665,15 @@ def visit(
     sleep: Callable[[float], None] | None = None,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     max_steps: int = 200,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: ShouldStop | None = None,
     leases: LeaseKeeper | None = None,
     hold: Hold | None = None,
     entra: EntraLookup | None = None,
 ) -> VisitResult:
     """Visit one device: resolve what a crash left, then run its machine until it waits or ends.
 
-    ``should_stop`` (the wave was paused or halted) is asked before every step: the step under way finishes,
+    ``should_stop`` (the wave was paused or halted) is asked before every step, with the wave's state as the
+    transaction that last checked the device's lease read it (see :class:`ShouldStop`): the step under way finishes,
     the next one is not sent, and the device keeps its state for ``migrator resume``. ``leases`` renews the
     device's lease while the visit runs (a wave's visits share one; without it the visit keeps its own). An
     unexpected exception parks the device in ``error`` (:func:`_crashed`); store errors and a lost lease end the
@@ -620,7 +714,7 @@ def visit(
             window=lambda now: may_pass_point_of_no_return(device, now),
             entra=entra,
         )
-        return _visit(work, max_steps, should_stop or (lambda: False), hold)
+        return _visit(work, max_steps, should_stop, hold)
     except LeaseNotHeld as err:
         # The lease_lost event: ignored by the machine in every state (the table says why); the visit stops.
         log.warning("lease lost: stopping this visit", error=str(err))
@@ -647,11 +741,10 @@ def _resolve_journal(work: _Visit, now: datetime) -> Wait | None:
     for doubt in [e for e in work.journal if e.status == "intent"]:
         if not work.resolve_in_doubt(doubt):
             return Wait(now + timedelta(seconds=work.playbook.waits.recheck_every), "an in-doubt step", "device")
-    work.journal = work.store.journal_entries(work.device)
     return None
 
 
-def _visit(work: _Visit, max_steps: int, should_stop: Callable[[], bool], hold: Hold | None = None) -> VisitResult:
+def _visit(work: _Visit, max_steps: int, should_stop: ShouldStop | None, hold: Hold | None = None) -> VisitResult:
     machine = work.machine
     now = work.clock()
     machine.begin_visit(now)
@@ -667,7 +760,7 @@ def _visit(work: _Visit, max_steps: int, should_stop: Callable[[], bool], hold: 
         command = machine.advance(work.clock())
         if isinstance(command, Wait | Done):
             return _result(work, command)
-        if should_stop():
+        if should_stop is not None and should_stop(work.check_lease(wave_state=True).wave_state):
             # The pause and halt events: ignored by the machine in every state (the table says why).
             work.log.info("wave paused or halted: stopping before the next step", step=command.name)
             return _result(work, Wait(work.clock(), "the wave was paused or halted before this step", "retry"))
@@ -685,8 +778,9 @@ def _visit(work: _Visit, max_steps: int, should_stop: Callable[[], bool], hold: 
 
 
 def _result(work: _Visit, command: Wait | Done) -> VisitResult:
-    row = work.store.get_device(work.device)
-    users = {u.name: u.state for u in work.store.list_users(work.device)}
+    # The rows as the visit's own transactions left them: every change of them went through its funnel.
+    row = work.funnel.row
+    users = dict(work.funnel.users)
     requests = work.transport.requests_sent if work.transport is not None else 0
     if isinstance(command, Done):
         return VisitResult(work.device, row.state, users, None, None, row.last_error, work.steps_run, requests)

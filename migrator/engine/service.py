@@ -226,7 +226,7 @@ def wave_visits(
     *,
     directory: DirectoryKnowledge,
     leases: LeaseKeeper,
-    should_stop: Callable[[], bool],
+    should_stop: driver.ShouldStop,
     may_pass_point_of_no_return: Callable[[datetime], bool],
     transport_factory: Callable[..., Transport] | None = None,
     concurrency: int = 16,
@@ -347,8 +347,8 @@ def build_runner(
         graph=graph if playbook.policy.channel == "intune-group" else None,
     )
 
-    def should_stop() -> bool:
-        return holder[0].should_stop()
+    def should_stop(wave_state: str | None) -> bool:
+        return holder[0].should_stop(wave_state)
 
     def may_pass(moment: datetime) -> bool:
         return holder[0].may_pass_point_of_no_return(moment)

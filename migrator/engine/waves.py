@@ -243,9 +243,13 @@ class WaveRunner:
 
     # ---- questions the driver asks -----------------------------------------------------------------------
 
-    def should_stop(self) -> bool:
-        """True once the wave is paused or halted: finish the current step, start nothing new."""
-        return bool(self._halt_reason) or self.store.wave_state(self.settings.name) == "paused"
+    def should_stop(self, wave_state: str | None = None) -> bool:
+        """True once the wave is paused or halted: finish the current step, start nothing new. ``wave_state``: the
+        wave's state as the caller has just read it (a visit reads it with its lease check, before each step);
+        None: read here."""
+        if self._halt_reason:
+            return True
+        return (wave_state if wave_state is not None else self.store.wave_state(self.settings.name)) == "paused"
 
     def may_pass_point_of_no_return(self, moment: datetime | None = None) -> bool:
         return in_any_window(self.settings.windows, moment or self.clock.now())

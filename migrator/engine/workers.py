@@ -529,8 +529,10 @@ class WaveKits:
         name = wave.name
         actor = self.credentials.username
 
-        def should_stop() -> bool:
-            return self.stopping.is_set() or self.store.get_wave(name).state != "running"
+        def should_stop(wave_state: str | None) -> bool:
+            # The wave's state comes from the visit (read with its lease check); a caller without it reads it here.
+            state = wave_state if wave_state is not None else self.store.get_wave(name).state
+            return self.stopping.is_set() or state != "running"
 
         def may_pass(moment: datetime) -> bool:
             return in_any_window(windows, moment)

@@ -55,6 +55,7 @@ from migrator.store.rows import (
     Timeline,
     TransitionRow,
     UserRow,
+    VisitRecord,
     WaveRow,
     WorkerRow,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "UnknownWave",
     "UnstorableValue",
     "UserRow",
+    "VisitRecord",
     "WaveRow",
     "WorkerRow",
     "canonical",

@@ -459,9 +459,14 @@ class StoreCore:
 
 # ------------------------------------------------------------------------------------------ helpers
 
-DEVICE_SELECT = select(devices, waves.c.name.label("wave_name"), waves.c.change_ticket.label("change_ticket")).join(
-    waves, waves.c.id == devices.c.wave_id
-)
+# The wave's state comes with every device row: a visit asks it before each step (paused or halted?), and reads it
+# in the transaction that checked its lease instead of in one of its own.
+DEVICE_SELECT = select(
+    devices,
+    waves.c.name.label("wave_name"),
+    waves.c.change_ticket.label("change_ticket"),
+    waves.c.state.label("wave_state"),
+).join(waves, waves.c.id == devices.c.wave_id)
 # Hot paths use statements built once, with bound parameters: SQLAlchemy then reuses their compiled form and
 # cache key instead of rebuilding both on every call (the bulk of the per-transaction CPU time).
 DEVICE_BY_KEY = DEVICE_SELECT.where(devices.c.name_key == bindparam("name_key"))
@@ -576,4 +581,5 @@ def device_row(row: Row[Any]) -> DeviceRow:
         row.site,
         row.released_at,
         row.due_at,
+        row.wave_state,
     )

@@ -34,7 +34,7 @@ from migrator.store.core import (
     name_key,
 )
 from migrator.store.errors import DeviceInOtherWave, UnstorableValue
-from migrator.store.leases import check_lease
+from migrator.store.leases import fence
 from migrator.store.rows import AuditEntry, DeviceRow, FactsSnapshot, PolicyValue, TransitionRow, UserRow
 from migrator.store.schema import PATHS, REG_TYPES, devices, facts, policy_snapshots, transitions, users, waves
 
@@ -142,6 +142,7 @@ class DevicesMixin(StoreCore):
         owner: str | None = None,
         audit: AuditEntry | None = None,
         context: Mapping[str, object] | None = None,
+        lease_seconds: float | None = None,
     ) -> DeviceRow:
         """Move a device from ``expected_from`` to ``to`` — the one funnel for device state changes.
 
@@ -151,6 +152,8 @@ class DevicesMixin(StoreCore):
         row (recording ``user`` when the change concerns one user, and ``wave``, by default the device's), and
         append ``audit`` (its device and change ticket default to this device and its wave's ticket).
         ``context`` (the machine's JSON data for the new state) replaces the stored one; None keeps it.
+        ``lease_seconds`` (with ``owner``): the checked lease is renewed for that long in the same transaction.
+        Returns the row as written, with its wave's state as this transaction read it.
         Raises :class:`ConcurrentUpdate` and changes nothing if the device moved on."""
         _check_path(path, "transition")
         checked_context = None if context is None else guard(dict(context), where=f"context of device {device!r}")
@@ -158,7 +161,7 @@ class DevicesMixin(StoreCore):
         with self._tx(f"transition device {device!r}", write=True) as conn:
             row = self._device(conn, device, "transition", lock=True)
             expect_state(row, expected_from, expected_version, f"transition {device!r} ({event})")
-            check_lease(row, owner, now, f"transition {device!r}")
+            expires = fence(conn, row, owner, now, f"transition {device!r}", lease_seconds)
             wave_id = row.wave_id if wave is None else self._wave(conn, wave, "transition").id
             values: dict[str, Any] = {
                 "state": to,
@@ -177,7 +180,8 @@ class DevicesMixin(StoreCore):
                 fresh = self._device(conn, device, "transition")
                 raise concurrent_update(f"transition {device!r} ({event})", expected_from, row.version, fresh)
             _record_transition(conn, row, "device", user, expected_from, to, event, now, wave_id, attempt, audit)
-        return dataclasses.replace(device_row(row), **values)
+        moved = dataclasses.replace(device_row(row), **values)
+        return moved if expires is None else dataclasses.replace(moved, lease_expires_at=expires)
 
     # ---------------------------------------------------------------------------------------- users
 
@@ -246,7 +250,7 @@ class DevicesMixin(StoreCore):
     def list_users(self, device: str) -> list[UserRow]:
         with self._tx(f"list users of {device!r}", write=False) as conn:
             dev = self._device(conn, device, "list users")
-            rows = conn.execute(_USERS_OF_DEVICE, {"device_id": dev.id})
+            rows = conn.execute(USERS_OF_DEVICE, {"device_id": dev.id})
             return [user_row(row, dev.name) for row in rows]
 
     def users_of(self, rows: Iterable[DeviceRow]) -> dict[str, list[UserRow]]:
@@ -276,6 +280,7 @@ class DevicesMixin(StoreCore):
         owner: str | None = None,
         audit: AuditEntry | None = None,
         context: Mapping[str, object] | None = None,
+        lease_seconds: float | None = None,
     ) -> UserRow:
         """Like :meth:`transition`, for one user's sub-state on a device (the users table)."""
         checked_context = None if context is None else guard(dict(context), where=f"context of user {user!r}")
@@ -283,7 +288,7 @@ class DevicesMixin(StoreCore):
         what = f"transition user {user!r} of {device!r} ({event})"
         with self._tx(what, write=True) as conn:
             dev = self._device(conn, device, "user transition", lock=owner is not None)
-            check_lease(dev, owner, now, what)
+            fence(conn, dev, owner, now, what, lease_seconds)
             row = self._user(conn, dev.id, dev.name, user, "user transition")
             expect_state(row, expected_from, expected_version, what)
             wave_id = dev.wave_id if wave is None else self._wave(conn, wave, "user transition").id
@@ -323,7 +328,7 @@ class DevicesMixin(StoreCore):
     def latest_facts(self, device: str) -> FactsSnapshot | None:
         with self._tx(f"read facts of {device!r}", write=False) as conn:
             dev = self._device(conn, device, "latest facts")
-            row = conn.execute(_LATEST_FACTS, {"device_id": dev.id}).first()
+            row = conn.execute(LATEST_FACTS, {"device_id": dev.id}).first()
             return None if row is None else FactsSnapshot(row.id, dev.name, row.taken_at, row.data)
 
     def snapshot_policy(self, device: str, values: Iterable[PolicyValue]) -> list[PolicyValue]:
@@ -356,17 +361,17 @@ class DevicesMixin(StoreCore):
                     index_elements=["device_id", "key_fold", "name_fold"]
                 )
                 conn.execute(statement, rows)
-            return _policy_values(conn, dev.id)
+            return policy_values(conn, dev.id)
 
     def policy_snapshot(self, device: str) -> list[PolicyValue]:
         with self._tx(f"read policy snapshot of {device!r}", write=False) as conn:
-            return _policy_values(conn, self._device(conn, device, "policy snapshot").id)
+            return policy_values(conn, self._device(conn, device, "policy snapshot").id)
 
 
 # ------------------------------------------------------------------------------------------ helpers
 
 # Statements of the visit's hot paths, built once (see core.DEVICE_BY_KEY).
-_USERS_OF_DEVICE = select(users).where(users.c.device_id == bindparam("device_id")).order_by(users.c.name_key)
+USERS_OF_DEVICE = select(users).where(users.c.device_id == bindparam("device_id")).order_by(users.c.name_key)
 # The SET clause comes from the parameters given (as _MOVE_DEVICE below): the context only when it changes.
 _MOVE_USER = update(users).where(
     users.c.id == bindparam("b_id"), users.c.state == bindparam("b_state"), users.c.version == bindparam("b_version")
@@ -374,7 +379,7 @@ _MOVE_USER = update(users).where(
 _INSERT_FACTS = insert(schema.facts).values(
     device_id=bindparam("device_id"), taken_at=bindparam("taken_at"), data=bindparam("data")
 )
-_LATEST_FACTS = select(facts).where(facts.c.device_id == bindparam("device_id")).order_by(facts.c.id.desc()).limit(1)
+LATEST_FACTS = select(facts).where(facts.c.device_id == bindparam("device_id")).order_by(facts.c.id.desc()).limit(1)
 _MOVE_DEVICE = update(devices).where(
     devices.c.id == bindparam("b_id"),
     devices.c.state == bindparam("b_state"),
@@ -478,7 +483,7 @@ def policy_value(row: Row[Any]) -> PolicyValue:
     return PolicyValue(row.key_path, row.value_name, bool(row.existed), row.type, row.data, row.taken_at)
 
 
-def _policy_values(conn: Connection, device_id: int) -> list[PolicyValue]:
+def policy_values(conn: Connection, device_id: int) -> list[PolicyValue]:
     query = select(policy_snapshots).where(policy_snapshots.c.device_id == device_id).order_by(policy_snapshots.c.id)
     return [policy_value(row) for row in conn.execute(query)]
 

@@ -9,9 +9,25 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from migrator.store.core import DEVICE_SELECT, StoreCore, device_row
-from migrator.store.devices import TRANSITION_SELECT, policy_value, transition_row, user_row
-from migrator.store.journal import JOURNAL_SELECT, STEP_SELECT, journal_row, step_row
-from migrator.store.rows import PolicyValue, RollbackRecord, Timeline, TransitionRow, UserRow
+from migrator.store.devices import (
+    LATEST_FACTS,
+    TRANSITION_SELECT,
+    USERS_OF_DEVICE,
+    policy_value,
+    policy_values,
+    transition_row,
+    user_row,
+)
+from migrator.store.journal import JOURNAL_OF_DEVICE, JOURNAL_SELECT, STEP_SELECT, journal_row, step_row
+from migrator.store.rows import (
+    FactsSnapshot,
+    PolicyValue,
+    RollbackRecord,
+    Timeline,
+    TransitionRow,
+    UserRow,
+    VisitRecord,
+)
 from migrator.store.schema import devices, journal, policy_snapshots, steps, transitions, users
 
 
@@ -44,6 +60,17 @@ class ExportsMixin(StoreCore):
                 steps=[step_row(row, row.device_name) for row in attempts],
                 journal=[journal_row(row) for row in entries],
             )
+
+    def visit_record(self, device: str) -> VisitRecord:
+        """What a visit rebuilds the device's machine from (its row, users, latest facts, journal and policy
+        snapshot), in one read transaction instead of one per part."""
+        with self._tx(f"read the record of {device!r}", write=False) as conn:
+            dev = self._device(conn, device, "visit record")
+            people = [user_row(row, dev.name) for row in conn.execute(USERS_OF_DEVICE, {"device_id": dev.id})]
+            latest = conn.execute(LATEST_FACTS, {"device_id": dev.id}).first()
+            facts = None if latest is None else FactsSnapshot(latest.id, dev.name, latest.taken_at, latest.data)
+            entries = [journal_row(row) for row in conn.execute(JOURNAL_OF_DEVICE, {"device_id": dev.id})]
+            return VisitRecord(device_row(dev), people, facts, entries, policy_values(conn, dev.id))
 
     def export_rollback_records(self, wave: str | None = None) -> list[RollbackRecord]:
         """Per device (of a wave, or all): the policy values to restore and the users' containers at preflight."""

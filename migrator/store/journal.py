@@ -19,7 +19,7 @@ from sqlalchemy import exc as sa_exc
 from migrator.store.codec import canonical, guard
 from migrator.store.core import StoreCore
 from migrator.store.errors import JournalConflict, UnknownJournalEntry, UnknownStep, UnstorableValue
-from migrator.store.leases import check_lease
+from migrator.store.leases import fence
 from migrator.store.rows import JournalEntry, JournalStatus, StepRow, StepStatus
 from migrator.store.schema import devices, journal, steps
 
@@ -91,16 +91,18 @@ class JournalMixin(StoreCore):
         key: str,
         user: str | None = None,
         owner: str | None = None,
+        lease_seconds: float | None = None,
     ) -> JournalEntry:
         """Journal the intent of a side effect; it is committed when this returns.
 
         ``key`` is the idempotency key: the same key again returns the entry already journaled (if it names the
-        same device, user, step and attempt; else :class:`JournalConflict`)."""
+        same device, user, step and attempt; else :class:`JournalConflict`). ``owner`` fences the intent (see
+        :mod:`.leases`); ``lease_seconds`` with it renews the checked lease in the same transaction."""
         checked = guard(dict(payload), where=f"journal intent of {step!r} on {device!r}")
         now = self._now()
         with self._tx(f"journal intent of {step!r} on {device!r}", write=True) as conn:
             dev = self._device(conn, device, "intent", lock=owner is not None)
-            check_lease(dev, owner, now, f"intent of {step!r}")
+            fence(conn, dev, owner, now, f"intent of {step!r}", lease_seconds)
             row = conn.execute(_JOURNAL_BY_KEY, {"key": key}).first()
             if row is None:
                 try:
@@ -166,15 +168,13 @@ class JournalMixin(StoreCore):
     def journal_entries(self, device: str) -> list[JournalEntry]:
         with self._tx(f"read journal of {device!r}", write=False) as conn:
             dev = self._device(conn, device, "journal")
-            return [
-                journal_row(row)
-                for row in conn.execute(JOURNAL_SELECT.where(journal.c.device_id == dev.id).order_by(journal.c.id))
-            ]
+            return [journal_row(row) for row in conn.execute(JOURNAL_OF_DEVICE, {"device_id": dev.id})]
 
 
 JOURNAL_SELECT = select(journal, devices.c.name.label("device_name")).join(devices, devices.c.id == journal.c.device_id)
 STEP_SELECT = select(steps, devices.c.name.label("device_name")).join(devices, devices.c.id == steps.c.device_id)
 _JOURNAL_BY_KEY = JOURNAL_SELECT.where(journal.c.idempotency_key == bindparam("key"))
+JOURNAL_OF_DEVICE = JOURNAL_SELECT.where(journal.c.device_id == bindparam("device_id")).order_by(journal.c.id)
 _JOURNAL_BY_ID = JOURNAL_SELECT.where(journal.c.id == bindparam("entry_id"))
 _INSERT_JOURNAL = insert(journal)
 _SETTLE_JOURNAL = update(journal).where(journal.c.id == bindparam("b_id"), journal.c.status == "intent")

@@ -8,7 +8,9 @@ Theory of operation
   workers racing for a device cannot both win. Every fenced write (a transition or an intent with ``owner=``)
   checks in its own transaction, with the device row locked until it commits, that the owner still holds an
   unexpired lease (:func:`check_lease`), so a worker whose lease ran out cannot act any more, and a lease
-  cannot pass to another worker while its holder's write is in flight.
+  cannot pass to another worker while its holder's write is in flight. Given ``lease_seconds`` too, such a write
+  also extends the lease it checked (:func:`fence`), in the same transaction: a visit renews its lease with
+  the writes it makes anyway instead of in a transaction of its own before every step.
 * Leases are short and renewed by a heartbeat while the worker lives (:mod:`migrator.engine.leases`), so the
   lease of a worker that died anywhere is free within one TTL.
 * A worker on the *same host* need not wait that long: :meth:`LeasesMixin.acquire` takes over at once a lease
@@ -37,11 +39,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, update
+from sqlalchemy import Connection, Row, bindparam, update
 
-from migrator.store.core import DEVICE_SELECT, StoreCore, name_key
+from migrator.store.core import DEVICE_SELECT, StoreCore, device_row, name_key
 from migrator.store.errors import LeaseNotHeld, UnstorableValue
-from migrator.store.rows import LeaseRow, Liveness
+from migrator.store.rows import DeviceRow, LeaseRow, Liveness
 from migrator.store.schema import devices
 
 _HOST_LIMIT = 120  # lease_host's width; the owner's text (at most 200 characters) ends with the host
@@ -106,6 +108,8 @@ _RENEW = (
     )
     .values(lease_expires_at=bindparam("b_expires"))
 )
+# A fenced write's renewal: the row was read (locked) and its lease checked in the same transaction.
+_EXTEND = update(devices).where(devices.c.id == bindparam("b_id")).values(lease_expires_at=bindparam("b_expires"))
 
 
 class LeasesMixin(StoreCore):
@@ -157,6 +161,22 @@ class LeasesMixin(StoreCore):
             if result.rowcount != 1:
                 check_lease(self._device(conn, device, "renew lease"), owner, now, "renew lease")
         return expires
+
+    def renew_and_read(self, device: str, owner: str, ttl_seconds: float) -> DeviceRow:
+        """Like :meth:`renew`, and the device's row (with its wave's state) as of the renewal, in the same
+        transaction: what a visit checks before a step that no fenced write has checked for it."""
+        if ttl_seconds <= 0:
+            raise UnstorableValue(f"renew lease of {device!r}: ttl_seconds must be positive")
+        now = self._now()
+        expires = now + timedelta(seconds=ttl_seconds)
+        with self._tx(f"renew lease of {device!r}", write=True) as conn:
+            result = conn.execute(
+                _RENEW, {"b_name_key": name_key(device), "b_owner": owner, "b_now": now, "b_expires": expires}
+            )
+            row = self._device(conn, device, "renew lease")
+            if result.rowcount != 1:
+                check_lease(row, owner, now, "renew lease")
+            return device_row(row)
 
     def release(self, device: str, owner: str) -> bool:
         """Give the lease up if ``owner`` holds it; returns whether it did."""
@@ -219,6 +239,22 @@ def check_lease(row: Row[Any], owner: str | None, now: datetime, what: str) -> N
             f"{what}: {owner!r} does not hold the lease of device {row.name!r} (held by {holder}"
             f"{f', expiring {expires.isoformat()}' if expires else ''})"
         )
+
+
+def fence(
+    conn: Connection, row: Row[Any], owner: str | None, now: datetime, what: str, lease_seconds: float | None = None
+) -> datetime | None:
+    """A fenced write's check, in its transaction, on the device ``row`` it read locked: :func:`check_lease`, then,
+    with ``lease_seconds`` too, the lease extended to ``now + lease_seconds`` (the renewal the write stands for).
+    Returns the new expiry (None: not renewed)."""
+    check_lease(row, owner, now, what)
+    if owner is None or lease_seconds is None:
+        return None
+    if lease_seconds <= 0:
+        raise UnstorableValue(f"{what}: lease_seconds must be positive")
+    expires = now + timedelta(seconds=lease_seconds)
+    conn.execute(_EXTEND, {"b_id": row.id, "b_expires": expires})
+    return expires
 
 
 # ------------------------------------------------------------------------------------- liveness

@@ -48,6 +48,7 @@ class DeviceRow:
     site: str | None = None  # the inventory's site (schema v5)
     released_at: datetime | None = None  # when the wave coordinator released its batch to the workers
     due_at: datetime | None = None  # when a worker should visit it next (None: not released, or never again)
+    wave_state: str | None = None  # its wave's state, read in the same transaction as the row
 
 
 @dataclass(frozen=True)
@@ -305,3 +306,15 @@ class RollbackRecord:
     path: Path | None
     policy: list[PolicyValue]
     users: list[UserRow]
+
+
+@dataclass(frozen=True)
+class VisitRecord:
+    """What a visit rebuilds a device's machine from, read in one transaction (one moment of the store): the
+    device's row, its users, its latest facts, its journal (oldest first) and its policy snapshot."""
+
+    device: DeviceRow
+    users: list[UserRow]
+    facts: FactsSnapshot | None
+    journal: list[JournalEntry]
+    policy: list[PolicyValue]

@@ -215,7 +215,7 @@ def test_a_pause_or_halt_stops_a_running_visit_before_its_next_step(tmp_path: Pa
         store = open_store(tmp_path / "state", kit, book, [target.name])
         asked = {"n": 0}
 
-        def stop_after_two() -> bool:  # preflight's read, then the policy write (the next would be the delete)
+        def stop_after_two(_wave_state: str | None) -> bool:  # preflight's read, then the policy write (not the delete)
             asked["n"] += 1
             return asked["n"] > 2
 
@@ -226,6 +226,35 @@ def test_a_pause_or_halt_stops_a_running_visit_before_its_next_step(tmp_path: Pa
         assert all(u.counters.container_deletions == 0 for u in target.users)
         drive(kit, store, book, [target.name])
         assert store.get_device(target.name).state == "migrated"
+
+
+def test_a_wave_paused_between_two_steps_stops_the_visit_before_the_next(tmp_path: Path) -> None:
+    """The wave's state a visit asks before each step comes with the lease check of that step, read after the last
+    step's answer: a pause recorded while a step runs stops the visit before the following one (no further step is
+    sent), and the device keeps its state."""
+    fleet, target = one_hybrid_device("key=0,cert=100,cloud=0,none=0")
+    book = fast()
+    with running_lab(fleet, tmp_path / "lab") as kit:
+        sign_everyone_in(kit)
+        store = open_store(tmp_path / "state", kit, book, [target.name])
+        seen: list[str | None] = []
+        steps: list[str] = []
+
+        def pause_during_the_second(device: str, command: Any) -> str | None:
+            steps.append(command.name)
+            if len(steps) == 2:  # asked right before the second step leaves: the pause lands while it runs
+                store.set_wave_state(store.get_device(device).wave, "paused")
+            return None
+
+        def paused(wave_state: str | None) -> bool:
+            seen.append(wave_state)
+            return wave_state == "paused"
+
+        stopped = visit_device(kit, store, book, target.name, should_stop=paused, hold=pause_during_the_second)
+        assert stopped.steps_run == 2 and stopped.next_due is not None, stopped
+        assert seen == ["planned", "planned", "paused"]
+        assert all(e.status != "intent" for e in store.journal_entries(target.name))
+        assert stopped.state == store.get_device(target.name).state
 
 
 def test_a_user_who_only_signs_in_over_rdp_stalls_saying_so(tmp_path: Path) -> None:

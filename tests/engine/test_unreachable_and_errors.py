@@ -132,7 +132,7 @@ def test_a_device_whose_record_cannot_be_rebuilt_is_parked_in_error(tmp_path: Pa
     book = _book()
     with running_lab(fleet, tmp_path / "lab") as kit:
         store = open_store(tmp_path / "state", kit, book, [target.name])
-        funnel = StoreFunnel(store, target.name, owner="test", actor="test", wave="wave-1")
+        funnel = StoreFunnel(store, target.name, owner="test", actor="test", row=store.get_device(target.name))
         store.acquire(target.name, "test", 60)
         funnel.change(Change("start", "pending", "preflight", {"plan_done": "not a number"}))
         store.release(target.name, "test")

@@ -79,7 +79,7 @@ class History:
     def __init__(self, store: Store, device: str, wave: str, clock: Clock) -> None:
         assert store.acquire(device, OWNER, 10**9)
         self.store, self.device, self.clock = store, device, clock
-        self.funnel = StoreFunnel(store, device, owner=OWNER, actor=ACTOR, wave=wave)
+        self.funnel = StoreFunnel(store, device, owner=OWNER, actor=ACTOR, row=store.get_device(device))
         self.state = "pending"
         self.context = DeviceContext()
         self.users: dict[str, tuple[str, UserContext]] = {}

@@ -68,7 +68,7 @@ class Lab:
     transcript: StoredTranscript | None = None
 
     def start(self, device: Device | None = None) -> StoredTranscript:
-        funnel = StoreFunnel(self.store, DEVICE, owner=OWNER, actor="svc-migrator", wave="pilot")
+        funnel = StoreFunnel(self.store, DEVICE, owner=OWNER, actor="svc-migrator", row=self.store.get_device(DEVICE))
         t = StoredTranscript(device=device or Device(), funnel=funnel, store=self.store)  # type: ignore[arg-type]
         self.transcript = t
         return t
@@ -130,8 +130,8 @@ def test_the_machines_rollback_is_reported_from_its_context(lab: Lab) -> None:
     each with the action the restore step reported, and the deleted container that cannot come back."""
     t = lab.start()
     _deleted(t)
-    funnel = StoreFunnel(lab.store, DEVICE, owner=OWNER, actor="svc-migrator", wave="pilot")
-    machine = rebuild(lab.store, DEVICE, t.playbook, funnel, path_settings=SETTINGS, rollback=True)
+    funnel = StoreFunnel(lab.store, DEVICE, owner=OWNER, actor="svc-migrator", row=lab.store.get_device(DEVICE))
+    machine = rebuild(lab.store.visit_record(DEVICE), t.playbook, funnel, path_settings=SETTINGS, rollback=True)
     t.machine = machine
     t.visit(HOUR)
     machine.begin_rollback(t.now)

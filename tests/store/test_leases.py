@@ -10,12 +10,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from migrator.store import LeaseOwner, Store, UnstorableValue
+from migrator.store import LeaseNotHeld, LeaseOwner, Store, UnstorableValue
 from tests.store.conftest import FakeClock
 from tests.store.test_concurrency import _race
 
@@ -24,7 +24,7 @@ linux_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="pr
 
 HOLDER = """
 import sys, time
-from datetime import datetime
+from datetime import datetime, timedelta
 from migrator.store import LeaseOwner, Store
 now = datetime.fromisoformat(sys.argv[2])
 store = Store.open(sys.argv[1], now=lambda: now)
@@ -205,3 +205,66 @@ def test_workers_racing_for_a_dead_holders_lease_get_one_owner(
     finally:
         for opened in stores:
             opened.close()
+
+
+def test_a_fenced_write_given_lease_seconds_renews_the_lease_it_checked(
+    store: Store, wave: str, clock: FakeClock
+) -> None:
+    """A transition, a user transition and an intent with ``lease_seconds`` each extend their owner's lease in their
+    own transaction (the store reads its clock once per call: ``clock.current`` is that call's now); the transition
+    returns the row with its wave's state; without ``lease_seconds`` nothing is renewed."""
+    assert store.acquire("PC-001", "worker-a", 30)
+    store.add_user("PC-001", "alice")
+    first = store.get_device("PC-001").lease_expires_at
+    clock.advance(10)
+    moved = store.transition("PC-001", "pending", "preflight", "start", owner="worker-a", lease_seconds=30)
+    assert (
+        moved.lease_expires_at == clock.current + timedelta(seconds=30) == store.get_device("PC-001").lease_expires_at
+    )
+    assert first is not None and moved.lease_expires_at > first
+    assert (moved.state, moved.wave_state) == ("preflight", "planned")
+    clock.advance(10)
+    store.user_transition("PC-001", "alice", "pending", "identifying", "start", owner="worker-a", lease_seconds=30)
+    assert store.get_device("PC-001").lease_expires_at == clock.current + timedelta(seconds=30)
+    clock.advance(10)
+    store.intent("PC-001", "set_policy", 1, {"p": 1}, key="k1", owner="worker-a", lease_seconds=30)
+    renewed = store.get_device("PC-001").lease_expires_at
+    assert renewed == clock.current + timedelta(seconds=30)
+    clock.advance(10)
+    store.transition("PC-001", "preflight", "snapshot", "preflight_done", owner="worker-a")
+    assert store.get_device("PC-001").lease_expires_at == renewed
+
+
+def test_a_renewing_write_never_takes_back_a_lease_taken_over(store: Store, wave: str, clock: FakeClock) -> None:
+    """Fencing is unchanged by the renewal: once another worker took over an expired lease, the old holder's renewing
+    transition, user transition, intent and renewal-with-read all fail, and nothing of theirs is written."""
+    assert store.acquire("PC-001", "worker-a", 30)
+    store.add_user("PC-001", "alice")
+    clock.advance(31)
+    assert store.acquire("PC-001", "worker-b", 30)
+    with pytest.raises(LeaseNotHeld, match="worker-a"):
+        store.transition("PC-001", "pending", "preflight", "start", owner="worker-a", lease_seconds=30)
+    with pytest.raises(LeaseNotHeld, match="worker-a"):
+        store.user_transition("PC-001", "alice", "pending", "identifying", "start", owner="worker-a", lease_seconds=30)
+    with pytest.raises(LeaseNotHeld, match="worker-a"):
+        store.intent("PC-001", "set_policy", 1, {"p": 1}, key="k1", owner="worker-a", lease_seconds=30)
+    with pytest.raises(LeaseNotHeld, match="worker-a"):
+        store.renew_and_read("PC-001", "worker-a", 30)
+    row = store.get_device("PC-001")
+    assert (row.state, row.version, row.lease_owner) == ("pending", 0, "worker-b")
+    assert store.journal_entries("PC-001") == [] and store.get_user("PC-001", "alice").state == "pending"
+
+
+def test_renew_and_read_returns_the_row_and_its_waves_state_as_of_the_renewal(
+    store: Store, wave: str, clock: FakeClock
+) -> None:
+    """One transaction renews the lease and reads the device's row with its wave's state (a pause shows at once)."""
+    assert store.acquire("PC-001", "worker-a", 30)
+    clock.advance(5)
+    row = store.renew_and_read("PC-001", "worker-a", 30)
+    assert (row.name, row.wave, row.wave_state) == ("PC-001", wave, "planned")
+    assert row.lease_expires_at == clock.current + timedelta(seconds=30)
+    store.set_wave_state(wave, "paused")
+    assert store.renew_and_read("PC-001", "worker-a", 30).wave_state == "paused"
+    with pytest.raises(UnstorableValue):
+        store.renew_and_read("PC-001", "worker-a", 0)

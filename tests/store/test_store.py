@@ -398,3 +398,23 @@ def test_a_snapshot_record_round_trips_as_the_scripts_speak_it(store: Store, wav
     assert [(v.key, v.name, v.existed, v.type, v.data) for v in stored] == [
         (r.key, r.name, r.existed, r.type, r.data) for r in records
     ]
+
+
+def test_a_visit_record_is_what_the_separate_reads_return(store: Store, wave: str) -> None:
+    """The device's row, users, latest facts, journal and policy snapshot in one read: each as its own method has it."""
+    store.add_user("PC-001", "alice", sid="S-1-5-21-1-2-3-1001", container_trust="cert", key_id="k1")
+    store.save_facts("PC-001", {"build": 1})
+    store.save_facts("PC-001", {"build": 2})
+    entry = store.intent("PC-001", "set_policy", 1, {"p": 1}, key="k1")
+    store.outcome(entry.id, {"ok": True}, ok=True)
+    store.snapshot_policy("PC-001", [PolicyValue(PFW, "Enabled", existed=False)])
+    record = store.visit_record("PC-001")
+    assert record.device == store.get_device("PC-001")
+    assert record.device.wave_state == "planned"
+    assert record.users == store.list_users("PC-001")
+    assert record.facts == store.latest_facts("PC-001") and record.facts is not None
+    assert record.facts.facts == {"build": 2}
+    assert record.journal == store.journal_entries("PC-001")
+    assert record.policy == store.policy_snapshot("PC-001")
+    empty = store.visit_record("PC-002")
+    assert (empty.users, empty.facts, empty.journal, empty.policy) == ([], None, [], [])
