@@ -700,7 +700,7 @@ def run_workers(
                 max_fail_percent=100.0,
                 entra_kerberos={d.dns_name: True for d in fleet.domains},
             )
-            plan_wave(store, request, credentials, clock)
+            plan_wave(store, request, credentials, clock, with_runner=False).close()  # the workers visit
             lab_before = lab.cpu_by_process()
             started = time.monotonic()
             StoreWaves(store, credentials.username).set_wave_state("bench", "running")

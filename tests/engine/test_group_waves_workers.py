@@ -102,9 +102,8 @@ def work_group_wave(
         change_ticket="CHG-16",
     )
     with Store.open(url) as store:
-        plan = plan_wave(store, request, credentials, RealClock(), secrets_file=secrets)
-        for end in plan.runner.on_end:  # the workers work it: what the plan's runner opened is closed
-            end()
+        plan = plan_wave(store, request, credentials, RealClock(), secrets_file=secrets, with_runner=False)
+        plan.close()  # the workers work it, as `run` on a shared store
         StoreWaves(store, credentials.username).set_wave_state(WAVE, "running", "test")
     env = {**os.environ, "MIGRATOR_STORE": url, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
     workers: list[subprocess.Popen[str]] = []
@@ -141,6 +140,16 @@ def work_group_wave(
             out, _ = worker.communicate(timeout=120)
             outputs.append(out)
     return Worked(state, states, [int(w.returncode) for w in workers], outputs)
+
+
+def _cleanups(work: Path) -> list[str]:
+    """What the workers logged of their stale-key cleanups (to say why a key was left)."""
+    return [
+        line
+        for log in sorted(work.glob("w*/logs/migrator.jsonl"))
+        for line in log.read_text(encoding="utf-8").splitlines()
+        if "stale Hello keys" in line
+    ]
 
 
 def _wait_for_a_worker(url: str, worker: subprocess.Popen[str], timeout: float = 60.0) -> None:
@@ -234,5 +243,5 @@ def test_two_workers_carry_out_an_intune_group_wave_and_remove_stale_keys(
             if user.container is not None and user.counters.container_deletions:
                 deleted += 1
                 methods = [m.id for m in runtime.tenant.hello_methods(user)]
-                assert methods == [normal_key_id(user.container.key_id)], (name, user.name, methods)
+                assert methods == [normal_key_id(user.container.key_id)], (name, user.upn, methods, _cleanups(tmp_path))
     assert deleted, "a certificate trust container was replaced"
