@@ -150,21 +150,16 @@ class LeasesMixin(StoreCore):
 
     def renew(self, device: str, owner: str, ttl_seconds: float) -> datetime:
         """Extend ``owner``'s unexpired lease; returns the new expiry. An expired lease must be acquired again."""
-        if ttl_seconds <= 0:
-            raise UnstorableValue(f"renew lease of {device!r}: ttl_seconds must be positive")
-        now = self._now()
-        expires = now + timedelta(seconds=ttl_seconds)
-        with self._tx(f"renew lease of {device!r}", write=True) as conn:
-            result = conn.execute(
-                _RENEW, {"b_name_key": name_key(device), "b_owner": owner, "b_now": now, "b_expires": expires}
-            )
-            if result.rowcount != 1:
-                check_lease(self._device(conn, device, "renew lease"), owner, now, "renew lease")
-        return expires
+        return self._renew(device, owner, ttl_seconds, read=False)[0]
 
     def renew_and_read(self, device: str, owner: str, ttl_seconds: float) -> DeviceRow:
         """Like :meth:`renew`, and the device's row (with its wave's state) as of the renewal, in the same
         transaction: what a visit checks before a step that no fenced write has checked for it."""
+        row = self._renew(device, owner, ttl_seconds, read=True)[1]
+        assert row is not None
+        return row
+
+    def _renew(self, device: str, owner: str, ttl_seconds: float, *, read: bool) -> tuple[datetime, DeviceRow | None]:
         if ttl_seconds <= 0:
             raise UnstorableValue(f"renew lease of {device!r}: ttl_seconds must be positive")
         now = self._now()
@@ -173,10 +168,13 @@ class LeasesMixin(StoreCore):
             result = conn.execute(
                 _RENEW, {"b_name_key": name_key(device), "b_owner": owner, "b_now": now, "b_expires": expires}
             )
+            # Renewed: nothing more to read unless asked. Not renewed: the row says why (unknown, lapsed, taken).
+            if not read and result.rowcount == 1:
+                return expires, None
             row = self._device(conn, device, "renew lease")
             if result.rowcount != 1:
                 check_lease(row, owner, now, "renew lease")
-            return device_row(row)
+            return expires, device_row(row)
 
     def release(self, device: str, owner: str) -> bool:
         """Give the lease up if ``owner`` holds it; returns whether it did."""
