@@ -402,7 +402,7 @@ def _follow(store: Store, plans: Sequence[WavePlan], *, wait: bool, interval: fl
             tasks = {name: progress.add_task(escape(name), total=None, states="") for name in names}
             while not stop.is_set():
                 for name, task in tasks.items():
-                    states = Counter(d.state for d in store.list_devices(wave=name))
+                    states = store.counts(wave=name)  # counted by the database: a follower reads no rows
                     progress.update(
                         task,
                         total=sum(states.values()),

@@ -296,7 +296,7 @@ class GroupChannel:
         if len(candidates) < 50:
             states = {d: self.store.get_device(d).state for d in candidates}
         else:
-            rows = {r.name.casefold(): r.state for r in self.store.list_devices(self.wave)}
+            rows = {r.name.casefold(): r.state for r in self.store.device_marks(self.wave)}
             states = {d: rows.get(d.casefold(), "") for d in candidates}
         ready = [d for d in candidates if states[d] == POLICY_STATE]
         if not ready:

@@ -77,6 +77,19 @@ class Claim:
     wave: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceMark:
+    """Where a device stands for the wave coordinator: the few columns of its row that open batches, keep the
+    failure budget and end a wave (:meth:`Store.device_marks`), without the row's context, which costs most of a
+    row's decoding and which the coordinator never reads."""
+
+    name: str
+    state: str
+    released_at: datetime | None
+    due_at: datetime | None
+    lease_expires_at: datetime | None
+
+
 @dataclass(frozen=True)
 class LeaseRow:
     """An unexpired lease: which worker holds a device, until when, and whether its process still runs.

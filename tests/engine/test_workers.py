@@ -4,6 +4,7 @@ stops being replaced by another worker."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -220,5 +221,52 @@ def test_a_batch_hook_runs_where_the_batch_opens_and_a_failing_hook_keeps_it_clo
     _drive(worker)
     first, second = tuple(devices[:2]), tuple(devices[2:])
     assert [(o.index, o.devices) for o in openings] == [(0, first), (1, second), (1, second)]  # failed, then again
+    assert store.get_wave("w").state == "completed"
+    worker.close()
+
+
+def test_while_visits_run_the_coordinator_ticks_at_most_once_per_interval(tmp_path: Path) -> None:
+    """A tick reads every device of the wave: with visits running, loops tick once per ``coordinate_seconds`` (on
+    the worker's monotonic clock), not once per loop; a loop with nothing running ticks at once."""
+    clock = Clock()
+    store = running_wave(tmp_path, clock, _devices(4), batch_size=2)
+    gate = threading.Event()
+    seconds = [100.0]
+
+    def visit(claim: Claim) -> VisitOutcome:
+        gate.wait(30)
+        store.transition(claim.device, "pending", "migrated", "test", owner="worker-a")
+        return VisitOutcome("migrated")
+
+    worker = Worker(
+        store,
+        visit,
+        owner="worker-a",
+        leases=ClaimLeases(store, ttl_seconds=60),
+        clock=clock,
+        actor="admin",
+        lock=store.coordinator_lock(),
+        concurrency=2,
+        coordinate_seconds=10.0,
+        monotonic=lambda: seconds[0],
+    )
+    ticks: list[float] = []
+    tick = worker.coordinator.tick
+
+    def counted() -> None:
+        ticks.append(seconds[0])
+        tick()
+
+    worker.coordinator.tick = counted  # type: ignore[method-assign]
+    worker.start()
+    worker.iterate()  # idle: ticks, opens the first batch and claims it
+    for _ in range(5):
+        worker.iterate()
+    assert ticks == [100.0] and worker.busy
+    seconds[0] += 10.0
+    worker.iterate()
+    assert ticks == [100.0, 110.0]
+    gate.set()
+    _drive(worker)
     assert store.get_wave("w").state == "completed"
     worker.close()

@@ -72,6 +72,31 @@ def test_a_dead_workers_claim_is_taken_over_when_its_lease_expires(store: Store,
     assert sorted(c.device for c in store.claim("alive", 30, 5)) == DEVICES[:2]
 
 
+def test_device_marks_say_what_the_coordinator_decides_on_and_match_the_full_rows(
+    store: Store, clock: FakeClock
+) -> None:
+    """device_marks: every device of the wave by name, with its state, release, due time and lease, the same values
+    as its full row."""
+    _wave(store, DEVICES[:3])
+    store.create_wave("other", playbook_name="p", playbook_hash=content_hash("x"), state="running")
+    store.enroll("other", ["PC-900"])
+    store.transition("PC-002", "pending", "migrated", "test")
+    store.release_batch("w", DEVICES[:3], settled=SETTLED)
+    store.claim("w1", 60, 1)
+    marks = store.device_marks("w")
+    assert [m.name for m in marks] == DEVICES[:3]
+    for mark in marks:
+        row = store.get_device(mark.name)
+        assert (mark.state, mark.released_at, mark.due_at, mark.lease_expires_at) == (
+            row.state,
+            row.released_at,
+            row.due_at,
+            row.lease_expires_at,
+        )
+    assert [m.lease_expires_at is not None for m in marks] == [True, False, False]
+    assert marks[2].state == "migrated" and marks[2].due_at is None
+
+
 def test_wake_makes_held_devices_due_at_once(store: Store, clock: FakeClock) -> None:
     """wake: released devices due later are due now; one due already, settled (never due) or not released is left
     as it was."""
