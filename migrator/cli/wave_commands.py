@@ -296,51 +296,70 @@ def run(
     except (InputFileError, MigratorError) as err:
         raise fail(str(err)) from None
     store = open_command_store(store_url, state)
-    start_logging(state, [credentials.password.get_secret_value()])
-    try:
-        plan = plan_wave(
-            store,
-            request,
-            credentials,
-            RealClock(),
-            inputs=inputs,
-            wait_for_waiting=wait,
-            lease_seconds=lease_seconds,
-            secrets_file=secrets,
-            with_runner=not _shared(store),  # a shared store's waves are visited by workers, each its own runner
-        )
-    except (InputFileError, MigratorError) as err:
-        raise fail(str(err)) from None
-    warn_insecure(plan.insecure, "run", plan.name)
-    warn_directory(plan.directory, "run")
-    devices = plan.wave.devices
-    if not yes:
-        console.print(
-            f"wave {plan.name}: {len(devices)} devices, playbook {plan.playbook.name}, "
-            f"change ticket {change_ticket or '-'}",
-            markup=False,
-            highlight=False,
-        )
-        if not typer.confirm("Start?", default=False):
-            plan.close()
-            raise typer.Exit(EXIT_OPERATOR)
-    if _shared(store):
-        # PostgreSQL: the wave is worked by workers (this process is one), so `migrator worker` processes on other
-        # hosts or sites can join it; the coordinator among them keeps its canary, batches, budget and gates.
-        StoreWaves(store, credentials.username).set_wave_state(plan.name, "running", "run")
-        if work:
-            results = _work(
-                store, credentials, [plan], concurrency=concurrency, wait=wait, lease_seconds=lease_seconds,
-                secrets=secrets,
-            )  # fmt: skip
+    with _driving(store):
+        start_logging(state, [credentials.password.get_secret_value()])
+        try:
+            plan = plan_wave(
+                store,
+                request,
+                credentials,
+                RealClock(),
+                inputs=inputs,
+                wait_for_waiting=wait,
+                lease_seconds=lease_seconds,
+                secrets_file=secrets,
+                with_runner=not _shared(store),  # a shared store's waves are visited by workers, each its own runner
+            )
+        except (InputFileError, MigratorError) as err:
+            raise fail(str(err)) from None
+        warn_insecure(plan.insecure, "run", plan.name)
+        warn_directory(plan.directory, "run")
+        devices = plan.wave.devices
+        if not yes:
+            console.print(
+                f"wave {plan.name}: {len(devices)} devices, playbook {plan.playbook.name}, "
+                f"change ticket {change_ticket or '-'}",
+                markup=False,
+                highlight=False,
+            )
+            if not typer.confirm("Start?", default=False):
+                plan.close()
+                raise typer.Exit(EXIT_OPERATOR)
+        if _shared(store):
+            # PostgreSQL: the wave is worked by workers (this process is one), so `migrator worker` processes on other
+            # hosts or sites can join it; the coordinator among them keeps its canary, batches, budget and gates.
+            StoreWaves(store, credentials.username).set_wave_state(plan.name, "running", "run")
+            if work:
+                results = _work(
+                    store, credentials, [plan], concurrency=concurrency, wait=wait, lease_seconds=lease_seconds,
+                    secrets=secrets,
+                )  # fmt: skip
+            else:
+                results = _follow(store, [plan], wait=wait)
         else:
-            results = _follow(store, [plan], wait=wait)
-    else:
-        results = run_with_progress([plan.runner])
-    code = recap(results)
-    warn_gpo_overwrites(store, results)
-    anchor_audit_head(store)
-    raise typer.Exit(code)
+            results = run_with_progress([plan.runner])
+        code = recap(results)
+        warn_gpo_overwrites(store, results)
+        anchor_audit_head(store)
+        raise typer.Exit(code)
+
+
+@contextmanager
+def _driving(store: Store) -> Iterator[None]:
+    """Hold the store's run lock while ``run`` or ``resume`` works: on SQLite a worker and a run of the same store
+    refuse each other (both would open batches and keep gates for the same waves). Refused: bad input, exit 2,
+    before anything is recorded."""
+    lock = store.run_lock()
+    if not lock.lead():
+        raise fail(
+            f"a `migrator worker` works the SQLite store {store.where}: on SQLite the worker drives every running "
+            "wave of the store, so `run` and `resume` cannot while it runs (stop it, or share a PostgreSQL store: "
+            "--store postgresql://...)"
+        )
+    try:
+        yield
+    finally:
+        lock.close()
 
 
 def _shared(store: Store) -> bool:
@@ -484,8 +503,9 @@ def worker_command(
     )
     if not _shared(store) and not worker.leading:
         raise fail(
-            f"another `migrator worker` already works the SQLite store {store.where}: SQLite serves one worker "
-            "process per store (several workers share a PostgreSQL store: --store postgresql://...)"
+            f"another migrator process works the SQLite store {store.where} (a `migrator worker`, or `run` or "
+            "`resume`): SQLite serves one worker process per store, and none beside a run (several workers share a "
+            "PostgreSQL store: --store postgresql://...)"
         )
     console.print(
         f"worker {worker.owner}: serving {', '.join(sites) or 'every site'} of {store.where}, {concurrency} at once "
@@ -517,48 +537,55 @@ def resume(
     """
     credentials = load_credentials_or_fail(secrets)
     store = open_command_store(store_url, state, create=False)
-    start_logging(state, [credentials.password.get_secret_value()])
-    try:
-        plans = resumable_waves(
-            store,
-            credentials,
-            RealClock(),
-            wait_for_waiting=wait,
-            lease_seconds=lease_seconds,
-            secrets_file=secrets,
-            with_runner=not _shared(store),
-        )
-    except (InputFileError, MigratorError) as err:
-        raise fail(str(err)) from None
-    if not plans:
-        console.print("nothing to resume: every wave in the store is completed")
-        raise typer.Exit(EXIT_OK)
-    for plan in plans:
-        warn_insecure(plan.insecure, "resume", plan.name)
-        warn_directory(plan.directory, "resume")
-    for plan in plans:
-        # Parked devices resume continues by itself (the table's `resumes`): say which, and why they were parked.
-        name = plan.name
-        for row in store.list_devices(wave=name, states=DEVICE_RESUMED):
-            why = escape(row.last_error or "no reason recorded")
-            console.print(f"{escape(name)}: retrying {escape(row.name)} ({row.state}: {why})", highlight=False)
-    # A dead worker's leases on this host are taken over at the first visit; the others are waited for.
-    for lease in store.leases():
-        if lease.liveness != "dead":
-            console.print(lease_line(lease), markup=False, highlight=False, soft_wrap=True)
-    if _shared(store):
-        for plan in plans:  # parked devices resume continues: due now, for whichever worker claims them first
-            store.make_due(plan.name, DEVICE_RESUMED)
-        concurrency = max(p.wave.concurrency for p in plans)
-        results = _work(
-            store, credentials, plans, concurrency=concurrency, wait=wait, lease_seconds=lease_seconds, secrets=secrets
-        )
-    else:
-        results = run_with_progress([p.runner for p in plans])
-    code = recap(results)
-    warn_gpo_overwrites(store, results)
-    anchor_audit_head(store)
-    raise typer.Exit(code)
+    with _driving(store):
+        start_logging(state, [credentials.password.get_secret_value()])
+        try:
+            plans = resumable_waves(
+                store,
+                credentials,
+                RealClock(),
+                wait_for_waiting=wait,
+                lease_seconds=lease_seconds,
+                secrets_file=secrets,
+                with_runner=not _shared(store),
+            )
+        except (InputFileError, MigratorError) as err:
+            raise fail(str(err)) from None
+        if not plans:
+            console.print("nothing to resume: every wave in the store is completed")
+            raise typer.Exit(EXIT_OK)
+        for plan in plans:
+            warn_insecure(plan.insecure, "resume", plan.name)
+            warn_directory(plan.directory, "resume")
+        for plan in plans:
+            # Parked devices resume continues by itself (the table's `resumes`): say which, and why they were parked.
+            name = plan.name
+            for row in store.list_devices(wave=name, states=DEVICE_RESUMED):
+                why = escape(row.last_error or "no reason recorded")
+                console.print(f"{escape(name)}: retrying {escape(row.name)} ({row.state}: {why})", highlight=False)
+        # A dead worker's leases on this host are taken over at the first visit; the others are waited for.
+        for lease in store.leases():
+            if lease.liveness != "dead":
+                console.print(lease_line(lease), markup=False, highlight=False, soft_wrap=True)
+        if _shared(store):
+            for plan in plans:  # parked devices resume continues: due now, for whichever worker claims them first
+                store.make_due(plan.name, DEVICE_RESUMED)
+            concurrency = max(p.wave.concurrency for p in plans)
+            results = _work(
+                store,
+                credentials,
+                plans,
+                concurrency=concurrency,
+                wait=wait,
+                lease_seconds=lease_seconds,
+                secrets=secrets,
+            )
+        else:
+            results = run_with_progress([p.runner for p in plans])
+        code = recap(results)
+        warn_gpo_overwrites(store, results)
+        anchor_audit_head(store)
+        raise typer.Exit(code)
 
 
 def _operator(store: str | None, state: Path) -> StoreWaves:

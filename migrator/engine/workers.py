@@ -32,7 +32,8 @@ Theory of operation
   whatever its site, siteless devices included (one host needs nothing more).
 * SQLite is one host: one worker process per store (a second is refused: the coordinator lock is taken for the
   worker's whole life), and ``migrator run`` on SQLite keeps driving its wave in-process
-  (:class:`migrator.engine.waves.WaveRunner`); do not run both on one SQLite store at once.
+  (:class:`migrator.engine.waves.WaveRunner`); a worker and a run refuse each other there
+  (:meth:`migrator.store.Store.run_lock`).
 """
 
 from __future__ import annotations

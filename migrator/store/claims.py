@@ -113,10 +113,12 @@ class AdvisoryLock:
 
 class FileLock:
     """SQLite: an exclusive ``flock`` on a file beside the database (released by the kernel when the process
-    ends, however it ends)."""
+    ends, however it ends); ``shared``: a shared one, which others' shared locks allow and an exclusive one
+    excludes (both ways)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, shared: bool = False) -> None:
         self.path = path
+        self.mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         self._handle: int | None = None
 
     def lead(self) -> bool:
@@ -124,7 +126,7 @@ class FileLock:
             return True
         handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, self.mode | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(handle)
             return False
@@ -157,11 +159,22 @@ class ClaimsMixin(StoreCore):
         """The election of this store's wave coordinator (see the theory of operation); not taken yet."""
         if self._dialect == "postgresql":
             return AdvisoryLock(self._engine)
+        return self._file_lock(shared=False) or _OnlyProcess()
+
+    def run_lock(self) -> CoordinatorLock:
+        """SQLite: what ``run`` and ``resume`` hold while they drive waves in their own process. It is a shared lock
+        on the coordinator's file: runs of several waves go on side by side, but a worker (which holds the
+        coordinator's lock, exclusive, for its whole life) and a run exclude each other, because both would open
+        batches and keep gates for the same waves. On PostgreSQL (``run`` is a worker there) and in memory: always
+        granted."""
+        return self._file_lock(shared=True) or _OnlyProcess()
+
+    def _file_lock(self, *, shared: bool) -> FileLock | None:
         database = self._engine.url.database
-        if database in (None, "", ":memory:"):
-            return _OnlyProcess()
+        if self._dialect == "postgresql" or database in (None, "", ":memory:"):
+            return None
         path = Path(str(database).removeprefix("file:").split("?", 1)[0])
-        return FileLock(path.with_name(path.name + ".coordinator"))
+        return FileLock(path.with_name(path.name + ".coordinator"), shared=shared)
 
     # ---- sites and batches (the planner and the coordinator) -------------------------------------------
 

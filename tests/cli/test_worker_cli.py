@@ -1,5 +1,6 @@
-"""`migrator worker` on the command line: a second worker on one SQLite store is refused, a bad --site is bad
-input, and a worker with nothing to do and --drain registers, stops and says so."""
+"""`migrator worker` on the command line: a second worker on one SQLite store is refused, and so are a worker and
+`run` or `resume` side by side there; a bad --site is bad input, and a worker with nothing to do and --drain
+registers, stops and says so."""
 
 from __future__ import annotations
 
@@ -32,7 +33,41 @@ def test_a_second_worker_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
         finally:
             held.close()
     assert result.exit_code == ExitCode.INPUT, result.output
-    assert "already works the SQLite store" in result.output and "PostgreSQL" in result.output
+    assert "another migrator process works the SQLite store" in result.output and "PostgreSQL" in result.output
+
+
+def test_a_worker_beside_a_run_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
+    """While `run` or `resume` drives waves of a SQLite store (its run lock), a worker there exits 2: both would
+    open batches and keep gates for the same waves."""
+    with _store(tmp_path / "state") as store:
+        running = store.run_lock()
+        assert running.lead()
+        try:
+            result = runner.invoke(app, ["worker", "--drain", "--state", str(tmp_path / "state")], env=ENV)
+        finally:
+            running.close()
+    assert result.exit_code == ExitCode.INPUT, result.output
+    assert "another migrator process works the SQLite store" in result.output
+
+
+def test_run_and_resume_beside_a_worker_on_one_sqlite_store_are_refused(tmp_path: Path) -> None:
+    """While a worker holds a SQLite store's coordinator lock, `run` and `resume` exit 2 saying why, and `run`
+    records no wave."""
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("devices: [{name: PC-2, address: pc-2.corp.contoso.com}]\n")
+    state = str(tmp_path / "state")
+    with _store(tmp_path / "state") as store:
+        worker = store.coordinator_lock()
+        assert worker.lead()
+        try:
+            ran = runner.invoke(app, ["run", "-i", str(inventory), "--yes", "--state", state], env=ENV)
+            resumed = runner.invoke(app, ["resume", "--state", state], env=ENV)
+        finally:
+            worker.close()
+        assert [w.name for w in store.list_waves()] == ["w1"]
+    for result in (ran, resumed):
+        assert result.exit_code == ExitCode.INPUT, result.output
+        assert "a `migrator worker` works the SQLite store" in result.output
 
 
 def test_a_bad_site_is_bad_input(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -70,6 +71,23 @@ def test_a_dead_workers_claim_is_taken_over_when_its_lease_expires(store: Store,
     assert store.claim("alive", 30, 5) == []
     clock.advance(31)
     assert sorted(c.device for c in store.claim("alive", 30, 5)) == DEVICES[:2]
+
+
+def test_runs_share_the_run_lock_and_a_worker_excludes_them_on_sqlite(tmp_path: Path) -> None:
+    """SQLite: two runs hold the run lock at once; the coordinator's lock (a worker's) is refused while a run holds
+    it, and a run is refused while a worker leads; each is free again once the other closes."""
+    with Store.open(tmp_path / "state") as store:
+        first, second, worker = store.run_lock(), store.run_lock(), store.coordinator_lock()
+        assert first.lead() and second.lead()
+        assert not worker.lead()
+        first.close()
+        second.close()
+        assert worker.lead()
+        third = store.run_lock()
+        assert not third.lead()
+        worker.close()
+        assert third.lead()
+        third.close()
 
 
 def test_device_marks_say_what_the_coordinator_decides_on_and_match_the_full_rows(
