@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from migrator.engine.waves import VisitOutcome
 from migrator.engine.wavestore import StoreWaves
@@ -68,16 +69,21 @@ def _worker(
             store.transition(claim.device, row.state, state, "test", owner=owner)
         return VisitOutcome(state)
 
+    return make_worker(store, clock, visit, owner=owner, sites=sites)
+
+
+def make_worker(store: Store, clock: Clock, visit: Callable[[Claim], VisitOutcome], **options: Any) -> Worker:
+    """A worker of ``store`` (``worker-a`` unless ``owner=`` says otherwise), 2 visits at once, leases of 60 s."""
     return Worker(
         store,
         visit,
-        owner=owner,
+        owner=options.pop("owner", "worker-a"),
         leases=ClaimLeases(store, ttl_seconds=60),
         clock=clock,
         actor="admin",
         lock=store.coordinator_lock(),
-        sites=sites,
         concurrency=2,
+        **options,
     )
 
 
@@ -238,18 +244,7 @@ def test_while_visits_run_the_coordinator_ticks_at_most_once_per_interval(tmp_pa
         store.transition(claim.device, "pending", "migrated", "test", owner="worker-a")
         return VisitOutcome("migrated")
 
-    worker = Worker(
-        store,
-        visit,
-        owner="worker-a",
-        leases=ClaimLeases(store, ttl_seconds=60),
-        clock=clock,
-        actor="admin",
-        lock=store.coordinator_lock(),
-        concurrency=2,
-        coordinate_seconds=10.0,
-        monotonic=lambda: seconds[0],
-    )
+    worker = make_worker(store, clock, visit, coordinate_seconds=10.0, monotonic=lambda: seconds[0])
     ticks: list[float] = []
     tick = worker.coordinator.tick
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from migrator.engine.channels import POLICY_STATE
 from migrator.engine.waves import VisitOutcome
-from migrator.engine.workers import BatchChannel, ClaimLeases, Coordinator, Worker, wave_result
+from migrator.engine.workers import BatchChannel, Coordinator, Worker, wave_result
 from migrator.errors import DirectoryError
 from migrator.store import Claim, Store
-from tests.engine.test_workers import T0, Clock, running_wave
+from tests.engine.test_workers import T0, Clock, make_worker, running_wave
 
 HELD = timedelta(hours=1)  # a held device's recheck: far enough that only a wake brings it back in the test
 DEVICES = [f"PC-{i:03}" for i in range(4)]
@@ -59,17 +59,7 @@ def _worker(store: Store, clock: Clock, channel: BatchChannel, visited: list[str
             return VisitOutcome("migrated")
         return VisitOutcome(POLICY_STATE, next_due=clock.now() + HELD)
 
-    return Worker(
-        store,
-        visit,
-        owner="worker-a",
-        leases=ClaimLeases(store, ttl_seconds=60),
-        clock=clock,
-        actor="admin",
-        lock=store.coordinator_lock(),
-        concurrency=2,
-        channels=lambda _wave: channel,
-    )
+    return make_worker(store, clock, visit, channels=lambda _wave: channel)
 
 
 def _drive(worker: Worker, rounds: int = 40) -> None:
