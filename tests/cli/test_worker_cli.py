@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from migrator.cli import app
@@ -23,10 +24,13 @@ def _store(state: Path) -> Store:
     return store
 
 
-def test_a_second_worker_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
-    """SQLite serves one worker process: while one holds the coordinator lock, another exits 2 saying why."""
+@pytest.mark.parametrize("holder", ["coordinator_lock", "run_lock"], ids=["another worker", "a run"])
+def test_a_worker_beside_another_worker_or_a_run_on_one_sqlite_store_is_refused(tmp_path: Path, holder: str) -> None:
+    """SQLite serves one worker process, and none beside `run` or `resume` (both would open batches and keep gates
+    for the same waves): while another worker holds the coordinator lock, or a run the run lock, a worker exits 2
+    saying why."""
     with _store(tmp_path / "state") as store:
-        held = store.coordinator_lock()
+        held = getattr(store, holder)()
         assert held.lead()
         try:
             result = runner.invoke(app, ["worker", "--drain", "--state", str(tmp_path / "state")], env=ENV)
@@ -34,20 +38,6 @@ def test_a_second_worker_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
             held.close()
     assert result.exit_code == ExitCode.INPUT, result.output
     assert "another migrator process works the SQLite store" in result.output and "PostgreSQL" in result.output
-
-
-def test_a_worker_beside_a_run_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
-    """While `run` or `resume` drives waves of a SQLite store (its run lock), a worker there exits 2: both would
-    open batches and keep gates for the same waves."""
-    with _store(tmp_path / "state") as store:
-        running = store.run_lock()
-        assert running.lead()
-        try:
-            result = runner.invoke(app, ["worker", "--drain", "--state", str(tmp_path / "state")], env=ENV)
-        finally:
-            running.close()
-    assert result.exit_code == ExitCode.INPUT, result.output
-    assert "another migrator process works the SQLite store" in result.output
 
 
 def test_run_and_resume_beside_a_worker_on_one_sqlite_store_are_refused(tmp_path: Path) -> None:
