@@ -18,6 +18,10 @@ states it follows and what the user's record must hold) deletes exactly that key
   re-reading the user's methods (the key gone: removed; still there: not removed, and a new attempt follows),
   never by sending the DELETE blindly again.
 
+A result reached without a DELETE (the key ``left``, or ``failed`` because Entra ID could not be read) is journalled
+as a finished entry too, once while it stays the same, so the report says what happened instead of "not
+attempted".
+
 The same code runs after each visit of a wave whose playbook sets ``entra: {remove_stale_hello_keys: true}`` and in
 bulk with ``migrator entra cleanup --wave W``. What it did is in the journal; :func:`key_status` reads it back for
 the report.
@@ -139,13 +143,17 @@ class StaleKeyCleanup:
         try:
             entra_user = self.graph.user_by_sid(sid) if sid else None
             if entra_user is None:
-                return self._left(device, user, key_id, f"no Entra ID user has the SID {sid or '(unknown)'}")
+                return self._left(device, user, key_id, f"no Entra ID user has the SID {sid or '(unknown)'}", mine)
             methods = self.graph.hello_methods(str(entra_user["id"]), expand_device=True)
         except (CloudCredentialsError, CloudAccessDenied):
             raise  # the app's credentials or permissions: the same for every user, the caller says what to fix
         except CloudError as err:
             log.warning("stale key not removed: Entra ID cannot be read", error=err.detail)
-            return KeyCleanup(device, user, key_id, "failed", f"{type(err).__name__}: {err.detail}")
+            detail = f"Entra ID cannot be read: {type(err).__name__}: {err.detail}"
+            if any(e.status == "intent" for e in mine):
+                # A DELETE still in doubt is the truer record: the next cleanup re-reads and resolves it.
+                return KeyCleanup(device, user, key_id, "failed", detail)
+            return self._settled(device, user, key_id, "failed", detail, mine)
         ids = [str(m.get("id", "")).lower() for m in methods]
         for entry in mine:
             if entry.status == "intent":  # a DELETE whose answer was not recorded: the tenant says what happened
@@ -182,6 +190,7 @@ class StaleKeyCleanup:
                 user,
                 key_id,
                 f"the key was registered from device {stale_device}, not this device ({device_id})",
+                mine,
             )
         others = [m for m in methods if m is not stale and _same_device(m, stale, device_id)]
         if not others:
@@ -191,6 +200,7 @@ class StaleKeyCleanup:
                 key_id,
                 "no other Hello key of the user is registered from this device: "
                 "the new key is not there yet, so the old one is kept",
+                mine,
             )
         return self._record(device, user, key_id, "removed", "", mine, ids, entra_user, send=True)
 
@@ -243,9 +253,24 @@ class StaleKeyCleanup:
         self._audit(device, user, status, key_id, ids, status in ("removed", "already_gone"))
         return KeyCleanup(device, user, key_id, status, detail)
 
-    def _left(self, device: str, user: str, key_id: str, why: str) -> KeyCleanup:
+    def _left(self, device: str, user: str, key_id: str, why: str, mine: Sequence[JournalEntry]) -> KeyCleanup:
         get_logger("cloud.cleanup", device=device, user=user).warning("stale key left in Entra ID", reason=why)
-        return KeyCleanup(device, user, key_id, "left", why)
+        return self._settled(device, user, key_id, "left", why, mine)
+
+    def _settled(
+        self, device: str, user: str, key_id: str, status: Status, detail: str, mine: Sequence[JournalEntry]
+    ) -> KeyCleanup:
+        """A result reached without a DELETE (the key left, or Entra ID unreadable), journalled like one so that the
+        report says so rather than "not attempted": the device is final, no visit tries again, and the operator's
+        remedy is ``migrator entra cleanup``. Recorded once while it stays the same (a cleanup after every visit
+        would otherwise add the same entry each time)."""
+        if key_status(mine, user) != (status, detail):
+            attempt = len(mine) + 1
+            entry = self.store.intent(
+                device, STEP.name, attempt, {"key_id": key_id}, key=f"{device}/{user}/{STEP.name}/{attempt}", user=user
+            )
+            self.store.outcome(entry.id, {"status": status, "detail": detail}, ok=status != "failed")
+        return KeyCleanup(device, user, key_id, status, detail)
 
     def _audit(self, device: str, user: str, what: str, key_id: str, before: list[Any], gone: bool) -> None:
         after: list[Any] = [i for i in before if i != key_id] if gone else before

@@ -157,6 +157,36 @@ def test_an_in_doubt_removal_is_resolved_by_re_reading(migrated: Migrated) -> No
         assert _method_ids(m, user) == [normal_key_id(user.container.key_id)]  # type: ignore[union-attr]
 
 
+def test_a_key_left_is_journalled_once_and_reported(migrated: Migrated) -> None:
+    """No new key registered from the device yet: the old one is left, and that result is journalled (once, however
+    often the cleanup runs) so the report says 'left' and why, not 'not attempted'; once the new key is there, the
+    next cleanup removes the old one."""
+    m = migrated
+    device, user = m.users()[0]
+    new_key = normal_key_id(user.container.key_id)  # type: ignore[union-attr]
+    method = next(x for x in m.tenant.hello_methods(user) if x.id == new_key)
+    m.tenant.delete_hello_method(user, new_key)
+    old_key = m.old_keys[user.sid]
+    for _ in range(2):
+        with m.graph() as graph:
+            results = StaleKeyCleanup(m.store, graph, actor="tester").device(device.name)
+        [result] = [r for r in results if r.key_id == old_key]
+        assert result.status == "left" and "no other Hello key" in result.detail
+    entries = [e for e in m.store.journal_entries(device.name) if e.step == STEP.name and e.user == result.user]
+    assert [(e.status, e.outcome["status"]) for e in entries] == [("done", "left")]  # type: ignore[index]
+    [row] = [
+        c
+        for c in collect_report(m.store, "pilot").deleted_containers
+        if c.device == device.name and c.user == result.user
+    ]
+    assert row.entra_key == "left" and "no other Hello key" in row.entra_detail
+    m.tenant.state.hello_methods.append(method)  # the new key registers
+    with m.graph() as graph:
+        results = StaleKeyCleanup(m.store, graph, actor="tester").device(device.name)
+    assert [r.status for r in results if r.key_id == old_key] == ["removed"]
+    assert _method_ids(m, user) == [new_key]
+
+
 def test_cli_cleans_up_a_wave_in_bulk(migrated: Migrated) -> None:
     """`migrator entra cleanup --wave pilot` with lab up's files: every stale key removed, exit 0, requests shown."""
     m = migrated
