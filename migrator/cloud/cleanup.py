@@ -217,11 +217,8 @@ class StaleKeyCleanup:
         *,
         send: bool,
     ) -> KeyCleanup:
-        attempt = len(mine) + 1
         payload = {"key_id": key_id, "entra_user": str(entra_user.get("id", "")), "methods_before": ids}
-        entry = self.store.intent(
-            device, STEP.name, attempt, payload, key=f"{device}/{user}/{STEP.name}/{attempt}", user=user
-        )
+        entry = self._intent(device, user, payload, mine)
         if send:
             try:
                 self.graph.delete_hello_method(str(entra_user["id"]), key_id)
@@ -253,6 +250,13 @@ class StaleKeyCleanup:
         self._audit(device, user, status, key_id, ids, status in ("removed", "already_gone"))
         return KeyCleanup(device, user, key_id, status, detail)
 
+    def _intent(self, device: str, user: str, payload: dict[str, Any], mine: Sequence[JournalEntry]) -> JournalEntry:
+        """The user's next attempt at the step, journalled (its idempotency key names the attempt)."""
+        attempt = len(mine) + 1
+        return self.store.intent(
+            device, STEP.name, attempt, payload, key=f"{device}/{user}/{STEP.name}/{attempt}", user=user
+        )
+
     def _left(self, device: str, user: str, key_id: str, why: str, mine: Sequence[JournalEntry]) -> KeyCleanup:
         get_logger("cloud.cleanup", device=device, user=user).warning("stale key left in Entra ID", reason=why)
         return self._settled(device, user, key_id, "left", why, mine)
@@ -265,10 +269,7 @@ class StaleKeyCleanup:
         remedy is ``migrator entra cleanup``. Recorded once while it stays the same (a cleanup after every visit
         would otherwise add the same entry each time)."""
         if key_status(mine, user) != (status, detail):
-            attempt = len(mine) + 1
-            entry = self.store.intent(
-                device, STEP.name, attempt, {"key_id": key_id}, key=f"{device}/{user}/{STEP.name}/{attempt}", user=user
-            )
+            entry = self._intent(device, user, {"key_id": key_id}, mine)
             self.store.outcome(entry.id, {"status": status, "detail": detail}, ok=status != "failed")
         return KeyCleanup(device, user, key_id, status, detail)
 
